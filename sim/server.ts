@@ -1,0 +1,379 @@
+// The simulated GPU backend: an OpenAI-compatible /v1/chat/completions server with deterministic
+// output and injectable faults. One shared ticker paces every stream, so a process holds 1,000+
+// concurrent streams without a timer per token.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { completionFor, continuationFor, mulberry32, type Completion } from "./text";
+
+export interface SimOptions {
+  id: string;
+  host: string;
+  port: number;
+  /** Tokens per second of each generation. */
+  tokensPerSecond: number;
+  /** Delay from the start of a generation to its first token. */
+  firstTokenMs: number;
+  /** Generations running at once; more wait in FIFO order, as on a saturated GPU. */
+  maxConcurrency: number;
+  /** Share of requests answered with `failStatus` before the first token. */
+  failRate: number;
+  failStatus: number;
+  /** Retry-After (seconds) sent with injected 429/503 answers. */
+  retryAfterSec?: number;
+  /** Share of streams whose connection is cut mid-way. */
+  disconnectRate: number;
+  /** Share of requests that get headers and then nothing at all. */
+  hangRate: number;
+  /** Seeds the fault dice, so a run is reproducible. */
+  seed: number;
+}
+
+export const DEFAULT_SIM_OPTIONS: SimOptions = {
+  id: "sim",
+  host: "127.0.0.1",
+  port: 9101,
+  tokensPerSecond: 50,
+  firstTokenMs: 20,
+  maxConcurrency: 256,
+  failRate: 0,
+  failStatus: 503,
+  disconnectRate: 0,
+  hangRate: 0,
+  seed: 1,
+};
+
+/** Per-request faults, from the `sim_fault` body field or the `x-sim-fault` header (JSON). */
+export interface SimFault {
+  /** Apply only on the sim with this id. */
+  backend?: string;
+  /** Answer this status before the first token. */
+  status?: number;
+  retry_after?: number;
+  fail_rate?: number;
+  /** Cut the connection after this many tokens. */
+  disconnect_after?: number;
+  /** Send headers, then nothing (after `hang_after` tokens if given). */
+  hang?: boolean;
+  hang_after?: number;
+  ttft_ms?: number;
+  tps?: number;
+  /** From this token on, wait `slow_ms` between tokens. */
+  slow_after?: number;
+  slow_ms?: number;
+}
+
+export interface SimStats {
+  id: string;
+  active: number;
+  waiting: number;
+  peakActive: number;
+  requests: number;
+  completed: number;
+  failedInjected: number;
+  disconnectedInjected: number;
+  hung: number;
+  cancelled: number;
+  tokens: number;
+}
+
+interface Generation {
+  res: http.ServerResponse;
+  completion: Completion;
+  model: string;
+  id: string;
+  created: number;
+  next: number;
+  nextAt: number;
+  intervalMs: number;
+  disconnectAfter?: number;
+  hangAfter?: number;
+  slowAfter?: number;
+  slowMs: number;
+  includeUsage: boolean;
+  promptTokens: number;
+  firstTokenMs: number;
+  done: boolean;
+}
+
+const TICK_MS = 5;
+
+export class SimServer {
+  readonly options: SimOptions;
+  private readonly server: http.Server;
+  private readonly active = new Set<Generation>();
+  private readonly waiting: Generation[] = [];
+  private ticker: ReturnType<typeof setInterval> | undefined;
+  private dice: () => number;
+  private counters = SimServer.zeroCounters();
+
+  constructor(options: Partial<SimOptions> = {}) {
+    this.options = { ...DEFAULT_SIM_OPTIONS, ...options };
+    this.dice = mulberry32(this.options.seed);
+    this.server = http.createServer((req, res) => this.route(req, res));
+    this.server.keepAliveTimeout = 30_000;
+    this.server.maxRequestsPerSocket = 0;
+  }
+
+  private static zeroCounters() {
+    return { peakActive: 0, requests: 0, completed: 0, failedInjected: 0, disconnectedInjected: 0, hung: 0, cancelled: 0, tokens: 0 };
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.port, this.options.host, () => resolve());
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  stats(): SimStats {
+    return { id: this.options.id, active: this.active.size, waiting: this.waiting.length, ...this.counters };
+  }
+
+  resetStats(): void {
+    this.counters = SimServer.zeroCounters();
+  }
+
+  /** Changes process-wide knobs at run time (e.g. take a region down and bring it back). */
+  configure(patch: Partial<SimOptions>): void {
+    Object.assign(this.options, patch);
+    if (patch.seed !== undefined) this.dice = mulberry32(patch.seed);
+  }
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://sim");
+    if (req.method === "GET" && url.pathname === "/stats") return json(res, 200, this.stats());
+    if (req.method === "POST" && url.pathname === "/stats/reset") {
+      this.resetStats();
+      return json(res, 200, this.stats());
+    }
+    if (req.method === "GET" && url.pathname === "/health") return json(res, 200, { ok: true });
+    if (req.method === "GET" && url.pathname === "/v1/models") return json(res, 200, { object: "list", data: [{ id: "sim", object: "model", owned_by: this.options.id }] });
+    if (req.method === "POST" && (url.pathname === "/control" || url.pathname === "/v1/chat/completions")) {
+      readBody(req)
+        .then((body) => (url.pathname === "/control" ? this.control(body, res) : this.chat(req, body, res)))
+        .catch((err: unknown) => json(res, 400, { error: { message: String(err), type: "invalid_request_error" } }));
+      return;
+    }
+    json(res, 404, { error: { message: `no route ${req.method} ${url.pathname}`, type: "invalid_request_error" } });
+  }
+
+  private control(body: string, res: http.ServerResponse): void {
+    this.configure(JSON.parse(body || "{}") as Partial<SimOptions>);
+    json(res, 200, this.options);
+  }
+
+  private chat(req: http.IncomingMessage, raw: string, res: http.ServerResponse): void {
+    this.counters.requests++;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return json(res, 400, { error: { message: "body is not JSON", type: "invalid_request_error" } });
+    }
+    if (!Array.isArray(body.messages) || typeof body.model !== "string") {
+      return json(res, 400, { error: { message: "model and messages are required", type: "invalid_request_error" } });
+    }
+    const fault = this.faultFor(req, body);
+    const o = this.options;
+
+    const failStatus = fault.status ?? (this.dice() < (fault.fail_rate ?? o.failRate) ? o.failStatus : undefined);
+    if (failStatus !== undefined) {
+      this.counters.failedInjected++;
+      const retryAfter = fault.retry_after ?? o.retryAfterSec;
+      res.setHeader("content-type", "application/json");
+      if (retryAfter !== undefined && (failStatus === 429 || failStatus === 503)) res.setHeader("retry-after", String(retryAfter));
+      res.writeHead(failStatus);
+      res.end(JSON.stringify({ error: { message: `sim ${o.id}: injected ${failStatus}`, type: "server_error", code: failStatus } }));
+      return;
+    }
+
+    const messages = body.messages as Array<{ role?: string; content?: unknown }>;
+    const seed = typeof body.seed === "number" ? body.seed : undefined;
+    const maxTokens = (body.max_completion_tokens ?? body.max_tokens) as number | undefined;
+    const last = messages[messages.length - 1];
+    const completion =
+      body.continue_final_message === true && last?.role === "assistant"
+        ? continuationFor({ model: body.model, messages: messages.slice(0, -1), seed }, String(last.content ?? ""), maxTokens)
+        : completionFor({ model: body.model, messages, seed, maxTokens });
+
+    const stream = body.stream === true;
+    const hang = fault.hang === true || this.dice() < o.hangRate;
+    const disconnect = fault.disconnect_after ?? (stream && this.dice() < o.disconnectRate ? Math.floor(this.dice() * Math.max(1, completion.tokens.length - 1)) + 1 : undefined);
+    const tps = fault.tps ?? o.tokensPerSecond;
+    const gen: Generation = {
+      res,
+      completion,
+      model: body.model,
+      id: `chatcmpl-sim-${o.id}-${this.counters.requests}`,
+      created: Math.floor(Date.now() / 1000),
+      next: 0,
+      nextAt: 0,
+      intervalMs: 1000 / Math.max(0.001, tps),
+      disconnectAfter: disconnect,
+      hangAfter: hang ? (fault.hang_after ?? 0) : undefined,
+      slowAfter: fault.slow_after,
+      slowMs: fault.slow_ms ?? 0,
+      includeUsage: (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
+      promptTokens: Math.ceil(JSON.stringify(messages).length / 4),
+      firstTokenMs: fault.ttft_ms ?? o.firstTokenMs,
+      done: false,
+    };
+    res.on("close", () => {
+      if (gen.done) return;
+      gen.done = true;
+      this.counters.cancelled++;
+      this.finish(gen);
+    });
+    if (stream) {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      res.flushHeaders();
+    }
+    this.waiting.push(gen);
+    this.schedule();
+  }
+
+  private faultFor(req: http.IncomingMessage, body: Record<string, unknown>): SimFault {
+    const header = req.headers["x-sim-fault"];
+    let fault: SimFault = {};
+    try {
+      if (typeof header === "string" && header) fault = JSON.parse(header) as SimFault;
+    } catch {
+      /* an unparsable header injects nothing */
+    }
+    if (body.sim_fault && typeof body.sim_fault === "object") fault = { ...fault, ...(body.sim_fault as SimFault) };
+    if (fault.backend !== undefined && fault.backend !== this.options.id) return {};
+    return fault;
+  }
+
+  /** Starts waiting generations while there is capacity, and keeps the ticker running while needed. */
+  private schedule(): void {
+    const now = performance.now();
+    while (this.active.size < this.options.maxConcurrency && this.waiting.length) {
+      const gen = this.waiting.shift()!;
+      if (gen.done) continue;
+      gen.nextAt = now + gen.firstTokenMs;
+      this.active.add(gen);
+    }
+    this.counters.peakActive = Math.max(this.counters.peakActive, this.active.size);
+    if (this.active.size && !this.ticker) this.ticker = setInterval(() => this.tick(), TICK_MS);
+    if (!this.active.size && this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    for (const gen of this.active) {
+      while (!gen.done && gen.nextAt <= now) this.step(gen, now);
+    }
+    this.schedule();
+  }
+
+  /** Emits the next token of `gen` (or its end, or its injected fault). */
+  private step(gen: Generation, now: number): void {
+    const { res, completion } = gen;
+    const streaming = res.headersSent;
+    if (gen.hangAfter !== undefined && gen.next >= gen.hangAfter) {
+      // Hang: stop pacing this generation; it ends only when the client gives up.
+      if (gen.nextAt !== Number.POSITIVE_INFINITY) this.counters.hung++;
+      gen.nextAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    if (gen.disconnectAfter !== undefined && gen.next >= gen.disconnectAfter) {
+      gen.done = true;
+      this.counters.disconnectedInjected++;
+      res.socket?.destroy();
+      this.finish(gen);
+      return;
+    }
+    if (!streaming) {
+      // Non-streaming: the whole answer at once when the generation would have finished.
+      if (gen.next < completion.tokens.length) {
+        gen.next = completion.tokens.length;
+        gen.nextAt = now + gen.intervalMs * completion.tokens.length;
+        return;
+      }
+      gen.done = true;
+      this.counters.tokens += completion.tokens.length;
+      this.counters.completed++;
+      json(res, 200, {
+        id: gen.id,
+        object: "chat.completion",
+        created: gen.created,
+        model: gen.model,
+        choices: [{ index: 0, message: { role: "assistant", content: completion.tokens.join("") }, finish_reason: completion.finishReason, logprobs: null }],
+        usage: this.usage(gen),
+      });
+      this.finish(gen);
+      return;
+    }
+    if (gen.next === 0) this.send(gen, { role: "assistant", content: "" }, null);
+    if (gen.next < completion.tokens.length) {
+      this.send(gen, { content: completion.tokens[gen.next] }, null);
+      gen.next++;
+      this.counters.tokens++;
+      const slow = gen.slowAfter !== undefined && gen.next >= gen.slowAfter ? gen.slowMs : 0;
+      gen.nextAt += gen.intervalMs + slow;
+      if (gen.next < completion.tokens.length) return;
+    }
+    this.send(gen, {}, completion.finishReason);
+    if (gen.includeUsage) res.write(`data: ${JSON.stringify({ id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [], usage: this.usage(gen) })}\n\n`);
+    res.end("data: [DONE]\n\n");
+    gen.done = true;
+    this.counters.completed++;
+    this.finish(gen);
+  }
+
+  private send(gen: Generation, delta: Record<string, unknown>, finishReason: string | null): void {
+    const chunk = { id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] };
+    gen.res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  }
+
+  private usage(gen: Generation) {
+    return { prompt_tokens: gen.promptTokens, completion_tokens: gen.completion.tokens.length, total_tokens: gen.promptTokens + gen.completion.tokens.length };
+  }
+
+  private finish(gen: Generation): void {
+    this.active.delete(gen);
+    const i = this.waiting.indexOf(gen);
+    if (i >= 0) this.waiting.splice(i, 1);
+  }
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+const MAX_SIM_BODY_BYTES = 8 * 1024 * 1024;
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on("data", (part: Buffer) => {
+      size += part.length;
+      if (size > MAX_SIM_BODY_BYTES) {
+        reject(new Error("body too large"));
+        req.destroy();
+        return;
+      }
+      parts.push(part);
+    });
+    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    req.on("error", reject);
+  });
+}

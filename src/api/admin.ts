@@ -1,0 +1,69 @@
+// Admin API: tenant configs and keys in KV, live stats from the tenant's gate, dead letters from D1.
+import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
+import { z } from "zod";
+import type { AppEnv } from "./context";
+import { adminAuth } from "./auth";
+import { errorResponse } from "./errors";
+import { jsonBody, validJson } from "./validation";
+import { TenantConfigSchema } from "../config/schema";
+import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, readTenantConfig, writeTenantConfig } from "../config/store";
+import { listDeadLetters } from "../observe/dead-letters";
+import type { Env } from "../env";
+
+const KeySchema = z.object({
+  key: z.string().min(16, "keys must be at least 16 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
+});
+
+const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
+  if (!TENANT_ID_PATTERN.test(c.req.param("tenant") ?? ""))
+    return errorResponse(400, "invalid_tenant_id", "Tenant ids are 1-63 characters: lowercase letters, digits, '_' and '-', starting with a letter or digit.");
+  await next();
+});
+
+const gateOf = (env: Env, tenant: string) => env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+
+export const adminRoute = new Hono<AppEnv>()
+  .use("*", adminAuth)
+  .use("/tenants/:tenant", validTenantId)
+  .use("/tenants/:tenant/*", validTenantId)
+  .put("/tenants/:tenant", jsonBody, validJson(TenantConfigSchema), async (c) => {
+    const tenant = c.req.param("tenant");
+    const config = c.req.valid("json");
+    await writeTenantConfig(c.env, tenant, config);
+    await gateOf(c.env, tenant).applyConfig(tenant, config);
+    return c.json(config);
+  })
+  .get("/tenants/:tenant", async (c) => {
+    const config = await readTenantConfig(c.env, c.req.param("tenant"));
+    return config ? c.json(config) : errorResponse(404, "tenant_not_found", `No tenant "${c.req.param("tenant")}".`);
+  })
+  .delete("/tenants/:tenant", async (c) => {
+    const tenant = c.req.param("tenant");
+    if (!(await deleteTenant(c.env, tenant))) return errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
+    await gateOf(c.env, tenant).applyConfig(tenant, null);
+    return c.json({ deleted: tenant });
+  })
+  .post("/tenants/:tenant/keys", jsonBody, validJson(KeySchema), async (c) => {
+    const tenant = c.req.param("tenant");
+    if (!(await readTenantConfig(c.env, tenant))) return errorResponse(404, "tenant_not_found", `No tenant "${tenant}"; PUT its config first.`);
+    const { key } = c.req.valid("json");
+    const added = await addTenantKey(c.env, tenant, key);
+    if (!added.ok && added.reason === "taken") return errorResponse(409, "key_taken", "This key belongs to another tenant; choose another.");
+    if (!added.ok) return errorResponse(409, "key_limit", "This tenant has the maximum number of keys.");
+    // The key is shown this once; only its SHA-256 hash is stored.
+    return c.json({ tenant, key }, 201);
+  })
+  .get("/tenants/:tenant/stats", async (c) => {
+    const tenant = c.req.param("tenant");
+    if (!(await readTenantConfig(c.env, tenant))) return errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
+    return c.json(await gateOf(c.env, tenant).stats());
+  })
+  .get("/tenants/:tenant/dead-letters", async (c) => {
+    const limit = Number(c.req.query("limit") ?? "100");
+    const before = c.req.query("before");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
+    if (before !== undefined && !/^\d+$/.test(before)) return errorResponse(400, "invalid_before", "before must be a dead letter id.");
+    const items = await listDeadLetters(c.env.DB, c.req.param("tenant"), limit, before === undefined ? undefined : Number(before));
+    return c.json({ object: "list", data: items, next_before: items.length === limit ? items[items.length - 1]!.id : null });
+  });

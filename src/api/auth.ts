@@ -1,0 +1,39 @@
+// Authentication: tenant API keys for /v1, the ADMIN_TOKEN secret for /admin.
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "./context";
+import { errorResponse } from "./errors";
+import { readTenantConfig, tenantForKey } from "../config/store";
+
+function bearer(header: string | undefined): string | null {
+  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
+  return match ? match[1]! : null;
+}
+
+/** Resolves the tenant from `Authorization: Bearer <key>` and loads its config. */
+export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
+  const key = bearer(c.req.header("authorization"));
+  if (!key) return errorResponse(401, "missing_api_key", "Missing API key: send it as 'Authorization: Bearer <key>'.");
+  const tenant = await tenantForKey(c.env, key);
+  const config = tenant ? await readTenantConfig(c.env, tenant) : null;
+  if (!tenant || !config) return errorResponse(401, "invalid_api_key", "Invalid API key.");
+  c.set("tenant", tenant);
+  c.set("config", config);
+  await next();
+});
+
+/** Admin routes: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. */
+export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
+  const expected = c.env.ADMIN_TOKEN;
+  if (!expected) return errorResponse(401, "admin_disabled", "The admin API is disabled: the ADMIN_TOKEN secret is not set.");
+  const given = bearer(c.req.header("authorization"));
+  if (!given) return errorResponse(401, "missing_admin_token", "Missing admin token: send it as 'Authorization: Bearer <ADMIN_TOKEN>'.");
+  if (!(await constantTimeEqual(given, expected))) return errorResponse(401, "invalid_admin_token", "Invalid admin token.");
+  await next();
+});
+
+/** Compares digests, so neither the length nor the content of the secret leaks through timing. */
+async function constantTimeEqual(a: string, b: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [da, db] = await Promise.all([crypto.subtle.digest("SHA-256", enc.encode(a)), crypto.subtle.digest("SHA-256", enc.encode(b))]);
+  return crypto.subtle.timingSafeEqual(da, db);
+}

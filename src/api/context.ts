@@ -1,0 +1,12 @@
+import type { Env } from "../env";
+import type { TenantConfig } from "../config/schema";
+
+/** Hono's typing of sluice's app: bindings, and what middleware puts on the context. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    requestId: string;
+    tenant: string;
+    config: TenantConfig;
+  };
+}

@@ -1,0 +1,113 @@
+// Tenant configuration: the contract of DESIGN.md, validated with zod. Field names are fixed;
+// every field beyond `backends` and `models` has a default so a minimal config is valid.
+import { z } from "zod";
+
+const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
+const id = z.string().regex(idPattern, "must be 1-64 characters of letters, digits, '.', '_' or '-'");
+
+export const BackendSchema = z.object({
+  id,
+  region: z.string().min(1).max(64),
+  url: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//.test(u), "must be an http(s) URL")
+    .transform((u) => u.replace(/\/+$/, "")),
+  model: z.string().min(1).max(256),
+  apiKey: z.string().min(1).max(4096).optional(),
+  maxConcurrency: z.number().int().positive().max(100_000).default(32),
+  /** Accepts a continuation request (vLLM's continue_final_message) to resume a broken stream. */
+  resume: z.boolean().default(false),
+  /** Context window in tokens; prompts estimated longer than this skip the backend. */
+  contextTokens: z.number().int().positive().optional(),
+  /** Coordinates, for regions not in sluice's built-in table. */
+  lat: z.number().min(-90).max(90).optional(),
+  lon: z.number().min(-180).max(180).optional(),
+});
+
+export const ModelRouteSchema = z.object({
+  route: z.array(id).min(1).max(32),
+  fallbacks: z.array(id).max(8).default([]),
+  /** "nearest": order backends by distance to the request's colo; "pinned": as listed. */
+  order: z.enum(["nearest", "pinned"]).default("nearest"),
+  /** Requests asking for more than `maxTokens` output tokens go to alias `to` instead. */
+  tokenBudget: z.object({ maxTokens: z.number().int().positive(), to: id }).optional(),
+});
+
+export const LimitsSchema = z.object({
+  maxConcurrency: z.number().int().positive().max(100_000).default(64),
+  maxQueue: z.number().int().nonnegative().max(100_000).default(256),
+  maxQueueWaitMs: z.number().int().positive().max(600_000).default(10_000),
+  /** Largest accepted request body, in bytes. */
+  maxBodyBytes: z.number().int().positive().max(10_000_000).default(1_000_000),
+});
+
+export const RetrySchema = z.object({
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+  baseDelayMs: z.number().int().nonnegative().max(60_000).default(50),
+  maxDelayMs: z.number().int().nonnegative().max(120_000).default(5_000),
+  budgetRatio: z.number().min(0).max(10).default(0.2),
+  /** Retries always allowed per budget window, so a quiet tenant can still retry. */
+  budgetMinRetries: z.number().int().nonnegative().max(10_000).default(10),
+  budgetWindowMs: z.number().int().positive().max(3_600_000).default(10_000),
+});
+
+export const BreakerSchema = z.object({
+  failureRate: z.number().gt(0).max(1).default(0.5),
+  minRequests: z.number().int().positive().max(100_000).default(5),
+  windowMs: z.number().int().positive().max(3_600_000).default(30_000),
+  cooldownMs: z.number().int().positive().max(3_600_000).default(5_000),
+  maxCooldownMs: z.number().int().positive().max(3_600_000).default(60_000),
+  consecutiveFailures: z.number().int().positive().max(1_000).default(5),
+  halfOpenProbes: z.number().int().positive().max(100).default(1),
+});
+
+export const TimeoutsSchema = z.object({
+  connectMs: z.number().int().positive().max(600_000).default(3_000),
+  firstTokenMs: z.number().int().positive().max(600_000).default(15_000),
+  idleMs: z.number().int().positive().max(600_000).default(10_000),
+  totalMs: z.number().int().positive().max(3_600_000).default(600_000),
+});
+
+export const TenantConfigSchema = z
+  .object({
+    backends: z.array(BackendSchema).min(1).max(64),
+    models: z.record(id, ModelRouteSchema),
+    limits: LimitsSchema.default(LimitsSchema.parse({})),
+    retry: RetrySchema.default(RetrySchema.parse({})),
+    breaker: BreakerSchema.default(BreakerSchema.parse({})),
+    timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
+  })
+  .superRefine((cfg, ctx) => {
+    const backendIds = new Set<string>();
+    cfg.backends.forEach((b, i) => {
+      if (backendIds.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate backend id "${b.id}"` });
+      backendIds.add(b.id);
+    });
+    if (Object.keys(cfg.models).length === 0) ctx.addIssue({ code: "custom", path: ["models"], message: "define at least one model alias" });
+    for (const [alias, m] of Object.entries(cfg.models)) {
+      m.route.forEach((b, i) => {
+        if (!backendIds.has(b)) ctx.addIssue({ code: "custom", path: ["models", alias, "route", i], message: `unknown backend "${b}"` });
+      });
+      m.fallbacks.forEach((f, i) => {
+        if (!(f in cfg.models)) ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: `unknown model alias "${f}"` });
+        if (f === alias) ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: "a model cannot fall back to itself" });
+      });
+      if (m.tokenBudget && !(m.tokenBudget.to in cfg.models))
+        ctx.addIssue({ code: "custom", path: ["models", alias, "tokenBudget", "to"], message: `unknown model alias "${m.tokenBudget.to}"` });
+    }
+    if (cfg.retry.maxDelayMs < cfg.retry.baseDelayMs)
+      ctx.addIssue({ code: "custom", path: ["retry", "maxDelayMs"], message: "must be at least baseDelayMs" });
+  });
+
+export type TenantConfig = z.output<typeof TenantConfigSchema>;
+export type TenantConfigInput = z.input<typeof TenantConfigSchema>;
+export type BackendConfig = TenantConfig["backends"][number];
+export type ModelRoute = TenantConfig["models"][string];
+
+/** Turns zod issues into one readable sentence: "backends.0.url: must be an http(s) URL; ...". */
+export function describeIssues(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }, limit = 5): string {
+  const parts = error.issues.slice(0, limit).map((i) => (i.path.length ? `${i.path.map(String).join(".")}: ${i.message}` : i.message));
+  if (error.issues.length > limit) parts.push(`and ${error.issues.length - limit} more`);
+  return parts.join("; ");
+}

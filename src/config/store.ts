@@ -1,0 +1,85 @@
+// Tenant configs and API keys in KV, memoised per isolate for CONFIG_CACHE_TTL_SECONDS.
+//   tenant:<id>        the tenant's config (JSON, as validated)
+//   key:<sha256 hex>   the tenant id an API key belongs to (keys are never stored in clear)
+//   tenant-keys:<id>   the key hashes of a tenant, so deleting a tenant revokes them
+import { TenantConfigSchema, type TenantConfig } from "./schema";
+import { TtlCache } from "./cache";
+
+interface StoreEnv {
+  CONFIG: KVNamespace;
+  CONFIG_CACHE_TTL_SECONDS?: string;
+}
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** A tenant may hold this many API keys at once. */
+export const MAX_KEYS_PER_TENANT = 100;
+
+const configs = new TtlCache<TenantConfig | null>(1_000);
+const keyOwners = new TtlCache<string | null>(10_000);
+
+function ttlMs(env: StoreEnv): number {
+  const seconds = Number(env.CONFIG_CACHE_TTL_SECONDS ?? "5");
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 5000;
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function readTenantConfig(env: StoreEnv, tenant: string): Promise<TenantConfig | null> {
+  const cached = configs.get(tenant);
+  if (cached !== undefined) return cached;
+  const raw = await env.CONFIG.get(`tenant:${tenant}`, "json");
+  // Re-parse so configs stored before a new field existed get its default.
+  const parsed = raw === null ? null : TenantConfigSchema.safeParse(raw);
+  const config = parsed?.success ? parsed.data : null;
+  configs.set(tenant, config, ttlMs(env));
+  return config;
+}
+
+export async function writeTenantConfig(env: StoreEnv, tenant: string, config: TenantConfig): Promise<void> {
+  await env.CONFIG.put(`tenant:${tenant}`, JSON.stringify(config));
+  configs.set(tenant, config, ttlMs(env));
+}
+
+/** Deletes the tenant's config and revokes all its keys. Returns whether it existed. */
+export async function deleteTenant(env: StoreEnv, tenant: string): Promise<boolean> {
+  const existed = (await env.CONFIG.get(`tenant:${tenant}`)) !== null;
+  const hashes = ((await env.CONFIG.get(`tenant-keys:${tenant}`, "json")) as string[] | null) ?? [];
+  await Promise.all([
+    ...hashes.map((h) => env.CONFIG.delete(`key:${h}`)),
+    env.CONFIG.delete(`tenant-keys:${tenant}`),
+    env.CONFIG.delete(`tenant:${tenant}`),
+  ]);
+  for (const h of hashes) keyOwners.delete(h);
+  configs.delete(tenant);
+  return existed;
+}
+
+export type AddKeyResult = { ok: true } | { ok: false; reason: "taken" | "limit" };
+
+export async function addTenantKey(env: StoreEnv, tenant: string, key: string): Promise<AddKeyResult> {
+  const hash = await sha256Hex(key);
+  const owner = await env.CONFIG.get(`key:${hash}`);
+  if (owner !== null && owner !== tenant) return { ok: false, reason: "taken" };
+  const hashes = ((await env.CONFIG.get(`tenant-keys:${tenant}`, "json")) as string[] | null) ?? [];
+  if (!hashes.includes(hash)) {
+    if (hashes.length >= MAX_KEYS_PER_TENANT) return { ok: false, reason: "limit" };
+    hashes.push(hash);
+    await env.CONFIG.put(`tenant-keys:${tenant}`, JSON.stringify(hashes));
+  }
+  await env.CONFIG.put(`key:${hash}`, tenant);
+  keyOwners.set(hash, tenant, ttlMs(env));
+  return { ok: true };
+}
+
+/** The tenant an API key belongs to, or null. */
+export async function tenantForKey(env: StoreEnv, key: string): Promise<string | null> {
+  const hash = await sha256Hex(key);
+  const cached = keyOwners.get(hash);
+  if (cached !== undefined) return cached;
+  const owner = await env.CONFIG.get(`key:${hash}`);
+  keyOwners.set(hash, owner, ttlMs(env));
+  return owner;
+}

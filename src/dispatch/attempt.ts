@@ -1,0 +1,220 @@
+// One upstream call: POST {backend}/chat/completions with stream: true, then the SSE events one by
+// one, each read under the timeout that applies at that point (first token, then idle, always the
+// request's total deadline). Any timeout aborts the upstream fetch, which cancels the generation.
+import { EventSourceParserStream } from "eventsource-parser/stream";
+import type { AttemptGrant, Timeouts } from "../gate/protocol";
+import { parseRetryAfter } from "./backoff";
+
+/** Why an attempt failed; `retryable` false means another backend would fail the same way. */
+export class AttemptError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryable: boolean,
+    readonly httpStatus?: number,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A parsed chunk from the backend, with what the relay needs to know about it. */
+export interface UpstreamChunk {
+  /** The chunk object as the backend sent it. */
+  raw: Record<string, unknown> & { choices?: Array<Record<string, unknown> & { delta?: Record<string, unknown> }> };
+  /** Text content of this chunk ("" if none). */
+  content: string;
+  /** Carries generated output (content, tool calls, or a finish reason): counts as a token. */
+  isToken: boolean;
+  finishReason: string | null;
+}
+
+export type UpstreamEvent = { kind: "chunk"; chunk: UpstreamChunk } | { kind: "done" };
+
+export interface AttemptRequest {
+  grant: AttemptGrant;
+  /** The client's request body (validated), sent on with the backend's model name. */
+  body: Record<string, unknown>;
+  /** Text already delivered, for a continuation. */
+  partialText: string;
+  /** Content chunks already delivered, to shrink max_tokens on a continuation. */
+  deliveredTokens: number;
+  timeouts: Timeouts;
+  /** Absolute time (ms) by which the whole request must be done. */
+  deadline: number;
+  /** Aborts the attempt when the client goes away. */
+  signal: AbortSignal;
+}
+
+const MAX_ERROR_BODY_BYTES = 2048;
+
+export class UpstreamAttempt {
+  private readonly abort = new AbortController();
+  private reader: ReadableStreamDefaultReader<{ data: string; event?: string }> | null = null;
+  private sawToken = false;
+  private sawFinish = false;
+  private readonly onClientAbort = () => this.abort.abort(new AttemptError("client_disconnected", "The client went away.", false));
+  readonly startedAt = Date.now();
+  ttftMs: number | undefined;
+
+  constructor(private readonly req: AttemptRequest) {}
+
+  /** Sends the request and waits for response headers (connect timeout). */
+  async open(): Promise<void> {
+    const { grant, timeouts } = this.req;
+    if (this.req.signal.aborted) this.onClientAbort();
+    this.req.signal.addEventListener("abort", this.onClientAbort, { once: true });
+
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
+    if (grant.backend.apiKey) headers.authorization = `Bearer ${grant.backend.apiKey}`;
+    const response = await this.withTimeout(
+      fetch(`${grant.backend.url}/chat/completions`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(this.upstreamBody()),
+        signal: this.abort.signal,
+      }),
+      Math.min(timeouts.connectMs, this.remaining()),
+      "connect_timeout",
+      `No response headers from ${grant.backend.id} within ${timeouts.connectMs} ms.`,
+    ).catch((err: unknown) => {
+      throw err instanceof AttemptError ? err : new AttemptError("connect_error", `Could not reach ${grant.backend.id}: ${String(err)}`, true);
+    });
+
+    if (!response.ok) throw await this.httpError(response);
+    if (!response.body) throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, response.status);
+    this.reader = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+  }
+
+  /** The next event, under the first-token or idle timeout. */
+  async next(): Promise<UpstreamEvent> {
+    const { timeouts, grant } = this.req;
+    const budget = this.sawToken ? timeouts.idleMs : Math.max(0, this.startedAt + timeouts.firstTokenMs - Date.now());
+    const [code, what] = this.sawToken ? ["idle_timeout", `no token for ${timeouts.idleMs} ms`] : ["first_token_timeout", `no first token within ${timeouts.firstTokenMs} ms`];
+    for (;;) {
+      const { done, value } = await this.withTimeout(this.reader!.read(), Math.min(budget, this.remaining()), code, `${grant.backend.id}: ${what}.`);
+      if (done) {
+        // A finish_reason was sent: the generation ended, only the [DONE] framing is missing.
+        if (this.sawFinish) return { kind: "done" };
+        throw new AttemptError("upstream_truncated", `${grant.backend.id} closed the stream before it finished.`, true);
+      }
+      if (value.data === "[DONE]") return { kind: "done" };
+      if (value.event === "error") throw new AttemptError("upstream_stream_error", `${grant.backend.id} reported an error mid-stream: ${value.data.slice(0, 300)}`, true);
+      let raw: UpstreamChunk["raw"];
+      try {
+        raw = JSON.parse(value.data);
+      } catch {
+        throw new AttemptError("upstream_bad_chunk", `${grant.backend.id} sent a chunk that is not JSON.`, true);
+      }
+      if (raw && typeof raw === "object" && "error" in raw) {
+        throw new AttemptError("upstream_stream_error", `${grant.backend.id} reported an error mid-stream: ${JSON.stringify(raw.error).slice(0, 300)}`, true);
+      }
+      const chunk = describeChunk(raw);
+      if (chunk.finishReason !== null) this.sawFinish = true;
+      if (chunk.isToken && !this.sawToken) {
+        this.sawToken = true;
+        this.ttftMs = Date.now() - this.startedAt;
+      }
+      return { kind: "chunk", chunk };
+    }
+  }
+
+  /** Stops the upstream call (cancelling the generation) unless it already ended. */
+  cancel(): void {
+    this.req.signal.removeEventListener("abort", this.onClientAbort);
+    if (!this.abort.signal.aborted) this.abort.abort(new AttemptError("cancelled", "Attempt cancelled.", false));
+    this.reader?.cancel().catch(() => {});
+  }
+
+  private upstreamBody(): Record<string, unknown> {
+    const { grant, body, partialText, deliveredTokens } = this.req;
+    const out: Record<string, unknown> = { ...body, model: grant.backend.model, stream: true };
+    // The relay needs usage for JSON answers; a streaming client gets usage only if it asked.
+    if (body.stream !== true) out.stream_options = { include_usage: true };
+    if (grant.continuation) {
+      const messages = body.messages as unknown[];
+      out.messages = [...messages, { role: "assistant", content: partialText }];
+      out.continue_final_message = true;
+      out.add_generation_prompt = false;
+      for (const field of ["max_tokens", "max_completion_tokens"] as const) {
+        if (typeof body[field] === "number") out[field] = Math.max(1, (body[field] as number) - deliveredTokens);
+      }
+    }
+    return out;
+  }
+
+  private async httpError(response: Response): Promise<AttemptError> {
+    const id = this.req.grant.backend.id;
+    const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), Date.now());
+    const text = await readPrefix(response, MAX_ERROR_BODY_BYTES);
+    const status = response.status;
+    // 4xx other than 408/429 means the request itself is wrong: no backend will like it better.
+    const retryable = status === 408 || status === 429 || status >= 500;
+    let detail = text;
+    try {
+      const parsed = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
+      detail = (typeof parsed.error === "string" ? parsed.error : parsed.error?.message) ?? parsed.message ?? text;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    return new AttemptError(`upstream_http_${status}`, `${id} answered ${status}${detail ? `: ${detail.slice(0, 500)}` : ""}`, retryable, status, retryAfterMs);
+  }
+
+  private remaining(): number {
+    return Math.max(0, this.req.deadline - Date.now());
+  }
+
+  private withTimeout<T>(promise: Promise<T>, ms: number, code: string, message: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const overall = this.remaining() <= ms;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = overall ? new AttemptError("total_timeout", `The request ran past its total timeout of ${this.req.timeouts.totalMs} ms.`, false) : new AttemptError(code, message, true);
+        this.cancel();
+        reject(err);
+      }, ms);
+    });
+    return Promise.race([promise, timeout])
+      .catch((err: unknown) => {
+        // An abort surfaces as the fetch/reader error; report the reason we aborted with.
+        const reason = this.abort.signal.reason;
+        throw reason instanceof AttemptError ? reason : err;
+      })
+      .finally(() => timer !== undefined && clearTimeout(timer));
+  }
+}
+
+export function describeChunk(raw: UpstreamChunk["raw"]): UpstreamChunk {
+  const choice = Array.isArray(raw.choices) ? raw.choices[0] : undefined;
+  const delta = choice?.delta ?? {};
+  const content = typeof delta.content === "string" ? delta.content : "";
+  const finishReason = typeof choice?.finish_reason === "string" ? choice.finish_reason : null;
+  const hasTools = Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0;
+  return { raw, content, isToken: content.length > 0 || hasTools || finishReason !== null, finishReason };
+}
+
+async function readPrefix(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    /* a broken error body still leaves the status */
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return new TextDecoder().decode(all.subarray(0, maxBytes)).trim();
+}

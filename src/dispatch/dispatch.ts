@@ -1,0 +1,242 @@
+// The dispatch loop, run in the Worker for one admitted request: call the granted backend, relay
+// its chunks to the client sink, and on failure ask the gate for the next attempt (which applies
+// maxAttempts, the retry budget, breakers and backoff). Chunks before the first token are held
+// back, so a failure before it can move to another backend without the client noticing. After
+// tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
+// gets the partial-completion error event.
+import type { AttemptGrant, AttemptReport, RetryResult, SettleOutcome, Timeouts } from "../gate/protocol";
+import type { ClientSink, Failure } from "../stream/sink";
+import { StreamProgress } from "../stream/relay";
+import { AttemptError, UpstreamAttempt, type UpstreamChunk } from "./attempt";
+
+/** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
+export interface GateCalls {
+  retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
+  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome): Promise<void>;
+}
+
+export interface AttemptLogEntry {
+  attempt: number;
+  backendId: string;
+  continuation: boolean;
+  startedAt: number;
+  durationMs: number;
+  outcome: AttemptReport["outcome"];
+  errorCode?: string;
+  errorMessage?: string;
+  httpStatus?: number;
+  chunks: number;
+}
+
+export interface DispatchInput {
+  gate: GateCalls;
+  leaseId: string;
+  grant: AttemptGrant;
+  timeouts: Timeouts;
+  body: Record<string, unknown>;
+  sink: ClientSink;
+  progress: StreamProgress;
+  /** Aborts when the client disconnects. */
+  signal: AbortSignal;
+  deadline: number;
+  /** Called when the serving backend changes (for response headers). */
+  onAttempt?: (grant: AttemptGrant) => void;
+}
+
+export interface DispatchResult {
+  outcome: SettleOutcome;
+  attempts: AttemptLogEntry[];
+  failure?: Failure;
+}
+
+export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
+  const { gate, leaseId, sink, progress, signal } = input;
+  const log: AttemptLogEntry[] = [];
+  let grant = input.grant;
+  let lastReport: AttemptReport | null = null;
+  const end = async (outcome: SettleOutcome, failure?: Failure): Promise<DispatchResult> => {
+    await settleWithRetry(gate, leaseId, lastReport, outcome);
+    return { outcome, attempts: log, failure };
+  };
+
+  for (;;) {
+    input.onAttempt?.(grant);
+    if (grant.delayMs > 0 && !(await sleep(Math.min(grant.delayMs, Math.max(0, input.deadline - Date.now())), signal))) {
+      lastReport = abandonedReport(grant);
+      return end("cancelled");
+    }
+    if (!grant.continuation && progress.tokens > 0) {
+      // Starting over (non-streaming answer on a non-resumable backend): drop what was gathered.
+      progress.restart();
+      sink.reset();
+    }
+    if (grant.continuation && sink.committed) await sink.comment(`resumed backend=${grant.backend.id} at=${progress.tokens}`).catch(() => {});
+    sink.setPhase(progress.tokens > 0 ? "streaming" : "waiting");
+
+    const { report, error } = await runAttempt(input, grant);
+    lastReport = report;
+    log.push({
+      attempt: grant.attempt,
+      backendId: grant.backend.id,
+      continuation: grant.continuation,
+      startedAt: Date.now() - report.durationMs,
+      durationMs: report.durationMs,
+      outcome: report.outcome,
+      errorCode: report.errorCode,
+      errorMessage: report.errorMessage,
+      httpStatus: report.httpStatus,
+      chunks: report.chunks,
+    });
+
+    if (report.outcome === "success") {
+      await sink.finish().catch(() => {});
+      return end("complete");
+    }
+    if (report.outcome === "cancelled") return end("cancelled");
+    if (report.outcome === "client_error") {
+      // The backend rejected the request itself (a 4xx): pass its verdict on, no retry.
+      const failure: Failure = { status: clientStatus(report.httpStatus), code: report.errorCode ?? "upstream_rejected", message: report.errorMessage ?? "The backend rejected the request." };
+      await sink.fail(failure, progress.tokens).catch(() => {});
+      return end(progress.tokens > 0 ? "partial" : "failed", failure);
+    }
+    if (error?.code === "total_timeout") {
+      const failure: Failure = { status: 504, code: "total_timeout", message: error.message };
+      await sink.fail(failure, progress.tokens).catch(() => {});
+      return end(progress.tokens > 0 ? "partial" : "failed", failure);
+    }
+
+    let next = await askRetry(gate, leaseId, report, progress.tokens, sink.committed && progress.tokens > 0);
+    while (next.kind === "wait") {
+      if (Date.now() + next.delayMs > input.deadline || !(await sleep(next.delayMs, signal))) break;
+      next = await askRetry(gate, leaseId, null, progress.tokens, sink.committed && progress.tokens > 0);
+    }
+    if (next.kind !== "attempt") {
+      lastReport = null; // already reported with the retry call
+      const exhausted = next.kind === "exhausted" ? next : { status: 502 as const, code: "no_backend_available", message: "No backend became free in time." };
+      const failure: Failure = {
+        status: exhausted.status,
+        code: exhausted.code,
+        message: `${exhausted.message} Last error: ${report.errorMessage ?? report.errorCode}`,
+        retryAfterSec: "retryAfterSec" in exhausted ? exhausted.retryAfterSec : undefined,
+      };
+      if (signal.aborted) return end("cancelled");
+      await sink.fail(failure, progress.tokens).catch(() => {});
+      return end(progress.tokens > 0 ? "partial" : "failed", failure);
+    }
+    grant = next.grant;
+  }
+}
+
+/** Runs one attempt to its end and says how it went. Never throws. */
+async function runAttempt(input: DispatchInput, grant: AttemptGrant): Promise<{ report: AttemptReport; error?: AttemptError }> {
+  const { sink, progress, signal } = input;
+  const attempt = new UpstreamAttempt({
+    grant,
+    body: input.body,
+    partialText: progress.text,
+    deliveredTokens: progress.tokens,
+    timeouts: input.timeouts,
+    deadline: input.deadline,
+    signal: anySignal(signal, sink.clientGone),
+  });
+  // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
+  const held: UpstreamChunk[] = [];
+  let chunks = 0;
+  let tokenSeen = false;
+  const base = { backendId: grant.backend.id };
+  try {
+    await attempt.open();
+    for (;;) {
+      const event = await attempt.next();
+      if (event.kind === "done") {
+        await relay(held.splice(0), sink, progress);
+        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+      }
+      if (!tokenSeen && !event.chunk.isToken) {
+        held.push(event.chunk);
+        continue;
+      }
+      tokenSeen = true;
+      chunks += await relay([...held.splice(0), event.chunk], sink, progress);
+    }
+  } catch (err) {
+    const durationMs = Date.now() - attempt.startedAt;
+    const clientLeft = signal.aborted || sink.clientGone.aborted;
+    if (clientLeft) return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
+    const error = err instanceof AttemptError ? err : new AttemptError("relay_error", `Relaying failed: ${String(err)}`, true);
+    return {
+      error,
+      report: {
+        ...base,
+        outcome: error.retryable || error.code === "total_timeout" ? "failure" : "client_error",
+        errorCode: error.code,
+        errorMessage: error.message,
+        httpStatus: error.httpStatus,
+        retryAfterMs: error.retryAfterMs,
+        durationMs,
+        ttftMs: attempt.ttftMs,
+        chunks,
+      },
+    };
+  } finally {
+    attempt.cancel();
+  }
+}
+
+async function relay(chunks: UpstreamChunk[], sink: ClientSink, progress: StreamProgress): Promise<number> {
+  let tokens = 0;
+  for (const c of chunks) {
+    const framed = progress.frame(c);
+    if (!framed) continue;
+    if (c.isToken) tokens++;
+    await sink.send(framed);
+  }
+  return tokens;
+}
+
+async function askRetry(gate: GateCalls, leaseId: string, report: AttemptReport | null, delivered: number, mustContinue: boolean): Promise<RetryResult> {
+  try {
+    return await gate.retry(leaseId, report, { deliveredChunks: delivered, mustContinue });
+  } catch (err) {
+    return { kind: "exhausted", status: 502, code: "gate_unavailable", message: `The tenant gate could not be reached: ${String(err)}` };
+  }
+}
+
+/** Settling frees the slot; one retry covers a gate that restarted in between. */
+async function settleWithRetry(gate: GateCalls, leaseId: string, report: AttemptReport | null, outcome: SettleOutcome): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    try {
+      return await gate.settle(leaseId, report, outcome);
+    } catch {
+      /* try once more; the lease deadline reclaims the slot if both fail */
+    }
+  }
+}
+
+function abandonedReport(grant: AttemptGrant): AttemptReport {
+  return { backendId: grant.backend.id, outcome: "cancelled", errorCode: "client_disconnected", durationMs: 0, chunks: 0 };
+}
+
+function clientStatus(status: number | undefined): number {
+  return status !== undefined && status >= 400 && status < 500 ? status : 400;
+}
+
+/** Resolves true after `ms`, or false as soon as `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function anySignal(...signals: AbortSignal[]): AbortSignal {
+  return AbortSignal.any(signals);
+}

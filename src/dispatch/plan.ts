@@ -1,0 +1,92 @@
+// The route plan: which backends a request may use, in order. A model alias's own backends come
+// first (nearest region first unless the tenant pinned the order; among equals, fewest in flight),
+// then each fallback model's. Degradations (token budget, context window) reroute up front.
+import type { TenantConfig } from "../config/schema";
+import { distanceKm, regionCoordinates, type Coordinates } from "./regions";
+
+export interface PlanEntry {
+  backendId: string;
+  /** The model alias this entry serves (the requested one or a fallback). */
+  alias: string;
+}
+
+export interface PlanInput {
+  alias: string;
+  origin?: Coordinates;
+  promptTokens: number;
+  maxTokens?: number;
+  inFlight: (backendId: string) => number;
+}
+
+export type RoutePlan =
+  | { ok: true; entries: PlanEntry[]; degradations: string[] }
+  | { ok: false; status: 400 | 404; code: string; message: string };
+
+export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePlan {
+  const requested = config.models[input.alias];
+  if (!requested) return { ok: false, status: 404, code: "model_not_found", message: `The model "${input.alias}" does not exist for this tenant.` };
+
+  const degradations: string[] = [];
+  let alias = input.alias;
+  const budget = requested.tokenBudget;
+  if (budget && input.maxTokens !== undefined && input.maxTokens > budget.maxTokens) {
+    degradations.push(`token-budget;from=${alias};to=${budget.to}`);
+    alias = budget.to;
+  }
+
+  const backends = new Map(config.backends.map((b) => [b.id, b]));
+  const entries: PlanEntry[] = [];
+  const seenBackends = new Set<string>();
+  const seenAliases = new Set<string>();
+  let largestContext = 0;
+  let tooLong = 0;
+
+  const visit = (modelAlias: string): void => {
+    if (seenAliases.has(modelAlias)) return;
+    seenAliases.add(modelAlias);
+    const model = config.models[modelAlias];
+    if (!model) return;
+    const ordered = model.order === "pinned" ? model.route : orderByProximity(model.route, config, input);
+    for (const id of ordered) {
+      const b = backends.get(id);
+      if (!b || seenBackends.has(id)) continue;
+      if (b.contextTokens !== undefined) {
+        largestContext = Math.max(largestContext, b.contextTokens);
+        if (input.promptTokens >= b.contextTokens) {
+          tooLong++;
+          continue;
+        }
+      }
+      seenBackends.add(id);
+      entries.push({ backendId: id, alias: modelAlias });
+    }
+    for (const f of model.fallbacks) visit(f);
+  };
+  visit(alias);
+
+  if (entries.length === 0 && tooLong > 0) {
+    return {
+      ok: false,
+      status: 400,
+      code: "context_length_exceeded",
+      message: `The prompt is about ${input.promptTokens} tokens, more than the largest context window (${largestContext} tokens) of model "${input.alias}" and its fallbacks.`,
+    };
+  }
+  if (tooLong > 0 && entries[0] && entries[0].alias !== alias) degradations.push(`context-window;from=${alias};to=${entries[0].alias}`);
+  return { ok: true, entries, degradations };
+}
+
+function orderByProximity(route: string[], config: TenantConfig, input: PlanInput): string[] {
+  const byId = new Map(config.backends.map((b) => [b.id, b]));
+  const distance = (id: string): number => {
+    const b = byId.get(id);
+    const at = b && regionCoordinates(b.region, b.lat, b.lon);
+    if (!input.origin || !at) return Number.MAX_SAFE_INTEGER;
+    // Round to 500 km bands: backends in one metro area count as equally near.
+    return Math.round(distanceKm(input.origin, at) / 500);
+  };
+  return route
+    .map((id, index) => ({ id, index, d: distance(id), load: input.inFlight(id) }))
+    .sort((a, b) => a.d - b.d || a.load - b.load || a.index - b.index)
+    .map((x) => x.id);
+}

@@ -1,0 +1,11 @@
+import type { TenantGate } from "./gate/tenant-gate";
+
+/** Bindings of the sluice Worker (see wrangler.toml). */
+export interface Env {
+  TENANT_GATE: DurableObjectNamespace<TenantGate>;
+  CONFIG: KVNamespace;
+  DB: D1Database;
+  /** Secret: `wrangler secret put ADMIN_TOKEN`. Admin routes answer 401 while it is unset. */
+  ADMIN_TOKEN?: string;
+  CONFIG_CACHE_TTL_SECONDS?: string;
+}

@@ -1,0 +1,145 @@
+// Circuit breaker for one backend. Explicit states:
+//   closed    -> open       when the failure rate over the window reaches `failureRate` with at
+//                           least `minRequests` outcomes, or after `consecutiveFailures` in a row
+//   open      -> half-open  when the cooldown has passed (cooldown doubles per re-open, capped)
+//   half-open -> closed     when a probe succeeds;  half-open -> open when a probe fails
+// Time is passed in (`now`), never read, so the machine is deterministic under test.
+import { SlidingWindowCounter, type WindowSnapshot } from "./window";
+
+export type BreakerState = "closed" | "open" | "half-open";
+
+export interface BreakerOptions {
+  failureRate: number;
+  minRequests: number;
+  windowMs: number;
+  cooldownMs: number;
+  maxCooldownMs: number;
+  consecutiveFailures: number;
+  halfOpenProbes: number;
+}
+
+export interface BreakerSnapshot {
+  state: BreakerState;
+  openedAt: number;
+  /** Opens since the breaker last closed; sets the cooldown. */
+  reopenCount: number;
+  consecutiveFailures: number;
+  window: WindowSnapshot;
+}
+
+const SUCCESS = 0;
+const FAILURE = 1;
+
+export class CircuitBreaker {
+  private state: BreakerState = "closed";
+  private openedAt = 0;
+  private reopenCount = 0;
+  private consecutive = 0;
+  private probesInFlight = 0;
+  private readonly window: SlidingWindowCounter;
+
+  constructor(private readonly opts: BreakerOptions) {
+    this.window = new SlidingWindowCounter(opts.windowMs, 2);
+  }
+
+  /** The state at `now`: an open breaker whose cooldown has passed reads as half-open. */
+  stateAt(now: number): BreakerState {
+    if (this.state === "open" && now >= this.openedAt + this.cooldownMs()) {
+      this.state = "half-open";
+      this.probesInFlight = 0;
+    }
+    return this.state;
+  }
+
+  /** Whether a new attempt may go to the backend now. */
+  allows(now: number): boolean {
+    const s = this.stateAt(now);
+    return s === "closed" || (s === "half-open" && this.probesInFlight < this.opts.halfOpenProbes);
+  }
+
+  /**
+   * Records that an attempt starts. Returns whether it is a half-open probe (its outcome decides
+   * the state). Call only after `allows` said yes.
+   */
+  onAttempt(now: number): { probe: boolean } {
+    if (this.stateAt(now) === "half-open") {
+      this.probesInFlight++;
+      return { probe: true };
+    }
+    return { probe: false };
+  }
+
+  onSuccess(now: number, probe = false): void {
+    if (probe) this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+    this.consecutive = 0;
+    if (this.stateAt(now) === "half-open") {
+      this.state = "closed";
+      this.reopenCount = 0;
+      this.window.reset();
+    }
+    this.window.add(now, SUCCESS);
+  }
+
+  onFailure(now: number, probe = false): void {
+    if (probe) this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+    this.consecutive++;
+    const s = this.stateAt(now);
+    if (s === "half-open") return this.open(now);
+    if (s === "open") return; // a straggler from before the trip: no new information
+    this.window.add(now, FAILURE);
+    const [ok = 0, failed = 0] = this.window.totals(now);
+    const total = ok + failed;
+    if (this.consecutive >= this.opts.consecutiveFailures || (total >= this.opts.minRequests && failed / total >= this.opts.failureRate)) {
+      this.open(now);
+    }
+  }
+
+  /** An attempt that ended without a verdict on the backend (client left): frees its probe. */
+  onAbandon(probe: boolean): void {
+    if (probe) this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+  }
+
+  /** Milliseconds until the breaker lets a probe through; 0 when it already does. */
+  retryAfterMs(now: number): number {
+    if (this.stateAt(now) !== "open") return 0;
+    return Math.max(0, this.openedAt + this.cooldownMs() - now);
+  }
+
+  cooldownMs(): number {
+    return Math.min(this.opts.maxCooldownMs, this.opts.cooldownMs * 2 ** Math.max(0, this.reopenCount - 1));
+  }
+
+  counts(now: number): { successes: number; failures: number } {
+    const [successes = 0, failures = 0] = this.window.totals(now);
+    return { successes, failures };
+  }
+
+  snapshot(): BreakerSnapshot {
+    return {
+      state: this.state,
+      openedAt: this.openedAt,
+      reopenCount: this.reopenCount,
+      consecutiveFailures: this.consecutive,
+      window: this.window.snapshot(),
+    };
+  }
+
+  static restore(opts: BreakerOptions, snap: BreakerSnapshot): CircuitBreaker {
+    const b = new CircuitBreaker(opts);
+    // Probes in flight died with the old instance; half-open starts again with none.
+    b.state = snap.state;
+    b.openedAt = snap.openedAt;
+    b.reopenCount = snap.reopenCount;
+    b.consecutive = snap.consecutiveFailures;
+    b.window.restore(snap.window);
+    return b;
+  }
+
+  private open(now: number): void {
+    this.state = "open";
+    this.openedAt = now;
+    this.reopenCount++;
+    this.consecutive = 0;
+    this.probesInFlight = 0;
+  }
+}

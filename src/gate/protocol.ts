@@ -1,0 +1,93 @@
+// What the Worker and the TenantGate Durable Object say to each other over RPC. Plain data only.
+import type { Priority } from "./queue";
+import type { Coordinates } from "../dispatch/regions";
+
+export interface AdmitRequest {
+  tenant: string;
+  requestId: string;
+  alias: string;
+  priority: Priority;
+  promptTokens: number;
+  maxTokens?: number;
+  origin?: Coordinates;
+}
+
+export interface BackendTarget {
+  id: string;
+  url: string;
+  model: string;
+  apiKey?: string;
+  resume: boolean;
+  /** The alias this backend serves in the plan (the requested model or a fallback). */
+  alias: string;
+}
+
+export interface AttemptGrant {
+  /** 1 for the first attempt of the request. */
+  attempt: number;
+  backend: BackendTarget;
+  /** Wait this long before calling the backend (backoff, Retry-After). */
+  delayMs: number;
+  /** The backend's breaker is half-open and this attempt is a probe. */
+  probe: boolean;
+  /** Continue a broken stream on this backend instead of starting over. */
+  continuation: boolean;
+}
+
+export interface Timeouts {
+  connectMs: number;
+  firstTokenMs: number;
+  idleMs: number;
+  totalMs: number;
+}
+
+export type Rejection = {
+  kind: "reject";
+  status: 400 | 404 | 429 | 503 | 504;
+  code: string;
+  message: string;
+  retryAfterSec?: number;
+};
+
+export type AdmitResult =
+  | {
+      kind: "lease";
+      leaseId: string;
+      queueMs: number;
+      grant: AttemptGrant;
+      degradations: string[];
+      timeouts: Timeouts;
+    }
+  | Rejection;
+
+export type AttemptOutcome = "success" | "failure" | "client_error" | "cancelled";
+
+/** How one attempt on one backend ended, as the Worker saw it. */
+export interface AttemptReport {
+  backendId: string;
+  outcome: AttemptOutcome;
+  /** e.g. "upstream_http_503", "first_token_timeout", "idle_timeout", "connect_error". */
+  errorCode?: string;
+  errorMessage?: string;
+  httpStatus?: number;
+  retryAfterMs?: number;
+  durationMs: number;
+  ttftMs?: number;
+  /** Content chunks this attempt produced. */
+  chunks: number;
+}
+
+export interface RetryNeeds {
+  /** Content chunks already delivered to the client; > 0 means the request is mid-stream. */
+  deliveredChunks: number;
+  /** The client already holds part of the answer: only a continuation can carry on. */
+  mustContinue: boolean;
+}
+
+export type RetryResult =
+  | { kind: "attempt"; grant: AttemptGrant }
+  /** Every eligible backend is at its concurrency limit: ask again after the delay. */
+  | { kind: "wait"; delayMs: number }
+  | { kind: "exhausted"; status: 502 | 503; code: string; message: string; retryAfterSec?: number };
+
+export type SettleOutcome = "complete" | "partial" | "failed" | "cancelled";

@@ -1,0 +1,519 @@
+// TenantGate: one Durable Object per tenant. It owns the tenant's bookkeeping: concurrency slots,
+// the bounded priority queue, leases, circuit breakers, the retry budget and per-backend load.
+// It never touches token bytes; the Worker streams those. Every call here is short and
+// synchronous apart from waiting in the queue, so one object serves many requests per second.
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env";
+import type { TenantConfig } from "../config/schema";
+import { readTenantConfig } from "../config/store";
+import { buildRoutePlan, type PlanEntry } from "../dispatch/plan";
+import { backoffDelayMs } from "../dispatch/backoff";
+import { BoundedPriorityQueue, PRIORITIES } from "./queue";
+import { CircuitBreaker, type BreakerOptions, type BreakerSnapshot } from "./breaker";
+import { RetryBudget } from "./budget";
+import { DrainRate } from "./drain-rate";
+import { LatencyHistogram } from "../observe/histogram";
+import type {
+  AdmitRequest,
+  AdmitResult,
+  AttemptGrant,
+  AttemptReport,
+  Rejection,
+  RetryNeeds,
+  RetryResult,
+  SettleOutcome,
+} from "./protocol";
+
+/** Extra time past `totalMs` before a silent lease is reclaimed by the alarm. */
+const LEASE_GRACE_MS = 30_000;
+/** The longest a backend's Retry-After keeps it out of plans. */
+const MAX_RETRY_AFTER_MS = 60_000;
+/** How long a retry waits before asking again when every eligible backend is full. */
+const CAPACITY_POLL_MS = 50;
+
+interface Lease {
+  id: string;
+  requestId: string;
+  plan: PlanEntry[];
+  /** Attempts granted so far. */
+  attempts: number;
+  /** Plan index of the current attempt. */
+  cursor: number;
+  backendId: string | null;
+  probe: boolean;
+  grantedAt: number;
+  deadline: number;
+}
+
+interface Waiter {
+  request: AdmitRequest;
+  plan: PlanEntry[];
+  degradations: string[];
+  enqueuedAt: number;
+  resolve: (result: AdmitResult) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+type Pick =
+  | { ok: true; cursor: number; delayMs: number }
+  | { ok: false; reason: "breaker"; retryAfterMs: number }
+  | { ok: false; reason: "capacity" | "none" };
+
+function newCounters() {
+  return {
+    admitted: 0,
+    queued: 0,
+    rejectedQueueFull: 0,
+    rejectedQueueTimeout: 0,
+    rejectedNoBackend: 0,
+    completed: 0,
+    partial: 0,
+    failed: 0,
+    cancelled: 0,
+    abandoned: 0,
+    attempts: 0,
+    retries: 0,
+    continuations: 0,
+    budgetDenied: 0,
+  };
+}
+
+interface BackendCounters {
+  attempts: number;
+  successes: number;
+  failures: number;
+  ttft: LatencyHistogram;
+}
+
+export class TenantGate extends DurableObject<Env> {
+  private tenant: string | null = null;
+  private config: TenantConfig | null = null;
+  private configLoadedAt = 0;
+  private alarmAt: number | undefined;
+  private readonly leases = new Map<string, Lease>();
+  private readonly backendInFlight = new Map<string, number>();
+  private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly notBefore = new Map<string, number>();
+  private readonly queue = new BoundedPriorityQueue<Waiter>(() => this.config?.limits.maxQueue ?? 0);
+  private budget: RetryBudget | null = null;
+  private readonly drain = new DrainRate();
+  private counters = newCounters();
+  private readonly backendCounters = new Map<string, BackendCounters>();
+  private readonly latency = { queueMs: new LatencyHistogram(), totalMs: new LatencyHistogram() };
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      const sql = ctx.storage.sql;
+      sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
+      sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+      for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'tenant'`)) this.tenant = row.value;
+      for (const row of sql.exec<{ data: string }>(`SELECT data FROM leases`)) {
+        const lease = JSON.parse(row.data) as Lease;
+        this.leases.set(lease.id, lease);
+        if (lease.backendId) this.addInFlight(lease.backendId, 1);
+      }
+      if (this.tenant) await this.loadConfig(this.tenant);
+      this.scheduleAlarm();
+    });
+  }
+
+  // ---- RPC: admission -------------------------------------------------------------------------
+
+  async admit(request: AdmitRequest): Promise<AdmitResult> {
+    const config = await this.ensureConfig(request.tenant);
+    if (!config) return { kind: "reject", status: 404, code: "tenant_not_found", message: "This tenant has no configuration." };
+    const now = Date.now();
+    const plan = buildRoutePlan(config, {
+      alias: request.alias,
+      origin: request.origin,
+      promptTokens: request.promptTokens,
+      maxTokens: request.maxTokens,
+      inFlight: (id) => this.backendInFlight.get(id) ?? 0,
+    });
+    if (!plan.ok) return { kind: "reject", status: plan.status, code: plan.code, message: plan.message };
+    const closedFor = this.breakersOpenFor(plan.entries, now);
+    if (closedFor !== undefined) return this.noBackendRejection(closedFor);
+
+    this.budget!.recordRequest(now);
+    const waiter: Omit<Waiter, "resolve" | "timer"> = { request, plan: plan.entries, degradations: plan.degradations, enqueuedAt: now };
+    if (this.queue.size === 0 && this.leases.size < config.limits.maxConcurrency) {
+      const granted = this.tryGrant(waiter, now);
+      if (granted) return granted;
+    }
+    return this.enqueue(waiter, config, now);
+  }
+
+  private enqueue(waiter: Omit<Waiter, "resolve" | "timer">, config: TenantConfig, now: number): Promise<AdmitResult> | AdmitResult {
+    const tooBusy = (): Rejection => ({
+      kind: "reject",
+      status: 429,
+      code: "queue_full",
+      message: `The queue for this tenant is full (${config.limits.maxQueue} waiting). Retry later.`,
+      retryAfterSec: this.drain.retryAfterSeconds(now, this.queue.size),
+    });
+    if (config.limits.maxQueue === 0) {
+      this.counters.rejectedQueueFull++;
+      return tooBusy();
+    }
+    return new Promise<AdmitResult>((resolve) => {
+      const entry: Waiter = {
+        ...waiter,
+        resolve,
+        timer: setTimeout(() => {
+          if (!this.queue.remove(waiter.request.requestId)) return;
+          this.counters.rejectedQueueTimeout++;
+          resolve({
+            kind: "reject",
+            status: 504,
+            code: "queue_timeout",
+            message: `The request waited ${config.limits.maxQueueWaitMs} ms in the queue without a free slot.`,
+          });
+        }, config.limits.maxQueueWaitMs),
+      };
+      const offered = this.queue.offer({ id: waiter.request.requestId, priority: waiter.request.priority, enqueuedAt: now, value: entry });
+      if (!offered.accepted) {
+        clearTimeout(entry.timer);
+        this.counters.rejectedQueueFull++;
+        resolve(tooBusy());
+        return;
+      }
+      this.counters.queued++;
+      if (offered.displaced) {
+        clearTimeout(offered.displaced.value.timer);
+        this.counters.rejectedQueueFull++;
+        offered.displaced.value.resolve({ ...tooBusy(), message: "The queue is full and this request was displaced by higher-priority traffic. Retry later." });
+      }
+    });
+  }
+
+  /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
+  private tryGrant(waiter: Omit<Waiter, "resolve" | "timer">, now: number): AdmitResult | undefined {
+    const config = this.config!;
+    const pick = this.pickBackend(waiter.plan, 0, false, now);
+    if (!pick.ok) return undefined;
+    const lease: Lease = {
+      id: crypto.randomUUID(),
+      requestId: waiter.request.requestId,
+      plan: waiter.plan,
+      attempts: 0,
+      cursor: pick.cursor,
+      backendId: null,
+      probe: false,
+      grantedAt: now,
+      deadline: now + config.timeouts.totalMs + LEASE_GRACE_MS,
+    };
+    this.leases.set(lease.id, lease);
+    const grant = this.startAttempt(lease, pick.cursor, 0, false, now);
+    this.counters.admitted++;
+    const queueMs = now - waiter.enqueuedAt;
+    this.latency.queueMs.record(queueMs);
+    return { kind: "lease", leaseId: lease.id, queueMs, grant, degradations: waiter.degradations, timeouts: { ...config.timeouts } };
+  }
+
+  // ---- RPC: attempts ----------------------------------------------------------------------------
+
+  /**
+   * Reports a failed attempt and asks for the next one. The gate applies maxAttempts, the retry
+   * budget, breakers, backend capacity and backoff, and answers with the next attempt or why not.
+   */
+  async retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds): Promise<RetryResult> {
+    const lease = this.leases.get(leaseId);
+    const config = this.config;
+    if (!lease || !config) return { kind: "exhausted", status: 502, code: "lease_lost", message: "The request's lease expired." };
+    const now = Date.now();
+    if (report) this.recordAttempt(lease, report, now);
+
+    if (lease.attempts >= config.retry.maxAttempts) {
+      return { kind: "exhausted", status: 502, code: "max_attempts", message: `All ${lease.attempts} attempts failed.` };
+    }
+    const pick = this.pickBackend(lease.plan, lease.cursor + 1, needs.mustContinue, now);
+    // Every eligible backend is busy: wait for a slot rather than overload one.
+    if (!pick.ok && pick.reason === "capacity") return { kind: "wait", delayMs: CAPACITY_POLL_MS };
+    if (!pick.ok) {
+      if (pick.reason === "breaker")
+        return { kind: "exhausted", status: 503, code: "no_backend_available", message: "Every backend for this model is unavailable (circuit open).", retryAfterSec: Math.max(1, Math.ceil(pick.retryAfterMs / 1000)) };
+      this.pump(now);
+      const message = needs.mustContinue ? "No backend that can resume the stream is available." : "No backend is available for another attempt.";
+      return { kind: "exhausted", status: 502, code: needs.mustContinue ? "no_resumable_backend" : "no_backend_available", message };
+    }
+    if (!this.budget!.tryRetry(now)) {
+      this.counters.budgetDenied++;
+      return { kind: "exhausted", status: 502, code: "retry_budget_exhausted", message: "The tenant's retry budget is spent; not retrying so an outage does not multiply load." };
+    }
+    this.counters.retries++;
+    const backoff = backoffDelayMs(lease.attempts, config.retry, Math.random(), report?.retryAfterMs);
+    const grant = this.startAttempt(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
+    this.pump(now);
+    return { kind: "attempt", grant };
+  }
+
+  /** Ends a request: records the last attempt, frees the slot and lets the next waiter in. */
+  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome): Promise<void> {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return; // already settled or reclaimed: settle is idempotent
+    const now = Date.now();
+    if (report) this.recordAttempt(lease, report, now);
+    else this.endAttempt(lease);
+    this.counters[outcome === "complete" ? "completed" : outcome]++;
+    this.latency.totalMs.record(now - lease.grantedAt);
+    this.releaseLease(lease, now);
+  }
+
+  // ---- RPC: administration ----------------------------------------------------------------------
+
+  /** Adopts a config just written by the admin API, without waiting for the KV cache. */
+  async applyConfig(tenant: string, config: TenantConfig | null): Promise<void> {
+    this.rememberTenant(tenant);
+    this.installConfig(config);
+    this.pump(Date.now());
+  }
+
+  async stats() {
+    const now = Date.now();
+    const config = this.config;
+    return {
+      tenant: this.tenant,
+      queue: {
+        depth: this.queue.size,
+        byPriority: Object.fromEntries(PRIORITIES.map((p) => [p, this.queue.sizeOf(p)])),
+        oldestWaitMs: this.queue.oldestEnqueuedAt() === undefined ? 0 : now - this.queue.oldestEnqueuedAt()!,
+        drainPerSecond: Math.round(this.drain.perSecond(now) * 100) / 100,
+      },
+      inFlight: this.leases.size,
+      limits: config?.limits ?? null,
+      counters: { ...this.counters },
+      retryBudget: this.budget?.usage(now) ?? null,
+      latencyMs: { queue: this.latency.queueMs.summary(), total: this.latency.totalMs.summary() },
+      backends: (config?.backends ?? []).map((b) => {
+        const breaker = this.breakers.get(b.id);
+        const c = this.backendCounters.get(b.id);
+        return {
+          id: b.id,
+          region: b.region,
+          breaker: breaker?.stateAt(now) ?? "closed",
+          breakerRetryAfterMs: breaker?.retryAfterMs(now) ?? 0,
+          window: breaker?.counts(now) ?? { successes: 0, failures: 0 },
+          inFlight: this.backendInFlight.get(b.id) ?? 0,
+          maxConcurrency: b.maxConcurrency,
+          attempts: c?.attempts ?? 0,
+          successes: c?.successes ?? 0,
+          failures: c?.failures ?? 0,
+          ttftMs: c?.ttft.summary() ?? { count: 0 },
+        };
+      }),
+    };
+  }
+
+  /** Reclaims leases whose Worker went silent past their deadline. Idempotent, as alarms repeat. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    this.alarmAt = undefined;
+    for (const lease of [...this.leases.values()]) {
+      if (lease.deadline > now) continue;
+      this.endAttempt(lease);
+      this.counters.abandoned++;
+      this.releaseLease(lease, now);
+    }
+    this.scheduleAlarm();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------
+
+  private async ensureConfig(tenant: string): Promise<TenantConfig | null> {
+    this.rememberTenant(tenant);
+    const ttlMs = Number(this.env.CONFIG_CACHE_TTL_SECONDS ?? "5") * 1000;
+    if (!this.config || Date.now() - this.configLoadedAt > ttlMs) await this.loadConfig(tenant);
+    return this.config;
+  }
+
+  private async loadConfig(tenant: string): Promise<void> {
+    this.installConfig(await readTenantConfig(this.env, tenant));
+  }
+
+  private rememberTenant(tenant: string): void {
+    if (this.tenant === tenant) return;
+    this.tenant = tenant;
+    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('tenant', ?)`, tenant);
+  }
+
+  private installConfig(config: TenantConfig | null): void {
+    const previous = this.config;
+    this.config = config;
+    this.configLoadedAt = Date.now();
+    if (!config) return;
+    if (!this.budget || JSON.stringify(previous?.retry) !== JSON.stringify(config.retry)) {
+      this.budget = new RetryBudget({ ratio: config.retry.budgetRatio, minRetries: config.retry.budgetMinRetries, windowMs: config.retry.budgetWindowMs });
+    }
+    const ids = new Set(config.backends.map((b) => b.id));
+    const stored = new Map<string, BreakerSnapshot>();
+    for (const row of this.ctx.storage.sql.exec<{ backend_id: string; data: string }>(`SELECT backend_id, data FROM breakers`)) {
+      if (ids.has(row.backend_id)) stored.set(row.backend_id, JSON.parse(row.data) as BreakerSnapshot);
+      else this.ctx.storage.sql.exec(`DELETE FROM breakers WHERE backend_id = ?`, row.backend_id);
+    }
+    const opts: BreakerOptions = { ...config.breaker };
+    for (const id of ids) {
+      const current = this.breakers.get(id)?.snapshot() ?? stored.get(id);
+      this.breakers.set(id, current ? CircuitBreaker.restore(opts, current) : new CircuitBreaker(opts));
+    }
+    for (const id of [...this.breakers.keys()]) if (!ids.has(id)) this.breakers.delete(id);
+  }
+
+  /**
+   * Chooses the plan entry for the next attempt, starting at `from` and wrapping around: the first
+   * one whose breaker allows it and which has a free slot. Backends still inside a Retry-After
+   * window are used only when nothing else is, after the wait.
+   */
+  private pickBackend(plan: PlanEntry[], from: number, mustResume: boolean, now: number): Pick {
+    const config = this.config!;
+    const backends = new Map(config.backends.map((b) => [b.id, b]));
+    let deferred: { cursor: number; delayMs: number } | undefined;
+    let breakerWaitMs: number | undefined;
+    let capacityBlocked = false;
+    for (let k = 0; k < plan.length; k++) {
+      const cursor = (from + k) % plan.length;
+      const entry = plan[cursor]!;
+      const backend = backends.get(entry.backendId);
+      if (!backend || (mustResume && !backend.resume)) continue;
+      const breaker = this.breakers.get(backend.id)!;
+      if (!breaker.allows(now)) {
+        const wait = breaker.retryAfterMs(now);
+        breakerWaitMs = breakerWaitMs === undefined ? wait : Math.min(breakerWaitMs, wait);
+        continue;
+      }
+      if ((this.backendInFlight.get(backend.id) ?? 0) >= backend.maxConcurrency) {
+        capacityBlocked = true;
+        continue;
+      }
+      const waitMs = (this.notBefore.get(backend.id) ?? 0) - now;
+      if (waitMs <= 0) return { ok: true, cursor, delayMs: 0 };
+      if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
+    }
+    if (deferred) return { ok: true, ...deferred };
+    if (capacityBlocked) return { ok: false, reason: "capacity" };
+    if (breakerWaitMs !== undefined) return { ok: false, reason: "breaker", retryAfterMs: breakerWaitMs };
+    return { ok: false, reason: "none" };
+  }
+
+  private startAttempt(lease: Lease, cursor: number, delayMs: number, continuation: boolean, now: number): AttemptGrant {
+    const entry = lease.plan[cursor]!;
+    const backend = this.config!.backends.find((b) => b.id === entry.backendId)!;
+    const { probe } = this.breakers.get(backend.id)!.onAttempt(now);
+    lease.attempts++;
+    lease.cursor = cursor;
+    lease.backendId = backend.id;
+    lease.probe = probe;
+    this.addInFlight(backend.id, 1);
+    this.counters.attempts++;
+    if (continuation) this.counters.continuations++;
+    this.backendStats(backend.id).attempts++;
+    this.persistLease(lease);
+    return {
+      attempt: lease.attempts,
+      backend: { id: backend.id, url: backend.url, model: backend.model, apiKey: backend.apiKey, resume: backend.resume, alias: entry.alias },
+      delayMs,
+      probe,
+      continuation,
+    };
+  }
+
+  private recordAttempt(lease: Lease, report: AttemptReport, now: number): void {
+    const breaker = this.breakers.get(report.backendId);
+    const stats = this.backendStats(report.backendId);
+    if (report.outcome === "failure") {
+      breaker?.onFailure(now, lease.probe);
+      stats.failures++;
+      if (report.retryAfterMs !== undefined) this.notBefore.set(report.backendId, now + Math.min(report.retryAfterMs, MAX_RETRY_AFTER_MS));
+    } else if (report.outcome === "cancelled") {
+      breaker?.onAbandon(lease.probe);
+    } else {
+      // A 4xx for a bad request still shows the backend is up.
+      breaker?.onSuccess(now, lease.probe);
+      stats.successes++;
+    }
+    if (report.ttftMs !== undefined) stats.ttft.record(report.ttftMs);
+    if (breaker) this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, report.backendId, JSON.stringify(breaker.snapshot()));
+    this.endAttempt(lease, false);
+  }
+
+  /** Frees the backend slot of the lease's current attempt. */
+  private endAttempt(lease: Lease, abandonProbe = true): void {
+    if (!lease.backendId) return;
+    if (abandonProbe) this.breakers.get(lease.backendId)?.onAbandon(lease.probe);
+    this.addInFlight(lease.backendId, -1);
+    lease.backendId = null;
+    lease.probe = false;
+  }
+
+  private releaseLease(lease: Lease, now: number): void {
+    this.leases.delete(lease.id);
+    this.ctx.storage.sql.exec(`DELETE FROM leases WHERE id = ?`, lease.id);
+    this.drain.record(now);
+    this.pump(now);
+  }
+
+  /** Hands free slots to waiters, highest priority first; fails waiters no backend can serve. */
+  private pump(now: number): void {
+    const config = this.config;
+    if (!config) return;
+    if (this.queue.size === 0) return;
+    for (const entry of this.queue.removeWhere((w) => this.breakersOpenFor(w.value.plan, now) !== undefined)) {
+      clearTimeout(entry.value.timer);
+      entry.value.resolve(this.noBackendRejection(this.breakersOpenFor(entry.value.plan, now)!));
+    }
+    while (this.leases.size < config.limits.maxConcurrency) {
+      const entry = this.queue.takeFirst((w) => this.pickBackend(w.value.plan, 0, false, now).ok);
+      if (!entry) break;
+      clearTimeout(entry.value.timer);
+      entry.value.resolve(this.tryGrant(entry.value, now)!);
+    }
+  }
+
+  /** When every breaker of the plan is open: ms until the first lets a probe through. */
+  private breakersOpenFor(plan: PlanEntry[], now: number): number | undefined {
+    let retryAfterMs = Number.POSITIVE_INFINITY;
+    for (const e of plan) {
+      const breaker = this.breakers.get(e.backendId);
+      if (!breaker || breaker.allows(now)) return undefined;
+      retryAfterMs = Math.min(retryAfterMs, breaker.retryAfterMs(now));
+    }
+    return retryAfterMs;
+  }
+
+  private noBackendRejection(retryAfterMs: number): Rejection {
+    this.counters.rejectedNoBackend++;
+    return {
+      kind: "reject",
+      status: 503,
+      code: "no_backend_available",
+      message: "Every backend for this model is unavailable (circuit open). Retry later.",
+      retryAfterSec: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    };
+  }
+
+  private persistLease(lease: Lease): void {
+    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO leases (id, deadline, data) VALUES (?, ?, ?)`, lease.id, lease.deadline, JSON.stringify(lease));
+    this.scheduleAlarm();
+  }
+
+  /** Keeps one alarm at the earliest lease deadline; storage is touched only when that changes. */
+  private scheduleAlarm(): void {
+    let earliest: number | undefined;
+    for (const l of this.leases.values()) if (earliest === undefined || l.deadline < earliest) earliest = l.deadline;
+    if (earliest === this.alarmAt) return;
+    this.alarmAt = earliest;
+    if (earliest === undefined) void this.ctx.storage.deleteAlarm();
+    else void this.ctx.storage.setAlarm(earliest);
+  }
+
+  private addInFlight(backendId: string, delta: number): void {
+    this.backendInFlight.set(backendId, Math.max(0, (this.backendInFlight.get(backendId) ?? 0) + delta));
+  }
+
+  private backendStats(id: string): BackendCounters {
+    let c = this.backendCounters.get(id);
+    if (!c) this.backendCounters.set(id, (c = { attempts: 0, successes: 0, failures: 0, ttft: new LatencyHistogram() }));
+    return c;
+  }
+}

@@ -1,0 +1,42 @@
+// sluice Worker entry: the Hono app and the Durable Object classes it uses.
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { AppEnv } from "./api/context";
+import { errorResponse } from "./api/errors";
+import { chatRoute } from "./api/chat";
+import { modelsRoute } from "./api/models";
+import { adminRoute } from "./api/admin";
+
+export { TenantGate } from "./gate/tenant-gate";
+
+const app = new Hono<AppEnv>();
+
+app.use("*", async (c, next) => {
+  const requestId = crypto.randomUUID();
+  c.set("requestId", requestId);
+  await next();
+  if (!c.res.headers.has("x-request-id")) {
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set("x-request-id", requestId);
+  }
+});
+
+app.get("/", (c) => c.json({ service: "sluice", docs: "https://github.com/sluice-router/sluice#readme" }));
+app.get("/healthz", (c) => c.json({ ok: true }));
+app.route("/v1/chat", chatRoute);
+app.route("/v1/models", modelsRoute);
+app.route("/admin", adminRoute);
+
+app.notFound((c) => errorResponse(404, "not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}.`));
+
+app.onError((err, c) => {
+  if (err instanceof HTTPException) {
+    // Hono raises these for malformed input (bad JSON, wrong content type): the client's fault.
+    const status = err.status >= 500 ? 400 : err.status;
+    return errorResponse(status, status === 413 ? "body_too_large" : "invalid_request", err.message || "Invalid request.");
+  }
+  console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), msg: "unhandled error", error: String(err), stack: (err as Error).stack }));
+  return errorResponse(500, "internal_error", `sluice failed unexpectedly (request ${c.get("requestId")}).`);
+});
+
+export default app;

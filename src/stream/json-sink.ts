@@ -1,0 +1,86 @@
+// The non-streaming side of a ClientSink: gathers the relayed chunks into one
+// `chat.completion` object, answered only when the generation is complete.
+import { errorResponse } from "../api/errors";
+import type { ClientChunk } from "./relay";
+import type { ClientSink, Failure, HeaderSource } from "./sink";
+
+interface ToolCallDraft {
+  id?: string;
+  type?: string;
+  function: { name: string; arguments: string };
+}
+
+export class JsonSink implements ClientSink {
+  readonly committed = false;
+  readonly response: Promise<Response>;
+  private resolveResponse!: (r: Response) => void;
+  private readonly gone = new AbortController();
+  private content = "";
+  private toolCalls: ToolCallDraft[] = [];
+  private finishReason: string | null = null;
+  private usage: unknown = undefined;
+  private model = "";
+  private id = "";
+  private created = 0;
+
+  constructor(private readonly headers: HeaderSource) {
+    this.response = new Promise((resolve) => (this.resolveResponse = resolve));
+  }
+
+  get clientGone(): AbortSignal {
+    return this.gone.signal;
+  }
+
+  setPhase(): void {}
+
+  async send(chunk: ClientChunk): Promise<void> {
+    this.id = String(chunk.id ?? this.id);
+    this.created = Number(chunk.created ?? this.created);
+    if (typeof chunk.model === "string") this.model = chunk.model;
+    if (chunk.usage) this.usage = chunk.usage;
+    const choice = (chunk.choices as Array<{ delta?: Record<string, unknown>; finish_reason?: string | null }> | undefined)?.[0];
+    if (!choice) return;
+    const delta = choice.delta ?? {};
+    if (typeof delta.content === "string") this.content += delta.content;
+    if (Array.isArray(delta.tool_calls)) {
+      for (const call of delta.tool_calls as Array<{ index?: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }>) {
+        const i = call.index ?? 0;
+        const draft = (this.toolCalls[i] ??= { function: { name: "", arguments: "" } });
+        if (call.id) draft.id = call.id;
+        if (call.type) draft.type = call.type;
+        if (call.function?.name) draft.function.name += call.function.name;
+        if (call.function?.arguments) draft.function.arguments += call.function.arguments;
+      }
+    }
+    if (choice.finish_reason) this.finishReason = choice.finish_reason;
+  }
+
+  async comment(): Promise<void> {}
+
+  async finish(): Promise<void> {
+    const message: Record<string, unknown> = { role: "assistant", content: this.toolCalls.length && !this.content ? null : this.content };
+    if (this.toolCalls.length) message.tool_calls = this.toolCalls.map((t) => ({ type: "function", ...t }));
+    const body = {
+      id: this.id,
+      object: "chat.completion",
+      created: this.created,
+      model: this.model,
+      choices: [{ index: 0, message, finish_reason: this.finishReason ?? "stop", logprobs: null }],
+      ...(this.usage ? { usage: this.usage } : {}),
+    };
+    this.resolveResponse(new Response(JSON.stringify(body), { status: 200, headers: { ...this.headers(), "content-type": "application/json" } }));
+  }
+
+  async fail(failure: Failure): Promise<void> {
+    const headers: Record<string, string> = { ...this.headers() };
+    if (failure.retryAfterSec !== undefined) headers["retry-after"] = String(failure.retryAfterSec);
+    this.resolveResponse(errorResponse(failure.status, failure.code, failure.message, headers));
+  }
+
+  reset(): void {
+    this.content = "";
+    this.toolCalls = [];
+    this.finishReason = null;
+    this.usage = undefined;
+  }
+}

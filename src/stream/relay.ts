@@ -1,0 +1,50 @@
+// Turns backend chunks into the one stream a client sees: a stable completion id across attempts,
+// no second "role" delta after a resume, and a running record of what was delivered.
+import type { UpstreamChunk } from "../dispatch/attempt";
+
+export type ClientChunk = Record<string, unknown>;
+
+export class StreamProgress {
+  /** Text delivered so far. */
+  text = "";
+  /** Chunks that carried output (content, tool calls, finish): the completion tokens we relayed. */
+  tokens = 0;
+  private roleSent = false;
+
+  constructor(
+    readonly completionId: string,
+    readonly created: number,
+  ) {}
+
+  /** The client-facing form of `chunk`, or null when nothing is left to send. */
+  frame(chunk: UpstreamChunk): ClientChunk | null {
+    const raw = chunk.raw;
+    const choices = Array.isArray(raw.choices)
+      ? raw.choices.map((choice) => {
+          if (!choice.delta || !("role" in choice.delta)) return choice;
+          if (!this.roleSent) {
+            this.roleSent = true;
+            return choice;
+          }
+          const { role: _role, ...delta } = choice.delta;
+          return { ...choice, delta };
+        })
+      : raw.choices;
+    const meaningful = chunk.isToken || raw.usage != null || (Array.isArray(choices) && choices.some((c) => hasValue(c.delta) || c.logprobs != null));
+    if (!meaningful) return null;
+    this.text += chunk.content;
+    if (chunk.isToken) this.tokens++;
+    return { ...raw, id: this.completionId, created: this.created, choices };
+  }
+
+  /** Forgets what was relayed, when a non-streaming request starts over on another backend. */
+  restart(): void {
+    this.text = "";
+    this.tokens = 0;
+    this.roleSent = false;
+  }
+}
+
+function hasValue(delta: Record<string, unknown> | undefined): boolean {
+  return Object.values(delta ?? {}).some((v) => v !== undefined && v !== null && v !== "");
+}

@@ -1,0 +1,32 @@
+// Where a relayed completion goes: an SSE stream (stream: true) or one JSON answer. The dispatch
+// loop talks to this interface and does not care which. A sink decides when the HTTP response
+// starts: an SSE sink commits at the first token (or a keepalive), so failures before it can still
+// be a plain status code.
+import type { ClientChunk } from "./relay";
+
+export interface Failure {
+  status: number;
+  code: string;
+  message: string;
+  retryAfterSec?: number;
+}
+
+export interface ClientSink {
+  /** The HTTP response has started; its status can no longer change. */
+  readonly committed: boolean;
+  /** Resolves with the Response for the client as soon as it is decided. */
+  readonly response: Promise<Response>;
+  /** Aborts when the client stops reading. */
+  readonly clientGone: AbortSignal;
+  /** What the client is waiting for, for keepalive comments. */
+  setPhase(phase: "queued" | "waiting" | "streaming"): void;
+  send(chunk: ClientChunk): Promise<void>;
+  comment(text: string): Promise<void>;
+  finish(): Promise<void>;
+  /** `completionTokens` > 0 makes this a partial completion. */
+  fail(failure: Failure, completionTokens: number): Promise<void>;
+  /** Forgets buffered output (a non-streaming answer starting over). */
+  reset(): void;
+}
+
+export type HeaderSource = () => Record<string, string>;

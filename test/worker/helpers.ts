@@ -1,0 +1,111 @@
+// Helpers for tests that drive the Worker through SELF.fetch, with real sims behind it.
+import { SELF, env } from "cloudflare:test";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import type { TenantConfigInput } from "../../src/config/schema";
+import { expectedText as simExpectedText } from "../../sim/text";
+import type { SimOptions, SimStats } from "../../sim/server";
+
+export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
+export type SimName = keyof typeof env.SIM_PORTS;
+
+export function simUrl(name: SimName): string {
+  return `http://127.0.0.1:${env.SIM_PORTS[name]}/v1`;
+}
+
+export async function simStats(name: SimName): Promise<SimStats> {
+  return (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/stats`)).json();
+}
+
+export async function simControl(name: SimName, patch: Partial<SimOptions>): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/control`, { method: "POST", body: JSON.stringify(patch) });
+  await res.arrayBuffer();
+}
+
+/** Puts every sim back to healthy defaults with zeroed counters. */
+export async function resetSims(): Promise<void> {
+  for (const name of Object.keys(env.SIM_PORTS) as SimName[]) {
+    await simControl(name, { failRate: 0, disconnectRate: 0, hangRate: 0, tokensPerSecond: 500, firstTokenMs: 5, maxConcurrency: 256 });
+    await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/stats/reset`, { method: "POST" })).arrayBuffer();
+  }
+}
+
+let tenantCounter = 0;
+
+/** A fresh tenant (unique name, so tests never share gate state) with an API key. */
+export async function createTenant(config: TenantConfigInput, name = `t${Date.now().toString(36)}${tenantCounter++}`): Promise<{ tenant: string; key: string }> {
+  const put = await SELF.fetch(`https://sluice.test/admin/tenants/${name}`, { method: "PUT", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(config) });
+  if (put.status !== 200) throw new Error(`tenant PUT failed: ${put.status} ${await put.text()}`);
+  const key = `sk-test-${name}-${crypto.randomUUID()}`;
+  const post = await SELF.fetch(`https://sluice.test/admin/tenants/${name}/keys`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify({ key }) });
+  if (post.status !== 201) throw new Error(`key POST failed: ${post.status} ${await post.text()}`);
+  return { tenant: name, key };
+}
+
+/** A config with one backend per named sim, all serving model "sim-model" under alias "chat". */
+export function simConfig(sims: SimName[], overrides: Partial<TenantConfigInput> = {}): TenantConfigInput {
+  return {
+    backends: sims.map((s) => ({ id: s, region: s === "b" ? "eu-west" : "us-east", url: simUrl(s), model: "sim-model" })),
+    models: { chat: { route: sims, order: "pinned" } },
+    ...overrides,
+  };
+}
+
+export function chat(key: string, body: Record<string, unknown>, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+  return SELF.fetch("https://sluice.test/v1/chat/completions", {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+    signal,
+  });
+}
+
+export const MESSAGES = [{ role: "user", content: "Say something deterministic." }];
+
+/** What the sim answers for these messages, uninterrupted. */
+export function expectedText(messages: unknown[] = MESSAGES, maxTokens?: number): string {
+  return simExpectedText({ model: "sim-model", messages, maxTokens });
+}
+
+export interface SseResult {
+  events: EventSourceMessage[];
+  comments: string[];
+  /** Concatenated delta content of the chunk events. */
+  text: string;
+  done: boolean;
+  error?: { error: { message: string; type: string; code: string }; partial: boolean; completion_tokens: number };
+}
+
+export async function readSse(response: Response): Promise<SseResult> {
+  const result: SseResult = { events: [], comments: [], text: "", done: false };
+  const parser = createParser({
+    onEvent: (e) => {
+      result.events.push(e);
+      if (e.event === "error") result.error = JSON.parse(e.data);
+      else if (e.data === "[DONE]") result.done = true;
+      else result.text += JSON.parse(e.data).choices?.[0]?.delta?.content ?? "";
+    },
+    onComment: (c) => result.comments.push(c.trim()),
+  });
+  const decoder = new TextDecoder();
+  const reader = response.body!.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parser.feed(decoder.decode(value, { stream: true }));
+  }
+  return result;
+}
+
+/** Polls `check` until it returns true or the time runs out (for effects that land asynchronously). */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000, stepMs = 25): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return check();
+}
+
+export async function gateStats(tenant: string): Promise<any> {
+  return (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/stats`, { headers: ADMIN })).json();
+}

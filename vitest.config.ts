@@ -1,0 +1,32 @@
+// Tests that run inside workerd (the Workers runtime) with real Durable Objects, KV and D1.
+// Simulated backends are real HTTP servers started by test/worker/global-setup.ts.
+import { defineConfig } from "vitest/config";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("migrations");
+  return {
+    plugins: [
+      cloudflareTest(({ inject }) => ({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            ADMIN_TOKEN: "test-admin-token",
+            CONFIG_CACHE_TTL_SECONDS: "0",
+            TEST_MIGRATIONS: migrations,
+            SIM_PORTS: inject("simPorts"),
+          },
+        },
+      })),
+    ],
+    test: {
+      include: ["test/unit/**/*.test.ts", "test/worker/**/*.test.ts"],
+      globalSetup: ["test/worker/global-setup.ts"],
+      setupFiles: ["test/worker/apply-migrations.ts"],
+      // The sims are shared, and tests read their counters: one file at a time.
+      fileParallelism: false,
+      testTimeout: 30_000,
+      hookTimeout: 30_000,
+    },
+  };
+});
