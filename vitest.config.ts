@@ -21,7 +21,7 @@ export default defineConfig(async () => {
     ],
     test: {
       include: ["test/unit/**/*.test.ts", "test/worker/**/*.test.ts"],
-      globalSetup: ["test/worker/global-setup.ts"],
+      globalSetup: ["test/setup/sims.ts"],
       setupFiles: ["test/worker/apply-migrations.ts"],
       // The sims are shared, and tests read their counters: one file at a time.
       fileParallelism: false,

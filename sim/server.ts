@@ -4,29 +4,9 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { completionFor, continuationFor, mulberry32, type Completion } from "./text";
+import type { SimFault, SimOptions, SimStats } from "./types";
 
-export interface SimOptions {
-  id: string;
-  host: string;
-  port: number;
-  /** Tokens per second of each generation. */
-  tokensPerSecond: number;
-  /** Delay from the start of a generation to its first token. */
-  firstTokenMs: number;
-  /** Generations running at once; more wait in FIFO order, as on a saturated GPU. */
-  maxConcurrency: number;
-  /** Share of requests answered with `failStatus` before the first token. */
-  failRate: number;
-  failStatus: number;
-  /** Retry-After (seconds) sent with injected 429/503 answers. */
-  retryAfterSec?: number;
-  /** Share of streams whose connection is cut mid-way. */
-  disconnectRate: number;
-  /** Share of requests that get headers and then nothing at all. */
-  hangRate: number;
-  /** Seeds the fault dice, so a run is reproducible. */
-  seed: number;
-}
+export type { SimFault, SimOptions, SimStats };
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   id: "sim",
@@ -41,40 +21,6 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   hangRate: 0,
   seed: 1,
 };
-
-/** Per-request faults, from the `sim_fault` body field or the `x-sim-fault` header (JSON). */
-export interface SimFault {
-  /** Apply only on the sim with this id. */
-  backend?: string;
-  /** Answer this status before the first token. */
-  status?: number;
-  retry_after?: number;
-  fail_rate?: number;
-  /** Cut the connection after this many tokens. */
-  disconnect_after?: number;
-  /** Send headers, then nothing (after `hang_after` tokens if given). */
-  hang?: boolean;
-  hang_after?: number;
-  ttft_ms?: number;
-  tps?: number;
-  /** From this token on, wait `slow_ms` between tokens. */
-  slow_after?: number;
-  slow_ms?: number;
-}
-
-export interface SimStats {
-  id: string;
-  active: number;
-  waiting: number;
-  peakActive: number;
-  requests: number;
-  completed: number;
-  failedInjected: number;
-  disconnectedInjected: number;
-  hung: number;
-  cancelled: number;
-  tokens: number;
-}
 
 interface Generation {
   res: http.ServerResponse;
@@ -294,7 +240,8 @@ export class SimServer {
     if (gen.disconnectAfter !== undefined && gen.next >= gen.disconnectAfter) {
       gen.done = true;
       this.counters.disconnectedInjected++;
-      res.socket?.destroy();
+      // End the connection mid-body once the tokens written so far are flushed.
+      res.socket?.end();
       this.finish(gen);
       return;
     }

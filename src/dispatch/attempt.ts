@@ -106,7 +106,8 @@ export class UpstreamAttempt {
       } catch {
         throw new AttemptError("upstream_bad_chunk", `${grant.backend.id} sent a chunk that is not JSON.`, true);
       }
-      if (raw && typeof raw === "object" && "error" in raw) {
+      if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new AttemptError("upstream_bad_chunk", `${grant.backend.id} sent a chunk that is not a JSON object.`, true);
+      if ("error" in raw) {
         throw new AttemptError("upstream_stream_error", `${grant.backend.id} reported an error mid-stream: ${JSON.stringify(raw.error).slice(0, 300)}`, true);
       }
       const chunk = describeChunk(raw);
@@ -120,9 +121,9 @@ export class UpstreamAttempt {
   }
 
   /** Stops the upstream call (cancelling the generation) unless it already ended. */
-  cancel(): void {
+  cancel(reason = new AttemptError("cancelled", "Attempt cancelled.", false)): void {
     this.req.signal.removeEventListener("abort", this.onClientAbort);
-    if (!this.abort.signal.aborted) this.abort.abort(new AttemptError("cancelled", "Attempt cancelled.", false));
+    if (!this.abort.signal.aborted) this.abort.abort(reason);
     this.reader?.cancel().catch(() => {});
   }
 
@@ -170,7 +171,7 @@ export class UpstreamAttempt {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const err = overall ? new AttemptError("total_timeout", `The request ran past its total timeout of ${this.req.timeouts.totalMs} ms.`, false) : new AttemptError(code, message, true);
-        this.cancel();
+        this.cancel(err);
         reject(err);
       }, ms);
     });

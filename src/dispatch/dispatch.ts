@@ -50,6 +50,24 @@ export interface DispatchResult {
 }
 
 export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
+  const cancelled = AbortSignal.any([input.signal, input.sink.clientGone]);
+  let settled = false;
+  const gate: GateCalls = {
+    retry: (...args) => input.gate.retry(...args),
+    settle: async (...args) => {
+      settled = true;
+      await input.gate.settle(...args);
+    },
+  };
+  try {
+    return await dispatchLoop({ ...input, gate, signal: cancelled });
+  } finally {
+    // An unexpected exception must not leak the slot: settle whatever happened.
+    if (!settled) await settleWithRetry(gate, input.leaseId, null, "failed");
+  }
+}
+
+async function dispatchLoop(input: DispatchInput): Promise<DispatchResult> {
   const { gate, leaseId, sink, progress, signal } = input;
   const log: AttemptLogEntry[] = [];
   let grant = input.grant;
@@ -137,7 +155,7 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant): Promise<{ 
     deliveredTokens: progress.tokens,
     timeouts: input.timeouts,
     deadline: input.deadline,
-    signal: anySignal(signal, sink.clientGone),
+    signal,
   });
   // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
   const held: UpstreamChunk[] = [];
@@ -161,7 +179,7 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant): Promise<{ 
     }
   } catch (err) {
     const durationMs = Date.now() - attempt.startedAt;
-    const clientLeft = signal.aborted || sink.clientGone.aborted;
+    const clientLeft = signal.aborted || err instanceof ClientGone;
     if (clientLeft) return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
     const error = err instanceof AttemptError ? err : new AttemptError("relay_error", `Relaying failed: ${String(err)}`, true);
     return {
@@ -189,10 +207,17 @@ async function relay(chunks: UpstreamChunk[], sink: ClientSink, progress: Stream
     const framed = progress.frame(c);
     if (!framed) continue;
     if (c.isToken) tokens++;
-    await sink.send(framed);
+    try {
+      await sink.send(framed);
+    } catch {
+      throw new ClientGone();
+    }
   }
   return tokens;
 }
+
+/** Writing to the client failed: it went away (or its stream broke), not the backend. */
+class ClientGone extends Error {}
 
 async function askRetry(gate: GateCalls, leaseId: string, report: AttemptReport | null, delivered: number, mustContinue: boolean): Promise<RetryResult> {
   try {
@@ -235,8 +260,4 @@ export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-function anySignal(...signals: AbortSignal[]): AbortSignal {
-  return AbortSignal.any(signals);
 }

@@ -3,7 +3,7 @@ import { SELF, env } from "cloudflare:test";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { TenantConfigInput } from "../../src/config/schema";
 import { expectedText as simExpectedText } from "../../sim/text";
-import type { SimOptions, SimStats } from "../../sim/server";
+import type { SimOptions, SimStats } from "../../sim/types";
 
 export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
 export type SimName = keyof typeof env.SIM_PORTS;

@@ -1,0 +1,77 @@
+// Runs the sluice Worker under workerd through Miniflare's API (no `wrangler dev` proxy in front),
+// with the bindings of wrangler.toml and the D1 migrations applied. Used by the end-to-end tests,
+// the benchmark and `npm run dev`.
+import path from "node:path";
+import { readdir, readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions, unstable_splitSqlQuery } from "wrangler";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface RouterOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  adminToken: string;
+  /** Worker entry module; defaults to src/index.ts. */
+  entry?: string;
+  /** Extra vars, e.g. a shorter config cache. */
+  vars?: Record<string, string>;
+  /** Keep KV/D1/DO state under this folder between runs; in memory when absent. */
+  persistTo?: string;
+}
+
+export interface RunningRouter {
+  url: string;
+  mf: Miniflare;
+  dispose(): Promise<void>;
+}
+
+export async function bundleWorker(entry = path.join(ROOT, "src/index.ts")): Promise<string> {
+  const out = await build({
+    entryPoints: [entry],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["module", "main"],
+    external: ["cloudflare:*", "node:*"],
+    write: false,
+    logLevel: "error",
+  });
+  return out.outputFiles[0]!.text;
+}
+
+export async function startRouter(options: RouterOptions): Promise<RunningRouter> {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, "wrangler.toml"));
+  const script = await bundleWorker(options.entry);
+  const persist = options.persistTo;
+  const mf = new Miniflare({
+    ...(workerOptions as object),
+    name: "sluice",
+    modules: [{ type: "ESModule", path: "index.mjs", contents: script }],
+    bindings: { ...workerOptions.bindings, ...options.vars, ADMIN_TOKEN: options.adminToken },
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 0,
+    kvPersist: persist ? path.join(persist, "kv") : false,
+    d1Persist: persist ? path.join(persist, "d1") : false,
+    durableObjectsPersist: persist ? path.join(persist, "do") : false,
+    modulesRules: undefined,
+  } as ConstructorParameters<typeof Miniflare>[0]);
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  await applyMigrations(mf);
+  return { url, mf, dispose: () => mf.dispose() };
+}
+
+async function applyMigrations(mf: Miniflare): Promise<void> {
+  const db = await mf.getD1Database("DB");
+  const dir = path.join(ROOT, "migrations");
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort()) {
+    for (const statement of unstable_splitSqlQuery(await readFile(path.join(dir, file), "utf8"))) {
+      await db.prepare(statement).run();
+    }
+  }
+}

@@ -1,0 +1,59 @@
+// Shapes of the sim's options and counters, importable from Workers code (no Node imports).
+
+export interface SimOptions {
+  id: string;
+  host: string;
+  port: number;
+  /** Tokens per second of each generation. */
+  tokensPerSecond: number;
+  /** Delay from the start of a generation to its first token. */
+  firstTokenMs: number;
+  /** Generations running at once; more wait in FIFO order, as on a saturated GPU. */
+  maxConcurrency: number;
+  /** Share of requests answered with `failStatus` before the first token. */
+  failRate: number;
+  failStatus: number;
+  /** Retry-After (seconds) sent with injected 429/503 answers. */
+  retryAfterSec?: number;
+  /** Share of streams whose connection is cut mid-way. */
+  disconnectRate: number;
+  /** Share of requests that get headers and then nothing at all. */
+  hangRate: number;
+  /** Seeds the fault dice, so a run is reproducible. */
+  seed: number;
+}
+
+/** Per-request faults, from the `sim_fault` body field or the `x-sim-fault` header (JSON). */
+export interface SimFault {
+  /** Apply only on the sim with this id. */
+  backend?: string;
+  /** Answer this status before the first token. */
+  status?: number;
+  retry_after?: number;
+  fail_rate?: number;
+  /** Cut the connection after this many tokens. */
+  disconnect_after?: number;
+  /** Send headers, then nothing (after `hang_after` tokens if given). */
+  hang?: boolean;
+  hang_after?: number;
+  ttft_ms?: number;
+  tps?: number;
+  /** From this token on, wait `slow_ms` between tokens. */
+  slow_after?: number;
+  slow_ms?: number;
+}
+
+export interface SimStats {
+  id: string;
+  active: number;
+  waiting: number;
+  peakActive: number;
+  requests: number;
+  completed: number;
+  failedInjected: number;
+  disconnectedInjected: number;
+  hung: number;
+  cancelled: number;
+  tokens: number;
+}
+

@@ -1,0 +1,112 @@
+// The router on workerd with two regional sims, called by the official openai SDK.
+import OpenAI, { APIError } from "openai";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { expectedText } from "../../sim/text";
+import { startStack, type Stack } from "./harness";
+
+let stack: Stack;
+let client: OpenAI;
+const KEY = "sk-e2e-0123456789abcdef";
+const messages = [{ role: "user" as const, content: "Tell me about queues." }];
+const expected = (maxTokens?: number) => expectedText({ model: "llama-sim", messages, maxTokens });
+
+beforeAll(async () => {
+  stack = await startStack(["use1", "euw1"]);
+  const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
+  await stack.createTenant(
+    "e2e",
+    {
+      backends: [
+        { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim" },
+        { id: "euw1", region: "eu-west", url: url("euw1"), model: "llama-sim" },
+      ],
+      models: { chat: { route: ["use1", "euw1"], order: "pinned" } },
+    },
+    KEY,
+  );
+  client = new OpenAI({ apiKey: KEY, baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
+});
+
+afterAll(() => stack?.close());
+
+beforeEach(() => {
+  for (const sim of Object.values(stack.sims)) {
+    sim.configure({ failRate: 0, disconnectRate: 0, hangRate: 0 });
+    sim.resetStats();
+  }
+});
+
+describe("openai SDK against sluice on workerd", () => {
+  it("streams a completion", async () => {
+    const stream = await client.chat.completions.create({ model: "chat", messages, stream: true });
+    let text = "";
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe(expected());
+    expect(finish).toBe("stop");
+  });
+
+  it("answers a non-streaming completion", async () => {
+    const completion = await client.chat.completions.create({ model: "chat", messages, max_tokens: 12 });
+    expect(completion.choices[0]!.message.content).toBe(expected(12));
+    expect(completion.choices[0]!.finish_reason).toBe("length");
+    expect(completion.usage?.completion_tokens).toBe(12);
+  });
+
+  it("lists the tenant's models", async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(["chat"]);
+  });
+
+  it("falls back to the other region when the first answers 503", async () => {
+    stack.sims.use1!.configure({ failRate: 1, failStatus: 503 });
+    const { data, response } = await client.chat.completions.create({ model: "chat", messages, stream: true }).withResponse();
+    let text = "";
+    for await (const chunk of data) text += chunk.choices[0]?.delta?.content ?? "";
+    expect(text).toBe(expected());
+    expect(response.headers.get("x-sluice-backend")).toBe("euw1");
+    expect(stack.sims.use1!.stats().failedInjected).toBe(1);
+  });
+
+  it("raises an APIError after the partial text when a stream dies mid-way", async () => {
+    const stream = await client.chat.completions.create({
+      model: "chat",
+      messages,
+      stream: true,
+      // Unknown to sluice and passed through: both sims cut the stream after 4 tokens.
+      ...({ sim_fault: { disconnect_after: 4 } } as object),
+    });
+    let text = "";
+    let caught: unknown;
+    try {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(APIError);
+    expect((caught as APIError).message).toMatch(/resume|closed the stream/);
+    expect(text.length).toBeGreaterThan(0);
+    expect(expected().startsWith(text)).toBe(true);
+    expect(text).not.toBe(expected());
+  });
+
+  it("maps a full queue to a 429 RateLimitError", async () => {
+    await stack.createTenant(
+      "tiny",
+      {
+        backends: [{ id: "use1", region: "us-east", url: `http://127.0.0.1:${stack.sims.use1!.port}/v1`, model: "llama-sim" }],
+        models: { chat: { route: ["use1"] } },
+        limits: { maxConcurrency: 1, maxQueue: 0 },
+      },
+      "sk-e2e-tiny-0123456789",
+    );
+    const tiny = new OpenAI({ apiKey: "sk-e2e-tiny-0123456789", baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
+    const slow = tiny.chat.completions.create({ model: "chat", messages, ...({ sim_fault: { ttft_ms: 500 } } as object) });
+    await new Promise((r) => setTimeout(r, 150));
+    await expect(tiny.chat.completions.create({ model: "chat", messages })).rejects.toMatchObject({ status: 429 });
+    await slow;
+  });
+});

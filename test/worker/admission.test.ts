@@ -1,0 +1,161 @@
+// Admission through the TenantGate: priority order, 429 with Retry-After, 504, slot release.
+import { env } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simStats } from "./helpers";
+import { dispatch } from "../../src/dispatch/dispatch";
+import { JsonSink } from "../../src/stream/json-sink";
+import { StreamProgress } from "../../src/stream/relay";
+
+beforeEach(resetSims);
+
+const oneSlot = (limits: Record<string, number> = {}) => simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
+/** A request that holds the tenant's only slot for about `ms`. */
+const blocker = (key: string, ms: number) => chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: ms } });
+
+async function waitForQueue(tenant: string, depth: number): Promise<void> {
+  expect(await eventually(async () => (await gateStats(tenant)).queue.depth === depth)).toBe(true);
+}
+
+describe("admission", () => {
+  it("serves queued requests by priority, FIFO within a priority", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const held = blocker(key, 400);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const order: string[] = [];
+    const send = (name: string, priority: string) =>
+      chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": priority }).then(async (r) => {
+        expect(r.status).toBe(200);
+        await r.arrayBuffer();
+        order.push(name);
+      });
+    const pending: Promise<void>[] = [];
+    for (const [i, [name, priority]] of ([["low1", "low"], ["normal1", "normal"], ["low2", "low"], ["high1", "high"], ["normal2", "normal"]] as const).entries()) {
+      pending.push(send(name, priority));
+      await waitForQueue(tenant, i + 1);
+    }
+    await held;
+    await Promise.all(pending);
+    expect(order).toEqual(["high1", "normal1", "normal2", "low1", "low2"]);
+  });
+
+  it("answers 429 with Retry-After when the queue is full", async () => {
+    const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1 }));
+    const held = blocker(key, 400);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const queued = chat(key, { model: "chat", messages: MESSAGES });
+    await waitForQueue(tenant, 1);
+    const rejected = await chat(key, { model: "chat", messages: MESSAGES, stream: true });
+    expect(rejected.status).toBe(429);
+    expect(Number(rejected.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(rejected.headers.get("x-request-id")).toBeTruthy();
+    const body: any = await rejected.json();
+    expect(body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
+    expect((await held).status).toBe(200);
+    expect((await queued).status).toBe(200);
+  });
+
+  it("lets high priority displace the newest low-priority waiter when full", async () => {
+    const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1 }));
+    const held = blocker(key, 400);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const low = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "low" });
+    await waitForQueue(tenant, 1);
+    const high = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "high" });
+    const lowRes = await low;
+    expect(lowRes.status).toBe(429);
+    expect(((await lowRes.json()) as any).error.message).toMatch(/displaced/);
+    expect((await high).status).toBe(200);
+    await held;
+  });
+
+  it("answers 504 when the queue wait is exceeded", async () => {
+    const { tenant, key } = await createTenant(oneSlot({ maxQueueWaitMs: 150 }));
+    const held = blocker(key, 1500);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true });
+    expect(res.status).toBe(504);
+    expect(((await res.json()) as any).error).toMatchObject({ code: "queue_timeout", type: "timeout_error" });
+    expect((await held).status).toBe(200);
+    const stats = await gateStats(tenant);
+    expect(stats.counters.rejectedQueueTimeout).toBe(1);
+  });
+});
+
+describe("slot release", () => {
+  const idle = async (tenant: string) =>
+    eventually(async () => {
+      const s = await gateStats(tenant);
+      return s.inFlight === 0 && s.backends.every((b: any) => b.inFlight === 0);
+    });
+
+  it("after success", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true }));
+    expect(sse.text).toBe(expectedText());
+    expect(await idle(tenant)).toBe(true);
+    expect((await gateStats(tenant)).counters.completed).toBe(1);
+  });
+
+  it("after every backend failed", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { status: 500 } });
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as any).error.type).toBe("upstream_error");
+    expect(await idle(tenant)).toBe(true);
+    // The slot is usable again.
+    expect((await chat(key, { model: "chat", messages: MESSAGES })).status).toBe(200);
+  });
+
+  it("after the client disconnects, and the upstream generation is cancelled", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 400, sim_fault: { tps: 40 } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    expect(await eventually(async () => (await simStats("a")).cancelled === 1, 2_000)).toBe(true);
+    expect((await simStats("a")).completed).toBe(0);
+    expect(await idle(tenant)).toBe(true);
+    expect(await eventually(async () => (await gateStats(tenant)).counters.cancelled === 1)).toBe(true);
+  });
+
+  it("after the client disconnects while queued", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const held = blocker(key, 300);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const controller = new AbortController();
+    const queued = chat(key, { model: "chat", messages: MESSAGES, stream: true }, {}, controller.signal).catch((e: unknown) => e);
+    await waitForQueue(tenant, 1);
+    controller.abort();
+    await queued;
+    await held;
+    expect(await idle(tenant)).toBe(true);
+  });
+
+  it("after an exception inside the dispatch loop", async () => {
+    const { tenant } = await createTenant(oneSlot());
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const admitted = await gate.admit({ tenant, requestId: "req-x", alias: "chat", priority: "normal", promptTokens: 10 });
+    if (admitted.kind !== "lease") throw new Error("not admitted");
+    expect((await gateStats(tenant)).inFlight).toBe(1);
+    const sink = new JsonSink(() => ({}));
+    await expect(
+      dispatch({
+        gate,
+        leaseId: admitted.leaseId,
+        grant: admitted.grant,
+        timeouts: admitted.timeouts,
+        body: { model: "chat", messages: MESSAGES },
+        sink,
+        progress: new StreamProgress("chatcmpl-x", 0),
+        signal: new AbortController().signal,
+        deadline: Date.now() + 10_000,
+        onAttempt: () => {
+          throw new Error("bug in the Worker");
+        },
+      }),
+    ).rejects.toThrow("bug in the Worker");
+    expect(await idle(tenant)).toBe(true);
+    expect((await gateStats(tenant)).counters.failed).toBe(1);
+  });
+});
