@@ -12,7 +12,7 @@ import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 
 const KeySchema = z.object({
-  key: z.string().min(16, "keys must be at least 16 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
+  key: z.string().min(12, "keys must be at least 12 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
 });
 
 const validTenantId = createMiddleware<AppEnv>(async (c, next) => {

@@ -8,9 +8,11 @@ import type { AttemptGrant, AttemptReport, RetryResult, SettleOutcome, Timeouts 
 import type { ClientSink, Failure } from "../stream/sink";
 import { StreamProgress } from "../stream/relay";
 import { AttemptError, UpstreamAttempt, type UpstreamChunk } from "./attempt";
+import { LEASE_RENEW_MS } from "../gate/lease";
 
 /** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
 export interface GateCalls {
+  renew(leaseId: string): Promise<boolean>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
   settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome): Promise<void>;
 }
@@ -53,15 +55,19 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   const cancelled = AbortSignal.any([input.signal, input.sink.clientGone]);
   let settled = false;
   const gate: GateCalls = {
+    renew: (leaseId) => input.gate.renew(leaseId),
     retry: (...args) => input.gate.retry(...args),
     settle: async (...args) => {
       settled = true;
       await input.gate.settle(...args);
     },
   };
+  // The lease is renewed while the request is worked on; a dead Worker stops renewing it.
+  const renewal = setInterval(() => void gate.renew(input.leaseId).catch(() => {}), LEASE_RENEW_MS);
   try {
     return await dispatchLoop({ ...input, gate, signal: cancelled });
   } finally {
+    clearInterval(renewal);
     // An unexpected exception must not leak the slot: settle whatever happened.
     if (!settled) await settleWithRetry(gate, input.leaseId, null, "failed");
   }

@@ -13,6 +13,7 @@ import { CircuitBreaker, type BreakerOptions, type BreakerSnapshot } from "./bre
 import { RetryBudget } from "./budget";
 import { DrainRate } from "./drain-rate";
 import { LatencyHistogram } from "../observe/histogram";
+import { LEASE_TTL_MS } from "./lease";
 import type {
   AdmitRequest,
   AdmitResult,
@@ -24,8 +25,7 @@ import type {
   SettleOutcome,
 } from "./protocol";
 
-/** Extra time past `totalMs` before a silent lease is reclaimed by the alarm. */
-const LEASE_GRACE_MS = 30_000;
+
 /** The longest a backend's Retry-After keeps it out of plans. */
 const MAX_RETRY_AFTER_MS = 60_000;
 /** How long a retry waits before asking again when every eligible backend is full. */
@@ -115,7 +115,7 @@ export class TenantGate extends DurableObject<Env> {
         if (lease.backendId) this.addInFlight(lease.backendId, 1);
       }
       if (this.tenant) await this.loadConfig(this.tenant);
-      this.scheduleAlarm();
+      this.rescheduleAlarm();
     });
   }
 
@@ -202,7 +202,7 @@ export class TenantGate extends DurableObject<Env> {
       backendId: null,
       probe: false,
       grantedAt: now,
-      deadline: now + config.timeouts.totalMs + LEASE_GRACE_MS,
+      deadline: now + LEASE_TTL_MS,
     };
     this.leases.set(lease.id, lease);
     const grant = this.startAttempt(lease, pick.cursor, 0, false, now);
@@ -247,6 +247,15 @@ export class TenantGate extends DurableObject<Env> {
     const grant = this.startAttempt(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
     this.pump(now);
     return { kind: "attempt", grant };
+  }
+
+  /** Keeps a lease alive while the Worker relays; false when it was already reclaimed. */
+  async renew(leaseId: string): Promise<boolean> {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return false;
+    lease.deadline = Date.now() + LEASE_TTL_MS;
+    this.persistLease(lease);
+    return true;
   }
 
   /** Ends a request: records the last attempt, frees the slot and lets the next waiter in. */
@@ -316,7 +325,7 @@ export class TenantGate extends DurableObject<Env> {
       this.counters.abandoned++;
       this.releaseLease(lease, now);
     }
-    this.scheduleAlarm();
+    this.rescheduleAlarm();
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -494,14 +503,17 @@ export class TenantGate extends DurableObject<Env> {
 
   private persistLease(lease: Lease): void {
     this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO leases (id, deadline, data) VALUES (?, ?, ?)`, lease.id, lease.deadline, JSON.stringify(lease));
-    this.scheduleAlarm();
+    // Deadlines only move forward, so an alarm already set earlier still fires in time.
+    if (this.alarmAt === undefined || lease.deadline < this.alarmAt) {
+      this.alarmAt = lease.deadline;
+      void this.ctx.storage.setAlarm(lease.deadline);
+    }
   }
 
-  /** Keeps one alarm at the earliest lease deadline; storage is touched only when that changes. */
-  private scheduleAlarm(): void {
+  /** Sets the one alarm to the earliest lease deadline (or clears it): after a restart or an alarm. */
+  private rescheduleAlarm(): void {
     let earliest: number | undefined;
     for (const l of this.leases.values()) if (earliest === undefined || l.deadline < earliest) earliest = l.deadline;
-    if (earliest === this.alarmAt) return;
     this.alarmAt = earliest;
     if (earliest === undefined) void this.ctx.storage.deleteAlarm();
     else void this.ctx.storage.setAlarm(earliest);

@@ -1,5 +1,5 @@
 // Admission through the TenantGate: priority order, 429 with Retry-After, 504, slot release.
-import { env } from "cloudflare:test";
+import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simStats } from "./helpers";
 import { dispatch } from "../../src/dispatch/dispatch";
@@ -157,5 +157,39 @@ describe("slot release", () => {
     ).rejects.toThrow("bug in the Worker");
     expect(await idle(tenant)).toBe(true);
     expect((await gateStats(tenant)).counters.failed).toBe(1);
+  });
+
+  it("when the Worker dies holding a lease: the alarm reclaims it once it expires", async () => {
+    const { tenant } = await createTenant(oneSlot());
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const admitted = await gate.admit({ tenant, requestId: "req-dead", alias: "chat", priority: "normal", promptTokens: 10 });
+    expect(admitted.kind).toBe("lease");
+    // Nobody renews or settles it. An alarm before the deadline leaves it alone...
+    await runDurableObjectAlarm(gate);
+    expect((await gateStats(tenant)).inFlight).toBe(1);
+    // ...and once the lease is past its deadline, the alarm frees the slot.
+    await runInDurableObject(gate, (instance) => {
+      for (const lease of (instance as any).leases.values()) lease.deadline = Date.now() - 1;
+    });
+    expect(await runDurableObjectAlarm(gate)).toBe(true);
+    const stats = await gateStats(tenant);
+    expect(stats.inFlight).toBe(0);
+    expect(stats.counters.abandoned).toBe(1);
+    expect(stats.backends[0].inFlight).toBe(0);
+    // Running the alarm again changes nothing (alarms are at-least-once).
+    await runDurableObjectAlarm(gate);
+    expect((await gateStats(tenant)).counters.abandoned).toBe(1);
+  });
+
+  it("across a gate restart: leases are restored from storage and settle afterwards", async () => {
+    const { tenant } = await createTenant(oneSlot());
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const admitted = await gate.admit({ tenant, requestId: "req-restart", alias: "chat", priority: "normal", promptTokens: 10 });
+    if (admitted.kind !== "lease") throw new Error("not admitted");
+    await abortAllDurableObjects();
+    const restarted = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    expect((await gateStats(tenant)).inFlight).toBe(1);
+    await restarted.settle(admitted.leaseId, { backendId: "a", outcome: "success", durationMs: 5, chunks: 3 }, "complete");
+    expect(await idle(tenant)).toBe(true);
   });
 });

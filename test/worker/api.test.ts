@@ -133,7 +133,7 @@ describe("admin API", () => {
     const other = await createTenant(simConfig(["a"]));
     const taken = await admin(`/tenants/${other.tenant}/keys`, { method: "POST", body: JSON.stringify({ key }) });
     await expectError(taken, 409, "key_taken");
-    await expectError(await admin(`/tenants/${tenant}/keys`, { method: "POST", body: JSON.stringify({ key: "short" }) }), 400, "invalid_request", /at least 16/);
+    await expectError(await admin(`/tenants/${tenant}/keys`, { method: "POST", body: JSON.stringify({ key: "short" }) }), 400, "invalid_request", /at least 12/);
     await expectError(await admin(`/tenants/nobody-here/keys`, { method: "POST", body: JSON.stringify({ key: "sk-0123456789abcdef" }) }), 404, "tenant_not_found");
   });
 

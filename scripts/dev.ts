@@ -1,0 +1,128 @@
+// `npm run dev`: two simulated regional backends, the router on port 8787 under wrangler's dev
+// server (the engine of `wrangler dev`, on Miniflare, watching src/ for changes), and the demo
+// tenant (key sk-demo-local, admin token dev-admin-token) seeded through the admin API.
+//
+// The DevTools inspector is off by default. `wrangler dev` always attaches one, and workerd then
+// reports every network event of every stream to it; wrangler's InspectorProxyWorker forwards each
+// as a new loopback HTTP request to Node. Beyond a few concurrent streams that traffic starves the
+// relay, and tokens arrive in bursts or all at the end. See README "Local development".
+//   npm run dev -- --inspect     attach the inspector anyway (breakpoints, console in DevTools)
+//   npm run dev -- --miniflare   serve through Miniflare's API directly (as the benchmark does)
+import { spawn } from "node:child_process";
+import { parseArgs } from "node:util";
+import { unstable_startWorker } from "wrangler";
+import { SimServer } from "../sim/server";
+import { startRouter, type RunningRouter } from "./router-on-miniflare";
+
+const PORT = 8787;
+const ADMIN_TOKEN = "dev-admin-token";
+const DEMO_KEY = "sk-demo-local";
+const SIMS = [
+  { id: "use1-a", region: "us-east", port: 9101 },
+  { id: "euw1-a", region: "eu-west", port: 9102 },
+];
+
+const { values } = parseArgs({
+  options: { miniflare: { type: "boolean", default: false }, inspect: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+});
+if (values.help) {
+  console.log(`Usage: npm run dev [-- --inspect | --miniflare]
+  Starts sims on :9101 (us-east) and :9102 (eu-west) and the router on :8787 with the demo tenant.
+  --inspect    attach the DevTools inspector (slows concurrent streams; see README)
+  --miniflare  run the router through Miniflare's API instead of wrangler's dev server`);
+  process.exit(0);
+}
+
+const demoConfig = {
+  backends: SIMS.map((s) => ({ id: s.id, region: s.region, url: `http://127.0.0.1:${s.port}/v1`, model: "llama-sim", maxConcurrency: 256, resume: true })),
+  models: {
+    chat: { route: SIMS.map((s) => s.id), fallbacks: ["chat-small"] },
+    "chat-small": { route: [SIMS[1]!.id] },
+  },
+};
+
+const sims: SimServer[] = [];
+let worker: Awaited<ReturnType<typeof unstable_startWorker>> | undefined;
+let miniflare: RunningRouter | undefined;
+
+async function main(): Promise<void> {
+  for (const s of SIMS) {
+    const sim = new SimServer({ id: s.id, port: s.port });
+    await sim.listen().catch((err: Error) => fail(`sim ${s.id} could not listen on port ${s.port}: ${err.message}`));
+    sims.push(sim);
+    console.log(`[dev] sim ${s.id} (${s.region}) on http://127.0.0.1:${s.port}/v1`);
+  }
+
+  if (values.miniflare) {
+    miniflare = await startRouter({ adminToken: ADMIN_TOKEN, port: PORT, persistTo: ".wrangler/state/miniflare" });
+    console.log(`[dev] router on workerd via Miniflare at ${miniflare.url}`);
+  } else {
+    console.log("[dev] applying D1 migrations (local)...");
+    await run("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"]);
+    console.log(`[dev] starting the wrangler dev server${values.inspect ? " with the DevTools inspector" : ""}...`);
+    worker = await unstable_startWorker({
+      config: "wrangler.toml",
+      bindings: { ADMIN_TOKEN: { type: "plain_text", value: ADMIN_TOKEN } },
+      dev: { server: { hostname: "127.0.0.1", port: PORT }, inspector: values.inspect ? {} : false, logLevel: "warn" },
+    });
+    await worker.ready;
+  }
+
+  await seedDemoTenant(`http://127.0.0.1:${PORT}`);
+  console.log(`
+[dev] sluice is ready on http://127.0.0.1:${PORT}
+      tenant "demo", API key ${DEMO_KEY}, admin token ${ADMIN_TOKEN}
+
+  curl -N http://127.0.0.1:${PORT}/v1/chat/completions \\
+    -H 'authorization: Bearer ${DEMO_KEY}' -H 'content-type: application/json' \\
+    -d '{"model":"chat","stream":true,"messages":[{"role":"user","content":"Hello"}]}'
+
+  openai SDK: new OpenAI({ baseURL: "http://127.0.0.1:${PORT}/v1", apiKey: "${DEMO_KEY}" })
+  stats:      curl http://127.0.0.1:${PORT}/admin/tenants/demo/stats -H 'authorization: Bearer ${ADMIN_TOKEN}'
+`);
+}
+
+/** Waits for the router, then writes the demo tenant and key through the admin API. */
+async function seedDemoTenant(base: string): Promise<void> {
+  const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+  const until = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const put = await fetch(`${base}/admin/tenants/demo`, { method: "PUT", headers, body: JSON.stringify(demoConfig) });
+      if (!put.ok) fail(`could not store the demo tenant: ${put.status} ${await put.text()}`);
+      const key = await fetch(`${base}/admin/tenants/demo/keys`, { method: "POST", headers, body: JSON.stringify({ key: DEMO_KEY }) });
+      if (!key.ok) fail(`could not store the demo key: ${key.status} ${await key.text()}`);
+      return;
+    } catch (err) {
+      if (Date.now() > until) fail(`the router did not come up on ${base}: ${String(err)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
+  });
+}
+
+function fail(message: string): never {
+  console.error(`[dev] ${message}`);
+  void shutdown(1);
+  throw new Error(message);
+}
+
+async function shutdown(code: number): Promise<void> {
+  await worker?.dispose().catch(() => {});
+  await miniflare?.dispose().catch(() => {});
+  await Promise.all(sims.map((s) => s.close().catch(() => {})));
+  process.exit(code);
+}
+
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+main().catch((err: unknown) => {
+  console.error(`[dev] ${String(err)}`);
+  void shutdown(1);
+});
