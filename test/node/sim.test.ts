@@ -1,0 +1,98 @@
+// The simulated backend on its own: protocol, determinism, faults, saturation, 1,000 streams.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createParser } from "eventsource-parser";
+import { SimServer } from "../../sim/server";
+import { expectedText } from "../../sim/text";
+
+let sim: SimServer;
+let base: string;
+const messages = [{ role: "user", content: "hello sim" }];
+
+beforeAll(async () => {
+  sim = new SimServer({ id: "s1", port: 0, tokensPerSecond: 200, firstTokenMs: 5 });
+  base = `http://127.0.0.1:${await sim.listen()}`;
+});
+afterAll(() => sim.close());
+beforeEach(() => {
+  sim.configure({ failRate: 0, disconnectRate: 0, hangRate: 0, maxConcurrency: 256, tokensPerSecond: 200 });
+  sim.resetStats();
+});
+
+async function stream(body: Record<string, unknown>, headers: Record<string, string> = {}, signal?: AbortSignal) {
+  const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ model: "m", messages, stream: true, ...body }), signal });
+  const out = { status: res.status, text: "", done: false, finish: null as string | null, broken: false, chunks: 0 };
+  if (res.status !== 200) return out;
+  const parser = createParser({
+    onEvent: (e) => {
+      if (e.data === "[DONE]") return void (out.done = true);
+      const c = JSON.parse(e.data);
+      out.chunks++;
+      out.text += c.choices[0]?.delta?.content ?? "";
+      out.finish = c.choices[0]?.finish_reason ?? out.finish;
+    },
+  });
+  try {
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) parser.feed(decoder.decode(r.value, { stream: true }));
+  } catch {
+    out.broken = true;
+  }
+  return out;
+}
+
+describe("sim", () => {
+  it("streams the deterministic completion, OpenAI-style", async () => {
+    const r = await stream({});
+    expect(r).toMatchObject({ status: 200, done: true, finish: "stop", text: expectedText({ model: "m", messages }) });
+    const r2 = await stream({ max_tokens: 7 });
+    expect(r2).toMatchObject({ finish: "length", text: expectedText({ model: "m", messages, maxTokens: 7 }) });
+    expect(sim.stats()).toMatchObject({ requests: 2, completed: 2 });
+  });
+
+  it("continues a partial answer with continue_final_message", async () => {
+    const full = expectedText({ model: "m", messages, maxTokens: 20 });
+    const partial = full.split(" ").slice(0, 6).join(" ");
+    const r = await stream({ messages: [...messages, { role: "assistant", content: partial }], continue_final_message: true, add_generation_prompt: false, max_tokens: 14 });
+    expect(partial + r.text).toBe(full);
+  });
+
+  it("injects failures, Retry-After, disconnects and hangs", async () => {
+    const fail = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "x-sim-fault": JSON.stringify({ status: 429, retry_after: 3 }) }, body: JSON.stringify({ model: "m", messages, stream: true }) });
+    expect(fail.status).toBe(429);
+    expect(fail.headers.get("retry-after")).toBe("3");
+    await fail.arrayBuffer();
+    const cut = await stream({ sim_fault: { disconnect_after: 4 } });
+    expect(cut).toMatchObject({ done: false, broken: true });
+    expect(cut.text).toBe(expectedText({ model: "m", messages }).split(" ").slice(0, 4).join(" "));
+    const other = await stream({ sim_fault: { backend: "elsewhere", status: 500 } });
+    expect(other.done).toBe(true);
+    const controller = new AbortController();
+    const hung = stream({ sim_fault: { hang: true, hang_after: 2 } }, {}, controller.signal).catch(() => null);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sim.stats()).toMatchObject({ hung: 1, active: 1 });
+    controller.abort();
+    await hung;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sim.stats()).toMatchObject({ failedInjected: 1, disconnectedInjected: 1, cancelled: 1, active: 0 });
+  });
+
+  it("queues generations beyond maxConcurrency, like a saturated GPU", async () => {
+    sim.configure({ maxConcurrency: 2, tokensPerSecond: 100 });
+    const started = Date.now();
+    const all = Promise.all([1, 2, 3, 4].map(() => stream({ max_tokens: 10 })));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(sim.stats()).toMatchObject({ active: 2, waiting: 2 });
+    await all;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(sim.stats().peakActive).toBe(2);
+  });
+
+  it("holds 1,000 concurrent streams", async () => {
+    sim.configure({ maxConcurrency: 2000, tokensPerSecond: 10 });
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => stream({ max_tokens: 20, messages: [{ role: "user", content: `n${i}` }] })));
+    expect(results.every((r) => r.done && r.finish === "length")).toBe(true);
+    expect(sim.stats()).toMatchObject({ completed: 1000, tokens: 20000 });
+    expect(sim.stats().peakActive).toBeGreaterThan(900);
+  });
+});

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { chunkEvent, commentLine, doneEvent, errorEvent } from "../../src/stream/sse";
+import { StreamProgress } from "../../src/stream/relay";
+import { describeChunk } from "../../src/dispatch/attempt";
+
+const upstream = (delta: Record<string, unknown>, finish: string | null = null) =>
+  describeChunk({ id: "up-1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] });
+
+describe("SSE framing", () => {
+  it("numbers chunks and frames the end, comments and errors", () => {
+    expect(chunkEvent(3, { a: 1 })).toBe('id: 3\ndata: {"a":1}\n\n');
+    expect(doneEvent()).toBe("data: [DONE]\n\n");
+    expect(commentLine("resumed backend=b\nat=3")).toBe(": resumed backend=b at=3\n\n");
+    expect(errorEvent({ message: "m", type: "upstream_error", code: "c" }, true, 7)).toBe(
+      'event: error\ndata: {"error":{"message":"m","type":"upstream_error","code":"c"},"partial":true,"completion_tokens":7}\n\n',
+    );
+  });
+});
+
+describe("StreamProgress", () => {
+  it("keeps one completion id, sends the role once, and counts tokens", () => {
+    const p = new StreamProgress("chatcmpl-x", 42);
+    expect(p.frame(upstream({ role: "assistant", content: "" }))).toMatchObject({ id: "chatcmpl-x", created: 42 });
+    expect(p.frame(upstream({ content: "Hel" }))).toMatchObject({ choices: [{ delta: { content: "Hel" } }] });
+    // A resumed backend starts with its own role delta: dropped, as the client has had one.
+    expect(p.frame(upstream({ role: "assistant", content: "" }))).toBeNull();
+    const cont = p.frame(upstream({ role: "assistant", content: "lo" }));
+    expect(cont).toMatchObject({ choices: [{ delta: { content: "lo" } }] });
+    expect((cont as any).choices[0].delta.role).toBeUndefined();
+    expect(p.frame(upstream({}, "stop"))).toMatchObject({ choices: [{ finish_reason: "stop" }] });
+    expect(p.text).toBe("Hello");
+    expect(p.tokens).toBe(3);
+  });
+});
