@@ -1,0 +1,205 @@
+// Failure policies against real sims: breakers, retry budget, timeouts, routing, degradation,
+// mid-stream resume and dead letters.
+import { abortAllDurableObjects, env, SELF } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { ADMIN, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
+
+beforeEach(resetSims);
+
+const resumable = (sims: SimName[], overrides: Record<string, unknown> = {}) => {
+  const cfg = simConfig(sims, overrides);
+  return { ...cfg, backends: cfg.backends.map((b) => ({ ...b, resume: true })) };
+};
+const totalRequests = async (...sims: SimName[]) => (await Promise.all(sims.map(simStats))).reduce((n, s) => n + s.requests, 0);
+const drain = async (res: Response) => {
+  await res.arrayBuffer();
+  return res.status;
+};
+
+describe("circuit breaker", () => {
+  it("opens on a failing backend, keeps traffic off it, and closes after a half-open probe succeeds", async () => {
+    await simControl("a", { failRate: 1, failStatus: 500 });
+    const { tenant, key } = await createTenant(simConfig(["a", "b"], { breaker: { minRequests: 4, failureRate: 0.5, cooldownMs: 400, windowMs: 10_000 } }));
+    for (let i = 0; i < 4; i++) expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(200);
+    expect((await gateStats(tenant)).backends.find((b: any) => b.id === "a").breaker).toBe("open");
+    const before = (await simStats("a")).requests;
+    for (let i = 0; i < 5; i++) expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(200);
+    expect((await simStats("a")).requests).toBe(before); // no traffic while open
+    // The backend recovers; after the cooldown one probe goes through and closes the circuit.
+    await simControl("a", { failRate: 0 });
+    await new Promise((r) => setTimeout(r, 450));
+    const res = await chat(key, { model: "chat", messages: MESSAGES });
+    expect(res.headers.get("x-sluice-backend")).toBe("a");
+    await drain(res);
+    const a = (await gateStats(tenant)).backends.find((b: any) => b.id === "a");
+    expect(a.breaker).toBe("closed");
+  });
+
+  it("answers 503 with Retry-After when every backend's circuit is open, and keeps the state across a gate restart", async () => {
+    await simControl("a", { failRate: 1, failStatus: 503 });
+    const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 2, baseDelayMs: 1 }, breaker: { consecutiveFailures: 2, cooldownMs: 5_000 } }));
+    expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(502);
+    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true });
+    expect(res.status).toBe(503);
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(((await res.json()) as any).error.code).toBe("no_backend_available");
+    await abortAllDurableObjects();
+    expect((await gateStats(tenant)).backends[0].breaker).toBe("open");
+    expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(503);
+  });
+});
+
+describe("retries", () => {
+  it("with 20% failures, every request completes and upstream attempts stay under 1.3x", async () => {
+    for (const [i, s] of (["a", "b"] as const).entries()) await simControl(s, { failRate: 0.2, failStatus: 503, seed: 11 + i });
+    const { key } = await createTenant(simConfig(["a", "b"], { retry: { maxAttempts: 4, budgetRatio: 0.3, baseDelayMs: 1 } }));
+    const N = 100;
+    let complete = 0;
+    for (let i = 0; i < N; i++) {
+      const messages = [{ role: "user", content: `question ${i}` }];
+      const sse = await readSse(await chat(key, { model: "chat", messages, stream: true }));
+      if (sse.done && sse.text === expectedText(messages)) complete++;
+    }
+    expect(complete).toBe(N);
+    const attempts = await totalRequests("a", "b");
+    expect(attempts / N).toBeLessThanOrEqual(1.3);
+    expect(attempts).toBeGreaterThan(N); // failures really happened
+  });
+
+  it("does not retry a 4xx, and honours Retry-After before retrying the same backend", async () => {
+    const { key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 2, maxDelayMs: 2_000 } }));
+    expect(await drain(await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { status: 422 } }))).toBe(422);
+    expect((await simStats("a")).requests).toBe(1);
+    const started = Date.now();
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { status: 429, retry_after: 1 } });
+    expect(res.status).toBe(502);
+    expect(res.headers.get("x-sluice-attempts")).toBe("2");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+  });
+
+  it("with every backend failing, attempts stay within the budget and each request is dead-lettered", async () => {
+    await simControl("a", { failRate: 1, failStatus: 500 });
+    await simControl("b", { failRate: 1, failStatus: 500 });
+    const { tenant, key } = await createTenant(
+      simConfig(["a", "b"], { retry: { maxAttempts: 3, budgetRatio: 0.2, budgetMinRetries: 2, baseDelayMs: 1 }, breaker: { minRequests: 1000, consecutiveFailures: 1000 } }),
+    );
+    const N = 20;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const res = await chat(key, { model: "chat", messages: MESSAGES });
+      expect(res.status).toBe(502);
+      ids.push(res.headers.get("x-request-id")!);
+      await drain(res);
+    }
+    const attempts = await totalRequests("a", "b");
+    expect(attempts).toBeLessThanOrEqual(N + Math.max(2, Math.floor(N * 0.2)));
+    expect((await gateStats(tenant)).counters.budgetDenied).toBeGreaterThan(0);
+    const dl: any = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters?limit=100`, { headers: ADMIN })).json();
+    expect(dl.data).toHaveLength(N);
+    expect(new Set(dl.data.map((d: any) => d.requestId))).toEqual(new Set(ids));
+    const first = dl.data.find((d: any) => d.attempts.length > 1) ?? dl.data[0];
+    expect(first).toMatchObject({ tenant, model: "chat", status: 502, partial: false });
+    expect(first.attempts[0]).toMatchObject({ backendId: "a", outcome: "failure", errorCode: "upstream_http_500", httpStatus: 500 });
+    expect(first.attempts[0].durationMs).toBeGreaterThanOrEqual(0);
+    // Another tenant sees none of them.
+    const other = await createTenant(simConfig(["a"]));
+    const none: any = await (await SELF.fetch(`https://sluice.test/admin/tenants/${other.tenant}/dead-letters`, { headers: ADMIN })).json();
+    expect(none.data).toEqual([]);
+  });
+});
+
+describe("mid-stream resume", () => {
+  it("continues a stream cut after N chunks on the next resumable backend: one stream, exact text", async () => {
+    const { tenant, key } = await createTenant(resumable(["a", "b"]));
+    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 40, sim_fault: { backend: "a", disconnect_after: 7 } });
+    const sse = await readSse(res);
+    expect(sse.error).toBeUndefined();
+    expect(sse.done).toBe(true);
+    expect(sse.text).toBe(expectedText(MESSAGES, 40));
+    expect(sse.comments).toContain("resumed backend=b at=7");
+    expect(res.headers.get("x-sluice-backend")).toBe("a");
+    const ids = sse.events.filter((e) => e.data !== "[DONE]").map((e) => Number(e.id));
+    expect(ids).toEqual(ids.map((_, i) => i + 1));
+    const roles = sse.events.filter((e) => e.data.includes('"role"'));
+    expect(roles).toHaveLength(1);
+    expect((await gateStats(tenant)).counters.continuations).toBe(1);
+  });
+
+  it("resumes elsewhere when a backend hangs after a few tokens (idle timeout)", async () => {
+    const { key } = await createTenant(resumable(["a", "b"], { timeouts: { idleMs: 250 } }));
+    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { backend: "a", hang: true, hang_after: 4 } }));
+    expect(sse.done).toBe(true);
+    expect(sse.text).toBe(expectedText());
+    expect(await eventually(async () => (await simStats("a")).cancelled === 1)).toBe(true);
+  });
+
+  it("ends with the partial error event when the only resumable backends also die", async () => {
+    const { key } = await createTenant(resumable(["a", "b"]));
+    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { disconnect_after: 3 } }));
+    expect(sse.done).toBe(false);
+    // a: 3 tokens, b continues with 3 more, a again 3 more: maxAttempts (3) reached.
+    expect(sse.error).toMatchObject({ partial: true, completion_tokens: 9 });
+    expect(expectedText(MESSAGES, 30).startsWith(sse.text)).toBe(true);
+  });
+});
+
+describe("routing", () => {
+  it("sends a request to the backend nearest the client's colo", async () => {
+    const cfg = simConfig(["a", "b"]);
+    const { key } = await createTenant({ ...cfg, models: { chat: { route: ["a", "b"] } } });
+    const from = (latitude: string, longitude: string) =>
+      SELF.fetch("https://sluice.test/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "chat", messages: MESSAGES }),
+        cf: { latitude, longitude },
+      } as RequestInit);
+    const london = await from("51.5", "-0.12");
+    expect(london.headers.get("x-sluice-backend")).toBe("b"); // eu-west
+    await drain(london);
+    const virginia = await from("38.9", "-77.0");
+    expect(virginia.headers.get("x-sluice-backend")).toBe("a"); // us-east
+    await drain(virginia);
+  });
+
+  it("never sends a backend more than its maxConcurrency", async () => {
+    await simControl("a", { tokensPerSecond: 50 });
+    await simControl("b", { tokensPerSecond: 50 });
+    const cfg = simConfig(["a", "b"], { limits: { maxConcurrency: 8 } });
+    const { key } = await createTenant({ ...cfg, backends: cfg.backends.map((b) => ({ ...b, maxConcurrency: 1 })) });
+    const statuses = await Promise.all([1, 2, 3, 4].map(() => chat(key, { model: "chat", messages: MESSAGES, max_tokens: 10 }).then(drain)));
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    expect((await simStats("a")).peakActive).toBe(1);
+    expect((await simStats("b")).peakActive).toBe(1);
+  });
+});
+
+describe("graceful degradation", () => {
+  it("routes requests over the token budget to the smaller model, and says so", async () => {
+    const { key } = await createTenant({
+      ...simConfig(["a", "b"]),
+      models: { chat: { route: ["a"], tokenBudget: { maxTokens: 100, to: "small" } }, small: { route: ["b"] } },
+    });
+    const res = await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 120 });
+    expect(res.headers.get("x-sluice-backend")).toBe("b");
+    expect(res.headers.get("x-sluice-degraded")).toBe("token-budget;from=chat;to=small");
+    await drain(res);
+  });
+
+  it("routes prompts too long for a model's context to a fallback with a larger one, or answers 400", async () => {
+    const cfg = simConfig(["a", "b"]);
+    const { key } = await createTenant({
+      ...cfg,
+      backends: [{ ...cfg.backends[0]!, contextTokens: 1000 }, { ...cfg.backends[1]!, contextTokens: 100_000 }],
+      models: { chat: { route: ["a"], fallbacks: ["long"] }, long: { route: ["b"] }, short: { route: ["a"] } },
+    });
+    const longPrompt = [{ role: "user", content: "word ".repeat(2000) }];
+    const res = await chat(key, { model: "chat", messages: longPrompt });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-sluice-degraded")).toBe("context-window;from=chat;to=long");
+    await drain(res);
+    const tooLong = await chat(key, { model: "short", messages: longPrompt });
+    expect(tooLong.status).toBe(400);
+    expect(((await tooLong.json()) as any).error).toMatchObject({ code: "context_length_exceeded", message: expect.stringMatching(/1000 tokens/) });
+  });
+});
