@@ -10,6 +10,7 @@ import { TenantConfigSchema } from "../config/schema";
 import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, readTenantConfig, writeTenantConfig } from "../config/store";
 import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
+import { gateClient } from "../gate/client";
 
 const KeySchema = z.object({
   key: z.string().min(12, "keys must be at least 12 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
@@ -21,7 +22,7 @@ const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-const gateOf = (env: Env, tenant: string) => env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+const gateOf = (env: Env, tenant: string) => gateClient(env.TENANT_GATE, tenant);
 
 export const adminRoute = new Hono<AppEnv>()
   .use("*", adminAuth)

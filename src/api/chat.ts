@@ -8,16 +8,18 @@ import { errorResponse } from "./errors";
 import { jsonBody, validJson } from "./validation";
 import { ChatRequestSchema, estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
 import { PRIORITIES, type Priority } from "../gate/queue";
-import type { AdmitRequest, AdmitResult } from "../gate/protocol";
+import type { AdmitRequest, AdmitResult, EntrySnapshot, RecordSpec } from "../gate/protocol";
+import { gateClient, type GateApi } from "../gate/client";
+import { bodyHash, isDeterministic, semanticKey, validIdempotencyKey } from "../gate/dedup-key";
 import type { Coordinates } from "../dispatch/regions";
-import { dispatch } from "../dispatch/dispatch";
+import { dispatch, replayEntry } from "../dispatch/dispatch";
 import { StreamProgress } from "../stream/relay";
 import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
 import type { ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
 
-/** Admission is retried this often when the gate object restarts under the call. */
+/** Admission is retried this often when calls to the gate fail outright. */
 const ADMIT_TRIES = 3;
 
 export const chatRoute = new Hono<AppEnv>().post(
@@ -38,17 +40,36 @@ export const chatRoute = new Hono<AppEnv>().post(
     }
     const requestId = c.get("requestId");
     const tenant = c.get("tenant");
-    const meta = { backend: "", attempts: 0, queueMs: 0, degradations: [] as string[] };
+    const config = c.get("config");
+    const idempotencyKey = c.req.header("idempotency-key");
+    if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) {
+      return errorResponse(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters.");
+    }
+    const lastEventHeader = c.req.header("last-event-id");
+    if (lastEventHeader !== undefined && (!/^\d{1,9}$/.test(lastEventHeader) || idempotencyKey === undefined)) {
+      return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number, sent together with the Idempotency-Key of the original request.");
+    }
+    const hash = await bodyHash(body);
+    const deterministic = isDeterministic(body);
+    let record: RecordSpec | undefined;
+    if (idempotencyKey !== undefined) record = { key: `idem:${idempotencyKey}`, kind: "idempotency", bodyHash: hash, shared: true };
+    else if (deterministic && (config.dedup.semantic || config.dedup.staleIfError)) {
+      record = { key: await semanticKey(tenant, body), kind: "semantic", bodyHash: hash, shared: config.dedup.semantic };
+    }
+    const staleKey = deterministic && config.dedup.staleIfError ? (record?.kind === "semantic" ? record.key : await semanticKey(tenant, body)) : undefined;
+    const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
     const headers = () => ({
       "x-request-id": requestId,
       ...(meta.backend ? { "x-sluice-backend": meta.backend } : {}),
       "x-sluice-attempts": String(meta.attempts),
       "x-sluice-queue-ms": String(meta.queueMs),
       ...(meta.degradations.length ? { "x-sluice-degraded": meta.degradations.join(", ") } : {}),
+      ...(meta.replay ? { "x-sluice-replay": meta.replay } : {}),
     });
     const sink: ClientSink = body.stream ? new SseSink(headers) : new JsonSink(headers);
     const admit: AdmitRequest = {
       tenant,
+      record,
       requestId,
       alias: body.model,
       priority: priorityHeader as Priority,
@@ -56,7 +77,8 @@ export const chatRoute = new Hono<AppEnv>().post(
       maxTokens: requestedMaxTokens(body),
       origin: originOf(c.req.raw),
     };
-    const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta).catch(async (err: unknown) => {
+    const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, staleKey };
+    const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options).catch(async (err: unknown) => {
       console.error(JSON.stringify({ level: "error", requestId, tenant, msg: "request failed unexpectedly", error: String(err) }));
       await sink.fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0).catch(() => {});
     });
@@ -70,19 +92,53 @@ interface ResponseMeta {
   attempts: number;
   queueMs: number;
   degradations: string[];
+  /** "stored": answered from the journal; "joined": followed a twin's live generation. */
+  replay?: "stored" | "joined";
 }
 
-async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: ClientSink, signal: AbortSignal, meta: ResponseMeta): Promise<void> {
-  const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(admit.tenant));
+interface ServeOptions {
+  /** Chunks the client already has (Last-Event-ID of a reconnect). */
+  lastEventId: number;
+  /** Finish the generation even if the client leaves (Idempotency-Key). */
+  detached: boolean;
+  /** Semantic key of a stored answer for stale-if-error. */
+  staleKey?: string;
+}
+
+/** How long one follow call waits for a joined generation to make progress. */
+const FOLLOW_WAIT_MS = 10_000;
+
+async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: ClientSink, signal: AbortSignal, meta: ResponseMeta, options: ServeOptions): Promise<void> {
+  const gate = gateClient(env.TENANT_GATE, admit.tenant);
   sink.setPhase("queued");
-  const admitted = await admitWithRetry(() => gate.admit(admit));
+  const admitted = await admitThroughQueue(gate, admit, signal);
   if (admitted.kind === "reject") {
     await sink.fail({ status: admitted.status, code: admitted.code, message: admitted.message, retryAfterSec: admitted.retryAfterSec }, 0);
+    return;
+  }
+  if (admitted.kind === "replay") {
+    meta.replay = "stored";
+    await replayEntry(admitted.entry, sink, options.lastEventId);
+    return;
+  }
+  if (admitted.kind === "join") {
+    meta.replay = "joined";
+    await followEntry(gate, admitted.entry, sink, options.lastEventId, signal);
     return;
   }
   meta.queueMs = admitted.queueMs;
   meta.degradations = admitted.degradations;
   const startedAt = Date.now();
+  const resumed = admitted.resumeFrom;
+  const fallbackId = `chatcmpl-${admit.requestId}`;
+  const progress = resumed
+    ? StreamProgress.resuming(fallbackId, Math.floor(startedAt / 1000), resumed.chunks, resumed.text, resumed.tokens)
+    : new StreamProgress(fallbackId, Math.floor(startedAt / 1000));
+  if (resumed && resumed.chunks.length > options.lastEventId) {
+    // A retry carrying on a stopped generation: first what the client has not seen of it.
+    sink.skipTo(options.lastEventId);
+    for (const chunk of resumed.chunks.slice(options.lastEventId)) await sink.send(JSON.parse(chunk)).catch(() => {});
+  } else if (resumed) sink.skipTo(resumed.chunks.length);
   const result = await dispatch({
     gate,
     leaseId: admitted.leaseId,
@@ -90,9 +146,19 @@ async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: Cli
     timeouts: admitted.timeouts,
     body,
     sink,
-    progress: new StreamProgress(`chatcmpl-${admit.requestId}`, Math.floor(startedAt / 1000)),
+    progress,
     signal,
     deadline: startedAt + admitted.timeouts.totalMs,
+    record: admit.record !== undefined,
+    recordedChunks: resumed?.chunks.length ?? 0,
+    detached: options.detached,
+    staleAnswer: options.staleKey
+      ? async () => {
+          const stored = await gate.storedAnswer(options.staleKey!);
+          if (stored) meta.degradations = [...meta.degradations, "stale-cache"];
+          return stored;
+        }
+      : undefined,
     onAttempt: (grant) => {
       meta.attempts = grant.attempt;
       if (!sink.committed) meta.backend = grant.backend.id;
@@ -113,17 +179,46 @@ async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: Cli
   }
 }
 
-/** A gate that restarts mid-call (deploy, eviction) drops its queue; asking again re-queues. */
-async function admitWithRetry(call: () => Promise<AdmitResult>): Promise<AdmitResult> {
-  let lastError: unknown;
-  for (let i = 0; i < ADMIT_TRIES; i++) {
-    try {
-      return await call();
-    } catch (err) {
-      lastError = err;
-    }
+/** Relays a generation another request is running (same key), live, as the gate records it. */
+async function followEntry(gate: GateApi, entry: EntrySnapshot, sink: ClientSink, after: number, signal: AbortSignal): Promise<void> {
+  // Chunks the client already has are skipped even if the journal does not hold them yet.
+  let sent = after;
+  let chunks = entry.chunks.slice(sent);
+  sink.skipTo(sent);
+  for (;;) {
+    for (const chunk of chunks) await sink.send(JSON.parse(chunk));
+    sent += chunks.length;
+    if (signal.aborted || sink.clientGone.aborted) return;
+    const next = await gate.follow(entry.key, sent, FOLLOW_WAIT_MS);
+    chunks = next.chunks;
+    if (next.state === "running") continue;
+    for (const chunk of chunks) await sink.send(JSON.parse(chunk));
+    if (next.state === "complete") return sink.finish();
+    const tokens = chunks.length + sent;
+    return sink.fail({ status: 502, code: `generation_${next.state}`, message: `The generation this request joined ended ${next.state}; retry with the same key to resume it.` }, tokens);
   }
-  return { kind: "reject", status: 503, code: "gate_unavailable", message: `The tenant's gate is unavailable: ${String(lastError)}`, retryAfterSec: 1 };
+}
+
+/**
+ * Admission, polling while queued. A gate that restarts drops its queue (the poll answers
+ * "unknown", or the call fails): the request is admitted again rather than lost.
+ */
+async function admitThroughQueue(gate: GateApi, admit: AdmitRequest, signal: AbortSignal): Promise<Exclude<AdmitResult, { kind: "queued" } | { kind: "unknown" }>> {
+  let failures = 0;
+  let result: AdmitResult | undefined;
+  for (;;) {
+    try {
+      result = result?.kind === "queued" ? await gate.poll(result.ticket) : await gate.admit(admit);
+    } catch (err) {
+      if (++failures >= ADMIT_TRIES) return { kind: "reject", status: 503, code: "gate_unavailable", message: `The tenant's gate is unavailable: ${String(err)}`, retryAfterSec: 1 };
+      result = undefined;
+      continue;
+    }
+    if (result.kind === "unknown") result = undefined;
+    else if (result.kind !== "queued") return result;
+    // A client that left while queued stops polling; the gate drops its ticket.
+    if (signal.aborted) return { kind: "reject", status: 503, code: "client_disconnected", message: "The client went away while queued." };
+  }
 }
 
 function originOf(request: Request): Coordinates | undefined {

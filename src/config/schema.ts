@@ -69,6 +69,22 @@ export const TimeoutsSchema = z.object({
   totalMs: z.number().int().positive().max(3_600_000).default(600_000),
 });
 
+export const IdempotencySchema = z.object({
+  /** How long a key and its answer are kept. */
+  ttlMs: z.number().int().positive().max(7 * 86_400_000).default(86_400_000),
+  maxEntries: z.number().int().positive().max(1_000_000).default(10_000),
+  maxBytes: z.number().int().positive().max(1_000_000_000).default(64 * 1024 * 1024),
+  /** Larger answers are not stored for replay (their keys still dedupe). */
+  maxEntryBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+});
+
+export const DedupSchema = z.object({
+  /** Requests with temperature 0 share in-flight generations and stored answers. */
+  semantic: z.boolean().default(false),
+  /** When every backend fails, a temperature-0 request is answered from a stored answer. */
+  staleIfError: z.boolean().default(false),
+});
+
 export const TenantConfigSchema = z
   .object({
     backends: z.array(BackendSchema).min(1).max(64),
@@ -77,6 +93,8 @@ export const TenantConfigSchema = z
     retry: RetrySchema.default(RetrySchema.parse({})),
     breaker: BreakerSchema.default(BreakerSchema.parse({})),
     timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
+    idempotency: IdempotencySchema.default(IdempotencySchema.parse({})),
+    dedup: DedupSchema.default(DedupSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const backendIds = new Set<string>();

@@ -4,17 +4,19 @@
 // back, so a failure before it can move to another backend without the client noticing. After
 // tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
 // gets the partial-completion error event.
-import type { AttemptGrant, AttemptReport, RetryResult, SettleOutcome, Timeouts } from "../gate/protocol";
+import type { AttemptGrant, AttemptReport, Checkpoint, EntrySnapshot, RetryResult, SettleOutcome, Timeouts } from "../gate/protocol";
 import type { ClientSink, Failure } from "../stream/sink";
 import { StreamProgress } from "../stream/relay";
 import { AttemptError, UpstreamAttempt, type UpstreamChunk } from "./attempt";
 import { LEASE_RENEW_MS } from "../gate/lease";
+import { CHECKPOINT_MS, Checkpointer } from "./checkpointer";
 
 /** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
 export interface GateCalls {
   renew(leaseId: string): Promise<boolean>;
+  checkpoint(leaseId: string, progress: Checkpoint): Promise<boolean>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
-  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome): Promise<void>;
+  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
 }
 
 export interface AttemptLogEntry {
@@ -43,6 +45,17 @@ export interface DispatchInput {
   deadline: number;
   /** Called when the serving backend changes (for response headers). */
   onAttempt?: (grant: AttemptGrant) => void;
+  /** Record delivered chunks in the gate's journal (the request has a journal key). */
+  record?: boolean;
+  /** Chunks the journal already holds (a takeover carrying on from a checkpoint). */
+  recordedChunks?: number;
+  /**
+   * Keep generating when the client leaves, so the answer is there for a replay or reconnect
+   * (requests with an Idempotency-Key).
+   */
+  detached?: boolean;
+  /** A stored answer to serve when every backend failed before the first token (stale-if-error). */
+  staleAnswer?: () => Promise<EntrySnapshot | null>;
 }
 
 export interface DispatchResult {
@@ -52,28 +65,36 @@ export interface DispatchResult {
 }
 
 export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
-  const cancelled = AbortSignal.any([input.signal, input.sink.clientGone]);
+  // A detached request ignores its client: the generation finishes for a later replay.
+  const cancelled = input.detached ? new AbortController().signal : AbortSignal.any([input.signal, input.sink.clientGone]);
+  const checkpointer = new Checkpointer(
+    { checkpoint: (p) => input.gate.checkpoint(input.leaseId, p), renew: () => input.gate.renew(input.leaseId) },
+    input.recordedChunks ?? 0,
+    input.record ?? false,
+    LEASE_RENEW_MS,
+  );
   let settled = false;
   const gate: GateCalls = {
     renew: (leaseId) => input.gate.renew(leaseId),
+    checkpoint: (leaseId, p) => input.gate.checkpoint(leaseId, p),
     retry: (...args) => input.gate.retry(...args),
-    settle: async (...args) => {
+    settle: async (leaseId, report, outcome) => {
       settled = true;
-      await input.gate.settle(...args);
+      await input.gate.settle(leaseId, report, outcome, checkpointer.final(input.progress.text, input.progress.tokens));
     },
   };
-  // The lease is renewed while the request is worked on; a dead Worker stops renewing it.
-  const renewal = setInterval(() => void gate.renew(input.leaseId).catch(() => {}), LEASE_RENEW_MS);
+  // Checkpoints renew the lease while the request is worked on; a dead Worker stops renewing it.
+  const timer = setInterval(() => void checkpointer.tick(input.progress.text, input.progress.tokens), CHECKPOINT_MS);
   try {
-    return await dispatchLoop({ ...input, gate, signal: cancelled });
+    return await dispatchLoop({ ...input, gate, signal: cancelled }, checkpointer);
   } finally {
-    clearInterval(renewal);
+    clearInterval(timer);
     // An unexpected exception must not leak the slot: settle whatever happened.
     if (!settled) await settleWithRetry(gate, input.leaseId, null, "failed");
   }
 }
 
-async function dispatchLoop(input: DispatchInput): Promise<DispatchResult> {
+async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): Promise<DispatchResult> {
   const { gate, leaseId, sink, progress, signal } = input;
   const log: AttemptLogEntry[] = [];
   let grant = input.grant;
@@ -97,7 +118,7 @@ async function dispatchLoop(input: DispatchInput): Promise<DispatchResult> {
     if (grant.continuation && sink.committed) await sink.comment(`resumed backend=${grant.backend.id} at=${progress.tokens}`).catch(() => {});
     sink.setPhase(progress.tokens > 0 ? "streaming" : "waiting");
 
-    const { report, error } = await runAttempt(input, grant);
+    const { report, error } = await runAttempt(input, grant, checkpointer);
     lastReport = report;
     log.push({
       attempt: grant.attempt,
@@ -144,6 +165,11 @@ async function dispatchLoop(input: DispatchInput): Promise<DispatchResult> {
         retryAfterSec: "retryAfterSec" in exhausted ? exhausted.retryAfterSec : undefined,
       };
       if (signal.aborted) return end("cancelled");
+      const stale = progress.tokens === 0 && !sink.committed ? await input.staleAnswer?.().catch(() => null) : null;
+      if (stale) {
+        await replayEntry(stale, sink, 0).catch(() => {});
+        return end("stale");
+      }
       await sink.fail(failure, progress.tokens).catch(() => {});
       return end(progress.tokens > 0 ? "partial" : "failed", failure);
     }
@@ -152,7 +178,7 @@ async function dispatchLoop(input: DispatchInput): Promise<DispatchResult> {
 }
 
 /** Runs one attempt to its end and says how it went. Never throws. */
-async function runAttempt(input: DispatchInput, grant: AttemptGrant): Promise<{ report: AttemptReport; error?: AttemptError }> {
+async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointer: Checkpointer): Promise<{ report: AttemptReport; error?: AttemptError }> {
   const { sink, progress, signal } = input;
   const attempt = new UpstreamAttempt({
     grant,
@@ -173,7 +199,7 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant): Promise<{ 
     for (;;) {
       const event = await attempt.next();
       if (event.kind === "done") {
-        await relay(held.splice(0), sink, progress);
+        await relay(held.splice(0), input, checkpointer);
         return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
       }
       if (!tokenSeen && !event.chunk.isToken) {
@@ -181,7 +207,7 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant): Promise<{ 
         continue;
       }
       tokenSeen = true;
-      chunks += await relay([...held.splice(0), event.chunk], sink, progress);
+      chunks += await relay([...held.splice(0), event.chunk], input, checkpointer);
     }
   } catch (err) {
     const durationMs = Date.now() - attempt.startedAt;
@@ -207,16 +233,18 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant): Promise<{ 
   }
 }
 
-async function relay(chunks: UpstreamChunk[], sink: ClientSink, progress: StreamProgress): Promise<number> {
+async function relay(chunks: UpstreamChunk[], input: DispatchInput, checkpointer: Checkpointer): Promise<number> {
   let tokens = 0;
   for (const c of chunks) {
-    const framed = progress.frame(c);
+    const framed = input.progress.frame(c);
     if (!framed) continue;
     if (c.isToken) tokens++;
+    checkpointer.add(JSON.stringify(framed));
+    if (input.sink.clientGone.aborted && input.detached) continue;
     try {
-      await sink.send(framed);
+      await input.sink.send(framed);
     } catch {
-      throw new ClientGone();
+      if (!input.detached) throw new ClientGone();
     }
   }
   return tokens;
@@ -266,4 +294,15 @@ export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * Sends a journal entry's chunks after event `after` to the sink, then ends it: [DONE] for a
+ * complete entry, the partial-completion error event otherwise.
+ */
+export async function replayEntry(entry: EntrySnapshot, sink: ClientSink, after: number): Promise<void> {
+  sink.skipTo(after);
+  for (const chunk of entry.chunks.slice(after)) await sink.send(JSON.parse(chunk));
+  if (entry.state === "complete") return sink.finish();
+  await sink.fail({ status: 502, code: `generation_${entry.state}`, message: `The stored generation for this key ended ${entry.state}; retry with the same Idempotency-Key to resume it.` }, entry.tokens);
 }

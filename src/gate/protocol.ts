@@ -1,9 +1,22 @@
 // What the Worker and the TenantGate Durable Object say to each other over RPC. Plain data only.
 import type { Priority } from "./queue";
 import type { Coordinates } from "../dispatch/regions";
+import type { EntryKind, EntrySnapshot, EntryState } from "./journal";
+
+export type { EntrySnapshot };
+
+/** Where a request is recorded for replay, join and resume (Idempotency-Key or semantic key). */
+export interface RecordSpec {
+  key: string;
+  kind: EntryKind;
+  bodyHash: string;
+  /** Others may replay or join this entry (false: stored only, for stale-if-error). */
+  shared: boolean;
+}
 
 export interface AdmitRequest {
   tenant: string;
+  record?: RecordSpec;
   requestId: string;
   alias: string;
   priority: Priority;
@@ -43,7 +56,7 @@ export interface Timeouts {
 
 export type Rejection = {
   kind: "reject";
-  status: 400 | 404 | 429 | 503 | 504;
+  status: 400 | 404 | 409 | 422 | 429 | 503 | 504;
   code: string;
   message: string;
   retryAfterSec?: number;
@@ -57,8 +70,32 @@ export type AdmitResult =
       grant: AttemptGrant;
       degradations: string[];
       timeouts: Timeouts;
+      /** Taking over an entry that stopped mid-way: carry on from its checkpoint. */
+      resumeFrom?: EntrySnapshot;
     }
+  /** The answer is stored: replay it, no backend call. */
+  | { kind: "replay"; entry: EntrySnapshot }
+  /** The same request is being generated right now: follow it. */
+  | { kind: "join"; entry: EntrySnapshot }
+  /** Still waiting in the queue: poll with this ticket. */
+  | { kind: "queued"; ticket: string }
+  /** The gate does not know the ticket (it restarted): admit again. */
+  | { kind: "unknown" }
   | Rejection;
+
+export interface FollowResult {
+  /** Chunks from the requested index on. */
+  chunks: string[];
+  state: EntryState | "gone";
+}
+
+/** Progress a checkpoint commits: chunks from event index `from`, and the totals so far. */
+export interface Checkpoint {
+  from: number;
+  chunks: string[];
+  text: string;
+  tokens: number;
+}
 
 export type AttemptOutcome = "success" | "failure" | "client_error" | "cancelled";
 
@@ -90,4 +127,5 @@ export type RetryResult =
   | { kind: "wait"; delayMs: number }
   | { kind: "exhausted"; status: 502 | 503; code: string; message: string; retryAfterSec?: number };
 
-export type SettleOutcome = "complete" | "partial" | "failed" | "cancelled";
+/** "stale": every backend failed and a stored answer was served instead. */
+export type SettleOutcome = "complete" | "partial" | "failed" | "cancelled" | "stale";

@@ -14,11 +14,14 @@ import { RetryBudget } from "./budget";
 import { DrainRate } from "./drain-rate";
 import { LatencyHistogram } from "../observe/histogram";
 import { LEASE_TTL_MS } from "./lease";
+import { ReplayJournal, type EntrySnapshot, type EntryState } from "./journal";
 import type {
   AdmitRequest,
   AdmitResult,
   AttemptGrant,
   AttemptReport,
+  Checkpoint,
+  FollowResult,
   Rejection,
   RetryNeeds,
   RetryResult,
@@ -43,16 +46,38 @@ interface Lease {
   probe: boolean;
   grantedAt: number;
   deadline: number;
+  /** Journal key the request records its chunks under, if any. */
+  recordKey?: string;
 }
 
 interface Waiter {
   request: AdmitRequest;
   plan: PlanEntry[];
   degradations: string[];
+  /** Entry to carry on from (a takeover after the previous run stopped mid-way). */
+  resumeFrom?: EntrySnapshot;
   enqueuedAt: number;
-  resolve: (result: AdmitResult) => void;
-  timer: ReturnType<typeof setTimeout>;
 }
+
+/**
+ * A queued request's ticket. The Worker holds an admit or poll call open for at most POLL_MS at a
+ * time, so a gate that restarts (losing its in-memory queue) is noticed within one poll, and a
+ * Worker that stops polling (client gone, Worker dead) is dropped from the queue.
+ */
+interface Ticket extends Waiter {
+  /** The verdict, once there is one and nobody was waiting to take it. */
+  result?: AdmitResult;
+  /** The open admit/poll call, if any. */
+  deliver?: (result: AdmitResult) => void;
+  pollTimer?: ReturnType<typeof setTimeout>;
+  lastPolledAt: number;
+  queueTimer: ReturnType<typeof setTimeout>;
+}
+
+/** Longest an admit or poll call stays open while the request waits in the queue. */
+export const POLL_MS = 2_000;
+/** A queued ticket nobody polled for this long is dropped. */
+const STALE_TICKET_MS = 3 * POLL_MS;
 
 type Pick =
   | { ok: true; cursor: number; delayMs: number }
@@ -75,6 +100,8 @@ function newCounters() {
     retries: 0,
     continuations: 0,
     budgetDenied: 0,
+    servedStale: 0,
+    abandonedInQueue: 0,
   };
 }
 
@@ -94,12 +121,16 @@ export class TenantGate extends DurableObject<Env> {
   private readonly backendInFlight = new Map<string, number>();
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly notBefore = new Map<string, number>();
-  private readonly queue = new BoundedPriorityQueue<Waiter>(() => this.config?.limits.maxQueue ?? 0);
+  private readonly queue = new BoundedPriorityQueue<Ticket>(() => this.config?.limits.maxQueue ?? 0);
+  private readonly tickets = new Map<string, Ticket>();
   private budget: RetryBudget | null = null;
   private readonly drain = new DrainRate();
   private counters = newCounters();
   private readonly backendCounters = new Map<string, BackendCounters>();
   private readonly latency = { queueMs: new LatencyHistogram(), totalMs: new LatencyHistogram() };
+  private journal!: ReplayJournal;
+  /** Followers (joined twins) waiting for a journal entry to change, by key. */
+  private readonly followers = new Map<string, Set<() => void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -108,6 +139,7 @@ export class TenantGate extends DurableObject<Env> {
       sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+      this.journal = new ReplayJournal(sql);
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'tenant'`)) this.tenant = row.value;
       for (const row of sql.exec<{ data: string }>(`SELECT data FROM leases`)) {
         const lease = JSON.parse(row.data) as Lease;
@@ -136,8 +168,20 @@ export class TenantGate extends DurableObject<Env> {
     const closedFor = this.breakersOpenFor(plan.entries, now);
     if (closedFor !== undefined) return this.noBackendRejection(closedFor);
 
+    let resumeFrom: EntrySnapshot | undefined;
+    if (request.record) {
+      const entry = this.journal.get(request.record.key, now);
+      const decision = entry && this.journalDecision(entry, request, plan.entries);
+      if (decision && decision.kind !== "takeover") return decision;
+      if (decision?.kind === "takeover") resumeFrom = decision.entry;
+      // A stored-only answer (stale-if-error) is kept until it expires, and a run already
+      // recording one is left alone: this request then records nothing.
+      const liveEntry = entry?.state === "running" && entry.leaseId !== null && this.leases.has(entry.leaseId);
+      if (entry && !request.record.shared && (entry.state === "complete" || liveEntry)) request = { ...request, record: undefined };
+    }
+
     this.budget!.recordRequest(now);
-    const waiter: Omit<Waiter, "resolve" | "timer"> = { request, plan: plan.entries, degradations: plan.degradations, enqueuedAt: now };
+    const waiter: Waiter = { request, plan: plan.entries, degradations: plan.degradations, enqueuedAt: now, resumeFrom };
     if (this.queue.size === 0 && this.leases.size < config.limits.maxConcurrency) {
       const granted = this.tryGrant(waiter, now);
       if (granted) return granted;
@@ -145,53 +189,113 @@ export class TenantGate extends DurableObject<Env> {
     return this.enqueue(waiter, config, now);
   }
 
-  private enqueue(waiter: Omit<Waiter, "resolve" | "timer">, config: TenantConfig, now: number): Promise<AdmitResult> | AdmitResult {
-    const tooBusy = (): Rejection => ({
+  /** What an existing journal entry means for a new request with the same key. */
+  private journalDecision(entry: EntrySnapshot, request: AdmitRequest, plan: PlanEntry[]): AdmitResult | { kind: "takeover"; entry: EntrySnapshot } | undefined {
+    const record = request.record!;
+    if (entry.bodyHash !== record.bodyHash) {
+      return { kind: "reject", status: 422, code: "idempotency_key_reused", message: "This Idempotency-Key was used with a different request body." };
+    }
+    const live = entry.state === "running" && entry.leaseId !== null && this.leases.has(entry.leaseId);
+    if (!record.shared) return undefined;
+    if (live) return { kind: "join", entry };
+    if (entry.state === "complete") {
+      if (entry.overflow) return { kind: "reject", status: 409, code: "replay_unavailable", message: "The answer for this key was too large to store; it cannot be replayed." };
+      return { kind: "replay", entry };
+    }
+    if (entry.tokens === 0 && !entry.overflow) return { kind: "takeover", entry: { ...entry, chunks: [] } };
+    // Part of the answer exists: carry on by continuation, or hand back what there is.
+    const resumable = plan.some((e) => this.config!.backends.find((b) => b.id === e.backendId)?.resume);
+    if (resumable && !entry.overflow) return { kind: "takeover", entry };
+    return { kind: "replay", entry };
+  }
+
+  private enqueue(waiter: Waiter, config: TenantConfig, now: number): Promise<AdmitResult> | AdmitResult {
+    const tooBusy = (message = `The queue for this tenant is full (${config.limits.maxQueue} waiting). Retry later.`): Rejection => ({
       kind: "reject",
       status: 429,
       code: "queue_full",
-      message: `The queue for this tenant is full (${config.limits.maxQueue} waiting). Retry later.`,
+      message,
       retryAfterSec: this.drain.retryAfterSeconds(now, this.queue.size),
     });
-    if (config.limits.maxQueue === 0) {
+    const id = waiter.request.requestId;
+    if (config.limits.maxQueue === 0 || this.tickets.has(id)) {
       this.counters.rejectedQueueFull++;
       return tooBusy();
     }
+    const ticket: Ticket = {
+      ...waiter,
+      lastPolledAt: now,
+      queueTimer: setTimeout(() => {
+        if (!this.queue.remove(id)) return;
+        this.counters.rejectedQueueTimeout++;
+        this.settleTicket(ticket, {
+          kind: "reject",
+          status: 504,
+          code: "queue_timeout",
+          message: `The request waited ${config.limits.maxQueueWaitMs} ms in the queue without a free slot.`,
+        });
+      }, config.limits.maxQueueWaitMs),
+    };
+    const offered = this.queue.offer({ id, priority: waiter.request.priority, enqueuedAt: now, value: ticket });
+    if (!offered.accepted) {
+      clearTimeout(ticket.queueTimer);
+      this.counters.rejectedQueueFull++;
+      return tooBusy();
+    }
+    this.tickets.set(id, ticket);
+    this.counters.queued++;
+    if (offered.displaced) {
+      this.counters.rejectedQueueFull++;
+      this.settleTicket(offered.displaced.value, tooBusy("The queue is full and this request was displaced by higher-priority traffic. Retry later."));
+    }
+    return this.await(ticket);
+  }
+
+  /** Waits up to POLL_MS for the ticket's verdict; answers "queued" to be polled again. */
+  private await(ticket: Ticket): Promise<AdmitResult> | AdmitResult {
+    ticket.lastPolledAt = Date.now();
+    if (ticket.result) {
+      this.tickets.delete(ticket.request.requestId);
+      return ticket.result;
+    }
     return new Promise<AdmitResult>((resolve) => {
-      const entry: Waiter = {
-        ...waiter,
-        resolve,
-        timer: setTimeout(() => {
-          if (!this.queue.remove(waiter.request.requestId)) return;
-          this.counters.rejectedQueueTimeout++;
-          resolve({
-            kind: "reject",
-            status: 504,
-            code: "queue_timeout",
-            message: `The request waited ${config.limits.maxQueueWaitMs} ms in the queue without a free slot.`,
-          });
-        }, config.limits.maxQueueWaitMs),
-      };
-      const offered = this.queue.offer({ id: waiter.request.requestId, priority: waiter.request.priority, enqueuedAt: now, value: entry });
-      if (!offered.accepted) {
-        clearTimeout(entry.timer);
-        this.counters.rejectedQueueFull++;
-        resolve(tooBusy());
-        return;
-      }
-      this.counters.queued++;
-      if (offered.displaced) {
-        clearTimeout(offered.displaced.value.timer);
-        this.counters.rejectedQueueFull++;
-        offered.displaced.value.resolve({ ...tooBusy(), message: "The queue is full and this request was displaced by higher-priority traffic. Retry later." });
-      }
+      ticket.deliver = resolve;
+      ticket.pollTimer = setTimeout(() => {
+        ticket.deliver = undefined;
+        ticket.lastPolledAt = Date.now();
+        resolve({ kind: "queued", ticket: ticket.request.requestId });
+      }, POLL_MS);
     });
   }
 
+  /** Gives the ticket its verdict: to the open call if there is one, else kept for the next poll. */
+  private settleTicket(ticket: Ticket, result: AdmitResult): void {
+    clearTimeout(ticket.queueTimer);
+    if (ticket.deliver) {
+      if (ticket.pollTimer !== undefined) clearTimeout(ticket.pollTimer);
+      ticket.deliver(result);
+      ticket.deliver = undefined;
+      this.tickets.delete(ticket.request.requestId);
+    } else {
+      ticket.result = result;
+    }
+  }
+
+  /**
+   * RPC: a queued request asks again. "unknown" means the gate restarted (or dropped the ticket):
+   * the Worker admits the request anew.
+   */
+  async poll(ticketId: string): Promise<AdmitResult> {
+    const ticket = this.tickets.get(ticketId);
+    if (!ticket) return { kind: "unknown" };
+    return this.await(ticket);
+  }
+
   /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
-  private tryGrant(waiter: Omit<Waiter, "resolve" | "timer">, now: number): AdmitResult | undefined {
+  private tryGrant(waiter: Waiter, now: number): AdmitResult | undefined {
     const config = this.config!;
-    const pick = this.pickBackend(waiter.plan, 0, false, now);
+    const continuing = (waiter.resumeFrom?.tokens ?? 0) > 0;
+    const pick = this.pickBackend(waiter.plan, 0, continuing, now);
     if (!pick.ok) return undefined;
     const lease: Lease = {
       id: crypto.randomUUID(),
@@ -203,13 +307,16 @@ export class TenantGate extends DurableObject<Env> {
       probe: false,
       grantedAt: now,
       deadline: now + LEASE_TTL_MS,
+      recordKey: waiter.request.record?.key,
     };
     this.leases.set(lease.id, lease);
-    const grant = this.startAttempt(lease, pick.cursor, 0, false, now);
+    const record = waiter.request.record;
+    if (record) this.journal.begin(record.key, record.kind, record.bodyHash, waiter.request.requestId, lease.id, config.idempotency, now);
+    const grant = this.startAttempt(lease, pick.cursor, 0, continuing, now);
     this.counters.admitted++;
     const queueMs = now - waiter.enqueuedAt;
     this.latency.queueMs.record(queueMs);
-    return { kind: "lease", leaseId: lease.id, queueMs, grant, degradations: waiter.degradations, timeouts: { ...config.timeouts } };
+    return { kind: "lease", leaseId: lease.id, queueMs, grant, degradations: waiter.degradations, timeouts: { ...config.timeouts }, resumeFrom: waiter.resumeFrom };
   }
 
   // ---- RPC: attempts ----------------------------------------------------------------------------
@@ -258,14 +365,68 @@ export class TenantGate extends DurableObject<Env> {
     return true;
   }
 
+  /** Commits relayed chunks to the request's journal entry (and renews the lease). */
+  async checkpoint(leaseId: string, progress: Checkpoint): Promise<boolean> {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return false;
+    const now = Date.now();
+    lease.deadline = now + LEASE_TTL_MS;
+    this.persistLease(lease);
+    if (lease.recordKey && this.config) {
+      if (this.journal.append(lease.recordKey, lease.id, progress.from, progress.chunks, progress.text, progress.tokens, this.config.idempotency, now)) this.wake(lease.recordKey);
+    }
+    return true;
+  }
+
+  /**
+   * For a joined twin: the entry's chunks from index `from`, waiting up to `waitMs` for news
+   * while the entry is running and has nothing new.
+   */
+  async follow(key: string, from: number, waitMs: number): Promise<FollowResult> {
+    const read = (): FollowResult | undefined => {
+      const entry = this.journal.get(key, Date.now());
+      if (!entry) return { chunks: [], state: "gone" };
+      const live = entry.state === "running" && entry.leaseId !== null && this.leases.has(entry.leaseId);
+      if (entry.chunks.length > from || !live) return { chunks: entry.chunks.slice(from), state: live ? "running" : entry.state === "running" ? "abandoned" : entry.state };
+      return undefined;
+    };
+    const now = read();
+    if (now) return now;
+    await new Promise<void>((resolve) => {
+      const set = this.followers.get(key) ?? new Set();
+      this.followers.set(key, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0) this.followers.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      set.add(done);
+    });
+    return read() ?? { chunks: [], state: "running" };
+  }
+
+  /** A stored complete answer for `key`, for stale-if-error; null when there is none. */
+  async storedAnswer(key: string): Promise<EntrySnapshot | null> {
+    const entry = this.journal.get(key, Date.now());
+    return entry && entry.state === "complete" && !entry.overflow ? entry : null;
+  }
+
   /** Ends a request: records the last attempt, frees the slot and lets the next waiter in. */
-  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome): Promise<void> {
+  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void> {
     const lease = this.leases.get(leaseId);
     if (!lease) return; // already settled or reclaimed: settle is idempotent
     const now = Date.now();
+    if (lease.recordKey && this.config) {
+      if (progress) this.journal.append(lease.recordKey, lease.id, progress.from, progress.chunks, progress.text, progress.tokens, this.config.idempotency, now);
+      const state: EntryState = outcome === "complete" ? "complete" : outcome === "partial" ? "partial" : outcome === "cancelled" ? "abandoned" : "failed";
+      this.journal.finish(lease.recordKey, lease.id, state, now);
+      this.wake(lease.recordKey);
+    }
     if (report) this.recordAttempt(lease, report, now);
     else this.endAttempt(lease);
-    this.counters[outcome === "complete" ? "completed" : outcome]++;
+    this.counters[outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome]++;
     this.latency.totalMs.record(now - lease.grantedAt);
     this.releaseLease(lease, now);
   }
@@ -294,6 +455,7 @@ export class TenantGate extends DurableObject<Env> {
       limits: config?.limits ?? null,
       counters: { ...this.counters },
       retryBudget: this.budget?.usage(now) ?? null,
+      journal: this.journal.stats(),
       latencyMs: { queue: this.latency.queueMs.summary(), total: this.latency.totalMs.summary() },
       backends: (config?.backends ?? []).map((b) => {
         const breaker = this.breakers.get(b.id);
@@ -323,6 +485,10 @@ export class TenantGate extends DurableObject<Env> {
       if (lease.deadline > now) continue;
       this.endAttempt(lease);
       this.counters.abandoned++;
+      if (lease.recordKey) {
+        this.journal.finish(lease.recordKey, lease.id, "abandoned", now);
+        this.wake(lease.recordKey);
+      }
       this.releaseLease(lease, now);
     }
     this.rescheduleAlarm();
@@ -467,15 +633,19 @@ export class TenantGate extends DurableObject<Env> {
     const config = this.config;
     if (!config) return;
     if (this.queue.size === 0) return;
+    // Tickets nobody polls any more belong to clients or Workers that are gone.
+    for (const entry of this.queue.removeWhere((w) => !w.value.deliver && now - w.value.lastPolledAt > STALE_TICKET_MS)) {
+      clearTimeout(entry.value.queueTimer);
+      this.tickets.delete(entry.id);
+      this.counters.abandonedInQueue++;
+    }
     for (const entry of this.queue.removeWhere((w) => this.breakersOpenFor(w.value.plan, now) !== undefined)) {
-      clearTimeout(entry.value.timer);
-      entry.value.resolve(this.noBackendRejection(this.breakersOpenFor(entry.value.plan, now)!));
+      this.settleTicket(entry.value, this.noBackendRejection(this.breakersOpenFor(entry.value.plan, now)!));
     }
     while (this.leases.size < config.limits.maxConcurrency) {
-      const entry = this.queue.takeFirst((w) => this.pickBackend(w.value.plan, 0, false, now).ok);
+      const entry = this.queue.takeFirst((w) => this.pickBackend(w.value.plan, 0, (w.value.resumeFrom?.tokens ?? 0) > 0, now).ok);
       if (!entry) break;
-      clearTimeout(entry.value.timer);
-      entry.value.resolve(this.tryGrant(entry.value, now)!);
+      this.settleTicket(entry.value, this.tryGrant(entry.value, now)!);
     }
   }
 
@@ -499,6 +669,10 @@ export class TenantGate extends DurableObject<Env> {
       message: "Every backend for this model is unavailable (circuit open). Retry later.",
       retryAfterSec: Math.max(1, Math.ceil(retryAfterMs / 1000)),
     };
+  }
+
+  private wake(key: string): void {
+    for (const done of [...(this.followers.get(key) ?? [])]) done();
   }
 
   private persistLease(lease: Lease): void {

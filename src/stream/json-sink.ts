@@ -77,6 +77,8 @@ export class JsonSink implements ClientSink {
     this.resolveResponse(errorResponse(failure.status, failure.code, failure.message, headers));
   }
 
+  skipTo(): void {}
+
   reset(): void {
     this.content = "";
     this.toolCalls = [];

@@ -37,6 +37,16 @@ export class StreamProgress {
     return { ...raw, id: this.completionId, created: this.created, choices };
   }
 
+  /** Progress of a stored, unfinished answer that this request carries on (same completion id). */
+  static resuming(fallbackId: string, created: number, chunks: string[], text: string, tokens: number): StreamProgress {
+    const first = chunks[0] ? (JSON.parse(chunks[0]) as { id?: string; created?: number }) : {};
+    const p = new StreamProgress(first.id ?? fallbackId, first.created ?? created);
+    p.text = text;
+    p.tokens = tokens;
+    p.roleSent = chunks.length > 0;
+    return p;
+  }
+
   /** Forgets what was relayed, when a non-streaming request starts over on another backend. */
   restart(): void {
     this.text = "";

@@ -27,6 +27,8 @@ export interface ClientSink {
   fail(failure: Failure, completionTokens: number): Promise<void>;
   /** Forgets buffered output (a non-streaming answer starting over). */
   reset(): void;
+  /** The next chunk sent gets event id n + 1 (a reconnect after Last-Event-ID n). */
+  skipTo(n: number): void;
 }
 
 export type HeaderSource = () => Record<string, string>;

@@ -79,6 +79,10 @@ export class SseSink implements ClientSink {
     await this.close();
   }
 
+  skipTo(n: number): void {
+    this.eventId = n;
+  }
+
   reset(): void {
     // A stream that started cannot take back what it sent; resume handles that case.
   }

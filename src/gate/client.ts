@@ -1,0 +1,37 @@
+// The Worker's handle on a tenant's gate. A Durable Object stub that saw its object reset (deploy,
+// eviction, abortAllDurableObjects) keeps failing, so each call that fails is tried once more on a
+// fresh stub. Leases and breakers live in the object's storage and survive; an admission that
+// was queued is simply made again.
+import type { TenantGate } from "./tenant-gate";
+
+/** The gate's RPC methods, with the plain types they are declared with. */
+export type GateApi = Pick<TenantGate, "admit" | "poll" | "renew" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats">;
+
+export function gateClient(namespace: DurableObjectNamespace<TenantGate>, tenant: string): GateApi {
+  // RPC stubs wrap every result type; the values are the plain data the methods return.
+  const fresh = () => namespace.get(namespace.idFromName(tenant)) as unknown as GateApi;
+  let stub = fresh();
+  const call =
+    <K extends keyof GateApi>(method: K) =>
+    async (...args: Parameters<GateApi[K]>): Promise<Awaited<ReturnType<GateApi[K]>>> => {
+      const invoke = () => (stub[method] as (...a: Parameters<GateApi[K]>) => ReturnType<GateApi[K]>)(...args);
+      try {
+        return await invoke();
+      } catch {
+        stub = fresh();
+        return await invoke();
+      }
+    };
+  return {
+    admit: call("admit"),
+    poll: call("poll"),
+    renew: call("renew"),
+    checkpoint: call("checkpoint"),
+    retry: call("retry"),
+    settle: call("settle"),
+    follow: call("follow"),
+    storedAnswer: call("storedAnswer"),
+    applyConfig: call("applyConfig"),
+    stats: call("stats"),
+  };
+}

@@ -1,0 +1,188 @@
+// Idempotency-Key replay and join, reconnect with Last-Event-ID, lease takeover by continuation,
+// semantic dedup, stale-if-error, tenant isolation and bounded storage.
+import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { createParser } from "eventsource-parser";
+import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
+
+beforeEach(resetSims);
+
+const resumable = (sims: SimName[], overrides: Record<string, unknown> = {}) => {
+  const cfg = simConfig(sims, overrides);
+  return { ...cfg, backends: cfg.backends.map((b) => ({ ...b, resume: true })) };
+};
+const requests = async () => (await simStats("a")).requests + (await simStats("b")).requests;
+
+/** Reads SSE events until `count` chunk events arrived, then drops the connection. */
+async function readThenDrop(res: Response, count: number): Promise<{ text: string; lastId: number }> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let lastId = 0;
+  const parser = createParser({
+    onEvent: (e) => {
+      if (e.data === "[DONE]" || e.event === "error") return;
+      lastId = Number(e.id);
+      text += JSON.parse(e.data).choices?.[0]?.delta?.content ?? "";
+    },
+  });
+  while (lastId < count) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parser.feed(decoder.decode(value, { stream: true }));
+  }
+  await reader.cancel();
+  return { text, lastId };
+}
+
+describe("Idempotency-Key", () => {
+  it("replays a completed answer without calling a backend, as SSE or JSON", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    const body = { model: "chat", messages: MESSAGES, stream: true };
+    const first = await readSse(await chat(key, body, { "idempotency-key": "k-replay-1" }));
+    expect(first.text).toBe(expectedText());
+    const res = await chat(key, body, { "idempotency-key": "k-replay-1" });
+    expect(res.headers.get("x-sluice-replay")).toBe("stored");
+    const again = await readSse(res);
+    expect(again.text).toBe(first.text);
+    expect(again.done).toBe(true);
+    expect(again.events.map((e) => e.data)).toEqual(first.events.map((e) => e.data));
+    const json: any = await (await chat(key, { ...body, stream: false }, { "idempotency-key": "k-replay-1" })).json();
+    expect(json.choices[0].message.content).toBe(first.text);
+    expect((await simStats("a")).requests).toBe(1);
+  });
+
+  it("answers 422 when the key comes back with a different body", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    await (await chat(key, { model: "chat", messages: MESSAGES }, { "idempotency-key": "k-422" })).arrayBuffer();
+    const res = await chat(key, { model: "chat", messages: [{ role: "user", content: "something else" }] }, { "idempotency-key": "k-422" });
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as any).error.code).toBe("idempotency_key_reused");
+  });
+
+  it("lets a concurrent twin join the live generation: one upstream call, identical texts", async () => {
+    await simControl("a", { tokensPerSecond: 60 });
+    const { key } = await createTenant(simConfig(["a"]));
+    const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30 };
+    const one = chat(key, body, { "idempotency-key": "k-join" });
+    await eventually(async () => (await simStats("a")).active === 1);
+    const twoRes = await chat(key, body, { "idempotency-key": "k-join" });
+    expect(twoRes.headers.get("x-sluice-replay")).toBe("joined");
+    const [a, b] = await Promise.all([one.then(readSse), readSse(twoRes)]);
+    expect(a.text).toBe(expectedText(MESSAGES, 30));
+    expect(b.text).toBe(a.text);
+    expect(b.done).toBe(true);
+    expect((await simStats("a")).requests).toBe(1);
+  });
+
+  it("lets a dropped client reconnect with Last-Event-ID and get exactly the rest", async () => {
+    await simControl("a", { tokensPerSecond: 40 });
+    const { key } = await createTenant(simConfig(["a"]));
+    const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 40 };
+    const head = await readThenDrop(await chat(key, body, { "idempotency-key": "k-reconnect" }), 8);
+    expect(head.lastId).toBe(8);
+    const tail = await readSse(await chat(key, body, { "idempotency-key": "k-reconnect", "last-event-id": String(head.lastId) }));
+    expect(Number(tail.events[0]!.id)).toBe(head.lastId + 1);
+    expect(head.text + tail.text).toBe(expectedText(MESSAGES, 40));
+    expect(tail.done).toBe(true);
+    // The generation was made to finish for the reconnect: one upstream call, never cancelled.
+    expect((await simStats("a")).requests).toBe(1);
+    expect((await simStats("a")).cancelled).toBe(0);
+  });
+
+  it("reclaims an abandoned lease and resumes the retry from its checkpoint by continuation", async () => {
+    const { tenant, key } = await createTenant(resumable(["a", "b"], { timeouts: { idleMs: 3_000 } }));
+    const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { backend: "a", hang: true, hang_after: 5 } };
+    // The first Worker relays 5 tokens and then (as far as the gate can tell) dies.
+    const firstRes = await chat(key, body, { "idempotency-key": "k-abandon" });
+    const head = await readThenDrop(firstRes, 6); // role chunk + 5 tokens
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    expect(await eventually(async () => (await gateStats(tenant)).journal.entries === 1)).toBe(true);
+    await new Promise((r) => setTimeout(r, 400)); // a checkpoint lands
+    await runInDurableObject(gate, (instance) => {
+      for (const lease of (instance as any).leases.values()) lease.deadline = Date.now() - 1;
+    });
+    await runDurableObjectAlarm(gate);
+    const stats = await gateStats(tenant);
+    expect(stats.counters.abandoned).toBe(1);
+    expect(stats.inFlight).toBe(0);
+    // A retry with the same key carries on from the checkpoint instead of starting over.
+    await simControl("a", { failRate: 1, failStatus: 503 });
+    const retry = await readSse(await chat(key, body, { "idempotency-key": "k-abandon" }));
+    expect(retry.done).toBe(true);
+    expect(retry.text).toBe(expectedText(MESSAGES, 30));
+    expect(retry.text.startsWith(head.text)).toBe(true);
+    // Both attempts of the retry were continuations: a (down) and b, which finished it.
+    expect((await gateStats(tenant)).counters.continuations).toBe(2);
+    expect((await simStats("b")).requests).toBe(1);
+  });
+
+  it("keeps keys of different tenants apart", async () => {
+    const one = await createTenant(simConfig(["a"]));
+    const two = await createTenant(simConfig(["a"]));
+    const body = { model: "chat", messages: MESSAGES };
+    await (await chat(one.key, body, { "idempotency-key": "shared-key" })).arrayBuffer();
+    const res = await chat(two.key, body, { "idempotency-key": "shared-key" });
+    expect(res.headers.get("x-sluice-replay")).toBeNull();
+    await res.arrayBuffer();
+    expect((await simStats("a")).requests).toBe(2);
+  });
+
+  it("bounds the journal by entry count", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { idempotency: { maxEntries: 3 } }));
+    for (let i = 0; i < 6; i++) await (await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 3 }, { "idempotency-key": `k-bound-${i}` })).arrayBuffer();
+    expect((await gateStats(tenant)).journal.entries).toBeLessThanOrEqual(3);
+  });
+
+  it("rejects a malformed key and Last-Event-ID without a key", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    expect((await chat(key, { model: "chat", messages: MESSAGES }, { "idempotency-key": "has space" })).status).toBe(400);
+    const res = await chat(key, { model: "chat", messages: MESSAGES }, { "last-event-id": "3" });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error.code).toBe("invalid_last_event_id");
+  });
+});
+
+describe("gate restart mid-queue", () => {
+  it("leaves no request stuck and no slot leaked", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 1 } }));
+    const held = chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: 400 } });
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const queued = chat(key, { model: "chat", messages: MESSAGES, stream: true });
+    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    await abortAllDurableObjects();
+    expect((await held).status).toBe(200);
+    const res = await queued;
+    if (res.status !== 200) throw new Error(await res.text());
+    expect((await readSse(res)).text).toBe(expectedText());
+    expect(await eventually(async () => (await gateStats(tenant)).inFlight === 0)).toBe(true);
+  });
+});
+
+describe("semantic dedup and stale-if-error", () => {
+  it("shares answers of deterministic requests when enabled", async () => {
+    const { key } = await createTenant(simConfig(["a"], { dedup: { semantic: true } }));
+    const body = { model: "chat", messages: MESSAGES, temperature: 0 };
+    const first: any = await (await chat(key, body)).json();
+    const res = await chat(key, { ...body, stream: true });
+    expect(res.headers.get("x-sluice-replay")).toBe("stored");
+    expect((await readSse(res)).text).toBe(first.choices[0].message.content);
+    // Not for sampled requests.
+    await (await chat(key, { ...body, temperature: 0.7 })).arrayBuffer();
+    expect((await simStats("a")).requests).toBe(2);
+  });
+
+  it("answers from a stored answer when every backend fails, and says so", async () => {
+    const { key } = await createTenant(simConfig(["a"], { dedup: { staleIfError: true } }));
+    const body = { model: "chat", messages: MESSAGES, temperature: 0 };
+    await (await chat(key, body)).arrayBuffer();
+    // Stored only: a healthy backend is still asked.
+    await (await chat(key, body)).arrayBuffer();
+    expect((await simStats("a")).requests).toBe(2);
+    await simControl("a", { failRate: 1, failStatus: 500 });
+    const res = await chat(key, { ...body, stream: true });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-sluice-degraded")).toContain("stale-cache");
+    expect((await readSse(res)).text).toBe(expectedText());
+  });
+});
