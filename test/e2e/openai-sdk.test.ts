@@ -109,4 +109,24 @@ describe("openai SDK against sluice on workerd", () => {
     await expect(tiny.chat.completions.create({ model: "chat", messages })).rejects.toMatchObject({ status: 429 });
     await slow;
   });
+
+  it("reconnects a dropped stream with Idempotency-Key and Last-Event-ID, ending with the exact text", async () => {
+    stack.sims.use1!.configure({ tokensPerSecond: 60 });
+    const body = { model: "chat", messages, stream: true as const, max_tokens: 40 };
+    const headers = { "Idempotency-Key": `e2e-${Date.now()}` };
+    let text = "";
+    let lastEventId = 0;
+    const first = await client.chat.completions.create(body, { headers });
+    for await (const chunk of first) {
+      lastEventId++;
+      text += chunk.choices[0]?.delta?.content ?? "";
+      if (lastEventId === 6) first.controller.abort(); // the connection drops
+    }
+    expect(lastEventId).toBe(6);
+    const rest = await client.chat.completions.create(body, { headers: { ...headers, "Last-Event-ID": String(lastEventId) } });
+    for await (const chunk of rest) text += chunk.choices[0]?.delta?.content ?? "";
+    expect(text).toBe(expected(40));
+    expect(stack.sims.use1!.stats().requests).toBe(1);
+    stack.sims.use1!.configure({ tokensPerSecond: 400 });
+  });
 });
