@@ -1,0 +1,152 @@
+// The load generator: streaming chat calls over node:http with keep-alive, each classified
+// against the deterministic text the sims produce.
+import http from "node:http";
+import { createParser } from "eventsource-parser";
+import { expectedText } from "../sim/text";
+import type { Call } from "./traffic";
+
+export const MODEL = "llama-sim";
+
+export type Outcome = "exact" | "partial_with_error" | "rejected" | "transport_error" | "truncated" | "duplicated" | "mismatch";
+
+export interface CallResult {
+  outcome: Outcome;
+  status: number;
+  startedAt: number;
+  ttftMs?: number;
+  totalMs: number;
+  tokens: number;
+  errorCode?: string;
+  attempts?: number;
+}
+
+export interface Target {
+  name: string;
+  /** Base URL up to and including /v1. */
+  baseUrl: string;
+  headers: Record<string, string>;
+  /** Model name to send (an alias for sluice). */
+  model: string;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 2048 });
+
+export function callOnce(target: Target, call: Call, extraHeaders: Record<string, string> = {}): Promise<CallResult> {
+  const body = JSON.stringify({ model: target.model, messages: call.messages, max_tokens: call.maxTokens, stream: true });
+  const expected = expectedText({ model: MODEL, messages: call.messages, maxTokens: call.maxTokens });
+  const url = new URL(`${target.baseUrl}/chat/completions`);
+  const startedAt = performance.now();
+  return new Promise((resolve) => {
+    let text = "";
+    let tokens = 0;
+    let ttftMs: number | undefined;
+    let done = false;
+    let errorEvent: { error?: { code?: string } } | undefined;
+    let status = 0;
+    let attempts: number | undefined;
+    let rejectCode: string | undefined;
+    let settled = false;
+    const finish = (transportError: boolean) => {
+      if (settled) return;
+      settled = true;
+      const totalMs = performance.now() - startedAt;
+      const base = { status, startedAt, ttftMs, totalMs, tokens, attempts };
+      if (status !== 200 && status !== 0) return resolve({ ...base, outcome: "rejected", errorCode: `${status} ${rejectCode ?? ""}`.trim() });
+      if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
+      if (text === expected && done) return resolve({ ...base, outcome: "exact" });
+      if (transportError && !done) return resolve({ ...base, outcome: text.length > 0 && expected.startsWith(text) ? "truncated" : "transport_error" });
+      if (text.length < expected.length && expected.startsWith(text)) return resolve({ ...base, outcome: "truncated" });
+      if (text.length > expected.length && text.startsWith(expected.slice(0, 10))) return resolve({ ...base, outcome: "duplicated" });
+      return resolve({ ...base, outcome: text === expected ? "exact" : "mismatch" });
+    };
+    const req = http.request(
+      url,
+      { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...target.headers, ...extraHeaders } },
+      (res) => {
+        status = res.statusCode ?? 0;
+        const a = res.headers["x-sluice-attempts"];
+        if (typeof a === "string") attempts = Number(a);
+        if (status !== 200) {
+          let errorBody = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (errorBody += d));
+          res.on("end", () => {
+            try {
+              errorEvent = undefined;
+              rejectCode = (JSON.parse(errorBody) as { error?: { code?: string } }).error?.code;
+            } catch {
+              /* not JSON */
+            }
+            finish(false);
+          });
+          res.on("error", () => finish(true));
+          return;
+        }
+        const parser = createParser({
+          onEvent: (e) => {
+            if (e.event === "error") {
+              errorEvent = JSON.parse(e.data);
+              return;
+            }
+            if (e.data === "[DONE]") {
+              done = true;
+              return;
+            }
+            let chunk: { choices?: Array<{ delta?: { content?: string } }>; error?: { code?: string } };
+            try {
+              chunk = JSON.parse(e.data);
+            } catch {
+              return;
+            }
+            if (chunk.error) {
+              errorEvent = chunk;
+              return;
+            }
+            const content = chunk.choices?.[0]?.delta?.content;
+            if (content) {
+              if (ttftMs === undefined) ttftMs = performance.now() - startedAt;
+              text += content;
+              tokens++;
+            }
+          },
+        });
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => parser.feed(d));
+        res.on("end", () => finish(false));
+        res.on("error", () => finish(true));
+        res.on("aborted", () => finish(true));
+      },
+    );
+    req.on("error", () => finish(true));
+    req.setTimeout(180_000, () => req.destroy());
+    req.end(body);
+  });
+}
+
+/** Sends all calls at once (open burst) and waits for them all. */
+export function burst(target: Target, calls: Call[]): Promise<CallResult[]> {
+  return Promise.all(calls.map((c) => callOnce(target, c)));
+}
+
+/**
+ * `workers` clients, each making its sessions' calls one after another, until `sessions` run out or
+ * `untilMs` passes. An agent session's calls run in order, as an agent's would.
+ */
+export async function closedLoop(target: Target, sessions: Array<{ calls: Call[] }>, workers: number, untilMs: number, onResult?: (r: CallResult) => void): Promise<CallResult[]> {
+  const results: CallResult[] = [];
+  let next = 0;
+  const deadline = performance.now() + untilMs;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < deadline && next < sessions.length) {
+        const session = sessions[next++]!;
+        for (const call of session.calls) {
+          const r = await callOnce(target, call);
+          results.push(r);
+          onResult?.(r);
+        }
+      }
+    }),
+  );
+  return results;
+}

@@ -1,0 +1,386 @@
+// `npm run bench [-- --quick] [-- --seed N] [-- --no-peer]`: sluice at 1,000 concurrent sessions,
+// side by side with direct calls to the backends, a bare pass-through Worker (the floor, and the
+// naive baseline) and the Portkey gateway. Starts everything itself; exits non-zero when an
+// invariant of DESIGN.md is broken in sluice's runs.
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { burst, callOnce, closedLoop, MODEL, type CallResult, type Target } from "./load";
+import { trafficMix, uniformCalls, type Session } from "./traffic";
+import { percentiles, round, summarize, type Percentiles, type Summary } from "./summary";
+import { ADMIN_TOKEN, ensurePeers, getFreePort, processUsage, startFleet, startPassthrough, startPortkey, startSluice, type Fleet, type SimSpec, type System } from "./stack";
+import { writeReport } from "./report";
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    seed: { type: "string", default: "7" },
+    "no-peer": { type: "boolean", default: false },
+    out: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (args.help) {
+  console.log("Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --out DIR]");
+  process.exit(0);
+}
+
+const QUICK = args.quick;
+const SEED = Number(args.seed);
+const P = QUICK
+  ? { levels: [1, 50, 200], serialCalls: 10, rounds: 1, longTokens: 300, overloadMs: 5_000, chaosMs: 8_000, chaosWorkers: 24, overloadWorkers: 128 }
+  : { levels: [1, 100, 1000], serialCalls: 40, rounds: 2, longTokens: 2_000, overloadMs: 20_000, chaosMs: 40_000, chaosWorkers: 100, overloadWorkers: 128 };
+
+const SIMS: SimSpec[] = [
+  { id: "use1-a", region: "us-east" },
+  { id: "use1-b", region: "us-east" },
+  { id: "euw1-a", region: "eu-west" },
+  { id: "euw1-b", region: "eu-west" },
+].map((s, i) => ({ ...s, tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: SEED * 10 + i }));
+
+let progressTimer: ReturnType<typeof setInterval> | undefined;
+function progress(label: string, count: () => number): () => void {
+  const started = Date.now();
+  // On a terminal one line updates in place; in a log (CI) a line every 5 s.
+  const tty = process.stdout.isTTY;
+  const line = () => `[bench] ${label}: ${count()} calls, ${((Date.now() - started) / 1000).toFixed(0)} s`;
+  const print = () => (tty ? process.stdout.write(`\r${line()}   `) : console.log(line()));
+  print();
+  progressTimer = setInterval(print, tty ? 1_000 : 5_000);
+  return () => {
+    clearInterval(progressTimer);
+    if (tty) process.stdout.write(`\r${line()}   \n`);
+    else console.log(`${line()} (done)`);
+  };
+}
+
+/** The systems under test: direct calls pick a sim per call index; the others are one URL. */
+type TargetList = Array<{ target: Target | ((i: number) => Target); system?: System }>;
+
+interface SystemRun {
+  system: string;
+  summary: Summary;
+  /** Upstream calls the sims saw per client call. */
+  attemptsPerCall: number;
+  router?: { cpuCores: number; rssMb: number };
+  utilisation: Array<[number, number]>;
+  extra?: Record<string, unknown>;
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const fleet = await startFleet(SIMS);
+  console.log(`[bench] ${SIMS.length} sims up (${SIMS.map((s) => `${s.id}/${s.region}`).join(", ")})`);
+  const sluice = await startSluice();
+  const passthrough = await startPassthrough(SIMS.map((_, i) => fleet.url(i)));
+  const systems: System[] = [sluice, passthrough];
+  let portkey: System | undefined;
+  if (!args["no-peer"] && ensurePeers(console.log)) {
+    try {
+      portkey = await startPortkey(await getFreePort());
+      systems.push(portkey);
+    } catch (err) {
+      console.log(`[bench] Portkey not started: ${String(err)}`);
+    }
+  }
+  console.log(`[bench] systems: direct, ${systems.map((s) => s.name).join(", ")}${QUICK ? " (quick run)" : ""}`);
+
+  const targets = (tenantKey: string): TargetList => {
+    const direct = (i: number): Target => ({ name: "direct", baseUrl: fleet.url(i % SIMS.length), headers: {}, model: MODEL });
+    const list: TargetList = [
+      { target: direct },
+      { target: { name: "passthrough", baseUrl: `${passthrough.url}/v1`, headers: {}, model: MODEL }, system: passthrough },
+      { target: { name: "sluice", baseUrl: `${sluice.url}/v1`, headers: { authorization: `Bearer ${tenantKey}` }, model: "chat" }, system: sluice },
+    ];
+    if (portkey) list.push({ target: { name: "portkey", baseUrl: `${portkey.url}/v1`, headers: { "x-portkey-config": portkeyConfig(fleet), authorization: "Bearer unused" }, model: MODEL }, system: portkey });
+    return list;
+  };
+
+  const results: Record<string, unknown> = {};
+  const violations: string[] = [];
+  try {
+    results.overhead = await overhead(fleet, sluice.url, targets);
+    const overload = await overloadScenario(fleet, sluice.url, targets);
+    results.overload = overload;
+    const chaos = await chaosScenario(fleet, sluice.url, targets, violations);
+    results.chaos = chaos;
+  } finally {
+    await Promise.all(systems.map((s) => s.stop().catch(() => {})));
+    await fleet.stop();
+  }
+
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "unknown", memoryGb: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` };
+  const run = { startedAt: startedAt.toISOString(), quick: QUICK, seed: SEED, machine, results, violations };
+  const outDir = args.out ?? path.join("bench/results", QUICK ? "quick" : startedAt.toISOString().replace(/[:.]/g, "-"));
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, "results.json"), JSON.stringify(run, null, 2));
+  const files = await writeReport(run, outDir);
+  console.log(`[bench] wrote ${[path.join(outDir, "results.json"), ...files].join(", ")}`);
+  if (violations.length) {
+    console.error(`[bench] INVARIANTS BROKEN:\n  ${violations.join("\n  ")}`);
+    process.exit(1);
+  }
+  console.log("[bench] invariants held: nothing lost, truncated or duplicated; no slot leaked");
+}
+
+// ---- tenants ----------------------------------------------------------------------------------
+
+async function createTenant(routerUrl: string, name: string, fleet: Fleet, overrides: Record<string, unknown>, backendOverrides: Record<string, unknown> = {}): Promise<string> {
+  const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+  const config = {
+    backends: fleet.specs.map((s, i) => ({ id: s.id, region: s.region, url: fleet.url(i), model: MODEL, maxConcurrency: 5_000, resume: true, ...backendOverrides })),
+    models: { chat: { route: fleet.specs.map((s) => s.id) } },
+    ...overrides,
+  };
+  const put = await fetch(`${routerUrl}/admin/tenants/${name}`, { method: "PUT", headers, body: JSON.stringify(config) });
+  if (!put.ok) throw new Error(`tenant ${name}: ${put.status} ${await put.text()}`);
+  const key = `sk-bench-${name}-0123456789`;
+  const post = await fetch(`${routerUrl}/admin/tenants/${name}/keys`, { method: "POST", headers, body: JSON.stringify({ key }) });
+  if (!post.ok) throw new Error(`key ${name}: ${post.status} ${await post.text()}`);
+  return key;
+}
+
+async function gateStats(routerUrl: string, tenant: string): Promise<{ inFlight: number; queue: { depth: number }; counters: Record<string, number>; journal: { entries: number; bytes: number } }> {
+  return (await fetch(`${routerUrl}/admin/tenants/${tenant}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as never;
+}
+
+function portkeyConfig(fleet: Fleet): string {
+  return JSON.stringify({
+    strategy: { mode: "fallback" },
+    retry: { attempts: 2, on_status_codes: [429, 500, 502, 503, 504] },
+    targets: fleet.specs.map((_, i) => ({ provider: "openai", custom_host: fleet.url(i), api_key: "unused" })),
+  });
+}
+
+async function fleetRequests(fleet: Fleet): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < fleet.specs.length; i++) n += (await fleet.stats(i)).requests;
+  return n;
+}
+
+async function configureFleet(fleet: Fleet, patch: Parameters<Fleet["control"]>[1]): Promise<void> {
+  for (let i = 0; i < fleet.specs.length; i++) await fleet.control(i, patch);
+}
+
+/** Samples backend utilisation (active / capacity) and, for sluice, the queue depth. */
+function sampler(fleet: Fleet, capacity: number, queueDepth?: () => Promise<number>) {
+  const samples: Array<{ t: number; util: number; queue: number }> = [];
+  const started = Date.now();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      let active = 0;
+      for (let i = 0; i < fleet.specs.length; i++) active += (await fleet.stats(i).catch(() => ({ active: 0 }))).active;
+      const queue = queueDepth ? await queueDepth().catch(() => 0) : 0;
+      samples.push({ t: (Date.now() - started) / 1000, util: Math.min(1, active / capacity), queue });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    return samples;
+  };
+}
+
+async function measure(system: System | undefined, fleet: Fleet, work: () => Promise<CallResult[]>, capacity: number, queueDepth?: () => Promise<number>) {
+  const before = processUsage(system?.pid);
+  const upstreamBefore = await fleetRequests(fleet);
+  const stopSampling = sampler(fleet, capacity, queueDepth);
+  const t0 = Date.now();
+  let peakRss = before?.rssMb ?? 0;
+  const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, processUsage(system?.pid)?.rssMb ?? 0)), 500);
+  const results = await work();
+  const wallMs = Date.now() - t0;
+  clearInterval(rssTimer);
+  const samples = await stopSampling();
+  const after = processUsage(system?.pid);
+  const upstream = (await fleetRequests(fleet)) - upstreamBefore;
+  return {
+    results,
+    wallMs,
+    samples,
+    attemptsPerCall: results.length ? round(upstream / results.length, 3) : 0,
+    router: before && after ? { cpuCores: round((after.cpuSec - before.cpuSec) / (wallMs / 1000), 2), rssMb: round(peakRss) } : undefined,
+  };
+}
+
+// ---- scenario 1: overhead ---------------------------------------------------------------------
+
+async function overhead(fleet: Fleet, sluiceUrl: string, targets: (key: string) => TargetList) {
+  await configureFleet(fleet, { failRate: 0, disconnectRate: 0, hangRate: 0, maxConcurrency: 5_000 });
+  const key = await createTenant(sluiceUrl, "overhead", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
+  const out: Record<string, Record<string, SystemRun>> = {};
+  for (const level of P.levels) {
+    const runs: Record<string, { results: CallResult[]; wallMs: number; attempts: number[]; router: Array<{ cpuCores: number; rssMb: number }>; util: Array<[number, number]> }> = {};
+    const stop = progress(`overhead, ${level} concurrent 20-token streams`, () => Object.values(runs).reduce((n, r) => n + r.results.length, 0));
+    for (let round_ = 0; round_ < P.rounds; round_++) {
+      // Systems take turns within each round, so drift over time hits them alike.
+      for (const { target, system } of targets(key)) {
+        const name = typeof target === "function" ? target(0).name : target.name;
+        const calls = uniformCalls(level === 1 ? P.serialCalls : level, 20, `oh-${level}-${round_}-${name}`);
+        const m = await measure(system, fleet, async () => {
+          if (level === 1) {
+            const rs: CallResult[] = [];
+            for (const [i, c] of calls.entries()) rs.push(await callOnce(typeof target === "function" ? target(i) : target, c));
+            return rs;
+          }
+          return Promise.all(calls.map((c, i) => callOnce(typeof target === "function" ? target(i) : target, c)));
+        }, 5_000 * fleet.specs.length);
+        const r = (runs[name] ??= { results: [], wallMs: 0, attempts: [], router: [], util: [] });
+        r.results.push(...m.results);
+        r.wallMs += m.wallMs;
+        r.attempts.push(m.attemptsPerCall);
+        if (m.router) r.router.push(m.router);
+      }
+    }
+    stop();
+    out[`c${level}`] = Object.fromEntries(
+      Object.entries(runs).map(([name, r]) => [
+        name,
+        {
+          system: name,
+          summary: summarize(r.results, r.wallMs),
+          attemptsPerCall: round(r.attempts.reduce((a, b) => a + b, 0) / r.attempts.length, 3),
+          router: r.router.length ? { cpuCores: Math.max(...r.router.map((x) => x.cpuCores)), rssMb: Math.max(...r.router.map((x) => x.rssMb)) } : undefined,
+          utilisation: [],
+        },
+      ]),
+    );
+  }
+  return out;
+}
+
+// ---- scenario 2: overload ---------------------------------------------------------------------
+
+const PER_SIM_SLOTS = 16;
+
+async function overloadScenario(fleet: Fleet, sluiceUrl: string, targets: (key: string) => TargetList) {
+  const capacity = PER_SIM_SLOTS * fleet.specs.length;
+  await configureFleet(fleet, { failRate: 0, disconnectRate: 0, maxConcurrency: PER_SIM_SLOTS });
+  const key = await createTenant(sluiceUrl, "overload", fleet, { limits: { maxConcurrency: capacity, maxQueue: capacity / 2, maxQueueWaitMs: 10_000 } }, { maxConcurrency: PER_SIM_SLOTS });
+  const out: Record<string, SystemRun & { utilisationWhileQueued?: number; rejected429Ms?: Percentiles; maxQueueDepth?: number }> = {};
+  for (const { target, system } of targets(key)) {
+    const name = typeof target === "function" ? target(0).name : target.name;
+    let count = 0;
+    const stop = progress(`overload (2x capacity: ${P.overloadWorkers} clients for ${capacity} GPU slots), ${name}`, () => count);
+    const sessions = uniformSessions(100_000, `ol-${name}`);
+    const m = await measure(
+      system,
+      fleet,
+      () => closedLoopWithBackoff(target, sessions, P.overloadWorkers, P.overloadMs, () => count++),
+      capacity,
+      name === "sluice" ? async () => (await gateStats(sluiceUrl, "overload")).queue.depth : undefined,
+    );
+    stop();
+    const queued = m.samples.filter((s) => s.queue > 0);
+    const rejected = m.results.filter((r) => r.status === 429).map((r) => r.totalMs);
+    out[name] = {
+      system: name,
+      summary: summarize(m.results, m.wallMs),
+      attemptsPerCall: m.attemptsPerCall,
+      router: m.router,
+      utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]),
+      utilisationWhileQueued: queued.length ? round(queued.reduce((n, s) => n + s.util, 0) / queued.length, 3) : undefined,
+      rejected429Ms: rejected.length ? percentiles(rejected) : undefined,
+      maxQueueDepth: Math.max(0, ...m.samples.map((s) => s.queue)),
+    };
+    await settle(fleet);
+  }
+  const stats = await gateStats(sluiceUrl, "overload");
+  if (out.sluice) out.sluice.extra = { gate: stats.counters };
+  return out;
+}
+
+function uniformSessions(count: number, tag: string): Session[] {
+  return uniformCalls(count, 40, tag).map((c, i) => ({ id: `${tag}-${i}`, kind: "short" as const, calls: [c] }));
+}
+
+/** Closed loop in which a rejected client waits a little before its next call, as real ones do. */
+async function closedLoopWithBackoff(target: Target | ((i: number) => Target), sessions: Session[], workers: number, untilMs: number, onResult: () => void): Promise<CallResult[]> {
+  const results: CallResult[] = [];
+  let next = 0;
+  const deadline = performance.now() + untilMs;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < deadline && next < sessions.length) {
+        const i = next++;
+        for (const call of sessions[i]!.calls) {
+          const r = await callOnce(typeof target === "function" ? target(i) : target, call);
+          results.push(r);
+          onResult();
+          if (r.status === 429 || r.status === 503) await new Promise((res) => setTimeout(res, 100));
+        }
+      }
+    }),
+  );
+  return results;
+}
+
+async function settle(fleet: Fleet): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    let active = 0;
+    for (let s = 0; s < fleet.specs.length; s++) active += (await fleet.stats(s)).active + (await fleet.stats(s)).waiting;
+    if (active === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ---- scenarios 3-5: chaos (sluice, the naive pass-through, the peer) --------------------------
+
+async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: string) => TargetList, violations: string[]) {
+  const key = await createTenant(sluiceUrl, "chaos", fleet, {
+    limits: { maxConcurrency: 5_000, maxQueue: 5_000 },
+    retry: { maxAttempts: 4, baseDelayMs: 20, budgetRatio: 0.3 },
+    breaker: { failureRate: 0.5, minRequests: 10, windowMs: 10_000, cooldownMs: 2_000 },
+    timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
+  }, { maxConcurrency: 64 });
+  const out: Record<string, SystemRun> = {};
+  const sessions = trafficMix(100_000, { seed: SEED, longTokens: P.longTokens });
+  for (const { target, system } of targets(key)) {
+    const name = typeof target === "function" ? target(0).name : target.name;
+    if (name === "direct") continue; // direct calls have no failover: the naive pass-through stands for them
+    await configureFleet(fleet, { failRate: 0.2, failStatus: 503, disconnectRate: 0.05, hangRate: 0, maxConcurrency: 64 });
+    let count = 0;
+    const stop = progress(`chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${name === "passthrough" ? "naive pass-through" : name}`, () => count);
+    // One region goes down for the middle third of the run and comes back.
+    const outage = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 }))), P.chaosMs * 0.3);
+    const recovery = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 }))), P.chaosMs * 0.6);
+    const m = await measure(system, fleet, () => closedLoop(typeof target === "function" ? target(0) : target, sessions, P.chaosWorkers, P.chaosMs, () => count++), 64 * fleet.specs.length);
+    clearTimeout(outage);
+    clearTimeout(recovery);
+    stop();
+    const summary = summarize(m.results, m.wallMs);
+    out[name] = { system: name, summary, attemptsPerCall: m.attemptsPerCall, router: m.router, utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]) };
+    if (name === "sluice") {
+      await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
+      const leaked = await waitForIdle(sluiceUrl, "chaos");
+      const stats = await gateStats(sluiceUrl, "chaos");
+      out[name]!.extra = { leakedSlots: leaked, gate: stats.counters, journal: stats.journal };
+      for (const bad of ["truncated", "duplicated", "mismatch", "transport_error"] as const) {
+        if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
+      }
+      if (leaked > 0) violations.push(`chaos/sluice: ${leaked} slots still held after the run`);
+    }
+    await settle(fleet);
+  }
+  await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
+  return out;
+}
+
+/** In-flight leases left once load stops (after giving stragglers time to settle). */
+async function waitForIdle(routerUrl: string, tenant: string): Promise<number> {
+  let inFlight = 0;
+  for (let i = 0; i < 50; i++) {
+    inFlight = (await gateStats(routerUrl, tenant)).inFlight;
+    if (inFlight === 0) return 0;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return inFlight;
+}
+
+main().catch((err: unknown) => {
+  console.error(`[bench] failed: ${err instanceof Error ? err.stack : String(err)}`);
+  process.exit(2);
+});

@@ -1,0 +1,140 @@
+// The benchmark's Markdown report and its chart (SVG, and PNG through sharp when available).
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import type { Summary } from "./summary";
+
+interface Run {
+  system: string;
+  summary: Summary;
+  attemptsPerCall: number;
+  router?: { cpuCores: number; rssMb: number };
+  utilisation: Array<[number, number]>;
+  utilisationWhileQueued?: number;
+  rejected429Ms?: { p50?: number; p99?: number };
+  maxQueueDepth?: number;
+  extra?: Record<string, unknown>;
+}
+
+interface BenchRun {
+  startedAt: string;
+  quick: boolean;
+  seed: number;
+  machine: { cpus: number; cpuModel: string; memoryGb: number; node: string; platform: string };
+  results: Record<string, unknown>;
+  violations: string[];
+}
+
+const COLORS: Record<string, string> = { direct: "#888888", passthrough: "#1f77b4", sluice: "#2ca02c", portkey: "#d62728" };
+const fmt = (n: number | undefined) => (n === undefined ? "–" : String(n));
+const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
+
+export async function writeReport(run: BenchRun, outDir: string): Promise<string[]> {
+  const overhead = run.results.overhead as Record<string, Record<string, Run>>;
+  const overload = run.results.overload as Record<string, Run>;
+  const chaos = run.results.chaos as Record<string, Run>;
+  const lines: string[] = [];
+  lines.push(`# sluice benchmark${run.quick ? " (quick)" : ""}`, "");
+  lines.push(`Run ${run.startedAt}, seed ${run.seed}, on ${run.machine.cpus} × ${run.machine.cpuModel}, ${run.machine.memoryGb} GiB, Node ${run.machine.node}, ${run.machine.platform}.`);
+  lines.push("Everything on one machine: sims, routers on workerd (Miniflare's API), the Portkey gateway, and the load generator.", "");
+  lines.push("![latency and backend utilisation](chart.png)", "");
+
+  lines.push("## 1. Overhead: 20-token streams, all sent at once", "");
+  lines.push("| concurrency | system | TTFT p50 | TTFT p95 | TTFT p99 | e2e p50 | e2e p99 | tokens/s | exact | errors | router CPU (cores) | router RSS (MB) |");
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const [level, runs] of Object.entries(overhead)) {
+    for (const r of Object.values(runs)) {
+      const s = r.summary;
+      const errors = s.calls - (s.outcomes.exact ?? 0);
+      lines.push(`| ${level.slice(1)} | ${r.system} | ${fmt(s.ttftMs.p50)} | ${fmt(s.ttftMs.p95)} | ${fmt(s.ttftMs.p99)} | ${fmt(s.e2eMs.p50)} | ${fmt(s.e2eMs.p99)} | ${s.tokensPerSec} | ${s.outcomes.exact ?? 0}/${s.calls} | ${errors} | ${fmt(r.router?.cpuCores)} | ${fmt(r.router?.rssMb)} |`);
+    }
+  }
+  lines.push("", "Times in ms. TTFT: time to the first content token, as the client sees it.", "");
+
+  lines.push("## 2. Overload: offered load at twice the backends' capacity", "");
+  lines.push("| system | calls | served | 429 | 429 latency p50 / p99 | TTFT p50 / p99 | backend utilisation while queued | max queue depth | attempts/call |");
+  lines.push("|---|---|---|---|---|---|---|---|---|");
+  for (const r of Object.values(overload)) {
+    const s = r.summary;
+    lines.push(`| ${r.system} | ${s.calls} | ${s.outcomes.exact ?? 0} | ${s.outcomes.rejected ?? 0} | ${fmt(r.rejected429Ms?.p50)} / ${fmt(r.rejected429Ms?.p99)} | ${fmt(s.ttftMs.p50)} / ${fmt(s.ttftMs.p99)} | ${r.utilisationWhileQueued === undefined ? "–" : pct(r.utilisationWhileQueued)} | ${fmt(r.maxQueueDepth)} | ${r.attemptsPerCall} |`);
+  }
+  lines.push("", "Without a queue of their own, the other systems pass the overload on to the backends, where requests wait inside the GPU server instead.", "");
+
+  lines.push("## 3-5. Chaos: 20% of attempts fail before the first token, 5% of streams die mid-way, us-east down for the middle third", "");
+  lines.push("| system | calls | exact text | partial with error event | rejected | silently truncated | duplicated | other wrong text | transport errors | upstream attempts/call | TTFT p50 | e2e p99 |");
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of Object.values(chaos)) {
+    const s = r.summary;
+    const o = s.outcomes;
+    const label = r.system === "passthrough" ? "naive pass-through" : r.system;
+    lines.push(`| ${label} | ${s.calls} | ${o.exact ?? 0} (${pct(s.exactShare)}) | ${o.partial_with_error ?? 0} | ${o.rejected ?? 0} | ${o.truncated ?? 0} | ${o.duplicated ?? 0} | ${o.mismatch ?? 0} | ${o.transport_error ?? 0} | ${r.attemptsPerCall} | ${fmt(s.ttftMs.p50)} | ${fmt(s.e2eMs.p99)} |`);
+  }
+  lines.push("", "Errors by status and code:", "");
+  for (const r of Object.values(chaos)) lines.push(`- ${r.system}: ${Object.entries(r.summary.errors).map(([k, v]) => `${k} × ${v}`).join(", ") || "none"}`);
+  const sluiceChaos = chaos.sluice?.extra as { leakedSlots?: number } | undefined;
+  lines.push("", `Stuck slots in sluice after the run: ${sluiceChaos?.leakedSlots ?? "–"}.`, "");
+  if (run.violations.length) lines.push("## Invariants broken", "", ...run.violations.map((v) => `- ${v}`), "");
+  else lines.push("Invariants held: no lost, truncated or duplicated text and no leaked slot in sluice's runs.", "");
+
+  const md = path.join(outDir, "report.md");
+  writeFileSync(md, lines.join("\n"));
+  const svg = chart(overhead, overload, chaos);
+  const svgPath = path.join(outDir, "chart.svg");
+  writeFileSync(svgPath, svg);
+  const files = [md, svgPath];
+  try {
+    const sharp = (await import("sharp")).default;
+    const png = path.join(outDir, "chart.png");
+    await sharp(Buffer.from(svg)).png().toFile(png);
+    files.push(png);
+  } catch {
+    /* sharp missing: the SVG is the chart */
+  }
+  return files;
+}
+
+/** Two panels: TTFT percentiles per system (overhead at the top level, and chaos), utilisation over time. */
+function chart(overhead: Record<string, Record<string, Run>>, overload: Record<string, Run>, chaos: Record<string, Run>): string {
+  const W = 1100;
+  const H = 760;
+  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`];
+  const topLevel = Object.keys(overhead).at(-1)!;
+  const bars = (x0: number, y0: number, w: number, h: number, title: string, runs: Run[]) => {
+    parts.push(`<text x="${x0}" y="${y0 - 10}" font-size="14" font-weight="bold">${title}</text>`);
+    const values = runs.flatMap((r) => [r.summary.ttftMs.p50 ?? 0, r.summary.ttftMs.p95 ?? 0, r.summary.ttftMs.p99 ?? 0]);
+    const max = Math.max(1, ...values);
+    const group = w / Math.max(1, runs.length);
+    parts.push(`<line x1="${x0}" y1="${y0 + h}" x2="${x0 + w}" y2="${y0 + h}" stroke="#333"/>`);
+    runs.forEach((r, i) => {
+      ["p50", "p95", "p99"].forEach((q, j) => {
+        const v = (r.summary.ttftMs as Record<string, number | undefined>)[q] ?? 0;
+        const bh = (v / max) * (h - 20);
+        const bx = x0 + i * group + 10 + j * ((group - 20) / 3);
+        const bw = (group - 20) / 3 - 4;
+        parts.push(`<rect x="${bx}" y="${y0 + h - bh}" width="${bw}" height="${bh}" fill="${COLORS[r.system] ?? "#999"}" fill-opacity="${1 - j * 0.3}"/>`);
+        parts.push(`<text x="${bx + bw / 2}" y="${y0 + h - bh - 3}" text-anchor="middle" font-size="10">${Math.round(v)}</text>`);
+        parts.push(`<text x="${bx + bw / 2}" y="${y0 + h + 12}" text-anchor="middle" font-size="9">${q}</text>`);
+      });
+      parts.push(`<text x="${x0 + i * group + group / 2}" y="${y0 + h + 26}" text-anchor="middle">${r.system === "passthrough" ? "pass-through" : r.system}</text>`);
+    });
+  };
+  bars(40, 40, 500, 260, `TTFT ms, ${topLevel.slice(1)} concurrent streams (overhead)`, Object.values(overhead[topLevel] ?? {}));
+  bars(580, 40, 480, 260, "TTFT ms under chaos", Object.values(chaos));
+
+  const lines_ = (x0: number, y0: number, w: number, h: number, title: string, runs: Run[]) => {
+    parts.push(`<text x="${x0}" y="${y0 - 10}" font-size="14" font-weight="bold">${title}</text>`);
+    parts.push(`<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#333"/>`);
+    const tMax = Math.max(1, ...runs.flatMap((r) => r.utilisation.map(([t]) => t)));
+    for (const frac of [0, 0.5, 1]) parts.push(`<text x="${x0 - 5}" y="${y0 + h - frac * h + 4}" text-anchor="end" font-size="10">${frac * 100}%</text>`);
+    parts.push(`<text x="${x0 + w}" y="${y0 + h + 14}" text-anchor="end" font-size="10">${tMax.toFixed(0)} s</text>`);
+    runs.forEach((r, i) => {
+      if (!r.utilisation.length) return;
+      const pts = r.utilisation.map(([t, u]) => `${(x0 + (t / tMax) * w).toFixed(1)},${(y0 + h - u * h).toFixed(1)}`).join(" ");
+      parts.push(`<polyline points="${pts}" fill="none" stroke="${COLORS[r.system] ?? "#999"}" stroke-width="1.5"/>`);
+      parts.push(`<text x="${x0 + 10 + i * 110}" y="${y0 + h + 30}" fill="${COLORS[r.system] ?? "#999"}">■ ${r.system === "passthrough" ? "pass-through" : r.system}</text>`);
+    });
+  };
+  lines_(60, 400, 460, 260, "Backend utilisation, overload (2x capacity)", Object.values(overload));
+  lines_(590, 400, 460, 260, "Backend utilisation, chaos", Object.values(chaos));
+  parts.push("</svg>");
+  return parts.join("\n");
+}

@@ -1,0 +1,167 @@
+// Everything a benchmark run needs, started and stopped by the harness: a fleet of sims (child
+// process), sluice and the pass-through Worker on workerd through Miniflare's API, and the
+// Portkey gateway (installed under bench/peers on first use).
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare } from "miniflare";
+import { bundleWorker, startRouter, type RunningRouter } from "../scripts/router-on-miniflare";
+import type { SimOptions } from "../sim/types";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const ADMIN_TOKEN = "bench-admin-token";
+
+export interface SimSpec extends Partial<SimOptions> {
+  id: string;
+  region: string;
+}
+
+export interface Fleet {
+  specs: SimSpec[];
+  ports: number[];
+  url(i: number): string;
+  control(i: number, patch: Partial<SimOptions>): Promise<void>;
+  stats(i: number): Promise<{ active: number; waiting: number; requests: number; cancelled: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startFleet(specs: SimSpec[]): Promise<Fleet> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "bench/sim-fleet.ts"), JSON.stringify(specs)], { stdio: ["ignore", "pipe", "inherit"] });
+  const ports = await new Promise<number[]>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const line = out.split("\n").find((l) => l.startsWith("{"));
+      if (line) resolve((JSON.parse(line) as { ports: number[] }).ports);
+    });
+    child.on("exit", (code) => reject(new Error(`sim fleet exited (${code})`)));
+  });
+  const base = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  return {
+    specs,
+    ports,
+    url: (i) => `${base(i)}/v1`,
+    async control(i, patch) {
+      await (await fetch(`${base(i)}/control`, { method: "POST", body: JSON.stringify(patch) })).arrayBuffer();
+    },
+    async stats(i) {
+      return (await fetch(`${base(i)}/stats`)).json() as never;
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+/** workerd processes this Node process started: for CPU and memory readings. */
+function workerdChildren(): Set<number> {
+  const pids = new Set<number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (comm === "workerd" && ppid === process.pid) pids.add(Number(entry));
+    } catch {
+      /* the process ended meanwhile */
+    }
+  }
+  return pids;
+}
+
+async function withNewWorkerd<T>(start: () => Promise<T>): Promise<{ value: T; pid?: number }> {
+  const before = workerdChildren();
+  const value = await start();
+  const pid = [...workerdChildren()].find((p) => !before.has(p));
+  return { value, pid };
+}
+
+export interface System {
+  name: string;
+  url: string;
+  /** Process to read CPU and memory of, if we run it. */
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+export async function startSluice(): Promise<System & { router: RunningRouter }> {
+  const { value: router, pid } = await withNewWorkerd(() => startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" } }));
+  return { name: "sluice", url: router.url, pid, router, stop: () => router.dispose() };
+}
+
+export async function startPassthrough(upstreams: string[]): Promise<System> {
+  const script = await bundleWorker(path.join(ROOT, "bench/passthrough-worker.ts"));
+  const { value: mf, pid } = await withNewWorkerd(async () => {
+    const mf = new Miniflare({ modules: [{ type: "ESModule", path: "index.mjs", contents: script }], compatibilityDate: "2026-04-20", bindings: { UPSTREAMS: upstreams.join(",") }, host: "127.0.0.1", port: 0 });
+    await mf.ready;
+    return mf;
+  });
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  return { name: "passthrough", url, pid, stop: () => mf.dispose() };
+}
+
+/** Installs the peer gateways (bench/peers) if needed; false when that fails. */
+export function ensurePeers(log: (s: string) => void): boolean {
+  const dir = path.join(ROOT, "bench/peers");
+  if (existsSync(path.join(dir, "node_modules/@portkey-ai/gateway/build/start-server.js"))) return true;
+  log("installing the Portkey gateway into bench/peers (first run only)...");
+  try {
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"], timeout: 180_000 });
+    return true;
+  } catch (err) {
+    log(`could not install the Portkey gateway: ${String(err)}`);
+    return false;
+  }
+}
+
+export async function startPortkey(port: number): Promise<System> {
+  const entry = path.join(ROOT, "bench/peers/node_modules/@portkey-ai/gateway/build/start-server.js");
+  const child = spawn(process.execPath, [entry, "--headless", `--port=${port}`], { stdio: ["ignore", "pipe", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("Portkey did not start in 30 s")), 30_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      if (d.toString().includes("Ready for connections")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`Portkey exited (${code})`)));
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return { name: "portkey", url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => stopChild(child) };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 3_000).unref();
+  });
+}
+
+/** CPU seconds and resident memory of a process, from /proc. */
+export function processUsage(pid: number | undefined): { cpuSec: number; rssMb: number } | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cpuSec = (Number(fields[11]) + Number(fields[12])) / 100;
+    const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return { cpuSec, rssMb: rss ? Number(rss[1]) / 1024 : 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function getFreePort(): Promise<number> {
+  const net = await import("node:net");
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
