@@ -16,7 +16,7 @@ import { dispatch, replayEntry } from "../dispatch/dispatch";
 import { StreamProgress } from "../stream/relay";
 import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
-import type { ClientSink } from "../stream/sink";
+import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
 
 /** Admission is retried this often when calls to the gate fail outright. */
@@ -49,12 +49,11 @@ export const chatRoute = new Hono<AppEnv>().post(
     if (lastEventHeader !== undefined && (!/^\d{1,9}$/.test(lastEventHeader) || idempotencyKey === undefined)) {
       return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number, sent together with the Idempotency-Key of the original request.");
     }
-    const hash = await bodyHash(body);
     const deterministic = isDeterministic(body);
     let record: RecordSpec | undefined;
-    if (idempotencyKey !== undefined) record = { key: `idem:${idempotencyKey}`, kind: "idempotency", bodyHash: hash, shared: true };
+    if (idempotencyKey !== undefined) record = { key: `idem:${idempotencyKey}`, kind: "idempotency", bodyHash: await bodyHash(body), shared: true };
     else if (deterministic && (config.dedup.semantic || config.dedup.staleIfError)) {
-      record = { key: await semanticKey(tenant, body), kind: "semantic", bodyHash: hash, shared: config.dedup.semantic };
+      record = { key: await semanticKey(tenant, body), kind: "semantic", bodyHash: await bodyHash(body), shared: config.dedup.semantic };
     }
     const staleKey = deterministic && config.dedup.staleIfError ? (record?.kind === "semantic" ? record.key : await semanticKey(tenant, body)) : undefined;
     const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
@@ -137,7 +136,7 @@ async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: Cli
   if (resumed && resumed.chunks.length > options.lastEventId) {
     // A retry carrying on a stopped generation: first what the client has not seen of it.
     sink.skipTo(options.lastEventId);
-    for (const chunk of resumed.chunks.slice(options.lastEventId)) await sink.send(JSON.parse(chunk)).catch(() => {});
+    await sink.send(toFramed(resumed.chunks.slice(options.lastEventId))).catch(() => {});
   } else if (resumed) sink.skipTo(resumed.chunks.length);
   const result = await dispatch({
     gate,
@@ -186,13 +185,13 @@ async function followEntry(gate: GateApi, entry: EntrySnapshot, sink: ClientSink
   let chunks = entry.chunks.slice(sent);
   sink.skipTo(sent);
   for (;;) {
-    for (const chunk of chunks) await sink.send(JSON.parse(chunk));
+    await sink.send(toFramed(chunks));
     sent += chunks.length;
     if (signal.aborted || sink.clientGone.aborted) return;
     const next = await gate.follow(entry.key, sent, FOLLOW_WAIT_MS);
     chunks = next.chunks;
     if (next.state === "running") continue;
-    for (const chunk of chunks) await sink.send(JSON.parse(chunk));
+    await sink.send(toFramed(chunks));
     if (next.state === "complete") return sink.finish();
     const tokens = chunks.length + sent;
     return sink.fail({ status: 502, code: `generation_${next.state}`, message: `The generation this request joined ended ${next.state}; retry with the same key to resume it.` }, tokens);

@@ -1,7 +1,7 @@
-// One upstream call: POST {backend}/chat/completions with stream: true, then the SSE events one by
-// one, each read under the timeout that applies at that point (first token, then idle, always the
+// One upstream call: POST {backend}/chat/completions with stream: true, then its SSE events, read
+// under the timeout that applies at that point (connect, first token, then idle; always the
 // request's total deadline). Any timeout aborts the upstream fetch, which cancels the generation.
-import { EventSourceParserStream } from "eventsource-parser/stream";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { AttemptGrant, Timeouts } from "../gate/protocol";
 import { parseRetryAfter } from "./backoff";
 
@@ -50,12 +50,20 @@ const MAX_ERROR_BODY_BYTES = 2048;
 
 export class UpstreamAttempt {
   private readonly abort = new AbortController();
-  private reader: ReadableStreamDefaultReader<{ data: string; event?: string }> | null = null;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  private readonly decoder = new TextDecoder();
+  private readonly parsed: EventSourceMessage[] = [];
+  private readonly parser = createParser({ onEvent: (e) => this.parsed.push(e) });
   private sawToken = false;
   private sawFinish = false;
   private readonly onClientAbort = () => this.abort.abort(new AttemptError("client_disconnected", "The client went away.", false));
   readonly startedAt = Date.now();
   ttftMs: number | undefined;
+  // One timer per attempt, re-armed lazily: each chunk only moves `deadlineAt` forward.
+  private deadlineAt = 0;
+  private deadlineError: () => AttemptError = () => new AttemptError("timeout", "timed out", true);
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = 0;
 
   constructor(private readonly req: AttemptRequest) {}
 
@@ -64,67 +72,115 @@ export class UpstreamAttempt {
     const { grant, timeouts } = this.req;
     if (this.req.signal.aborted) this.onClientAbort();
     this.req.signal.addEventListener("abort", this.onClientAbort, { once: true });
+    this.setDeadline(this.startedAt + timeouts.connectMs, () => new AttemptError("connect_timeout", `No response headers from ${grant.backend.id} within ${timeouts.connectMs} ms.`, true));
 
     const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
     if (grant.backend.apiKey) headers.authorization = `Bearer ${grant.backend.apiKey}`;
-    const response = await this.withTimeout(
-      fetch(`${grant.backend.url}/chat/completions`, {
-        method: "POST",
-        headers,
-        body: JSON.stringify(this.upstreamBody()),
-        signal: this.abort.signal,
-      }),
-      Math.min(timeouts.connectMs, this.remaining()),
-      "connect_timeout",
-      `No response headers from ${grant.backend.id} within ${timeouts.connectMs} ms.`,
-    ).catch((err: unknown) => {
-      throw err instanceof AttemptError ? err : new AttemptError("connect_error", `Could not reach ${grant.backend.id}: ${String(err)}`, true);
-    });
-
+    let response: Response;
+    try {
+      response = await fetch(`${grant.backend.url}/chat/completions`, { method: "POST", headers, body: JSON.stringify(this.upstreamBody()), signal: this.abort.signal });
+    } catch (err) {
+      throw this.abortReason() ?? new AttemptError("connect_error", `Could not reach ${grant.backend.id}: ${String(err)}`, true);
+    }
     if (!response.ok) throw await this.httpError(response);
     if (!response.body) throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, response.status);
-    this.reader = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+    this.reader = response.body.getReader();
+    this.setDeadline(this.startedAt + timeouts.firstTokenMs, () => new AttemptError("first_token_timeout", `${grant.backend.id}: no first token within ${timeouts.firstTokenMs} ms.`, true));
   }
 
-  /** The next event, under the first-token or idle timeout. */
-  async next(): Promise<UpstreamEvent> {
-    const { timeouts, grant } = this.req;
-    const budget = this.sawToken ? timeouts.idleMs : Math.max(0, this.startedAt + timeouts.firstTokenMs - Date.now());
-    const [code, what] = this.sawToken ? ["idle_timeout", `no token for ${timeouts.idleMs} ms`] : ["first_token_timeout", `no first token within ${timeouts.firstTokenMs} ms`];
-    for (;;) {
-      const { done, value } = await this.withTimeout(this.reader!.read(), Math.min(budget, this.remaining()), code, `${grant.backend.id}: ${what}.`);
-      if (done) {
+  /**
+   * The events of the next network read (at least one), under the first-token or idle timeout.
+   * Reading in batches keeps the per-token cost low: one read, one parse, one write downstream.
+   */
+  async next(): Promise<UpstreamEvent[]> {
+    const { grant } = this.req;
+    while (this.parsed.length === 0) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await this.reader!.read();
+      } catch (err) {
+        throw this.abortReason() ?? new AttemptError("upstream_truncated", `${grant.backend.id} broke the stream: ${String(err)}`, true);
+      }
+      if (result.done) {
         // A finish_reason was sent: the generation ended, only the [DONE] framing is missing.
-        if (this.sawFinish) return { kind: "done" };
+        if (this.sawFinish) return [{ kind: "done" }];
         throw new AttemptError("upstream_truncated", `${grant.backend.id} closed the stream before it finished.`, true);
       }
-      if (value.data === "[DONE]") return { kind: "done" };
-      if (value.event === "error") throw new AttemptError("upstream_stream_error", `${grant.backend.id} reported an error mid-stream: ${value.data.slice(0, 300)}`, true);
-      let raw: UpstreamChunk["raw"];
-      try {
-        raw = JSON.parse(value.data);
-      } catch {
-        throw new AttemptError("upstream_bad_chunk", `${grant.backend.id} sent a chunk that is not JSON.`, true);
-      }
-      if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new AttemptError("upstream_bad_chunk", `${grant.backend.id} sent a chunk that is not a JSON object.`, true);
-      if ("error" in raw) {
-        throw new AttemptError("upstream_stream_error", `${grant.backend.id} reported an error mid-stream: ${JSON.stringify(raw.error).slice(0, 300)}`, true);
-      }
-      const chunk = describeChunk(raw);
-      if (chunk.finishReason !== null) this.sawFinish = true;
-      if (chunk.isToken && !this.sawToken) {
-        this.sawToken = true;
-        this.ttftMs = Date.now() - this.startedAt;
-      }
-      return { kind: "chunk", chunk };
+      this.parser.feed(this.decoder.decode(result.value, { stream: true }));
     }
+    const events: UpstreamEvent[] = [];
+    for (const message of this.parsed.splice(0)) {
+      const event = this.toEvent(message);
+      events.push(event);
+      if (event.kind === "done") break;
+    }
+    if (this.sawToken) {
+      const { idleMs } = this.req.timeouts;
+      this.setDeadline(Date.now() + idleMs, () => new AttemptError("idle_timeout", `${grant.backend.id}: no token for ${idleMs} ms.`, true));
+    }
+    return events;
   }
 
   /** Stops the upstream call (cancelling the generation) unless it already ended. */
-  cancel(reason = new AttemptError("cancelled", "Attempt cancelled.", false)): void {
-    this.req.signal.removeEventListener("abort", this.onClientAbort);
-    if (!this.abort.signal.aborted) this.abort.abort(reason);
+  cancel(reason?: AttemptError): void {
+    this.release();
+    if (!this.abort.signal.aborted) this.abort.abort(reason ?? new AttemptError("cancelled", "Attempt cancelled.", false));
     this.reader?.cancel().catch(() => {});
+  }
+
+  /** Ends an attempt whose stream finished: no abort needed, just drop the timer and listener. */
+  release(): void {
+    this.req.signal.removeEventListener("abort", this.onClientAbort);
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private toEvent(message: EventSourceMessage): UpstreamEvent {
+    const id = this.req.grant.backend.id;
+    if (message.data === "[DONE]") return { kind: "done" };
+    if (message.event === "error") throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream: ${message.data.slice(0, 300)}`, true);
+    let raw: UpstreamChunk["raw"];
+    try {
+      raw = JSON.parse(message.data);
+    } catch {
+      throw new AttemptError("upstream_bad_chunk", `${id} sent a chunk that is not JSON.`, true);
+    }
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new AttemptError("upstream_bad_chunk", `${id} sent a chunk that is not a JSON object.`, true);
+    if ("error" in raw) throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream: ${JSON.stringify(raw.error).slice(0, 300)}`, true);
+    const chunk = describeChunk(raw);
+    if (chunk.finishReason !== null) this.sawFinish = true;
+    if (chunk.isToken && !this.sawToken) {
+      this.sawToken = true;
+      this.ttftMs = Date.now() - this.startedAt;
+    }
+    return { kind: "chunk", chunk };
+  }
+
+  /** The error we aborted with (a timeout, the client leaving), if we did. */
+  private abortReason(): AttemptError | undefined {
+    const reason: unknown = this.abort.signal.reason;
+    return this.abort.signal.aborted && reason instanceof AttemptError ? reason : undefined;
+  }
+
+  /** Moves the attempt's deadline; the request's total deadline always caps it. */
+  private setDeadline(at: number, error: () => AttemptError): void {
+    if (at >= this.req.deadline) {
+      at = this.req.deadline;
+      error = () => new AttemptError("total_timeout", `The request ran past its total timeout of ${this.req.timeouts.totalMs} ms.`, false);
+    }
+    this.deadlineAt = at;
+    this.deadlineError = error;
+    if (this.timer === undefined || at < this.timerAt) this.arm(at);
+  }
+
+  private arm(at: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (Date.now() < this.deadlineAt) return this.arm(this.deadlineAt);
+      this.cancel(this.deadlineError());
+    }, Math.max(0, at - Date.now()));
   }
 
   private upstreamBody(): Record<string, unknown> {
@@ -161,28 +217,6 @@ export class UpstreamAttempt {
     return new AttemptError(`upstream_http_${status}`, `${id} answered ${status}${detail ? `: ${detail.slice(0, 500)}` : ""}`, retryable, status, retryAfterMs);
   }
 
-  private remaining(): number {
-    return Math.max(0, this.req.deadline - Date.now());
-  }
-
-  private withTimeout<T>(promise: Promise<T>, ms: number, code: string, message: string): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const overall = this.remaining() <= ms;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const err = overall ? new AttemptError("total_timeout", `The request ran past its total timeout of ${this.req.timeouts.totalMs} ms.`, false) : new AttemptError(code, message, true);
-        this.cancel(err);
-        reject(err);
-      }, ms);
-    });
-    return Promise.race([promise, timeout])
-      .catch((err: unknown) => {
-        // An abort surfaces as the fetch/reader error; report the reason we aborted with.
-        const reason = this.abort.signal.reason;
-        throw reason instanceof AttemptError ? reason : err;
-      })
-      .finally(() => timer !== undefined && clearTimeout(timer));
-  }
 }
 
 export function describeChunk(raw: UpstreamChunk["raw"]): UpstreamChunk {

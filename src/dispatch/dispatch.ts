@@ -5,11 +5,11 @@
 // tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
 // gets the partial-completion error event.
 import type { AttemptGrant, AttemptReport, Checkpoint, EntrySnapshot, RetryResult, SettleOutcome, Timeouts } from "../gate/protocol";
-import type { ClientSink, Failure } from "../stream/sink";
+import { toFramed, type ClientSink, type Failure, type FramedChunk } from "../stream/sink";
 import { StreamProgress } from "../stream/relay";
 import { AttemptError, UpstreamAttempt, type UpstreamChunk } from "./attempt";
 import { LEASE_RENEW_MS } from "../gate/lease";
-import { CHECKPOINT_MS, Checkpointer } from "./checkpointer";
+import { Checkpointer } from "./checkpointer";
 
 /** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
 export interface GateCalls {
@@ -68,7 +68,11 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   // A detached request ignores its client: the generation finishes for a later replay.
   const cancelled = input.detached ? new AbortController().signal : AbortSignal.any([input.signal, input.sink.clientGone]);
   const checkpointer = new Checkpointer(
-    { checkpoint: (p) => input.gate.checkpoint(input.leaseId, p), renew: () => input.gate.renew(input.leaseId) },
+    {
+      checkpoint: (p) => input.gate.checkpoint(input.leaseId, p),
+      renew: () => input.gate.renew(input.leaseId),
+      progress: () => ({ text: input.progress.text, tokens: input.progress.tokens }),
+    },
     input.recordedChunks ?? 0,
     input.record ?? false,
     LEASE_RENEW_MS,
@@ -80,11 +84,12 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
     retry: (...args) => input.gate.retry(...args),
     settle: async (leaseId, report, outcome) => {
       settled = true;
-      await input.gate.settle(leaseId, report, outcome, checkpointer.final(input.progress.text, input.progress.tokens));
+      await input.gate.settle(leaseId, report, outcome, checkpointer.final());
     },
   };
-  // Checkpoints renew the lease while the request is worked on; a dead Worker stops renewing it.
-  const timer = setInterval(() => void checkpointer.tick(input.progress.text, input.progress.tokens), CHECKPOINT_MS);
+  // Checkpoints go out as chunks are relayed; this timer renews the lease while nothing flows
+  // (waiting for a first token, a slow backend). A dead Worker stops renewing it.
+  const timer = setInterval(() => void checkpointer.tick(), LEASE_RENEW_MS / 2);
   try {
     return await dispatchLoop({ ...input, gate, signal: cancelled }, checkpointer);
   } finally {
@@ -193,21 +198,23 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
   const held: UpstreamChunk[] = [];
   let chunks = 0;
   let tokenSeen = false;
+  let finished = false;
   const base = { backendId: grant.backend.id };
   try {
     await attempt.open();
     for (;;) {
-      const event = await attempt.next();
-      if (event.kind === "done") {
-        await relay(held.splice(0), input, checkpointer);
-        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+      const events = await attempt.next();
+      let done = false;
+      for (const event of events) {
+        if (event.kind === "done") done = true;
+        else {
+          tokenSeen ||= event.chunk.isToken;
+          held.push(event.chunk);
+        }
       }
-      if (!tokenSeen && !event.chunk.isToken) {
-        held.push(event.chunk);
-        continue;
-      }
-      tokenSeen = true;
-      chunks += await relay([...held.splice(0), event.chunk], input, checkpointer);
+      if (tokenSeen || done) chunks += await relay(held.splice(0), input, checkpointer);
+      if (done) finished = true;
+      if (done) return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
     }
   } catch (err) {
     const durationMs = Date.now() - attempt.startedAt;
@@ -229,23 +236,29 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
       },
     };
   } finally {
-    attempt.cancel();
+    if (finished) attempt.release();
+    else attempt.cancel();
   }
 }
 
+/** Frames a batch of chunks, notes them for the checkpoint, and sends them in one write. */
 async function relay(chunks: UpstreamChunk[], input: DispatchInput, checkpointer: Checkpointer): Promise<number> {
   let tokens = 0;
+  const batch: FramedChunk[] = [];
   for (const c of chunks) {
-    const framed = input.progress.frame(c);
-    if (!framed) continue;
+    const chunk = input.progress.frame(c);
+    if (!chunk) continue;
     if (c.isToken) tokens++;
-    checkpointer.add(JSON.stringify(framed));
-    if (input.sink.clientGone.aborted && input.detached) continue;
-    try {
-      await input.sink.send(framed);
-    } catch {
-      if (!input.detached) throw new ClientGone();
-    }
+    const json = JSON.stringify(chunk);
+    checkpointer.add(json);
+    batch.push({ chunk, json });
+  }
+  void checkpointer.tick();
+  if (batch.length === 0 || (input.sink.clientGone.aborted && input.detached)) return tokens;
+  try {
+    await input.sink.send(batch);
+  } catch {
+    if (!input.detached) throw new ClientGone();
   }
   return tokens;
 }
@@ -302,7 +315,7 @@ export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
  */
 export async function replayEntry(entry: EntrySnapshot, sink: ClientSink, after: number): Promise<void> {
   sink.skipTo(after);
-  for (const chunk of entry.chunks.slice(after)) await sink.send(JSON.parse(chunk));
+  await sink.send(toFramed(entry.chunks.slice(after)));
   if (entry.state === "complete") return sink.finish();
   await sink.fail({ status: 502, code: `generation_${entry.state}`, message: `The stored generation for this key ended ${entry.state}; retry with the same Idempotency-Key to resume it.` }, entry.tokens);
 }

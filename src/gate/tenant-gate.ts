@@ -121,6 +121,7 @@ export class TenantGate extends DurableObject<Env> {
   private readonly backendInFlight = new Map<string, number>();
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly notBefore = new Map<string, number>();
+  private readonly breakerSavedAt = new Map<string, number>();
   private readonly queue = new BoundedPriorityQueue<Ticket>(() => this.config?.limits.maxQueue ?? 0);
   private readonly tickets = new Map<string, Ticket>();
   private budget: RetryBudget | null = null;
@@ -595,6 +596,7 @@ export class TenantGate extends DurableObject<Env> {
 
   private recordAttempt(lease: Lease, report: AttemptReport, now: number): void {
     const breaker = this.breakers.get(report.backendId);
+    const stateBefore = breaker?.stateAt(now);
     const stats = this.backendStats(report.backendId);
     if (report.outcome === "failure") {
       breaker?.onFailure(now, lease.probe);
@@ -608,7 +610,7 @@ export class TenantGate extends DurableObject<Env> {
       stats.successes++;
     }
     if (report.ttftMs !== undefined) stats.ttft.record(report.ttftMs);
-    if (breaker) this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, report.backendId, JSON.stringify(breaker.snapshot()));
+    if (breaker) this.persistBreaker(report.backendId, breaker, stateBefore, now);
     this.endAttempt(lease, false);
   }
 
@@ -669,6 +671,16 @@ export class TenantGate extends DurableObject<Env> {
       message: "Every backend for this model is unavailable (circuit open). Retry later.",
       retryAfterSec: Math.max(1, Math.ceil(retryAfterMs / 1000)),
     };
+  }
+
+  /**
+   * Stores a breaker's snapshot when its state changed, or at most once a second otherwise: the
+   * state (and its cooldown) must survive a restart; the window counts may lag a second.
+   */
+  private persistBreaker(id: string, breaker: CircuitBreaker, stateBefore: string | undefined, now: number): void {
+    if (breaker.stateAt(now) === stateBefore && now - (this.breakerSavedAt.get(id) ?? 0) < 1_000) return;
+    this.breakerSavedAt.set(id, now);
+    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, id, JSON.stringify(breaker.snapshot()));
   }
 
   private wake(key: string): void {

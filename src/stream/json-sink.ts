@@ -2,7 +2,7 @@
 // `chat.completion` object, answered only when the generation is complete.
 import { errorResponse } from "../api/errors";
 import type { ClientChunk } from "./relay";
-import type { ClientSink, Failure, HeaderSource } from "./sink";
+import type { ClientSink, Failure, FramedChunk, HeaderSource } from "./sink";
 
 interface ToolCallDraft {
   id?: string;
@@ -33,7 +33,11 @@ export class JsonSink implements ClientSink {
 
   setPhase(): void {}
 
-  async send(chunk: ClientChunk): Promise<void> {
+  async send(chunks: FramedChunk[]): Promise<void> {
+    for (const { chunk } of chunks) this.add(chunk);
+  }
+
+  private add(chunk: ClientChunk): void {
     this.id = String(chunk.id ?? this.id);
     this.created = Number(chunk.created ?? this.created);
     if (typeof chunk.model === "string") this.model = chunk.model;

@@ -20,7 +20,8 @@ export interface ClientSink {
   readonly clientGone: AbortSignal;
   /** What the client is waiting for, for keepalive comments. */
   setPhase(phase: "queued" | "waiting" | "streaming"): void;
-  send(chunk: ClientChunk): Promise<void>;
+  /** Sends chunks in order, in one write. */
+  send(chunks: FramedChunk[]): Promise<void>;
   comment(text: string): Promise<void>;
   finish(): Promise<void>;
   /** `completionTokens` > 0 makes this a partial completion. */
@@ -32,3 +33,14 @@ export interface ClientSink {
 }
 
 export type HeaderSource = () => Record<string, string>;
+
+/** A chunk for the client with its JSON, serialized once for the wire and the journal. */
+export interface FramedChunk {
+  chunk: ClientChunk;
+  json: string;
+}
+
+/** Stored chunk JSON back into framed chunks. */
+export function toFramed(jsons: string[]): FramedChunk[] {
+  return jsons.map((json) => ({ chunk: JSON.parse(json) as ClientChunk, json }));
+}

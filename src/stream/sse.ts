@@ -6,9 +6,9 @@ export interface ErrorBody {
   code: string;
 }
 
-/** One `chat.completion.chunk`, numbered so a client can reconnect with Last-Event-ID. */
-export function chunkEvent(id: number, chunk: unknown): string {
-  return `id: ${id}\ndata: ${JSON.stringify(chunk)}\n\n`;
+/** One `chat.completion.chunk` (as JSON), numbered so a client can reconnect with Last-Event-ID. */
+export function chunkEvent(id: number, chunkJson: string): string {
+  return `id: ${id}\ndata: ${chunkJson}\n\n`;
 }
 
 export function doneEvent(): string {

@@ -8,7 +8,7 @@ const upstream = (delta: Record<string, unknown>, finish: string | null = null) 
 
 describe("SSE framing", () => {
   it("numbers chunks and frames the end, comments and errors", () => {
-    expect(chunkEvent(3, { a: 1 })).toBe('id: 3\ndata: {"a":1}\n\n');
+    expect(chunkEvent(3, '{"a":1}')).toBe('id: 3\ndata: {"a":1}\n\n');
     expect(doneEvent()).toBe("data: [DONE]\n\n");
     expect(commentLine("resumed backend=b\nat=3")).toBe(": resumed backend=b at=3\n\n");
     expect(errorEvent({ message: "m", type: "upstream_error", code: "c" }, true, 7)).toBe(
