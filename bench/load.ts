@@ -123,27 +123,31 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
   });
 }
 
-/** Sends all calls at once (open burst) and waits for them all. */
-export function burst(target: Target, calls: Call[]): Promise<CallResult[]> {
-  return Promise.all(calls.map((c) => callOnce(target, c)));
+/** A fixed target, or one chosen per session index (direct calls spread over the sims). */
+export type TargetChoice = Target | ((i: number) => Target);
+
+export function pick(target: TargetChoice, i: number): Target {
+  return typeof target === "function" ? target(i) : target;
 }
 
 /**
  * `workers` clients, each making its sessions' calls one after another, until `sessions` run out or
- * `untilMs` passes. An agent session's calls run in order, as an agent's would.
+ * `untilMs` passes. An agent session's calls run in order, as an agent's would. A client turned
+ * away (429/503) waits a little before its next call, as real ones do.
  */
-export async function closedLoop(target: Target, sessions: Array<{ calls: Call[] }>, workers: number, untilMs: number, onResult?: (r: CallResult) => void): Promise<CallResult[]> {
+export async function closedLoop(target: TargetChoice, sessions: Array<{ calls: Call[] }>, workers: number, untilMs: number, onResult?: (r: CallResult) => void): Promise<CallResult[]> {
   const results: CallResult[] = [];
   let next = 0;
   const deadline = performance.now() + untilMs;
   await Promise.all(
     Array.from({ length: workers }, async () => {
       while (performance.now() < deadline && next < sessions.length) {
-        const session = sessions[next++]!;
-        for (const call of session.calls) {
-          const r = await callOnce(target, call);
+        const i = next++;
+        for (const call of sessions[i]!.calls) {
+          const r = await callOnce(pick(target, i), call);
           results.push(r);
           onResult?.(r);
+          if (r.status === 429 || r.status === 503) await new Promise((res) => setTimeout(res, 100));
         }
       }
     }),

@@ -97,7 +97,7 @@ function chart(overhead: Record<string, Record<string, Run>>, overload: Record<s
   const W = 1100;
   const H = 760;
   const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`];
-  const topLevel = Object.keys(overhead).at(-1)!;
+  const topLevel = Object.keys(overhead).at(-1) ?? "c0";
   const bars = (x0: number, y0: number, w: number, h: number, title: string, runs: Run[]) => {
     parts.push(`<text x="${x0}" y="${y0 - 10}" font-size="14" font-weight="bold">${title}</text>`);
     const values = runs.flatMap((r) => [r.summary.ttftMs.p50 ?? 0, r.summary.ttftMs.p95 ?? 0, r.summary.ttftMs.p99 ?? 0]);

@@ -14,6 +14,7 @@ import { Checkpointer } from "./checkpointer";
 /** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
 export interface GateCalls {
   renew(leaseId: string): Promise<boolean>;
+  firstToken(leaseId: string): Promise<void>;
   checkpoint(leaseId: string, progress: Checkpoint): Promise<boolean>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
   settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
@@ -80,6 +81,7 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   let settled = false;
   const gate: GateCalls = {
     renew: (leaseId) => input.gate.renew(leaseId),
+    firstToken: (leaseId) => input.gate.firstToken(leaseId),
     checkpoint: (leaseId, p) => input.gate.checkpoint(leaseId, p),
     retry: (...args) => input.gate.retry(...args),
     settle: async (leaseId, report, outcome) => {
@@ -208,6 +210,7 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
       for (const event of events) {
         if (event.kind === "done") done = true;
         else {
+          if (!tokenSeen && event.chunk.isToken) void input.gate.firstToken(input.leaseId).catch(() => {});
           tokenSeen ||= event.chunk.isToken;
           held.push(event.chunk);
         }

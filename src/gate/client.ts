@@ -5,7 +5,7 @@
 import type { TenantGate } from "./tenant-gate";
 
 /** The gate's RPC methods, with the plain types they are declared with. */
-export type GateApi = Pick<TenantGate, "admit" | "poll" | "renew" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats">;
+export type GateApi = Pick<TenantGate, "admit" | "poll" | "renew" | "firstToken" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats">;
 
 export function gateClient(namespace: DurableObjectNamespace<TenantGate>, tenant: string): GateApi {
   // RPC stubs wrap every result type; the values are the plain data the methods return.
@@ -26,6 +26,7 @@ export function gateClient(namespace: DurableObjectNamespace<TenantGate>, tenant
     admit: call("admit"),
     poll: call("poll"),
     renew: call("renew"),
+    firstToken: call("firstToken"),
     checkpoint: call("checkpoint"),
     retry: call("retry"),
     settle: call("settle"),

@@ -48,6 +48,8 @@ interface Lease {
   deadline: number;
   /** Journal key the request records its chunks under, if any. */
   recordKey?: string;
+  /** The current attempt produced a first token (its breaker already counted the success). */
+  answered?: boolean;
 }
 
 interface Waiter {
@@ -366,6 +368,26 @@ export class TenantGate extends DurableObject<Env> {
     return true;
   }
 
+  /**
+   * The current attempt produced its first token: the backend answered. Its breaker hears of the
+   * success now, not when the stream ends: failures arrive fast (before a first token) and
+   * successes slowly (after a whole generation), and waiting for the end would let a burst of
+   * early failures open a healthy backend's circuit. A half-open probe closes the circuit here too.
+   */
+  async firstToken(leaseId: string): Promise<void> {
+    const lease = this.leases.get(leaseId);
+    if (!lease?.backendId || lease.answered) return;
+    const now = Date.now();
+    const breaker = this.breakers.get(lease.backendId);
+    if (!breaker) return;
+    const before = breaker.stateAt(now);
+    breaker.onSuccess(now, lease.probe);
+    lease.probe = false;
+    lease.answered = true;
+    this.persistBreaker(lease.backendId, breaker, before, now);
+    if (before !== "closed") this.pump(now);
+  }
+
   /** Commits relayed chunks to the request's journal entry (and renews the lease). */
   async checkpoint(leaseId: string, progress: Checkpoint): Promise<boolean> {
     const lease = this.leases.get(leaseId);
@@ -605,8 +627,9 @@ export class TenantGate extends DurableObject<Env> {
     } else if (report.outcome === "cancelled") {
       breaker?.onAbandon(lease.probe);
     } else {
-      // A 4xx for a bad request still shows the backend is up.
-      breaker?.onSuccess(now, lease.probe);
+      // A 4xx for a bad request still shows the backend is up. A stream that answered was
+      // counted at its first token.
+      if (!lease.answered) breaker?.onSuccess(now, lease.probe);
       stats.successes++;
     }
     if (report.ttftMs !== undefined) stats.ttft.record(report.ttftMs);
@@ -621,6 +644,7 @@ export class TenantGate extends DurableObject<Env> {
     this.addInFlight(lease.backendId, -1);
     lease.backendId = null;
     lease.probe = false;
+    lease.answered = false;
   }
 
   private releaseLease(lease: Lease, now: number): void {

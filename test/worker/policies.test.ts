@@ -49,6 +49,22 @@ describe("circuit breaker", () => {
   });
 });
 
+describe("breaker verdicts at the first token", () => {
+  it("counts a long stream's success when it answers, so quick failures around it do not open the circuit", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a", "b"], { breaker: { consecutiveFailures: 3, minRequests: 1000 } }));
+    const failOnA = { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } };
+    for (let i = 0; i < 2; i++) expect(await drain(await chat(key, failOnA))).toBe(200); // served by b
+    // A slow generation on a answers (first token) and keeps streaming.
+    const slow = await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 40, sim_fault: { tps: 10 } });
+    const reader = slow.body!.getReader();
+    await reader.read();
+    for (let i = 0; i < 2; i++) expect(await drain(await chat(key, failOnA))).toBe(200);
+    const a = (await gateStats(tenant)).backends.find((b: any) => b.id === "a");
+    expect(a.breaker).toBe("closed"); // 2 failures, a success, 2 failures: never 3 in a row
+    await reader.cancel();
+  });
+});
+
 describe("retries", () => {
   it("with 20% failures, every request completes and upstream attempts stay under 1.3x", async () => {
     for (const [i, s] of (["a", "b"] as const).entries()) await simControl(s, { failRate: 0.2, failStatus: 503, seed: 11 + i });
