@@ -135,7 +135,15 @@ export function pick(target: TargetChoice, i: number): Target {
  * `untilMs` passes. An agent session's calls run in order, as an agent's would. A client turned
  * away (429/503) waits a little before its next call, as real ones do.
  */
-export async function closedLoop(target: TargetChoice, sessions: Array<{ calls: Call[] }>, workers: number, untilMs: number, onResult?: (r: CallResult) => void): Promise<CallResult[]> {
+export async function closedLoop(
+  target: TargetChoice,
+  sessions: Array<{ id: string; calls: Call[] }>,
+  workers: number,
+  untilMs: number,
+  onResult?: (r: CallResult) => void,
+  /** Extra headers per call, e.g. an Idempotency-Key. */
+  headersFor?: (sessionId: string, callIndex: number) => Record<string, string>,
+): Promise<CallResult[]> {
   const results: CallResult[] = [];
   let next = 0;
   const deadline = performance.now() + untilMs;
@@ -143,8 +151,9 @@ export async function closedLoop(target: TargetChoice, sessions: Array<{ calls: 
     Array.from({ length: workers }, async () => {
       while (performance.now() < deadline && next < sessions.length) {
         const i = next++;
-        for (const call of sessions[i]!.calls) {
-          const r = await callOnce(pick(target, i), call);
+        const session = sessions[i]!;
+        for (const [n, call] of session.calls.entries()) {
+          const r = await callOnce(pick(target, i), call, headersFor?.(session.id, n));
           results.push(r);
           onResult?.(r);
           if (r.status === 429 || r.status === 503) await new Promise((res) => setTimeout(res, 100));

@@ -325,6 +325,7 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
     retry: { maxAttempts: 5, baseDelayMs: 20, budgetRatio: 0.6, budgetWindowMs: 10_000 },
     breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, consecutiveFailures: 8 },
     timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
+    idempotency: { maxEntries: 1_000 },
   }, { maxConcurrency: 64 });
   const out: Record<string, SystemRun> = {};
   const sessions = trafficMix(100_000, { seed: SEED, longTokens: P.longTokens });
@@ -337,7 +338,9 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
     // One region goes down for the middle third of the run and comes back.
     const outage = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 }))), P.chaosMs * 0.3);
     const recovery = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 }))), P.chaosMs * 0.6);
-    const m = await measure(system, fleet, () => closedLoop(target, sessions, P.chaosWorkers, P.chaosMs, () => count++), 64 * fleet.specs.length);
+    // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
+    const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${id}-${n}` }) : undefined;
+    const m = await measure(system, fleet, () => closedLoop(target, sessions, P.chaosWorkers, P.chaosMs, () => count++, keys), 64 * fleet.specs.length);
     clearTimeout(outage);
     clearTimeout(recovery);
     stop();

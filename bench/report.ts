@@ -70,8 +70,11 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
   }
   lines.push("", "Errors by status and code:", "");
   for (const r of Object.values(chaos)) lines.push(`- ${r.system}: ${Object.entries(r.summary.errors).map(([k, v]) => `${k} × ${v}`).join(", ") || "none"}`);
-  const sluiceChaos = chaos.sluice?.extra as { leakedSlots?: number } | undefined;
-  lines.push("", `Stuck slots in sluice after the run: ${sluiceChaos?.leakedSlots ?? "–"}.`, "");
+  const sluiceChaos = chaos.sluice?.extra as { leakedSlots?: number; journal?: { entries: number; bytes: number }; gate?: Record<string, number> } | undefined;
+  lines.push("", `Stuck slots in sluice after the run: ${sluiceChaos?.leakedSlots ?? "–"}.`);
+  if (sluiceChaos?.journal) lines.push(`Every sluice call carried an Idempotency-Key; the tenant's journal (limit 1,000 entries) held ${sluiceChaos.journal.entries} entries, ${Math.round(sluiceChaos.journal.bytes / 1024)} KiB, after the run.`);
+  if (sluiceChaos?.gate) lines.push(`sluice's gate: ${sluiceChaos.gate.attempts} attempts, ${sluiceChaos.gate.retries} retries (${sluiceChaos.gate.continuations} of them mid-stream continuations), ${sluiceChaos.gate.budgetDenied} denied by the retry budget.`);
+  lines.push("");
   if (run.violations.length) lines.push("## Invariants broken", "", ...run.violations.map((v) => `- ${v}`), "");
   else lines.push("Invariants held: no lost, truncated or duplicated text and no leaked slot in sluice's runs.", "");
 
