@@ -8,7 +8,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { callOnce, closedLoop, MODEL, pick, type CallResult, type Target, type TargetChoice } from "./load";
 import { trafficMix, uniformCalls, type Session } from "./traffic";
-import { percentiles, round, summarize, type Percentiles, type Summary } from "./summary";
+import { percentiles, round, summarize, type SystemRun } from "./summary";
 import { ADMIN_TOKEN, ensurePeers, getFreePort, processUsage, startFleet, startPassthrough, startPortkey, startSluice, type Fleet, type SimSpec, type System } from "./stack";
 import { writeReport } from "./report";
 
@@ -58,16 +58,6 @@ function progress(label: string, count: () => number): () => void {
 
 /** The systems under test: direct calls pick a sim per call index; the others are one URL. */
 type TargetList = Array<{ target: TargetChoice; system?: System }>;
-
-interface SystemRun {
-  system: string;
-  summary: Summary;
-  /** Upstream calls the sims saw per client call. */
-  attemptsPerCall: number;
-  router?: { cpuCores: number; rssMb: number };
-  utilisation: Array<[number, number]>;
-  extra?: Record<string, unknown>;
-}
 
 async function main(): Promise<void> {
   const startedAt = new Date();
@@ -269,7 +259,7 @@ async function overloadScenario(fleet: Fleet, sluiceUrl: string, targets: (key: 
   const capacity = PER_SIM_SLOTS * fleet.specs.length;
   await configureFleet(fleet, { failRate: 0, disconnectRate: 0, maxConcurrency: PER_SIM_SLOTS });
   const key = await createTenant(sluiceUrl, "overload", fleet, { limits: { maxConcurrency: capacity, maxQueue: capacity / 2, maxQueueWaitMs: 10_000 } }, { maxConcurrency: PER_SIM_SLOTS });
-  const out: Record<string, SystemRun & { utilisationWhileQueued?: number; rejected429Ms?: Percentiles; maxQueueDepth?: number }> = {};
+  const out: Record<string, SystemRun> = {};
   for (const { target, system } of targets(key)) {
     const name = pick(target, 0).name;
     let count = 0;

@@ -1,19 +1,7 @@
 // The benchmark's Markdown report and its chart (SVG, and PNG through sharp when available).
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import type { Summary } from "./summary";
-
-interface Run {
-  system: string;
-  summary: Summary;
-  attemptsPerCall: number;
-  router?: { cpuCores: number; rssMb: number };
-  utilisation: Array<[number, number]>;
-  utilisationWhileQueued?: number;
-  rejected429Ms?: { p50?: number; p99?: number };
-  maxQueueDepth?: number;
-  extra?: Record<string, unknown>;
-}
+import type { SystemRun as Run } from "./summary";
 
 interface BenchRun {
   startedAt: string;

@@ -20,6 +20,21 @@ export interface Summary {
   errors: Record<string, number>;
 }
 
+/** One system's figures in one scenario (the overload-only fields are set there). */
+export interface SystemRun {
+  system: string;
+  summary: Summary;
+  /** Upstream calls the sims saw per client call. */
+  attemptsPerCall: number;
+  router?: { cpuCores: number; rssMb: number };
+  /** [seconds into the run, share of GPU slots busy]. */
+  utilisation: Array<[number, number]>;
+  utilisationWhileQueued?: number;
+  rejected429Ms?: Percentiles;
+  maxQueueDepth?: number;
+  extra?: Record<string, unknown>;
+}
+
 export function percentiles(values: number[]): Percentiles {
   if (values.length === 0) return {};
   const sorted = [...values].sort((a, b) => a - b);
