@@ -210,7 +210,7 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
       for (const event of events) {
         if (event.kind === "done") done = true;
         else {
-          if (!tokenSeen && event.chunk.isToken) void input.gate.firstToken(input.leaseId).catch(() => {});
+          if (!tokenSeen && event.chunk.isToken && grant.reportFirstToken) void input.gate.firstToken(input.leaseId).catch(() => {});
           tokenSeen ||= event.chunk.isToken;
           held.push(event.chunk);
         }

@@ -597,7 +597,9 @@ export class TenantGate extends DurableObject<Env> {
   private startAttempt(lease: Lease, cursor: number, delayMs: number, continuation: boolean, now: number): AttemptGrant {
     const entry = lease.plan[cursor]!;
     const backend = this.config!.backends.find((b) => b.id === entry.backendId)!;
-    const { probe } = this.breakers.get(backend.id)!.onAttempt(now);
+    const breaker = this.breakers.get(backend.id)!;
+    const reportFirstToken = breaker.wantsEarlyVerdict(now);
+    const { probe } = breaker.onAttempt(now);
     lease.attempts++;
     lease.cursor = cursor;
     lease.backendId = backend.id;
@@ -613,6 +615,7 @@ export class TenantGate extends DurableObject<Env> {
       delayMs,
       probe,
       continuation,
+      reportFirstToken,
     };
   }
 
