@@ -8,9 +8,9 @@ import { errorResponse } from "./errors";
 import { jsonBody, validJson } from "./validation";
 import { ChatRequestSchema, estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
 import { PRIORITIES, type Priority } from "../gate/queue";
-import type { AdmitRequest, AdmitResult, EntrySnapshot, RecordSpec } from "../gate/protocol";
+import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/protocol";
 import { gateClient, type GateApi } from "../gate/client";
-import { bodyHash, isDeterministic, semanticKey, validIdempotencyKey } from "../gate/dedup-key";
+import { journalKeys, validIdempotencyKey } from "../gate/dedup-key";
 import type { Coordinates } from "../dispatch/regions";
 import { dispatch, replayEntry } from "../dispatch/dispatch";
 import { StreamProgress } from "../stream/relay";
@@ -49,13 +49,7 @@ export const chatRoute = new Hono<AppEnv>().post(
     if (lastEventHeader !== undefined && (!/^\d{1,9}$/.test(lastEventHeader) || idempotencyKey === undefined)) {
       return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number, sent together with the Idempotency-Key of the original request.");
     }
-    const deterministic = isDeterministic(body);
-    let record: RecordSpec | undefined;
-    if (idempotencyKey !== undefined) record = { key: `idem:${idempotencyKey}`, kind: "idempotency", bodyHash: await bodyHash(body), shared: true };
-    else if (deterministic && (config.dedup.semantic || config.dedup.staleIfError)) {
-      record = { key: await semanticKey(tenant, body), kind: "semantic", bodyHash: await bodyHash(body), shared: config.dedup.semantic };
-    }
-    const staleKey = deterministic && config.dedup.staleIfError ? (record?.kind === "semantic" ? record.key : await semanticKey(tenant, body)) : undefined;
+    const { record, staleKey } = await journalKeys(tenant, body, config.dedup, idempotencyKey);
     const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
     const headers = () => ({
       "x-request-id": requestId,

@@ -2,6 +2,7 @@
 // under which deterministic requests (temperature 0) share results.
 import { stringify } from "safe-stable-stringify";
 import { sha256Hex } from "../config/store";
+import type { RecordSpec } from "./protocol";
 
 /** Fields that change how an answer is delivered, not what it is: a replay may differ in them. */
 const DELIVERY_FIELDS = new Set(["stream", "stream_options"]);
@@ -29,4 +30,24 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export function validIdempotencyKey(key: string): boolean {
   return IDEMPOTENCY_KEY.test(key);
+}
+
+/**
+ * Where a request is recorded in its tenant's journal: under its Idempotency-Key, or, for a
+ * deterministic request of a tenant with semantic dedup or stale-if-error, under its semantic key
+ * (shared with twins only with semantic dedup). `staleKey` is where a stored answer may be found
+ * when every backend fails.
+ */
+export async function journalKeys(
+  tenant: string,
+  body: Record<string, unknown>,
+  dedup: { semantic: boolean; staleIfError: boolean },
+  idempotencyKey: string | undefined,
+): Promise<{ record?: RecordSpec; staleKey?: string }> {
+  const deterministic = isDeterministic(body);
+  const semantic = deterministic && (dedup.semantic || dedup.staleIfError) ? await semanticKey(tenant, body) : undefined;
+  const staleKey = dedup.staleIfError ? semantic : undefined;
+  if (idempotencyKey !== undefined) return { record: { key: `idem:${idempotencyKey}`, kind: "idempotency", bodyHash: await bodyHash(body), shared: true }, staleKey };
+  if (semantic) return { record: { key: semantic, kind: "semantic", bodyHash: await bodyHash(body), shared: dedup.semantic }, staleKey };
+  return { staleKey };
 }

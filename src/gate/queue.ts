@@ -80,11 +80,6 @@ export class BoundedPriorityQueue<T> {
     return removed;
   }
 
-  /** Whether any entry satisfies `predicate`, without removing it. */
-  some(predicate: (e: QueueEntry<T>) => boolean): boolean {
-    return PRIORITIES.some((p) => this.lanes[p].some(predicate));
-  }
-
   oldestEnqueuedAt(): number | undefined {
     let oldest: number | undefined;
     for (const p of PRIORITIES) {

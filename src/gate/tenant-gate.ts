@@ -4,7 +4,7 @@
 // synchronous apart from waiting in the queue, so one object serves many requests per second.
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import type { TenantConfig } from "../config/schema";
+import type { BackendConfig, TenantConfig } from "../config/schema";
 import { readTenantConfig } from "../config/store";
 import { buildRoutePlan, type PlanEntry } from "../dispatch/plan";
 import { backoffDelayMs } from "../dispatch/backoff";
@@ -117,6 +117,7 @@ interface BackendCounters {
 export class TenantGate extends DurableObject<Env> {
   private tenant: string | null = null;
   private config: TenantConfig | null = null;
+  private backendsById = new Map<string, BackendConfig>();
   private configLoadedAt = 0;
   private alarmAt: number | undefined;
   private readonly leases = new Map<string, Lease>();
@@ -207,7 +208,7 @@ export class TenantGate extends DurableObject<Env> {
     }
     if (entry.tokens === 0 && !entry.overflow) return { kind: "takeover", entry: { ...entry, chunks: [] } };
     // Part of the answer exists: carry on by continuation, or hand back what there is.
-    const resumable = plan.some((e) => this.config!.backends.find((b) => b.id === e.backendId)?.resume);
+    const resumable = plan.some((e) => this.backendsById.get(e.backendId)?.resume);
     if (resumable && !entry.overflow) return { kind: "takeover", entry };
     return { kind: "replay", entry };
   }
@@ -338,7 +339,10 @@ export class TenantGate extends DurableObject<Env> {
     if (lease.attempts >= config.retry.maxAttempts) {
       return { kind: "exhausted", status: 502, code: "max_attempts", message: `All ${lease.attempts} attempts failed.` };
     }
-    const pick = this.pickBackend(lease.plan, lease.cursor + 1, needs.mustContinue, now);
+    // After a backend failure, another region goes first: failures cluster by region (outages,
+    // network), so the neighbour of a failed backend is the likeliest to fail next.
+    const failedRegion = report?.outcome === "failure" ? this.backendsById.get(report.backendId)?.region : undefined;
+    const pick = this.pickBackend(lease.plan, lease.cursor + 1, needs.mustContinue, now, failedRegion);
     // Every eligible backend is busy: wait for a slot rather than overload one.
     if (!pick.ok && pick.reason === "capacity") return { kind: "wait", delayMs: CAPACITY_POLL_MS };
     if (!pick.ok) {
@@ -540,6 +544,7 @@ export class TenantGate extends DurableObject<Env> {
     const previous = this.config;
     this.config = config;
     this.configLoadedAt = Date.now();
+    this.backendsById = new Map((config?.backends ?? []).map((b) => [b.id, b]));
     if (!config) return;
     if (!this.budget || JSON.stringify(previous?.retry) !== JSON.stringify(config.retry)) {
       this.budget = new RetryBudget({ ratio: config.retry.budgetRatio, minRetries: config.retry.budgetMinRetries, windowMs: config.retry.budgetWindowMs });
@@ -560,13 +565,13 @@ export class TenantGate extends DurableObject<Env> {
 
   /**
    * Chooses the plan entry for the next attempt, starting at `from` and wrapping around: the first
-   * one whose breaker allows it and which has a free slot. Backends still inside a Retry-After
-   * window are used only when nothing else is, after the wait.
+   * one whose breaker allows it and which has a free slot, outside `avoidRegion` if possible.
+   * Backends still inside a Retry-After window are used only when nothing else is, after the wait.
    */
-  private pickBackend(plan: PlanEntry[], from: number, mustResume: boolean, now: number): Pick {
-    const config = this.config!;
-    const backends = new Map(config.backends.map((b) => [b.id, b]));
+  private pickBackend(plan: PlanEntry[], from: number, mustResume: boolean, now: number, avoidRegion?: string): Pick {
+    const backends = this.backendsById;
     let deferred: { cursor: number; delayMs: number } | undefined;
+    let sameRegion: number | undefined;
     let breakerWaitMs: number | undefined;
     let capacityBlocked = false;
     for (let k = 0; k < plan.length; k++) {
@@ -585,9 +590,11 @@ export class TenantGate extends DurableObject<Env> {
         continue;
       }
       const waitMs = (this.notBefore.get(backend.id) ?? 0) - now;
-      if (waitMs <= 0) return { ok: true, cursor, delayMs: 0 };
-      if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
+      if (waitMs <= 0 && avoidRegion !== undefined && backend.region === avoidRegion) sameRegion ??= cursor;
+      else if (waitMs <= 0) return { ok: true, cursor, delayMs: 0 };
+      else if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
     }
+    if (sameRegion !== undefined) return { ok: true, cursor: sameRegion, delayMs: 0 };
     if (deferred) return { ok: true, ...deferred };
     if (capacityBlocked) return { ok: false, reason: "capacity" };
     if (breakerWaitMs !== undefined) return { ok: false, reason: "breaker", retryAfterMs: breakerWaitMs };
@@ -596,7 +603,7 @@ export class TenantGate extends DurableObject<Env> {
 
   private startAttempt(lease: Lease, cursor: number, delayMs: number, continuation: boolean, now: number): AttemptGrant {
     const entry = lease.plan[cursor]!;
-    const backend = this.config!.backends.find((b) => b.id === entry.backendId)!;
+    const backend = this.backendsById.get(entry.backendId)!;
     const breaker = this.breakers.get(backend.id)!;
     const reportFirstToken = breaker.wantsEarlyVerdict(now);
     const { probe } = breaker.onAttempt(now);

@@ -42,10 +42,6 @@ export class SseSink implements ClientSink {
     return this.gone.signal;
   }
 
-  get eventsSent(): number {
-    return this.eventId;
-  }
-
   setPhase(phase: "queued" | "waiting" | "streaming"): void {
     this.phase = phase;
   }

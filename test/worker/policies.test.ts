@@ -178,6 +178,15 @@ describe("routing", () => {
     await drain(virginia);
   });
 
+  it("retries in another region after a failure, before the failed backend's neighbour", async () => {
+    // a and c are in us-east, b in eu-west; the plan lists a, c, b.
+    const { key } = await createTenant(simConfig(["a", "c", "b"]));
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } });
+    expect(res.headers.get("x-sluice-backend")).toBe("b");
+    await drain(res);
+    expect((await simStats("c")).requests).toBe(0);
+  });
+
   it("never sends a backend more than its maxConcurrency", async () => {
     await simControl("a", { tokensPerSecond: 50 });
     await simControl("b", { tokensPerSecond: 50 });
