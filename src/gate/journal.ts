@@ -48,6 +48,11 @@ interface EntryRow {
 }
 
 export class ReplayJournal {
+  // Totals kept in memory (read once from storage), so checking the limits costs nothing per request.
+  private entries = 0;
+  private bytes = 0;
+  private expiredSweepAt = 0;
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS journal (
       key TEXT PRIMARY KEY, kind TEXT NOT NULL, body_hash TEXT NOT NULL, state TEXT NOT NULL,
@@ -56,6 +61,9 @@ export class ReplayJournal {
       updated_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
     sql.exec(`CREATE INDEX IF NOT EXISTS journal_expiry ON journal (expires_at)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS journal_chunks (key TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (key, seq))`);
+    const [row] = [...sql.exec<{ n: number; b: number | null }>(`SELECT COUNT(*) AS n, SUM(bytes) AS b FROM journal`)];
+    this.entries = row?.n ?? 0;
+    this.bytes = row?.b ?? 0;
   }
 
   get(key: string, now: number): EntrySnapshot | undefined {
@@ -85,7 +93,8 @@ export class ReplayJournal {
       this.sql.exec(`UPDATE journal SET state = 'running', request_id = ?, lease_id = ?, updated_at = ? WHERE key = ?`, requestId, leaseId, now, key);
       return;
     }
-    if (existing) this.delete(key);
+    if (existing) this.delete(key, existing.bytes);
+    this.entries++;
     this.sql.exec(
       `INSERT INTO journal (key, kind, body_hash, state, request_id, lease_id, chunk_count, text, tokens, bytes, overflow, updated_at, expires_at)
        VALUES (?, ?, ?, 'running', ?, ?, 0, '', 0, 0, 0, ?, ?)`,
@@ -112,6 +121,7 @@ export class ReplayJournal {
       `UPDATE journal SET chunk_count = ?, text = ?, tokens = ?, bytes = ?, updated_at = ? WHERE key = ?`,
       row.chunk_count + fresh.length, text, tokens, row.bytes + size, now, key,
     );
+    this.bytes += size;
     return true;
   }
 
@@ -120,20 +130,22 @@ export class ReplayJournal {
   }
 
   stats(): { entries: number; bytes: number } {
-    const [row] = [...this.sql.exec<{ n: number; b: number | null }>(`SELECT COUNT(*) AS n, SUM(bytes) AS b FROM journal`)];
-    return { entries: row?.n ?? 0, bytes: row?.b ?? 0 };
+    return { entries: this.entries, bytes: this.bytes };
   }
 
-  /** Drops expired entries, then the least recently updated finished ones while over a limit. */
+  /**
+   * Drops expired entries (a sweep at most once a second), then the least recently updated
+   * finished ones while over a limit. Checking the limits is free: the totals live in memory.
+   */
   evict(limits: JournalLimits, now: number): void {
-    for (const r of [...this.sql.exec<{ key: string }>(`SELECT key FROM journal WHERE expires_at <= ?`, now)]) this.delete(r.key);
-    let { entries, bytes } = this.stats();
-    if (entries < limits.maxEntries && bytes < limits.maxBytes) return;
+    if (now - this.expiredSweepAt >= 1_000) {
+      this.expiredSweepAt = now;
+      for (const r of [...this.sql.exec<{ key: string; bytes: number }>(`SELECT key, bytes FROM journal WHERE expires_at <= ?`, now)]) this.delete(r.key, r.bytes);
+    }
+    if (this.entries < limits.maxEntries && this.bytes < limits.maxBytes) return;
     for (const r of [...this.sql.exec<{ key: string; bytes: number }>(`SELECT key, bytes FROM journal WHERE state != 'running' ORDER BY updated_at LIMIT 1000`)]) {
-      if (entries < limits.maxEntries && bytes < limits.maxBytes) break;
-      this.delete(r.key);
-      entries--;
-      bytes -= r.bytes;
+      if (this.entries < limits.maxEntries && this.bytes < limits.maxBytes) break;
+      this.delete(r.key, r.bytes);
     }
   }
 
@@ -141,8 +153,10 @@ export class ReplayJournal {
     return [...this.sql.exec<EntryRow>(`SELECT * FROM journal WHERE key = ?`, key)][0];
   }
 
-  private delete(key: string): void {
+  private delete(key: string, bytes: number): void {
     this.sql.exec(`DELETE FROM journal_chunks WHERE key = ?`, key);
     this.sql.exec(`DELETE FROM journal WHERE key = ?`, key);
+    this.entries--;
+    this.bytes -= bytes;
   }
 }
