@@ -12,7 +12,7 @@ import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/protocol"
 import { gateClient, type GateApi } from "../gate/client";
 import { journalKeys, validIdempotencyKey } from "../gate/dedup-key";
 import type { Coordinates } from "../dispatch/regions";
-import { dispatch, replayEntry } from "../dispatch/dispatch";
+import { dispatch, endAsJournaled, replayEntry } from "../dispatch/dispatch";
 import { StreamProgress } from "../stream/relay";
 import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
@@ -186,9 +186,7 @@ async function followEntry(gate: GateApi, entry: EntrySnapshot, sink: ClientSink
     chunks = next.chunks;
     if (next.state === "running") continue;
     await sink.send(toFramed(chunks));
-    if (next.state === "complete") return sink.finish();
-    const tokens = chunks.length + sent;
-    return sink.fail({ status: 502, code: `generation_${next.state}`, message: `The generation this request joined ended ${next.state}; retry with the same key to resume it.` }, tokens);
+    return endAsJournaled(sink, next.state, next.tokens, "The generation this request joined");
   }
 }
 

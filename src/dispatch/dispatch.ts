@@ -216,8 +216,10 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
         }
       }
       if (tokenSeen || done) chunks += await relay(held.splice(0), input, checkpointer);
-      if (done) finished = true;
-      if (done) return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+      if (done) {
+        finished = true;
+        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+      }
     }
   } catch (err) {
     const durationMs = Date.now() - attempt.startedAt;
@@ -319,6 +321,11 @@ export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
 export async function replayEntry(entry: EntrySnapshot, sink: ClientSink, after: number): Promise<void> {
   sink.skipTo(after);
   await sink.send(toFramed(entry.chunks.slice(after)));
-  if (entry.state === "complete") return sink.finish();
-  await sink.fail({ status: 502, code: `generation_${entry.state}`, message: `The stored generation for this key ended ${entry.state}; retry with the same Idempotency-Key to resume it.` }, entry.tokens);
+  await endAsJournaled(sink, entry.state, entry.tokens, "The stored generation for this key");
+}
+
+/** Ends a stream that relayed a journal entry: [DONE] when it completed, else the error event. */
+export async function endAsJournaled(sink: ClientSink, state: string, tokens: number, what: string): Promise<void> {
+  if (state === "complete") return sink.finish();
+  await sink.fail({ status: 502, code: `generation_${state}`, message: `${what} ended ${state}; retry the same request (with its Idempotency-Key, if it had one) to resume it.` }, tokens);
 }

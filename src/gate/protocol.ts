@@ -92,6 +92,8 @@ export interface FollowResult {
   /** Chunks from the requested index on. */
   chunks: string[];
   state: EntryState | "gone";
+  /** Tokens the entry holds (for the partial-completion count when it ended unfinished). */
+  tokens: number;
 }
 
 /** Progress a checkpoint commits: chunks from event index `from`, and the totals so far. */

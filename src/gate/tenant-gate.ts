@@ -180,8 +180,7 @@ export class TenantGate extends DurableObject<Env> {
       if (decision?.kind === "takeover") resumeFrom = decision.entry;
       // A stored-only answer (stale-if-error) is kept until it expires, and a run already
       // recording one is left alone: this request then records nothing.
-      const liveEntry = entry?.state === "running" && entry.leaseId !== null && this.leases.has(entry.leaseId);
-      if (entry && !request.record.shared && (entry.state === "complete" || liveEntry)) request = { ...request, record: undefined };
+      if (entry && !request.record.shared && (entry.state === "complete" || this.isLive(entry))) request = { ...request, record: undefined };
     }
 
     this.budget!.recordRequest(now);
@@ -199,9 +198,8 @@ export class TenantGate extends DurableObject<Env> {
     if (entry.bodyHash !== record.bodyHash) {
       return { kind: "reject", status: 422, code: "idempotency_key_reused", message: "This Idempotency-Key was used with a different request body." };
     }
-    const live = entry.state === "running" && entry.leaseId !== null && this.leases.has(entry.leaseId);
     if (!record.shared) return undefined;
-    if (live) return { kind: "join", entry };
+    if (this.isLive(entry)) return { kind: "join", entry };
     if (entry.state === "complete") {
       if (entry.overflow) return { kind: "reject", status: 409, code: "replay_unavailable", message: "The answer for this key was too large to store; it cannot be replayed." };
       return { kind: "replay", entry };
@@ -412,9 +410,11 @@ export class TenantGate extends DurableObject<Env> {
   async follow(key: string, from: number, waitMs: number): Promise<FollowResult> {
     const read = (): FollowResult | undefined => {
       const entry = this.journal.get(key, Date.now());
-      if (!entry) return { chunks: [], state: "gone" };
-      const live = entry.state === "running" && entry.leaseId !== null && this.leases.has(entry.leaseId);
-      if (entry.chunks.length > from || !live) return { chunks: entry.chunks.slice(from), state: live ? "running" : entry.state === "running" ? "abandoned" : entry.state };
+      if (!entry) return { chunks: [], state: "gone", tokens: 0 };
+      const live = this.isLive(entry);
+      if (entry.chunks.length > from || !live) {
+        return { chunks: entry.chunks.slice(from), state: live ? "running" : entry.state === "running" ? "abandoned" : entry.state, tokens: entry.tokens };
+      }
       return undefined;
     };
     const now = read();
@@ -431,7 +431,7 @@ export class TenantGate extends DurableObject<Env> {
       const timer = setTimeout(done, waitMs);
       set.add(done);
     });
-    return read() ?? { chunks: [], state: "running" };
+    return read() ?? { chunks: [], state: "running", tokens: 0 };
   }
 
   /** A stored complete answer for `key`, for stale-if-error; null when there is none. */
@@ -715,6 +715,11 @@ export class TenantGate extends DurableObject<Env> {
     if (breaker.stateAt(now) === stateBefore && now - (this.breakerSavedAt.get(id) ?? 0) < 1_000) return;
     this.breakerSavedAt.set(id, now);
     this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, id, JSON.stringify(breaker.snapshot()));
+  }
+
+  /** A running entry whose lease is still held: its generation is going on right now. */
+  private isLive(entry: EntrySnapshot): boolean {
+    return entry.state === "running" && entry.leaseId !== null && this.leases.has(entry.leaseId);
   }
 
   private wake(key: string): void {
