@@ -89,8 +89,8 @@ export async function startSluice(): Promise<System & { router: RunningRouter }>
   return { name: "sluice", url: router.url, pid, router, stop: () => router.dispose() };
 }
 
-export async function startPassthrough(upstreams: string[]): Promise<System> {
-  const script = await bundleWorker(path.join(ROOT, "bench/passthrough-worker.ts"));
+export async function startPassthrough(upstreams: string[], entry = "bench/passthrough-worker.ts"): Promise<System> {
+  const script = await bundleWorker(path.join(ROOT, entry));
   const { value: mf, pid } = await withNewWorkerd(async () => {
     const mf = new Miniflare({ modules: [{ type: "ESModule", path: "index.mjs", contents: script }], compatibilityDate: "2026-04-20", bindings: { UPSTREAMS: upstreams.join(",") }, host: "127.0.0.1", port: 0 });
     await mf.ready;

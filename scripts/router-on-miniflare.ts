@@ -21,6 +21,8 @@ export interface RouterOptions {
   vars?: Record<string, string>;
   /** Keep KV/D1/DO state under this folder between runs; in memory when absent. */
   persistTo?: string;
+  /** Open workerd's DevTools inspector on this port (for CPU profiles). */
+  inspectorPort?: number;
 }
 
 export interface RunningRouter {
@@ -60,6 +62,7 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     d1Persist: persist ? path.join(persist, "d1") : false,
     durableObjectsPersist: persist ? path.join(persist, "do") : false,
     modulesRules: undefined,
+    ...(options.inspectorPort !== undefined ? { inspectorPort: options.inspectorPort } : {}),
   } as ConstructorParameters<typeof Miniflare>[0]);
   const url = (await mf.ready).toString().replace(/\/$/, "");
   await applyMigrations(mf);

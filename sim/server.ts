@@ -36,6 +36,7 @@ interface Generation {
   slowAfter?: number;
   slowMs: number;
   includeUsage: boolean;
+  compact: boolean;
   promptTokens: number;
   firstTokenMs: number;
   done: boolean;
@@ -171,6 +172,7 @@ export class SimServer {
       slowAfter: fault.slow_after,
       slowMs: fault.slow_ms ?? 0,
       includeUsage: (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
+      compact: fault.compact === true,
       promptTokens: Math.ceil(JSON.stringify(messages).length / 4),
       firstTokenMs: fault.ttft_ms ?? o.firstTokenMs,
       done: false,
@@ -284,7 +286,9 @@ export class SimServer {
   }
 
   private send(gen: Generation, delta: Record<string, unknown>, finishReason: string | null): void {
-    const chunk = { id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] };
+    const chunk = gen.compact && !("role" in delta)
+      ? { choices: [{ delta, ...(finishReason ? { finish_reason: finishReason } : {}) }] }
+      : { id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] };
     gen.res.write(`data: ${JSON.stringify(chunk)}\n\n`);
   }
 

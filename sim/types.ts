@@ -41,6 +41,8 @@ export interface SimFault {
   /** From this token on, wait `slow_ms` between tokens. */
   slow_after?: number;
   slow_ms?: number;
+  /** After a full first chunk, minimal ones (only `choices[].delta`, `finish_reason`), as some servers send. */
+  compact?: boolean;
 }
 
 export interface SimStats {

@@ -47,10 +47,30 @@ export interface AttemptRequest {
 }
 
 const MAX_ERROR_BODY_BYTES = 2048;
+const READ_BUFFER_BYTES = 16 * 1024;
+/**
+ * What a read that starts at an event boundary waits for. workerd hands a chunked response body
+ * to JavaScript in pieces (the first ~30 bytes of an event, then the rest), and each read costs
+ * far more than the parsing it feeds; waiting for this many bytes makes one read per event the
+ * rule. No event that carries a token is shorter: `data: {"choices":[{"delta":{"content":"x"}}]}`
+ * with its blank line is 47 bytes. A read that starts inside an event takes what there is, so
+ * the tail of an event is never held back waiting for the next one.
+ */
+export const EVENT_READ_BYTES = 40;
+
+/** Whether SSE text ends exactly at the end of an event (a blank line). */
+export function endsAtEventBoundary(text: string): boolean {
+  return text.endsWith("\n\n") || text.endsWith("\r\r") || text.endsWith("\r\n\r\n");
+}
 
 export class UpstreamAttempt {
   private readonly abort = new AbortController();
-  private reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  private reader: ReadableStreamBYOBReader | null = null;
+  /** Reused for every read; the decoder copies the bytes out. */
+  private buffer = new ArrayBuffer(READ_BUFFER_BYTES);
+  /** The text read so far ends at an event boundary (see EVENT_READ_BYTES). */
+  private atEventBoundary = true;
+  private ended = false;
   private readonly decoder = new TextDecoder();
   private readonly parsed: EventSourceMessage[] = [];
   private readonly parser = createParser({ onEvent: (e) => this.parsed.push(e) });
@@ -84,7 +104,7 @@ export class UpstreamAttempt {
     }
     if (!response.ok) throw await this.httpError(response);
     if (!response.body) throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, response.status);
-    this.reader = response.body.getReader();
+    this.reader = response.body.getReader({ mode: "byob" });
     this.setDeadline(this.startedAt + timeouts.firstTokenMs, () => new AttemptError("first_token_timeout", `${grant.backend.id}: no first token within ${timeouts.firstTokenMs} ms.`, true));
   }
 
@@ -95,18 +115,29 @@ export class UpstreamAttempt {
   async next(): Promise<UpstreamEvent[]> {
     const { grant } = this.req;
     while (this.parsed.length === 0) {
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        result = await this.reader!.read();
-      } catch (err) {
-        throw this.abortReason() ?? new AttemptError("upstream_truncated", `${grant.backend.id} broke the stream: ${String(err)}`, true);
-      }
-      if (result.done) {
+      if (this.ended) {
         // A finish_reason was sent: the generation ended, only the [DONE] framing is missing.
         if (this.sawFinish) return [{ kind: "done" }];
         throw new AttemptError("upstream_truncated", `${grant.backend.id} closed the stream before it finished.`, true);
       }
-      this.parser.feed(this.decoder.decode(result.value, { stream: true }));
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        // After the finish_reason only short events ([DONE]) follow: take them as they come.
+        const minBytes = this.atEventBoundary && !this.sawFinish ? EVENT_READ_BYTES : 1;
+        result = await this.reader!.readAtLeast(minBytes, new Uint8Array(this.buffer));
+      } catch (err) {
+        throw this.abortReason() ?? new AttemptError("upstream_truncated", `${grant.backend.id} broke the stream: ${String(err)}`, true);
+      }
+      // At the end of the stream a read may still carry the last bytes.
+      if (result.value) {
+        this.buffer = result.value.buffer as ArrayBuffer;
+        const text = result.value.byteLength > 0 ? this.decoder.decode(result.value, { stream: true }) : "";
+        if (text) {
+          this.parser.feed(text);
+          this.atEventBoundary = endsAtEventBoundary(text);
+        }
+      }
+      this.ended = result.done;
     }
     const events: UpstreamEvent[] = [];
     for (const message of this.parsed.splice(0)) {

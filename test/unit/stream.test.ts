@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { chunkEvent, commentLine, doneEvent, errorEvent } from "../../src/stream/sse";
 import { StreamProgress } from "../../src/stream/relay";
-import { describeChunk } from "../../src/dispatch/attempt";
+import { describeChunk, endsAtEventBoundary, EVENT_READ_BYTES } from "../../src/dispatch/attempt";
 
 const upstream = (delta: Record<string, unknown>, finish: string | null = null) =>
   describeChunk({ id: "up-1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] });
@@ -14,6 +14,21 @@ describe("SSE framing", () => {
     expect(errorEvent({ message: "m", type: "upstream_error", code: "c" }, true, 7)).toBe(
       'event: error\ndata: {"error":{"message":"m","type":"upstream_error","code":"c"},"partial":true,"completion_tokens":7}\n\n',
     );
+  });
+});
+
+describe("upstream reads", () => {
+  it("knows when SSE text ends at an event boundary, whatever the line endings", () => {
+    expect(endsAtEventBoundary('data: {"a":1}\n\n')).toBe(true);
+    expect(endsAtEventBoundary('data: {"a":1}\r\n\r\n')).toBe(true);
+    expect(endsAtEventBoundary('data: {"a":1}\r\r')).toBe(true);
+    expect(endsAtEventBoundary('data: {"a":1}\n')).toBe(false);
+    expect(endsAtEventBoundary('data: {"a"')).toBe(false);
+  });
+
+  it("never waits for more bytes than the shortest event that carries a token", () => {
+    const shortest = `data: ${JSON.stringify({ choices: [{ delta: { content: "x" } }] })}\n\n`;
+    expect(EVENT_READ_BYTES).toBeLessThanOrEqual(new TextEncoder().encode(shortest).byteLength);
   });
 });
 

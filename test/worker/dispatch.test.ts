@@ -1,6 +1,7 @@
 // Dispatch and relay against real sims: fallback before the first token, mid-stream death,
 // timeouts, and what the client sees in each case.
 import { beforeEach, describe, expect, it } from "vitest";
+import { completionFor } from "../../sim/text";
 import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simControl, simStats } from "./helpers";
 
 beforeEach(resetSims);
@@ -98,6 +99,15 @@ describe("mid-stream failure", () => {
     expect(sse.error).toMatchObject({ partial: true, completion_tokens: 3 });
     expect(sse.error!.error.message).toMatch(/no token for 300 ms/);
     expect(await eventually(async () => (await simStats("a")).cancelled === 1)).toBe(true);
+  });
+
+  it("relays every event of a backend with minimal chunks before it goes silent", async () => {
+    // Reads wait for a minimum number of bytes; events this small must still never be held back.
+    const { key } = await createTenant(simConfig(["a"], { timeouts: { idleMs: 300 } }));
+    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { compact: true, hang: true, hang_after: 4 } });
+    const sse = await readSse(res);
+    expect(sse.error).toMatchObject({ partial: true, completion_tokens: 4 });
+    expect(sse.text).toBe(completionFor({ model: "sim-model", messages: MESSAGES }).tokens.slice(0, 4).join(""));
   });
 
   it("retries a non-streaming request from scratch, since the client has seen nothing", async () => {

@@ -1,0 +1,79 @@
+// `npm run bench:profile [-- --streams N] [-- --tokens N] [-- --out FILE]`: a CPU profile of the
+// router (workerd's inspector) while N concurrent streams run through it, for finding where the
+// relay's time goes. Writes a .cpuprofile (open it in Chrome DevTools) and prints the top
+// functions by self time.
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { startRouter } from "../scripts/router-on-miniflare";
+import { callOnce, MODEL } from "./load";
+import { getFreePort, startFleet, ADMIN_TOKEN } from "./stack";
+import { uniformCalls } from "./traffic";
+
+const { values: args } = parseArgs({ options: { streams: { type: "string", default: "200" }, tokens: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, out: { type: "string", default: "bench/results/router.cpuprofile" }, key: { type: "boolean", default: false } } });
+const streams = Number(args.streams);
+
+const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
+const inspectorPort = await getFreePort();
+const router = await startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, inspectorPort });
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+const config = {
+  backends: fleet.specs.map((s, i) => ({ id: s.id, region: s.region, url: fleet.url(i), model: MODEL, maxConcurrency: 5_000, resume: true })),
+  models: { chat: { route: fleet.specs.map((s) => s.id) } },
+  limits: { maxConcurrency: 5_000, maxQueue: 5_000 },
+};
+await (await fetch(`${router.url}/admin/tenants/prof`, { method: "PUT", headers: admin, body: JSON.stringify(config) })).arrayBuffer();
+const key = "sk-bench-prof-0123456789";
+await (await fetch(`${router.url}/admin/tenants/prof/keys`, { method: "POST", headers: admin, body: JSON.stringify({ key }) })).arrayBuffer();
+const target = { name: "sluice", baseUrl: `${router.url}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
+
+// The Worker's target on the inspector (the first one listed).
+const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string; title?: string }>;
+console.log(`[profile] inspector targets: ${list.map((t) => t.title ?? t.webSocketDebuggerUrl).join(", ")}`);
+// Node 20 has WebSocket behind --experimental-websocket (the npm script passes it).
+const ws = new WebSocket(list[0]!.webSocketDebuggerUrl.replace("localhost", "127.0.0.1"));
+await new Promise((r) => ws.addEventListener("open", r, { once: true }));
+let nextId = 0;
+const pending = new Map<number, (v: unknown) => void>();
+ws.addEventListener("message", (e: MessageEvent) => {
+  const msg = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
+  if (msg.id !== undefined) pending.get(msg.id)?.(msg.result);
+});
+const send = (method: string, params: Record<string, unknown> = {}) =>
+  new Promise<any>((resolve) => {
+    const id = ++nextId;
+    pending.set(id, resolve);
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+
+// Warm up, then profile.
+await Promise.all(uniformCalls(20, Number(args.tokens), "warm").map((c) => callOnce(target, c, args.key ? { "idempotency-key": `w-${Math.random()}` } : {})));
+await send("Profiler.enable");
+await send("Profiler.setSamplingInterval", { interval: 200 });
+await send("Profiler.start");
+const t0 = Date.now();
+let tokens = 0;
+let ttft: number[] = [];
+for (let r = 0; r < Number(args.rounds); r++) {
+  const results = await Promise.all(uniformCalls(streams, Number(args.tokens), `prof-${r}`).map((c, i) => callOnce(target, c, args.key ? { "idempotency-key": `p-${r}-${i}` } : {})));
+  tokens += results.reduce((n, x) => n + x.tokens, 0);
+  ttft.push(...results.map((x) => x.ttftMs ?? NaN));
+}
+const { profile } = await send("Profiler.stop");
+const wall = (Date.now() - t0) / 1000;
+ttft = ttft.sort((a, b) => a - b);
+console.log(`[profile] ${streams} streams x ${args.rounds}: ${(tokens / wall).toFixed(0)} tokens/s, TTFT p50 ${ttft[Math.floor(ttft.length / 2)]!.toFixed(1)} ms`);
+writeFileSync(args.out!, JSON.stringify(profile));
+
+// Self time per function, from the samples.
+const byId = new Map<number, { callFrame: { functionName: string; url: string; lineNumber: number } }>(profile.nodes.map((n: any) => [n.id, n]));
+const self = new Map<string, number>();
+for (const id of profile.samples as number[]) {
+  const f = byId.get(id)!.callFrame;
+  const name = `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber + 1}`;
+  self.set(name, (self.get(name) ?? 0) + 1);
+}
+const total = (profile.samples as number[]).length;
+for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * n) / total).toFixed(1).padStart(5)}%  ${name}`);
+ws.close();
+await router.dispose();
+await fleet.stop();
