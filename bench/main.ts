@@ -65,7 +65,8 @@ async function main(): Promise<void> {
   console.log(`[bench] ${SIMS.length} sims up (${SIMS.map((s) => `${s.id}/${s.region}`).join(", ")})`);
   const sluice = await startSluice();
   const passthrough = await startPassthrough(SIMS.map((_, i) => fleet.url(i)));
-  const systems: System[] = [sluice, passthrough];
+  const jsRelay = await startPassthrough(SIMS.map((_, i) => fleet.url(i)), "js-relay");
+  const systems: System[] = [sluice, passthrough, jsRelay];
   let portkey: System | undefined;
   if (!args["no-peer"] && ensurePeers(console.log)) {
     try {
@@ -77,11 +78,13 @@ async function main(): Promise<void> {
   }
   console.log(`[bench] systems: direct, ${systems.map((s) => s.name).join(", ")}${QUICK ? " (quick run)" : ""}`);
 
-  const targets = (tenantKey: string): TargetList => {
+  /** `withFloor`: also the JS relay, the floor for a relay that reads each event (overhead only). */
+  const targets = (tenantKey: string, withFloor = false): TargetList => {
     const direct = (i: number): Target => ({ name: "direct", baseUrl: fleet.url(i % SIMS.length), headers: {}, model: MODEL });
     const list: TargetList = [
       { target: direct },
       { target: { name: "passthrough", baseUrl: `${passthrough.url}/v1`, headers: {}, model: MODEL }, system: passthrough },
+      ...(withFloor ? [{ target: { name: "js-relay", baseUrl: `${jsRelay.url}/v1`, headers: {}, model: MODEL }, system: jsRelay }] : []),
       { target: { name: "sluice", baseUrl: `${sluice.url}/v1`, headers: { authorization: `Bearer ${tenantKey}` }, model: "chat" }, system: sluice },
     ];
     if (portkey) list.push({ target: { name: "portkey", baseUrl: `${portkey.url}/v1`, headers: { "x-portkey-config": portkeyConfig(fleet), authorization: "Bearer unused" }, model: MODEL }, system: portkey });
@@ -207,7 +210,7 @@ async function measure(system: System | undefined, fleet: Fleet, work: () => Pro
 
 // ---- scenario 1: overhead ---------------------------------------------------------------------
 
-async function overhead(fleet: Fleet, sluiceUrl: string, targets: (key: string) => TargetList) {
+async function overhead(fleet: Fleet, sluiceUrl: string, targets: (key: string, withFloor?: boolean) => TargetList) {
   await configureFleet(fleet, { failRate: 0, disconnectRate: 0, hangRate: 0, maxConcurrency: 5_000 });
   const key = await createTenant(sluiceUrl, "overhead", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
   const out: Record<string, Record<string, SystemRun>> = {};
@@ -216,7 +219,7 @@ async function overhead(fleet: Fleet, sluiceUrl: string, targets: (key: string) 
     const stop = progress(`overhead, ${level} concurrent 20-token streams`, () => Object.values(runs).reduce((n, r) => n + r.results.length, 0));
     for (let round_ = 0; round_ < P.rounds; round_++) {
       // Systems take turns within each round, so drift over time hits them alike.
-      for (const { target, system } of targets(key)) {
+      for (const { target, system } of targets(key, true)) {
         const name = pick(target, 0).name;
         const calls = uniformCalls(level === 1 ? P.serialCalls : level, 20, `oh-${level}-${round_}-${name}`);
         const m = await measure(system, fleet, async () => {

@@ -12,7 +12,7 @@ interface BenchRun {
   violations: string[];
 }
 
-const COLORS: Record<string, string> = { direct: "#888888", passthrough: "#1f77b4", sluice: "#2ca02c", portkey: "#d62728" };
+const COLORS: Record<string, string> = { direct: "#888888", passthrough: "#1f77b4", "js-relay": "#9467bd", sluice: "#2ca02c", portkey: "#d62728" };
 const fmt = (n: number | undefined) => (n === undefined ? "–" : String(n));
 const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
 
@@ -36,7 +36,11 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
       lines.push(`| ${level.slice(1)} | ${r.system} | ${fmt(s.ttftMs.p50)} | ${fmt(s.ttftMs.p95)} | ${fmt(s.ttftMs.p99)} | ${fmt(s.e2eMs.p50)} | ${fmt(s.e2eMs.p99)} | ${s.tokensPerSec} | ${s.outcomes.exact ?? 0}/${s.calls} | ${errors} | ${fmt(r.router?.cpuCores)} | ${fmt(r.router?.rssMb)} |`);
     }
   }
-  lines.push("", "Times in ms. TTFT: time to the first content token, as the client sees it.", "");
+  lines.push(
+    "",
+    "Times in ms. TTFT: time to the first content token, as the client sees it. js-relay is a bare Worker that reads each upstream event in JavaScript and writes it on (nothing else): the floor on workerd for any relay that looks at tokens, which the native pipe of the pass-through does not.",
+    "",
+  );
 
   lines.push("## 2. Overload: offered load at twice the backends' capacity", "");
   lines.push("| system | calls | served | 429 | 429 latency p50 / p99 | TTFT p50 / p99 | backend utilisation while queued | max queue depth | attempts/call |");

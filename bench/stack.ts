@@ -89,15 +89,19 @@ export async function startSluice(): Promise<System & { router: RunningRouter }>
   return { name: "sluice", url: router.url, pid, router, stop: () => router.dispose() };
 }
 
-export async function startPassthrough(upstreams: string[], entry = "bench/passthrough-worker.ts"): Promise<System> {
-  const script = await bundleWorker(path.join(ROOT, entry));
+/**
+ * A bare Worker in front of the sims: the pass-through (workerd pipes the body natively) or the
+ * JS relay (reads and writes each event in JavaScript, the floor for any token-aware relay).
+ */
+export async function startPassthrough(upstreams: string[], kind: "passthrough" | "js-relay" = "passthrough"): Promise<System> {
+  const script = await bundleWorker(path.join(ROOT, kind === "passthrough" ? "bench/passthrough-worker.ts" : "bench/js-relay-worker.ts"));
   const { value: mf, pid } = await withNewWorkerd(async () => {
     const mf = new Miniflare({ modules: [{ type: "ESModule", path: "index.mjs", contents: script }], compatibilityDate: "2026-04-20", bindings: { UPSTREAMS: upstreams.join(",") }, host: "127.0.0.1", port: 0 });
     await mf.ready;
     return mf;
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  return { name: "passthrough", url, pid, stop: () => mf.dispose() };
+  return { name: kind, url, pid, stop: () => mf.dispose() };
 }
 
 /** Installs the peer gateways (bench/peers) if needed; false when that fails. */

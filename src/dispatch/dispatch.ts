@@ -141,8 +141,12 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     });
 
     if (report.outcome === "success") {
-      await sink.finish().catch(() => {});
-      return end("complete");
+      // The backend is done: its slot goes to the next waiter without waiting for the client to
+      // take the end of the stream.
+      const finished = sink.finish().catch(() => {});
+      const result = await end("complete");
+      await finished;
+      return result;
     }
     if (report.outcome === "cancelled") return end("cancelled");
     if (report.outcome === "client_error") {

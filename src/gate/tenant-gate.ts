@@ -14,6 +14,7 @@ import { RetryBudget } from "./budget";
 import { DrainRate } from "./drain-rate";
 import { LatencyHistogram } from "../observe/histogram";
 import { LEASE_TTL_MS } from "./lease";
+import { LeaseRows } from "./lease-rows";
 import { ReplayJournal, type EntrySnapshot, type EntryState } from "./journal";
 import type {
   AdmitRequest,
@@ -121,6 +122,7 @@ export class TenantGate extends DurableObject<Env> {
   private configLoadedAt = 0;
   private alarmAt: number | undefined;
   private readonly leases = new Map<string, Lease>();
+  private leaseRows!: LeaseRows<Lease>;
   private readonly backendInFlight = new Map<string, number>();
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly notBefore = new Map<string, number>();
@@ -141,12 +143,11 @@ export class TenantGate extends DurableObject<Env> {
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
       sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-      sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
       this.journal = new ReplayJournal(sql);
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'tenant'`)) this.tenant = row.value;
-      for (const row of sql.exec<{ data: string }>(`SELECT data FROM leases`)) {
-        const lease = JSON.parse(row.data) as Lease;
+      this.leaseRows = new LeaseRows<Lease>(ctx.storage);
+      for (const lease of this.leaseRows.load()) {
         this.leases.set(lease.id, lease);
         if (lease.backendId) this.addInFlight(lease.backendId, 1);
       }
@@ -659,7 +660,7 @@ export class TenantGate extends DurableObject<Env> {
 
   private releaseLease(lease: Lease, now: number): void {
     this.leases.delete(lease.id);
-    this.ctx.storage.sql.exec(`DELETE FROM leases WHERE id = ?`, lease.id);
+    this.leaseRows.remove(lease.id);
     this.drain.record(now);
     this.pump(now);
   }
@@ -727,7 +728,9 @@ export class TenantGate extends DurableObject<Env> {
   }
 
   private persistLease(lease: Lease): void {
-    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO leases (id, deadline, data) VALUES (?, ?, ?)`, lease.id, lease.deadline, JSON.stringify(lease));
+    // A lease a journal entry points to is stored at once: after a restart, a twin must still
+    // see its generation as live rather than start a second one.
+    this.leaseRows.save(lease, lease.recordKey !== undefined);
     // Deadlines only move forward, so an alarm already set earlier still fires in time.
     if (this.alarmAt === undefined || lease.deadline < this.alarmAt) {
       this.alarmAt = lease.deadline;

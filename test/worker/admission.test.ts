@@ -5,6 +5,7 @@ import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, read
 import { dispatch } from "../../src/dispatch/dispatch";
 import { JsonSink } from "../../src/stream/json-sink";
 import { StreamProgress } from "../../src/stream/relay";
+import type { TenantGate } from "../../src/gate/tenant-gate";
 
 beforeEach(resetSims);
 
@@ -186,10 +187,28 @@ describe("slot release", () => {
     const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
     const admitted = await gate.admit({ tenant, requestId: "req-restart", alias: "chat", priority: "normal", promptTokens: 10 });
     if (admitted.kind !== "lease") throw new Error("not admitted");
+    // Lease rows are written behind (LEASE_FLUSH_MS): wait for this one to reach storage.
+    expect(await eventually(async () => (await storedLeases(gate)) === 1)).toBe(true);
     await abortAllDurableObjects();
     const restarted = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
     expect((await gateStats(tenant)).inFlight).toBe(1);
     await restarted.settle(admitted.leaseId, { backendId: "a", outcome: "success", durationMs: 5, chunks: 3 }, "complete");
     expect(await idle(tenant)).toBe(true);
   });
+
+  it("a lease a journal entry points to is stored at once, so even an instant restart keeps it", async () => {
+    const { tenant } = await createTenant(oneSlot());
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const record = { key: "idem:instant", kind: "idempotency" as const, bodyHash: "h", shared: true };
+    const admitted = await gate.admit({ tenant, record, requestId: "req-instant", alias: "chat", priority: "normal", promptTokens: 10 });
+    if (admitted.kind !== "lease") throw new Error("not admitted");
+    await abortAllDurableObjects();
+    expect((await gateStats(tenant)).inFlight).toBe(1);
+    await env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant)).settle(admitted.leaseId, null, "complete");
+    expect(await idle(tenant)).toBe(true);
+  });
 });
+
+async function storedLeases(gate: DurableObjectStub<TenantGate>): Promise<number> {
+  return runInDurableObject(gate, (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases`).one().n);
+}

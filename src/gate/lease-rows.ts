@@ -1,0 +1,61 @@
+// The gate's lease table in SQLite, written behind: saves and removals collect in memory and reach
+// storage together, in one transaction, at most LEASE_FLUSH_MS later. A request that starts and
+// ends within that window (or whose lease is renewed several times in it) costs no write at all;
+// at a few hundred requests a second, per-request statements were a tenth of the router's CPU.
+// A gate that restarts forgets only leases changed in the last LEASE_FLUSH_MS; callers that must
+// not lose a lease (one a journal entry points to) save it with `now`.
+
+export const LEASE_FLUSH_MS = 50;
+
+export interface LeaseRow {
+  id: string;
+  deadline: number;
+}
+
+export class LeaseRows<L extends LeaseRow> {
+  /** Lease id -> the lease to write, or null to delete its row. */
+  private readonly pending = new Map<string, L | null>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly flushMs = LEASE_FLUSH_MS,
+  ) {
+    storage.sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
+  }
+
+  /** Every stored lease (at start-up). */
+  load(): L[] {
+    return this.storage.sql.exec<{ data: string }>(`SELECT data FROM leases`).toArray().map((row) => JSON.parse(row.data) as L);
+  }
+
+  /** Stores the lease as it is when the rows are flushed; `now` flushes at once. */
+  save(lease: L, now = false): void {
+    this.pending.set(lease.id, lease);
+    if (now) this.flush();
+    else this.schedule();
+  }
+
+  remove(id: string): void {
+    this.pending.set(id, null);
+    this.schedule();
+  }
+
+  flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.size === 0) return;
+    const sql = this.storage.sql;
+    this.storage.transactionSync(() => {
+      for (const [id, lease] of this.pending) {
+        if (lease) sql.exec(`INSERT OR REPLACE INTO leases (id, deadline, data) VALUES (?, ?, ?)`, id, lease.deadline, JSON.stringify(lease));
+        else sql.exec(`DELETE FROM leases WHERE id = ?`, id);
+      }
+    });
+    this.pending.clear();
+  }
+
+  private schedule(): void {
+    this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+}
