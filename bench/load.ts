@@ -29,7 +29,9 @@ export interface Target {
   model: string;
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 2048 });
+// Idle sockets are dropped after 2 s: workerd closes a keep-alive connection idle for 5 s, and a
+// request sent on one it is closing ends in ECONNRESET (seen between rounds at 1,000 streams).
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 2048, timeout: 2_000 });
 
 export function callOnce(target: Target, call: Call, extraHeaders: Record<string, string> = {}): Promise<CallResult> {
   const body = JSON.stringify({ model: target.model, messages: call.messages, max_tokens: call.maxTokens, stream: true });
@@ -46,7 +48,9 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
     let attempts: number | undefined;
     let rejectCode: string | undefined;
     let settled = false;
-    const finish = (transportError: boolean) => {
+    let transportCause: string | undefined;
+    const finish = (transportError: boolean, cause?: Error & { code?: string }) => {
+      transportCause ??= cause ? (cause.code ?? cause.message) : undefined;
       if (settled) return;
       settled = true;
       const totalMs = performance.now() - startedAt;
@@ -54,7 +58,7 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
       if (status !== 200 && status !== 0) return resolve({ ...base, outcome: "rejected", errorCode: `${status} ${rejectCode ?? ""}`.trim() });
       if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
       if (text === expected && done) return resolve({ ...base, outcome: "exact" });
-      if (transportError && !done) return resolve({ ...base, outcome: text.length > 0 && expected.startsWith(text) ? "truncated" : "transport_error" });
+      if (transportError && !done) return resolve({ ...base, outcome: text.length > 0 && expected.startsWith(text) ? "truncated" : "transport_error", errorCode: transportCause });
       if (text.length < expected.length && expected.startsWith(text)) return resolve({ ...base, outcome: "truncated" });
       if (text.length > expected.length && text.startsWith(expected.slice(0, 10))) return resolve({ ...base, outcome: "duplicated" });
       return resolve({ ...base, outcome: text === expected ? "exact" : "mismatch" });
@@ -79,7 +83,7 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
             }
             finish(false);
           });
-          res.on("error", () => finish(true));
+          res.on("error", (err) => finish(true, err));
           return;
         }
         const parser = createParser({
@@ -113,11 +117,11 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
         res.setEncoding("utf8");
         res.on("data", (d: string) => parser.feed(d));
         res.on("end", () => finish(false));
-        res.on("error", () => finish(true));
-        res.on("aborted", () => finish(true));
+        res.on("error", (err) => finish(true, err));
+        res.on("aborted", () => finish(true, new Error("aborted")));
       },
     );
-    req.on("error", () => finish(true));
+    req.on("error", (err) => finish(true, err));
     req.setTimeout(180_000, () => req.destroy());
     req.end(body);
   });

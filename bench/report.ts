@@ -32,7 +32,9 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
   for (const [level, runs] of Object.entries(overhead)) {
     for (const r of Object.values(runs)) {
       const s = r.summary;
-      const errors = s.calls - (s.outcomes.exact ?? 0);
+      const errorCount = s.calls - (s.outcomes.exact ?? 0);
+      const kinds = Object.entries(s.errors).map(([code, n]) => `${code} × ${n}`).join(", ");
+      const errors = errorCount > 0 && kinds ? `${errorCount} (${kinds})` : String(errorCount);
       lines.push(`| ${level.slice(1)} | ${r.system} | ${fmt(s.ttftMs.p50)} | ${fmt(s.ttftMs.p95)} | ${fmt(s.ttftMs.p99)} | ${fmt(s.e2eMs.p50)} | ${fmt(s.e2eMs.p99)} | ${s.tokensPerSec} | ${s.outcomes.exact ?? 0}/${s.calls} | ${errors} | ${fmt(r.router?.cpuCores)} | ${fmt(r.router?.rssMb)} |`);
     }
   }
