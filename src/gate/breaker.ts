@@ -3,6 +3,7 @@
 //                           least `minRequests` outcomes, or after `consecutiveFailures` in a row
 //   open      -> half-open  when the cooldown has passed (cooldown doubles per re-open, capped)
 //   half-open -> closed     when a probe succeeds;  half-open -> open when a probe fails
+//   (failures of attempts started before the trip are stragglers and change nothing)
 // Time is passed in (`now`), never read, so the machine is deterministic under test.
 import { SlidingWindowCounter, type WindowSnapshot } from "./window";
 
@@ -84,8 +85,14 @@ export class CircuitBreaker {
     if (probe) this.probesInFlight = Math.max(0, this.probesInFlight - 1);
     this.consecutive++;
     const s = this.stateAt(now);
-    if (s === "half-open") return this.open(now);
-    if (s === "open") return; // a straggler from before the trip: no new information
+    // Only a probe speaks for a half-open backend. A failure of an attempt started before the
+    // trip is a straggler with no new information: reopening on it would double the cooldown
+    // and forget the probe still in flight (a run of them kept whole regions' circuits open).
+    if (s === "half-open") {
+      if (probe) this.open(now);
+      return;
+    }
+    if (s === "open") return;
     this.window.add(now, FAILURE);
     const [ok = 0, failed = 0] = this.window.totals(now);
     const total = ok + failed;

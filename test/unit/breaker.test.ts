@@ -17,6 +17,19 @@ describe("CircuitBreaker", () => {
     expect(b.retryAfterMs(4)).toBe(1_000 - 1);
   });
 
+  it("in half-open, a straggler's failure neither reopens the circuit nor frees the probe's place", () => {
+    const b = new CircuitBreaker(opts);
+    for (let t = 0; t < 5; t++) b.onFailure(t); // consecutive failures: open at t=4
+    expect(b.stateAt(4)).toBe("open");
+    expect(b.onAttempt(1_004)).toEqual({ probe: true }); // half-open: the one probe goes out
+    b.onFailure(1_010, false); // an attempt from before the trip fails late
+    expect(b.stateAt(1_010)).toBe("half-open");
+    expect(b.allows(1_010)).toBe(false); // the probe is still in flight
+    b.onFailure(1_020, true); // the probe fails: open again, cooldown doubled
+    expect(b.stateAt(1_020)).toBe("open");
+    expect(b.retryAfterMs(1_020)).toBe(2_000);
+  });
+
   it("opens after consecutive failures even below minRequests' rate", () => {
     const b = new CircuitBreaker({ ...opts, minRequests: 1000 });
     for (let t = 0; t < 4; t++) b.onFailure(t);
