@@ -329,6 +329,8 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
     let count = 0;
     const stop = progress(`chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${name === "passthrough" ? "naive pass-through" : name}`, () => count);
     // One region goes down for the middle third of the run and comes back.
+    const diag = process.env.BENCH_DIAG && name === "sluice" ? setInterval(() => void gateStats(sluiceUrl, "chaos").then((st: any) => console.log(`[diag] ${((Date.now() - diagT0) / 1000).toFixed(1)}s q=${st.queue.depth} inflight=${st.inFlight} ` + st.backends.map((b: any) => `${b.id}:${b.breaker}/${b.breakerRetryAfterMs}ms w=${b.window.successes}+${b.window.failures} f=${b.failures} in=${b.inFlight}`).join(" "))), 1000) : undefined;
+    const diagT0 = Date.now();
     const outage = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 }))), P.chaosMs * 0.3);
     const recovery = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 }))), P.chaosMs * 0.6);
     // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
@@ -336,6 +338,7 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
     const m = await measure(system, fleet, () => closedLoop(target, sessions, P.chaosWorkers, P.chaosMs, () => count++, keys), 64 * fleet.specs.length);
     clearTimeout(outage);
     clearTimeout(recovery);
+    clearInterval(diag);
     stop();
     const summary = summarize(m.results, m.wallMs);
     out[name] = { system: name, summary, attemptsPerCall: m.attemptsPerCall, router: m.router, utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]) };

@@ -214,7 +214,8 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
       for (const event of events) {
         if (event.kind === "done") done = true;
         else {
-          if (!tokenSeen && event.chunk.isToken && grant.reportFirstToken) void input.gate.firstToken(input.leaseId).catch(() => {});
+          // The breaker hears of the success now, as it hears of failures: when they happen.
+          if (!tokenSeen && event.chunk.isToken) void input.gate.firstToken(input.leaseId).catch(() => {});
           tokenSeen ||= event.chunk.isToken;
           held.push(event.chunk);
         }

@@ -116,11 +116,6 @@ export class CircuitBreaker {
     return Math.min(this.opts.maxCooldownMs, this.opts.cooldownMs * 2 ** Math.max(0, this.reopenCount - 1));
   }
 
-  /** Whether an early success report could change anything: not closed, or failures to weigh. */
-  wantsEarlyVerdict(now: number): boolean {
-    return this.stateAt(now) !== "closed" || this.consecutive > 0 || this.counts(now).failures > 0;
-  }
-
   counts(now: number): { successes: number; failures: number } {
     const [successes = 0, failures = 0] = this.window.totals(now);
     return { successes, failures };

@@ -45,11 +45,6 @@ export interface AttemptGrant {
   probe: boolean;
   /** Continue a broken stream on this backend instead of starting over. */
   continuation: boolean;
-  /**
-   * Tell the gate when the first token arrives (`firstToken`): asked only while the backend's
-   * breaker has something to learn from it (recent failures, or a half-open probe).
-   */
-  reportFirstToken: boolean;
 }
 
 export interface Timeouts {

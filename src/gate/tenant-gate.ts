@@ -606,7 +606,6 @@ export class TenantGate extends DurableObject<Env> {
     const entry = lease.plan[cursor]!;
     const backend = this.backendsById.get(entry.backendId)!;
     const breaker = this.breakers.get(backend.id)!;
-    const reportFirstToken = breaker.wantsEarlyVerdict(now);
     const { probe } = breaker.onAttempt(now);
     lease.attempts++;
     lease.cursor = cursor;
@@ -623,7 +622,6 @@ export class TenantGate extends DurableObject<Env> {
       delayMs,
       probe,
       continuation,
-      reportFirstToken,
     };
   }
 

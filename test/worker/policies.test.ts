@@ -63,6 +63,22 @@ describe("breaker verdicts at the first token", () => {
     expect(a.breaker).toBe("closed"); // 2 failures, a success, 2 failures: never 3 in a row
     await reader.cancel();
   });
+
+  it("counts the success of a stream that started while the breaker was clean, too", async () => {
+    // The stream is granted before any failure and answers (slowly) after the first one: its
+    // success lies between the failures, whatever the breaker looked like when it started.
+    const { tenant, key } = await createTenant(simConfig(["a", "b"], { breaker: { consecutiveFailures: 3, minRequests: 1000 } }));
+    const failOnA = { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } };
+    const slowResponse = chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 40, sim_fault: { ttft_ms: 400, tps: 10 } });
+    expect(await eventually(async () => (await simStats("a")).active === 1)).toBe(true);
+    expect(await drain(await chat(key, failOnA))).toBe(200); // failure 1 on a, served by b
+    const reader = (await slowResponse).body!.getReader(); // the response starts at the first token
+    await reader.read();
+    for (let i = 0; i < 2; i++) expect(await drain(await chat(key, failOnA))).toBe(200);
+    const a = (await gateStats(tenant)).backends.find((b: any) => b.id === "a");
+    expect(a.breaker).toBe("closed"); // failure, success, 2 failures: never 3 in a row
+    await reader.cancel();
+  });
 });
 
 describe("retries", () => {
