@@ -16,6 +16,8 @@ export const MAX_KEYS_PER_TENANT = 100;
 
 const configs = new TtlCache<TenantConfig | null>(1_000);
 const keyOwners = new TtlCache<string | null>(10_000);
+/** API key -> its hash, so a known key costs no digest per request (isolate memory only). */
+const keyHashes = new TtlCache<string>(10_000);
 
 function ttlMs(env: StoreEnv): number {
   const seconds = Number(env.CONFIG_CACHE_TTL_SECONDS ?? "5");
@@ -76,7 +78,8 @@ export async function addTenantKey(env: StoreEnv, tenant: string, key: string): 
 
 /** The tenant an API key belongs to, or null. */
 export async function tenantForKey(env: StoreEnv, key: string): Promise<string | null> {
-  const hash = await sha256Hex(key);
+  let hash = keyHashes.get(key);
+  if (hash === undefined) keyHashes.set(key, (hash = await sha256Hex(key)), ttlMs(env));
   const cached = keyOwners.get(hash);
   if (cached !== undefined) return cached;
   const owner = await env.CONFIG.get(`key:${hash}`);

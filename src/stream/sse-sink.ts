@@ -13,8 +13,8 @@ export class SseSink implements ClientSink {
   committed = false;
   readonly response: Promise<Response>;
   private resolveResponse!: (r: Response) => void;
-  private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
-  private readonly readable: ReadableStream<Uint8Array>;
+  /** Made at commit: a request turned away before it (429, 503) never pays for a stream. */
+  private writer!: WritableStreamDefaultWriter<Uint8Array>;
   private readonly encoder = new TextEncoder();
   private readonly gone = new AbortController();
   private eventId = 0;
@@ -29,12 +29,6 @@ export class SseSink implements ClientSink {
     private readonly keepaliveMs = KEEPALIVE_MS,
   ) {
     this.response = new Promise((resolve) => (this.resolveResponse = resolve));
-    // A native byte pipe: cheaper per write than a JS TransformStream.
-    const { readable, writable } = new IdentityTransformStream();
-    this.readable = readable;
-    this.writer = writable.getWriter();
-    // The client cancelling the body shows up as the writable side erroring.
-    this.writer.closed.catch(() => this.gone.abort());
     this.keepalive = setInterval(() => this.tick(), Math.max(100, Math.floor(this.keepaliveMs / 3)));
   }
 
@@ -73,7 +67,6 @@ export class SseSink implements ClientSink {
       const headers: Record<string, string> = { ...this.headers() };
       if (failure.retryAfterSec !== undefined) headers["retry-after"] = String(failure.retryAfterSec);
       this.resolveResponse(errorResponse(failure.status, failure.code, failure.message, headers));
-      await this.writer.abort().catch(() => {});
       return;
     }
     const { error } = errorBody(failure.status, failure.code, failure.message);
@@ -92,8 +85,13 @@ export class SseSink implements ClientSink {
   private commit(): void {
     if (this.committed) return;
     this.committed = true;
+    // A native byte pipe: cheaper per write than a JS TransformStream.
+    const { readable, writable } = new IdentityTransformStream();
+    this.writer = writable.getWriter();
+    // The client cancelling the body shows up as the writable side erroring.
+    this.writer.closed.catch(() => this.gone.abort());
     this.resolveResponse(
-      new Response(this.readable, {
+      new Response(readable, {
         status: 200,
         headers: {
           ...this.headers(),
