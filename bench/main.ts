@@ -143,8 +143,21 @@ async function createTenant(routerUrl: string, name: string, fleet: Fleet, overr
   return key;
 }
 
-async function gateStats(routerUrl: string, tenant: string): Promise<{ inFlight: number; queue: { depth: number }; counters: Record<string, number>; journal: { entries: number; bytes: number } }> {
+interface GateStats {
+  inFlight: number;
+  queue: { depth: number };
+  counters: Record<string, number>;
+  journal: { entries: number; bytes: number };
+  backends: Array<{ id: string; breaker: string; breakerRetryAfterMs: number; window: { successes: number; failures: number }; failures: number; inFlight: number }>;
+}
+
+async function gateStats(routerUrl: string, tenant: string): Promise<GateStats> {
   return (await fetch(`${routerUrl}/admin/tenants/${tenant}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as never;
+}
+
+function diagLine(st: GateStats, startedAt: number): string {
+  const backends = st.backends.map((b) => `${b.id}:${b.breaker}${b.breakerRetryAfterMs ? `/${b.breakerRetryAfterMs}ms` : ""} window=${b.window.successes}ok+${b.window.failures}failed in=${b.inFlight}`);
+  return `[diag] ${((Date.now() - startedAt) / 1000).toFixed(1)} s queue=${st.queue.depth} inFlight=${st.inFlight} ${backends.join(" ")}`;
 }
 
 function portkeyConfig(fleet: Fleet): string {
@@ -329,8 +342,9 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
     let count = 0;
     const stop = progress(`chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${name === "passthrough" ? "naive pass-through" : name}`, () => count);
     // One region goes down for the middle third of the run and comes back.
-    const diag = process.env.BENCH_DIAG && name === "sluice" ? setInterval(() => void gateStats(sluiceUrl, "chaos").then((st: any) => console.log(`[diag] ${((Date.now() - diagT0) / 1000).toFixed(1)}s q=${st.queue.depth} inflight=${st.inFlight} ` + st.backends.map((b: any) => `${b.id}:${b.breaker}/${b.breakerRetryAfterMs}ms w=${b.window.successes}+${b.window.failures} f=${b.failures} in=${b.inFlight}`).join(" "))), 1000) : undefined;
-    const diagT0 = Date.now();
+    // BENCH_DIAG=1: the gate's queue and each backend's breaker once a second, to see trips as they happen.
+    const diagStarted = Date.now();
+    const diag = process.env.BENCH_DIAG && name === "sluice" ? setInterval(() => void gateStats(sluiceUrl, "chaos").then((st) => console.log(diagLine(st, diagStarted))).catch(() => {}), 1000) : undefined;
     const outage = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 }))), P.chaosMs * 0.3);
     const recovery = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 }))), P.chaosMs * 0.6);
     // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
