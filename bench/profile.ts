@@ -9,7 +9,7 @@ import { callOnce, MODEL } from "./load";
 import { getFreePort, startFleet, ADMIN_TOKEN } from "./stack";
 import { uniformCalls } from "./traffic";
 
-const { values: args } = parseArgs({ options: { streams: { type: "string", default: "200" }, tokens: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, out: { type: "string", default: "bench/results/router.cpuprofile" }, key: { type: "boolean", default: false } } });
+const { values: args } = parseArgs({ options: { streams: { type: "string", default: "200" }, tokens: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, out: { type: "string", default: "bench/results/router.cpuprofile" }, key: { type: "boolean", default: false }, heap: { type: "boolean", default: false } } });
 const streams = Number(args.streams);
 
 const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
@@ -53,10 +53,18 @@ await send("Profiler.start");
 const t0 = Date.now();
 let tokens = 0;
 let ttft: number[] = [];
+/** The Worker isolate's heap after a full garbage collection: it must not grow round after round. */
+const heapMb = async () => {
+  await send("HeapProfiler.collectGarbage");
+  const { usedSize } = (await send("Runtime.getHeapUsage")) as { usedSize: number };
+  return (usedSize / 2 ** 20).toFixed(1);
+};
+console.log(`[profile] heap after warm-up: ${await heapMb()} MB`);
 for (let r = 0; r < Number(args.rounds); r++) {
   const results = await Promise.all(uniformCalls(streams, Number(args.tokens), `prof-${r}`).map((c, i) => callOnce(target, c, args.key ? { "idempotency-key": `p-${r}-${i}` } : {})));
   tokens += results.reduce((n, x) => n + x.tokens, 0);
   ttft.push(...results.map((x) => x.ttftMs ?? NaN));
+  if (args.heap) console.log(`[profile] heap after round ${r + 1}: ${await heapMb()} MB`);
 }
 const { profile } = await send("Profiler.stop");
 const wall = (Date.now() - t0) / 1000;
