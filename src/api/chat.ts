@@ -18,6 +18,10 @@ import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
 import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
+import { ShedHints } from "../gate/shed-hints";
+
+/** Per isolate: recent queue-full verdicts of each tenant's gate (see ShedHints). */
+const shedHints = new ShedHints();
 
 /** Admission is retried this often when calls to the gate fail outright. */
 const ADMIT_TRIES = 3;
@@ -102,10 +106,17 @@ interface ServeOptions {
 const FOLLOW_WAIT_MS = 10_000;
 
 async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: ClientSink, signal: AbortSignal, meta: ResponseMeta, options: ServeOptions): Promise<void> {
+  // A request with a journal key may be a replay, which needs no slot: it always asks the gate.
+  const shed = admit.record ? undefined : shedHints.check(admit.tenant, admit.priority, Date.now());
+  if (shed) {
+    await sink.fail({ status: shed.status, code: shed.code, message: shed.message, retryAfterSec: shed.retryAfterSec }, 0);
+    return;
+  }
   const gate = gateClient(env.TENANT_GATE, admit.tenant);
   sink.setPhase("queued");
-  const admitted = await admitThroughQueue(gate, admit, signal);
+  const admitted = await admitThroughQueue(gate, { ...admit, shedByWorker: shedHints.takeAnswered(admit.tenant) || undefined }, signal);
   if (admitted.kind === "reject") {
+    shedHints.note(admit.tenant, admit.priority, admitted, Date.now());
     await sink.fail({ status: admitted.status, code: admitted.code, message: admitted.message, retryAfterSec: admitted.retryAfterSec }, 0);
     return;
   }

@@ -40,6 +40,8 @@ export const LimitsSchema = z.object({
   maxQueueWaitMs: z.number().int().positive().max(600_000).default(10_000),
   /** Largest accepted request body, in bytes. */
   maxBodyBytes: z.number().int().positive().max(10_000_000).default(1_000_000),
+  /** After a queue-full 429, a Worker answers like requests itself for this long (0: always ask the gate). */
+  shedHintMs: z.number().int().nonnegative().max(10_000).default(25),
 });
 
 export const RetrySchema = z.object({

@@ -23,6 +23,8 @@ export interface AdmitRequest {
   promptTokens: number;
   maxTokens?: number;
   origin?: Coordinates;
+  /** Requests this Worker turned away itself (from a shed hint) since its last admission. */
+  shedByWorker?: number;
 }
 
 export interface BackendTarget {
@@ -60,6 +62,8 @@ export type Rejection = {
   code: string;
   message: string;
   retryAfterSec?: number;
+  /** The Worker may give requests of this priority or lower the same answer itself for this long. */
+  shedForMs?: number;
 };
 
 export type AdmitResult =

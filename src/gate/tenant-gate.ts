@@ -92,6 +92,8 @@ function newCounters() {
     admitted: 0,
     queued: 0,
     rejectedQueueFull: 0,
+    /** Of rejectedQueueFull: answered by Workers from a shed hint, without asking the gate. */
+    shedByWorker: 0,
     rejectedQueueTimeout: 0,
     rejectedNoBackend: 0,
     completed: 0,
@@ -159,6 +161,10 @@ export class TenantGate extends DurableObject<Env> {
   // ---- RPC: admission -------------------------------------------------------------------------
 
   async admit(request: AdmitRequest): Promise<AdmitResult> {
+    if (request.shedByWorker) {
+      this.counters.rejectedQueueFull += request.shedByWorker;
+      this.counters.shedByWorker += request.shedByWorker;
+    }
     const config = await this.ensureConfig(request.tenant);
     if (!config) return { kind: "reject", status: 404, code: "tenant_not_found", message: "This tenant has no configuration." };
     const now = Date.now();
@@ -213,17 +219,20 @@ export class TenantGate extends DurableObject<Env> {
   }
 
   private enqueue(waiter: Waiter, config: TenantConfig, now: number): Promise<AdmitResult> | AdmitResult {
-    const tooBusy = (message = `The queue for this tenant is full (${config.limits.maxQueue} waiting). Retry later.`): Rejection => ({
+    const tooBusy = (message = `The queue for this tenant is full (${config.limits.maxQueue} waiting). Retry later.`, shedForMs?: number): Rejection => ({
       kind: "reject",
       status: 429,
       code: "queue_full",
       message,
       retryAfterSec: this.drain.retryAfterSeconds(now, this.queue.size),
+      ...(shedForMs ? { shedForMs } : {}),
     });
     const id = waiter.request.requestId;
+    // A full queue stays full for a moment: Workers may repeat this verdict themselves meanwhile.
+    const shedForMs = config.limits.shedHintMs;
     if (config.limits.maxQueue === 0 || this.tickets.has(id)) {
       this.counters.rejectedQueueFull++;
-      return tooBusy();
+      return tooBusy(undefined, config.limits.maxQueue === 0 ? shedForMs : undefined);
     }
     const ticket: Ticket = {
       ...waiter,
@@ -243,7 +252,7 @@ export class TenantGate extends DurableObject<Env> {
     if (!offered.accepted) {
       clearTimeout(ticket.queueTimer);
       this.counters.rejectedQueueFull++;
-      return tooBusy();
+      return tooBusy(undefined, shedForMs);
     }
     this.tickets.set(id, ticket);
     this.counters.queued++;

@@ -55,6 +55,30 @@ describe("admission", () => {
     expect((await queued).status).toBe(200);
   });
 
+  it("repeats a queue-full verdict in the Worker for shedHintMs, except to higher priorities, and counts it", async () => {
+    const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1, shedHintMs: 10_000 }));
+    const held = blocker(key, 600);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const queued = chat(key, { model: "chat", messages: MESSAGES });
+    await waitForQueue(tenant, 1);
+    const fromGate = await chat(key, { model: "chat", messages: MESSAGES });
+    expect(fromGate.status).toBe(429);
+    await fromGate.arrayBuffer();
+    // The same verdict, answered without asking the gate: its counter has not moved.
+    const fromWorker = await chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "low" });
+    expect(fromWorker.status).toBe(429);
+    expect(Number(fromWorker.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(((await fromWorker.json()) as any).error.code).toBe("queue_full");
+    expect((await gateStats(tenant)).counters.rejectedQueueFull).toBe(1);
+    // A higher priority asks the gate, displaces the queued request, and reports the Worker's 429.
+    const high = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "high" });
+    expect((await queued).status).toBe(429);
+    expect((await high).status).toBe(200);
+    const { counters } = await gateStats(tenant);
+    expect(counters).toMatchObject({ rejectedQueueFull: 3, shedByWorker: 1 });
+    await held;
+  });
+
   it("lets high priority displace the newest low-priority waiter when full", async () => {
     const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1 }));
     const held = blocker(key, 400);
