@@ -1,5 +1,6 @@
 // POST /v1/chat/completions: validate, admit through the tenant's gate, dispatch, relay.
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "./context";
 import type { Env } from "../env";
@@ -26,9 +27,32 @@ const shedHints = new ShedHints();
 /** Admission is retried this often when calls to the gate fail outright. */
 const ADMIT_TRIES = 3;
 
+/**
+ * Answers 429 without reading the body when the tenant's gate just said its queue is full (see
+ * ShedHints): under overload this path must stay cheap. Requests that may be replays (an
+ * Idempotency-Key, or a tenant that dedupes by content) always go on to the gate.
+ */
+const shedWhileFull = createMiddleware<AppEnv>(async (c, next) => {
+  const priority = priorityOf(c.req.header("x-priority"));
+  const { dedup } = c.get("config");
+  const mayReplay = c.req.header("idempotency-key") !== undefined || dedup.semantic || dedup.staleIfError;
+  const shed = priority && !mayReplay ? shedHints.check(c.get("tenant"), priority, Date.now()) : undefined;
+  if (!shed) return next();
+  const headers: Record<string, string> = { "x-request-id": c.get("requestId") };
+  if (shed.retryAfterSec !== undefined) headers["retry-after"] = String(shed.retryAfterSec);
+  return errorResponse(shed.status, shed.code, shed.message, headers);
+});
+
+/** The X-Priority header as a Priority ("normal" when absent), or undefined when it names none. */
+function priorityOf(header: string | undefined): Priority | undefined {
+  const value = (header ?? "normal").toLowerCase();
+  return PRIORITIES.find((p) => p === value);
+}
+
 export const chatRoute = new Hono<AppEnv>().post(
   "/completions",
   tenantAuth,
+  shedWhileFull,
   (c, next) =>
     bodyLimit({
       maxSize: c.get("config").limits.maxBodyBytes,
@@ -38,9 +62,9 @@ export const chatRoute = new Hono<AppEnv>().post(
   validJson(ChatRequestSchema),
   async (c) => {
     const body = c.req.valid("json") as ChatRequest;
-    const priorityHeader = (c.req.header("x-priority") ?? "normal").toLowerCase();
-    if (!PRIORITIES.includes(priorityHeader as Priority)) {
-      return errorResponse(400, "invalid_priority", `X-Priority must be one of ${PRIORITIES.join(", ")}; got "${priorityHeader}".`);
+    const priority = priorityOf(c.req.header("x-priority"));
+    if (!priority) {
+      return errorResponse(400, "invalid_priority", `X-Priority must be one of ${PRIORITIES.join(", ")}; got "${c.req.header("x-priority")}".`);
     }
     const requestId = c.get("requestId");
     const tenant = c.get("tenant");
@@ -69,7 +93,7 @@ export const chatRoute = new Hono<AppEnv>().post(
       record,
       requestId,
       alias: body.model,
-      priority: priorityHeader as Priority,
+      priority,
       promptTokens: estimatePromptTokens(body),
       maxTokens: requestedMaxTokens(body),
       origin: originOf(c.req.raw),
@@ -106,12 +130,6 @@ interface ServeOptions {
 const FOLLOW_WAIT_MS = 10_000;
 
 async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: ClientSink, signal: AbortSignal, meta: ResponseMeta, options: ServeOptions): Promise<void> {
-  // A request with a journal key may be a replay, which needs no slot: it always asks the gate.
-  const shed = admit.record ? undefined : shedHints.check(admit.tenant, admit.priority, Date.now());
-  if (shed) {
-    await sink.fail({ status: shed.status, code: shed.code, message: shed.message, retryAfterSec: shed.retryAfterSec }, 0);
-    return;
-  }
   const gate = gateClient(env.TENANT_GATE, admit.tenant);
   sink.setPhase("queued");
   const admitted = await admitThroughQueue(gate, { ...admit, shedByWorker: shedHints.takeAnswered(admit.tenant) || undefined }, signal);
