@@ -28,7 +28,7 @@ const shedHints = new ShedHints();
 const ADMIT_TRIES = 3;
 
 /**
- * Answers 429 without reading the body when the tenant's gate just said its queue is full (see
+ * Answers 429 without parsing the body when the tenant's gate just said its queue is full (see
  * ShedHints): under overload this path must stay cheap. Requests that may be replays (an
  * Idempotency-Key, or a tenant that dedupes by content) always go on to the gate.
  */
@@ -38,6 +38,12 @@ const shedWhileFull = createMiddleware<AppEnv>(async (c, next) => {
   const mayReplay = c.req.header("idempotency-key") !== undefined || dedup.semantic || dedup.staleIfError;
   const shed = priority && !mayReplay ? shedHints.check(c.get("tenant"), priority, Date.now()) : undefined;
   if (!shed) return next();
+  // The body is taken (not parsed) first: answering with it unread makes the server drop the
+  // connection, and a keep-alive client's next request on it fails with ECONNRESET. A body of
+  // unknown or excessive length is cancelled instead; that connection may go.
+  const length = Number(c.req.header("content-length") ?? Number.NaN);
+  if (length <= c.get("config").limits.maxBodyBytes) await c.req.raw.arrayBuffer().catch(() => {});
+  else await c.req.raw.body?.cancel().catch(() => {});
   const headers: Record<string, string> = { "x-request-id": c.get("requestId") };
   if (shed.retryAfterSec !== undefined) headers["retry-after"] = String(shed.retryAfterSec);
   return errorResponse(shed.status, shed.code, shed.message, headers);
