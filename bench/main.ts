@@ -76,6 +76,7 @@ async function main(): Promise<void> {
       console.log(`[bench] Portkey not started: ${String(err)}`);
     }
   }
+  running.push(...systems);
   console.log(`[bench] systems: direct, ${systems.map((s) => s.name).join(", ")}${QUICK ? " (quick run)" : ""}`);
 
   /** `withFloor`: also the JS relay, the floor for a relay that reads each event (overhead only). */
@@ -199,7 +200,25 @@ function sampler(fleet: Fleet, capacity: number, queueDepth?: () => Promise<numb
   };
 }
 
+/** Every system's process, so a measurement can wait until the previous one's work has died down. */
+const running: System[] = [];
+
+/**
+ * Waits (at most 15 s) until no system's process uses more than a tenth of a core: a gateway still
+ * busy with the last system's streams (Portkey after 1,000 of them) would slow the next one.
+ */
+async function quiet(): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const before = running.map((s) => processUsage(s.pid)?.cpuSec ?? 0);
+    await new Promise((r) => setTimeout(r, 500));
+    const busy = running.some((s, i) => (processUsage(s.pid)?.cpuSec ?? 0) - before[i]! > 0.05);
+    if (!busy) return;
+  }
+}
+
 async function measure(system: System | undefined, fleet: Fleet, work: () => Promise<CallResult[]>, capacity: number, queueDepth?: () => Promise<number>) {
+  await quiet();
   const before = processUsage(system?.pid);
   const upstreamBefore = await fleetRequests(fleet);
   const stopSampling = sampler(fleet, capacity, queueDepth);
