@@ -2,13 +2,12 @@
 // event in JavaScript and writes it on, and does nothing else (no parsing, no gate, no framing).
 // Set against the bare pass-through (which workerd pipes natively) it shows what the platform
 // charges per streamed event once JavaScript touches the stream; sluice pays that and its own work.
+import { EVENT_READ_BYTES } from "../src/dispatch/attempt";
+
 interface Env {
   /** Comma-separated base URLs, e.g. http://127.0.0.1:9101/v1 */
   UPSTREAMS: string;
 }
-
-/** Reads wait for this many bytes at an event boundary, as sluice's relay does (one read per event). */
-const EVENT_READ_BYTES = 40;
 
 let next = 0;
 
@@ -28,6 +27,7 @@ export default {
 async function relay(body: ReadableStream<Uint8Array>, writer: WritableStreamDefaultWriter<Uint8Array>): Promise<void> {
   const reader = body.getReader({ mode: "byob" });
   let buffer = new ArrayBuffer(16 * 1024);
+  // Reads wait for EVENT_READ_BYTES at an event boundary, as sluice's relay does (one read per event).
   let atBoundary = true;
   try {
     for (;;) {

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { callOnce, closedLoop, MODEL, pick, type CallResult, type Target, type TargetChoice } from "./load";
 import { trafficMix, uniformCalls, type Session } from "./traffic";
 import { percentiles, round, summarize, type SystemRun } from "./summary";
-import { ADMIN_TOKEN, ensurePeers, getFreePort, processUsage, startFleet, startPassthrough, startPortkey, startSluice, type Fleet, type SimSpec, type System } from "./stack";
+import { ADMIN_TOKEN, createTenant, ensurePeers, getFreePort, processUsage, startFleet, startPassthrough, startPortkey, startSluice, type Fleet, type SimSpec, type System } from "./stack";
 import { writeReport } from "./report";
 
 const { values: args } = parseArgs({
@@ -128,21 +128,6 @@ async function main(): Promise<void> {
 }
 
 // ---- tenants ----------------------------------------------------------------------------------
-
-async function createTenant(routerUrl: string, name: string, fleet: Fleet, overrides: Record<string, unknown>, backendOverrides: Record<string, unknown> = {}): Promise<string> {
-  const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
-  const config = {
-    backends: fleet.specs.map((s, i) => ({ id: s.id, region: s.region, url: fleet.url(i), model: MODEL, maxConcurrency: 5_000, resume: true, ...backendOverrides })),
-    models: { chat: { route: fleet.specs.map((s) => s.id) } },
-    ...overrides,
-  };
-  const put = await fetch(`${routerUrl}/admin/tenants/${name}`, { method: "PUT", headers, body: JSON.stringify(config) });
-  if (!put.ok) throw new Error(`tenant ${name}: ${put.status} ${await put.text()}`);
-  const key = `sk-bench-${name}-0123456789`;
-  const post = await fetch(`${routerUrl}/admin/tenants/${name}/keys`, { method: "POST", headers, body: JSON.stringify({ key }) });
-  if (!post.ok) throw new Error(`key ${name}: ${post.status} ${await post.text()}`);
-  return key;
-}
 
 interface GateStats {
   inFlight: number;

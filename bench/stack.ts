@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 import { bundleWorker, startRouter, type RunningRouter } from "../scripts/router-on-miniflare";
 import type { SimOptions } from "../sim/types";
+import { MODEL } from "./load";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const ADMIN_TOKEN = "bench-admin-token";
@@ -168,4 +169,20 @@ export async function getFreePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** A tenant on sluice routing alias "chat" over every sim of the fleet, with an API key (returned). */
+export async function createTenant(routerUrl: string, name: string, fleet: Fleet, overrides: Record<string, unknown>, backendOverrides: Record<string, unknown> = {}): Promise<string> {
+  const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+  const config = {
+    backends: fleet.specs.map((s, i) => ({ id: s.id, region: s.region, url: fleet.url(i), model: MODEL, maxConcurrency: 5_000, resume: true, ...backendOverrides })),
+    models: { chat: { route: fleet.specs.map((s) => s.id) } },
+    ...overrides,
+  };
+  const put = await fetch(`${routerUrl}/admin/tenants/${name}`, { method: "PUT", headers, body: JSON.stringify(config) });
+  if (!put.ok) throw new Error(`tenant ${name}: ${put.status} ${await put.text()}`);
+  const key = `sk-bench-${name}-0123456789`;
+  const post = await fetch(`${routerUrl}/admin/tenants/${name}/keys`, { method: "POST", headers, body: JSON.stringify({ key }) });
+  if (!post.ok) throw new Error(`key ${name}: ${post.status} ${await post.text()}`);
+  return key;
 }
