@@ -1,0 +1,50 @@
+// `npm run bench:cpu [-- --concurrency 50] [-- --calls 400] [-- --tokens 20]`: workerd CPU per
+// request (from /proc) for the bare pass-through, the js-relay floor and sluice, each serving the
+// same streams at a fixed concurrency. A round to warm up, then a measured round per system.
+import { parseArgs } from "node:util";
+import { callOnce, MODEL, type Target } from "./load";
+import { createTenant, processUsage, startFleet, startPassthrough, startSluice, type System } from "./stack";
+import { uniformCalls } from "./traffic";
+
+const { values: args } = parseArgs({ options: { concurrency: { type: "string", default: "50" }, calls: { type: "string", default: "400" }, tokens: { type: "string", default: "20" } } });
+const concurrency = Number(args.concurrency);
+const calls = Number(args.calls);
+
+const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
+const upstreams = fleet.specs.map((_, i) => fleet.url(i));
+const sluice = await startSluice();
+const systems: Array<{ system: System; target: Target }> = [
+  { system: await startPassthrough(upstreams), target: { name: "passthrough", baseUrl: "", headers: {}, model: MODEL } },
+  { system: await startPassthrough(upstreams, "js-relay"), target: { name: "js-relay", baseUrl: "", headers: {}, model: MODEL } },
+];
+const key = await createTenant(sluice.url, "cpu", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
+systems.push({ system: sluice, target: { name: "sluice", baseUrl: "", headers: { authorization: `Bearer ${key}` }, model: "chat" } });
+for (const s of systems) s.target.baseUrl = `${s.system.url}/v1`;
+
+try {
+  for (const round of ["warm-up", "measured"]) {
+    for (const { system, target } of systems) {
+      const batch = uniformCalls(calls, Number(args.tokens), `cpu-${round}`);
+      const before = processUsage(system.pid)!;
+      const started = Date.now();
+      let next = 0;
+      let tokens = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < batch.length) {
+            const result = await callOnce(target, batch[next++]!);
+            tokens += result.tokens;
+          }
+        }),
+      );
+      const cpuSec = processUsage(system.pid)!.cpuSec - before.cpuSec;
+      const wallSec = (Date.now() - started) / 1000;
+      if (round === "measured") {
+        console.log(`${target.name.padEnd(12)} ${((1000 * cpuSec) / calls).toFixed(2)} ms CPU per request, ${(cpuSec / wallSec).toFixed(2)} cores, ${(tokens / wallSec).toFixed(0)} tokens/s`);
+      }
+    }
+  }
+} finally {
+  await Promise.all(systems.map(({ system }) => system.stop()));
+  await fleet.stop();
+}
