@@ -234,7 +234,12 @@ async function admitThroughQueue(gate: GateApi, admit: AdmitRequest, signal: Abo
   let result: AdmitResult | undefined;
   for (;;) {
     try {
-      result = result?.kind === "queued" ? await gate.poll(result.ticket) : await gate.admit(admit);
+      if (result?.kind === "queued") result = await gate.poll(result.ticket);
+      else {
+        result = await gate.admit(admit);
+        // The gate has counted this Worker's sheds; an admission anew must not report them again.
+        admit = { ...admit, shedByWorker: undefined };
+      }
     } catch (err) {
       if (++failures >= ADMIT_TRIES) return { kind: "reject", status: 503, code: "gate_unavailable", message: `The tenant's gate is unavailable: ${String(err)}`, retryAfterSec: 1 };
       result = undefined;

@@ -107,6 +107,8 @@ function newCounters() {
     budgetDenied: 0,
     servedStale: 0,
     abandonedInQueue: 0,
+    /** Requests that waited behind a queued request with the same key (one generation for both). */
+    queuedTwins: 0,
   };
 }
 
@@ -131,6 +133,8 @@ export class TenantGate extends DurableObject<Env> {
   private readonly breakerSavedAt = new Map<string, number>();
   private readonly queue = new BoundedPriorityQueue<Ticket>(() => this.config?.limits.maxQueue ?? 0);
   private readonly tickets = new Map<string, Ticket>();
+  /** Queued requests with a shared journal key, and the twins (same key) waiting behind each. */
+  private readonly queuedByKey = new Map<string, { ticket: Ticket; twins: Ticket[] }>();
   private budget: RetryBudget | null = null;
   private readonly drain = new DrainRate();
   private counters = newCounters();
@@ -184,6 +188,11 @@ export class TenantGate extends DurableObject<Env> {
       const entry = this.journal.get(request.record.key, now);
       const decision = entry && this.journalDecision(entry, request, plan.entries);
       if (decision && decision.kind !== "takeover") return decision;
+      // The key's first request is still queued: this one waits for it rather than starting a
+      // second generation.
+      const queuedTwin = request.record.shared ? this.queuedByKey.get(request.record.key) : undefined;
+      // (An admission retried with the same request id goes the usual way: see enqueue.)
+      if (queuedTwin && !this.tickets.has(request.requestId)) return this.waitBehindTwin(queuedTwin, request, config, now);
       if (decision?.kind === "takeover") resumeFrom = decision.entry;
       // A stored-only answer (stale-if-error) is kept until it expires, and a run already
       // recording one is left alone: this request then records nothing.
@@ -202,9 +211,7 @@ export class TenantGate extends DurableObject<Env> {
   /** What an existing journal entry means for a new request with the same key. */
   private journalDecision(entry: EntrySnapshot, request: AdmitRequest, plan: PlanEntry[]): AdmitResult | { kind: "takeover"; entry: EntrySnapshot } | undefined {
     const record = request.record!;
-    if (entry.bodyHash !== record.bodyHash) {
-      return { kind: "reject", status: 422, code: "idempotency_key_reused", message: "This Idempotency-Key was used with a different request body." };
-    }
+    if (entry.bodyHash !== record.bodyHash) return keyReused();
     if (!record.shared) return undefined;
     if (this.isLive(entry)) return { kind: "join", entry };
     if (entry.state === "complete") {
@@ -240,12 +247,7 @@ export class TenantGate extends DurableObject<Env> {
       queueTimer: setTimeout(() => {
         if (!this.queue.remove(id)) return;
         this.counters.rejectedQueueTimeout++;
-        this.settleTicket(ticket, {
-          kind: "reject",
-          status: 504,
-          code: "queue_timeout",
-          message: `The request waited ${config.limits.maxQueueWaitMs} ms in the queue without a free slot.`,
-        });
+        this.settleTicket(ticket, queueTimeout(config));
       }, config.limits.maxQueueWaitMs),
     };
     const offered = this.queue.offer({ id, priority: waiter.request.priority, enqueuedAt: now, value: ticket });
@@ -255,12 +257,52 @@ export class TenantGate extends DurableObject<Env> {
       return tooBusy(undefined, shedForMs);
     }
     this.tickets.set(id, ticket);
+    if (waiter.request.record?.shared) this.queuedByKey.set(waiter.request.record.key, { ticket, twins: [] });
     this.counters.queued++;
     if (offered.displaced) {
       this.counters.rejectedQueueFull++;
       this.settleTicket(offered.displaced.value, tooBusy("The queue is full and this request was displaced by higher-priority traffic. Retry later."));
     }
     return this.await(ticket);
+  }
+
+  /**
+   * A request whose key's first request is queued: it takes no place in the queue and shares that
+   * request's fate (see releaseTwins), within its own queue wait limit.
+   */
+  private waitBehindTwin(queued: { ticket: Ticket; twins: Ticket[] }, request: AdmitRequest, config: TenantConfig, now: number): Promise<AdmitResult> | AdmitResult {
+    if (queued.ticket.request.record!.bodyHash !== request.record!.bodyHash) return keyReused();
+    const ticket: Ticket = {
+      request,
+      plan: queued.ticket.plan,
+      degradations: queued.ticket.degradations,
+      enqueuedAt: now,
+      lastPolledAt: now,
+      queueTimer: setTimeout(() => {
+        queued.twins.splice(queued.twins.indexOf(ticket), 1);
+        this.counters.rejectedQueueTimeout++;
+        this.settleTicket(ticket, queueTimeout(config));
+      }, config.limits.maxQueueWaitMs),
+    };
+    queued.twins.push(ticket);
+    this.tickets.set(request.requestId, ticket);
+    this.counters.queuedTwins++;
+    return this.await(ticket);
+  }
+
+  /**
+   * A queued request left the queue with `result` (undefined: dropped, nobody polled it): its
+   * twins join its generation if it got a slot, get its verdict if it was turned away, and are
+   * admitted anew ("unknown") if it was dropped, so one of them takes its place.
+   */
+  private releaseTwins(ticket: Ticket, result: AdmitResult | undefined): void {
+    const key = ticket.request.record?.key;
+    const queued = key === undefined ? undefined : this.queuedByKey.get(key);
+    if (!queued || queued.ticket !== ticket) return;
+    this.queuedByKey.delete(key!);
+    const entry = result?.kind === "lease" ? this.journal.get(key!, Date.now()) : undefined;
+    const verdict: AdmitResult = entry ? { kind: "join", entry } : result?.kind === "reject" ? result : { kind: "unknown" };
+    for (const twin of queued.twins) this.settleTicket(twin, verdict);
   }
 
   /** Waits up to POLL_MS for the ticket's verdict; answers "queued" to be polled again. */
@@ -283,6 +325,7 @@ export class TenantGate extends DurableObject<Env> {
   /** Gives the ticket its verdict: to the open call if there is one, else kept for the next poll. */
   private settleTicket(ticket: Ticket, result: AdmitResult): void {
     clearTimeout(ticket.queueTimer);
+    this.releaseTwins(ticket, result);
     if (ticket.deliver) {
       if (ticket.pollTimer !== undefined) clearTimeout(ticket.pollTimer);
       ticket.deliver(result);
@@ -682,6 +725,7 @@ export class TenantGate extends DurableObject<Env> {
       clearTimeout(entry.value.queueTimer);
       this.tickets.delete(entry.id);
       this.counters.abandonedInQueue++;
+      this.releaseTwins(entry.value, undefined);
     }
     for (const entry of this.queue.removeWhere((w) => this.breakersOpenFor(w.value.plan, now) !== undefined)) {
       this.settleTicket(entry.value, this.noBackendRejection(this.breakersOpenFor(entry.value.plan, now)!));
@@ -763,4 +807,12 @@ export class TenantGate extends DurableObject<Env> {
     if (!c) this.backendCounters.set(id, (c = { attempts: 0, successes: 0, failures: 0, ttft: new LatencyHistogram() }));
     return c;
   }
+}
+
+function keyReused(): Rejection {
+  return { kind: "reject", status: 422, code: "idempotency_key_reused", message: "This Idempotency-Key was used with a different request body." };
+}
+
+function queueTimeout(config: TenantConfig): Rejection {
+  return { kind: "reject", status: 504, code: "queue_timeout", message: `The request waited ${config.limits.maxQueueWaitMs} ms in the queue without a free slot.` };
 }

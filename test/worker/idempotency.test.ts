@@ -143,6 +143,95 @@ describe("Idempotency-Key", () => {
   });
 });
 
+describe("twins while the first is queued", () => {
+  const oneSlot = (limits: Record<string, number> = {}) => simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
+  const blocker = (key: string, ms: number) => chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: ms } });
+  const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 12 };
+
+  it("waits behind the queued request and joins its generation: one upstream call", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const held = blocker(key, 400);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const first = chat(key, body, { "idempotency-key": "k-queued-twin" });
+    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    const second = chat(key, body, { "idempotency-key": "k-queued-twin" });
+    expect(await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1)).toBe(true);
+    expect((await gateStats(tenant)).queue.depth).toBe(1); // the twin takes no place in the queue
+    await (await held).arrayBuffer();
+    const secondRes = await second;
+    expect(secondRes.headers.get("x-sluice-replay")).toBe("joined");
+    const [a, b] = await Promise.all([first.then(readSse), readSse(secondRes)]);
+    expect(a.text).toBe(expectedText(MESSAGES, 12));
+    expect(b.text).toBe(a.text);
+    expect(b.done).toBe(true);
+    expect((await simStats("a")).requests).toBe(2); // the blocker and one generation for both
+  });
+
+  it("answers 422 to a twin with a different body", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const held = blocker(key, 300);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const first = chat(key, body, { "idempotency-key": "k-queued-422" });
+    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    const res = await chat(key, { ...body, max_tokens: 13 }, { "idempotency-key": "k-queued-422" });
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as any).error.code).toBe("idempotency_key_reused");
+    expect((await readSse(await first)).text).toBe(expectedText(MESSAGES, 12));
+    await held;
+  });
+
+  it("shares the verdict when the queued request is displaced", async () => {
+    const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1 }));
+    const held = blocker(key, 400);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const first = chat(key, body, { "idempotency-key": "k-displaced", "x-priority": "low" });
+    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    const second = chat(key, body, { "idempotency-key": "k-displaced", "x-priority": "low" });
+    await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1);
+    const high = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "high" });
+    for (const res of [await first, await second]) {
+      expect(res.status).toBe(429);
+      expect(((await res.json()) as any).error.message).toMatch(/displaced/);
+    }
+    expect((await high).status).toBe(200);
+    await held;
+    expect((await simStats("a")).requests).toBe(2); // the blocker and the high-priority request
+  });
+
+  it("takes the queued request's place when its client left", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    const held = blocker(key, 4_000);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const controller = new AbortController();
+    const first = chat(key, body, { "idempotency-key": "k-left" }, controller.signal).catch((e: unknown) => e);
+    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    const second = chat(key, body, { "idempotency-key": "k-left" });
+    await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1);
+    controller.abort();
+    await first;
+    // The first request's Worker stops polling once its open call returns; the ticket then goes
+    // stale (aged here instead of waiting), and is dropped when the blocker frees the slot.
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const unpolled = () =>
+      runInDurableObject(gate, (instance) => {
+        const original = (instance as any).queuedByKey.get("idem:k-left")?.ticket;
+        if (!original || original.deliver) return false;
+        original.lastPolledAt = 0;
+        return true;
+      });
+    expect(await eventually(unpolled, 5_000, 100)).toBe(true);
+    await (await held).arrayBuffer();
+    const res = await second;
+    expect(res.headers.get("x-sluice-replay")).toBeNull();
+    const answer = await readSse(res);
+    expect(answer.text).toBe(expectedText(MESSAGES, 12));
+    expect(answer.done).toBe(true);
+    const stats = await gateStats(tenant);
+    expect(stats.counters.abandonedInQueue).toBe(1);
+    expect((await simStats("a")).requests).toBe(2);
+  });
+});
+
 describe("gate restart mid-queue", () => {
   it("leaves no request stuck and no slot leaked", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 1 } }));
