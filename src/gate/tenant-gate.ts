@@ -12,7 +12,7 @@ import { BoundedPriorityQueue, PRIORITIES } from "./queue";
 import { CircuitBreaker, type BreakerOptions, type BreakerSnapshot } from "./breaker";
 import { RetryBudget } from "./budget";
 import { DrainRate } from "./drain-rate";
-import { LatencyHistogram } from "../observe/histogram";
+import { GateMetrics, METRICS_SAVE_MS, type SavedMetrics } from "./metrics";
 import { LEASE_TTL_MS } from "./lease";
 import { LeaseRows } from "./lease-rows";
 import { ReplayJournal, type EntrySnapshot, type EntryState } from "./journal";
@@ -87,38 +87,6 @@ type Pick =
   | { ok: false; reason: "breaker"; retryAfterMs: number }
   | { ok: false; reason: "capacity" | "none" };
 
-function newCounters() {
-  return {
-    admitted: 0,
-    queued: 0,
-    rejectedQueueFull: 0,
-    /** Of rejectedQueueFull: answered by Workers from a shed hint, without asking the gate. */
-    shedByWorker: 0,
-    rejectedQueueTimeout: 0,
-    rejectedNoBackend: 0,
-    completed: 0,
-    partial: 0,
-    failed: 0,
-    cancelled: 0,
-    abandoned: 0,
-    attempts: 0,
-    retries: 0,
-    continuations: 0,
-    budgetDenied: 0,
-    servedStale: 0,
-    abandonedInQueue: 0,
-    /** Requests that waited behind a queued request with the same key (one generation for both). */
-    queuedTwins: 0,
-  };
-}
-
-interface BackendCounters {
-  attempts: number;
-  successes: number;
-  failures: number;
-  ttft: LatencyHistogram;
-}
-
 export class TenantGate extends DurableObject<Env> {
   private tenant: string | null = null;
   private config: TenantConfig | null = null;
@@ -137,9 +105,8 @@ export class TenantGate extends DurableObject<Env> {
   private readonly queuedByKey = new Map<string, { ticket: Ticket; twins: Ticket[] }>();
   private budget: RetryBudget | null = null;
   private readonly drain = new DrainRate();
-  private counters = newCounters();
-  private readonly backendCounters = new Map<string, BackendCounters>();
-  private readonly latency = { queueMs: new LatencyHistogram(), totalMs: new LatencyHistogram() };
+  private metrics = new GateMetrics(() => this.scheduleMetricsSave());
+  private metricsSaveTimer: ReturnType<typeof setTimeout> | undefined;
   private journal!: ReplayJournal;
   /** Followers (joined twins) waiting for a journal entry to change, by key. */
   private readonly followers = new Map<string, Set<() => void>>();
@@ -152,6 +119,9 @@ export class TenantGate extends DurableObject<Env> {
       sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
       this.journal = new ReplayJournal(sql);
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'tenant'`)) this.tenant = row.value;
+      for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'metrics'`)) {
+        this.metrics = GateMetrics.restore(JSON.parse(row.value) as SavedMetrics, () => this.scheduleMetricsSave());
+      }
       this.leaseRows = new LeaseRows<Lease>(ctx.storage);
       for (const lease of this.leaseRows.load()) {
         this.leases.set(lease.id, lease);
@@ -166,8 +136,8 @@ export class TenantGate extends DurableObject<Env> {
 
   async admit(request: AdmitRequest): Promise<AdmitResult> {
     if (request.shedByWorker) {
-      this.counters.rejectedQueueFull += request.shedByWorker;
-      this.counters.shedByWorker += request.shedByWorker;
+      this.metrics.count("rejectedQueueFull", request.shedByWorker);
+      this.metrics.count("shedByWorker", request.shedByWorker);
     }
     const config = await this.ensureConfig(request.tenant);
     if (!config) return { kind: "reject", status: 404, code: "tenant_not_found", message: "This tenant has no configuration." };
@@ -238,7 +208,7 @@ export class TenantGate extends DurableObject<Env> {
     // A full queue stays full for a moment: Workers may repeat this verdict themselves meanwhile.
     const shedForMs = config.limits.shedHintMs;
     if (config.limits.maxQueue === 0 || this.tickets.has(id)) {
-      this.counters.rejectedQueueFull++;
+      this.metrics.count("rejectedQueueFull");
       return tooBusy(undefined, config.limits.maxQueue === 0 ? shedForMs : undefined);
     }
     const ticket: Ticket = {
@@ -246,21 +216,21 @@ export class TenantGate extends DurableObject<Env> {
       lastPolledAt: now,
       queueTimer: setTimeout(() => {
         if (!this.queue.remove(id)) return;
-        this.counters.rejectedQueueTimeout++;
+        this.metrics.count("rejectedQueueTimeout");
         this.settleTicket(ticket, queueTimeout(config));
       }, config.limits.maxQueueWaitMs),
     };
     const offered = this.queue.offer({ id, priority: waiter.request.priority, enqueuedAt: now, value: ticket });
     if (!offered.accepted) {
       clearTimeout(ticket.queueTimer);
-      this.counters.rejectedQueueFull++;
+      this.metrics.count("rejectedQueueFull");
       return tooBusy(undefined, shedForMs);
     }
     this.tickets.set(id, ticket);
     if (waiter.request.record?.shared) this.queuedByKey.set(waiter.request.record.key, { ticket, twins: [] });
-    this.counters.queued++;
+    this.metrics.count("queued");
     if (offered.displaced) {
-      this.counters.rejectedQueueFull++;
+      this.metrics.count("rejectedQueueFull");
       this.settleTicket(offered.displaced.value, tooBusy("The queue is full and this request was displaced by higher-priority traffic. Retry later."));
     }
     return this.await(ticket);
@@ -280,13 +250,13 @@ export class TenantGate extends DurableObject<Env> {
       lastPolledAt: now,
       queueTimer: setTimeout(() => {
         queued.twins.splice(queued.twins.indexOf(ticket), 1);
-        this.counters.rejectedQueueTimeout++;
+        this.metrics.count("rejectedQueueTimeout");
         this.settleTicket(ticket, queueTimeout(config));
       }, config.limits.maxQueueWaitMs),
     };
     queued.twins.push(ticket);
     this.tickets.set(request.requestId, ticket);
-    this.counters.queuedTwins++;
+    this.metrics.count("queuedTwins");
     return this.await(ticket);
   }
 
@@ -368,9 +338,9 @@ export class TenantGate extends DurableObject<Env> {
     const record = waiter.request.record;
     if (record) this.journal.begin(record.key, record.kind, record.bodyHash, waiter.request.requestId, lease.id, config.idempotency, now);
     const grant = this.startAttempt(lease, pick.cursor, 0, continuing, now);
-    this.counters.admitted++;
+    this.metrics.count("admitted");
     const queueMs = now - waiter.enqueuedAt;
-    this.latency.queueMs.record(queueMs);
+    this.metrics.queued(queueMs);
     return { kind: "lease", leaseId: lease.id, queueMs, grant, degradations: waiter.degradations, timeouts: { ...config.timeouts }, resumeFrom: waiter.resumeFrom };
   }
 
@@ -404,10 +374,10 @@ export class TenantGate extends DurableObject<Env> {
       return { kind: "exhausted", status: 502, code: needs.mustContinue ? "no_resumable_backend" : "no_backend_available", message };
     }
     if (!this.budget!.tryRetry(now)) {
-      this.counters.budgetDenied++;
+      this.metrics.count("budgetDenied");
       return { kind: "exhausted", status: 502, code: "retry_budget_exhausted", message: "The tenant's retry budget is spent; not retrying so an outage does not multiply load." };
     }
-    this.counters.retries++;
+    this.metrics.count("retries");
     const backoff = backoffDelayMs(lease.attempts, config.retry, Math.random(), report?.retryAfterMs);
     const grant = this.startAttempt(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
     this.pump(now);
@@ -506,8 +476,8 @@ export class TenantGate extends DurableObject<Env> {
     }
     if (report) this.recordAttempt(lease, report, now);
     else this.endAttempt(lease);
-    this.counters[outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome]++;
-    this.latency.totalMs.record(now - lease.grantedAt);
+    this.metrics.count(outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
+    this.metrics.finished(now - lease.grantedAt);
     this.releaseLease(lease, now);
   }
 
@@ -533,13 +503,13 @@ export class TenantGate extends DurableObject<Env> {
       },
       inFlight: this.leases.size,
       limits: config?.limits ?? null,
-      counters: { ...this.counters },
+      counters: { ...this.metrics.counters },
       retryBudget: this.budget?.usage(now) ?? null,
       journal: this.journal.stats(),
-      latencyMs: { queue: this.latency.queueMs.summary(), total: this.latency.totalMs.summary() },
+      latencyMs: { queue: this.metrics.queueMs.summary(), total: this.metrics.totalMs.summary() },
       backends: (config?.backends ?? []).map((b) => {
         const breaker = this.breakers.get(b.id);
-        const c = this.backendCounters.get(b.id);
+        const c = this.metrics.backendCounters(b.id);
         return {
           id: b.id,
           region: b.region,
@@ -564,7 +534,7 @@ export class TenantGate extends DurableObject<Env> {
     for (const lease of [...this.leases.values()]) {
       if (lease.deadline > now) continue;
       this.endAttempt(lease);
-      this.counters.abandoned++;
+      this.metrics.count("abandoned");
       if (lease.recordKey) {
         this.journal.finish(lease.recordKey, lease.id, "abandoned", now);
         this.wake(lease.recordKey);
@@ -664,9 +634,7 @@ export class TenantGate extends DurableObject<Env> {
     lease.backendId = backend.id;
     lease.probe = probe;
     this.addInFlight(backend.id, 1);
-    this.counters.attempts++;
-    if (continuation) this.counters.continuations++;
-    this.backendStats(backend.id).attempts++;
+    this.metrics.attemptStarted(backend.id, continuation);
     this.persistLease(lease);
     return {
       attempt: lease.attempts,
@@ -680,10 +648,8 @@ export class TenantGate extends DurableObject<Env> {
   private recordAttempt(lease: Lease, report: AttemptReport, now: number): void {
     const breaker = this.breakers.get(report.backendId);
     const stateBefore = breaker?.stateAt(now);
-    const stats = this.backendStats(report.backendId);
     if (report.outcome === "failure") {
       breaker?.onFailure(now, lease.probe);
-      stats.failures++;
       if (report.retryAfterMs !== undefined) this.notBefore.set(report.backendId, now + Math.min(report.retryAfterMs, MAX_RETRY_AFTER_MS));
     } else if (report.outcome === "cancelled") {
       breaker?.onAbandon(lease.probe);
@@ -691,9 +657,8 @@ export class TenantGate extends DurableObject<Env> {
       // A 4xx for a bad request still shows the backend is up. A stream that answered was
       // counted at its first token.
       if (!lease.answered) breaker?.onSuccess(now, lease.probe);
-      stats.successes++;
     }
-    if (report.ttftMs !== undefined) stats.ttft.record(report.ttftMs);
+    this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs);
     if (breaker) this.persistBreaker(report.backendId, breaker, stateBefore, now);
     this.endAttempt(lease, false);
   }
@@ -724,7 +689,7 @@ export class TenantGate extends DurableObject<Env> {
     for (const entry of this.queue.removeWhere((w) => !w.value.deliver && now - w.value.lastPolledAt > STALE_TICKET_MS)) {
       clearTimeout(entry.value.queueTimer);
       this.tickets.delete(entry.id);
-      this.counters.abandonedInQueue++;
+      this.metrics.count("abandonedInQueue");
       this.releaseTwins(entry.value, undefined);
     }
     for (const entry of this.queue.removeWhere((w) => this.breakersOpenFor(w.value.plan, now) !== undefined)) {
@@ -749,7 +714,7 @@ export class TenantGate extends DurableObject<Env> {
   }
 
   private noBackendRejection(retryAfterMs: number): Rejection {
-    this.counters.rejectedNoBackend++;
+    this.metrics.count("rejectedNoBackend");
     return {
       kind: "reject",
       status: 503,
@@ -802,10 +767,12 @@ export class TenantGate extends DurableObject<Env> {
     this.backendInFlight.set(backendId, Math.max(0, (this.backendInFlight.get(backendId) ?? 0) + delta));
   }
 
-  private backendStats(id: string): BackendCounters {
-    let c = this.backendCounters.get(id);
-    if (!c) this.backendCounters.set(id, (c = { attempts: 0, successes: 0, failures: 0, ttft: new LatencyHistogram() }));
-    return c;
+  /** Stores the metrics a moment after a change, once for a burst of changes (see METRICS_SAVE_MS). */
+  private scheduleMetricsSave(): void {
+    this.metricsSaveTimer ??= setTimeout(() => {
+      this.metricsSaveTimer = undefined;
+      this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('metrics', ?)`, JSON.stringify(this.metrics));
+    }, METRICS_SAVE_MS);
   }
 }
 

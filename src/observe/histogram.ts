@@ -3,6 +3,9 @@
 const BUCKETS_PER_DOUBLING = 8;
 const MAX_BUCKET = 8 * 24; // up to 2^24 ms (~4.6 h)
 
+/** A histogram's stored form: [bucket, count] for each bucket that has counts. */
+export type SavedHistogram = Array<[number, number]>;
+
 export class LatencyHistogram {
   private readonly counts = new Uint32Array(MAX_BUCKET + 1);
   private total = 0;
@@ -28,6 +31,23 @@ export class LatencyHistogram {
       if (seen >= rank) return Math.round(2 ** ((i + 1) / BUCKETS_PER_DOUBLING));
     }
     return undefined;
+  }
+
+  toJSON(): SavedHistogram {
+    const out: SavedHistogram = [];
+    this.counts.forEach((n, bucket) => n > 0 && out.push([bucket, n]));
+    return out;
+  }
+
+  /** Replaces the counts with stored ones (buckets out of range are ignored). */
+  restore(saved: SavedHistogram): void {
+    this.counts.fill(0);
+    this.total = 0;
+    for (const [bucket, n] of saved) {
+      if (!Number.isInteger(bucket) || bucket < 0 || bucket > MAX_BUCKET || !(n > 0)) continue;
+      this.counts[bucket] = n;
+      this.total += n;
+    }
   }
 
   summary(): { count: number; p50?: number; p95?: number; p99?: number } {

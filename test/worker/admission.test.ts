@@ -233,6 +233,24 @@ describe("slot release", () => {
   });
 });
 
+describe("gate stats", () => {
+  it("keep their counters and histograms across a restart", async () => {
+    const { tenant, key } = await createTenant(oneSlot());
+    expect((await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true }))).text).toBe(expectedText());
+    const before = await gateStats(tenant);
+    expect(before.counters).toMatchObject({ admitted: 1, completed: 1, attempts: 1 });
+    // Metrics are stored a moment after a change (METRICS_SAVE_MS): wait for that, then restart.
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const saved = () => runInDurableObject(gate, (_instance, state) => state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'metrics'`).toArray().length === 1);
+    expect(await eventually(saved, 3_000, 100)).toBe(true);
+    await abortAllDurableObjects();
+    const after = await gateStats(tenant);
+    expect(after.counters).toEqual(before.counters);
+    expect(after.latencyMs).toEqual(before.latencyMs);
+    expect(after.backends[0]).toMatchObject({ attempts: 1, successes: 1, failures: 0, ttftMs: before.backends[0].ttftMs });
+  });
+});
+
 async function storedLeases(gate: DurableObjectStub<TenantGate>): Promise<number> {
   return runInDurableObject(gate, (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases`).one().n);
 }

@@ -1,0 +1,128 @@
+// The gate's counters and latency histograms, in a form that survives a restart: a Durable Object
+// is restarted by deploys and evicted when idle, and stats that start over each time would say
+// little about a tenant with quiet spells. The gate stores `toJSON()` a moment after a change
+// (see METRICS_SAVE_MS) and starts from `GateMetrics.restore`.
+import { LatencyHistogram, type SavedHistogram } from "../observe/histogram";
+import type { AttemptReport } from "./protocol";
+
+/** How long after a change the gate stores its metrics: a restart forgets at most this much. */
+export const METRICS_SAVE_MS = 1_000;
+
+function newCounters() {
+  return {
+    admitted: 0,
+    queued: 0,
+    rejectedQueueFull: 0,
+    /** Of rejectedQueueFull: answered by Workers from a shed hint, without asking the gate. */
+    shedByWorker: 0,
+    rejectedQueueTimeout: 0,
+    rejectedNoBackend: 0,
+    completed: 0,
+    partial: 0,
+    failed: 0,
+    cancelled: 0,
+    abandoned: 0,
+    attempts: 0,
+    retries: 0,
+    continuations: 0,
+    budgetDenied: 0,
+    servedStale: 0,
+    abandonedInQueue: 0,
+    /** Requests that waited behind a queued request with the same key (one generation for both). */
+    queuedTwins: 0,
+  };
+}
+
+export type Counters = ReturnType<typeof newCounters>;
+export type CounterName = keyof Counters;
+
+export interface BackendCounters {
+  attempts: number;
+  successes: number;
+  failures: number;
+  ttft: LatencyHistogram;
+}
+
+export interface SavedMetrics {
+  counters: Partial<Counters>;
+  queueMs: SavedHistogram;
+  totalMs: SavedHistogram;
+  backends: Record<string, { attempts: number; successes: number; failures: number; ttft: SavedHistogram }>;
+}
+
+export class GateMetrics {
+  readonly counters = newCounters();
+  /** Time from admission to a slot. */
+  readonly queueMs = new LatencyHistogram();
+  /** Time from a slot to the request's end. */
+  readonly totalMs = new LatencyHistogram();
+  private readonly backends = new Map<string, BackendCounters>();
+
+  /** `changed` runs after every update (the gate schedules a save). */
+  constructor(private readonly changed: () => void) {}
+
+  static restore(saved: SavedMetrics, changed: () => void): GateMetrics {
+    const m = new GateMetrics(changed);
+    for (const name of Object.keys(m.counters) as CounterName[]) m.counters[name] = saved.counters[name] ?? 0;
+    m.queueMs.restore(saved.queueMs);
+    m.totalMs.restore(saved.totalMs);
+    for (const [id, b] of Object.entries(saved.backends)) {
+      const c = m.backend(id);
+      c.attempts = b.attempts;
+      c.successes = b.successes;
+      c.failures = b.failures;
+      c.ttft.restore(b.ttft);
+    }
+    return m;
+  }
+
+  count(name: CounterName, n = 1): void {
+    this.counters[name] += n;
+    this.changed();
+  }
+
+  queued(ms: number): void {
+    this.queueMs.record(ms);
+    this.changed();
+  }
+
+  finished(ms: number): void {
+    this.totalMs.record(ms);
+    this.changed();
+  }
+
+  attemptStarted(backendId: string, continuation: boolean): void {
+    this.counters.attempts++;
+    if (continuation) this.counters.continuations++;
+    this.backend(backendId).attempts++;
+    this.changed();
+  }
+
+  /** An attempt's end. A 4xx for a bad request counts as a success: the backend is up. */
+  attemptEnded(backendId: string, outcome: AttemptReport["outcome"], ttftMs: number | undefined): void {
+    const c = this.backend(backendId);
+    if (outcome === "failure") c.failures++;
+    else if (outcome !== "cancelled") c.successes++;
+    if (ttftMs !== undefined) c.ttft.record(ttftMs);
+    this.changed();
+  }
+
+  backendCounters(id: string): BackendCounters | undefined {
+    return this.backends.get(id);
+  }
+
+  toJSON(): SavedMetrics {
+    return {
+      counters: this.counters,
+      queueMs: this.queueMs.toJSON(),
+      totalMs: this.totalMs.toJSON(),
+      backends: Object.fromEntries([...this.backends].map(([id, c]) => [id, { attempts: c.attempts, successes: c.successes, failures: c.failures, ttft: c.ttft.toJSON() }])),
+    };
+  }
+
+  private backend(id: string): BackendCounters {
+    let c = this.backends.get(id);
+    if (!c) this.backends.set(id, (c = { attempts: 0, successes: 0, failures: 0, ttft: new LatencyHistogram() }));
+    return c;
+  }
+}

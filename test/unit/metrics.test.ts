@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { GateMetrics } from "../../src/gate/metrics";
+import { LatencyHistogram } from "../../src/observe/histogram";
+
+describe("GateMetrics", () => {
+  it("comes back from its stored form with the same counters, histograms and backend counts", () => {
+    let changes = 0;
+    const m = new GateMetrics(() => changes++);
+    m.count("admitted", 3);
+    m.count("rejectedQueueFull");
+    m.queued(12);
+    m.finished(250);
+    m.finished(4_000);
+    m.attemptStarted("a", false);
+    m.attemptStarted("a", true);
+    m.attemptEnded("a", "success", 40);
+    m.attemptEnded("a", "failure", undefined);
+    m.attemptEnded("a", "cancelled", 15);
+    expect(changes).toBe(10);
+
+    const back = GateMetrics.restore(JSON.parse(JSON.stringify(m)), () => {});
+    expect(back.counters).toEqual(m.counters);
+    expect(back.counters).toMatchObject({ admitted: 3, rejectedQueueFull: 1, attempts: 2, continuations: 1 });
+    expect(back.queueMs.summary()).toEqual(m.queueMs.summary());
+    expect(back.totalMs.summary()).toEqual(m.totalMs.summary());
+    const a = back.backendCounters("a")!;
+    expect({ attempts: a.attempts, successes: a.successes, failures: a.failures }).toEqual({ attempts: 2, successes: 1, failures: 1 });
+    expect(a.ttft.summary()).toEqual(m.backendCounters("a")!.ttft.summary());
+    expect(a.ttft.count).toBe(2);
+  });
+
+  it("starts counters it has no stored value for at zero (a newer version added them)", () => {
+    const back = GateMetrics.restore({ counters: { completed: 7 }, queueMs: [], totalMs: [], backends: {} }, () => {});
+    expect(back.counters.completed).toBe(7);
+    expect(back.counters.queuedTwins).toBe(0);
+  });
+});
+
+describe("LatencyHistogram stored form", () => {
+  it("keeps only buckets with counts and ignores stored buckets out of range", () => {
+    const h = new LatencyHistogram();
+    for (const ms of [1, 5, 5, 900]) h.record(ms);
+    expect(h.toJSON()).toHaveLength(3);
+    const back = new LatencyHistogram();
+    back.restore([...h.toJSON(), [-1, 5], [10_000, 2], [3, 0]]);
+    expect(back.count).toBe(4);
+    expect(back.summary()).toEqual(h.summary());
+  });
+});
