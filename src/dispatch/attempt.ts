@@ -84,6 +84,8 @@ export class UpstreamAttempt {
   private deadlineError: () => AttemptError = () => new AttemptError("timeout", "timed out", true);
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = 0;
+  // Made once: the idle deadline moves on every read.
+  private readonly idleTimeout = () => new AttemptError("idle_timeout", `${this.req.grant.backend.id}: no token for ${this.req.timeouts.idleMs} ms.`, true);
 
   constructor(private readonly req: AttemptRequest) {}
 
@@ -140,15 +142,13 @@ export class UpstreamAttempt {
       this.ended = result.done;
     }
     const events: UpstreamEvent[] = [];
-    for (const message of this.parsed.splice(0)) {
+    for (const message of this.parsed) {
       const event = this.toEvent(message);
       events.push(event);
       if (event.kind === "done") break;
     }
-    if (this.sawToken) {
-      const { idleMs } = this.req.timeouts;
-      this.setDeadline(Date.now() + idleMs, () => new AttemptError("idle_timeout", `${grant.backend.id}: no token for ${idleMs} ms.`, true));
-    }
+    this.parsed.length = 0;
+    if (this.sawToken) this.setDeadline(Date.now() + this.req.timeouts.idleMs, this.idleTimeout);
     return events;
   }
 

@@ -23,6 +23,12 @@ export class SseSink implements ClientSink {
   private keepalive: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private unacked = 0;
+  // Bound once: a write costs one then() and no new closures.
+  private readonly onWritten = () => void this.unacked--;
+  private readonly onWriteFailed = () => {
+    this.unacked--;
+    this.gone.abort();
+  };
 
   constructor(
     private readonly headers: HeaderSource,
@@ -40,18 +46,18 @@ export class SseSink implements ClientSink {
     this.phase = phase;
   }
 
-  async send(chunks: FramedChunk[]): Promise<void> {
-    if (chunks.length === 0) return;
+  send(chunks: FramedChunk[]): Promise<void> {
+    if (chunks.length === 0) return Promise.resolve();
     this.commit();
     this.phase = "streaming";
     let text = "";
     for (const c of chunks) text += chunkEvent(++this.eventId, c.json);
-    await this.write(text);
+    return this.write(text);
   }
 
-  async comment(text: string): Promise<void> {
+  comment(text: string): Promise<void> {
     this.commit();
-    await this.write(commentLine(text));
+    return this.write(commentLine(text));
   }
 
   async finish(): Promise<void> {
@@ -108,19 +114,13 @@ export class SseSink implements ClientSink {
    * each one would tie the relay to a network round trip per chunk; instead up to
    * MAX_UNACKED_WRITES are in flight before the relay waits (backpressure for slow clients).
    */
-  private async write(text: string): Promise<void> {
-    if (this.closed || this.gone.signal.aborted) throw new Error("stream closed");
+  private write(text: string): Promise<void> {
+    if (this.closed || this.gone.signal.aborted) return Promise.reject(new Error("stream closed"));
     this.lastWriteAt = Date.now();
     const written = this.writer.write(this.encoder.encode(text));
     this.unacked++;
-    const settled = written.then(
-      () => void this.unacked--,
-      () => {
-        this.unacked--;
-        this.gone.abort();
-      },
-    );
-    if (this.unacked > MAX_UNACKED_WRITES) await settled;
+    const settled = written.then(this.onWritten, this.onWriteFailed);
+    return this.unacked > MAX_UNACKED_WRITES ? settled : Promise.resolve();
   }
 
   private async close(): Promise<void> {
