@@ -1,9 +1,11 @@
 // `npm run bench:cpu [-- --concurrency 50] [-- --calls 400] [-- --tokens 20]`: workerd CPU per
 // request (from /proc) for the bare pass-through, the js-relay floor and sluice, each serving the
 // same streams at a fixed concurrency. A round to warm up, then a measured round per system.
+// Last, the price of one Durable Object RPC on this machine (sluice makes three per request).
+import http from "node:http";
 import { parseArgs } from "node:util";
 import { callOnce, MODEL, type Target } from "./load";
-import { createTenant, processUsage, startFleet, startPassthrough, startSluice, type System } from "./stack";
+import { createTenant, processUsage, startFleet, startPassthrough, startRpcFloor, startSluice, type System } from "./stack";
 import { uniformCalls } from "./traffic";
 
 const { values: args } = parseArgs({ options: { concurrency: { type: "string", default: "50" }, calls: { type: "string", default: "400" }, tokens: { type: "string", default: "20" } } });
@@ -44,7 +46,34 @@ try {
       }
     }
   }
+  console.log(`${"gate RPC".padEnd(12)} ${(await rpcCost()).toFixed(3)} ms CPU per Durable Object call (a bare Worker, ${calls} requests of 0 and 3 calls)`);
 } finally {
   await Promise.all(systems.map(({ system }) => system.stop()));
   await fleet.stop();
+}
+
+/** CPU per RPC: requests making three calls each against requests making none, same concurrency. */
+async function rpcCost(): Promise<number> {
+  const floor = await startRpcFloor();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const get = (k: number) =>
+    new Promise<void>((resolve, reject) => {
+      http.get(`${floor.url}/?calls=${k}`, { agent }, (res) => res.resume().on("end", resolve)).on("error", reject);
+    });
+  const cpuPerRequest = async (k: number) => {
+    const before = processUsage(floor.pid)!.cpuSec;
+    let next = 0;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next++ < calls) await get(k);
+    }));
+    return (processUsage(floor.pid)!.cpuSec - before) / calls;
+  };
+  try {
+    await cpuPerRequest(3); // warm-up
+    const [none, three] = [await cpuPerRequest(0), await cpuPerRequest(3)];
+    return (1000 * (three - none)) / 3;
+  } finally {
+    agent.destroy();
+    await floor.stop();
+  }
 }

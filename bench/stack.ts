@@ -94,15 +94,25 @@ export async function startSluice(): Promise<System & { router: RunningRouter }>
  * A bare Worker in front of the sims: the pass-through (workerd pipes the body natively) or the
  * JS relay (reads and writes each event in JavaScript, the floor for any token-aware relay).
  */
-export async function startPassthrough(upstreams: string[], kind: "passthrough" | "js-relay" = "passthrough"): Promise<System> {
-  const script = await bundleWorker(path.join(ROOT, kind === "passthrough" ? "bench/passthrough-worker.ts" : "bench/js-relay-worker.ts"));
+export function startPassthrough(upstreams: string[], kind: "passthrough" | "js-relay" = "passthrough"): Promise<System> {
+  return startBenchWorker(kind, kind === "passthrough" ? "bench/passthrough-worker.ts" : "bench/js-relay-worker.ts", { bindings: { UPSTREAMS: upstreams.join(",") } });
+}
+
+/** The RPC floor: a bare Worker that calls a Durable Object `?calls=k` times per request. */
+export function startRpcFloor(): Promise<System> {
+  return startBenchWorker("rpc-floor", "bench/rpc-floor-worker.ts", { durableObjects: { COUNTER: { className: "Counter", useSQLite: true } } });
+}
+
+/** A bench-only Worker in a workerd of its own, through Miniflare's API. */
+async function startBenchWorker(name: string, file: string, options: Record<string, unknown>): Promise<System> {
+  const script = await bundleWorker(path.join(ROOT, file));
   const { value: mf, pid } = await withNewWorkerd(async () => {
-    const mf = new Miniflare({ modules: [{ type: "ESModule", path: "index.mjs", contents: script }], compatibilityDate: "2026-04-20", bindings: { UPSTREAMS: upstreams.join(",") }, host: "127.0.0.1", port: 0 });
+    const mf = new Miniflare({ modules: [{ type: "ESModule", path: "index.mjs", contents: script }], compatibilityDate: "2026-04-20", host: "127.0.0.1", port: 0, ...options } as ConstructorParameters<typeof Miniflare>[0]);
     await mf.ready;
     return mf;
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  return { name: kind, url, pid, stop: () => mf.dispose() };
+  return { name, url, pid, stop: () => mf.dispose() };
 }
 
 /** Installs the peer gateways (bench/peers) if needed; false when that fails. */

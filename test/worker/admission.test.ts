@@ -1,17 +1,13 @@
 // Admission through the TenantGate: priority order, 429 with Retry-After, 504, slot release.
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simStats } from "./helpers";
+import { blocker, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, oneSlot, readSse, resetSims, simStats } from "./helpers";
 import { dispatch } from "../../src/dispatch/dispatch";
 import { JsonSink } from "../../src/stream/json-sink";
 import { StreamProgress } from "../../src/stream/relay";
 import type { TenantGate } from "../../src/gate/tenant-gate";
 
 beforeEach(resetSims);
-
-const oneSlot = (limits: Record<string, number> = {}) => simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
-/** A request that holds the tenant's only slot for about `ms`. */
-const blocker = (key: string, ms: number) => chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: ms } });
 
 async function waitForQueue(tenant: string, depth: number): Promise<void> {
   expect(await eventually(async () => (await gateStats(tenant)).queue.depth === depth)).toBe(true);

@@ -59,6 +59,12 @@ export function chat(key: string, body: Record<string, unknown>, headers: Record
   });
 }
 
+/** A tenant on sim "a" with one slot and a queue behind it. */
+export const oneSlot = (limits: Record<string, number> = {}) => simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
+
+/** A request that holds the tenant's only slot for about `ms`. */
+export const blocker = (key: string, ms: number) => chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: ms } });
+
 export const MESSAGES = [{ role: "user", content: "Say something deterministic." }];
 
 /** What the sim answers for these messages, uninterrupted. */

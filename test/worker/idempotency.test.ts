@@ -3,7 +3,7 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createParser } from "eventsource-parser";
-import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
+import { blocker, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, oneSlot, readSse, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
 
 beforeEach(resetSims);
 
@@ -144,8 +144,6 @@ describe("Idempotency-Key", () => {
 });
 
 describe("twins while the first is queued", () => {
-  const oneSlot = (limits: Record<string, number> = {}) => simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
-  const blocker = (key: string, ms: number) => chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: ms } });
   const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 12 };
 
   it("waits behind the queued request and joins its generation: one upstream call", async () => {
