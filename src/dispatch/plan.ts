@@ -1,7 +1,7 @@
 // The route plan: which backends a request may use, in order. A model alias's own backends come
 // first (nearest region first unless the tenant pinned the order; among equals, fewest in flight),
 // then each fallback model's. Degradations (token budget, context window) reroute up front.
-import type { TenantConfig } from "../config/schema";
+import type { BackendConfig, TenantConfig } from "../config/schema";
 import { distanceKm, regionCoordinates, type Coordinates } from "./regions";
 
 export interface PlanEntry {
@@ -34,7 +34,7 @@ export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePla
     alias = budget.to;
   }
 
-  const backends = new Map(config.backends.map((b) => [b.id, b]));
+  const { backends } = indexOf(config);
   const entries: PlanEntry[] = [];
   const seenBackends = new Set<string>();
   const seenAliases = new Set<string>();
@@ -76,11 +76,30 @@ export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePla
   return { ok: true, entries, degradations };
 }
 
+/** What a plan needs of a config that does not change per request; made once per config object. */
+interface ConfigIndex {
+  backends: Map<string, BackendConfig>;
+  coordinates: Map<string, Coordinates | undefined>;
+}
+
+const indexes = new WeakMap<TenantConfig, ConfigIndex>();
+
+function indexOf(config: TenantConfig): ConfigIndex {
+  let index = indexes.get(config);
+  if (!index) {
+    index = {
+      backends: new Map(config.backends.map((b) => [b.id, b])),
+      coordinates: new Map(config.backends.map((b) => [b.id, regionCoordinates(b.region, b.lat, b.lon)])),
+    };
+    indexes.set(config, index);
+  }
+  return index;
+}
+
 function orderByProximity(route: string[], config: TenantConfig, input: PlanInput): string[] {
-  const byId = new Map(config.backends.map((b) => [b.id, b]));
+  const { coordinates } = indexOf(config);
   const distance = (id: string): number => {
-    const b = byId.get(id);
-    const at = b && regionCoordinates(b.region, b.lat, b.lon);
+    const at = coordinates.get(id);
     if (!input.origin || !at) return Number.MAX_SAFE_INTEGER;
     // Round to 500 km bands: backends in one metro area count as equally near.
     return Math.round(distanceKm(input.origin, at) / 500);

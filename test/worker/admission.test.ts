@@ -216,6 +216,23 @@ describe("slot release", () => {
     expect(await idle(tenant)).toBe(true);
   });
 
+  it("a lease removed before its row was written leaves nothing to write; a written one is deleted", async () => {
+    const { tenant } = await createTenant(oneSlot());
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const pending = await runInDurableObject(gate, (instance) => {
+      const rows = (instance as any).leaseRows;
+      rows.save({ id: "short", deadline: 1 });
+      rows.remove("short"); // before the flush: no row, so no DELETE either
+      const afterShort = rows.pending.size;
+      rows.save({ id: "long", deadline: 1 }, true); // written at once
+      rows.remove("long");
+      return [afterShort, rows.pending.size];
+    });
+    expect(pending).toEqual([0, 1]);
+    await runInDurableObject(gate, (instance) => (instance as any).leaseRows.flush());
+    expect(await storedLeases(gate)).toBe(0);
+  });
+
   it("a lease a journal entry points to is stored at once, so even an instant restart keeps it", async () => {
     const { tenant } = await createTenant(oneSlot());
     const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
