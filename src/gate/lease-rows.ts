@@ -68,6 +68,14 @@ export class LeaseRows<L extends LeaseRow> {
   }
 
   private schedule(): void {
-    this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+    this.timer ??= setTimeout(() => {
+      // A failed write keeps its rows pending for the next flush; say so rather than leave an
+      // uncaught exception in a timer.
+      try {
+        this.flush();
+      } catch (err) {
+        console.error(JSON.stringify({ level: "error", msg: "lease rows not written", error: String(err) }));
+      }
+    }, this.flushMs);
   }
 }

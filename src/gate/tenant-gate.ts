@@ -771,7 +771,12 @@ export class TenantGate extends DurableObject<Env> {
   private scheduleMetricsSave(): void {
     this.metricsSaveTimer ??= setTimeout(() => {
       this.metricsSaveTimer = undefined;
-      this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('metrics', ?)`, JSON.stringify(this.metrics));
+      try {
+        this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('metrics', ?)`, JSON.stringify(this.metrics));
+      } catch (err) {
+        // The next change tries again; say so rather than leave an uncaught exception in a timer.
+        console.error(JSON.stringify({ level: "error", tenant: this.tenant, msg: "gate metrics not stored", error: String(err) }));
+      }
     }, METRICS_SAVE_MS);
   }
 }

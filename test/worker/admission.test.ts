@@ -233,6 +233,22 @@ describe("slot release", () => {
     expect(await storedLeases(gate)).toBe(0);
   });
 
+  it("a failed lease write keeps its rows pending for the next flush", async () => {
+    const { tenant } = await createTenant(oneSlot());
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    await runInDurableObject(gate, (instance, state) => {
+      state.storage.sql.exec(`DROP TABLE leases`); // every write to it now fails
+      (instance as any).leaseRows.save({ id: "kept", deadline: 1 });
+    });
+    await new Promise((r) => setTimeout(r, 200)); // the flush timer fires and fails
+    expect(await runInDurableObject(gate, (instance) => (instance as any).leaseRows.pending.has("kept"))).toBe(true);
+    await runInDurableObject(gate, (instance, state) => {
+      state.storage.sql.exec(`CREATE TABLE leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
+      (instance as any).leaseRows.flush();
+    });
+    expect(await storedLeases(gate)).toBe(1);
+  });
+
   it("a lease a journal entry points to is stored at once, so even an instant restart keeps it", async () => {
     const { tenant } = await createTenant(oneSlot());
     const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
