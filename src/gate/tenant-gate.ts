@@ -51,7 +51,23 @@ interface Lease {
   recordKey?: string;
   /** The current attempt produced a first token (its breaker already counted the success). */
   answered?: boolean;
+  /** Backends that failed an attempt of this request: its retries try them last. */
+  failed?: string[];
 }
+
+/** What a retry steers away from (see pickBackend). */
+interface RetryAvoid {
+  /** Region of the backend that just failed. */
+  region?: string;
+  /** Backends that already failed for this request. */
+  failed: string[];
+}
+
+/**
+ * A backend counts as failing for retries when its breaker window holds at least this many
+ * failures and no more successes: still closed, but most of its recent attempts fail.
+ */
+const FAILING_MIN_FAILURES = 3;
 
 interface Waiter {
   request: AdmitRequest;
@@ -363,7 +379,7 @@ export class TenantGate extends DurableObject<Env> {
     // After a backend failure, another region goes first: failures cluster by region (outages,
     // network), so the neighbour of a failed backend is the likeliest to fail next.
     const failedRegion = report?.outcome === "failure" ? this.backendsById.get(report.backendId)?.region : undefined;
-    const pick = this.pickBackend(lease.plan, lease.cursor + 1, needs.mustContinue, now, failedRegion);
+    const pick = this.pickBackend(lease.plan, lease.cursor + 1, needs.mustContinue, now, { region: failedRegion, failed: lease.failed ?? [] });
     // Every eligible backend is busy: wait for a slot rather than overload one.
     if (!pick.ok && pick.reason === "capacity") return { kind: "wait", delayMs: CAPACITY_POLL_MS };
     if (!pick.ok) {
@@ -591,10 +607,18 @@ export class TenantGate extends DurableObject<Env> {
    * one whose breaker allows it and which has a free slot, outside `avoidRegion` if possible.
    * Backends still inside a Retry-After window are used only when nothing else is, after the wait.
    */
-  private pickBackend(plan: PlanEntry[], from: number, mustResume: boolean, now: number, avoidRegion?: string): Pick {
+  /**
+   * The next backend of the plan from `from` on (cyclically) that can take an attempt now. A retry
+   * (`retry` given) prefers, in turn: a backend in another region than the one that just failed;
+   * one in the same region; one that failed for this request or is failing most of its recent
+   * attempts (its breaker not yet open). Last comes a backend that asked to be left alone for a
+   * while (Retry-After), with the wait.
+   */
+  private pickBackend(plan: PlanEntry[], from: number, mustResume: boolean, now: number, retry?: RetryAvoid): Pick {
     const backends = this.backendsById;
     let deferred: { cursor: number; delayMs: number } | undefined;
     let sameRegion: number | undefined;
+    let lastResort: number | undefined;
     let breakerWaitMs: number | undefined;
     let capacityBlocked = false;
     for (let k = 0; k < plan.length; k++) {
@@ -613,11 +637,15 @@ export class TenantGate extends DurableObject<Env> {
         continue;
       }
       const waitMs = (this.notBefore.get(backend.id) ?? 0) - now;
-      if (waitMs <= 0 && avoidRegion !== undefined && backend.region === avoidRegion) sameRegion ??= cursor;
-      else if (waitMs <= 0) return { ok: true, cursor, delayMs: 0 };
-      else if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
+      if (waitMs > 0) {
+        if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
+      } else if (!retry) return { ok: true, cursor, delayMs: 0 };
+      else if (retry.failed.includes(backend.id) || failingMostly(breaker, now)) lastResort ??= cursor;
+      else if (backend.region === retry.region) sameRegion ??= cursor;
+      else return { ok: true, cursor, delayMs: 0 };
     }
-    if (sameRegion !== undefined) return { ok: true, cursor: sameRegion, delayMs: 0 };
+    const fallback = sameRegion ?? lastResort;
+    if (fallback !== undefined) return { ok: true, cursor: fallback, delayMs: 0 };
     if (deferred) return { ok: true, ...deferred };
     if (capacityBlocked) return { ok: false, reason: "capacity" };
     if (breakerWaitMs !== undefined) return { ok: false, reason: "breaker", retryAfterMs: breakerWaitMs };
@@ -650,6 +678,7 @@ export class TenantGate extends DurableObject<Env> {
     const stateBefore = breaker?.stateAt(now);
     if (report.outcome === "failure") {
       breaker?.onFailure(now, lease.probe);
+      if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
       if (report.retryAfterMs !== undefined) this.notBefore.set(report.backendId, now + Math.min(report.retryAfterMs, MAX_RETRY_AFTER_MS));
     } else if (report.outcome === "cancelled") {
       breaker?.onAbandon(lease.probe);
@@ -787,4 +816,10 @@ function keyReused(): Rejection {
 
 function queueTimeout(config: TenantConfig): Rejection {
   return { kind: "reject", status: 504, code: "queue_timeout", message: `The request waited ${config.limits.maxQueueWaitMs} ms in the queue without a free slot.` };
+}
+
+/** Closed, but most of the backend's recent attempts failed (see FAILING_MIN_FAILURES). */
+function failingMostly(breaker: CircuitBreaker, now: number): boolean {
+  const { successes, failures } = breaker.counts(now);
+  return failures >= FAILING_MIN_FAILURES && failures >= successes;
 }

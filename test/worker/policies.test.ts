@@ -203,6 +203,36 @@ describe("routing", () => {
     expect((await simStats("c")).requests).toBe(0);
   });
 
+  it("retries a backend that has not failed for this request before one that has", async () => {
+    // a and c are in us-east, b in eu-west; the plan lists a, c, b. a and b fail.
+    await simControl("b", { failRate: 1, failStatus: 503 });
+    const { key } = await createTenant(simConfig(["a", "c", "b"]));
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } });
+    // a, then b (another region), then c: not a again, though it is in the other region from b.
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-sluice-backend")).toBe("c");
+    expect(res.headers.get("x-sluice-attempts")).toBe("3");
+    await drain(res);
+    expect((await simStats("a")).requests).toBe(1);
+  });
+
+  it("retries elsewhere before a backend that fails most of its recent attempts, though its circuit is closed", async () => {
+    const { key } = await createTenant({
+      ...simConfig(["a", "b", "c"]),
+      models: { chat: { route: ["a", "b", "c"], order: "pinned" }, "only-b": { route: ["b"] } },
+      breaker: { consecutiveFailures: 50, minRequests: 50 },
+    });
+    // b fails three attempts (one request, three tries), then recovers: its window says failing.
+    await simControl("b", { failRate: 1, failStatus: 503 });
+    expect((await chat(key, { model: "only-b", messages: MESSAGES })).status).toBe(502);
+    await simControl("b", { failRate: 0 });
+    // a fails; the region rule alone would pick b (eu-west) over c (a's neighbour).
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } });
+    expect(res.headers.get("x-sluice-backend")).toBe("c");
+    await drain(res);
+    expect((await simStats("b")).requests).toBe(3);
+  });
+
   it("never sends a backend more than its maxConcurrency", async () => {
     await simControl("a", { tokensPerSecond: 50 });
     await simControl("b", { tokensPerSecond: 50 });
