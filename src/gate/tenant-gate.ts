@@ -610,8 +610,9 @@ export class TenantGate extends DurableObject<Env> {
   /**
    * The next backend of the plan from `from` on (cyclically) that can take an attempt now. A retry
    * (`retry` given) prefers, in turn: a backend in another region than the one that just failed;
-   * one in the same region; one that failed for this request or is failing most of its recent
-   * attempts (its breaker not yet open). Last comes a backend that asked to be left alone for a
+   * one in the same region; one that failed for this request, is failing most of its recent
+   * attempts (its breaker not yet open), or is on probation (half-open: a probe should be a fresh
+   * request, not one that already failed). Last comes a backend that asked to be left alone for a
    * while (Retry-After), with the wait.
    */
   private pickBackend(plan: PlanEntry[], from: number, mustResume: boolean, now: number, retry?: RetryAvoid): Pick {
@@ -640,7 +641,7 @@ export class TenantGate extends DurableObject<Env> {
       if (waitMs > 0) {
         if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
       } else if (!retry) return { ok: true, cursor, delayMs: 0 };
-      else if (retry.failed.includes(backend.id) || failingMostly(breaker, now)) lastResort ??= cursor;
+      else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now)) lastResort ??= cursor;
       else if (backend.region === retry.region) sameRegion ??= cursor;
       else return { ok: true, cursor, delayMs: 0 };
     }

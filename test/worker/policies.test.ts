@@ -233,6 +233,22 @@ describe("routing", () => {
     expect((await simStats("b")).requests).toBe(3);
   });
 
+  it("does not spend a retry on probing a half-open backend when another can take it", async () => {
+    const { key } = await createTenant({
+      ...simConfig(["a", "b", "c"]),
+      models: { chat: { route: ["a", "b", "c"], order: "pinned" }, "only-b": { route: ["b"] } },
+      breaker: { consecutiveFailures: 2, cooldownMs: 200 },
+    });
+    await simControl("b", { failRate: 1, failStatus: 503 });
+    expect((await chat(key, { model: "only-b", messages: MESSAGES })).status).toBe(503); // two failures open b
+    await simControl("b", { failRate: 0 });
+    await new Promise((r) => setTimeout(r, 250)); // b is half-open now
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } });
+    expect(res.headers.get("x-sluice-backend")).toBe("c");
+    await drain(res);
+    expect((await simStats("b")).requests).toBe(2);
+  });
+
   it("never sends a backend more than its maxConcurrency", async () => {
     await simControl("a", { tokensPerSecond: 50 });
     await simControl("b", { tokensPerSecond: 50 });
