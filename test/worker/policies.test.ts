@@ -216,34 +216,35 @@ describe("routing", () => {
     expect((await simStats("a")).requests).toBe(1);
   });
 
-  it("retries elsewhere before a backend that fails most of its recent attempts, though its circuit is closed", async () => {
+  /**
+   * A tenant whose "chat" plan is a, b, c (b alone in eu-west), after one request to "only-b" met b
+   * failing every attempt (b recovers right after). Then a request to "chat" that fails on a: the
+   * region rule alone would retry on b.
+   */
+  async function retryAfterBFailed(breaker: Record<string, number>, onlyBStatus: number): Promise<Response> {
     const { key } = await createTenant({
       ...simConfig(["a", "b", "c"]),
       models: { chat: { route: ["a", "b", "c"], order: "pinned" }, "only-b": { route: ["b"] } },
-      breaker: { consecutiveFailures: 50, minRequests: 50 },
+      breaker,
     });
-    // b fails three attempts (one request, three tries), then recovers: its window says failing.
     await simControl("b", { failRate: 1, failStatus: 503 });
-    expect((await chat(key, { model: "only-b", messages: MESSAGES })).status).toBe(502);
+    expect((await chat(key, { model: "only-b", messages: MESSAGES })).status).toBe(onlyBStatus);
     await simControl("b", { failRate: 0 });
-    // a fails; the region rule alone would pick b (eu-west) over c (a's neighbour).
-    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } });
+    if (breaker.cooldownMs) await new Promise((r) => setTimeout(r, breaker.cooldownMs! + 50)); // past the cooldown
+    return chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } });
+  }
+
+  it("retries elsewhere before a backend that fails most of its recent attempts, though its circuit is closed", async () => {
+    // Three attempts of one request fail on b; its circuit stays closed, its window says failing.
+    const res = await retryAfterBFailed({ consecutiveFailures: 50, minRequests: 50 }, 502);
     expect(res.headers.get("x-sluice-backend")).toBe("c");
     await drain(res);
     expect((await simStats("b")).requests).toBe(3);
   });
 
   it("does not spend a retry on probing a half-open backend when another can take it", async () => {
-    const { key } = await createTenant({
-      ...simConfig(["a", "b", "c"]),
-      models: { chat: { route: ["a", "b", "c"], order: "pinned" }, "only-b": { route: ["b"] } },
-      breaker: { consecutiveFailures: 2, cooldownMs: 200 },
-    });
-    await simControl("b", { failRate: 1, failStatus: 503 });
-    expect((await chat(key, { model: "only-b", messages: MESSAGES })).status).toBe(503); // two failures open b
-    await simControl("b", { failRate: 0 });
-    await new Promise((r) => setTimeout(r, 250)); // b is half-open now
-    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } });
+    // Two failures open b's circuit (the request then gets 503); after the cooldown it is half-open.
+    const res = await retryAfterBFailed({ consecutiveFailures: 2, cooldownMs: 200 }, 503);
     expect(res.headers.get("x-sluice-backend")).toBe("c");
     await drain(res);
     expect((await simStats("b")).requests).toBe(2);
