@@ -1,4 +1,5 @@
-// Admin API: tenant configs and keys in KV, live stats from the tenant's gate, dead letters from D1.
+// Admin API: tenant configs and keys in KV, live stats from the tenant's gate (JSON, or Prometheus'
+// text format), dead letters from D1.
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
@@ -11,6 +12,7 @@ import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, readTenantConfig, writeT
 import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 import { gateClient } from "../gate/client";
+import { prometheusText, type GateStats } from "../observe/prometheus";
 
 const KeySchema = z.object({
   key: z.string().min(12, "keys must be at least 12 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
@@ -23,6 +25,13 @@ const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
 });
 
 const gateOf = (env: Env, tenant: string) => gateClient(env.TENANT_GATE, tenant);
+
+/** The gate's stats, or null when the tenant has no config. */
+async function statsOf(env: Env, tenant: string): Promise<GateStats | null> {
+  return (await readTenantConfig(env, tenant)) ? gateOf(env, tenant).stats() : null;
+}
+
+const tenantNotFound = (tenant: string) => errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
 
 export const adminRoute = new Hono<AppEnv>()
   .use("*", adminAuth)
@@ -37,11 +46,11 @@ export const adminRoute = new Hono<AppEnv>()
   })
   .get("/tenants/:tenant", async (c) => {
     const config = await readTenantConfig(c.env, c.req.param("tenant"));
-    return config ? c.json(config) : errorResponse(404, "tenant_not_found", `No tenant "${c.req.param("tenant")}".`);
+    return config ? c.json(config) : tenantNotFound(c.req.param("tenant"));
   })
   .delete("/tenants/:tenant", async (c) => {
     const tenant = c.req.param("tenant");
-    if (!(await deleteTenant(c.env, tenant))) return errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
+    if (!(await deleteTenant(c.env, tenant))) return tenantNotFound(tenant);
     await gateOf(c.env, tenant).applyConfig(tenant, null);
     return c.json({ deleted: tenant });
   })
@@ -56,9 +65,13 @@ export const adminRoute = new Hono<AppEnv>()
     return c.json({ tenant, key }, 201);
   })
   .get("/tenants/:tenant/stats", async (c) => {
-    const tenant = c.req.param("tenant");
-    if (!(await readTenantConfig(c.env, tenant))) return errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
-    return c.json(await gateOf(c.env, tenant).stats());
+    const stats = await statsOf(c.env, c.req.param("tenant"));
+    return stats ? c.json(stats) : tenantNotFound(c.req.param("tenant"));
+  })
+  .get("/tenants/:tenant/metrics", async (c) => {
+    const stats = await statsOf(c.env, c.req.param("tenant"));
+    if (!stats) return tenantNotFound(c.req.param("tenant"));
+    return c.body(prometheusText(stats), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   })
   .get("/tenants/:tenant/dead-letters", async (c) => {
     const limit = Number(c.req.query("limit") ?? "100");

@@ -36,6 +36,28 @@ function newCounters() {
 export type Counters = ReturnType<typeof newCounters>;
 export type CounterName = keyof Counters;
 
+/** What each counter counts, for metric exports (`GET /admin/tenants/{tenant}/metrics`). */
+export const COUNTER_HELP: Record<CounterName, string> = {
+  admitted: "Requests given a slot.",
+  queued: "Requests that waited in the queue.",
+  rejectedQueueFull: "Requests answered 429 queue_full (displaced ones and Worker sheds included).",
+  shedByWorker: "Of the queue_full answers: given by a Worker from a shed hint, without asking the gate.",
+  rejectedQueueTimeout: "Requests answered 504 queue_timeout.",
+  rejectedNoBackend: "Requests answered 503 no_backend_available (every circuit open).",
+  completed: "Requests that ended complete.",
+  partial: "Requests that ended with the partial-completion error event.",
+  failed: "Requests that failed before their first token.",
+  cancelled: "Requests whose client went away.",
+  abandoned: "Requests whose Worker stopped renewing the lease (reclaimed by the alarm).",
+  attempts: "Upstream attempts.",
+  retries: "Attempts after the first of a request.",
+  continuations: "Attempts that carried on a stream cut mid-way.",
+  budgetDenied: "Retries the retry budget refused.",
+  servedStale: "Requests answered from a stored answer after every backend failed (stale-if-error).",
+  abandonedInQueue: "Queued requests dropped because nobody polled their ticket.",
+  queuedTwins: "Requests that waited behind a queued request with the same key.",
+};
+
 export interface BackendCounters {
   attempts: number;
   successes: number;

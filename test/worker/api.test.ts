@@ -147,4 +147,18 @@ describe("admin API", () => {
     expect(dl).toEqual({ object: "list", data: [], next_before: null });
     await expectError(await admin(`/tenants/${tenant}/dead-letters?limit=0`), 400, "invalid_limit");
   });
+
+  it("exports the same stats in Prometheus' text format", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"]));
+    await (await chat(key, { model: "chat", messages: MESSAGES })).arrayBuffer();
+    const res = await admin(`/tenants/${tenant}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const lines = (await res.text()).split("\n");
+    expect(lines).toContain(`sluice_completed_total{tenant="${tenant}"} 1`);
+    expect(lines).toContain(`sluice_backend_attempts_total{tenant="${tenant}",backend="a",region="us-east"} 1`);
+    expect(lines).toContain(`sluice_backend_breaker_state{tenant="${tenant}",backend="a",region="us-east",state="closed"} 1`);
+    await expectError(await admin("/tenants/nobody-here/metrics"), 404, "tenant_not_found");
+    await expectError(await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/metrics`), 401, "missing_admin_token");
+  });
 });

@@ -1,0 +1,67 @@
+// A tenant gate's stats in Prometheus' text exposition format (0.0.4), for a scraper:
+// `GET /admin/tenants/{tenant}/metrics`. Counters keep counting across gate restarts (they are
+// stored), so rates over them hold. Latency percentiles come from the gate's histograms and are
+// exported as gauges with a `quantile` label.
+import { COUNTER_HELP, type CounterName } from "../gate/metrics";
+import type { TenantGate } from "../gate/tenant-gate";
+
+export type GateStats = Awaited<ReturnType<TenantGate["stats"]>>;
+type Labels = Record<string, string>;
+type Percentiles = { count: number; p50?: number; p95?: number; p99?: number };
+
+const BREAKER_STATES = ["closed", "half-open", "open"] as const;
+
+export function prometheusText(stats: GateStats): string {
+  const out: string[] = [];
+  const tenant = { tenant: stats.tenant ?? "" };
+  const family = (name: string, type: "counter" | "gauge", help: string, samples: Array<[Labels, number]>) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) out.push(`${name}${labelText(labels)} ${value}`);
+  };
+  const percentiles = (name: string, help: string, rows: Array<[Labels, Percentiles]>) => {
+    family(`${name}_ms`, "gauge", `${help} (ms; upper bound of the histogram bucket, within ~10%).`, rows.flatMap(([labels, p]) => quantiles(labels, p)));
+    family(`${name}_count`, "counter", `Samples behind ${name}_ms.`, rows.map(([labels, p]) => [labels, p.count]));
+  };
+
+  for (const [name, value] of Object.entries(stats.counters) as Array<[CounterName, number]>) {
+    family(`sluice_${snakeCase(name)}_total`, "counter", COUNTER_HELP[name], [[tenant, value]]);
+  }
+  family("sluice_queue_depth", "gauge", "Requests waiting in the queue, by priority.", Object.entries(stats.queue.byPriority).map(([priority, n]) => [{ ...tenant, priority }, n]));
+  family("sluice_queue_oldest_wait_ms", "gauge", "How long the oldest queued request has waited.", [[tenant, stats.queue.oldestWaitMs]]);
+  family("sluice_queue_drain_per_second", "gauge", "Slots freed per second, recently.", [[tenant, stats.queue.drainPerSecond]]);
+  family("sluice_in_flight", "gauge", "Requests holding a slot.", [[tenant, stats.inFlight]]);
+  if (stats.limits) family("sluice_max_concurrency", "gauge", "The tenant's slot limit.", [[tenant, stats.limits.maxConcurrency]]);
+  if (stats.retryBudget) {
+    family("sluice_retry_budget_retries", "gauge", "Retries in the retry budget's window.", [[tenant, stats.retryBudget.retries]]);
+    family("sluice_retry_budget_allowed", "gauge", "Retries the budget allows in its window.", [[tenant, stats.retryBudget.allowed]]);
+  }
+  family("sluice_journal_entries", "gauge", "Replay journal entries stored.", [[tenant, stats.journal.entries]]);
+  family("sluice_journal_bytes", "gauge", "Bytes of chunks in the replay journal.", [[tenant, stats.journal.bytes]]);
+  percentiles("sluice_queue_wait", "Time from admission to a slot", [[tenant, stats.latencyMs.queue]]);
+  percentiles("sluice_request_duration", "Time from a slot to the request's end", [[tenant, stats.latencyMs.total]]);
+
+  const backends = stats.backends.map((b) => [{ ...tenant, backend: b.id, region: b.region }, b] as const);
+  family("sluice_backend_in_flight", "gauge", "Attempts running on the backend.", backends.map(([l, b]) => [l, b.inFlight]));
+  family("sluice_backend_max_concurrency", "gauge", "The backend's attempt limit.", backends.map(([l, b]) => [l, b.maxConcurrency]));
+  family("sluice_backend_breaker_state", "gauge", "1 for the circuit breaker's current state.", backends.flatMap(([l, b]) => BREAKER_STATES.map((state) => [{ ...l, state }, b.breaker === state ? 1 : 0] as [Labels, number])));
+  family("sluice_backend_attempts_total", "counter", "Attempts sent to the backend.", backends.map(([l, b]) => [l, b.attempts]));
+  family("sluice_backend_successes_total", "counter", "Attempts the backend answered (a 4xx counts: the backend is up).", backends.map(([l, b]) => [l, b.successes]));
+  family("sluice_backend_failures_total", "counter", "Attempts the backend failed.", backends.map(([l, b]) => [l, b.failures]));
+  percentiles("sluice_backend_ttft", "Time to the backend's first token", backends.map(([l, b]) => [l, b.ttftMs]));
+  return `${out.join("\n")}\n`;
+}
+
+function quantiles(labels: Labels, p: Percentiles): Array<[Labels, number]> {
+  const rows: Array<[Labels, number]> = [];
+  for (const [q, v] of [["0.5", p.p50], ["0.95", p.p95], ["0.99", p.p99]] as const) if (v !== undefined) rows.push([{ ...labels, quantile: q }, v]);
+  return rows;
+}
+
+function labelText(labels: Labels): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+function snakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}

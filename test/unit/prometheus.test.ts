@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { GateMetrics } from "../../src/gate/metrics";
+import { prometheusText, type GateStats } from "../../src/observe/prometheus";
+
+function sampleStats(): GateStats {
+  const metrics = new GateMetrics(() => {});
+  metrics.count("completed", 3);
+  metrics.count("rejectedQueueFull", 2);
+  metrics.queued(12);
+  return {
+    tenant: "acme",
+    queue: { depth: 2, byPriority: { high: 0, normal: 2, low: 0 }, oldestWaitMs: 40, drainPerSecond: 1.5 },
+    inFlight: 4,
+    limits: null,
+    counters: { ...metrics.counters },
+    retryBudget: { requests: 10, retries: 1, allowed: 5 },
+    journal: { entries: 7, bytes: 2048 },
+    latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
+    backends: [
+      { id: "use1-a", region: 'us "east"\\1', breaker: "half-open", breakerRetryAfterMs: 0, window: { successes: 1, failures: 3 }, inFlight: 2, maxConcurrency: 8, attempts: 9, successes: 6, failures: 3, ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 } },
+    ],
+  };
+}
+
+describe("prometheusText", () => {
+  const text = prometheusText(sampleStats());
+  const lines = text.split("\n");
+
+  it("exports every gate counter as a counter family with its help", () => {
+    expect(lines).toContain("# TYPE sluice_completed_total counter");
+    expect(lines).toContain('sluice_completed_total{tenant="acme"} 3');
+    expect(lines).toContain('sluice_rejected_queue_full_total{tenant="acme"} 2');
+    expect(lines).toContain('sluice_queued_twins_total{tenant="acme"} 0');
+  });
+
+  it("exports gauges, percentiles and per-backend families with labels", () => {
+    expect(lines).toContain('sluice_queue_depth{tenant="acme",priority="normal"} 2');
+    expect(lines).toContain('sluice_in_flight{tenant="acme"} 4');
+    expect(lines).toContain('sluice_queue_wait_count{tenant="acme"} 1');
+    expect(lines.some((l) => l.startsWith('sluice_queue_wait_ms{tenant="acme",quantile="0.5"} '))).toBe(true);
+    // No samples yet: no quantiles, only the count.
+    expect(lines.some((l) => l.startsWith("sluice_request_duration_ms{"))).toBe(false);
+    expect(lines).toContain('sluice_request_duration_count{tenant="acme"} 0');
+    const backend = 'tenant="acme",backend="use1-a",region="us \\"east\\"\\\\1"';
+    expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="half-open"} 1`);
+    expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="open"} 0`);
+    expect(lines).toContain(`sluice_backend_failures_total{${backend}} 3`);
+    expect(lines).toContain(`sluice_backend_ttft_ms{${backend},quantile="0.95"} 90`);
+  });
+
+  it("is well-formed: every sample belongs to the family declared before it, and ends with a newline", () => {
+    expect(text.endsWith("\n")).toBe(true);
+    let family = "";
+    for (const line of lines.filter(Boolean)) {
+      const declared = /^# TYPE (\S+) (counter|gauge)$/.exec(line);
+      if (declared) family = declared[1]!;
+      else if (!line.startsWith("# HELP ")) expect(line).toMatch(new RegExp(`^${family}(\\{[^}]*\\})? -?[0-9.e+]+$`));
+    }
+  });
+});
