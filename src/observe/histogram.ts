@@ -3,6 +3,9 @@
 const BUCKETS_PER_DOUBLING = 8;
 const MAX_BUCKET = 8 * 24; // up to 2^24 ms (~4.6 h)
 
+/** Sample count and percentiles (ms); a percentile is absent while there are no samples. */
+export type LatencySummary = { count: number; p50?: number; p95?: number; p99?: number };
+
 /** A histogram's stored form: [bucket, count] for each bucket that has counts. */
 export type SavedHistogram = Array<[number, number]>;
 
@@ -50,7 +53,7 @@ export class LatencyHistogram {
     }
   }
 
-  summary(): { count: number; p50?: number; p95?: number; p99?: number } {
+  summary(): LatencySummary {
     return { count: this.total, p50: this.quantile(0.5), p95: this.quantile(0.95), p99: this.quantile(0.99) };
   }
 }

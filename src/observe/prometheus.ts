@@ -2,14 +2,15 @@
 // `GET /admin/tenants/{tenant}/metrics`. Counters keep counting across gate restarts (they are
 // stored), so rates over them hold. Latency percentiles come from the gate's histograms and are
 // exported as gauges with a `quantile` label.
+import type { BreakerState } from "../gate/breaker";
 import { COUNTER_HELP, type CounterName } from "../gate/metrics";
 import type { TenantGate } from "../gate/tenant-gate";
+import type { LatencySummary } from "./histogram";
 
 export type GateStats = Awaited<ReturnType<TenantGate["stats"]>>;
 type Labels = Record<string, string>;
-type Percentiles = { count: number; p50?: number; p95?: number; p99?: number };
 
-const BREAKER_STATES = ["closed", "half-open", "open"] as const;
+const BREAKER_STATES: readonly BreakerState[] = ["closed", "half-open", "open"];
 
 export function prometheusText(stats: GateStats): string {
   const out: string[] = [];
@@ -18,7 +19,7 @@ export function prometheusText(stats: GateStats): string {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, value] of samples) out.push(`${name}${labelText(labels)} ${value}`);
   };
-  const percentiles = (name: string, help: string, rows: Array<[Labels, Percentiles]>) => {
+  const percentiles = (name: string, help: string, rows: Array<[Labels, LatencySummary]>) => {
     family(`${name}_ms`, "gauge", `${help} (ms; upper bound of the histogram bucket, within ~10%).`, rows.flatMap(([labels, p]) => quantiles(labels, p)));
     family(`${name}_count`, "counter", `Samples behind ${name}_ms.`, rows.map(([labels, p]) => [labels, p.count]));
   };
@@ -51,7 +52,7 @@ export function prometheusText(stats: GateStats): string {
   return `${out.join("\n")}\n`;
 }
 
-function quantiles(labels: Labels, p: Percentiles): Array<[Labels, number]> {
+function quantiles(labels: Labels, p: LatencySummary): Array<[Labels, number]> {
   const rows: Array<[Labels, number]> = [];
   for (const [q, v] of [["0.5", p.p50], ["0.95", p.p95], ["0.99", p.p99]] as const) if (v !== undefined) rows.push([{ ...labels, quantile: q }, v]);
   return rows;
