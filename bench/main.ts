@@ -11,6 +11,7 @@ import { trafficMix, uniformCalls, type Session } from "./traffic";
 import { percentiles, round, summarize, type SystemRun } from "./summary";
 import { ADMIN_TOKEN, createTenant, ensurePeers, getFreePort, processUsage, startFleet, startPassthrough, startPortkey, startSluice, type Fleet, type SimSpec, type System } from "./stack";
 import { writeReport } from "./report";
+import { judgeTargets, type RunResults } from "./targets";
 
 const { values: args } = parseArgs({
   options: {
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
     return list;
   };
 
-  const results: Record<string, unknown> = {};
+  const results: RunResults = {};
   const violations: string[] = [];
   try {
     const only = args.only?.split(",");
@@ -121,6 +122,9 @@ async function main(): Promise<void> {
     files.push("docs/benchmarks.md");
   }
   console.log(`[bench] wrote ${[path.join(outDir, "results.json"), ...files].join(", ")}`);
+  const verdicts = judgeTargets(results);
+  console.log(`[bench] targets${QUICK ? " (quick run: smaller loads than the targets name)" : ""}: ${verdicts.filter((v) => v.met).length} met, ${verdicts.filter((v) => v.met === false).length} missed`);
+  for (const v of verdicts) console.log(`  ${v.met === undefined ? "–" : v.met ? "met   " : "missed"}  ${v.target}: ${v.measured}`);
   if (violations.length) {
     console.error(`[bench] INVARIANTS BROKEN:\n  ${violations.join("\n  ")}`);
     process.exit(1);

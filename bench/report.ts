@@ -2,13 +2,14 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import type { SystemRun as Run } from "./summary";
+import { judgeTargets, type RunResults } from "./targets";
 
 interface BenchRun {
   startedAt: string;
   quick: boolean;
   seed: number;
   machine: { cpus: number; cpuModel: string; memoryGb: number; node: string; platform: string };
-  results: Record<string, unknown>;
+  results: RunResults;
   violations: string[];
 }
 
@@ -17,30 +18,23 @@ const fmt = (n: number | undefined) => (n === undefined ? "–" : String(n));
 const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
 
 export async function writeReport(run: BenchRun, outDir: string): Promise<string[]> {
-  const overhead = run.results.overhead as Record<string, Record<string, Run>>;
-  const overload = run.results.overload as Record<string, Run>;
-  const chaos = run.results.chaos as Record<string, Run>;
+  const { overhead = {}, overload = {}, chaos = {} } = run.results;
   const lines: string[] = [];
   lines.push(`# sluice benchmark${run.quick ? " (quick)" : ""}`, "");
   lines.push(`Run ${run.startedAt}, seed ${run.seed}, on ${run.machine.cpus} × ${run.machine.cpuModel}, ${run.machine.memoryGb} GiB, Node ${run.machine.node}, ${run.machine.platform}.`);
   lines.push("Everything on one machine: sims, routers on workerd (Miniflare's API), the Portkey gateway, and the load generator.", "");
   lines.push("![latency and backend utilisation](chart.png)", "");
 
+  lines.push(`## sluice against the targets${run.quick ? " (a quick run: smaller loads than the targets name)" : ""}`, "");
+  lines.push("| target | measured | verdict |", "|---|---|---|");
+  for (const v of judgeTargets(run.results)) lines.push(`| ${v.target} | ${v.measured} | ${v.met === undefined ? "–" : v.met ? "met" : "missed"} |`);
+  lines.push("");
+
   lines.push("## 1. Overhead: 20-token streams, all sent at once", "");
-  lines.push("| concurrency | system | TTFT p50 | TTFT p95 | TTFT p99 | e2e p50 | e2e p99 | tokens/s | exact | errors | router CPU (cores) | router RSS (MB) |");
-  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const [level, runs] of Object.entries(overhead)) {
-    for (const r of Object.values(runs)) {
-      const s = r.summary;
-      const errorCount = s.calls - (s.outcomes.exact ?? 0);
-      const kinds = Object.entries(s.errors).map(([code, n]) => `${code} × ${n}`).join(", ");
-      const errors = errorCount > 0 && kinds ? `${errorCount} (${kinds})` : String(errorCount);
-      lines.push(`| ${level.slice(1)} | ${r.system} | ${fmt(s.ttftMs.p50)} | ${fmt(s.ttftMs.p95)} | ${fmt(s.ttftMs.p99)} | ${fmt(s.e2eMs.p50)} | ${fmt(s.e2eMs.p99)} | ${s.tokensPerSec} | ${s.outcomes.exact ?? 0}/${s.calls} | ${errors} | ${fmt(r.router?.cpuCores)} | ${fmt(r.router?.rssMb)} |`);
-    }
-  }
+  lines.push(...figures(Object.entries(overhead).flatMap(([level, runs]) => Object.values(runs).map((r) => [level.slice(1), r] as const)), "concurrency"));
   lines.push(
     "",
-    "Times in ms. TTFT: time to the first content token, as the client sees it. js-relay is a bare Worker that reads each upstream event in JavaScript and writes it on (nothing else): the floor on workerd for any relay that looks at tokens, which the native pipe of the pass-through does not.",
+    "Times in ms. TTFT: time to the first content token, as the client sees it. exact: answers with exactly the expected text. js-relay is a bare Worker that reads each upstream event in JavaScript and writes it on (nothing else): the floor on workerd for any relay that looks at tokens, which the native pipe of the pass-through does not.",
     "",
   );
 
@@ -51,7 +45,8 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
     const s = r.summary;
     lines.push(`| ${r.system} | ${s.calls} | ${s.outcomes.exact ?? 0} | ${s.outcomes.rejected ?? 0} | ${fmt(r.rejected429Ms?.p50)} / ${fmt(r.rejected429Ms?.p99)} | ${fmt(s.ttftMs.p50)} / ${fmt(s.ttftMs.p99)} | ${r.utilisationWhileQueued === undefined ? "–" : pct(r.utilisationWhileQueued)} | ${fmt(r.maxQueueDepth)} | ${r.attemptsPerCall} |`);
   }
-  lines.push("", "Without a queue of their own, the other systems pass the overload on to the backends, where requests wait inside the GPU server instead.", "");
+  lines.push("", "Without a queue of their own, the other systems pass the overload on to the backends, where requests wait inside the GPU server instead. Latency of the served calls:", "");
+  lines.push(...figures(Object.values(overload).map((r) => ["overload", r] as const), "scenario"), "");
 
   lines.push("## 3-5. Chaos: 20% of attempts fail before the first token, 5% of streams die mid-way, us-east down for the middle third", "");
   lines.push("| system | calls | exact text | partial with error event | rejected | silently truncated | duplicated | other wrong text | transport errors | upstream attempts/call | TTFT p50 | e2e p99 |");
@@ -62,6 +57,7 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
     const label = r.system === "passthrough" ? "naive pass-through" : r.system;
     lines.push(`| ${label} | ${s.calls} | ${o.exact ?? 0} (${pct(s.exactShare)}) | ${o.partial_with_error ?? 0} | ${o.rejected ?? 0} | ${o.truncated ?? 0} | ${o.duplicated ?? 0} | ${o.mismatch ?? 0} | ${o.transport_error ?? 0} | ${r.attemptsPerCall} | ${fmt(s.ttftMs.p50)} | ${fmt(s.e2eMs.p99)} |`);
   }
+  lines.push("", "Latency of the answered calls:", "", ...figures(Object.values(chaos).map((r) => ["chaos", r] as const), "scenario"));
   lines.push("", "Errors by status and code:", "");
   for (const r of Object.values(chaos)) lines.push(`- ${r.system}: ${Object.entries(r.summary.errors).map(([k, v]) => `${k} × ${v}`).join(", ") || "none"}`);
   const sluiceChaos = chaos.sluice?.extra as { leakedSlots?: number; journal?: { entries: number; bytes: number }; gate?: Record<string, number> } | undefined;
@@ -87,6 +83,26 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
     /* sharp missing: the SVG is the chart */
   }
   return files;
+}
+
+/**
+ * The figures every scenario reports, a row per system: TTFT and end-to-end percentiles of the
+ * served calls, delivered tokens/s, exact answers, errors by kind, upstream attempts per call and
+ * the router's CPU and memory.
+ */
+function figures(rows: ReadonlyArray<readonly [string, Run]>, firstColumn: string): string[] {
+  const lines = [
+    `| ${firstColumn} | system | TTFT p50 | TTFT p95 | TTFT p99 | e2e p50 | e2e p95 | e2e p99 | tokens/s | exact | errors | attempts/call | router CPU (cores) | router RSS (MB) |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const [first, r] of rows) {
+    const s = r.summary;
+    const errorCount = s.calls - (s.outcomes.exact ?? 0);
+    const kinds = Object.entries(s.errors).map(([code, n]) => `${code} × ${n}`).join(", ");
+    const errors = errorCount > 0 && kinds ? `${errorCount} (${kinds})` : String(errorCount);
+    lines.push(`| ${first} | ${r.system} | ${fmt(s.ttftMs.p50)} | ${fmt(s.ttftMs.p95)} | ${fmt(s.ttftMs.p99)} | ${fmt(s.e2eMs.p50)} | ${fmt(s.e2eMs.p95)} | ${fmt(s.e2eMs.p99)} | ${s.tokensPerSec} | ${s.outcomes.exact ?? 0}/${s.calls} | ${errors} | ${r.attemptsPerCall} | ${fmt(r.router?.cpuCores)} | ${fmt(r.router?.rssMb)} |`);
+  }
+  return lines;
 }
 
 /** Two panels: TTFT percentiles per system (overhead at the top level, and chaos), utilisation over time. */

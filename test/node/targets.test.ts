@@ -1,0 +1,56 @@
+// The benchmark's own verdicts on the targets: each threshold, and a run that lacks a figure.
+import { describe, expect, it } from "vitest";
+import type { SystemRun, Summary } from "../../bench/summary";
+import { judgeTargets, type RunResults } from "../../bench/targets";
+
+function run(system: string, s: Partial<Summary> & { ttft?: [number, number]; extra?: Record<string, unknown> }, more: Partial<SystemRun> = {}): SystemRun {
+  const summary: Summary = { calls: 100, outcomes: { exact: 100 }, ttftMs: { p50: s.ttft?.[0], p95: s.ttft?.[1], p99: s.ttft?.[1] }, e2eMs: {}, tokensPerSec: 1000, exactShare: 1, errors: {}, ...s };
+  return { system, summary, attemptsPerCall: 1, utilisation: [], extra: s.extra, ...more };
+}
+
+const verdict = (results: RunResults, target: string) => judgeTargets(results).find((v) => v.target.startsWith(target));
+
+describe("judgeTargets", () => {
+  it("holds the 1-stream budget of +1 ms, and the ratios at higher concurrency", () => {
+    const results: RunResults = {
+      overhead: {
+        c1: { direct: run("direct", { ttft: [4, 6] }), passthrough: run("passthrough", { ttft: [7, 9] }), sluice: run("sluice", { ttft: [8, 12] }) },
+        c100: { direct: run("direct", { ttft: [30, 40] }), passthrough: run("passthrough", { ttft: [50, 80] }), sluice: run("sluice", { ttft: [61, 119], tokensPerSec: 899 }) },
+      },
+    };
+    expect(verdict(results, "1 stream: TTFT p50")?.met).toBe(true);
+    expect(verdict(results, "100 streams: TTFT p50")).toMatchObject({ met: false, measured: "61 ms vs 50 ms (1.22x)" });
+    expect(verdict(results, "100 streams: TTFT p99")?.met).toBe(true);
+    expect(verdict(results, "100 streams: tokens/s")).toMatchObject({ met: false, measured: "899 vs 1000 (89.90%)" });
+    expect(verdict(results, "100 streams: zero transport errors")?.met).toBe(true);
+  });
+
+  it("counts transport errors only at the highest concurrency", () => {
+    const sluice = run("sluice", { ttft: [10, 10], outcomes: { exact: 99, transport_error: 1 } });
+    const results: RunResults = { overhead: { c1: { sluice }, c1000: { sluice } } };
+    expect(verdict(results, "1000 streams: zero transport errors")).toMatchObject({ met: false, measured: "1" });
+    expect(verdict(results, "1 stream: zero transport errors")).toBeUndefined();
+  });
+
+  it("judges chaos and overload, with the 429 bound on the p99", () => {
+    const results: RunResults = {
+      chaos: {
+        sluice: run("sluice", { exactShare: 0.9991, extra: { leakedSlots: 0 } }, { attemptsPerCall: 1.31 }),
+        portkey: run("portkey", { exactShare: 0.95 }),
+      },
+      overload: { sluice: run("sluice", {}, { utilisationWhileQueued: 0.95, rejected429Ms: { p50: 5, p99: 21 } }) },
+    };
+    expect(verdict(results, "chaos: at least")?.met).toBe(true);
+    expect(verdict(results, "chaos: at most 1.3")?.met).toBe(false);
+    expect(verdict(results, "chaos: zero truncated")?.met).toBe(true);
+    expect(verdict(results, "chaos: more exact answers than Portkey")?.met).toBe(true);
+    expect(verdict(results, "overload: backend utilisation")?.met).toBe(true);
+    expect(verdict(results, "overload: 429s")).toMatchObject({ met: false, measured: "p50 5 ms, p99 21 ms" });
+  });
+
+  it("says neither met nor missed when the run lacks the figure", () => {
+    const results: RunResults = { chaos: { sluice: run("sluice", { outcomes: { exact: 90, truncated: 1 } }) } };
+    expect(verdict(results, "chaos: zero truncated")).toMatchObject({ met: undefined, measured: "1 / 0 / –" });
+    expect(judgeTargets({}).length).toBe(0);
+  });
+});
