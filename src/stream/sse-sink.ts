@@ -6,8 +6,13 @@ import type { ClientSink, Failure, FramedChunk, HeaderSource } from "./sink";
 
 /** Silence longer than this gets a comment line, so proxies keep the connection open. */
 export const KEEPALIVE_MS = 15_000;
-/** Writes the client has not taken yet before the relay waits for it. */
-const MAX_UNACKED_WRITES = 32;
+/**
+ * A client that has not taken a write for this long has stopped reading while keeping the
+ * connection open; it is treated as gone, so it cannot hold a slot (and a backend) forever.
+ */
+export const STALLED_CLIENT_MS = 60_000;
+/** Text waiting behind a write the client has not taken yet, before the relay waits for it. */
+const MAX_QUEUED_CHARS = 64 * 1024;
 
 export class SseSink implements ClientSink {
   committed = false;
@@ -22,20 +27,33 @@ export class SseSink implements ClientSink {
   private lastWriteAt = Date.now();
   private keepalive: ReturnType<typeof setInterval> | undefined;
   private closed = false;
-  private unacked = 0;
+  /** Writes the client side has not taken yet; while there is one, new text waits in `queued`. */
+  private inFlight = 0;
+  private queued = "";
+  /** When the client last took a write, or the first write in flight went out. */
+  private lastTakenAt = 0;
+  /** Resolves the relay (and a keepalive) waiting for `queued` to shrink: backpressure. */
+  private drained: { promise: Promise<void>; resolve: () => void } | undefined;
   // Bound once: a write costs one then() and no new closures.
-  private readonly onWritten = () => void this.unacked--;
+  private readonly onWritten = () => {
+    this.inFlight--;
+    this.lastTakenAt = Date.now();
+    if (this.queued && this.inFlight === 0) this.handOver();
+  };
   private readonly onWriteFailed = () => {
-    this.unacked--;
+    this.inFlight--;
+    this.queued = "";
     this.gone.abort();
+    this.releaseDrained();
   };
 
   constructor(
     private readonly headers: HeaderSource,
     private readonly keepaliveMs = KEEPALIVE_MS,
+    private readonly stalledClientMs = STALLED_CLIENT_MS,
   ) {
     this.response = new Promise((resolve) => (this.resolveResponse = resolve));
-    this.keepalive = setInterval(() => this.tick(), Math.max(100, Math.floor(this.keepaliveMs / 3)));
+    this.keepalive = setInterval(() => this.tick(), Math.max(100, Math.floor(Math.min(this.keepaliveMs, stalledClientMs) / 3)));
   }
 
   get clientGone(): AbortSignal {
@@ -110,30 +128,65 @@ export class SseSink implements ClientSink {
   }
 
   /**
-   * Queues bytes for the client. A write resolves only once the client side took it, so waiting on
-   * each one would tie the relay to a network round trip per chunk; instead up to
-   * MAX_UNACKED_WRITES are in flight before the relay waits (backpressure for slow clients).
+   * Queues text for the client. A write resolves only once the client side took it, so waiting on
+   * each one would tie the relay to a network round trip per chunk. Instead one write is in flight
+   * and whatever comes meanwhile joins one string, written when that write is taken: under load
+   * many events go out in one write, at no cost in latency (the client could not have had them
+   * sooner). The relay waits only when MAX_QUEUED_CHARS pile up (a slow client: backpressure).
    */
   private write(text: string): Promise<void> {
     if (this.closed || this.gone.signal.aborted) return Promise.reject(new Error("stream closed"));
     this.lastWriteAt = Date.now();
-    const written = this.writer.write(this.encoder.encode(text));
-    this.unacked++;
-    const settled = written.then(this.onWritten, this.onWriteFailed);
-    return this.unacked > MAX_UNACKED_WRITES ? settled : Promise.resolve();
+    this.queued += text;
+    if (this.inFlight === 0) this.handOver();
+    if (this.queued.length <= MAX_QUEUED_CHARS) return Promise.resolve();
+    if (!this.drained) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.drained = { promise, resolve };
+    }
+    return this.drained.promise;
+  }
+
+  private handOver(): void {
+    const text = this.queued;
+    this.queued = "";
+    if (this.inFlight++ === 0) this.lastTakenAt = Date.now();
+    this.writer.write(this.encoder.encode(text)).then(this.onWritten, this.onWriteFailed);
+    this.releaseDrained();
+  }
+
+  private releaseDrained(): void {
+    const drained = this.drained;
+    this.drained = undefined;
+    drained?.resolve();
   }
 
   private async close(): Promise<void> {
-    this.stopKeepalive();
-    if (this.closed) return;
+    if (this.closed) return this.stopKeepalive();
     this.closed = true;
+    // The writer keeps order: queued text goes before the close.
+    if (this.queued) this.handOver();
+    // The stall check keeps running until the client took the end of the stream.
     await this.writer.close().catch(() => {});
+    this.stopKeepalive();
   }
 
   private tick(): void {
+    if (this.inFlight > 0 && Date.now() - this.lastTakenAt > this.stalledClientMs) return this.stalled();
     if (this.closed || Date.now() - this.lastWriteAt < this.keepaliveMs) return;
     const text = this.phase === "queued" ? "queued" : this.phase === "waiting" ? "waiting" : "keepalive";
     this.comment(text).catch(() => this.gone.abort());
+  }
+
+  /** The client stopped reading: end its stream and free whoever waits to write to it. */
+  private stalled(): void {
+    this.stopKeepalive();
+    this.closed = true;
+    this.queued = "";
+    this.gone.abort();
+    this.releaseDrained();
+    this.writer.abort(new Error("client stopped reading")).catch(() => {});
   }
 
   private stopKeepalive(): void {

@@ -1,0 +1,67 @@
+// The SSE sink on workerd's own streams: text that comes while the client is not reading waits and
+// goes out whole and in order, a slow client makes the relay wait, and a client that stops reading
+// altogether is let go.
+import { describe, expect, it } from "vitest";
+import { SseSink } from "../../src/stream/sse-sink";
+import type { FramedChunk } from "../../src/stream/sink";
+
+const chunk = (content: string): FramedChunk => {
+  const c = { choices: [{ index: 0, delta: { content } }] };
+  return { chunk: c, json: JSON.stringify(c) };
+};
+
+async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+  return text;
+}
+
+/** Whether `p` settles before `ms` pass. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let settled = false;
+  void p.then(() => (settled = true), () => (settled = true));
+  await new Promise((r) => setTimeout(r, ms));
+  return settled;
+}
+
+describe("SseSink", () => {
+  it("delivers everything sent while the client was not reading, once and in order", async () => {
+    const sink = new SseSink(() => ({}));
+    for (let i = 0; i < 50; i++) await sink.send([chunk(`t${i}`)]);
+    const done = sink.finish();
+    const res = await sink.response;
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const text = await readAll(res.body!.getReader());
+    await done;
+    const expected = Array.from({ length: 50 }, (_, i) => `id: ${i + 1}\ndata: ${chunk(`t${i}`).json}\n\n`).join("") + "data: [DONE]\n\n";
+    expect(text).toBe(expected);
+  });
+
+  it("makes the relay wait while a slow client has a backlog, and lets it go on once the client reads", async () => {
+    const sink = new SseSink(() => ({}));
+    await sink.send([chunk("first")]);
+    const big = chunk("x".repeat(70 * 1024));
+    const waiting = sink.send([big]);
+    expect(await settlesWithin(waiting, 50)).toBe(false);
+    const reader = (await sink.response).body!.getReader();
+    await reader.read();
+    expect(await settlesWithin(waiting, 50)).toBe(true);
+    const done = sink.finish();
+    const rest = await readAll(reader);
+    await done;
+    expect(rest).toContain(big.json);
+    expect(rest.endsWith("data: [DONE]\n\n")).toBe(true);
+  });
+
+  it("treats a client that stops reading as gone, and frees a relay waiting on it", async () => {
+    const sink = new SseSink(() => ({}), 15_000, 300);
+    await sink.send([chunk("first")]);
+    await sink.response; // the client has the headers and never reads the body
+    const waiting = sink.send([chunk("y".repeat(70 * 1024))]);
+    const gone = new Promise<void>((resolve) => sink.clientGone.addEventListener("abort", () => resolve(), { once: true }));
+    expect(await settlesWithin(gone, 1_000)).toBe(true);
+    expect(await settlesWithin(waiting, 10)).toBe(true);
+    await expect(sink.send([chunk("late")])).rejects.toThrow("stream closed");
+  });
+});
