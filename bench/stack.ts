@@ -85,9 +85,10 @@ export interface System {
   stop(): Promise<void>;
 }
 
-export async function startSluice(): Promise<System & { router: RunningRouter }> {
-  const { value: router, pid } = await withNewWorkerd(() => startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" } }));
-  return { name: "sluice", url: router.url, pid, router, stop: () => router.dispose() };
+/** sluice on its own workerd; `entry` bundles another source tree (an A/B run against a commit). */
+export async function startSluice(entry?: string, name = "sluice"): Promise<System & { router: RunningRouter }> {
+  const { value: router, pid } = await withNewWorkerd(() => startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, entry }));
+  return { name, url: router.url, pid, router, stop: () => router.dispose() };
 }
 
 /**

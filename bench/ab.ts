@@ -1,0 +1,69 @@
+// `npm run bench:ab -- --base <commit> [--concurrency 1000] [--calls 2000] [--tokens 20] [--rounds 6]`:
+// sluice's CPU per request, the working tree against a commit, in alternating rounds on one machine.
+// This machine's speed drifts more between runs than most changes move the figures, so only
+// rounds taken side by side, in turns, can show a small change. The base is checked out as a git
+// worktree under bench/tmp (it resolves packages from this tree's node_modules).
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { callOnce } from "./load";
+import { createTenant, processUsage, startFleet, startSluice, type System } from "./stack";
+import { uniformCalls } from "./traffic";
+
+const { values: args } = parseArgs({
+  options: { base: { type: "string" }, concurrency: { type: "string", default: "1000" }, calls: { type: "string", default: "2000" }, tokens: { type: "string", default: "20" }, rounds: { type: "string", default: "6" } },
+});
+if (!args.base) {
+  console.error("Usage: npm run bench:ab -- --base <commit> [--concurrency N] [--calls N] [--tokens N] [--rounds N]");
+  process.exit(2);
+}
+const concurrency = Number(args.concurrency);
+const calls = Number(args.calls);
+const rounds = Number(args.rounds);
+
+const commit = execFileSync("git", ["rev-parse", "--short", args.base], { encoding: "utf8" }).trim();
+const baseDir = path.resolve("bench/tmp/ab-base");
+if (existsSync(baseDir)) execFileSync("git", ["worktree", "remove", "--force", baseDir]);
+execFileSync("git", ["worktree", "add", "--detach", baseDir, commit], { stdio: "ignore" });
+
+const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
+const systems = [await startSluice(path.join(baseDir, "src/index.ts"), `base ${commit}`), await startSluice(undefined, "working tree")];
+const keys = await Promise.all(systems.map((s, i) => createTenant(s.url, `ab${i}`, fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } })));
+const cpuMs: number[][] = systems.map(() => []);
+
+async function round(system: System, key: string, tag: string): Promise<{ msPerCall: number; tokensPerSec: number }> {
+  const target = { name: system.name, baseUrl: `${system.url}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
+  const batch = uniformCalls(calls, Number(args.tokens), tag);
+  const before = processUsage(system.pid)!.cpuSec;
+  const started = Date.now();
+  let next = 0;
+  let tokens = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < batch.length) {
+      const result = await callOnce(target, batch[next++]!);
+      tokens += result.tokens;
+    }
+  }));
+  return { msPerCall: ((processUsage(system.pid)!.cpuSec - before) * 1000) / calls, tokensPerSec: tokens / ((Date.now() - started) / 1000) };
+}
+
+try {
+  for (let r = 0; r <= rounds; r++) {
+    // Round 0 warms both up; the order alternates so neither always runs first.
+    const order = r % 2 === 0 ? [0, 1] : [1, 0];
+    for (const i of order) {
+      const { msPerCall, tokensPerSec } = await round(systems[i]!, keys[i]!, `ab-${r}`);
+      if (r > 0) cpuMs[i]!.push(msPerCall);
+      console.log(`[ab] round ${r}${r === 0 ? " (warm-up)" : ""} ${systems[i]!.name.padEnd(14)} ${msPerCall.toFixed(3)} ms CPU per call, ${tokensPerSec.toFixed(0)} tokens/s`);
+    }
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const [a, b] = cpuMs.map(mean) as [number, number];
+  const wins = cpuMs[1]!.filter((v, i) => v < cpuMs[0]![i]!).length;
+  console.log(`[ab] mean CPU per call: base ${a.toFixed(3)} ms, working tree ${b.toFixed(3)} ms (${(((b - a) / a) * 100).toFixed(1)}%); the working tree was cheaper in ${wins} of ${rounds} rounds`);
+} finally {
+  await Promise.all(systems.map((s) => s.stop()));
+  await fleet.stop();
+  execFileSync("git", ["worktree", "remove", "--force", baseDir]);
+}
