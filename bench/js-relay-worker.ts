@@ -2,7 +2,7 @@
 // event in JavaScript and writes it on, and does nothing else (no parsing, no gate, no framing).
 // Set against the bare pass-through (which workerd pipes natively) it shows what the platform
 // charges per streamed event once JavaScript touches the stream; sluice pays that and its own work.
-import { EVENT_READ_BYTES } from "../src/dispatch/attempt";
+import { EVENT_READ_BYTES } from "../src/dispatch/read-size";
 
 interface Env {
   /** Comma-separated base URLs, e.g. http://127.0.0.1:9101/v1 */
@@ -27,7 +27,8 @@ export default {
 async function relay(body: ReadableStream<Uint8Array>, writer: WritableStreamDefaultWriter<Uint8Array>): Promise<void> {
   const reader = body.getReader({ mode: "byob" });
   let buffer = new ArrayBuffer(16 * 1024);
-  // Reads wait for EVENT_READ_BYTES at an event boundary, as sluice's relay does (one read per event).
+  // Reads wait for EVENT_READ_BYTES at an event boundary: one read per event, as sluice reads a
+  // quiet isolate's streams (under load sluice takes several events per read; this floor does not).
   let atBoundary = true;
   try {
     for (;;) {

@@ -4,6 +4,7 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { AttemptGrant, Timeouts } from "../gate/protocol";
 import { parseRetryAfter } from "./backoff";
+import { ReadSizePolicy, StreamPace } from "./read-size";
 
 /** Why an attempt failed; `retryable` false means another backend would fail the same way. */
 export class AttemptError extends Error {
@@ -44,19 +45,14 @@ export interface AttemptRequest {
   deadline: number;
   /** Aborts the attempt when the client goes away. */
   signal: AbortSignal;
+  /** How much each read waits for; the isolate's shared policy unless a test brings its own. */
+  readSizes?: ReadSizePolicy;
 }
 
 const MAX_ERROR_BODY_BYTES = 2048;
 const READ_BUFFER_BYTES = 16 * 1024;
-/**
- * What a read that starts at an event boundary waits for. workerd hands a chunked response body
- * to JavaScript in pieces (the first ~30 bytes of an event, then the rest), and each read costs
- * far more than the parsing it feeds; waiting for this many bytes makes one read per event the
- * rule. No event that carries a token is shorter: `data: {"choices":[{"delta":{"content":"x"}}]}`
- * with its blank line is 47 bytes. A read that starts inside an event takes what there is, so
- * the tail of an event is never held back waiting for the next one.
- */
-export const EVENT_READ_BYTES = 40;
+/** Shared by the relays of this isolate: the event rate that decides how much a read waits for. */
+const isolateReadSizes = new ReadSizePolicy();
 
 /** Whether SSE text ends exactly at the end of an event (a blank line). */
 export function endsAtEventBoundary(text: string): boolean {
@@ -68,8 +64,10 @@ export class UpstreamAttempt {
   private reader: ReadableStreamBYOBReader | null = null;
   /** Reused for every read; the decoder copies the bytes out. */
   private buffer = new ArrayBuffer(READ_BUFFER_BYTES);
-  /** The text read so far ends at an event boundary (see EVENT_READ_BYTES). */
+  /** The text read so far ends at an event boundary (see ReadSizePolicy.minBytes). */
   private atEventBoundary = true;
+  private readonly pace = new StreamPace();
+  private readonly readSizes: ReadSizePolicy;
   private ended = false;
   private readonly decoder = new TextDecoder();
   private readonly parsed: EventSourceMessage[] = [];
@@ -87,7 +85,9 @@ export class UpstreamAttempt {
   // Made once: the idle deadline moves on every read.
   private readonly idleTimeout = () => new AttemptError("idle_timeout", `${this.req.grant.backend.id}: no token for ${this.req.timeouts.idleMs} ms.`, true);
 
-  constructor(private readonly req: AttemptRequest) {}
+  constructor(private readonly req: AttemptRequest) {
+    this.readSizes = req.readSizes ?? isolateReadSizes;
+  }
 
   /** Sends the request and waits for response headers (connect timeout). */
   async open(): Promise<void> {
@@ -116,6 +116,7 @@ export class UpstreamAttempt {
    */
   async next(): Promise<UpstreamEvent[]> {
     const { grant } = this.req;
+    let bytes = 0;
     while (this.parsed.length === 0) {
       if (this.ended) {
         // A finish_reason was sent: the generation ended, only the [DONE] framing is missing.
@@ -124,8 +125,9 @@ export class UpstreamAttempt {
       }
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        // After the finish_reason only short events ([DONE]) follow: take them as they come.
-        const minBytes = this.atEventBoundary && !this.sawFinish ? EVENT_READ_BYTES : 1;
+        // Inside an event, take what there is: the tail of an event never waits for the next one.
+        // After the finish_reason only short events ([DONE]) follow: take them as they come too.
+        const minBytes = this.atEventBoundary && !this.sawFinish ? this.readSizes.minBytes(this.pace, Date.now()) : 1;
         result = await this.reader!.readAtLeast(minBytes, new Uint8Array(this.buffer));
       } catch (err) {
         throw this.abortReason() ?? new AttemptError("upstream_truncated", `${grant.backend.id} broke the stream: ${String(err)}`, true);
@@ -133,6 +135,7 @@ export class UpstreamAttempt {
       // At the end of the stream a read may still carry the last bytes.
       if (result.value) {
         this.buffer = result.value.buffer as ArrayBuffer;
+        bytes += result.value.byteLength;
         const text = result.value.byteLength > 0 ? this.decoder.decode(result.value, { stream: true }) : "";
         if (text) {
           this.parser.feed(text);
@@ -148,7 +151,13 @@ export class UpstreamAttempt {
       if (event.kind === "done") break;
     }
     this.parsed.length = 0;
-    if (this.sawToken) this.setDeadline(Date.now() + this.req.timeouts.idleMs, this.idleTimeout);
+    const now = Date.now();
+    this.readSizes.note(events.length, now);
+    if (this.sawToken) {
+      // The pace counts from the first token: the wait for it says nothing about the stream's.
+      this.pace.note(bytes, events.length, now);
+      this.setDeadline(now + this.req.timeouts.idleMs, this.idleTimeout);
+    }
     return events;
   }
 
