@@ -34,7 +34,7 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
   lines.push(...figures(Object.entries(overhead).flatMap(([level, runs]) => Object.values(runs).map((r) => [level.slice(1), r] as const)), "concurrency"));
   lines.push(
     "",
-    "Times in ms. TTFT: time to the first content token, as the client sees it. exact: answers with exactly the expected text. js-relay is a bare Worker that reads each upstream event in JavaScript and writes it on (nothing else): the floor on workerd for any relay that looks at tokens, which the native pipe of the pass-through does not.",
+    "Times in ms. TTFT: time to the first content token, as the client sees it. exact: answers with exactly the expected text. js-relay is a bare Worker that reads each upstream event in JavaScript, one read per event, and writes it on (nothing else): what any relay that looks at every token pays on workerd before doing work of its own, where the pass-through's native pipe runs no JavaScript per chunk. Under load sluice reads several events at a time (docs/design-notes.md), which js-relay does not.",
     "",
   );
 

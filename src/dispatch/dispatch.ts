@@ -211,16 +211,22 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
     for (;;) {
       const events = await attempt.next();
       let done = false;
+      let firstToken = false;
       for (const event of events) {
         if (event.kind === "done") done = true;
         else {
-          // The breaker hears of the success now, as it hears of failures: when they happen.
-          if (!tokenSeen && event.chunk.isToken) void input.gate.firstToken(input.leaseId).catch(() => {});
+          firstToken ||= !tokenSeen && event.chunk.isToken;
           tokenSeen ||= event.chunk.isToken;
           held.push(event.chunk);
         }
       }
-      if (tokenSeen || done) chunks += await relay(held.splice(0), input, checkpointer);
+      if (tokenSeen || done) {
+        const relayed = relay(held.splice(0), input, checkpointer);
+        // The breaker hears of the success now, as it hears of failures: when they happen. The
+        // call goes out after the first token's write, which it would otherwise delay.
+        if (firstToken) void input.gate.firstToken(input.leaseId).catch(() => {});
+        chunks += await relayed;
+      }
       if (done) {
         finished = true;
         return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
