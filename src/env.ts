@@ -8,4 +8,6 @@ export interface Env {
   /** Secret: `wrangler secret put ADMIN_TOKEN`. Admin routes answer 401 while it is unset. */
   ADMIN_TOKEN?: string;
   CONFIG_CACHE_TTL_SECONDS?: string;
+  /** How long (ms of a stream's pace) a read may wait to take several events in a busy isolate; 0: one event per read. Default 50. */
+  READ_BATCH_MAX_HOLD_MS?: string;
 }

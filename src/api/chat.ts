@@ -14,6 +14,7 @@ import { gateClient, type GateApi } from "../gate/client";
 import { journalKeys, validIdempotencyKey } from "../gate/dedup-key";
 import type { Coordinates } from "../dispatch/regions";
 import { dispatch, endAsJournaled, replayEntry } from "../dispatch/dispatch";
+import { isolateReadSizes } from "../dispatch/read-size";
 import { StreamProgress } from "../stream/relay";
 import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
@@ -177,6 +178,7 @@ async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: Cli
     progress,
     signal,
     deadline: startedAt + admitted.timeouts.totalMs,
+    readSizes: isolateReadSizes(env.READ_BATCH_MAX_HOLD_MS),
     record: admit.record !== undefined,
     recordedChunks: resumed?.chunks.length ?? 0,
     detached: options.detached,

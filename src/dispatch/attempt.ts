@@ -4,7 +4,7 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { AttemptGrant, Timeouts } from "../gate/protocol";
 import { parseRetryAfter } from "./backoff";
-import { ReadSizePolicy, StreamPace } from "./read-size";
+import { StreamPace, type ReadSizePolicy } from "./read-size";
 
 /** Why an attempt failed; `retryable` false means another backend would fail the same way. */
 export class AttemptError extends Error {
@@ -45,14 +45,12 @@ export interface AttemptRequest {
   deadline: number;
   /** Aborts the attempt when the client goes away. */
   signal: AbortSignal;
-  /** How much each read waits for; the isolate's shared policy unless a test brings its own. */
-  readSizes?: ReadSizePolicy;
+  /** How much each read waits for: the isolate's shared policy (`isolateReadSizes`). */
+  readSizes: ReadSizePolicy;
 }
 
 const MAX_ERROR_BODY_BYTES = 2048;
 const READ_BUFFER_BYTES = 16 * 1024;
-/** Shared by the relays of this isolate: the event rate that decides how much a read waits for. */
-const isolateReadSizes = new ReadSizePolicy();
 
 /** Whether SSE text ends exactly at the end of an event (a blank line). */
 export function endsAtEventBoundary(text: string): boolean {
@@ -67,7 +65,7 @@ export class UpstreamAttempt {
   /** The text read so far ends at an event boundary (see ReadSizePolicy.minBytes). */
   private atEventBoundary = true;
   private readonly pace = new StreamPace();
-  private readonly readSizes: ReadSizePolicy;
+
   private ended = false;
   private readonly decoder = new TextDecoder();
   private readonly parsed: EventSourceMessage[] = [];
@@ -85,9 +83,7 @@ export class UpstreamAttempt {
   // Made once: the idle deadline moves on every read.
   private readonly idleTimeout = () => new AttemptError("idle_timeout", `${this.req.grant.backend.id}: no token for ${this.req.timeouts.idleMs} ms.`, true);
 
-  constructor(private readonly req: AttemptRequest) {
-    this.readSizes = req.readSizes ?? isolateReadSizes;
-  }
+  constructor(private readonly req: AttemptRequest) {}
 
   /** Sends the request and waits for response headers (connect timeout). */
   async open(): Promise<void> {
@@ -127,7 +123,7 @@ export class UpstreamAttempt {
       try {
         // Inside an event, take what there is: the tail of an event never waits for the next one.
         // After the finish_reason only short events ([DONE]) follow: take them as they come too.
-        const minBytes = this.atEventBoundary && !this.sawFinish ? this.readSizes.minBytes(this.pace, Date.now()) : 1;
+        const minBytes = this.atEventBoundary && !this.sawFinish ? this.req.readSizes.minBytes(this.pace, Date.now()) : 1;
         result = await this.reader!.readAtLeast(minBytes, new Uint8Array(this.buffer));
       } catch (err) {
         throw this.abortReason() ?? new AttemptError("upstream_truncated", `${grant.backend.id} broke the stream: ${String(err)}`, true);
@@ -152,7 +148,7 @@ export class UpstreamAttempt {
     }
     this.parsed.length = 0;
     const now = Date.now();
-    this.readSizes.note(events.length, now);
+    this.req.readSizes.note(events.length, now);
     if (this.sawToken) {
       // The pace counts from the first token: the wait for it says nothing about the stream's.
       this.pace.note(bytes, events.length, now);

@@ -10,6 +10,7 @@ import { StreamProgress } from "../stream/relay";
 import { AttemptError, UpstreamAttempt, type UpstreamChunk } from "./attempt";
 import { LEASE_RENEW_MS } from "../gate/lease";
 import { Checkpointer } from "./checkpointer";
+import type { ReadSizePolicy } from "./read-size";
 
 /** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
 export interface GateCalls {
@@ -44,6 +45,8 @@ export interface DispatchInput {
   /** Aborts when the client disconnects. */
   signal: AbortSignal;
   deadline: number;
+  /** How many upstream events a read waits for (the isolate's policy). */
+  readSizes: ReadSizePolicy;
   /** Called when the serving backend changes (for response headers). */
   onAttempt?: (grant: AttemptGrant) => void;
   /** Record delivered chunks in the gate's journal (the request has a journal key). */
@@ -199,6 +202,7 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
     timeouts: input.timeouts,
     deadline: input.deadline,
     signal,
+    readSizes: input.readSizes,
   });
   // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
   const held: UpstreamChunk[] = [];

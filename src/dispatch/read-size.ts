@@ -47,6 +47,20 @@ export class StreamPace {
   }
 }
 
+/**
+ * The isolate's policy for a `READ_BATCH_MAX_HOLD_MS` setting (a Worker var; 0 turns batching
+ * off). One per isolate and setting, shared by its relays: the event rate is the isolate's.
+ */
+export function isolateReadSizes(maxHoldMs: string | undefined): ReadSizePolicy {
+  const ms = Number(maxHoldMs ?? Number.NaN);
+  const hold = Number.isFinite(ms) && ms >= 0 ? ms : READ_SIZE_DEFAULTS.maxHoldMs;
+  let policy = isolatePolicies.get(hold);
+  if (!policy) isolatePolicies.set(hold, (policy = new ReadSizePolicy({ ...READ_SIZE_DEFAULTS, maxHoldMs: hold })));
+  return policy;
+}
+
+const isolatePolicies = new Map<number, ReadSizePolicy>();
+
 /** Isolate-wide: events relayed per second, and from that the size of each stream's next read. */
 export class ReadSizePolicy {
   private bucketStart = 0;

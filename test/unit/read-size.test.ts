@@ -2,7 +2,7 @@
 // streams; several under load, never more than the hold limit of the stream's own pace.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { EVENT_READ_BYTES, ReadSizePolicy, StreamPace } from "../../src/dispatch/read-size";
+import { EVENT_READ_BYTES, isolateReadSizes, ReadSizePolicy, StreamPace } from "../../src/dispatch/read-size";
 
 const OPTIONS = { readsPerSecond: 1_000, maxHoldMs: 50, maxEventsPerRead: 8 };
 
@@ -71,5 +71,19 @@ describe("ReadSizePolicy", () => {
         if (k > 1) expect((k - 1) * paceOf(gapMs).gapMs!).toBeLessThanOrEqual(OPTIONS.maxHoldMs + 1e-9);
       }),
     );
+  });
+});
+
+describe("isolateReadSizes", () => {
+  it("shares one policy per setting, takes 0 as batching off, and falls back to 50 ms on a bad value", () => {
+    expect(isolateReadSizes(undefined)).toBe(isolateReadSizes("50"));
+    expect(isolateReadSizes("nonsense")).toBe(isolateReadSizes(undefined));
+    expect(isolateReadSizes("-5")).toBe(isolateReadSizes(undefined));
+    const off = isolateReadSizes("0");
+    off.note(1_000_000, 10_000);
+    expect(off.eventsPerRead(paceOf(1), 10_000)).toBe(1);
+    const on = isolateReadSizes("100");
+    on.note(1_000_000, 10_000);
+    expect(on.eventsPerRead(paceOf(10), 10_000)).toBe(8);
   });
 });

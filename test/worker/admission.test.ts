@@ -3,6 +3,7 @@ import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject 
 import { beforeEach, describe, expect, it } from "vitest";
 import { blocker, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, oneSlot, readSse, resetSims, simStats } from "./helpers";
 import { dispatch } from "../../src/dispatch/dispatch";
+import { ReadSizePolicy } from "../../src/dispatch/read-size";
 import { JsonSink } from "../../src/stream/json-sink";
 import { StreamProgress } from "../../src/stream/relay";
 import type { TenantGate } from "../../src/gate/tenant-gate";
@@ -171,6 +172,7 @@ describe("slot release", () => {
         progress: new StreamProgress("chatcmpl-x", 0),
         signal: new AbortController().signal,
         deadline: Date.now() + 10_000,
+        readSizes: new ReadSizePolicy(),
         onAttempt: () => {
           throw new Error("bug in the Worker");
         },
