@@ -146,6 +146,16 @@ async function gateStats(routerUrl: string, tenant: string): Promise<GateStats> 
   return (await fetch(`${routerUrl}/admin/tenants/${tenant}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as never;
 }
 
+/**
+ * Each dead letter of the tenant as one line: its final code, then every attempt as
+ * `backend: outcome/error` (`+` marks a continuation), to show why a request was given up.
+ */
+async function deadLetterLines(routerUrl: string, tenant: string): Promise<string[]> {
+  const res = await fetch(`${routerUrl}/admin/tenants/${tenant}/dead-letters?limit=20`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const { data } = (await res.json()) as { data: Array<{ code: string; attempts: Array<{ backendId: string; continuation: boolean; outcome: string; errorCode?: string; chunks: number }> }> };
+  return data.map((d) => `${d.code}: ${d.attempts.map((a) => `${a.continuation ? "+" : ""}${a.backendId} ${a.errorCode ?? a.outcome}${a.chunks ? ` after ${a.chunks} chunks` : ""}`).join(", ")}`);
+}
+
 function diagLine(st: GateStats, startedAt: number): string {
   const backends = st.backends.map((b) => `${b.id}:${b.breaker}${b.breakerRetryAfterMs ? `/${b.breakerRetryAfterMs}ms` : ""} window=${b.window.successes}ok+${b.window.failures}failed in=${b.inFlight}`);
   return `[diag] ${((Date.now() - startedAt) / 1000).toFixed(1)} s queue=${st.queue.depth} inFlight=${st.inFlight} ${backends.join(" ")}`;
@@ -372,7 +382,7 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
       await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
       const leaked = await waitForIdle(sluiceUrl, "chaos");
       const stats = await gateStats(sluiceUrl, "chaos");
-      out[name]!.extra = { leakedSlots: leaked, gate: stats.counters, journal: stats.journal };
+      out[name]!.extra = { leakedSlots: leaked, gate: stats.counters, journal: stats.journal, deadLetters: await deadLetterLines(sluiceUrl, "chaos") };
       for (const bad of ["truncated", "duplicated", "mismatch", "transport_error"] as const) {
         if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
       }

@@ -60,10 +60,14 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
   lines.push("", "Latency of the answered calls:", "", ...figures(Object.values(chaos).map((r) => ["chaos", r] as const), "scenario"));
   lines.push("", "Errors by status and code:", "");
   for (const r of Object.values(chaos)) lines.push(`- ${r.system}: ${Object.entries(r.summary.errors).map(([k, v]) => `${k} × ${v}`).join(", ") || "none"}`);
-  const sluiceChaos = chaos.sluice?.extra as { leakedSlots?: number; journal?: { entries: number; bytes: number }; gate?: Record<string, number> } | undefined;
+  const sluiceChaos = chaos.sluice?.extra as { leakedSlots?: number; journal?: { entries: number; bytes: number }; gate?: Record<string, number>; deadLetters?: string[] } | undefined;
   lines.push("", `Stuck slots in sluice after the run: ${sluiceChaos?.leakedSlots ?? "–"}.`);
   if (sluiceChaos?.journal) lines.push(`Every sluice call carried an Idempotency-Key; the tenant's journal (limit 1,000 entries) held ${sluiceChaos.journal.entries} entries, ${Math.round(sluiceChaos.journal.bytes / 1024)} KiB, after the run.`);
   if (sluiceChaos?.gate) lines.push(`sluice's gate: ${sluiceChaos.gate.attempts} attempts, ${sluiceChaos.gate.retries} retries (${sluiceChaos.gate.continuations} of them mid-stream continuations), ${sluiceChaos.gate.budgetDenied} denied by the retry budget.`);
+  if (sluiceChaos?.deadLetters?.length) {
+    lines.push("", `sluice's dead letters (the last ${sluiceChaos.deadLetters.length}: each attempt as backend and error; + marks a continuation):`, "");
+    for (const d of sluiceChaos.deadLetters) lines.push(`- ${d}`);
+  }
   lines.push("");
   if (run.violations.length) lines.push("## Invariants broken", "", ...run.violations.map((v) => `- ${v}`), "");
   else lines.push("Invariants held: no lost, truncated or duplicated text and no leaked slot in sluice's runs.", "");

@@ -116,6 +116,11 @@ export class CircuitBreaker {
     return Math.min(this.opts.maxCooldownMs, this.opts.cooldownMs * 2 ** Math.max(0, this.reopenCount - 1));
   }
 
+  /** Failures since the last success. */
+  get failureStreak(): number {
+    return this.consecutive;
+  }
+
   counts(now: number): { successes: number; failures: number } {
     const [successes = 0, failures = 0] = this.window.totals(now);
     return { successes, failures };

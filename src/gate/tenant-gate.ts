@@ -64,8 +64,9 @@ interface RetryAvoid {
 }
 
 /**
- * A backend counts as failing for retries when its breaker window holds at least this many
- * failures and no more successes: still closed, but most of its recent attempts fail.
+ * A backend counts as failing for retries, though its circuit is closed, when its breaker window
+ * holds at least this many failures and no more successes, or when this many of its attempts in a
+ * row failed: the start of an outage, while the window still holds the successes before it.
  */
 const FAILING_MIN_FAILURES = 3;
 
@@ -819,8 +820,9 @@ function queueTimeout(config: TenantConfig): Rejection {
   return { kind: "reject", status: 504, code: "queue_timeout", message: `The request waited ${config.limits.maxQueueWaitMs} ms in the queue without a free slot.` };
 }
 
-/** Closed, but most of the backend's recent attempts failed (see FAILING_MIN_FAILURES). */
+/** Closed, but its last attempts or most of its recent ones failed (see FAILING_MIN_FAILURES). */
 function failingMostly(breaker: CircuitBreaker, now: number): boolean {
+  if (breaker.failureStreak >= FAILING_MIN_FAILURES) return true;
   const { successes, failures } = breaker.counts(now);
   return failures >= FAILING_MIN_FAILURES && failures >= successes;
 }

@@ -221,12 +221,13 @@ describe("routing", () => {
    * failing every attempt (b recovers right after). Then a request to "chat" that fails on a: the
    * region rule alone would retry on b.
    */
-  async function retryAfterBFailed(breaker: Record<string, number>, onlyBStatus: number): Promise<Response> {
+  async function retryAfterBFailed(breaker: Record<string, number>, onlyBStatus: number, bSuccessesFirst = 0): Promise<Response> {
     const { key } = await createTenant({
       ...simConfig(["a", "b", "c"]),
       models: { chat: { route: ["a", "b", "c"], order: "pinned" }, "only-b": { route: ["b"] } },
       breaker,
     });
+    for (let i = 0; i < bSuccessesFirst; i++) expect(await drain(await chat(key, { model: "only-b", messages: MESSAGES, max_tokens: 3 }))).toBe(200);
     await simControl("b", { failRate: 1, failStatus: 503 });
     expect((await chat(key, { model: "only-b", messages: MESSAGES })).status).toBe(onlyBStatus);
     await simControl("b", { failRate: 0 });
@@ -240,6 +241,14 @@ describe("routing", () => {
     expect(res.headers.get("x-sluice-backend")).toBe("c");
     await drain(res);
     expect((await simStats("b")).requests).toBe(3);
+  });
+
+  it("retries elsewhere before a backend whose last attempts all failed, though its window holds more successes", async () => {
+    // The start of an outage: ten successes in b's window, then three failures in a row.
+    const res = await retryAfterBFailed({ consecutiveFailures: 50, minRequests: 50 }, 502, 10);
+    expect(res.headers.get("x-sluice-backend")).toBe("c");
+    await drain(res);
+    expect((await simStats("b")).requests).toBe(13);
   });
 
   it("does not spend a retry on probing a half-open backend when another can take it", async () => {
