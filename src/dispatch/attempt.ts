@@ -65,7 +65,6 @@ export class UpstreamAttempt {
   /** The text read so far ends at an event boundary (see ReadSizePolicy.minBytes). */
   private atEventBoundary = true;
   private readonly pace = new StreamPace();
-
   private ended = false;
   private readonly decoder = new TextDecoder();
   private readonly parsed: EventSourceMessage[] = [];

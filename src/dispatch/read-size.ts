@@ -4,7 +4,7 @@
 // request by a third. So when the isolate relays more events per second than `readsPerSecond`,
 // a read after the first token waits for several events of its stream, but never for more than
 // `maxHoldMs` of that stream's expected output: a quiet isolate, a slow stream and the first token
-// still go out one event per read. Pure: the caller passes the time.
+// still go out one event per read. No platform imports; the caller passes the time.
 
 export interface ReadSizeOptions {
   /** Above this many relayed events per second in the isolate, reads take several events. */
@@ -47,6 +47,8 @@ export class StreamPace {
   }
 }
 
+const isolatePolicies = new Map<number, ReadSizePolicy>();
+
 /**
  * The isolate's policy for a `READ_BATCH_MAX_HOLD_MS` setting (a Worker var; 0 turns batching
  * off). One per isolate and setting, shared by its relays: the event rate is the isolate's.
@@ -58,8 +60,6 @@ export function isolateReadSizes(maxHoldMs: string | undefined): ReadSizePolicy 
   if (!policy) isolatePolicies.set(hold, (policy = new ReadSizePolicy({ ...READ_SIZE_DEFAULTS, maxHoldMs: hold })));
   return policy;
 }
-
-const isolatePolicies = new Map<number, ReadSizePolicy>();
 
 /** Isolate-wide: events relayed per second, and from that the size of each stream's next read. */
 export class ReadSizePolicy {
