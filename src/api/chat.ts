@@ -94,7 +94,7 @@ export const chatRoute = new Hono<AppEnv>().post(
       ...(meta.degradations.length ? { "x-sluice-degraded": meta.degradations.join(", ") } : {}),
       ...(meta.replay ? { "x-sluice-replay": meta.replay } : {}),
     });
-    const sink: ClientSink = body.stream ? new SseSink(headers) : new JsonSink(headers);
+    const sink: ClientSink = body.stream ? new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }) : new JsonSink(headers);
     const admit: AdmitRequest = {
       tenant,
       record,

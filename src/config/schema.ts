@@ -69,6 +69,8 @@ export const TimeoutsSchema = z.object({
   firstTokenMs: z.number().int().positive().max(600_000).default(15_000),
   idleMs: z.number().int().positive().max(600_000).default(10_000),
   totalMs: z.number().int().positive().max(3_600_000).default(600_000),
+  /** A streaming client that takes nothing for this long counts as gone (it would hold a slot). */
+  clientStallMs: z.number().int().positive().max(600_000).default(60_000),
 });
 
 export const IdempotencySchema = z.object({

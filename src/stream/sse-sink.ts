@@ -9,8 +9,9 @@ export const KEEPALIVE_MS = 15_000;
 /**
  * A client that has not taken a write for this long has stopped reading while keeping the
  * connection open; it is treated as gone, so it cannot hold a slot (and a backend) forever.
+ * Tenants set it as `timeouts.clientStallMs`.
  */
-export const STALLED_CLIENT_MS = 60_000;
+export const CLIENT_STALL_MS = 60_000;
 /** Text waiting behind a write the client has not taken yet, before the relay waits for it. */
 const MAX_QUEUED_CHARS = 64 * 1024;
 
@@ -47,13 +48,17 @@ export class SseSink implements ClientSink {
     this.releaseDrained();
   };
 
+  private readonly keepaliveMs: number;
+  private readonly clientStallMs: number;
+
   constructor(
     private readonly headers: HeaderSource,
-    private readonly keepaliveMs = KEEPALIVE_MS,
-    private readonly stalledClientMs = STALLED_CLIENT_MS,
+    timing: { keepaliveMs?: number; clientStallMs?: number } = {},
   ) {
+    this.keepaliveMs = timing.keepaliveMs ?? KEEPALIVE_MS;
+    this.clientStallMs = timing.clientStallMs ?? CLIENT_STALL_MS;
     this.response = new Promise((resolve) => (this.resolveResponse = resolve));
-    this.keepalive = setInterval(() => this.tick(), Math.max(100, Math.floor(Math.min(this.keepaliveMs, stalledClientMs) / 3)));
+    this.keepalive = setInterval(() => this.tick(), Math.max(100, Math.floor(Math.min(this.keepaliveMs, this.clientStallMs) / 3)));
   }
 
   get clientGone(): AbortSignal {
@@ -173,7 +178,7 @@ export class SseSink implements ClientSink {
   }
 
   private tick(): void {
-    if (this.inFlight > 0 && Date.now() - this.lastTakenAt > this.stalledClientMs) return this.stalled();
+    if (this.inFlight > 0 && Date.now() - this.lastTakenAt > this.clientStallMs) return this.stalled();
     if (this.closed || Date.now() - this.lastWriteAt < this.keepaliveMs) return;
     const text = this.phase === "queued" ? "queued" : this.phase === "waiting" ? "waiting" : "keepalive";
     this.comment(text).catch(() => this.gone.abort());

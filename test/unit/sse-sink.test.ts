@@ -55,7 +55,7 @@ describe("SseSink", () => {
   });
 
   it("treats a client that stops reading as gone, and frees a relay waiting on it", async () => {
-    const sink = new SseSink(() => ({}), 15_000, 300);
+    const sink = new SseSink(() => ({}), { clientStallMs: 300 });
     await sink.send([chunk("first")]);
     await sink.response; // the client has the headers and never reads the body
     const waiting = sink.send([chunk("y".repeat(70 * 1024))]);

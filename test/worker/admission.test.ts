@@ -141,6 +141,19 @@ describe("slot release", () => {
     expect(await eventually(async () => (await gateStats(tenant)).counters.cancelled === 1)).toBe(true);
   });
 
+  it("after the client stops reading but keeps the connection (timeouts.clientStallMs)", async () => {
+    const { tenant, key } = await createTenant({ ...oneSlot(), timeouts: { clientStallMs: 300 } });
+    // Far more text than the stream's buffers hold, so writes wait on the client.
+    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 4_000 });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read(); // then nothing more: the body stays open and unread
+    expect(await eventually(async () => (await simStats("a")).cancelled === 1, 5_000)).toBe(true);
+    expect(await idle(tenant)).toBe(true);
+    expect(await eventually(async () => (await gateStats(tenant)).counters.cancelled === 1)).toBe(true);
+    await reader.cancel();
+  });
+
   it("after the client disconnects while queued", async () => {
     const { tenant, key } = await createTenant(oneSlot());
     const held = blocker(key, 300);
