@@ -43,9 +43,7 @@ export class SseSink implements ClientSink {
   };
   private readonly onWriteFailed = () => {
     this.inFlight--;
-    this.queued = "";
-    this.gone.abort();
-    this.releaseDrained();
+    this.dropClient();
   };
 
   private readonly keepaliveMs: number;
@@ -135,9 +133,9 @@ export class SseSink implements ClientSink {
   /**
    * Queues text for the client. A write resolves only once the client side took it, so waiting on
    * each one would tie the relay to a network round trip per chunk. Instead one write is in flight
-   * and whatever comes meanwhile joins one string, written when that write is taken: under load
-   * many events go out in one write, at no cost in latency (the client could not have had them
-   * sooner). The relay waits only when MAX_QUEUED_CHARS pile up (a slow client: backpressure).
+   * and whatever comes meanwhile joins one string, written when that write is taken: a client slow
+   * to take writes gets what waited in one write, at no cost in latency (it could not have had it
+   * sooner). The relay waits only when MAX_QUEUED_CHARS pile up (backpressure).
    */
   private write(text: string): Promise<void> {
     if (this.closed || this.gone.signal.aborted) return Promise.reject(new Error("stream closed"));
@@ -188,10 +186,15 @@ export class SseSink implements ClientSink {
   private stalled(): void {
     this.stopKeepalive();
     this.closed = true;
+    this.dropClient();
+    this.writer.abort(new Error("client stopped reading")).catch(() => {});
+  }
+
+  /** The client is gone: what waits for it is dropped, and a relay waiting to write goes on. */
+  private dropClient(): void {
     this.queued = "";
     this.gone.abort();
     this.releaseDrained();
-    this.writer.abort(new Error("client stopped reading")).catch(() => {});
   }
 
   private stopKeepalive(): void {
