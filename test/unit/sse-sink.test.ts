@@ -54,6 +54,25 @@ describe("SseSink", () => {
     expect(rest.endsWith("data: [DONE]\n\n")).toBe(true);
   });
 
+  it("keeps a silent stream open with a comment that says what the client waits for", async () => {
+    const sink = new SseSink(() => ({ "x-request-id": "r1" }), { keepaliveMs: 150 });
+    // Nothing sent yet: the keepalive itself starts the response, with the request's headers.
+    const res = await sink.response;
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toBe("r1");
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    expect(decoder.decode((await reader.read()).value)).toBe(": queued\n\n");
+    sink.setPhase("waiting");
+    expect(decoder.decode((await reader.read()).value)).toBe(": waiting\n\n");
+    await sink.send([chunk("t")]);
+    expect(decoder.decode((await reader.read()).value)).toBe(`id: 1\ndata: ${chunk("t").json}\n\n`);
+    expect(decoder.decode((await reader.read()).value)).toBe(": keepalive\n\n");
+    const done = sink.finish();
+    expect(await readAll(reader)).toBe("data: [DONE]\n\n");
+    await done;
+  });
+
   it("treats a client that stops reading as gone, and frees a relay waiting on it", async () => {
     const sink = new SseSink(() => ({}), { clientStallMs: 300 });
     await sink.send([chunk("first")]);
