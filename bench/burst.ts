@@ -1,5 +1,5 @@
 // `npm run bench:burst [-- --streams 100] [-- --rounds 6] [-- --tokens 20]`: TTFT of bursts of N
-// streams sent at once, js-relay (the floor for a relay that reads tokens) and sluice in
+// streams sent at once, js-relay (a naive relay that reads every token) and sluice in
 // alternating rounds in one run, so a change to the relay or the gate can be judged in seconds.
 // The first round of each is a warm-up and is not counted.
 import { parseArgs } from "node:util";

@@ -1,5 +1,5 @@
 // `npm run bench:cpu [-- --concurrency 50] [-- --calls 400] [-- --tokens 20]`: workerd CPU per
-// request (from /proc) for the bare pass-through, the js-relay floor and sluice, each serving the
+// request (from /proc) for the bare pass-through, js-relay and sluice, each serving the
 // same streams at a fixed concurrency. A round to warm up, then a measured round per system.
 // Last, the price of one Durable Object RPC on this machine (sluice makes three per request).
 import http from "node:http";

@@ -1,7 +1,9 @@
-// The floor for any relay that looks at each token: a pass-through Worker that reads every upstream
-// event in JavaScript and writes it on, and does nothing else (no parsing, no gate, no framing).
+// A naive relay that looks at each token: a pass-through Worker that reads every upstream event in
+// JavaScript, one read per event, and writes it on, and does nothing else (no parsing, no gate,
+// no framing).
 // Set against the bare pass-through (which workerd pipes natively) it shows what the platform
-// charges per streamed event once JavaScript touches the stream; sluice pays that and its own work.
+// charges per streamed event once JavaScript touches the stream. sluice does its own work on top,
+// and under load reads several events at a time, which this relay does not.
 import { EVENT_READ_BYTES } from "../src/dispatch/read-size";
 
 interface Env {
