@@ -604,15 +604,10 @@ export class TenantGate extends DurableObject<Env> {
   }
 
   /**
-   * Chooses the plan entry for the next attempt, starting at `from` and wrapping around: the first
-   * one whose breaker allows it and which has a free slot, outside `avoidRegion` if possible.
-   * Backends still inside a Retry-After window are used only when nothing else is, after the wait.
-   */
-  /**
    * The next backend of the plan from `from` on (cyclically) that can take an attempt now. A retry
    * (`retry` given) prefers, in turn: a backend in another region than the one that just failed;
-   * one in the same region; one that failed for this request, is failing most of its recent
-   * attempts (its breaker not yet open), or is on probation (half-open: a probe should be a fresh
+   * one in the same region; one that failed for this request, is failing (see failingMostly; its
+   * breaker not yet open), or is on probation (half-open: a probe should be a fresh
    * request, not one that already failed). Last comes a backend that asked to be left alone for a
    * while (Retry-After), with the wait.
    */
