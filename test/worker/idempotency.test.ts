@@ -146,12 +146,18 @@ describe("Idempotency-Key", () => {
 describe("twins while the first is queued", () => {
   const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 12 };
 
-  it("waits behind the queued request and joins its generation: one upstream call", async () => {
-    const { tenant, key } = await createTenant(oneSlot());
-    const held = blocker(key, 400);
+  /** A one-slot tenant whose slot a blocker holds for `blockMs`, and a first request queued behind it. */
+  async function firstQueued(headers: Record<string, string>, blockMs: number, limits: Record<string, number> = {}, signal?: AbortSignal) {
+    const { tenant, key } = await createTenant(oneSlot(limits));
+    const held = blocker(key, blockMs);
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
-    const first = chat(key, body, { "idempotency-key": "k-queued-twin" });
+    const first = chat(key, body, headers, signal);
     await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    return { tenant, key, held, first };
+  }
+
+  it("waits behind the queued request and joins its generation: one upstream call", async () => {
+    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-queued-twin" }, 400);
     const second = chat(key, body, { "idempotency-key": "k-queued-twin" });
     expect(await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1)).toBe(true);
     expect((await gateStats(tenant)).queue.depth).toBe(1); // the twin takes no place in the queue
@@ -166,11 +172,7 @@ describe("twins while the first is queued", () => {
   });
 
   it("answers 422 to a twin with a different body", async () => {
-    const { tenant, key } = await createTenant(oneSlot());
-    const held = blocker(key, 300);
-    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
-    const first = chat(key, body, { "idempotency-key": "k-queued-422" });
-    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    const { key, held, first } = await firstQueued({ "idempotency-key": "k-queued-422" }, 300);
     const res = await chat(key, { ...body, max_tokens: 13 }, { "idempotency-key": "k-queued-422" });
     expect(res.status).toBe(422);
     expect(((await res.json()) as any).error.code).toBe("idempotency_key_reused");
@@ -179,11 +181,7 @@ describe("twins while the first is queued", () => {
   });
 
   it("shares the verdict when the queued request is displaced", async () => {
-    const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1 }));
-    const held = blocker(key, 400);
-    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
-    const first = chat(key, body, { "idempotency-key": "k-displaced", "x-priority": "low" });
-    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-displaced", "x-priority": "low" }, 400, { maxQueue: 1 });
     const second = chat(key, body, { "idempotency-key": "k-displaced", "x-priority": "low" });
     await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1);
     const high = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "high" });
@@ -197,16 +195,12 @@ describe("twins while the first is queued", () => {
   });
 
   it("takes the queued request's place when its client left", async () => {
-    const { tenant, key } = await createTenant(oneSlot());
-    const held = blocker(key, 4_000);
-    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const controller = new AbortController();
-    const first = chat(key, body, { "idempotency-key": "k-left" }, controller.signal).catch((e: unknown) => e);
-    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-left" }, 4_000, {}, controller.signal);
     const second = chat(key, body, { "idempotency-key": "k-left" });
     await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1);
     controller.abort();
-    await first;
+    await first.catch(() => {});
     // The first request's Worker stops polling once its open call returns; the ticket then goes
     // stale (aged here instead of waiting), and is dropped when the blocker frees the slot.
     const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
