@@ -7,9 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { callOnce } from "./load";
-import { createTenant, processUsage, startFleet, startSluice, type System } from "./stack";
-import { uniformCalls } from "./traffic";
+import { cpuPerCall, createTenant, startFleet, startSluice, type System } from "./stack";
 
 const { values: args } = parseArgs({
   options: { base: { type: "string" }, concurrency: { type: "string", default: "1000" }, calls: { type: "string", default: "2000" }, tokens: { type: "string", default: "20" }, rounds: { type: "string", default: "6" } },
@@ -32,20 +30,9 @@ const systems = [await startSluice(path.join(baseDir, "src/index.ts"), `base ${c
 const keys = await Promise.all(systems.map((s, i) => createTenant(s.url, `ab${i}`, fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } })));
 const cpuMs: number[][] = systems.map(() => []);
 
-async function round(system: System, key: string, tag: string): Promise<{ msPerCall: number; tokensPerSec: number }> {
+function round(system: System, key: string, tag: string) {
   const target = { name: system.name, baseUrl: `${system.url}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
-  const batch = uniformCalls(calls, Number(args.tokens), tag);
-  const before = processUsage(system.pid)!.cpuSec;
-  const started = Date.now();
-  let next = 0;
-  let tokens = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < batch.length) {
-      const result = await callOnce(target, batch[next++]!);
-      tokens += result.tokens;
-    }
-  }));
-  return { msPerCall: ((processUsage(system.pid)!.cpuSec - before) * 1000) / calls, tokensPerSec: tokens / ((Date.now() - started) / 1000) };
+  return cpuPerCall(system, target, { calls, tokens: Number(args.tokens), concurrency, tag });
 }
 
 try {

@@ -4,9 +4,8 @@
 // Last, the price of one Durable Object RPC on this machine (sluice makes three per request).
 import http from "node:http";
 import { parseArgs } from "node:util";
-import { callOnce, MODEL, type Target } from "./load";
-import { createTenant, processUsage, startFleet, startPassthrough, startRpcFloor, startSluice, type System } from "./stack";
-import { uniformCalls } from "./traffic";
+import { MODEL, type Target } from "./load";
+import { cpuPerCall, createTenant, processUsage, startFleet, startPassthrough, startRpcFloor, startSluice, type System } from "./stack";
 
 const { values: args } = parseArgs({ options: { concurrency: { type: "string", default: "50" }, calls: { type: "string", default: "400" }, tokens: { type: "string", default: "20" } } });
 const concurrency = Number(args.concurrency);
@@ -26,23 +25,9 @@ for (const s of systems) s.target.baseUrl = `${s.system.url}/v1`;
 try {
   for (const round of ["warm-up", "measured"]) {
     for (const { system, target } of systems) {
-      const batch = uniformCalls(calls, Number(args.tokens), `cpu-${round}`);
-      const before = processUsage(system.pid)!;
-      const started = Date.now();
-      let next = 0;
-      let tokens = 0;
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          while (next < batch.length) {
-            const result = await callOnce(target, batch[next++]!);
-            tokens += result.tokens;
-          }
-        }),
-      );
-      const cpuSec = processUsage(system.pid)!.cpuSec - before.cpuSec;
-      const wallSec = (Date.now() - started) / 1000;
+      const m = await cpuPerCall(system, target, { calls, tokens: Number(args.tokens), concurrency, tag: `cpu-${round}` });
       if (round === "measured") {
-        console.log(`${target.name.padEnd(12)} ${((1000 * cpuSec) / calls).toFixed(2)} ms CPU per request, ${(cpuSec / wallSec).toFixed(2)} cores, ${(tokens / wallSec).toFixed(0)} tokens/s`);
+        console.log(`${target.name.padEnd(12)} ${m.msPerCall.toFixed(2)} ms CPU per request, ${m.cores.toFixed(2)} cores, ${m.tokensPerSec.toFixed(0)} tokens/s`);
       }
     }
   }

@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 import { bundleWorker, startRouter, type RunningRouter } from "../scripts/router-on-miniflare";
 import type { SimOptions } from "../sim/types";
-import { MODEL } from "./load";
+import { callOnce, MODEL, type Target } from "./load";
+import { uniformCalls } from "./traffic";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const ADMIN_TOKEN = "bench-admin-token";
@@ -169,6 +170,29 @@ export function processUsage(pid: number | undefined): { cpuSec: number; rssMb: 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Sends `calls` streams of `tokens` tokens to `target`, `concurrency` at a time, and measures what
+ * the system's process spent: CPU per call, cores busy, and tokens delivered per second.
+ */
+export async function cpuPerCall(system: System, target: Target, opts: { calls: number; tokens: number; concurrency: number; tag: string }): Promise<{ msPerCall: number; cores: number; tokensPerSec: number }> {
+  const batch = uniformCalls(opts.calls, opts.tokens, opts.tag);
+  const before = processUsage(system.pid)!.cpuSec;
+  const started = Date.now();
+  let next = 0;
+  let tokens = 0;
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (next < batch.length) {
+        const result = await callOnce(target, batch[next++]!);
+        tokens += result.tokens;
+      }
+    }),
+  );
+  const cpuSec = processUsage(system.pid)!.cpuSec - before;
+  const wallSec = (Date.now() - started) / 1000;
+  return { msPerCall: (1000 * cpuSec) / opts.calls, cores: cpuSec / wallSec, tokensPerSec: tokens / wallSec };
 }
 
 export async function getFreePort(): Promise<number> {
