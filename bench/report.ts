@@ -45,7 +45,12 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
     const s = r.summary;
     lines.push(`| ${r.system} | ${s.calls} | ${s.outcomes.exact ?? 0} | ${s.outcomes.rejected ?? 0} | ${fmt(r.rejected429Ms?.p50)} / ${fmt(r.rejected429Ms?.p99)} | ${fmt(s.ttftMs.p50)} / ${fmt(s.ttftMs.p99)} | ${r.utilisationWhileQueued === undefined ? "–" : pct(r.utilisationWhileQueued)} | ${fmt(r.maxQueueDepth)} | ${r.attemptsPerCall} |`);
   }
-  lines.push("", "Without a queue of their own, the other systems pass the overload on to the backends, where requests wait inside the GPU server instead. Latency of the served calls:", "");
+  const slots = overload.sluice?.extra as { gpuSlotsPerBackend?: number; sluiceSlotsPerBackend?: number } | undefined;
+  const headroom =
+    slots?.gpuSlotsPerBackend !== undefined && slots.sluiceSlotsPerBackend !== undefined
+      ? ` Each sim runs ${slots.gpuSlotsPerBackend} generations at once and queues the rest; sluice's tenant gives each backend a \`maxConcurrency\` of ${slots.sluiceSlotsPerBackend}, so the next request already waits inside the server when a generation ends (README, "Tenant config").`
+      : "";
+  lines.push("", `Without a queue of their own, the other systems pass the overload on to the backends, where requests wait inside the GPU server instead.${headroom} Latency of the served calls:`, "");
   lines.push(...figures(Object.values(overload).map((r) => ["overload", r] as const), "scenario"), "");
 
   lines.push("## 3-5. Chaos: 20% of attempts fail before the first token, 5% of streams die mid-way, us-east down for the middle third", "");
