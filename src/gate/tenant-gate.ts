@@ -41,6 +41,8 @@ interface Lease {
   plan: PlanEntry[];
   /** Attempts granted so far. */
   attempts: number;
+  /** Of those, attempts that delivered text before they failed (see retry). */
+  progressed?: number;
   /** Plan index of the current attempt. */
   cursor: number;
   backendId: string | null;
@@ -373,8 +375,12 @@ export class TenantGate extends DurableObject<Env> {
     if (!lease || !config) return { kind: "exhausted", status: 502, code: "lease_lost", message: "The request's lease expired." };
     const now = Date.now();
     if (report) this.recordAttempt(lease, report, now);
+    if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
 
-    if (lease.attempts >= config.retry.maxAttempts) {
+    // maxAttempts counts the attempts that delivered nothing: a long answer whose streams keep
+    // breaking after delivering text carries on, up to twice maxAttempts calls in all.
+    const fruitless = lease.attempts - (lease.progressed ?? 0);
+    if (fruitless >= config.retry.maxAttempts || lease.attempts >= 2 * config.retry.maxAttempts) {
       return { kind: "exhausted", status: 502, code: "max_attempts", message: `All ${lease.attempts} attempts failed.` };
     }
     // After a backend failure, another region goes first: failures cluster by region (outages,
@@ -395,7 +401,7 @@ export class TenantGate extends DurableObject<Env> {
       return { kind: "exhausted", status: 502, code: "retry_budget_exhausted", message: "The tenant's retry budget is spent; not retrying so an outage does not multiply load." };
     }
     this.metrics.count("retries");
-    const backoff = backoffDelayMs(lease.attempts, config.retry, Math.random(), report?.retryAfterMs);
+    const backoff = backoffDelayMs(fruitless, config.retry, Math.random(), report?.retryAfterMs);
     const grant = this.startAttempt(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
     this.pump(now);
     return { kind: "attempt", grant };

@@ -165,13 +165,26 @@ describe("mid-stream resume", () => {
     expect(await eventually(async () => (await simStats("a")).cancelled === 1)).toBe(true);
   });
 
-  it("ends with the partial error event when the only resumable backends also die", async () => {
+  it("ends with the partial error event when the only resumable backends also die, at twice maxAttempts calls", async () => {
     const { key } = await createTenant(resumable(["a", "b"]));
     const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { disconnect_after: 3 } }));
     expect(sse.done).toBe(false);
-    // a: 3 tokens, b continues with 3 more, a again 3 more: maxAttempts (3) reached.
-    expect(sse.error).toMatchObject({ partial: true, completion_tokens: 9 });
+    // Every attempt delivers 3 tokens and dies: each made progress, so maxAttempts (3) does not
+    // stop them; the cap of 2 x 3 calls does, after 18 tokens.
+    expect(sse.error).toMatchObject({ partial: true, completion_tokens: 18, error: { code: "max_attempts" } });
     expect(expectedText(MESSAGES, 30).startsWith(sse.text)).toBe(true);
+    expect(await totalRequests("a", "b")).toBe(6);
+  });
+
+  it("does not count continuations that delivered text against maxAttempts", async () => {
+    const { tenant, key } = await createTenant(resumable(["a", "b"], { retry: { maxAttempts: 2 } }));
+    // Cut after 3 tokens every time: 3 + 3 + the last 2 take three calls, with maxAttempts 2.
+    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 8, sim_fault: { disconnect_after: 3 } }));
+    expect(sse.error).toBeUndefined();
+    expect(sse.done).toBe(true);
+    expect(sse.text).toBe(expectedText(MESSAGES, 8));
+    expect(await totalRequests("a", "b")).toBe(3);
+    expect((await gateStats(tenant)).counters.continuations).toBe(2);
   });
 });
 
