@@ -1,5 +1,5 @@
-// Admin API: tenant configs and keys in KV, live stats from the tenant's gate (JSON, or Prometheus'
-// text format), dead letters from D1.
+// Admin API: tenant configs and keys in KV, live stats from the tenant's gates (JSON, or
+// Prometheus' text format), dead letters from D1.
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
@@ -7,12 +7,14 @@ import type { AppEnv } from "./context";
 import { adminAuth } from "./auth";
 import { errorResponse } from "./errors";
 import { jsonBody, validJson } from "./validation";
-import { TenantConfigSchema } from "../config/schema";
+import { TenantConfigSchema, type TenantConfig } from "../config/schema";
 import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, readTenantConfig, writeTenantConfig } from "../config/store";
 import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 import { gateClient } from "../gate/client";
+import { gateName } from "../gate/shards";
 import { prometheusText, type GateStats } from "../observe/prometheus";
+import { mergeShardStats } from "../observe/shard-stats";
 
 const KeySchema = z.object({
   key: z.string().min(12, "keys must be at least 12 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
@@ -24,11 +26,21 @@ const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-const gateOf = (env: Env, tenant: string) => gateClient(env.TENANT_GATE, tenant);
+/** The tenant's first `count` gates (shards.ts). */
+const gatesOf = (env: Env, tenant: string, count: number) => Array.from({ length: count }, (_, shard) => gateClient(env.TENANT_GATE, gateName(tenant, shard)));
 
-/** The gate's stats, or null when the tenant has no config. */
+/** Tells each of the tenant's gates of its new config (null: deleted), as its shard's share. */
+async function applyToGates(env: Env, tenant: string, config: TenantConfig | null, count: number): Promise<void> {
+  await Promise.all(gatesOf(env, tenant, count).map((gate, shard) => gate.applyConfig(tenant, config, shard)));
+}
+
+/** The gate's stats (a sharded tenant's gates added up), or null when the tenant has no config. */
 async function statsOf(env: Env, tenant: string): Promise<GateStats | null> {
-  return (await readTenantConfig(env, tenant)) ? gateOf(env, tenant).stats() : null;
+  const config = await readTenantConfig(env, tenant);
+  if (!config) return null;
+  const gates = gatesOf(env, tenant, config.limits.shards);
+  if (gates.length === 1) return gates[0]!.stats();
+  return mergeShardStats(await Promise.all(gates.map((g) => g.stats({ histograms: true }))), config);
 }
 
 const tenantNotFound = (tenant: string) => errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
@@ -40,8 +52,10 @@ export const adminRoute = new Hono<AppEnv>()
   .put("/tenants/:tenant", jsonBody, validJson(TenantConfigSchema), async (c) => {
     const tenant = c.req.param("tenant");
     const config = c.req.valid("json");
+    const previous = await readTenantConfig(c.env, tenant);
     await writeTenantConfig(c.env, tenant, config);
-    await gateOf(c.env, tenant).applyConfig(tenant, config);
+    // Gates left over after the count was lowered get no new requests, only a share of nothing.
+    await applyToGates(c.env, tenant, config, Math.max(config.limits.shards, previous?.limits.shards ?? 1));
     return c.json(config);
   })
   .get("/tenants/:tenant", async (c) => {
@@ -50,8 +64,9 @@ export const adminRoute = new Hono<AppEnv>()
   })
   .delete("/tenants/:tenant", async (c) => {
     const tenant = c.req.param("tenant");
+    const previous = await readTenantConfig(c.env, tenant);
     if (!(await deleteTenant(c.env, tenant))) return tenantNotFound(tenant);
-    await gateOf(c.env, tenant).applyConfig(tenant, null);
+    await applyToGates(c.env, tenant, null, previous?.limits.shards ?? 1);
     return c.json({ deleted: tenant });
   })
   .post("/tenants/:tenant/keys", jsonBody, validJson(KeySchema), async (c) => {

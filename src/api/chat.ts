@@ -21,8 +21,9 @@ import { JsonSink } from "../stream/json-sink";
 import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
 import { ShedHints } from "../gate/shed-hints";
+import { gateName, shardFor } from "../gate/shards";
 
-/** Per isolate: recent queue-full verdicts of each tenant's gate (see ShedHints). */
+/** Per isolate: recent queue-full verdicts of each gate, by gate name (see ShedHints). */
 const shedHints = new ShedHints();
 
 /** Admission is retried this often when calls to the gate fail outright. */
@@ -35,9 +36,13 @@ const ADMIT_TRIES = 3;
  */
 const shedWhileFull = createMiddleware<AppEnv>(async (c, next) => {
   const priority = priorityOf(c.req.header("x-priority"));
-  const { dedup } = c.get("config");
+  const { dedup, limits } = c.get("config");
   const mayReplay = c.req.header("idempotency-key") !== undefined || dedup.semantic || dedup.staleIfError;
-  const shed = priority && !mayReplay ? shedHints.check(c.get("tenant"), priority, Date.now()) : undefined;
+  if (!priority || mayReplay) return next();
+  // A request without a journal key goes to a random shard: it is chosen here, before the body.
+  const shard = shardFor(undefined, limits.shards);
+  c.set("shard", shard);
+  const shed = shedHints.check(gateName(c.get("tenant"), shard), priority, Date.now());
   if (!shed) return next();
   // The body is taken (not parsed) first: answering with it unread makes the server drop the
   // connection, and a keep-alive client's next request on it fails with ECONNRESET. A body of
@@ -85,6 +90,9 @@ export const chatRoute = new Hono<AppEnv>().post(
       return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number, sent together with the Idempotency-Key of the original request.");
     }
     const { record, staleKey } = await journalKeys(tenant, body, config.dedup, idempotencyKey);
+    // Twins, replays and stored answers live in the shard their key hashes to.
+    const shards = config.limits.shards;
+    const shard = record ? shardFor(record.key, shards) : (c.get("shard") ?? shardFor(undefined, shards));
     const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
     const headers = () => ({
       "x-request-id": requestId,
@@ -104,8 +112,10 @@ export const chatRoute = new Hono<AppEnv>().post(
       promptTokens: estimatePromptTokens(body),
       maxTokens: requestedMaxTokens(body),
       origin: originOf(c.req.raw),
+      shard,
     };
-    const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, staleKey };
+    const stale = staleKey === undefined ? undefined : { key: staleKey, gate: gateName(tenant, shardFor(staleKey, shards)) };
+    const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale };
     const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options).catch(async (err: unknown) => {
       console.error(JSON.stringify({ level: "error", requestId, tenant, msg: "request failed unexpectedly", error: String(err) }));
       await sink.fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0).catch(() => {});
@@ -129,19 +139,20 @@ interface ServeOptions {
   lastEventId: number;
   /** Finish the generation even if the client leaves (Idempotency-Key). */
   detached: boolean;
-  /** Semantic key of a stored answer for stale-if-error. */
-  staleKey?: string;
+  /** Where a stored answer for stale-if-error may be: its semantic key, and that key's gate. */
+  stale?: { key: string; gate: string };
 }
 
 /** How long one follow call waits for a joined generation to make progress. */
 const FOLLOW_WAIT_MS = 10_000;
 
 async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: ClientSink, signal: AbortSignal, meta: ResponseMeta, options: ServeOptions): Promise<void> {
-  const gate = gateClient(env.TENANT_GATE, admit.tenant);
+  const name = gateName(admit.tenant, admit.shard ?? 0);
+  const gate = gateClient(env.TENANT_GATE, name);
   sink.setPhase("queued");
-  const admitted = await admitThroughQueue(gate, { ...admit, shedByWorker: shedHints.takeAnswered(admit.tenant) || undefined }, signal);
+  const admitted = await admitThroughQueue(gate, { ...admit, shedByWorker: shedHints.takeAnswered(name) || undefined }, signal);
   if (admitted.kind === "reject") {
-    shedHints.note(admit.tenant, admit.priority, admitted, Date.now());
+    shedHints.note(name, admit.priority, admitted, Date.now());
     await sink.fail({ status: admitted.status, code: admitted.code, message: admitted.message, retryAfterSec: admitted.retryAfterSec }, 0);
     return;
   }
@@ -182,9 +193,9 @@ async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: Cli
     record: admit.record !== undefined,
     recordedChunks: resumed?.chunks.length ?? 0,
     detached: options.detached,
-    staleAnswer: options.staleKey
+    staleAnswer: options.stale
       ? async () => {
-          const stored = await gate.storedAnswer(options.staleKey!);
+          const stored = await gateClient(env.TENANT_GATE, options.stale!.gate).storedAnswer(options.stale!.key);
           if (stored) meta.degradations = [...meta.degradations, "stale-cache"];
           return stored;
         }

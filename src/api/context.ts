@@ -8,5 +8,7 @@ export interface AppEnv {
     requestId: string;
     tenant: string;
     config: TenantConfig;
+    /** The tenant's gate for a request without a journal key, once chosen (shards.ts). */
+    shard?: number;
   };
 }

@@ -42,6 +42,11 @@ export const LimitsSchema = z.object({
   maxBodyBytes: z.number().int().positive().max(10_000_000).default(1_000_000),
   /** After a queue-full 429, a Worker answers like requests itself for this long (0: always ask the gate). */
   shedHintMs: z.number().int().nonnegative().max(10_000).default(25),
+  /**
+   * Gate objects the tenant's load is spread over, each with its share of the limits (one object
+   * serves on the order of 500-1,000 calls a second).
+   */
+  shards: z.number().int().min(1).max(32).default(1),
 });
 
 export const RetrySchema = z.object({
@@ -117,6 +122,16 @@ export const TenantConfigSchema = z
       });
       if (m.tokenBudget && !(m.tokenBudget.to in cfg.models))
         ctx.addIssue({ code: "custom", path: ["models", alias, "tokenBudget", "to"], message: `unknown model alias "${m.tokenBudget.to}"` });
+    }
+    const shards = cfg.limits.shards;
+    if (shards > 1) {
+      // Every shard needs a slot of each backend and of the tenant, or it could never serve.
+      if (cfg.limits.maxConcurrency < shards)
+        ctx.addIssue({ code: "custom", path: ["limits", "maxConcurrency"], message: `must be at least limits.shards (${shards}): each shard gets its share` });
+      cfg.backends.forEach((b, i) => {
+        if (b.maxConcurrency < shards)
+          ctx.addIssue({ code: "custom", path: ["backends", i, "maxConcurrency"], message: `must be at least limits.shards (${shards}): each shard gets its share` });
+      });
     }
     if (cfg.retry.maxDelayMs < cfg.retry.baseDelayMs)
       ctx.addIssue({ code: "custom", path: ["retry", "maxDelayMs"], message: "must be at least baseDelayMs" });

@@ -7,9 +7,10 @@ import type { TenantGate } from "./tenant-gate";
 /** The gate's RPC methods, with the plain types they are declared with. */
 export type GateApi = Pick<TenantGate, "admit" | "poll" | "renew" | "firstToken" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats">;
 
-export function gateClient(namespace: DurableObjectNamespace<TenantGate>, tenant: string): GateApi {
+/** The handle on one of a tenant's gates: `gateName(tenant, shard)` (shards.ts). */
+export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: string): GateApi {
   // RPC stubs wrap every result type; the values are the plain data the methods return.
-  const fresh = () => namespace.get(namespace.idFromName(tenant)) as unknown as GateApi;
+  const fresh = () => namespace.get(namespace.idFromName(name)) as unknown as GateApi;
   let stub = fresh();
   const call =
     <K extends keyof GateApi>(method: K) =>

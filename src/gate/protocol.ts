@@ -25,6 +25,8 @@ export interface AdmitRequest {
   origin?: Coordinates;
   /** Requests this Worker turned away itself (from a shed hint) since its last admission. */
   shedByWorker?: number;
+  /** The tenant's gate this request was sent to, when the tenant has several (shards.ts). */
+  shard?: number;
 }
 
 export interface BackendTarget {

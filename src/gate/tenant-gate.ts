@@ -14,6 +14,7 @@ import { RetryBudget } from "./budget";
 import { DrainRate } from "./drain-rate";
 import { GateMetrics, METRICS_SAVE_MS, type SavedMetrics } from "./metrics";
 import { LEASE_TTL_MS } from "./lease";
+import { shardConfig } from "./shards";
 import { LeaseRows } from "./lease-rows";
 import { ReplayJournal, type EntrySnapshot, type EntryState } from "./journal";
 import type {
@@ -108,6 +109,8 @@ type Pick =
 
 export class TenantGate extends DurableObject<Env> {
   private tenant: string | null = null;
+  /** Which of the tenant's gates this is (see shards.ts): it enforces that share of the limits. */
+  private shard = 0;
   private config: TenantConfig | null = null;
   private backendsById = new Map<string, BackendConfig>();
   private configLoadedAt = 0;
@@ -138,6 +141,7 @@ export class TenantGate extends DurableObject<Env> {
       sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
       this.journal = new ReplayJournal(sql);
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'tenant'`)) this.tenant = row.value;
+      for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'shard'`)) this.shard = Number(row.value);
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'metrics'`)) {
         this.metrics = GateMetrics.restore(JSON.parse(row.value) as SavedMetrics, () => this.scheduleMetricsSave());
       }
@@ -158,7 +162,7 @@ export class TenantGate extends DurableObject<Env> {
       this.metrics.count("rejectedQueueFull", request.shedByWorker);
       this.metrics.count("shedByWorker", request.shedByWorker);
     }
-    const config = await this.ensureConfig(request.tenant);
+    const config = await this.ensureConfig(request.tenant, request.shard ?? 0);
     if (!config) return { kind: "reject", status: 404, code: "tenant_not_found", message: "This tenant has no configuration." };
     const now = Date.now();
     const plan = buildRoutePlan(config, {
@@ -507,13 +511,17 @@ export class TenantGate extends DurableObject<Env> {
   // ---- RPC: administration ----------------------------------------------------------------------
 
   /** Adopts a config just written by the admin API, without waiting for the KV cache. */
-  async applyConfig(tenant: string, config: TenantConfig | null): Promise<void> {
-    this.rememberTenant(tenant);
+  async applyConfig(tenant: string, config: TenantConfig | null, shard = 0): Promise<void> {
+    this.rememberTenant(tenant, shard);
     this.installConfig(config);
     this.pump(Date.now());
   }
 
-  async stats() {
+  /**
+   * The gate's state and counters. A sharded tenant's stats merge those of all its gates, which
+   * then also send their histograms (`histograms: true`), as percentiles do not add up.
+   */
+  async stats(options: { histograms?: boolean } = {}) {
     const now = Date.now();
     const config = this.config;
     return {
@@ -545,8 +553,10 @@ export class TenantGate extends DurableObject<Env> {
           successes: c?.successes ?? 0,
           failures: c?.failures ?? 0,
           ttftMs: c?.ttft.summary() ?? { count: 0 },
+          ...(options.histograms ? { ttftHistogram: c?.ttft.toJSON() ?? [] } : {}),
         };
       }),
+      ...(options.histograms ? { histograms: { queue: this.metrics.queueMs.toJSON(), total: this.metrics.totalMs.toJSON() } } : {}),
     };
   }
 
@@ -569,8 +579,8 @@ export class TenantGate extends DurableObject<Env> {
 
   // ---- internals ----------------------------------------------------------------------------------
 
-  private async ensureConfig(tenant: string): Promise<TenantConfig | null> {
-    this.rememberTenant(tenant);
+  private async ensureConfig(tenant: string, shard: number): Promise<TenantConfig | null> {
+    this.rememberTenant(tenant, shard);
     const ttlMs = Number(this.env.CONFIG_CACHE_TTL_SECONDS ?? "5") * 1000;
     if (!this.config || Date.now() - this.configLoadedAt > ttlMs) await this.loadConfig(tenant);
     return this.config;
@@ -580,13 +590,16 @@ export class TenantGate extends DurableObject<Env> {
     this.installConfig(await readTenantConfig(this.env, tenant));
   }
 
-  private rememberTenant(tenant: string): void {
-    if (this.tenant === tenant) return;
+  private rememberTenant(tenant: string, shard: number): void {
+    if (this.tenant === tenant && this.shard === shard) return;
     this.tenant = tenant;
-    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('tenant', ?)`, tenant);
+    this.shard = shard;
+    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('tenant', ?), ('shard', ?)`, tenant, String(shard));
   }
 
-  private installConfig(config: TenantConfig | null): void {
+  /** Installs the tenant's config, as this shard's share of it. */
+  private installConfig(tenantConfig: TenantConfig | null): void {
+    const config = tenantConfig && shardConfig(tenantConfig, this.shard);
     const previous = this.config;
     this.config = config;
     this.configLoadedAt = Date.now();

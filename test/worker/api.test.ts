@@ -114,7 +114,7 @@ describe("admin API", () => {
     const put = await admin("/tenants/acme", { method: "PUT", body: JSON.stringify(simConfig(["a"])) });
     expect(put.status).toBe(200);
     const stored: any = await put.json();
-    expect(stored.limits).toEqual({ maxConcurrency: 64, maxQueue: 256, maxQueueWaitMs: 10_000, maxBodyBytes: 1_000_000, shedHintMs: 25 });
+    expect(stored.limits).toEqual({ maxConcurrency: 64, maxQueue: 256, maxQueueWaitMs: 10_000, maxBodyBytes: 1_000_000, shedHintMs: 25, shards: 1 });
     expect(stored.retry).toMatchObject({ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 5000, budgetRatio: 0.2 });
     expect(stored.breaker).toMatchObject({ failureRate: 0.5, minRequests: 5, windowMs: 30000, cooldownMs: 5000 });
     expect(stored.timeouts).toEqual({ connectMs: 3000, firstTokenMs: 15000, idleMs: 10000, totalMs: 600000, clientStallMs: 60000 });

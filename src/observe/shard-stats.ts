@@ -1,0 +1,80 @@
+// One view of a sharded tenant (see gate/shards.ts): the stats of its gates added up. Counts and
+// gauges are summed; percentiles come from the gates' histograms added bucket by bucket (a p99 of
+// p99s would mean nothing); limits are the tenant's whole limits; a backend's breaker shows the
+// state most gates hold it in (ties go to the less healthy state), and `shards` keeps each gate's
+// own stats.
+import type { BreakerState } from "../gate/breaker";
+import type { TenantConfig } from "../config/schema";
+import { LatencyHistogram, type SavedHistogram } from "./histogram";
+import type { GateStats } from "./prometheus";
+
+export type ShardedStats = GateStats & { shards: GateStats[] };
+
+const HEALTH: readonly BreakerState[] = ["closed", "half-open", "open"];
+
+export function mergeShardStats(parts: GateStats[], config: TenantConfig): ShardedStats {
+  const first = parts[0]!;
+  const sum = (pick: (s: GateStats) => number) => parts.reduce((n, s) => n + pick(s), 0);
+  const budgets = parts.map((s) => s.retryBudget).filter((b) => b !== null);
+  return {
+    tenant: first.tenant,
+    queue: {
+      depth: sum((s) => s.queue.depth),
+      byPriority: sumRecords(parts.map((s) => s.queue.byPriority)),
+      oldestWaitMs: Math.max(...parts.map((s) => s.queue.oldestWaitMs)),
+      drainPerSecond: Math.round(sum((s) => s.queue.drainPerSecond) * 100) / 100,
+    },
+    inFlight: sum((s) => s.inFlight),
+    limits: config.limits,
+    counters: sumRecords(parts.map((s) => s.counters)) as GateStats["counters"],
+    retryBudget: budgets.length ? (sumRecords(budgets) as NonNullable<GateStats["retryBudget"]>) : null,
+    journal: { entries: sum((s) => s.journal.entries), bytes: sum((s) => s.journal.bytes) },
+    latencyMs: {
+      queue: mergedSummary(parts.map((s) => s.histograms?.queue)),
+      total: mergedSummary(parts.map((s) => s.histograms?.total)),
+    },
+    backends: config.backends.map((b) => {
+      const rows = parts.map((s) => s.backends.find((x) => x.id === b.id)).filter((x) => x !== undefined);
+      const add = (pick: (x: (typeof rows)[number]) => number) => rows.reduce((n, x) => n + pick(x), 0);
+      return {
+        id: b.id,
+        region: b.region,
+        breaker: mostHeld(rows.map((x) => x.breaker)),
+        breakerRetryAfterMs: Math.max(0, ...rows.map((x) => x.breakerRetryAfterMs)),
+        window: { successes: add((x) => x.window.successes), failures: add((x) => x.window.failures) },
+        inFlight: add((x) => x.inFlight),
+        maxConcurrency: b.maxConcurrency,
+        attempts: add((x) => x.attempts),
+        successes: add((x) => x.successes),
+        failures: add((x) => x.failures),
+        ttftMs: mergedSummary(rows.map((x) => x.ttftHistogram)),
+      };
+    }),
+    shards: parts.map(({ histograms: _h, ...s }) => ({ ...s, backends: s.backends.map(({ ttftHistogram: _t, ...b }) => b) })),
+  };
+}
+
+function sumRecords(records: Array<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+function mergedSummary(saved: Array<SavedHistogram | undefined>): ReturnType<LatencyHistogram["summary"]> {
+  const buckets = new Map<number, number>();
+  for (const h of saved) for (const [bucket, n] of h ?? []) buckets.set(bucket, (buckets.get(bucket) ?? 0) + n);
+  const merged = new LatencyHistogram();
+  merged.restore([...buckets]);
+  return merged.summary();
+}
+
+function mostHeld(states: BreakerState[]): BreakerState {
+  if (states.length === 0) return "closed";
+  let best: BreakerState = "closed";
+  let bestCount = -1;
+  for (const state of HEALTH) {
+    const count = states.filter((s) => s === state).length;
+    if (count >= bestCount) [best, bestCount] = [state, count];
+  }
+  return best;
+}
