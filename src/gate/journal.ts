@@ -3,6 +3,15 @@
 // replayed, a twin join the live generation, and a reconnect or retry carry on from the last
 // checkpoint. Bounded by age, entry count, total bytes and bytes per entry.
 // Works on the Durable Object's SQLite storage (synchronous `sql.exec`), nothing else.
+//
+// Appends are written behind: they collect in memory and reach storage together at most
+// APPEND_FLUSH_MS later. Every write locks the object's output gate (all its replies wait) until
+// the write commits, so a write per checkpoint, hundreds a second, kept every reply of the gate
+// waiting; one flush per window does not. Reads see what waits. A checkpoint's caller waits for
+// `flushed()` before it hears "recorded", and a read writes the entry's waiting appends first:
+// a reply never promises, nor shows, what a restart could lose.
+
+export const APPEND_FLUSH_MS = 50;
 
 export type EntryState = "running" | "complete" | "partial" | "failed" | "abandoned";
 export type EntryKind = "idempotency" | "semantic";
@@ -47,13 +56,32 @@ interface EntryRow {
   [column: string]: SqlStorageValue;
 }
 
+/** Appends to one entry that wait for the next flush. */
+interface PendingAppends {
+  leaseId: string;
+  chunks: string[];
+  bytes: number;
+  text: string;
+  tokens: number;
+  overflow: boolean;
+  updatedAt: number;
+}
+
 export class ReplayJournal {
   // Totals kept in memory (read once from storage), so checking the limits costs nothing per request.
   private entries = 0;
   private bytes = 0;
   private expiredSweepAt = 0;
+  private readonly pending = new Map<string, PendingAppends>();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private flushWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
 
-  constructor(private readonly sql: SqlStorage) {
+  constructor(
+    private readonly sql: SqlStorage,
+    /** Told of the keys whose appends were just written (their followers may read them). */
+    private readonly onFlushed: (keys: string[]) => void = () => {},
+    private readonly flushMs = APPEND_FLUSH_MS,
+  ) {
     sql.exec(`CREATE TABLE IF NOT EXISTS journal (
       key TEXT PRIMARY KEY, kind TEXT NOT NULL, body_hash TEXT NOT NULL, state TEXT NOT NULL,
       request_id TEXT NOT NULL, lease_id TEXT, chunk_count INTEGER NOT NULL, text TEXT NOT NULL,
@@ -66,7 +94,13 @@ export class ReplayJournal {
     this.bytes = row?.b ?? 0;
   }
 
+  /**
+   * The entry as stored. Its waiting appends are written first: whoever reads an entry (a twin,
+   * a replay, a takeover) is answered with nothing a restart could take back, as the reply waits
+   * for that write's commit.
+   */
   get(key: string, now: number): EntrySnapshot | undefined {
+    this.flushKey(key);
     const row = this.row(key);
     if (!row || row.expires_at <= now) return undefined;
     const chunks: string[] = [];
@@ -87,6 +121,7 @@ export class ReplayJournal {
 
   /** Starts (or takes over) an entry for a running request; keeps chunks already recorded. */
   begin(key: string, kind: EntryKind, bodyHash: string, requestId: string, leaseId: string, limits: JournalLimits, now: number): void {
+    this.flushKey(key);
     this.evict(limits, now);
     const existing = this.row(key);
     if (existing && existing.expires_at > now) {
@@ -108,24 +143,67 @@ export class ReplayJournal {
    */
   append(key: string, leaseId: string, from: number, chunks: string[], text: string, tokens: number, limits: JournalLimits, now: number): boolean {
     const row = this.row(key);
-    if (!row || row.lease_id !== leaseId || from > row.chunk_count) return false;
-    const fresh = chunks.slice(row.chunk_count - from);
+    if (!row || row.lease_id !== leaseId) return false;
+    const waiting = this.pending.get(key) ?? { leaseId, chunks: [], bytes: 0, text: row.text, tokens: row.tokens, overflow: row.overflow === 1, updatedAt: now };
+    const count = row.chunk_count + waiting.chunks.length;
+    if (from > count) return false;
+    const fresh = chunks.slice(count - from);
     if (fresh.length === 0) return false;
     const size = fresh.reduce((n, c) => n + c.length, 0);
-    if (row.overflow === 1 || row.bytes + size > limits.maxEntryBytes) {
-      this.sql.exec(`UPDATE journal SET overflow = 1, text = ?, tokens = ?, updated_at = ? WHERE key = ?`, text, tokens, now, key);
-      return true;
+    if (waiting.overflow || row.bytes + waiting.bytes + size > limits.maxEntryBytes) waiting.overflow = true;
+    else {
+      waiting.chunks.push(...fresh);
+      waiting.bytes += size;
+      this.bytes += size;
     }
-    this.sql.exec(`INSERT INTO journal_chunks (key, seq, data) VALUES (?, ?, ?)`, key, row.chunk_count, JSON.stringify(fresh));
-    this.sql.exec(
-      `UPDATE journal SET chunk_count = ?, text = ?, tokens = ?, bytes = ?, updated_at = ? WHERE key = ?`,
-      row.chunk_count + fresh.length, text, tokens, row.bytes + size, now, key,
-    );
-    this.bytes += size;
+    waiting.text = text;
+    waiting.tokens = tokens;
+    waiting.updatedAt = now;
+    this.pending.set(key, waiting);
+    this.scheduleFlush();
     return true;
   }
 
+  /**
+   * Resolves once every append made so far is written (its commit then releases the reply), and
+   * rejects if the write failed: the caller keeps its chunks and sends them again.
+   */
+  flushed(): Promise<void> {
+    if (this.pending.size === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.flushWaiters.push({ resolve, reject }));
+  }
+
+  /** Writes every waiting append, in the one implicit transaction of this turn. */
+  flush(): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    const keys = [...this.pending.keys()];
+    try {
+      for (const key of keys) this.flushKey(key);
+    } catch (err) {
+      for (const w of waiters) w.reject(err);
+      throw err;
+    }
+    for (const w of waiters) w.resolve();
+    if (keys.length > 0) this.onFlushed(keys);
+  }
+
+  private scheduleFlush(): void {
+    this.flushTimer ??= setTimeout(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        // What was not written stays pending for the next flush.
+        console.error(JSON.stringify({ level: "error", msg: "journal appends not written", error: String(err) }));
+        if (this.pending.size > 0) this.scheduleFlush();
+      }
+    }, this.flushMs);
+  }
+
   finish(key: string, leaseId: string, state: EntryState, now: number): void {
+    this.flushKey(key);
     this.sql.exec(`UPDATE journal SET state = ?, lease_id = NULL, updated_at = ? WHERE key = ? AND lease_id = ?`, state, now, key, leaseId);
   }
 
@@ -153,10 +231,30 @@ export class ReplayJournal {
     return [...this.sql.exec<EntryRow>(`SELECT * FROM journal WHERE key = ?`, key)][0];
   }
 
+  /** Writes the appends waiting for one entry (none are kept for an entry gone or taken over). */
+  private flushKey(key: string): void {
+    const waiting = this.pending.get(key);
+    if (!waiting) return;
+    const row = this.row(key);
+    if (!row || row.lease_id !== waiting.leaseId) {
+      this.pending.delete(key);
+      this.bytes -= waiting.bytes;
+      return;
+    }
+    if (waiting.chunks.length > 0) this.sql.exec(`INSERT INTO journal_chunks (key, seq, data) VALUES (?, ?, ?)`, key, row.chunk_count, JSON.stringify(waiting.chunks));
+    this.sql.exec(
+      `UPDATE journal SET chunk_count = ?, text = ?, tokens = ?, bytes = ?, overflow = ?, updated_at = ? WHERE key = ?`,
+      row.chunk_count + waiting.chunks.length, waiting.text, waiting.tokens, row.bytes + waiting.bytes, waiting.overflow ? 1 : 0, waiting.updatedAt, key,
+    );
+    this.pending.delete(key);
+  }
+
   private delete(key: string, bytes: number): void {
+    const waiting = this.pending.get(key);
+    this.pending.delete(key);
     this.sql.exec(`DELETE FROM journal_chunks WHERE key = ?`, key);
     this.sql.exec(`DELETE FROM journal WHERE key = ?`, key);
     this.entries--;
-    this.bytes -= bytes;
+    this.bytes -= bytes + (waiting?.bytes ?? 0);
   }
 }

@@ -3,7 +3,7 @@
 // ends within that window (or whose lease is renewed several times in it) costs no statement at all;
 // at a few hundred requests a second, per-request statements were a tenth of the router's CPU.
 // A gate that restarts forgets only leases changed in the last LEASE_FLUSH_MS; callers that must
-// not lose a lease (one a journal entry points to) save it with `now`.
+// not lose a lease (one a journal entry points to) save it with `now` the first time.
 
 export const LEASE_FLUSH_MS = 50;
 
@@ -31,6 +31,11 @@ export class LeaseRows<L extends LeaseRow> {
     const leases = this.storage.sql.exec<{ data: string }>(`SELECT data FROM leases`).toArray().map((row) => JSON.parse(row.data) as L);
     for (const lease of leases) this.stored.add(lease.id);
     return leases;
+  }
+
+  /** Whether the lease has a row in storage. */
+  holds(id: string): boolean {
+    return this.stored.has(id);
   }
 
   /** Stores the lease as it is when the rows are flushed; `now` flushes at once. */

@@ -139,7 +139,8 @@ export class TenantGate extends DurableObject<Env> {
       const sql = ctx.storage.sql;
       sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
-      this.journal = new ReplayJournal(sql);
+      // Followers hear of appended chunks once they are written.
+      this.journal = new ReplayJournal(sql, (keys) => keys.forEach((key) => this.wake(key)));
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'tenant'`)) this.tenant = row.value;
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'shard'`)) this.shard = Number(row.value);
       for (const row of sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'metrics'`)) {
@@ -447,8 +448,9 @@ export class TenantGate extends DurableObject<Env> {
     const now = Date.now();
     lease.deadline = now + LEASE_TTL_MS;
     this.persistLease(lease);
-    if (lease.recordKey && this.config) {
-      if (this.journal.append(lease.recordKey, lease.id, progress.from, progress.chunks, progress.text, progress.tokens, this.config.idempotency, now)) this.wake(lease.recordKey);
+    // "Recorded" only once the chunks are written: the caller then forgets them.
+    if (lease.recordKey && this.config && this.journal.append(lease.recordKey, lease.id, progress.from, progress.chunks, progress.text, progress.tokens, this.config.idempotency, now)) {
+      await this.journal.flushed();
     }
     return true;
   }
@@ -791,7 +793,8 @@ export class TenantGate extends DurableObject<Env> {
   private persistLease(lease: Lease): void {
     // A lease a journal entry points to is stored at once: after a restart, a twin must still
     // see its generation as live rather than start a second one.
-    this.leaseRows.save(lease, lease.recordKey !== undefined);
+    // Renewals of such a lease can wait for the next flush: its row exists.
+    this.leaseRows.save(lease, lease.recordKey !== undefined && !this.leaseRows.holds(lease.id));
     // Deadlines only move forward, so an alarm already set earlier still fires in time.
     if (this.alarmAt === undefined || lease.deadline < this.alarmAt) {
       this.alarmAt = lease.deadline;

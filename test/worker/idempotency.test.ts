@@ -224,6 +224,32 @@ describe("twins while the first is queued", () => {
   });
 });
 
+describe("journal appends, written behind", () => {
+  it("gathers the checkpoints of a window into one write, answers only once it is written, and keeps them through a restart", async () => {
+    const { tenant } = await createTenant(simConfig(["a"]));
+    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const record = { key: "idem:k-behind", kind: "idempotency" as const, bodyHash: "h", shared: true };
+    const admitted = await gate.admit({ tenant, record, requestId: "req-behind", alias: "chat", priority: "normal", promptTokens: 10 });
+    if (admitted.kind !== "lease") throw new Error("not admitted");
+    const chunk = (n: number) => JSON.stringify({ n });
+    // Two checkpoints in one window: both answered, after one write of three chunks.
+    const [first, second] = await Promise.all([
+      gate.checkpoint(admitted.leaseId, { from: 0, chunks: [chunk(1), chunk(2)], text: "ab", tokens: 2 }),
+      gate.checkpoint(admitted.leaseId, { from: 2, chunks: [chunk(3)], text: "abc", tokens: 3 }),
+    ]);
+    expect([first, second]).toEqual([true, true]);
+    const rows = await runInDurableObject(gate, (instance) => {
+      const sql = (instance as unknown as { ctx: DurableObjectState }).ctx.storage.sql;
+      return sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM journal_chunks WHERE key = 'idem:k-behind'`).one().n;
+    });
+    expect(rows).toBe(1);
+    // What the gate said it recorded survives a restart.
+    await abortAllDurableObjects();
+    const after = await env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant)).follow("idem:k-behind", 0, 0);
+    expect(after.chunks).toEqual([chunk(1), chunk(2), chunk(3)]);
+  });
+});
+
 describe("gate restart mid-queue", () => {
   it("leaves no request stuck and no slot leaked", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 1 } }));
