@@ -11,6 +11,8 @@
 // `flushed()` before it hears "recorded", and a read writes the entry's waiting appends first:
 // a reply never promises, nor shows, what a restart could lose.
 
+import { FlushTimer } from "./flush-timer";
+
 export const APPEND_FLUSH_MS = 50;
 
 export type EntryState = "running" | "complete" | "partial" | "failed" | "abandoned";
@@ -73,15 +75,16 @@ export class ReplayJournal {
   private bytes = 0;
   private expiredSweepAt = 0;
   private readonly pending = new Map<string, PendingAppends>();
-  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly flushTimer: FlushTimer;
   private flushWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
 
   constructor(
     private readonly sql: SqlStorage,
     /** Told of the keys whose appends were just written (their followers may read them). */
     private readonly onFlushed: (keys: string[]) => void = () => {},
-    private readonly flushMs = APPEND_FLUSH_MS,
+    flushMs = APPEND_FLUSH_MS,
   ) {
+    this.flushTimer = new FlushTimer(() => this.flush(), flushMs, "journal appends", () => this.pending.size > 0);
     sql.exec(`CREATE TABLE IF NOT EXISTS journal (
       key TEXT PRIMARY KEY, kind TEXT NOT NULL, body_hash TEXT NOT NULL, state TEXT NOT NULL,
       request_id TEXT NOT NULL, lease_id TEXT, chunk_count INTEGER NOT NULL, text TEXT NOT NULL,
@@ -160,7 +163,7 @@ export class ReplayJournal {
     waiting.tokens = tokens;
     waiting.updatedAt = now;
     this.pending.set(key, waiting);
-    this.scheduleFlush();
+    this.flushTimer.schedule();
     return true;
   }
 
@@ -175,8 +178,7 @@ export class ReplayJournal {
 
   /** Writes every waiting append, in the one implicit transaction of this turn. */
   flush(): void {
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
+    this.flushTimer.cancel();
     const waiters = this.flushWaiters;
     this.flushWaiters = [];
     const keys = [...this.pending.keys()];
@@ -188,18 +190,6 @@ export class ReplayJournal {
     }
     for (const w of waiters) w.resolve();
     if (keys.length > 0) this.onFlushed(keys);
-  }
-
-  private scheduleFlush(): void {
-    this.flushTimer ??= setTimeout(() => {
-      try {
-        this.flush();
-      } catch (err) {
-        // What was not written stays pending for the next flush.
-        console.error(JSON.stringify({ level: "error", msg: "journal appends not written", error: String(err) }));
-        if (this.pending.size > 0) this.scheduleFlush();
-      }
-    }, this.flushMs);
   }
 
   finish(key: string, leaseId: string, state: EntryState, now: number): void {

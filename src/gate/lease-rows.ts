@@ -5,6 +5,8 @@
 // A gate that restarts forgets only leases changed in the last LEASE_FLUSH_MS; callers that must
 // not lose a lease (one a journal entry points to) save it with `now` the first time.
 
+import { FlushTimer } from "./flush-timer";
+
 export const LEASE_FLUSH_MS = 50;
 
 export interface LeaseRow {
@@ -17,12 +19,14 @@ export class LeaseRows<L extends LeaseRow> {
   private readonly pending = new Map<string, L | null>();
   /** Ids that have a row in storage (a lease removed before its first flush needs no DELETE). */
   private readonly stored = new Set<string>();
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly timer: FlushTimer;
 
   constructor(
     private readonly storage: DurableObjectStorage,
-    private readonly flushMs = LEASE_FLUSH_MS,
+    flushMs = LEASE_FLUSH_MS,
   ) {
+    // A failed write keeps its rows pending for the next flush.
+    this.timer = new FlushTimer(() => this.flush(), flushMs, "lease rows", () => this.pending.size > 0);
     storage.sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
   }
 
@@ -42,7 +46,7 @@ export class LeaseRows<L extends LeaseRow> {
   save(lease: L, now = false): void {
     this.pending.set(lease.id, lease);
     if (now) this.flush();
-    else this.schedule();
+    else this.timer.schedule();
   }
 
   remove(id: string): void {
@@ -51,12 +55,11 @@ export class LeaseRows<L extends LeaseRow> {
       return;
     }
     this.pending.set(id, null);
-    this.schedule();
+    this.timer.schedule();
   }
 
   flush(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.cancel();
     if (this.pending.size === 0) return;
     const sql = this.storage.sql;
     this.storage.transactionSync(() => {
@@ -70,17 +73,5 @@ export class LeaseRows<L extends LeaseRow> {
       else this.stored.delete(id);
     }
     this.pending.clear();
-  }
-
-  private schedule(): void {
-    this.timer ??= setTimeout(() => {
-      // A failed write keeps its rows pending for the next flush; say so rather than leave an
-      // uncaught exception in a timer.
-      try {
-        this.flush();
-      } catch (err) {
-        console.error(JSON.stringify({ level: "error", msg: "lease rows not written", error: String(err) }));
-      }
-    }, this.flushMs);
   }
 }
