@@ -41,7 +41,8 @@ export function shareOf(total: number, shard: number, shards: number): number {
 export function shardConfig(config: TenantConfig, shard: number): TenantConfig {
   const shards = config.limits.shards;
   if (shards <= 1 && shard === 0) return config;
-  const rotated = (total: number, offset: number) => (shard >= shards ? 0 : shareOf(total, (shard + offset) % shards, shards));
+  // A shard beyond the count keeps its index, and shareOf gives it nothing.
+  const rotated = (total: number, offset: number) => shareOf(total, shard < shards ? (shard + offset) % shards : shard, shards);
   return {
     ...config,
     backends: config.backends.map((b, i) => ({ ...b, maxConcurrency: rotated(b.maxConcurrency, i) })),

@@ -5,7 +5,7 @@
 // own stats.
 import type { BreakerState } from "../gate/breaker";
 import type { TenantConfig } from "../config/schema";
-import { LatencyHistogram, type SavedHistogram } from "./histogram";
+import { LatencyHistogram, type LatencySummary, type SavedHistogram } from "./histogram";
 import type { GateStats } from "./prometheus";
 
 export type ShardedStats = GateStats & { shards: GateStats[] };
@@ -60,7 +60,7 @@ function sumRecords(records: Array<Record<string, number>>): Record<string, numb
   return out;
 }
 
-function mergedSummary(saved: Array<SavedHistogram | undefined>): ReturnType<LatencyHistogram["summary"]> {
+function mergedSummary(saved: Array<SavedHistogram | undefined>): LatencySummary {
   const buckets = new Map<number, number>();
   for (const h of saved) for (const [bucket, n] of h ?? []) buckets.set(bucket, (buckets.get(bucket) ?? 0) + n);
   const merged = new LatencyHistogram();
