@@ -1,5 +1,5 @@
-// Admin API: tenant configs and keys in KV, live stats from the tenant's gates (JSON, or
-// Prometheus' text format), dead letters from D1.
+// Admin API: tenant configs and keys in KV, live stats from the tenants' gates (JSON, or
+// Prometheus' text format: metrics.ts), dead letters from D1.
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
@@ -8,13 +8,11 @@ import { adminAuth } from "./auth";
 import { errorResponse } from "./errors";
 import { jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, type TenantConfig } from "../config/schema";
-import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, readTenantConfig, writeTenantConfig } from "../config/store";
+import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, listTenants, readTenantConfig, writeTenantConfig } from "../config/store";
 import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
-import { gateClient } from "../gate/client";
-import { gateName } from "../gate/shards";
+import { fleetMetricsRoute, gatesOf, PROMETHEUS_CONTENT_TYPE, statsOf } from "./metrics";
 import { prometheusText, type GateStats } from "../observe/prometheus";
-import { mergeShardStats } from "../observe/shard-stats";
 
 const KeySchema = z.object({
   key: z.string().min(12, "keys must be at least 12 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
@@ -26,27 +24,34 @@ const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-/** The tenant's first `count` gates (shards.ts). */
-const gatesOf = (env: Env, tenant: string, count: number) => Array.from({ length: count }, (_, shard) => gateClient(env.TENANT_GATE, gateName(tenant, shard)));
-
 /** Tells each of the tenant's gates of its new config (null: deleted), as its shard's share. */
 async function applyToGates(env: Env, tenant: string, config: TenantConfig | null, count: number): Promise<void> {
   await Promise.all(gatesOf(env, tenant, count).map((gate, shard) => gate.applyConfig(tenant, config, shard)));
 }
 
-/** The gate's stats (a sharded tenant's gates added up), or null when the tenant has no config. */
-async function statsOf(env: Env, tenant: string): Promise<GateStats | null> {
+/** The tenant's live stats, or null when it has no config. */
+async function tenantStats(env: Env, tenant: string): Promise<GateStats | null> {
   const config = await readTenantConfig(env, tenant);
-  if (!config) return null;
-  const gates = gatesOf(env, tenant, config.limits.shards);
-  if (gates.length === 1) return gates[0]!.stats();
-  return mergeShardStats(await Promise.all(gates.map((g) => g.stats({ histograms: true }))), config);
+  return config && statsOf(env, tenant, config);
 }
 
 const tenantNotFound = (tenant: string) => errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
 
 export const adminRoute = new Hono<AppEnv>()
   .use("*", adminAuth)
+  .route("/metrics", fleetMetricsRoute)
+  .get("/tenants", async (c) => {
+    const limit = Number(c.req.query("limit") ?? "100");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
+    const cursor = c.req.query("cursor");
+    // KV refuses a cursor it did not hand out; any other failure is KV's, not the caller's.
+    const page = await listTenants(c.env, limit, cursor).catch((err: unknown) => {
+      if (cursor === undefined) throw err;
+      return null;
+    });
+    if (!page) return errorResponse(400, "invalid_cursor", "cursor must be the next_cursor of an earlier page.");
+    return c.json({ object: "list", data: page.tenants.map((tenant) => ({ tenant })), next_cursor: page.cursor });
+  })
   .use("/tenants/:tenant", validTenantId)
   .use("/tenants/:tenant/*", validTenantId)
   .put("/tenants/:tenant", jsonBody, validJson(TenantConfigSchema), async (c) => {
@@ -80,13 +85,13 @@ export const adminRoute = new Hono<AppEnv>()
     return c.json({ tenant, key }, 201);
   })
   .get("/tenants/:tenant/stats", async (c) => {
-    const stats = await statsOf(c.env, c.req.param("tenant"));
+    const stats = await tenantStats(c.env, c.req.param("tenant"));
     return stats ? c.json(stats) : tenantNotFound(c.req.param("tenant"));
   })
   .get("/tenants/:tenant/metrics", async (c) => {
-    const stats = await statsOf(c.env, c.req.param("tenant"));
+    const stats = await tenantStats(c.env, c.req.param("tenant"));
     if (!stats) return tenantNotFound(c.req.param("tenant"));
-    return c.body(prometheusText(stats), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    return c.body(prometheusText([stats]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   })
   .get("/tenants/:tenant/dead-letters", async (c) => {
     const limit = Number(c.req.query("limit") ?? "100");

@@ -86,3 +86,21 @@ export async function tenantForKey(env: StoreEnv, key: string): Promise<string |
   keyOwners.set(hash, owner, ttlMs(env));
   return owner;
 }
+
+export interface TenantPage {
+  tenants: string[];
+  /** Pass back to get the next page; null on the last one. */
+  cursor: string | null;
+}
+
+/**
+ * A page of tenant ids in KV's key order. KV's listings are eventually consistent: a tenant
+ * created or deleted in the last minute may be missing or still listed.
+ */
+export async function listTenants(env: StoreEnv, limit: number, cursor?: string): Promise<TenantPage> {
+  const page = await env.CONFIG.list({ prefix: "tenant:", limit, cursor });
+  return {
+    tenants: page.keys.map((k) => k.name.slice("tenant:".length)),
+    cursor: page.list_complete ? null : page.cursor,
+  };
+}

@@ -15,13 +15,17 @@ export function gateName(tenant: string, shard: number): string {
 export function shardFor(key: string | undefined, shards: number, random: () => number = Math.random): number {
   if (shards <= 1) return 0;
   if (key === undefined) return Math.min(shards - 1, Math.floor(random() * shards));
-  // FNV-1a: cheap, and spreads similar keys ("idem:job-1", "idem:job-2") evenly.
+  return fnv1a(key) % shards;
+}
+
+/** FNV-1a (32 bits, unsigned): cheap, and spreads similar strings ("idem:job-1", "idem:job-2") evenly. */
+export function fnv1a(text: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    hash ^= key.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return (hash >>> 0) % shards;
+  return hash >>> 0;
 }
 
 /**

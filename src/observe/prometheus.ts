@@ -1,24 +1,49 @@
-// A tenant gate's stats in Prometheus' text exposition format (0.0.4), for a scraper:
-// `GET /admin/tenants/{tenant}/metrics`. Counters keep counting across gate restarts (they are
-// stored), so rates over them hold. Latency percentiles come from the gate's histograms and are
-// exported as gauges with a `quantile` label.
+// Tenant gates' stats in Prometheus' text exposition format (0.0.4), for a scraper:
+// `GET /admin/tenants/{tenant}/metrics` (one tenant) and `GET /admin/metrics` (all of them). Every
+// sample has a `tenant` label; each family is declared once, with all tenants' samples under it,
+// as the format requires. Counters keep counting across gate restarts (they are stored), so rates
+// over them hold. Latency percentiles come from the gate's histograms and are exported as gauges
+// with a `quantile` label.
 import type { BreakerState } from "../gate/breaker";
 import { COUNTER_HELP, type CounterName } from "../gate/metrics";
 import type { TenantGate } from "../gate/tenant-gate";
 import type { LatencySummary } from "./histogram";
 
 export type GateStats = Awaited<ReturnType<TenantGate["stats"]>>;
-type Labels = Record<string, string>;
+export type Labels = Record<string, string>;
 
 const BREAKER_STATES: readonly BreakerState[] = ["closed", "half-open", "open"];
 
-export function prometheusText(stats: GateStats): string {
+/** One metric: its samples, each with its labels. */
+export interface MetricFamily {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  samples: Array<[Labels, number]>;
+}
+
+type AddFamily = (name: string, type: MetricFamily["type"], help: string, samples: Array<[Labels, number]>) => void;
+
+/** The stats of one or more tenants (in the order given), and any further families, as one exposition. */
+export function prometheusText(tenants: GateStats[], more: MetricFamily[] = []): string {
+  const families = new Map<string, MetricFamily>();
+  const add: AddFamily = (name, type, help, samples) => {
+    const known = families.get(name);
+    if (known) known.samples.push(...samples);
+    else families.set(name, { name, type, help, samples: [...samples] });
+  };
+  for (const stats of tenants) addTenant(stats, add);
+  for (const f of more) add(f.name, f.type, f.help, f.samples);
   const out: string[] = [];
-  const tenant = { tenant: stats.tenant ?? "" };
-  const family = (name: string, type: "counter" | "gauge", help: string, samples: Array<[Labels, number]>) => {
+  for (const { name, type, help, samples } of families.values()) {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, value] of samples) out.push(`${name}${labelText(labels)} ${value}`);
-  };
+  }
+  return `${out.join("\n")}\n`;
+}
+
+function addTenant(stats: GateStats, family: AddFamily): void {
+  const tenant = { tenant: stats.tenant ?? "" };
   const percentiles = (name: string, help: string, rows: Array<[Labels, LatencySummary]>) => {
     family(`${name}_ms`, "gauge", `${help} (ms; upper bound of the histogram bucket, within ~10%).`, rows.flatMap(([labels, p]) => quantiles(labels, p)));
     family(`${name}_count`, "counter", `Samples behind ${name}_ms.`, rows.map(([labels, p]) => [labels, p.count]));
@@ -49,7 +74,6 @@ export function prometheusText(stats: GateStats): string {
   family("sluice_backend_successes_total", "counter", "Attempts the backend answered (a 4xx counts: the backend is up).", backends.map(([l, b]) => [l, b.successes]));
   family("sluice_backend_failures_total", "counter", "Attempts the backend failed.", backends.map(([l, b]) => [l, b.failures]));
   percentiles("sluice_backend_ttft", "Time to the backend's first token", backends.map(([l, b]) => [l, b.ttftMs]));
-  return `${out.join("\n")}\n`;
 }
 
 function quantiles(labels: Labels, p: LatencySummary): Array<[Labels, number]> {

@@ -23,7 +23,7 @@ function sampleStats(): GateStats {
 }
 
 describe("prometheusText", () => {
-  const text = prometheusText(sampleStats());
+  const text = prometheusText([sampleStats()]);
   const lines = text.split("\n");
 
   it("exports every gate counter as a counter family with its help", () => {
@@ -56,5 +56,15 @@ describe("prometheusText", () => {
       if (declared) family = declared[1]!;
       else if (!line.startsWith("# HELP ")) expect(line).toMatch(new RegExp(`^${family}(\\{[^}]*\\})? -?[0-9.e+]+$`));
     }
+  });
+
+  it("declares each family once over several tenants, with every tenant's samples under it, and adds further families", () => {
+    const other = { ...sampleStats(), tenant: "globex", inFlight: 1 };
+    const both = prometheusText([sampleStats(), other], [{ name: "sluice_tenant_up", type: "gauge", help: "Up.", samples: [[{ tenant: "acme" }, 1], [{ tenant: "globex" }, 0]] }]).split("\n");
+    expect(both.filter((l) => l === "# TYPE sluice_in_flight gauge")).toHaveLength(1);
+    const at = both.indexOf("# TYPE sluice_in_flight gauge");
+    expect(both.slice(at + 1, at + 3)).toEqual(['sluice_in_flight{tenant="acme"} 4', 'sluice_in_flight{tenant="globex"} 1']);
+    expect(both.filter((l) => l.startsWith("sluice_backend_failures_total{"))).toHaveLength(2);
+    expect(both.slice(-5)).toEqual(["# HELP sluice_tenant_up Up.", "# TYPE sluice_tenant_up gauge", 'sluice_tenant_up{tenant="acme"} 1', 'sluice_tenant_up{tenant="globex"} 0', ""]);
   });
 });
