@@ -47,6 +47,10 @@ export const LimitsSchema = z.object({
    * serves on the order of 500-1,000 calls a second).
    */
   shards: z.number().int().min(1).max(32).default(1),
+  /** Requests admitted per minute: bursts up to this many, then this pace (none by default). */
+  requestsPerMinute: z.number().int().positive().max(100_000_000).optional(),
+  /** Prompt plus completion tokens per minute, estimated at admission and settled at the end (none by default). */
+  tokensPerMinute: z.number().int().positive().max(10_000_000_000).optional(),
 });
 
 export const RetrySchema = z.object({
@@ -128,6 +132,11 @@ export const TenantConfigSchema = z
       // Every shard needs a slot of each backend and of the tenant, or it could never serve.
       if (cfg.limits.maxConcurrency < shards)
         ctx.addIssue({ code: "custom", path: ["limits", "maxConcurrency"], message: `must be at least limits.shards (${shards}): each shard gets its share` });
+      for (const limit of ["requestsPerMinute", "tokensPerMinute"] as const) {
+        const value = cfg.limits[limit];
+        if (value !== undefined && value < shards)
+          ctx.addIssue({ code: "custom", path: ["limits", limit], message: `must be at least limits.shards (${shards}): each shard gets its share` });
+      }
       cfg.backends.forEach((b, i) => {
         if (b.maxConcurrency < shards)
           ctx.addIssue({ code: "custom", path: ["backends", i, "maxConcurrency"], message: `must be at least limits.shards (${shards}): each shard gets its share` });

@@ -18,7 +18,8 @@ export interface GateCalls {
   firstToken(leaseId: string): Promise<void>;
   checkpoint(leaseId: string, progress: Checkpoint): Promise<boolean>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
-  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
+  /** `completionTokens`: what the request delivered, for the tenant's tokens-per-minute limit. */
+  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint, completionTokens?: number): Promise<void>;
 }
 
 export interface AttemptLogEntry {
@@ -89,7 +90,7 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
     retry: (...args) => input.gate.retry(...args),
     settle: async (leaseId, report, outcome) => {
       settled = true;
-      await input.gate.settle(leaseId, report, outcome, checkpointer.final());
+      await input.gate.settle(leaseId, report, outcome, checkpointer.final(), input.progress.tokens);
     },
   };
   // Checkpoints go out as chunks are relayed; this timer renews the lease while nothing flows

@@ -38,8 +38,8 @@ export function shareOf(total: number, shard: number, shards: number): number {
 }
 
 /**
- * The config one shard enforces: its share of the tenant's concurrency, queue, every backend's
- * slots and the retry budget's floor. The remainders go to different shards for different
+ * The config one shard enforces: its share of the tenant's concurrency, queue, rate limits, every
+ * backend's slots and the retry budget's floor. The remainders go to different shards for different
  * backends, so no shard is favoured everywhere.
  */
 export function shardConfig(config: TenantConfig, shard: number): TenantConfig {
@@ -50,7 +50,14 @@ export function shardConfig(config: TenantConfig, shard: number): TenantConfig {
   return {
     ...config,
     backends: config.backends.map((b, i) => ({ ...b, maxConcurrency: rotated(b.maxConcurrency, i) })),
-    limits: { ...config.limits, maxConcurrency: rotated(config.limits.maxConcurrency, 0), maxQueue: rotated(config.limits.maxQueue, 1) },
+    limits: {
+      ...config.limits,
+      maxConcurrency: rotated(config.limits.maxConcurrency, 0),
+      maxQueue: rotated(config.limits.maxQueue, 1),
+      // A left-over shard's share is 0, read as no limit: it gets no new requests to limit.
+      requestsPerMinute: config.limits.requestsPerMinute && rotated(config.limits.requestsPerMinute, 3),
+      tokensPerMinute: config.limits.tokensPerMinute && rotated(config.limits.tokensPerMinute, 4),
+    },
     retry: { ...config.retry, budgetMinRetries: rotated(config.retry.budgetMinRetries, 2) },
   };
 }

@@ -11,6 +11,7 @@ import { backoffDelayMs } from "../dispatch/backoff";
 import { BoundedPriorityQueue, PRIORITIES } from "./queue";
 import { CircuitBreaker, type BreakerOptions, type BreakerSnapshot } from "./breaker";
 import { RetryBudget } from "./budget";
+import { TenantRateLimit, type RateVerdict } from "./rate-limit";
 import { DrainRate } from "./drain-rate";
 import { GateMetrics, METRICS_SAVE_MS, type SavedMetrics } from "./metrics";
 import { LEASE_TTL_MS } from "./lease";
@@ -56,6 +57,9 @@ interface Lease {
   answered?: boolean;
   /** Backends that failed an attempt of this request: its retries try them last. */
   failed?: string[];
+  /** Tokens charged to the tenant's rate limit at admission, and the prompt's share of them (settled at the end). */
+  rateTokens?: number;
+  promptTokens?: number;
 }
 
 /** What a retry steers away from (see pickBackend). */
@@ -80,6 +84,8 @@ interface Waiter {
   /** Entry to carry on from (a takeover after the previous run stopped mid-way). */
   resumeFrom?: EntrySnapshot;
   enqueuedAt: number;
+  /** Tokens charged to the tenant's rate limit (an estimate), when it has one; refunded if the request gets no slot. */
+  rateTokens?: number;
 }
 
 /**
@@ -126,6 +132,8 @@ export class TenantGate extends DurableObject<Env> {
   /** Queued requests with a shared journal key, and the twins (same key) waiting behind each. */
   private readonly queuedByKey = new Map<string, { ticket: Ticket; twins: Ticket[] }>();
   private budget: RetryBudget | null = null;
+  /** Null when the tenant sets no rate limit. In memory only: a restarted gate starts with full buckets. */
+  private rateLimit: TenantRateLimit | null = null;
   private readonly drain = new DrainRate();
   private metrics = new GateMetrics(() => this.scheduleMetricsSave());
   private metricsSaveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -193,8 +201,13 @@ export class TenantGate extends DurableObject<Env> {
       if (entry && !request.record.shared && (entry.state === "complete" || this.isLive(entry))) request = { ...request, record: undefined };
     }
 
+    // Only a request that will call a backend counts: replays, joins and twins above cost none.
+    const rateTokens = request.promptTokens + (request.maxTokens ?? 0);
+    const rate = this.rateLimit?.admit(rateTokens, now);
+    if (rate && !rate.ok) return this.rateLimited(rate);
+
     this.budget!.recordRequest(now);
-    const waiter: Waiter = { request, plan: plan.entries, degradations: plan.degradations, enqueuedAt: now, resumeFrom };
+    const waiter: Waiter = { request, plan: plan.entries, degradations: plan.degradations, enqueuedAt: now, resumeFrom, rateTokens: rate ? rateTokens : undefined };
     if (this.queue.size === 0 && this.leases.size < config.limits.maxConcurrency) {
       const granted = this.tryGrant(waiter, now);
       if (granted) return granted;
@@ -233,6 +246,7 @@ export class TenantGate extends DurableObject<Env> {
     const shedForMs = config.limits.shedHintMs;
     if (config.limits.maxQueue === 0 || this.tickets.has(id)) {
       this.metrics.count("rejectedQueueFull");
+      this.refundRate(waiter, now);
       return tooBusy(undefined, config.limits.maxQueue === 0 ? shedForMs : undefined);
     }
     const ticket: Ticket = {
@@ -248,6 +262,7 @@ export class TenantGate extends DurableObject<Env> {
     if (!offered.accepted) {
       clearTimeout(ticket.queueTimer);
       this.metrics.count("rejectedQueueFull");
+      this.refundRate(waiter, now);
       return tooBusy(undefined, shedForMs);
     }
     this.tickets.set(id, ticket);
@@ -319,6 +334,7 @@ export class TenantGate extends DurableObject<Env> {
   /** Gives the ticket its verdict: to the open call if there is one, else kept for the next poll. */
   private settleTicket(ticket: Ticket, result: AdmitResult): void {
     clearTimeout(ticket.queueTimer);
+    if (result.kind !== "lease") this.refundRate(ticket, Date.now());
     this.releaseTwins(ticket, result);
     if (ticket.deliver) {
       if (ticket.pollTimer !== undefined) clearTimeout(ticket.pollTimer);
@@ -357,6 +373,7 @@ export class TenantGate extends DurableObject<Env> {
       grantedAt: now,
       deadline: now + LEASE_TTL_MS,
       recordKey: waiter.request.record?.key,
+      ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens, promptTokens: waiter.request.promptTokens } : {}),
     };
     this.leases.set(lease.id, lease);
     const record = waiter.request.record;
@@ -493,10 +510,12 @@ export class TenantGate extends DurableObject<Env> {
   }
 
   /** Ends a request: records the last attempt, frees the slot and lets the next waiter in. */
-  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void> {
+  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint, completionTokens?: number): Promise<void> {
     const lease = this.leases.get(leaseId);
     if (!lease) return; // already settled or reclaimed: settle is idempotent
     const now = Date.now();
+    // The estimate charged at admission becomes what the request used (a lease reclaimed without a settle keeps the estimate).
+    if (lease.rateTokens !== undefined && completionTokens !== undefined) this.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + completionTokens, now);
     if (lease.recordKey && this.config) {
       if (progress) this.journal.append(lease.recordKey, lease.id, progress.from, progress.chunks, progress.text, progress.tokens, this.config.idempotency, now);
       const state: EntryState = outcome === "complete" ? "complete" : outcome === "partial" ? "partial" : outcome === "cancelled" ? "abandoned" : "failed";
@@ -538,6 +557,7 @@ export class TenantGate extends DurableObject<Env> {
       limits: config?.limits ?? null,
       counters: { ...this.metrics.counters },
       retryBudget: this.budget?.usage(now) ?? null,
+      rateLimit: this.rateLimit?.usage(now) ?? null,
       journal: this.journal.stats(),
       latencyMs: { queue: this.metrics.queueMs.summary(), total: this.metrics.totalMs.summary() },
       backends: (config?.backends ?? []).map((b) => {
@@ -609,6 +629,10 @@ export class TenantGate extends DurableObject<Env> {
     if (!config) return;
     if (!this.budget || JSON.stringify(previous?.retry) !== JSON.stringify(config.retry)) {
       this.budget = new RetryBudget({ ratio: config.retry.budgetRatio, minRetries: config.retry.budgetMinRetries, windowMs: config.retry.budgetWindowMs });
+    }
+    const { requestsPerMinute, tokensPerMinute } = config.limits;
+    if (requestsPerMinute !== previous?.limits.requestsPerMinute || tokensPerMinute !== previous?.limits.tokensPerMinute) {
+      this.rateLimit = requestsPerMinute || tokensPerMinute ? new TenantRateLimit({ requestsPerMinute, tokensPerMinute }, Date.now()) : null;
     }
     const ids = new Set(config.backends.map((b) => b.id));
     const stored = new Map<string, BreakerSnapshot>();
@@ -737,6 +761,7 @@ export class TenantGate extends DurableObject<Env> {
       clearTimeout(entry.value.queueTimer);
       this.tickets.delete(entry.id);
       this.metrics.count("abandonedInQueue");
+      this.refundRate(entry.value, now);
       this.releaseTwins(entry.value, undefined);
     }
     for (const entry of this.queue.removeWhere((w) => this.breakersOpenFor(w.value.plan, now) !== undefined)) {
@@ -758,6 +783,24 @@ export class TenantGate extends DurableObject<Env> {
       retryAfterMs = Math.min(retryAfterMs, breaker.retryAfterMs(now));
     }
     return retryAfterMs;
+  }
+
+  private rateLimited(verdict: Exclude<RateVerdict, { ok: true }>): Rejection {
+    this.metrics.count("rejectedRateLimited");
+    const what = verdict.limit === "requests" ? "requests" : "tokens (prompt plus max_tokens, estimated)";
+    return {
+      kind: "reject",
+      status: 429,
+      code: "rate_limited",
+      message: `This tenant's limit of ${what} per minute is reached. Retry later.`,
+      retryAfterSec: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)),
+    };
+  }
+
+  /** A request charged to the rate limit got no slot after all: it gives its charge back. */
+  private refundRate(waiter: Waiter, now: number): void {
+    if (waiter.rateTokens !== undefined) this.rateLimit?.refund(waiter.rateTokens, now);
+    waiter.rateTokens = undefined;
   }
 
   private noBackendRejection(retryAfterMs: number): Rejection {

@@ -61,6 +61,12 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     family("sluice_retry_budget_retries", "gauge", "Retries in the retry budget's window.", [[tenant, stats.retryBudget.retries]]);
     family("sluice_retry_budget_allowed", "gauge", "Retries the budget allows in its window.", [[tenant, stats.retryBudget.allowed]]);
   }
+  for (const limit of ["requests", "tokens"] as const) {
+    const usage = stats.rateLimit?.[limit];
+    if (!usage) continue;
+    family("sluice_rate_limit_per_minute", "gauge", "The tenant's rate limit (limits.requestsPerMinute, limits.tokensPerMinute).", [[{ ...tenant, limit }, usage.perMinute]]);
+    family("sluice_rate_limit_available", "gauge", "What the rate limit's bucket holds now (negative: tokens used beyond the estimate, being paid back).", [[{ ...tenant, limit }, usage.available]]);
+  }
   family("sluice_journal_entries", "gauge", "Replay journal entries stored.", [[tenant, stats.journal.entries]]);
   family("sluice_journal_bytes", "gauge", "Bytes of chunks in the replay journal.", [[tenant, stats.journal.bytes]]);
   percentiles("sluice_queue_wait", "Time from admission to a slot", [[tenant, stats.latencyMs.queue]]);

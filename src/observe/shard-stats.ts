@@ -28,6 +28,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
     limits: config.limits,
     counters: sumRecords(parts.map((s) => s.counters)) as GateStats["counters"],
     retryBudget: budgets.length ? (sumRecords(budgets) as NonNullable<GateStats["retryBudget"]>) : null,
+    rateLimit: mergedRateLimit(parts.map((s) => s.rateLimit)),
     journal: { entries: sum((s) => s.journal.entries), bytes: sum((s) => s.journal.bytes) },
     latencyMs: {
       queue: mergedSummary(parts.map((s) => s.histograms?.queue)),
@@ -52,6 +53,19 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
     }),
     shards: parts.map(({ histograms: _h, ...s }) => ({ ...s, backends: s.backends.map(({ ttftHistogram: _t, ...b }) => b) })),
   };
+}
+
+type RateUsage = NonNullable<GateStats["rateLimit"]>;
+
+/** Each limit's shares added up: the tenant's limit, and what all its gates have left of it. */
+function mergedRateLimit(parts: Array<RateUsage | null>): RateUsage | null {
+  const present = parts.filter((p) => p !== null);
+  if (present.length === 0) return null;
+  const add = (pick: (u: RateUsage) => RateUsage["requests"]) => {
+    const rows = present.map(pick).filter((r) => r !== null);
+    return rows.length ? (sumRecords(rows) as NonNullable<RateUsage["requests"]>) : null;
+  };
+  return { requests: add((u) => u.requests), tokens: add((u) => u.tokens) };
 }
 
 function sumRecords(records: Array<Record<string, number>>): Record<string, number> {

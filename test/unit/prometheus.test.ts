@@ -14,6 +14,7 @@ function sampleStats(): GateStats {
     limits: null,
     counters: { ...metrics.counters },
     retryBudget: { requests: 10, retries: 1, allowed: 5 },
+    rateLimit: { requests: { perMinute: 600, available: 598 }, tokens: null },
     journal: { entries: 7, bytes: 2048 },
     latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
     backends: [
@@ -36,6 +37,10 @@ describe("prometheusText", () => {
   it("exports gauges, percentiles and per-backend families with labels", () => {
     expect(lines).toContain('sluice_queue_depth{tenant="acme",priority="normal"} 2');
     expect(lines).toContain('sluice_in_flight{tenant="acme"} 4');
+    expect(lines).toContain('sluice_rate_limit_per_minute{tenant="acme",limit="requests"} 600');
+    expect(lines).toContain('sluice_rate_limit_available{tenant="acme",limit="requests"} 598');
+    // A limit the tenant does not set has no samples.
+    expect(lines.some((l) => l.includes('limit="tokens"'))).toBe(false);
     expect(lines).toContain('sluice_queue_wait_count{tenant="acme"} 1');
     expect(lines.some((l) => l.startsWith('sluice_queue_wait_ms{tenant="acme",quantile="0.5"} '))).toBe(true);
     // No samples yet: no quantiles, only the count.

@@ -4,14 +4,14 @@ import fc from "fast-check";
 import { gateName, shardConfig, shardFor, shareOf } from "../../src/gate/shards";
 import { TenantConfigSchema } from "../../src/config/schema";
 
-const config = (shards: number) =>
+const config = (shards: number, limits: Record<string, number> = {}) =>
   TenantConfigSchema.parse({
     backends: [
       { id: "a", region: "us-east", url: "http://a.test/v1", model: "m", maxConcurrency: 7 },
       { id: "b", region: "eu-west", url: "http://b.test/v1", model: "m", maxConcurrency: 5 },
     ],
     models: { chat: { route: ["a", "b"] } },
-    limits: { maxConcurrency: 10, maxQueue: 9, shards },
+    limits: { maxConcurrency: 10, maxQueue: 9, shards, ...limits },
     retry: { budgetMinRetries: 10 },
   });
 
@@ -60,6 +60,17 @@ describe("shards", () => {
     expect(parts.map((c) => c.backends[1]!.maxConcurrency)).toEqual([2, 1, 2]);
     // A gate left over after the count was lowered takes nothing new.
     expect(shardConfig(tenant, 3).limits.maxConcurrency).toBe(0);
+    // Rate limits are split the same way; a tenant without them has none in any shard.
+    expect(parts.every((c) => c.limits.requestsPerMinute === undefined && c.limits.tokensPerMinute === undefined)).toBe(true);
+    const limited = [0, 1, 2].map((i) => shardConfig(config(3, { requestsPerMinute: 100, tokensPerMinute: 50_000 }), i));
+    expect(limited.map((c) => c.limits.requestsPerMinute)).toEqual([34, 33, 33]);
+    expect(limited.reduce((n, c) => n + c.limits.tokensPerMinute!, 0)).toBe(50_000);
+  });
+
+  it("refuses rate limits smaller than the shard count, which would leave a shard none", () => {
+    const parsed = TenantConfigSchema.safeParse({ ...config(1), limits: { ...config(1).limits, shards: 4, requestsPerMinute: 3, tokensPerMinute: 2 } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error!.issues.map((i) => i.path.join("."))).toEqual(["limits.requestsPerMinute", "limits.tokensPerMinute"]);
   });
 
   it("refuses a config that leaves a shard without a slot", () => {
