@@ -18,8 +18,7 @@ export interface GateCalls {
   firstToken(leaseId: string): Promise<void>;
   checkpoint(leaseId: string, progress: Checkpoint): Promise<boolean>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
-  /** `completionTokens`: what the request delivered, for the tenant's tokens-per-minute limit. */
-  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint, completionTokens?: number): Promise<void>;
+  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
 }
 
 export interface AttemptLogEntry {
@@ -90,7 +89,7 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
     retry: (...args) => input.gate.retry(...args),
     settle: async (leaseId, report, outcome) => {
       settled = true;
-      await input.gate.settle(leaseId, report, outcome, checkpointer.final(), input.progress.tokens);
+      await input.gate.settle(leaseId, report, outcome, checkpointer.final());
     },
   };
   // Checkpoints go out as chunks are relayed; this timer renews the lease while nothing flows
@@ -262,14 +261,18 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
   }
 }
 
-/** Frames a batch of chunks, notes them for the checkpoint, and sends them in one write. */
+/**
+ * Frames a batch of chunks, notes them for the checkpoint, and sends them in one write. Returns
+ * the tokens among them, for the attempt's report (what the gate counts): a chunk that only ends
+ * the stream (a finish reason, no content) is none.
+ */
 async function relay(chunks: UpstreamChunk[], input: DispatchInput, checkpointer: Checkpointer): Promise<number> {
   let tokens = 0;
   const batch: FramedChunk[] = [];
   for (const c of chunks) {
     const chunk = input.progress.frame(c);
     if (!chunk) continue;
-    if (c.isToken) tokens++;
+    if (c.isToken && (c.content.length > 0 || c.finishReason === null)) tokens++;
     const json = JSON.stringify(chunk);
     checkpointer.add(json);
     batch.push({ chunk, json });

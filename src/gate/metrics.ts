@@ -31,6 +31,8 @@ function newCounters() {
     abandonedInQueue: 0,
     /** Requests that waited behind a queued request with the same key (one generation for both). */
     queuedTwins: 0,
+    promptTokens: 0,
+    completionTokens: 0,
   };
 }
 
@@ -58,12 +60,16 @@ export const COUNTER_HELP: Record<CounterName, string> = {
   servedStale: "Requests answered from a stored answer after every backend failed (stale-if-error).",
   abandonedInQueue: "Queued requests dropped because nobody polled their ticket.",
   queuedTwins: "Requests that waited behind a queued request with the same key.",
+  promptTokens: "Prompt tokens of the requests given a slot (estimated: characters / 4).",
+  completionTokens: "Completion tokens relayed from backends, every attempt's included.",
 };
 
 export interface BackendCounters {
   attempts: number;
   successes: number;
   failures: number;
+  /** Completion tokens relayed from the backend. */
+  tokens: number;
   ttft: LatencyHistogram;
 }
 
@@ -71,7 +77,7 @@ export interface SavedMetrics {
   counters: Partial<Counters>;
   queueMs: SavedHistogram;
   totalMs: SavedHistogram;
-  backends: Record<string, { attempts: number; successes: number; failures: number; ttft: SavedHistogram }>;
+  backends: Record<string, { attempts: number; successes: number; failures: number; tokens?: number; ttft: SavedHistogram }>;
 }
 
 export class GateMetrics {
@@ -95,6 +101,7 @@ export class GateMetrics {
       c.attempts = b.attempts;
       c.successes = b.successes;
       c.failures = b.failures;
+      c.tokens = b.tokens ?? 0;
       c.ttft.restore(b.ttft);
     }
     return m;
@@ -123,11 +130,13 @@ export class GateMetrics {
   }
 
   /** An attempt's end. A 4xx for a bad request counts as a success: the backend is up. */
-  attemptEnded(backendId: string, outcome: AttemptReport["outcome"], ttftMs: number | undefined): void {
+  attemptEnded(backendId: string, outcome: AttemptReport["outcome"], ttftMs: number | undefined, tokens = 0): void {
     const c = this.backend(backendId);
     if (outcome === "failure") c.failures++;
     else if (outcome !== "cancelled") c.successes++;
     if (ttftMs !== undefined) c.ttft.record(ttftMs);
+    c.tokens += tokens;
+    this.counters.completionTokens += tokens;
     this.changed();
   }
 
@@ -140,13 +149,13 @@ export class GateMetrics {
       counters: this.counters,
       queueMs: this.queueMs.toJSON(),
       totalMs: this.totalMs.toJSON(),
-      backends: Object.fromEntries([...this.backends].map(([id, c]) => [id, { attempts: c.attempts, successes: c.successes, failures: c.failures, ttft: c.ttft.toJSON() }])),
+      backends: Object.fromEntries([...this.backends].map(([id, c]) => [id, { attempts: c.attempts, successes: c.successes, failures: c.failures, tokens: c.tokens, ttft: c.ttft.toJSON() }])),
     };
   }
 
   private backend(id: string): BackendCounters {
     let c = this.backends.get(id);
-    if (!c) this.backends.set(id, (c = { attempts: 0, successes: 0, failures: 0, ttft: new LatencyHistogram() }));
+    if (!c) this.backends.set(id, (c = { attempts: 0, successes: 0, failures: 0, tokens: 0, ttft: new LatencyHistogram() }));
     return c;
   }
 }

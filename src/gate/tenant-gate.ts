@@ -57,6 +57,8 @@ interface Lease {
   answered?: boolean;
   /** Backends that failed an attempt of this request: its retries try them last. */
   failed?: string[];
+  /** Completion tokens the attempts reported so far. */
+  tokens?: number;
   /** Tokens charged to the tenant's rate limit at admission, and the prompt's share of them (settled at the end). */
   rateTokens?: number;
   promptTokens?: number;
@@ -380,6 +382,7 @@ export class TenantGate extends DurableObject<Env> {
     if (record) this.journal.begin(record.key, record.kind, record.bodyHash, waiter.request.requestId, lease.id, config.idempotency, now);
     const grant = this.startAttempt(lease, pick.cursor, 0, continuing, now);
     this.metrics.count("admitted");
+    this.metrics.count("promptTokens", waiter.request.promptTokens);
     const queueMs = now - waiter.enqueuedAt;
     this.metrics.queued(queueMs);
     return { kind: "lease", leaseId: lease.id, queueMs, grant, degradations: waiter.degradations, timeouts: { ...config.timeouts }, resumeFrom: waiter.resumeFrom };
@@ -510,12 +513,10 @@ export class TenantGate extends DurableObject<Env> {
   }
 
   /** Ends a request: records the last attempt, frees the slot and lets the next waiter in. */
-  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint, completionTokens?: number): Promise<void> {
+  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void> {
     const lease = this.leases.get(leaseId);
     if (!lease) return; // already settled or reclaimed: settle is idempotent
     const now = Date.now();
-    // The estimate charged at admission becomes what the request used (a lease reclaimed without a settle keeps the estimate).
-    if (lease.rateTokens !== undefined && completionTokens !== undefined) this.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + completionTokens, now);
     if (lease.recordKey && this.config) {
       if (progress) this.journal.append(lease.recordKey, lease.id, progress.from, progress.chunks, progress.text, progress.tokens, this.config.idempotency, now);
       const state: EntryState = outcome === "complete" ? "complete" : outcome === "partial" ? "partial" : outcome === "cancelled" ? "abandoned" : "failed";
@@ -524,6 +525,9 @@ export class TenantGate extends DurableObject<Env> {
     }
     if (report) this.recordAttempt(lease, report, now);
     else this.endAttempt(lease);
+    // The estimate charged at admission becomes what the attempts generated (a lease reclaimed
+    // from a dead Worker keeps the estimate).
+    if (lease.rateTokens !== undefined) this.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
     this.metrics.count(outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
     this.metrics.finished(now - lease.grantedAt);
     this.releaseLease(lease, now);
@@ -574,6 +578,7 @@ export class TenantGate extends DurableObject<Env> {
           attempts: c?.attempts ?? 0,
           successes: c?.successes ?? 0,
           failures: c?.failures ?? 0,
+          tokens: c?.tokens ?? 0,
           ttftMs: c?.ttft.summary() ?? { count: 0 },
           ...(options.histograms ? { ttftHistogram: c?.ttft.toJSON() ?? [] } : {}),
         };
@@ -729,7 +734,8 @@ export class TenantGate extends DurableObject<Env> {
       // counted at its first token.
       if (!lease.answered) breaker?.onSuccess(now, lease.probe);
     }
-    this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs);
+    lease.tokens = (lease.tokens ?? 0) + report.chunks;
+    this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs, report.chunks);
     if (breaker) this.persistBreaker(report.backendId, breaker, stateBefore, now);
     this.endAttempt(lease, false);
   }

@@ -79,6 +79,7 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   family("sluice_backend_attempts_total", "counter", "Attempts sent to the backend.", backends.map(([l, b]) => [l, b.attempts]));
   family("sluice_backend_successes_total", "counter", "Attempts the backend answered (a 4xx counts: the backend is up).", backends.map(([l, b]) => [l, b.successes]));
   family("sluice_backend_failures_total", "counter", "Attempts the backend failed.", backends.map(([l, b]) => [l, b.failures]));
+  family("sluice_backend_tokens_total", "counter", "Completion tokens relayed from the backend.", backends.map(([l, b]) => [l, b.tokens]));
   percentiles("sluice_backend_ttft", "Time to the backend's first token", backends.map(([l, b]) => [l, b.ttftMs]));
 }
 

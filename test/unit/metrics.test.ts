@@ -13,18 +13,18 @@ describe("GateMetrics", () => {
     m.finished(4_000);
     m.attemptStarted("a", false);
     m.attemptStarted("a", true);
-    m.attemptEnded("a", "success", 40);
+    m.attemptEnded("a", "success", 40, 20);
     m.attemptEnded("a", "failure", undefined);
-    m.attemptEnded("a", "cancelled", 15);
+    m.attemptEnded("a", "cancelled", 15, 3);
     expect(changes).toBe(10);
 
     const back = GateMetrics.restore(JSON.parse(JSON.stringify(m)), () => {});
     expect(back.counters).toEqual(m.counters);
-    expect(back.counters).toMatchObject({ admitted: 3, rejectedQueueFull: 1, attempts: 2, continuations: 1 });
+    expect(back.counters).toMatchObject({ admitted: 3, rejectedQueueFull: 1, attempts: 2, continuations: 1, completionTokens: 23 });
     expect(back.queueMs.summary()).toEqual(m.queueMs.summary());
     expect(back.totalMs.summary()).toEqual(m.totalMs.summary());
     const a = back.backendCounters("a")!;
-    expect({ attempts: a.attempts, successes: a.successes, failures: a.failures }).toEqual({ attempts: 2, successes: 1, failures: 1 });
+    expect({ attempts: a.attempts, successes: a.successes, failures: a.failures, tokens: a.tokens }).toEqual({ attempts: 2, successes: 1, failures: 1, tokens: 23 });
     expect(a.ttft.summary()).toEqual(m.backendCounters("a")!.ttft.summary());
     expect(a.ttft.count).toBe(2);
   });
@@ -33,6 +33,11 @@ describe("GateMetrics", () => {
     const back = GateMetrics.restore({ counters: { completed: 7 }, queueMs: [], totalMs: [], backends: {} }, () => {});
     expect(back.counters.completed).toBe(7);
     expect(back.counters.queuedTwins).toBe(0);
+  });
+
+  it("starts a backend's token count at zero when its stored counts predate it", () => {
+    const back = GateMetrics.restore({ counters: {}, queueMs: [], totalMs: [], backends: { a: { attempts: 2, successes: 2, failures: 0, ttft: [] } } }, () => {});
+    expect(back.backendCounters("a")).toMatchObject({ attempts: 2, tokens: 0 });
   });
 });
 

@@ -18,7 +18,7 @@ function sampleStats(): GateStats {
     journal: { entries: 7, bytes: 2048 },
     latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
     backends: [
-      { id: "use1-a", region: 'us "east"\\1', breaker: "half-open", breakerRetryAfterMs: 0, window: { successes: 1, failures: 3 }, inFlight: 2, maxConcurrency: 8, attempts: 9, successes: 6, failures: 3, ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 } },
+      { id: "use1-a", region: 'us "east"\\1', breaker: "half-open", breakerRetryAfterMs: 0, window: { successes: 1, failures: 3 }, inFlight: 2, maxConcurrency: 8, attempts: 9, successes: 6, failures: 3, tokens: 120, ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 } },
     ],
   };
 }
@@ -50,6 +50,7 @@ describe("prometheusText", () => {
     expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="half-open"} 1`);
     expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="open"} 0`);
     expect(lines).toContain(`sluice_backend_failures_total{${backend}} 3`);
+    expect(lines).toContain(`sluice_backend_tokens_total{${backend}} 120`);
     expect(lines).toContain(`sluice_backend_ttft_ms{${backend},quantile="0.95"} 90`);
   });
 

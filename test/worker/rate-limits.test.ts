@@ -1,4 +1,5 @@
-// A tenant's rate limits (limits.requestsPerMinute, limits.tokensPerMinute), enforced by its gate.
+// A tenant's rate limits (limits.requestsPerMinute, limits.tokensPerMinute), enforced by its gate,
+// and the token counts they and the metrics rest on.
 import { SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ADMIN, blocker, chat, createTenant, eventually, gateStats, MESSAGES, oneSlot, readSse, resetSims, simConfig } from "./helpers";
@@ -82,5 +83,19 @@ describe("rate limits", () => {
     expect(["stored", "joined"]).toContain(replay.headers.get("x-sluice-replay"));
     expect(await replay.text()).toBe(text);
     await expectRateLimited(await chat(key, { model: "chat", messages: MESSAGES }), /requests per minute/);
+  });
+
+  it("counts prompt and completion tokens for the tenant and each backend, a broken attempt's included", async () => {
+    const cfg = simConfig(["a", "b"]);
+    const { tenant, key } = await createTenant({ ...cfg, backends: cfg.backends.map((b) => ({ ...b, resume: true })) });
+    // a dies after 5 tokens; b carries on with the other 25.
+    const result = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { disconnect_after: 5, backend: "a" } }));
+    expect(result.done).toBe(true);
+    const stats = await gateStats(tenant);
+    expect(stats.counters).toMatchObject({ promptTokens: PROMPT_TOKENS, completionTokens: 30, continuations: 1 });
+    expect(stats.backends.map((b: { id: string; tokens: number }) => [b.id, b.tokens])).toEqual([["a", 5], ["b", 25]]);
+    const metrics = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/metrics`, { headers: ADMIN })).text();
+    expect(metrics).toContain(`sluice_completion_tokens_total{tenant="${tenant}"} 30`);
+    expect(metrics).toContain(`sluice_backend_tokens_total{tenant="${tenant}",backend="b",region="eu-west"} 25`);
   });
 });
