@@ -8,7 +8,7 @@ import { adminAuth } from "./auth";
 import { errorResponse } from "./errors";
 import { jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, type TenantConfig } from "../config/schema";
-import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, listTenants, readTenantConfig, writeTenantConfig } from "../config/store";
+import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, listTenantKeys, listTenants, readTenantConfig, revokeTenantKey, writeTenantConfig } from "../config/store";
 import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 import { fleetMetricsRoute, gatesOf, PROMETHEUS_CONTENT_TYPE, statsOf } from "./metrics";
@@ -82,7 +82,18 @@ export const adminRoute = new Hono<AppEnv>()
     if (!added.ok && added.reason === "taken") return errorResponse(409, "key_taken", "This key belongs to another tenant; choose another.");
     if (!added.ok) return errorResponse(409, "key_limit", "This tenant has the maximum number of keys.");
     // The key is shown this once; only its SHA-256 hash is stored.
-    return c.json({ tenant, key }, 201);
+    return c.json({ tenant, key, id: added.id }, 201);
+  })
+  .get("/tenants/:tenant/keys", async (c) => {
+    const tenant = c.req.param("tenant");
+    if (!(await readTenantConfig(c.env, tenant))) return tenantNotFound(tenant);
+    return c.json({ object: "list", data: (await listTenantKeys(c.env, tenant)).map((id) => ({ id })) });
+  })
+  .delete("/tenants/:tenant/keys/:id", async (c) => {
+    const { tenant, id } = c.req.param();
+    if (!/^[0-9a-f]{16}$/.test(id)) return errorResponse(400, "invalid_key_id", "A key id is the 16 hex digits GET /admin/tenants/{tenant}/keys lists.");
+    if (!(await revokeTenantKey(c.env, tenant, id))) return errorResponse(404, "key_not_found", `Tenant "${tenant}" has no key ${id}.`);
+    return c.json({ revoked: id });
   })
   .get("/tenants/:tenant/stats", async (c) => {
     const stats = await tenantStats(c.env, c.req.param("tenant"));

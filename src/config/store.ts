@@ -48,7 +48,7 @@ export async function writeTenantConfig(env: StoreEnv, tenant: string, config: T
 /** Deletes the tenant's config and revokes all its keys. Returns whether it existed. */
 export async function deleteTenant(env: StoreEnv, tenant: string): Promise<boolean> {
   const existed = (await env.CONFIG.get(`tenant:${tenant}`)) !== null;
-  const hashes = ((await env.CONFIG.get(`tenant-keys:${tenant}`, "json")) as string[] | null) ?? [];
+  const hashes = await tenantKeyHashes(env, tenant);
   await Promise.all([
     ...hashes.map((h) => env.CONFIG.delete(`key:${h}`)),
     env.CONFIG.delete(`tenant-keys:${tenant}`),
@@ -59,13 +59,42 @@ export async function deleteTenant(env: StoreEnv, tenant: string): Promise<boole
   return existed;
 }
 
-export type AddKeyResult = { ok: true } | { ok: false; reason: "taken" | "limit" };
+export type AddKeyResult = { ok: true; id: string } | { ok: false; reason: "taken" | "limit" };
+
+/**
+ * A key's id: the first 16 hex digits of its SHA-256 hash. It names a key in listings and
+ * revocations without revealing it (the key itself is shown once, when it is added).
+ */
+export const keyId = (hash: string): string => hash.slice(0, 16);
+
+async function tenantKeyHashes(env: StoreEnv, tenant: string): Promise<string[]> {
+  return ((await env.CONFIG.get(`tenant-keys:${tenant}`, "json")) as string[] | null) ?? [];
+}
+
+/** The ids of the tenant's keys, in the order they were added. */
+export async function listTenantKeys(env: StoreEnv, tenant: string): Promise<string[]> {
+  return (await tenantKeyHashes(env, tenant)).map(keyId);
+}
+
+/**
+ * Revokes the tenant's key with this id. Returns whether it had one. Isolates that looked the key
+ * up in the last CONFIG_CACHE_TTL_SECONDS may still accept it until their cache expires.
+ */
+export async function revokeTenantKey(env: StoreEnv, tenant: string, id: string): Promise<boolean> {
+  const hashes = await tenantKeyHashes(env, tenant);
+  const hash = hashes.find((h) => keyId(h) === id);
+  if (!hash) return false;
+  await env.CONFIG.delete(`key:${hash}`);
+  await env.CONFIG.put(`tenant-keys:${tenant}`, JSON.stringify(hashes.filter((h) => h !== hash)));
+  keyOwners.delete(hash);
+  return true;
+}
 
 export async function addTenantKey(env: StoreEnv, tenant: string, key: string): Promise<AddKeyResult> {
   const hash = await sha256Hex(key);
   const owner = await env.CONFIG.get(`key:${hash}`);
   if (owner !== null && owner !== tenant) return { ok: false, reason: "taken" };
-  const hashes = ((await env.CONFIG.get(`tenant-keys:${tenant}`, "json")) as string[] | null) ?? [];
+  const hashes = await tenantKeyHashes(env, tenant);
   if (!hashes.includes(hash)) {
     if (hashes.length >= MAX_KEYS_PER_TENANT) return { ok: false, reason: "limit" };
     hashes.push(hash);
@@ -73,7 +102,7 @@ export async function addTenantKey(env: StoreEnv, tenant: string, key: string): 
   }
   await env.CONFIG.put(`key:${hash}`, tenant);
   keyOwners.set(hash, tenant, ttlMs(env));
-  return { ok: true };
+  return { ok: true, id: keyId(hash) };
 }
 
 /** The tenant an API key belongs to, or null. */

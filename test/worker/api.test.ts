@@ -100,6 +100,33 @@ describe("authentication and tenant isolation", () => {
     await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 401, "invalid_api_key");
     await expectError(await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}`, { headers: ADMIN }), 404, "tenant_not_found");
   });
+
+  it("lists a tenant's keys by id and revokes one: that key stops working, the others do not", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"]));
+    const keys = `https://sluice.test/admin/tenants/${tenant}/keys`;
+    const json = { ...ADMIN, "content-type": "application/json" };
+    const second = "sk-second-0123456789";
+    const added = await SELF.fetch(keys, { method: "POST", headers: json, body: JSON.stringify({ key: second }) });
+    expect(added.status).toBe(201);
+    const secondId = ((await added.json()) as { id: string }).id;
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+    const firstId = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+    expect(await (await SELF.fetch(keys, { headers: ADMIN })).json()).toEqual({ object: "list", data: [{ id: firstId }, { id: secondId }] });
+
+    const revoked = await SELF.fetch(`${keys}/${firstId}`, { method: "DELETE", headers: ADMIN });
+    expect(await revoked.json()).toEqual({ revoked: firstId });
+    await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 401, "invalid_api_key");
+    expect((await chat(second, { model: "chat", messages: MESSAGES })).status).toBe(200);
+    expect(await (await SELF.fetch(keys, { headers: ADMIN })).json()).toEqual({ object: "list", data: [{ id: secondId }] });
+
+    await expectError(await SELF.fetch(`${keys}/${firstId}`, { method: "DELETE", headers: ADMIN }), 404, "key_not_found");
+    await expectError(await SELF.fetch(`${keys}/not-an-id`, { method: "DELETE", headers: ADMIN }), 400, "invalid_key_id");
+    await expectError(await SELF.fetch("https://sluice.test/admin/tenants/nobody-here/keys", { headers: ADMIN }), 404, "tenant_not_found");
+    // Another tenant cannot revoke it.
+    const other = await createTenant(simConfig(["a"]));
+    await expectError(await SELF.fetch(`https://sluice.test/admin/tenants/${other.tenant}/keys/${secondId}`, { method: "DELETE", headers: ADMIN }), 404, "key_not_found");
+    expect((await chat(second, { model: "chat", messages: MESSAGES })).status).toBe(200);
+  });
 });
 
 describe("admin API", () => {
