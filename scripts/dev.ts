@@ -80,6 +80,7 @@ async function main(): Promise<void> {
   openai SDK: new OpenAI({ baseURL: "http://127.0.0.1:${PORT}/v1", apiKey: "${DEMO_KEY}" })
   stats:      curl http://127.0.0.1:${PORT}/admin/tenants/demo/stats -H 'authorization: Bearer ${ADMIN_TOKEN}'
   metrics:    curl http://127.0.0.1:${PORT}/admin/tenants/demo/metrics -H 'authorization: Bearer ${ADMIN_TOKEN}'   (Prometheus)
+  all tenants: curl http://127.0.0.1:${PORT}/admin/metrics -H 'authorization: Bearer ${ADMIN_TOKEN}'   (Prometheus, the whole fleet)
 `);
 }
 
