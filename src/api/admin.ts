@@ -35,14 +35,20 @@ async function tenantStats(env: Env, tenant: string): Promise<GateStats | null> 
   return config && statsOf(env, tenant, config);
 }
 
+/** A listing's `limit` query parameter (100 when absent), or null when it is not 1-1000. */
+function pageLimit(value: string | undefined): number | null {
+  const limit = Number(value ?? "100");
+  return Number.isInteger(limit) && limit >= 1 && limit <= 1000 ? limit : null;
+}
+
 const tenantNotFound = (tenant: string) => errorResponse(404, "tenant_not_found", `No tenant "${tenant}".`);
 
 export const adminRoute = new Hono<AppEnv>()
   .use("*", adminAuth)
   .route("/metrics", fleetMetricsRoute)
   .get("/tenants", async (c) => {
-    const limit = Number(c.req.query("limit") ?? "100");
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
+    const limit = pageLimit(c.req.query("limit"));
+    if (limit === null) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
     const cursor = c.req.query("cursor");
     // KV refuses a cursor it did not hand out; any other failure is KV's, not the caller's.
     const page = await listTenants(c.env, limit, cursor).catch((err: unknown) => {
@@ -105,9 +111,9 @@ export const adminRoute = new Hono<AppEnv>()
     return c.body(prometheusText([stats]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   })
   .get("/tenants/:tenant/dead-letters", async (c) => {
-    const limit = Number(c.req.query("limit") ?? "100");
+    const limit = pageLimit(c.req.query("limit"));
     const before = c.req.query("before");
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
+    if (limit === null) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
     if (before !== undefined && !/^\d+$/.test(before)) return errorResponse(400, "invalid_before", "before must be a dead letter id.");
     const items = await listDeadLetters(c.env.DB, c.req.param("tenant"), limit, before === undefined ? undefined : Number(before));
     return c.json({ object: "list", data: items, next_before: items.length === limit ? items[items.length - 1]!.id : null });

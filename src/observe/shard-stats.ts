@@ -15,7 +15,6 @@ const HEALTH: readonly BreakerState[] = ["closed", "half-open", "open"];
 export function mergeShardStats(parts: GateStats[], config: TenantConfig): ShardedStats {
   const first = parts[0]!;
   const sum = (pick: (s: GateStats) => number) => parts.reduce((n, s) => n + pick(s), 0);
-  const budgets = parts.map((s) => s.retryBudget).filter((b) => b !== null);
   return {
     tenant: first.tenant,
     queue: {
@@ -27,7 +26,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
     inFlight: sum((s) => s.inFlight),
     limits: config.limits,
     counters: sumRecords(parts.map((s) => s.counters)) as GateStats["counters"],
-    retryBudget: budgets.length ? (sumRecords(budgets) as NonNullable<GateStats["retryBudget"]>) : null,
+    retryBudget: sumPresent(parts.map((s) => s.retryBudget)),
     rateLimit: mergedRateLimit(parts.map((s) => s.rateLimit)),
     journal: { entries: sum((s) => s.journal.entries), bytes: sum((s) => s.journal.bytes) },
     latencyMs: {
@@ -62,11 +61,13 @@ type RateUsage = NonNullable<GateStats["rateLimit"]>;
 function mergedRateLimit(parts: Array<RateUsage | null>): RateUsage | null {
   const present = parts.filter((p) => p !== null);
   if (present.length === 0) return null;
-  const add = (pick: (u: RateUsage) => RateUsage["requests"]) => {
-    const rows = present.map(pick).filter((r) => r !== null);
-    return rows.length ? (sumRecords(rows) as NonNullable<RateUsage["requests"]>) : null;
-  };
-  return { requests: add((u) => u.requests), tokens: add((u) => u.tokens) };
+  return { requests: sumPresent(present.map((u) => u.requests)), tokens: sumPresent(present.map((u) => u.tokens)) };
+}
+
+/** The records that are there, added up field by field; null when none is. */
+function sumPresent<T extends Record<string, number>>(records: Array<T | null>): T | null {
+  const present = records.filter((r) => r !== null);
+  return present.length ? (sumRecords(present) as T) : null;
 }
 
 function sumRecords(records: Array<Record<string, number>>): Record<string, number> {

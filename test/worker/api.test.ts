@@ -1,21 +1,13 @@
 // The HTTP surface: validation, auth and tenant isolation, models, admin API.
 import { SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, MESSAGES, resetSims, simConfig } from "./helpers";
+import { ADMIN, chat, createTenant, expectError, MESSAGES, resetSims, simConfig } from "./helpers";
 
 beforeEach(resetSims);
 
 const JSON_HEADERS = { "content-type": "application/json" };
 const post = (key: string, body: string, headers: Record<string, string> = JSON_HEADERS) =>
   SELF.fetch("https://sluice.test/v1/chat/completions", { method: "POST", headers: { authorization: `Bearer ${key}`, ...headers }, body });
-
-async function expectError(res: Response, status: number, code: string | RegExp, message?: RegExp) {
-  expect(res.status).toBe(status);
-  const body: any = await res.json();
-  expect(body.error.code).toMatch(code);
-  expect(typeof body.error.type).toBe("string");
-  if (message) expect(body.error.message).toMatch(message);
-}
 
 describe("request validation", () => {
   it.each([

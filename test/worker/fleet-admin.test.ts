@@ -2,20 +2,13 @@
 // Its own file: these tests count the tenants in KV, which other files' tests add to.
 import { env, SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, MESSAGES, resetSims, simConfig } from "./helpers";
+import { ADMIN, chat, createTenant, expectError, MESSAGES, resetSims, simConfig } from "./helpers";
 import { MAX_SCRAPE_GATES, MAX_SCRAPE_TENANTS } from "../../src/api/metrics";
 import { fnv1a } from "../../src/gate/shards";
 
 beforeEach(resetSims);
 
 const admin = (path: string) => SELF.fetch(`https://sluice.test/admin${path}`, { headers: ADMIN });
-
-async function expectError(res: Response, status: number, code: string, message?: RegExp) {
-  expect(res.status).toBe(status);
-  const body: any = await res.json();
-  expect(body.error.code).toBe(code);
-  if (message) expect(body.error.message).toMatch(message);
-}
 
 async function listAll(limit: number): Promise<{ tenants: string[]; pages: number }> {
   const tenants: string[] = [];

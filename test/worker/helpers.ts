@@ -1,6 +1,7 @@
 // Helpers for tests that drive the Worker through SELF.fetch, with real sims behind it.
 import { SELF, env } from "cloudflare:test";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { expect } from "vitest";
 import type { TenantConfigInput } from "../../src/config/schema";
 import { expectedText as simExpectedText } from "../../sim/text";
 import type { SimOptions, SimStats } from "../../sim/types";
@@ -114,4 +115,14 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 5_00
 
 export async function gateStats(tenant: string): Promise<any> {
   return (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/stats`, { headers: ADMIN })).json();
+}
+
+/** An OpenAI-shaped error answer: the status, the code (a string is matched exactly) and, if given, the message. */
+export async function expectError(res: Response, status: number, code: string | RegExp, message?: RegExp): Promise<void> {
+  expect(res.status).toBe(status);
+  const body: any = await res.json();
+  if (typeof code === "string") expect(body.error.code).toBe(code);
+  else expect(body.error.code).toMatch(code);
+  expect(typeof body.error.type).toBe("string");
+  if (message) expect(body.error.message).toMatch(message);
 }
