@@ -20,7 +20,7 @@ export default defineConfig(async () => {
       })),
     ],
     test: {
-      include: ["test/unit/**/*.test.ts", "test/worker/**/*.test.ts"],
+      include: ["test/worker/**/*.test.ts", "src/**/*.workerd.test.ts"],
       globalSetup: ["test/setup/sims.ts"],
       setupFiles: ["test/worker/apply-migrations.ts"],
       // The sims are shared, and tests read their counters: one file at a time.

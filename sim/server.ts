@@ -39,6 +39,8 @@ interface Generation {
   compact: boolean;
   promptTokens: number;
   firstTokenMs: number;
+  /** Held before its first token until `POST /release` names this hold (see SimFault.hold). */
+  hold?: string;
   done: boolean;
 }
 
@@ -84,7 +86,23 @@ export class SimServer {
   }
 
   stats(): SimStats {
-    return { id: this.options.id, active: this.active.size, waiting: this.waiting.length, ...this.counters };
+    let held = 0;
+    for (const gen of [...this.active, ...this.waiting]) if (gen.hold !== undefined && !gen.done) held++;
+    return { id: this.options.id, active: this.active.size, waiting: this.waiting.length, held, ...this.counters };
+  }
+
+  /** Lets generations held under `hold` (every hold when undefined) go on to their first token. */
+  release(hold?: string): number {
+    let released = 0;
+    const now = performance.now();
+    for (const gen of [...this.active, ...this.waiting]) {
+      if (gen.hold === undefined || (hold !== undefined && gen.hold !== hold)) continue;
+      gen.hold = undefined;
+      if (this.active.has(gen)) gen.nextAt = now + gen.firstTokenMs;
+      released++;
+    }
+    this.schedule();
+    return released;
   }
 
   resetStats(): void {
@@ -106,6 +124,12 @@ export class SimServer {
     }
     if (req.method === "GET" && url.pathname === "/health") return json(res, 200, { ok: true });
     if (req.method === "GET" && url.pathname === "/v1/models") return json(res, 200, { object: "list", data: [{ id: "sim", object: "model", owned_by: this.options.id }] });
+    if (req.method === "POST" && url.pathname === "/release") {
+      readBody(req)
+        .then((body) => json(res, 200, { released: this.release((JSON.parse(body || "{}") as { hold?: string }).hold) }))
+        .catch((err: unknown) => json(res, 400, { error: { message: String(err), type: "invalid_request_error" } }));
+      return;
+    }
     if (req.method === "POST" && (url.pathname === "/control" || url.pathname === "/v1/chat/completions")) {
       readBody(req)
         .then((body) => (url.pathname === "/control" ? this.control(body, res) : this.chat(req, body, res)))
@@ -175,6 +199,7 @@ export class SimServer {
       compact: fault.compact === true,
       promptTokens: Math.ceil(JSON.stringify(messages).length / 4),
       firstTokenMs: fault.ttft_ms ?? o.firstTokenMs,
+      hold: typeof fault.hold === "string" ? fault.hold : undefined,
       done: false,
     };
     res.on("close", () => {
@@ -210,7 +235,7 @@ export class SimServer {
     while (this.active.size < this.options.maxConcurrency && this.waiting.length) {
       const gen = this.waiting.shift()!;
       if (gen.done) continue;
-      gen.nextAt = now + gen.firstTokenMs;
+      gen.nextAt = gen.hold === undefined ? now + gen.firstTokenMs : Number.POSITIVE_INFINITY;
       this.active.add(gen);
     }
     this.counters.peakActive = Math.max(this.counters.peakActive, this.active.size);

@@ -37,6 +37,12 @@ export interface SimFault {
   hang?: boolean;
   hang_after?: number;
   ttft_ms?: number;
+  /**
+   * Hold the generation (it takes a GPU slot) before its first token until `POST /release` with
+   * `{"hold": "<this name>"}` (or `{}`, every hold): lets a test keep a slot busy exactly as long as
+   * it needs to, whatever the machine's speed.
+   */
+  hold?: string;
   tps?: number;
   /** From this token on, wait `slow_ms` between tokens. */
   slow_after?: number;
@@ -49,6 +55,8 @@ export interface SimStats {
   id: string;
   active: number;
   waiting: number;
+  /** Generations held until released (SimFault.hold). */
+  held: number;
   peakActive: number;
   requests: number;
   completed: number;

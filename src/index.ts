@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./api/context";
-import { errorResponse } from "./api/errors";
+import { errorResponse } from "./stream/errors";
 import { chatRoute } from "./api/chat";
 import { modelsRoute } from "./api/models";
 import { adminRoute } from "./api/admin";

@@ -5,7 +5,7 @@ import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import type { AppEnv } from "./context";
 import { adminAuth } from "./auth";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../stream/errors";
 import { jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, type TenantConfig } from "../config/schema";
 import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, listTenantKeys, listTenants, readTenantConfig, revokeTenantKey, writeTenantConfig } from "../config/store";

@@ -1,7 +1,7 @@
 // Authentication: tenant API keys for /v1, the ADMIN_TOKEN secret for /admin.
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./context";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../stream/errors";
 import { readTenantConfig, tenantForKey } from "../config/store";
 
 function bearer(header: string | undefined): string | null {

@@ -4,12 +4,12 @@
 import { Hono } from "hono";
 import pLimit from "p-limit";
 import type { AppEnv } from "./context";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../stream/errors";
 import type { TenantConfig } from "../config/schema";
 import { listTenants, readTenantConfig } from "../config/store";
 import type { Env } from "../env";
-import { gateClient } from "../gate/client";
-import { fnv1a, gateName } from "../gate/shards";
+import { gateClient } from "../admission/gate-client";
+import { fnv1a, gateName } from "../admission/gate-naming";
 import { prometheusText, type GateStats, type MetricFamily } from "../observe/prometheus";
 import { mergeShardStats } from "../observe/shard-stats";
 

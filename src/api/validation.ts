@@ -3,7 +3,7 @@ import { zValidator } from "@hono/zod-validator";
 import { createMiddleware } from "hono/factory";
 import type { ZodType } from "zod";
 import { describeIssues } from "../config/schema";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../stream/errors";
 
 export function validJson<T extends ZodType>(schema: T) {
   return zValidator("json", schema, (result) => {

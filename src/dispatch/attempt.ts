@@ -2,8 +2,9 @@
 // under the timeout that applies at that point (connect, first token, then idle; always the
 // request's total deadline). Any timeout aborts the upstream fetch, which cancels the generation.
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import type { AttemptGrant, Timeouts } from "../gate/protocol";
-import { parseRetryAfter } from "./backoff";
+import type { AttemptGrant, Timeouts } from "../gate/core/protocol";
+import { parseRetryAfter } from "./retry-after";
+import { describeChunk, type UpstreamChunk } from "../stream/chunk";
 import { StreamPace, type ReadSizePolicy } from "./read-size";
 
 /** Why an attempt failed; `retryable` false means another backend would fail the same way. */
@@ -17,17 +18,6 @@ export class AttemptError extends Error {
   ) {
     super(message);
   }
-}
-
-/** A parsed chunk from the backend, with what the relay needs to know about it. */
-export interface UpstreamChunk {
-  /** The chunk object as the backend sent it. */
-  raw: Record<string, unknown> & { choices?: Array<Record<string, unknown> & { delta?: Record<string, unknown> }> };
-  /** Text content of this chunk ("" if none). */
-  content: string;
-  /** Carries generated output (content, tool calls, or a finish reason): counts as a token. */
-  isToken: boolean;
-  finishReason: string | null;
 }
 
 export type UpstreamEvent = { kind: "chunk"; chunk: UpstreamChunk } | { kind: "done" };
@@ -252,15 +242,6 @@ export class UpstreamAttempt {
     return new AttemptError(`upstream_http_${status}`, `${id} answered ${status}${detail ? `: ${detail.slice(0, 500)}` : ""}`, retryable, status, retryAfterMs);
   }
 
-}
-
-export function describeChunk(raw: UpstreamChunk["raw"]): UpstreamChunk {
-  const choice = Array.isArray(raw.choices) ? raw.choices[0] : undefined;
-  const delta = choice?.delta ?? {};
-  const content = typeof delta.content === "string" ? delta.content : "";
-  const finishReason = typeof choice?.finish_reason === "string" ? choice.finish_reason : null;
-  const hasTools = Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0;
-  return { raw, content, isToken: content.length > 0 || hasTools || finishReason !== null, finishReason };
 }
 
 async function readPrefix(response: Response, maxBytes: number): Promise<string> {

@@ -1,13 +1,14 @@
 // Batches what the relay delivered into checkpoints for the gate: at most one call in flight, at
 // most one every CHECKPOINT_MS while there is news (a timer catches the tail of a burst), and a
 // bare renewal every LEASE_RENEW_MS otherwise, so a tenant's gate sees a few writes per stream
-// per second at most. A failed checkpoint keeps its chunks for the next one.
-import type { Checkpoint } from "../gate/protocol";
+// per second at most. The gate answers how many chunks its journal holds: those are forgotten, the
+// rest go out again with the next checkpoint (a failed call keeps them all).
+import type { Checkpoint, CheckpointAck } from "../gate/core/protocol";
 
 export const CHECKPOINT_MS = 250;
 
 export interface CheckpointTarget {
-  checkpoint(progress: Checkpoint): Promise<unknown>;
+  checkpoint(progress: Checkpoint): Promise<CheckpointAck>;
   renew(): Promise<unknown>;
   /** Text and token count delivered so far. */
   progress(): { text: string; tokens: number };
@@ -18,13 +19,15 @@ export class Checkpointer {
   private busy = false;
   private lastContact = Date.now();
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The journal lost chunks it had taken: the entry can never be whole again (see accept). */
+  private gap = false;
 
   constructor(
     private readonly target: CheckpointTarget,
     /** Chunks (events) the journal already holds. */
     private committed: number,
-    /** Whether chunks are recorded at all (requests with a journal key). */
-    private readonly recording: boolean,
+    /** Whether chunks are recorded (requests with a journal key, until the journal refuses them). */
+    private recording: boolean,
     private readonly renewEveryMs: number,
   ) {}
 
@@ -53,9 +56,7 @@ export class Checkpointer {
       if (this.pending.length === 0) await this.target.renew();
       else {
         const progress = this.take();
-        await this.target.checkpoint(progress);
-        this.committed += progress.chunks.length;
-        this.pending.splice(0, progress.chunks.length);
+        this.accept(progress.from, await this.target.checkpoint(progress));
       }
       this.lastContact = Date.now();
     } catch {
@@ -65,11 +66,29 @@ export class Checkpointer {
     }
   }
 
-  /** Everything not yet committed, to ride along with settle; stops the flush timer. */
+  /**
+   * Everything not yet committed, to ride along with settle; stops the flush timer. After a gap it
+   * still says where the journal should be, so the gate marks the entry as not replayable.
+   */
   final(): Checkpoint | undefined {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    return this.recording ? this.take() : undefined;
+    return this.recording || this.gap ? this.take() : undefined;
+  }
+
+  /** Forgets what the journal holds (of the chunks sent from event `from` on). */
+  private accept(from: number, ack: CheckpointAck): void {
+    if (ack.recorded === null || ack.recorded < from) {
+      // Nothing is recorded for this request any more (its entry was taken over, or its lease is
+      // gone), or the journal lost chunks this Worker no longer holds: stop sending chunks.
+      this.gap = ack.recorded !== null;
+      this.recording = false;
+      this.pending = [];
+      return;
+    }
+    const taken = Math.min(this.pending.length, ack.recorded - from);
+    this.pending.splice(0, taken);
+    this.committed = from + taken;
   }
 
   private take(): Checkpoint {

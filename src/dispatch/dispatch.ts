@@ -4,11 +4,12 @@
 // back, so a failure before it can move to another backend without the client noticing. After
 // tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
 // gets the partial-completion error event.
-import type { AttemptGrant, AttemptReport, Checkpoint, EntrySnapshot, RetryResult, SettleOutcome, Timeouts } from "../gate/protocol";
+import type { AttemptGrant, AttemptReport, Checkpoint, CheckpointAck, EntrySnapshot, RetryResult, SettleOutcome, Timeouts } from "../gate/core/protocol";
 import { toFramed, type ClientSink, type Failure, type FramedChunk } from "../stream/sink";
 import { StreamProgress } from "../stream/relay";
-import { AttemptError, UpstreamAttempt, type UpstreamChunk } from "./attempt";
-import { LEASE_RENEW_MS } from "../gate/lease";
+import { AttemptError, UpstreamAttempt } from "./attempt";
+import type { UpstreamChunk } from "../stream/chunk";
+import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
 import { Checkpointer } from "./checkpointer";
 import type { ReadSizePolicy } from "./read-size";
 
@@ -16,7 +17,7 @@ import type { ReadSizePolicy } from "./read-size";
 export interface GateCalls {
   renew(leaseId: string): Promise<boolean>;
   firstToken(leaseId: string): Promise<void>;
-  checkpoint(leaseId: string, progress: Checkpoint): Promise<boolean>;
+  checkpoint(leaseId: string, progress: Checkpoint): Promise<CheckpointAck>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
   settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
 }

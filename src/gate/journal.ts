@@ -12,34 +12,12 @@
 // a reply never promises, nor shows, what a restart could lose.
 
 import { FlushTimer } from "./flush-timer";
+import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./core/journal-entry";
+import type { JournalPort } from "./core/ports";
+import type { Checkpoint } from "./core/protocol";
+
 
 export const APPEND_FLUSH_MS = 50;
-
-export type EntryState = "running" | "complete" | "partial" | "failed" | "abandoned";
-export type EntryKind = "idempotency" | "semantic";
-
-export interface JournalLimits {
-  ttlMs: number;
-  maxEntries: number;
-  maxBytes: number;
-  maxEntryBytes: number;
-}
-
-export interface EntrySnapshot {
-  key: string;
-  kind: EntryKind;
-  state: EntryState;
-  requestId: string;
-  leaseId: string | null;
-  /** Framed client chunks (JSON), in event order: chunk i has SSE id i + 1. */
-  chunks: string[];
-  /** Text delivered so far, for a continuation. */
-  text: string;
-  tokens: number;
-  /** Chunks stopped being recorded (entry over maxEntryBytes): it cannot be replayed. */
-  overflow: boolean;
-  bodyHash: string;
-}
 
 interface EntryRow {
   key: string;
@@ -69,7 +47,7 @@ interface PendingAppends {
   updatedAt: number;
 }
 
-export class ReplayJournal {
+export class ReplayJournal implements JournalPort {
   // Totals kept in memory (read once from storage), so checking the limits costs nothing per request.
   private entries = 0;
   private bytes = 0;
@@ -80,8 +58,8 @@ export class ReplayJournal {
 
   constructor(
     private readonly sql: SqlStorage,
-    /** Told of the keys whose appends were just written (their followers may read them). */
-    private readonly onFlushed: (keys: string[]) => void = () => {},
+    /** Told of the keys whose appends were just written or whose run ended (their followers may read them). */
+    private readonly onChanged: (keys: string[]) => void = () => {},
     flushMs = APPEND_FLUSH_MS,
   ) {
     this.flushTimer = new FlushTimer(() => this.flush(), flushMs, "journal appends", () => this.pending.size > 0);
@@ -141,17 +119,17 @@ export class ReplayJournal {
   }
 
   /**
-   * Appends chunks starting at event index `from`. Chunks the entry already holds are skipped, so
-   * a checkpoint sent twice is harmless. Returns whether anything new was recorded.
+   * Appends chunks starting at event index `progress.from`. Chunks the entry already holds are
+   * skipped, so a checkpoint sent twice is harmless; chunks after a gap are refused. Returns how many
+   * chunks the entry holds afterwards (written or waiting), or null when it is not this lease's.
    */
-  append(key: string, leaseId: string, from: number, chunks: string[], text: string, tokens: number, limits: JournalLimits, now: number): boolean {
+  append(key: string, leaseId: string, progress: Checkpoint, limits: JournalLimits, now: number): number | null {
     const row = this.row(key);
-    if (!row || row.lease_id !== leaseId) return false;
+    if (!row || row.lease_id !== leaseId) return null;
     const waiting = this.pending.get(key) ?? { leaseId, chunks: [], bytes: 0, text: row.text, tokens: row.tokens, overflow: row.overflow === 1, updatedAt: now };
     const count = row.chunk_count + waiting.chunks.length;
-    if (from > count) return false;
-    const fresh = chunks.slice(count - from);
-    if (fresh.length === 0) return false;
+    const fresh = progress.chunks.slice(count - progress.from);
+    if (progress.from > count || fresh.length === 0) return count;
     const size = fresh.reduce((n, c) => n + c.length, 0);
     if (waiting.overflow || row.bytes + waiting.bytes + size > limits.maxEntryBytes) waiting.overflow = true;
     else {
@@ -159,12 +137,18 @@ export class ReplayJournal {
       waiting.bytes += size;
       this.bytes += size;
     }
-    waiting.text = text;
-    waiting.tokens = tokens;
+    waiting.text = progress.text;
+    waiting.tokens = progress.tokens;
     waiting.updatedAt = now;
     this.pending.set(key, waiting);
     this.flushTimer.schedule();
-    return true;
+    return row.chunk_count + waiting.chunks.length;
+  }
+
+  /** Chunks of the lease's run were lost or refused: the entry can no longer be replayed whole. */
+  markIncomplete(key: string, leaseId: string): void {
+    this.flushKey(key);
+    this.sql.exec(`UPDATE journal SET overflow = 1 WHERE key = ? AND lease_id = ?`, key, leaseId);
   }
 
   /**
@@ -189,12 +173,14 @@ export class ReplayJournal {
       throw err;
     }
     for (const w of waiters) w.resolve();
-    if (keys.length > 0) this.onFlushed(keys);
+    if (keys.length > 0) this.onChanged(keys);
   }
 
+  /** Ends the lease's run of the entry; its followers are told. */
   finish(key: string, leaseId: string, state: EntryState, now: number): void {
     this.flushKey(key);
     this.sql.exec(`UPDATE journal SET state = ?, lease_id = NULL, updated_at = ? WHERE key = ? AND lease_id = ?`, state, now, key, leaseId);
+    this.onChanged([key]);
   }
 
   stats(): { entries: number; bytes: number } {

@@ -4,12 +4,12 @@
 // as the format requires. Counters keep counting across gate restarts (they are stored), so rates
 // over them hold. Latency percentiles come from the gate's histograms and are exported as gauges
 // with a `quantile` label.
-import type { BreakerState } from "../gate/breaker";
-import { COUNTER_HELP, type CounterName } from "../gate/metrics";
-import type { TenantGate } from "../gate/tenant-gate";
-import type { LatencySummary } from "./histogram";
+import type { BreakerState } from "../gate/core/breaker";
+import { COUNTER_HELP, type CounterName } from "../gate/core/metrics";
+import type { GateStats } from "../gate/core/stats";
+import type { LatencySummary } from "../gate/core/histogram";
 
-export type GateStats = Awaited<ReturnType<TenantGate["stats"]>>;
+export type { GateStats };
 export type Labels = Record<string, string>;
 
 const BREAKER_STATES: readonly BreakerState[] = ["closed", "half-open", "open"];

@@ -1,12 +1,12 @@
-// One view of a sharded tenant (see gate/shards.ts): the stats of its gates added up. Counts and
+// One view of a sharded tenant (see admission/gate-naming.ts): the stats of its gates added up. Counts and
 // gauges are summed; percentiles come from the gates' histograms added bucket by bucket (a p99 of
 // p99s would mean nothing); limits are the tenant's whole limits; a backend's breaker shows the
 // state most gates hold it in (ties go to the less healthy state), and `shards` keeps each gate's
 // own stats.
-import type { BreakerState } from "../gate/breaker";
+import type { BreakerState } from "../gate/core/breaker";
 import type { TenantConfig } from "../config/schema";
-import { LatencyHistogram, type LatencySummary, type SavedHistogram } from "./histogram";
-import type { GateStats } from "./prometheus";
+import { LatencyHistogram, type LatencySummary, type SavedHistogram } from "../gate/core/histogram";
+import type { GateStats, RateUsage } from "../gate/core/stats";
 
 export type ShardedStats = GateStats & { shards: GateStats[] };
 
@@ -54,8 +54,6 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
     shards: parts.map(({ histograms: _h, ...s }) => ({ ...s, backends: s.backends.map(({ ttftHistogram: _t, ...b }) => b) })),
   };
 }
-
-type RateUsage = NonNullable<GateStats["rateLimit"]>;
 
 /** Each limit's shares added up: the tenant's limit, and what all its gates have left of it. */
 function mergedRateLimit(parts: Array<RateUsage | null>): RateUsage | null {

@@ -1,6 +1,6 @@
 // The non-streaming side of a ClientSink: gathers the relayed chunks into one
 // `chat.completion` object, answered only when the generation is complete.
-import { errorResponse } from "../api/errors";
+import { errorResponse } from "./errors";
 import type { ClientChunk } from "./relay";
 import type { ClientSink, Failure, FramedChunk, HeaderSource } from "./sink";
 

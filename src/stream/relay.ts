@@ -1,6 +1,6 @@
 // Turns backend chunks into the one stream a client sees: a stable completion id across attempts,
 // no second "role" delta after a resume, and a running record of what was delivered.
-import type { UpstreamChunk } from "../dispatch/attempt";
+import type { UpstreamChunk } from "./chunk";
 
 export type ClientChunk = Record<string, unknown>;
 

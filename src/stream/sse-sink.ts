@@ -1,6 +1,6 @@
 // The SSE side of a ClientSink: `id: n` numbered chunks, `: comment` keepalives while queued or
 // waiting, `[DONE]` at the end, and the partial-completion error event when the stream breaks.
-import { errorBody, errorResponse } from "../api/errors";
+import { errorBody, errorResponse } from "./errors";
 import { chunkEvent, commentLine, doneEvent, errorEvent } from "./sse";
 import type { ClientSink, Failure, FramedChunk, HeaderSource } from "./sink";
 

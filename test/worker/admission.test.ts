@@ -1,23 +1,23 @@
 // Admission through the TenantGate: priority order, 429 with Retry-After, 504, slot release.
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { blocker, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, oneSlot, readSse, resetSims, simStats } from "./helpers";
+import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, oneSlot, expireLeases, gateOf, holder, readSse, release, resetSims, simStats, storedLeases } from "./helpers";
 import { dispatch } from "../../src/dispatch/dispatch";
 import { ReadSizePolicy } from "../../src/dispatch/read-size";
 import { JsonSink } from "../../src/stream/json-sink";
 import { StreamProgress } from "../../src/stream/relay";
-import type { TenantGate } from "../../src/gate/tenant-gate";
+import { LeaseRows } from "../../src/gate/lease-rows";
 
 beforeEach(resetSims);
 
 async function waitForQueue(tenant: string, depth: number): Promise<void> {
-  expect(await eventually(async () => (await gateStats(tenant)).queue.depth === depth)).toBe(true);
+  await eventually(async () => (await gateStats(tenant)).queue.depth === depth);
 }
 
 describe("admission", () => {
   it("serves queued requests by priority, FIFO within a priority", async () => {
     const { tenant, key } = await createTenant(oneSlot());
-    const held = blocker(key, 400);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const order: string[] = [];
     const send = (name: string, priority: string) =>
@@ -31,6 +31,7 @@ describe("admission", () => {
       pending.push(send(name, priority));
       await waitForQueue(tenant, i + 1);
     }
+    await release("slot");
     await held;
     await Promise.all(pending);
     expect(order).toEqual(["high1", "normal1", "normal2", "low1", "low2"]);
@@ -38,7 +39,7 @@ describe("admission", () => {
 
   it("answers 429 with Retry-After when the queue is full", async () => {
     const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1 }));
-    const held = blocker(key, 400);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const queued = chat(key, { model: "chat", messages: MESSAGES });
     await waitForQueue(tenant, 1);
@@ -48,13 +49,14 @@ describe("admission", () => {
     expect(rejected.headers.get("x-request-id")).toBeTruthy();
     const body: any = await rejected.json();
     expect(body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
+    await release("slot");
     expect((await held).status).toBe(200);
     expect((await queued).status).toBe(200);
   });
 
   it("repeats a queue-full verdict in the Worker for shedHintMs, except to higher priorities, and counts it", async () => {
     const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1, shedHintMs: 10_000 }));
-    const held = blocker(key, 600);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const queued = chat(key, { model: "chat", messages: MESSAGES });
     await waitForQueue(tenant, 1);
@@ -70,6 +72,7 @@ describe("admission", () => {
     // A higher priority asks the gate, displaces the queued request, and reports the Worker's 429.
     const high = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "high" });
     expect((await queued).status).toBe(429);
+    await release("slot");
     expect((await high).status).toBe(200);
     const { counters } = await gateStats(tenant);
     expect(counters).toMatchObject({ rejectedQueueFull: 3, shedByWorker: 1 });
@@ -78,7 +81,7 @@ describe("admission", () => {
 
   it("lets high priority displace the newest low-priority waiter when full", async () => {
     const { tenant, key } = await createTenant(oneSlot({ maxQueue: 1 }));
-    const held = blocker(key, 400);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const low = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "low" });
     await waitForQueue(tenant, 1);
@@ -86,17 +89,19 @@ describe("admission", () => {
     const lowRes = await low;
     expect(lowRes.status).toBe(429);
     expect(((await lowRes.json()) as any).error.message).toMatch(/displaced/);
+    await release("slot");
     expect((await high).status).toBe(200);
     await held;
   });
 
   it("answers 504 when the queue wait is exceeded", async () => {
     const { tenant, key } = await createTenant(oneSlot({ maxQueueWaitMs: 150 }));
-    const held = blocker(key, 1500);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true });
     expect(res.status).toBe(504);
     expect(((await res.json()) as any).error).toMatchObject({ code: "queue_timeout", type: "timeout_error" });
+    await release("slot");
     expect((await held).status).toBe(200);
     const stats = await gateStats(tenant);
     expect(stats.counters.rejectedQueueTimeout).toBe(1);
@@ -114,7 +119,7 @@ describe("slot release", () => {
     const { tenant, key } = await createTenant(oneSlot());
     const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true }));
     expect(sse.text).toBe(expectedText());
-    expect(await idle(tenant)).toBe(true);
+    await idle(tenant);
     expect((await gateStats(tenant)).counters.completed).toBe(1);
   });
 
@@ -123,7 +128,7 @@ describe("slot release", () => {
     const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { status: 500 } });
     expect(res.status).toBe(502);
     expect(((await res.json()) as any).error.type).toBe("upstream_error");
-    expect(await idle(tenant)).toBe(true);
+    await idle(tenant);
     // The slot is usable again.
     expect((await chat(key, { model: "chat", messages: MESSAGES })).status).toBe(200);
   });
@@ -135,10 +140,10 @@ describe("slot release", () => {
     const reader = res.body!.getReader();
     await reader.read();
     await reader.cancel();
-    expect(await eventually(async () => (await simStats("a")).cancelled === 1, 2_000)).toBe(true);
+    await eventually(async () => (await simStats("a")).cancelled === 1);
     expect((await simStats("a")).completed).toBe(0);
-    expect(await idle(tenant)).toBe(true);
-    expect(await eventually(async () => (await gateStats(tenant)).counters.cancelled === 1)).toBe(true);
+    await idle(tenant);
+    await eventually(async () => (await gateStats(tenant)).counters.cancelled === 1);
   });
 
   it("after the client stops reading but keeps the connection (timeouts.clientStallMs)", async () => {
@@ -148,23 +153,24 @@ describe("slot release", () => {
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
     await reader.read(); // then nothing more: the body stays open and unread
-    expect(await eventually(async () => (await simStats("a")).cancelled === 1, 5_000)).toBe(true);
-    expect(await idle(tenant)).toBe(true);
-    expect(await eventually(async () => (await gateStats(tenant)).counters.cancelled === 1)).toBe(true);
+    await eventually(async () => (await simStats("a")).cancelled === 1);
+    await idle(tenant);
+    await eventually(async () => (await gateStats(tenant)).counters.cancelled === 1);
     await reader.cancel();
   });
 
   it("after the client disconnects while queued", async () => {
     const { tenant, key } = await createTenant(oneSlot());
-    const held = blocker(key, 300);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const controller = new AbortController();
     const queued = chat(key, { model: "chat", messages: MESSAGES, stream: true }, {}, controller.signal).catch((e: unknown) => e);
     await waitForQueue(tenant, 1);
     controller.abort();
     await queued;
+    await release("slot");
     await held;
-    expect(await idle(tenant)).toBe(true);
+    await idle(tenant);
   });
 
   it("after an exception inside the dispatch loop", async () => {
@@ -191,29 +197,27 @@ describe("slot release", () => {
         },
       }),
     ).rejects.toThrow("bug in the Worker");
-    expect(await idle(tenant)).toBe(true);
+    await idle(tenant);
     expect((await gateStats(tenant)).counters.failed).toBe(1);
   });
 
   it("when the Worker dies holding a lease: the alarm reclaims it once it expires", async () => {
     const { tenant } = await createTenant(oneSlot());
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const gate = gateOf(tenant);
     const admitted = await gate.admit({ tenant, requestId: "req-dead", alias: "chat", priority: "normal", promptTokens: 10 });
     expect(admitted.kind).toBe("lease");
     // Nobody renews or settles it. An alarm before the deadline leaves it alone...
     await runDurableObjectAlarm(gate);
     expect((await gateStats(tenant)).inFlight).toBe(1);
     // ...and once the lease is past its deadline, the alarm frees the slot.
-    await runInDurableObject(gate, (instance) => {
-      for (const lease of (instance as any).leases.values()) lease.deadline = Date.now() - 1;
-    });
-    expect(await runDurableObjectAlarm(gate)).toBe(true);
+    await expireLeases(tenant, 1);
+    expect(await runDurableObjectAlarm(gateOf(tenant))).toBe(true);
     const stats = await gateStats(tenant);
     expect(stats.inFlight).toBe(0);
     expect(stats.counters.abandoned).toBe(1);
     expect(stats.backends[0].inFlight).toBe(0);
     // Running the alarm again changes nothing (alarms are at-least-once).
-    await runDurableObjectAlarm(gate);
+    await runDurableObjectAlarm(gateOf(tenant));
     expect((await gateStats(tenant)).counters.abandoned).toBe(1);
   });
 
@@ -223,45 +227,46 @@ describe("slot release", () => {
     const admitted = await gate.admit({ tenant, requestId: "req-restart", alias: "chat", priority: "normal", promptTokens: 10 });
     if (admitted.kind !== "lease") throw new Error("not admitted");
     // Lease rows are written behind (LEASE_FLUSH_MS): wait for this one to reach storage.
-    expect(await eventually(async () => (await storedLeases(gate)) === 1)).toBe(true);
+    await eventually(async () => (await storedLeases(tenant)) === 1);
     await abortAllDurableObjects();
     const restarted = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
     expect((await gateStats(tenant)).inFlight).toBe(1);
     await restarted.settle(admitted.leaseId, { backendId: "a", outcome: "success", durationMs: 5, chunks: 3 }, "complete");
-    expect(await idle(tenant)).toBe(true);
+    await idle(tenant);
   });
 
+  // LeaseRows on a gate's own storage (a second instance beside the gate's, driven directly).
   it("a lease removed before its row was written leaves nothing to write; a written one is deleted", async () => {
     const { tenant } = await createTenant(oneSlot());
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
-    const pending = await runInDurableObject(gate, (instance) => {
-      const rows = (instance as any).leaseRows;
+    const counts = await runInDurableObject(gateOf(tenant), (_instance, state) => {
+      const rows = new LeaseRows<{ id: string; deadline: number }>(state.storage, 60_000);
+      const stored = () => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases`).one().n;
       rows.save({ id: "short", deadline: 1 });
-      rows.remove("short"); // before the flush: no row, so no DELETE either
-      const afterShort = rows.pending.size;
+      rows.remove("short");
+      rows.flush();
+      const afterShort = stored();
       rows.save({ id: "long", deadline: 1 }, true); // written at once
-      rows.remove("long");
-      return [afterShort, rows.pending.size];
+      const afterLong = stored();
+      rows.remove("long"); // a DELETE, written with the next flush
+      const beforeFlush = stored();
+      rows.flush();
+      return [afterShort, afterLong, beforeFlush, stored()];
     });
-    expect(pending).toEqual([0, 1]);
-    await runInDurableObject(gate, (instance) => (instance as any).leaseRows.flush());
-    expect(await storedLeases(gate)).toBe(0);
+    expect(counts).toEqual([0, 1, 1, 0]);
   });
 
   it("a failed lease write keeps its rows pending for the next flush", async () => {
     const { tenant } = await createTenant(oneSlot());
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
-    await runInDurableObject(gate, (instance, state) => {
+    const stored = await runInDurableObject(gateOf(tenant), (_instance, state) => {
+      const rows = new LeaseRows<{ id: string; deadline: number }>(state.storage, 60_000);
       state.storage.sql.exec(`DROP TABLE leases`); // every write to it now fails
-      (instance as any).leaseRows.save({ id: "kept", deadline: 1 });
-    });
-    await new Promise((r) => setTimeout(r, 200)); // the flush timer fires and fails
-    expect(await runInDurableObject(gate, (instance) => (instance as any).leaseRows.pending.has("kept"))).toBe(true);
-    await runInDurableObject(gate, (instance, state) => {
+      rows.save({ id: "kept", deadline: 1 });
+      expect(() => rows.flush()).toThrow();
       state.storage.sql.exec(`CREATE TABLE leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
-      (instance as any).leaseRows.flush();
+      rows.flush();
+      return state.storage.sql.exec<{ id: string }>(`SELECT id FROM leases`).toArray().map((r) => r.id);
     });
-    expect(await storedLeases(gate)).toBe(1);
+    expect(stored).toEqual(["kept"]);
   });
 
   it("a lease a journal entry points to is stored at once, so even an instant restart keeps it", async () => {
@@ -273,7 +278,7 @@ describe("slot release", () => {
     await abortAllDurableObjects();
     expect((await gateStats(tenant)).inFlight).toBe(1);
     await env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant)).settle(admitted.leaseId, null, "complete");
-    expect(await idle(tenant)).toBe(true);
+    await idle(tenant);
   });
 });
 
@@ -286,7 +291,7 @@ describe("gate stats", () => {
     // Metrics are stored a moment after a change (METRICS_SAVE_MS): wait for that, then restart.
     const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
     const saved = () => runInDurableObject(gate, (_instance, state) => state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'metrics'`).toArray().length === 1);
-    expect(await eventually(saved, 3_000, 100)).toBe(true);
+    await eventually(saved, undefined, 100);
     await abortAllDurableObjects();
     const after = await gateStats(tenant);
     expect(after.counters).toEqual(before.counters);
@@ -294,7 +299,3 @@ describe("gate stats", () => {
     expect(after.backends[0]).toMatchObject({ attempts: 1, successes: 1, failures: 0, ttftMs: before.backends[0].ttftMs });
   });
 });
-
-async function storedLeases(gate: DurableObjectStub<TenantGate>): Promise<number> {
-  return runInDurableObject(gate, (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases`).one().n);
-}

@@ -1,8 +1,9 @@
 // Helpers for tests that drive the Worker through SELF.fetch, with real sims behind it.
-import { SELF, env } from "cloudflare:test";
+import { SELF, abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { expect } from "vitest";
 import type { TenantConfigInput } from "../../src/config/schema";
+import type { TenantGate } from "../../src/gate/tenant-gate";
 import { expectedText as simExpectedText } from "../../sim/text";
 import type { SimOptions, SimStats } from "../../sim/types";
 
@@ -26,6 +27,7 @@ export async function simControl(name: SimName, patch: Partial<SimOptions>): Pro
 export async function resetSims(): Promise<void> {
   for (const name of Object.keys(env.SIM_PORTS) as SimName[]) {
     await simControl(name, { failRate: 0, disconnectRate: 0, hangRate: 0, tokensPerSecond: 500, firstTokenMs: 5, maxConcurrency: 256 });
+    await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/release`, { method: "POST", body: "{}" })).arrayBuffer();
     await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/stats/reset`, { method: "POST" })).arrayBuffer();
   }
 }
@@ -66,6 +68,20 @@ export const oneSlot = (limits: Record<string, number> = {}) => simConfig(["a"],
 /** A request that holds the tenant's only slot for about `ms`. */
 export const blocker = (key: string, ms: number) => chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: ms } });
 
+/**
+ * A request that holds a slot (the tenant's, and one of sim "a"'s) until `release(hold)`: held in
+ * the sim before its first token, for as long as the test needs, however slow the machine is.
+ */
+export function holder(key: string, hold: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<Response> {
+  return chat(key, { model: "chat", messages: MESSAGES, ...body, sim_fault: { hold } }, headers);
+}
+
+/** Lets the generations held under `hold` go on (see holder). */
+export async function release(hold: string, sim: SimName = "a"): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${env.SIM_PORTS[sim]}/release`, { method: "POST", body: JSON.stringify({ hold }) });
+  await res.arrayBuffer();
+}
+
 export const MESSAGES = [{ role: "user", content: "Say something deterministic." }];
 
 /** What the sim answers for these messages, uninterrupted. */
@@ -103,14 +119,18 @@ export async function readSse(response: Response): Promise<SseResult> {
   return result;
 }
 
-/** Polls `check` until it returns true or the time runs out (for effects that land asynchronously). */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000, stepMs = 25): Promise<boolean> {
+/**
+ * Polls `check` until it returns true, for effects that land asynchronously. Fails the test when
+ * `timeoutMs` passes first: a wait that timed out must not let a test carry on in the wrong state.
+ * The limit is generous (a loaded machine is slow); a passing test never waits it out.
+ */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000, stepMs = 25): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (await check()) return true;
+    if (await check()) return;
     await new Promise((r) => setTimeout(r, stepMs));
   }
-  return check();
+  if (!(await check())) throw new Error(`eventually: still false after ${timeoutMs} ms: ${check.toString().slice(0, 200)}`);
 }
 
 export async function gateStats(tenant: string): Promise<any> {
@@ -125,4 +145,27 @@ export async function expectError(res: Response, status: number, code: string | 
   else expect(body.error.code).toMatch(code);
   expect(typeof body.error.type).toBe("string");
   if (message) expect(body.error.message).toMatch(message);
+}
+
+/** The tenant's (first) gate object. */
+export function gateOf(tenant: string): DurableObjectStub<TenantGate> {
+  return env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+}
+
+/** Leases the gate has written to storage (rows are written behind, LEASE_FLUSH_MS after a change). */
+export function storedLeases(tenant: string): Promise<number> {
+  return runInDurableObject(gateOf(tenant), (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases`).one().n);
+}
+
+/**
+ * As if the Workers holding the tenant's leases died long ago: once the leases are in storage, their
+ * deadlines are moved into the past there, and the gate restarts (as after an eviction) from storage.
+ */
+export async function expireLeases(tenant: string, count: number): Promise<void> {
+  await eventually(async () => (await storedLeases(tenant)) === count);
+  await runInDurableObject(gateOf(tenant), (_instance, state) => {
+    const past = Date.now() - 1;
+    state.storage.sql.exec(`UPDATE leases SET deadline = ?, data = json_set(data, '$.deadline', ?)`, past, past);
+  });
+  await abortAllDurableObjects();
 }

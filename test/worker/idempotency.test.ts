@@ -3,7 +3,8 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createParser } from "eventsource-parser";
-import { blocker, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, oneSlot, readSse, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
+import type { TenantGate } from "../../src/gate/tenant-gate";
+import { chat, createTenant, expireLeases, gateOf, eventually, expectedText, gateStats, holder, MESSAGES, oneSlot, readSse, release, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
 
 beforeEach(resetSims);
 
@@ -96,13 +97,10 @@ describe("Idempotency-Key", () => {
     // The first Worker relays 5 tokens and then (as far as the gate can tell) dies.
     const firstRes = await chat(key, body, { "idempotency-key": "k-abandon" });
     const head = await readThenDrop(firstRes, 6); // role chunk + 5 tokens
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
-    expect(await eventually(async () => (await gateStats(tenant)).journal.entries === 1)).toBe(true);
-    await new Promise((r) => setTimeout(r, 400)); // a checkpoint lands
-    await runInDurableObject(gate, (instance) => {
-      for (const lease of (instance as any).leases.values()) lease.deadline = Date.now() - 1;
-    });
-    await runDurableObjectAlarm(gate);
+    // A checkpoint holds what the client got; then the Worker is gone for long enough.
+    await eventually(async () => (await gateOf(tenant).follow("idem:k-abandon", 0, 0)).chunks.length === 6);
+    await expireLeases(tenant, 1);
+    await runDurableObjectAlarm(gateOf(tenant));
     const stats = await gateStats(tenant);
     expect(stats.counters.abandoned).toBe(1);
     expect(stats.inFlight).toBe(0);
@@ -146,10 +144,10 @@ describe("Idempotency-Key", () => {
 describe("twins while the first is queued", () => {
   const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 12 };
 
-  /** A one-slot tenant whose slot a blocker holds for `blockMs`, and a first request queued behind it. */
-  async function firstQueued(headers: Record<string, string>, blockMs: number, limits: Record<string, number> = {}, signal?: AbortSignal) {
+  /** A one-slot tenant whose slot a held request takes (until `release("slot")`), and a first request queued behind it. */
+  async function firstQueued(headers: Record<string, string>, limits: Record<string, number> = {}, signal?: AbortSignal) {
     const { tenant, key } = await createTenant(oneSlot(limits));
-    const held = blocker(key, blockMs);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const first = chat(key, body, headers, signal);
     await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
@@ -157,10 +155,11 @@ describe("twins while the first is queued", () => {
   }
 
   it("waits behind the queued request and joins its generation: one upstream call", async () => {
-    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-queued-twin" }, 400);
+    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-queued-twin" });
     const second = chat(key, body, { "idempotency-key": "k-queued-twin" });
-    expect(await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1)).toBe(true);
+    await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1);
     expect((await gateStats(tenant)).queue.depth).toBe(1); // the twin takes no place in the queue
+    await release("slot");
     await (await held).arrayBuffer();
     const secondRes = await second;
     expect(secondRes.headers.get("x-sluice-replay")).toBe("joined");
@@ -168,20 +167,21 @@ describe("twins while the first is queued", () => {
     expect(a.text).toBe(expectedText(MESSAGES, 12));
     expect(b.text).toBe(a.text);
     expect(b.done).toBe(true);
-    expect((await simStats("a")).requests).toBe(2); // the blocker and one generation for both
+    expect((await simStats("a")).requests).toBe(2); // the held request and one generation for both
   });
 
   it("answers 422 to a twin with a different body", async () => {
-    const { key, held, first } = await firstQueued({ "idempotency-key": "k-queued-422" }, 300);
+    const { key, held, first } = await firstQueued({ "idempotency-key": "k-queued-422" });
     const res = await chat(key, { ...body, max_tokens: 13 }, { "idempotency-key": "k-queued-422" });
     expect(res.status).toBe(422);
     expect(((await res.json()) as any).error.code).toBe("idempotency_key_reused");
+    await release("slot");
     expect((await readSse(await first)).text).toBe(expectedText(MESSAGES, 12));
     await held;
   });
 
   it("shares the verdict when the queued request is displaced", async () => {
-    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-displaced", "x-priority": "low" }, 400, { maxQueue: 1 });
+    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-displaced", "x-priority": "low" }, { maxQueue: 1 });
     const second = chat(key, body, { "idempotency-key": "k-displaced", "x-priority": "low" });
     await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1);
     const high = chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "high" });
@@ -189,80 +189,97 @@ describe("twins while the first is queued", () => {
       expect(res.status).toBe(429);
       expect(((await res.json()) as any).error.message).toMatch(/displaced/);
     }
+    await release("slot");
     expect((await high).status).toBe(200);
     await held;
-    expect((await simStats("a")).requests).toBe(2); // the blocker and the high-priority request
+    expect((await simStats("a")).requests).toBe(2); // the held request and the high-priority request
   });
 
   it("takes the queued request's place when its client left", async () => {
     const controller = new AbortController();
-    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-left" }, 4_000, {}, controller.signal);
+    const { tenant, key, held, first } = await firstQueued({ "idempotency-key": "k-left" }, { maxQueueWaitMs: 25_000 }, controller.signal);
     const second = chat(key, body, { "idempotency-key": "k-left" });
     await eventually(async () => (await gateStats(tenant)).counters.queuedTwins === 1);
     controller.abort();
     await first.catch(() => {});
-    // The first request's Worker stops polling once its open call returns; the ticket then goes
-    // stale (aged here instead of waiting), and is dropped when the blocker frees the slot.
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
-    const unpolled = () =>
-      runInDurableObject(gate, (instance) => {
-        const original = (instance as any).queuedByKey.get("idem:k-left")?.ticket;
-        if (!original || original.deliver) return false;
-        original.lastPolledAt = 0;
-        return true;
-      });
-    expect(await eventually(unpolled, 5_000, 100)).toBe(true);
+    // The first request's Worker stops polling once its open call returns; its ticket goes stale
+    // (STALE_TICKET_MS later) and is dropped, and the twin is admitted anew in its place.
+    await eventually(async () => (await gateStats(tenant)).counters.abandonedInQueue === 1, 20_000);
+    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+    await release("slot");
     await (await held).arrayBuffer();
     const res = await second;
     expect(res.headers.get("x-sluice-replay")).toBeNull();
     const answer = await readSse(res);
     expect(answer.text).toBe(expectedText(MESSAGES, 12));
     expect(answer.done).toBe(true);
-    const stats = await gateStats(tenant);
-    expect(stats.counters.abandonedInQueue).toBe(1);
     expect((await simStats("a")).requests).toBe(2);
   });
 });
 
 describe("journal appends, written behind", () => {
-  it("gathers the checkpoints of a window into one write, answers only once it is written, and keeps them through a restart", async () => {
+  const record = { key: "idem:k-behind", kind: "idempotency" as const, bodyHash: "h", shared: true };
+  const chunk = (n: number) => JSON.stringify({ n });
+  const progress = (from: number, ns: number[]) => ({ from, chunks: ns.map(chunk), text: "x".repeat(from + ns.length), tokens: from + ns.length });
+
+  it("answers what the journal holds: a gap is refused, a repeat skipped, another lease's entry is not written", async () => {
     const { tenant } = await createTenant(simConfig(["a"]));
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
-    const record = { key: "idem:k-behind", kind: "idempotency" as const, bodyHash: "h", shared: true };
+    const gate = gateOf(tenant);
+    const admitted = await gate.admit({ tenant, record, requestId: "req-held", alias: "chat", priority: "normal", promptTokens: 10 });
+    if (admitted.kind !== "lease") throw new Error("not admitted");
+    expect(await gate.checkpoint(admitted.leaseId, progress(0, [1, 2]))).toEqual({ held: true, recorded: 2 });
+    // A gap (chunk 4 without 3) is refused: the journal still holds 2, and the Worker sends 3 on.
+    expect(await gate.checkpoint(admitted.leaseId, progress(3, [4]))).toEqual({ held: true, recorded: 2 });
+    expect(await gate.checkpoint(admitted.leaseId, progress(1, [2, 3, 4]))).toEqual({ held: true, recorded: 4 });
+    expect((await gate.follow(record.key, 0, 0)).chunks).toEqual([1, 2, 3, 4].map(chunk));
+    // A request without a key records nothing; a lease the gate does not hold is not renewed.
+    const unkeyed = await gate.admit({ tenant, requestId: "req-plain", alias: "chat", priority: "normal", promptTokens: 10 });
+    if (unkeyed.kind !== "lease") throw new Error("not admitted");
+    expect(await gate.checkpoint(unkeyed.leaseId, progress(0, [9]))).toEqual({ held: true, recorded: null });
+    expect(await gate.checkpoint("no-such-lease", progress(0, [9]))).toEqual({ held: false, recorded: null });
+    // Settling with a final checkpoint the journal refuses leaves an entry that is not replayed as complete.
+    await gate.settle(admitted.leaseId, null, "complete", progress(6, [7]));
+    const replay = await gate.admit({ tenant, record, requestId: "req-replay", alias: "chat", priority: "normal", promptTokens: 10 });
+    expect(replay).toMatchObject({ kind: "reject", status: 409, code: "replay_unavailable" });
+  });
+
+  it("gathers the checkpoints of one window into one write, answers once it is written, and keeps them through a restart", async () => {
+    const { tenant } = await createTenant(simConfig(["a"]));
+    const gate = gateOf(tenant);
     const admitted = await gate.admit({ tenant, record, requestId: "req-behind", alias: "chat", priority: "normal", promptTokens: 10 });
     if (admitted.kind !== "lease") throw new Error("not admitted");
-    const chunk = (n: number) => JSON.stringify({ n });
-    // Two checkpoints in one window: both answered, after one write of three chunks.
-    const [first, second] = await Promise.all([
-      gate.checkpoint(admitted.leaseId, { from: 0, chunks: [chunk(1), chunk(2)], text: "ab", tokens: 2 }),
-      gate.checkpoint(admitted.leaseId, { from: 2, chunks: [chunk(3)], text: "abc", tokens: 3 }),
-    ]);
-    expect([first, second]).toEqual([true, true]);
-    const rows = await runInDurableObject(gate, (instance) => {
-      const sql = (instance as unknown as { ctx: DurableObjectState }).ctx.storage.sql;
-      return sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM journal_chunks WHERE key = 'idem:k-behind'`).one().n;
+    // Two checkpoints in the same turn of the gate (so in one write window): one write of three chunks.
+    const { acks, rows } = await runInDurableObject(gate, async (object, state) => {
+      const instance = object as unknown as TenantGate;
+      const both = Promise.all([instance.checkpoint(admitted.leaseId, progress(0, [1, 2])), instance.checkpoint(admitted.leaseId, progress(2, [3]))]);
+      const acks = await both;
+      return { acks, rows: state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM journal_chunks WHERE key = ?`, record.key).one().n };
     });
+    expect(acks).toEqual([
+      { held: true, recorded: 2 },
+      { held: true, recorded: 3 },
+    ]);
     expect(rows).toBe(1);
     // What the gate said it recorded survives a restart.
     await abortAllDurableObjects();
-    const after = await env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant)).follow("idem:k-behind", 0, 0);
-    expect(after.chunks).toEqual([chunk(1), chunk(2), chunk(3)]);
+    expect((await gateOf(tenant).follow(record.key, 0, 0)).chunks).toEqual([1, 2, 3].map(chunk));
   });
 });
 
 describe("gate restart mid-queue", () => {
   it("leaves no request stuck and no slot leaked", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 1 } }));
-    const held = chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: 400 } });
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const queued = chat(key, { model: "chat", messages: MESSAGES, stream: true });
     await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
     await abortAllDurableObjects();
+    await release("slot");
     expect((await held).status).toBe(200);
     const res = await queued;
     if (res.status !== 200) throw new Error(await res.text());
     expect((await readSse(res)).text).toBe(expectedText());
-    expect(await eventually(async () => (await gateStats(tenant)).inFlight === 0)).toBe(true);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 0);
   });
 });
 

@@ -2,7 +2,7 @@
 // and the token counts they and the metrics rest on.
 import { SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, blocker, chat, createTenant, eventually, gateStats, MESSAGES, oneSlot, readSse, resetSims, simConfig } from "./helpers";
+import { ADMIN, chat, createTenant, eventually, gateStats, MESSAGES, oneSlot, holder, readSse, release, resetSims, simConfig } from "./helpers";
 
 beforeEach(resetSims);
 
@@ -62,12 +62,13 @@ describe("rate limits", () => {
 
   it("gives the charge back to a request turned away by a full queue", async () => {
     const { tenant, key } = await createTenant(oneSlot({ maxQueue: 0, requestsPerMinute: 2 }));
-    const held = blocker(key, 300);
+    const held = holder(key, "slot");
     await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     const full = await chat(key, { model: "chat", messages: MESSAGES });
     expect(full.status).toBe(429);
     expect(((await full.json()) as any).error.code).toBe("queue_full");
     expect((await gateStats(tenant)).rateLimit.requests.available).toBe(1);
+    await release("slot");
     expect((await held).status).toBe(200);
     expect((await chat(key, { model: "chat", messages: MESSAGES })).status).toBe(200);
     await expectRateLimited(await chat(key, { model: "chat", messages: MESSAGES }), /requests per minute/);

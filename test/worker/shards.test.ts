@@ -3,8 +3,8 @@
 // the gates added up.
 import { SELF, env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig } from "./helpers";
-import { gateName, shardFor } from "../../src/gate/shards";
+import { ADMIN, chat, createTenant, eventually, expectedText, gateStats, holder, MESSAGES, readSse, release, resetSims, simConfig } from "./helpers";
+import { gateName, shardFor } from "../../src/admission/gate-naming";
 import type { TenantGate } from "../../src/gate/tenant-gate";
 
 beforeEach(resetSims);
@@ -25,13 +25,14 @@ describe("sharded gates", () => {
     const [k0, k0b] = keysFor(0, 2, 2);
     const [k1] = keysFor(1, 2, 1);
     // Shard 0's one slot is held...
-    const held = chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: 500 } }, { "idempotency-key": k0! });
-    expect(await eventually(async () => (await gateStats(tenant)).inFlight === 1)).toBe(true);
+    const held = holder(key, "slot", {}, { "idempotency-key": k0! });
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
     // ...so another request for shard 0 is turned away (no queue), while shard 1 serves.
     const rejected = await chat(key, { model: "chat", messages: MESSAGES }, { "idempotency-key": k0b! });
     expect(rejected.status).toBe(429);
     const served = await chat(key, { model: "chat", messages: MESSAGES }, { "idempotency-key": k1! });
     expect(served.status).toBe(200);
+    await release("slot");
     expect((await held).status).toBe(200);
   });
 
@@ -53,7 +54,7 @@ describe("sharded gates", () => {
       ...keyed.map((k) => chat(key, { model: "chat", messages: MESSAGES }, { "idempotency-key": k }).then((r) => r.arrayBuffer())),
       ...Array.from({ length: 4 }, () => chat(key, { model: "chat", messages: MESSAGES }).then((r) => r.arrayBuffer())),
     ]);
-    expect(await eventually(async () => (await gateStats(tenant)).counters.completed === 8)).toBe(true);
+    await eventually(async () => (await gateStats(tenant)).counters.completed === 8);
     const stats = await gateStats(tenant);
     expect(stats.shards).toHaveLength(2);
     for (const shard of stats.shards) expect(shard.counters.completed).toBeGreaterThanOrEqual(2);

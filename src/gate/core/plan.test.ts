@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { TenantConfigSchema, type TenantConfigInput } from "../../src/config/schema";
-import { buildRoutePlan } from "../../src/dispatch/plan";
+import { TenantConfigSchema, type TenantConfigInput } from "../../config/schema";
+import { buildRoutePlan } from "./plan";
 
 const backend = (id: string, region: string, extra: Record<string, unknown> = {}) => ({ id, region, url: `http://127.0.0.1:1/${id}`, model: "m", ...extra });
 const config = (input: TenantConfigInput) => TenantConfigSchema.parse(input);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { GateMetrics } from "../../src/gate/metrics";
-import { prometheusText, type GateStats } from "../../src/observe/prometheus";
+import { GateMetrics } from "../gate/core/metrics";
+import { prometheusText, type GateStats } from "./prometheus";
 
 function sampleStats(): GateStats {
   const metrics = new GateMetrics(() => {});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { BoundedPriorityQueue, PRIORITIES, type Priority } from "../../src/gate/queue";
+import { BoundedPriorityQueue, PRIORITIES, type Priority } from "./queue";
 
 const entry = (id: string, priority: Priority, enqueuedAt = 0) => ({ id, priority, enqueuedAt, value: id });
 

@@ -18,12 +18,3 @@ export function backoffDelayMs(retry: number, opts: BackoffOptions, random: numb
   const floor = retryAfterMs === undefined ? 0 : Math.min(opts.maxDelayMs, Math.max(0, retryAfterMs));
   return Math.max(jittered, floor);
 }
-
-/** Parses a Retry-After header (delta seconds or HTTP date) into milliseconds from `now`. */
-export function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}

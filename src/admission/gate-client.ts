@@ -2,7 +2,7 @@
 // eviction, abortAllDurableObjects) keeps failing, so each call that fails is tried once more on a
 // fresh stub. Leases and breakers live in the object's storage and survive; an admission that
 // was queued is simply made again.
-import type { TenantGate } from "./tenant-gate";
+import type { TenantGate } from "../gate/tenant-gate";
 
 /** The gate's RPC methods, with the plain types they are declared with. */
 export type GateApi = Pick<TenantGate, "admit" | "poll" | "renew" | "firstToken" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats">;

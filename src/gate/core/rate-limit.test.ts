@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { TenantRateLimit, TokenBucket } from "../../src/gate/rate-limit";
+import { TenantRateLimit, TokenBucket } from "./rate-limit";
 
 const MINUTE = 60_000;
 

@@ -1,7 +1,7 @@
 // The write-behind timer: one flush per window however many changes, a failed flush tried again
 // while something is left, and nothing after cancel.
 import { describe, expect, it, vi } from "vitest";
-import { FlushTimer } from "../../src/gate/flush-timer";
+import { FlushTimer } from "./flush-timer";
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

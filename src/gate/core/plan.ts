@@ -1,7 +1,7 @@
 // The route plan: which backends a request may use, in order. A model alias's own backends come
 // first (nearest region first unless the tenant pinned the order; among equals, fewest in flight),
 // then each fallback model's. Degradations (token budget, context window) reroute up front.
-import type { BackendConfig, TenantConfig } from "../config/schema";
+import type { BackendConfig, TenantConfig } from "../../config/schema";
 import { distanceKm, regionCoordinates, type Coordinates } from "./regions";
 
 export interface PlanEntry {

@@ -2,8 +2,8 @@
 // goes out whole and in order, a slow client makes the relay wait, and a client that stops reading
 // altogether is let go.
 import { describe, expect, it } from "vitest";
-import { SseSink } from "../../src/stream/sse-sink";
-import type { FramedChunk } from "../../src/stream/sink";
+import { SseSink } from "./sse-sink";
+import type { FramedChunk } from "./sink";
 
 const chunk = (content: string): FramedChunk => {
   const c = { choices: [{ index: 0, delta: { content } }] };

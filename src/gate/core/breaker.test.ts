@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { CircuitBreaker, type BreakerOptions } from "../../src/gate/breaker";
+import { CircuitBreaker, type BreakerOptions } from "./breaker";
 
 const opts: BreakerOptions = { failureRate: 0.5, minRequests: 4, windowMs: 10_000, cooldownMs: 1_000, maxCooldownMs: 8_000, consecutiveFailures: 5, halfOpenProbes: 1 };
 

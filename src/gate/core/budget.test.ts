@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { RetryBudget } from "../../src/gate/budget";
-import { backoffDelayMs, parseRetryAfter } from "../../src/dispatch/backoff";
+import { RetryBudget } from "./budget";
 
 describe("RetryBudget", () => {
   it("allows the floor, then ratio x requests, over the window", () => {
@@ -44,34 +43,5 @@ describe("RetryBudget", () => {
         },
       ),
     );
-  });
-});
-
-describe("backoffDelayMs", () => {
-  const opts = { baseDelayMs: 50, maxDelayMs: 5_000 };
-  it("grows exponentially under full jitter and respects the cap (property)", () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 30 }), fc.double({ min: 0, max: 0.999999, noNaN: true }), (retry, random) => {
-        const d = backoffDelayMs(retry, opts, random);
-        expect(d).toBeGreaterThanOrEqual(0);
-        expect(d).toBeLessThan(Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** (retry - 1)) + 1);
-      }),
-    );
-    expect(backoffDelayMs(1, opts, 0.999)).toBe(49);
-    expect(backoffDelayMs(3, opts, 0.5)).toBe(100);
-    expect(backoffDelayMs(20, opts, 0.999)).toBe(4_995);
-  });
-
-  it("honours Retry-After as a floor, capped at maxDelayMs", () => {
-    expect(backoffDelayMs(1, opts, 0, 1_200)).toBe(1_200);
-    expect(backoffDelayMs(1, opts, 0, 60_000)).toBe(5_000);
-  });
-
-  it("parses Retry-After in seconds and as a date", () => {
-    expect(parseRetryAfter("2", 0)).toBe(2_000);
-    expect(parseRetryAfter("0.5", 0)).toBe(500);
-    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6_000);
-    expect(parseRetryAfter("soon", 0)).toBeUndefined();
-    expect(parseRetryAfter(null, 0)).toBeUndefined();
   });
 });

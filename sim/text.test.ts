@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { completionFor, continuationFor, expectedText } from "../../sim/text";
+import { completionFor, continuationFor, expectedText } from "./text";
 
 describe("sim text", () => {
   it("is deterministic and depends on model, messages and seed", () => {

@@ -1,7 +1,8 @@
-// What the Worker and the TenantGate Durable Object say to each other over RPC. Plain data only.
+// What the Worker and the TenantGate Durable Object say to each other over RPC. Plain data only:
+// the seam between the stateless Worker and the single-threaded gate.
 import type { Priority } from "./queue";
-import type { Coordinates } from "../dispatch/regions";
-import type { EntryKind, EntrySnapshot, EntryState } from "./journal";
+import type { Coordinates } from "./regions";
+import type { EntryKind, EntrySnapshot, EntryState } from "./journal-entry";
 
 export type { EntrySnapshot };
 
@@ -103,6 +104,16 @@ export interface Checkpoint {
   chunks: string[];
   text: string;
   tokens: number;
+}
+
+/**
+ * What a checkpoint achieved. `held`: the lease is still the request's. `recorded`: how many chunks,
+ * from the first, the journal holds for the request now (the caller forgets those and sends the
+ * rest again); null when nothing is recorded for it (no key, or another request took the entry over).
+ */
+export interface CheckpointAck {
+  held: boolean;
+  recorded: number | null;
 }
 
 export type AttemptOutcome = "success" | "failure" | "client_error" | "cancelled";

@@ -5,8 +5,8 @@
 // priority covers that priority and lower ones: a higher-priority request may still displace a
 // queued one, so it always asks. The Worker counts what it answered and reports it with its next
 // admission, so the gate's counters stay whole.
-import { PRIORITIES, type Priority } from "./queue";
-import type { Rejection } from "./protocol";
+import { PRIORITIES, type Priority } from "../gate/core/queue";
+import type { Rejection } from "../gate/core/protocol";
 
 interface Hint {
   until: number;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ShedHints } from "../../src/gate/shed-hints";
-import type { Rejection } from "../../src/gate/protocol";
+import { ShedHints } from "./shed-hints";
+import type { Rejection } from "../gate/core/protocol";
 
 const full = (shedForMs?: number): Rejection => ({ kind: "reject", status: 429, code: "queue_full", message: "full", retryAfterSec: 2, shedForMs });
 

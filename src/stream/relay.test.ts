@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { chunkEvent, commentLine, doneEvent, errorEvent } from "../../src/stream/sse";
-import { StreamProgress } from "../../src/stream/relay";
-import { describeChunk, endsAtEventBoundary } from "../../src/dispatch/attempt";
-import { EVENT_READ_BYTES } from "../../src/dispatch/read-size";
+import { chunkEvent, commentLine, doneEvent, errorEvent } from "./sse";
+import { StreamProgress } from "./relay";
+import { endsAtEventBoundary } from "../dispatch/attempt";
+import { describeChunk } from "./chunk";
+import { EVENT_READ_BYTES } from "../dispatch/read-size";
 
 const upstream = (delta: Record<string, unknown>, finish: string | null = null) =>
   describeChunk({ id: "up-1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] });

@@ -1,8 +1,8 @@
-// Splitting a tenant over several gates: stable shards for keys, shares that add up exactly.
+// Splitting a tenant's limits over several gates: shares that add up exactly.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { gateName, shardConfig, shardFor, shareOf } from "../../src/gate/shards";
-import { TenantConfigSchema } from "../../src/config/schema";
+import { shardConfig, shareOf } from "./shard-share";
+import { TenantConfigSchema } from "../../config/schema";
 
 const config = (shards: number, limits: Record<string, number> = {}) =>
   TenantConfigSchema.parse({
@@ -16,24 +16,6 @@ const config = (shards: number, limits: Record<string, number> = {}) =>
   });
 
 describe("shards", () => {
-  it("keeps the tenant's own name for shard 0, so a tenant that never shards keeps its gate", () => {
-    expect(gateName("acme", 0)).toBe("acme");
-    expect(gateName("acme", 3)).toBe("acme:shard-3");
-  });
-
-  it("sends a key to the same shard every time, and spreads keys evenly", () => {
-    const counts = [0, 0, 0, 0];
-    for (let i = 0; i < 4_000; i++) {
-      const shard = shardFor(`idem:job-${i}`, 4);
-      expect(shardFor(`idem:job-${i}`, 4)).toBe(shard);
-      counts[shard]!++;
-    }
-    for (const n of counts) expect(n).toBeGreaterThan(850);
-    expect(shardFor("idem:x", 1)).toBe(0);
-    expect(shardFor(undefined, 4, () => 0.999)).toBe(3);
-    expect(shardFor(undefined, 4, () => 0)).toBe(0);
-  });
-
   it("splits a total into shares that add up to it, none more than one apart", () => {
     fc.assert(
       fc.property(fc.nat(100_000), fc.integer({ min: 1, max: 32 }), (total, shards) => {

@@ -2,7 +2,7 @@
 // under which deterministic requests (temperature 0) share results.
 import { stringify } from "safe-stable-stringify";
 import { sha256Hex } from "../config/store";
-import type { RecordSpec } from "./protocol";
+import type { RecordSpec } from "../gate/core/protocol";
 
 /** Fields that change how an answer is delivered, not what it is: a replay may differ in them. */
 const DELIVERY_FIELDS = new Set(["stream", "stream_options"]);

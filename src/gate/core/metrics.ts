@@ -2,7 +2,7 @@
 // is restarted by deploys and evicted when idle, and stats that start over each time would say
 // little about a tenant with quiet spells. The gate stores `toJSON()` a moment after a change
 // (see METRICS_SAVE_MS) and starts from `GateMetrics.restore`.
-import { LatencyHistogram, type SavedHistogram } from "../observe/histogram";
+import { LatencyHistogram, type SavedHistogram } from "./histogram";
 import type { AttemptReport } from "./protocol";
 
 /** How long after a change the gate stores its metrics: a restart forgets at most this much. */

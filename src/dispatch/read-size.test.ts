@@ -2,7 +2,7 @@
 // streams; several under load, never more than the hold limit of the stream's own pace.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { EVENT_READ_BYTES, isolateReadSizes, ReadSizePolicy, StreamPace } from "../../src/dispatch/read-size";
+import { EVENT_READ_BYTES, isolateReadSizes, ReadSizePolicy, StreamPace } from "./read-size";
 
 const OPTIONS = { readsPerSecond: 1_000, maxHoldMs: 50, maxEventsPerRead: 8 };
 

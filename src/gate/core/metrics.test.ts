@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { GateMetrics } from "../../src/gate/metrics";
-import { LatencyHistogram } from "../../src/observe/histogram";
+import { GateMetrics } from "./metrics";
+import { LatencyHistogram } from "./histogram";
 
 describe("GateMetrics", () => {
   it("comes back from its stored form with the same counters, histograms and backend counts", () => {

@@ -1,0 +1,96 @@
+// Which backend of a request's plan takes its next attempt. The first attempt takes the first
+// backend that can take it now; a retry steers away from what just failed (see pickBackend).
+import type { BackendConfig } from "../../config/schema";
+import type { CircuitBreaker } from "./breaker";
+import type { PlanEntry } from "./plan";
+
+/** What the picker reads of the gate's state. */
+export interface BackendView {
+  backend(id: string): BackendConfig | undefined;
+  breaker(id: string): CircuitBreaker | undefined;
+  inFlight(id: string): number;
+  /** Until when the backend asked to be left alone (its Retry-After), if it did. */
+  notBefore(id: string): number | undefined;
+}
+
+/** What a retry steers away from. */
+export interface RetryAvoid {
+  /** Region of the backend that just failed. */
+  region?: string;
+  /** Backends that already failed for this request. */
+  failed: readonly string[];
+}
+
+export type Pick =
+  | { ok: true; cursor: number; delayMs: number }
+  | { ok: false; reason: "breaker"; retryAfterMs: number }
+  | { ok: false; reason: "capacity" | "none" };
+
+/**
+ * A backend counts as failing for retries, though its circuit is closed, when its breaker window
+ * holds at least this many failures and no more successes, or when this many of its attempts in a
+ * row failed: the start of an outage, while the window still holds the successes before it.
+ */
+export const FAILING_MIN_FAILURES = 3;
+
+/**
+ * The next backend of the plan from `from` on (cyclically) that can take an attempt now. A retry
+ * (`retry` given) prefers, in turn: a backend in another region than the one that just failed; one
+ * in the same region; one that failed for this request, is failing (see failingMostly; its breaker
+ * not yet open), or is on probation (half-open: a probe should be a fresh request, not one that
+ * already failed). Last comes a backend that asked to be left alone for a while (Retry-After), with
+ * the wait.
+ */
+export function pickBackend(view: BackendView, plan: readonly PlanEntry[], from: number, mustResume: boolean, now: number, retry?: RetryAvoid): Pick {
+  let deferred: { cursor: number; delayMs: number } | undefined;
+  let sameRegion: number | undefined;
+  let lastResort: number | undefined;
+  let breakerWaitMs: number | undefined;
+  let capacityBlocked = false;
+  for (let k = 0; k < plan.length; k++) {
+    const cursor = (from + k) % plan.length;
+    const backend = view.backend(plan[cursor]!.backendId);
+    const breaker = backend && view.breaker(backend.id);
+    if (!backend || !breaker || (mustResume && !backend.resume)) continue;
+    if (!breaker.allows(now)) {
+      const wait = breaker.retryAfterMs(now);
+      breakerWaitMs = breakerWaitMs === undefined ? wait : Math.min(breakerWaitMs, wait);
+      continue;
+    }
+    if (view.inFlight(backend.id) >= backend.maxConcurrency) {
+      capacityBlocked = true;
+      continue;
+    }
+    const waitMs = (view.notBefore(backend.id) ?? 0) - now;
+    if (waitMs > 0) {
+      if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
+    } else if (!retry) return { ok: true, cursor, delayMs: 0 };
+    else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now)) lastResort ??= cursor;
+    else if (backend.region === retry.region) sameRegion ??= cursor;
+    else return { ok: true, cursor, delayMs: 0 };
+  }
+  const fallback = sameRegion ?? lastResort;
+  if (fallback !== undefined) return { ok: true, cursor: fallback, delayMs: 0 };
+  if (deferred) return { ok: true, ...deferred };
+  if (capacityBlocked) return { ok: false, reason: "capacity" };
+  if (breakerWaitMs !== undefined) return { ok: false, reason: "breaker", retryAfterMs: breakerWaitMs };
+  return { ok: false, reason: "none" };
+}
+
+/** When every breaker of the plan is open: ms until the first lets a probe through. */
+export function breakersOpenFor(view: BackendView, plan: readonly PlanEntry[], now: number): number | undefined {
+  let retryAfterMs = Number.POSITIVE_INFINITY;
+  for (const e of plan) {
+    const breaker = view.breaker(e.backendId);
+    if (!breaker || breaker.allows(now)) return undefined;
+    retryAfterMs = Math.min(retryAfterMs, breaker.retryAfterMs(now));
+  }
+  return retryAfterMs;
+}
+
+/** Closed, but its last attempts or most of its recent ones failed (see FAILING_MIN_FAILURES). */
+function failingMostly(breaker: CircuitBreaker, now: number): boolean {
+  if (breaker.failureStreak >= FAILING_MIN_FAILURES) return true;
+  const { successes, failures } = breaker.counts(now);
+  return failures >= FAILING_MIN_FAILURES && failures >= successes;
+}

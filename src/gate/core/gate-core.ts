@@ -1,0 +1,415 @@
+// The tenant gate's policy: admission, the queue, leases and their attempts, backend choice, retry
+// accounting, breakers and rate limits. Synchronous and clock-free: every entry point takes the
+// time, and ids, randomness, storage, the alarm and timers come through the host (ports.ts). The
+// TenantGate Durable Object (../tenant-gate.ts) wires it to the platform.
+import type { TenantConfig } from "../../config/schema";
+import { backoffDelayMs } from "./backoff";
+import { breakersOpenFor, pickBackend } from "./backend-picker";
+import type { BreakerSnapshot } from "./breaker";
+import { DrainRate } from "./drain-rate";
+import type { EntrySnapshot, EntryState } from "./journal-entry";
+import { LEASE_TTL_MS } from "./lease-timing";
+import { LeaseTable, type Lease } from "./leases";
+import { GateMetrics, type SavedMetrics } from "./metrics";
+import { buildRoutePlan } from "./plan";
+import type { GateHost } from "./ports";
+import type { AdmitRequest, AdmitResult, AttemptGrant, AttemptReport, Checkpoint, CheckpointAck, RetryNeeds, RetryResult, SettleOutcome } from "./protocol";
+import { exhausted, rejections } from "./rejections";
+import { replayDecision } from "./replay-decision";
+import { buildStats, type GateStats } from "./stats";
+import { TenantPolicies } from "./tenant-policies";
+import { TicketBook, type Ticket, type TwinGroup, type Waiter } from "./tickets";
+
+/** How long a retry waits before asking again when every eligible backend is full. */
+export const CAPACITY_POLL_MS = 50;
+
+const ENTRY_STATE: Record<SettleOutcome, EntryState> = { complete: "complete", partial: "partial", cancelled: "abandoned", failed: "failed", stale: "failed" };
+
+export class GateCore {
+  readonly policies: TenantPolicies;
+  readonly leases: LeaseTable;
+  readonly tickets: TicketBook;
+  readonly metrics: GateMetrics;
+  private readonly drain = new DrainRate();
+
+  constructor(
+    private readonly host: GateHost,
+    saved?: SavedMetrics,
+  ) {
+    this.leases = new LeaseTable(host);
+    this.policies = new TenantPolicies(host, (id) => this.leases.inFlight(id));
+    this.tickets = new TicketBook(host, () => this.policies.config?.limits.maxQueue ?? 0);
+    const changed = () => host.metricsChanged();
+    this.metrics = saved ? GateMetrics.restore(saved, changed) : new GateMetrics(changed);
+  }
+
+  get config(): TenantConfig | null {
+    return this.policies.config;
+  }
+
+  /** Installs a (re)loaded config, shard `shard`'s share of it; `stored`: breakers from storage. */
+  loadConfig(config: TenantConfig | null, shard: number, stored: ReadonlyMap<string, BreakerSnapshot>, now: number): void {
+    this.policies.install(config, shard, stored, now);
+  }
+
+  /** A config the admin API just wrote: installed, and waiters it lets in get their slots. */
+  applyConfig(config: TenantConfig | null, shard: number, stored: ReadonlyMap<string, BreakerSnapshot>, now: number): void {
+    this.policies.install(config, shard, stored, now);
+    this.handOutSlots(now);
+  }
+
+  // ---- admission -------------------------------------------------------------------------------
+
+  /** A lease, a replay, a join or a rejection; or "queued": the caller holds the call open (see tickets.ts). */
+  admit(request: AdmitRequest, now: number): AdmitResult {
+    if (request.shedByWorker) {
+      this.metrics.count("rejectedQueueFull", request.shedByWorker);
+      this.metrics.count("shedByWorker", request.shedByWorker);
+    }
+    const config = this.policies.config;
+    if (!config) return rejections.tenantNotFound();
+    const plan = buildRoutePlan(config, { ...request, inFlight: (id) => this.leases.inFlight(id) });
+    if (!plan.ok) return { kind: "reject", status: plan.status, code: plan.code, message: plan.message };
+    const closedFor = breakersOpenFor(this.policies, plan.entries, now);
+    if (closedFor !== undefined) return this.noBackend(closedFor);
+
+    let resumeFrom: EntrySnapshot | undefined;
+    const record = request.record;
+    if (record) {
+      const entry = this.host.journal.get(record.key, now);
+      const resumable = () => plan.entries.some((e) => this.policies.backend(e.backendId)?.resume);
+      const decision = entry && replayDecision(entry, record, { live: this.isLive(entry), resumable: resumable() });
+      if (decision && decision.kind !== "takeover") return decision;
+      // The key's first request is still queued: this one waits for it rather than starting a
+      // second generation. (An admission retried with the same request id goes the usual way.)
+      const group = record.shared ? this.tickets.group(record.key) : undefined;
+      if (group && !this.tickets.has(request.requestId)) return this.waitBehind(group, request, config, now);
+      if (decision?.kind === "takeover") resumeFrom = decision.entry;
+      // A stored-only answer (stale-if-error) is kept until it expires, and a run already
+      // recording one is left alone: this request then records nothing.
+      if (entry && !record.shared && (entry.state === "complete" || this.isLive(entry))) request = { ...request, record: undefined };
+    }
+
+    // Only a request that will call a backend counts: replays, joins and twins above cost none.
+    const rateTokens = request.promptTokens + (request.maxTokens ?? 0);
+    const rate = this.policies.rateLimit?.admit(rateTokens, now);
+    if (rate && !rate.ok) {
+      this.metrics.count("rejectedRateLimited");
+      return rejections.rateLimited(rate);
+    }
+    this.policies.budget!.recordRequest(now);
+    const waiter: Waiter = { request, plan: plan.entries, degradations: plan.degradations, enqueuedAt: now, resumeFrom, rateTokens: rate ? rateTokens : undefined };
+    if (this.tickets.queue.size === 0 && this.leases.size < config.limits.maxConcurrency) {
+      const granted = this.grant(waiter, now);
+      if (granted) return granted;
+    }
+    return this.enqueue(waiter, config, now);
+  }
+
+  /** A queued request asks again: its verdict, "queued" (the caller holds the call open), or "unknown". */
+  poll(ticketId: string, now: number): AdmitResult {
+    return this.tickets.listen(ticketId, now);
+  }
+
+  /** The open call for a queued request ended without a verdict. */
+  pollEnded(ticketId: string, now: number): void {
+    this.tickets.stopListening(ticketId, now);
+  }
+
+  /**
+   * Queued requests whose wait ran out get their 504, and those nobody polls any more are dropped;
+   * the host is asked to wake the core again for the next one.
+   */
+  wake(now: number): void {
+    for (const ticket of this.tickets.takeDue(now)) {
+      this.metrics.count("rejectedQueueTimeout");
+      this.settleTicket(ticket, rejections.queueTimeout(ticket.deadline - ticket.enqueuedAt), now);
+    }
+    this.dropStale(now);
+    this.tickets.forgetUnclaimed(now);
+    const next = this.tickets.nextWake();
+    if (next !== undefined) this.host.wakeAt(next);
+  }
+
+  private enqueue(waiter: Waiter, config: TenantConfig, now: number): AdmitResult {
+    const id = waiter.request.requestId;
+    const full = (shedForMs?: number) => {
+      this.metrics.count("rejectedQueueFull");
+      this.refundRate(waiter, now);
+      return rejections.queueFull(config.limits.maxQueue, this.drain.retryAfterSeconds(now, this.tickets.queue.size), shedForMs);
+    };
+    // A full queue stays full for a moment: Workers may repeat this verdict themselves meanwhile.
+    const shedForMs = config.limits.shedHintMs;
+    if (config.limits.maxQueue === 0 || this.tickets.has(id)) return full(config.limits.maxQueue === 0 ? shedForMs : undefined);
+    const ticket = this.tickets.ticket(waiter, now + config.limits.maxQueueWaitMs, now);
+    const offered = this.tickets.enqueue(ticket);
+    if (!offered.accepted) return full(shedForMs);
+    this.metrics.count("queued");
+    if (offered.displaced) {
+      this.metrics.count("rejectedQueueFull");
+      this.settleTicket(offered.displaced.value, rejections.displaced(this.drain.retryAfterSeconds(now, this.tickets.queue.size)), now);
+    }
+    return { kind: "queued", ticket: id };
+  }
+
+  /** A request whose key's first request is queued takes no place in the queue and shares its fate. */
+  private waitBehind(group: TwinGroup, request: AdmitRequest, config: TenantConfig, now: number): AdmitResult {
+    if (group.ticket.request.record!.bodyHash !== request.record!.bodyHash) return rejections.keyReused();
+    const waiter: Waiter = { request, plan: group.ticket.plan, degradations: group.ticket.degradations, enqueuedAt: now };
+    this.tickets.addTwin(group, this.tickets.ticket(waiter, now + config.limits.maxQueueWaitMs, now));
+    this.metrics.count("queuedTwins");
+    return { kind: "queued", ticket: request.requestId };
+  }
+
+  /** Gives a queued request its verdict, and its twins theirs (see releaseTwins). */
+  private settleTicket(ticket: Ticket, result: AdmitResult, now: number): void {
+    if (result.kind !== "lease") this.refundRate(ticket, now);
+    this.releaseTwins(ticket, result, now);
+    this.tickets.give(ticket, result);
+  }
+
+  /**
+   * A queued request left the queue with `result` (undefined: dropped, nobody polled it): its twins
+   * join its generation if it got a slot, get its verdict if it was turned away, and are admitted
+   * anew ("unknown") if it was dropped, so one of them takes its place.
+   */
+  private releaseTwins(ticket: Ticket, result: AdmitResult | undefined, now: number): void {
+    const twins = this.tickets.releaseGroup(ticket);
+    if (twins.length === 0) return;
+    const entry = result?.kind === "lease" ? this.host.journal.get(ticket.request.record!.key, now) : undefined;
+    const verdict: AdmitResult = entry ? { kind: "join", entry } : result?.kind === "reject" ? result : { kind: "unknown" };
+    for (const twin of twins) this.settleTicket(twin, verdict, now);
+  }
+
+  /** Queued requests nobody polls any more leave the queue; a twin of one takes its place. */
+  private dropStale(now: number): void {
+    for (const ticket of this.tickets.takeStale(now)) {
+      this.metrics.count("abandonedInQueue");
+      this.refundRate(ticket, now);
+      this.releaseTwins(ticket, undefined, now);
+    }
+  }
+
+  /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
+  private grant(waiter: Waiter, now: number): AdmitResult | undefined {
+    const config = this.policies.config!;
+    const continuing = (waiter.resumeFrom?.tokens ?? 0) > 0;
+    const pick = pickBackend(this.policies, waiter.plan, 0, continuing, now);
+    if (!pick.ok) return undefined;
+    const { request } = waiter;
+    const lease: Lease = {
+      id: this.host.newId(),
+      requestId: request.requestId,
+      plan: waiter.plan,
+      attempts: 0,
+      cursor: pick.cursor,
+      backendId: null,
+      probe: false,
+      grantedAt: now,
+      deadline: now + LEASE_TTL_MS,
+      recordKey: request.record?.key,
+      ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens, promptTokens: request.promptTokens } : {}),
+    };
+    this.leases.add(lease);
+    const record = request.record;
+    if (record) this.host.journal.begin(record.key, record.kind, record.bodyHash, request.requestId, lease.id, config.idempotency, now);
+    const grant = this.startAttempt(lease, pick.cursor, 0, continuing, now);
+    this.metrics.count("admitted");
+    this.metrics.count("promptTokens", request.promptTokens);
+    const queueMs = now - waiter.enqueuedAt;
+    this.metrics.queued(queueMs);
+    return { kind: "lease", leaseId: lease.id, queueMs, grant, degradations: waiter.degradations, timeouts: { ...config.timeouts }, resumeFrom: waiter.resumeFrom };
+  }
+
+  /** Hands free slots to waiters, highest priority first; fails waiters no backend can serve. */
+  private handOutSlots(now: number): void {
+    const config = this.policies.config;
+    if (!config || this.tickets.queue.size === 0) return;
+    this.dropStale(now);
+    const closedFor = (w: Waiter) => breakersOpenFor(this.policies, w.plan, now);
+    for (const entry of this.tickets.queue.removeWhere((e) => closedFor(e.value) !== undefined)) {
+      this.settleTicket(entry.value, this.noBackend(closedFor(entry.value)!), now);
+    }
+    while (this.leases.size < config.limits.maxConcurrency) {
+      const canStart = (w: Waiter) => pickBackend(this.policies, w.plan, 0, (w.resumeFrom?.tokens ?? 0) > 0, now).ok;
+      const entry = this.tickets.queue.takeFirst((e) => canStart(e.value));
+      if (!entry) break;
+      this.settleTicket(entry.value, this.grant(entry.value, now)!, now);
+    }
+  }
+
+  // ---- attempts --------------------------------------------------------------------------------
+
+  /**
+   * Takes a failed attempt's report and answers with the next attempt or why there is none:
+   * maxAttempts, breakers, backend capacity, the retry budget and backoff decide.
+   */
+  retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
+    const lease = this.leases.get(leaseId);
+    const config = this.policies.config;
+    if (!lease || !config) return exhausted.leaseLost();
+    if (report) this.recordAttempt(lease, report, now);
+    if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
+
+    // maxAttempts counts the attempts that delivered nothing: a long answer whose streams keep
+    // breaking after delivering text carries on, up to twice maxAttempts calls in all.
+    const fruitless = lease.attempts - (lease.progressed ?? 0);
+    if (fruitless >= config.retry.maxAttempts || lease.attempts >= 2 * config.retry.maxAttempts) return exhausted.maxAttempts(lease.attempts);
+    // After a backend failure, another region goes first: failures cluster by region (outages,
+    // network), so the neighbour of a failed backend is the likeliest to fail next.
+    const region = report?.outcome === "failure" ? this.policies.backend(report.backendId)?.region : undefined;
+    const pick = pickBackend(this.policies, lease.plan, lease.cursor + 1, needs.mustContinue, now, { region, failed: lease.failed ?? [] });
+    // Every eligible backend is busy: wait for a slot rather than overload one.
+    if (!pick.ok && pick.reason === "capacity") return { kind: "wait", delayMs: CAPACITY_POLL_MS };
+    if (!pick.ok) {
+      if (pick.reason === "breaker") return exhausted.breakersOpen(pick.retryAfterMs);
+      this.handOutSlots(now);
+      return exhausted.noBackend(needs.mustContinue);
+    }
+    if (!this.policies.budget!.tryRetry(now)) {
+      this.metrics.count("budgetDenied");
+      return exhausted.budget();
+    }
+    this.metrics.count("retries");
+    const backoff = backoffDelayMs(fruitless, config.retry, this.host.random(), report?.retryAfterMs);
+    const grant = this.startAttempt(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
+    this.handOutSlots(now);
+    return { kind: "attempt", grant };
+  }
+
+  /** Keeps a lease alive while the Worker relays; false when it was already reclaimed. */
+  renew(leaseId: string, now: number): boolean {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return false;
+    lease.deadline = now + LEASE_TTL_MS;
+    this.leases.save(lease);
+    return true;
+  }
+
+  /**
+   * The current attempt produced its first token: its breaker hears of the success now, not when
+   * the stream ends. Failures arrive fast and successes slowly, and waiting for the end would let a
+   * burst of early failures open a healthy backend's circuit. A half-open probe closes it here too.
+   */
+  firstToken(leaseId: string, now: number): void {
+    const lease = this.leases.get(leaseId);
+    if (!lease?.backendId || lease.answered) return;
+    const breaker = this.policies.breaker(lease.backendId);
+    if (!breaker) return;
+    const before = breaker.stateAt(now);
+    breaker.onSuccess(now, lease.probe);
+    lease.probe = false;
+    lease.answered = true;
+    this.policies.saveBreaker(lease.backendId, before, now);
+    if (before !== "closed") this.handOutSlots(now);
+  }
+
+  /** Commits relayed chunks to the request's journal entry and renews its lease. */
+  checkpoint(leaseId: string, progress: Checkpoint, now: number): CheckpointAck {
+    const config = this.policies.config;
+    if (!this.renew(leaseId, now)) return { held: false, recorded: null };
+    const key = this.leases.get(leaseId)!.recordKey;
+    if (key === undefined || !config) return { held: true, recorded: null };
+    return { held: true, recorded: this.host.journal.append(key, leaseId, progress, config.idempotency, now) };
+  }
+
+  /** Ends a request: its last attempt, its journal entry and its slot, which goes to the next waiter. */
+  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress: Checkpoint | undefined, now: number): void {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return; // already settled or reclaimed: settle is idempotent
+    const config = this.policies.config;
+    if (lease.recordKey && config) {
+      const { journal } = this.host;
+      // Chunks the journal refuses now can never be added: the entry is not whole, not replayable.
+      const held = progress && journal.append(lease.recordKey, lease.id, progress, config.idempotency, now);
+      if (progress && held !== null && held !== undefined && held < progress.from + progress.chunks.length) journal.markIncomplete(lease.recordKey, lease.id);
+      journal.finish(lease.recordKey, lease.id, ENTRY_STATE[outcome], now);
+    }
+    if (report) this.recordAttempt(lease, report, now);
+    else this.endAttempt(lease);
+    // The estimate charged at admission becomes what the attempts generated (a lease reclaimed
+    // from a dead Worker keeps the estimate).
+    if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
+    this.metrics.count(outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
+    this.metrics.finished(now - lease.grantedAt);
+    this.release(lease, now);
+  }
+
+  /** Reclaims leases whose Worker went silent past their deadline. Idempotent, as alarms repeat. */
+  reclaimExpired(now: number): void {
+    for (const lease of this.leases.expired(now)) {
+      this.endAttempt(lease);
+      this.metrics.count("abandoned");
+      if (lease.recordKey) this.host.journal.finish(lease.recordKey, lease.id, "abandoned", now);
+      this.release(lease, now);
+    }
+    this.leases.rescheduleAlarm();
+  }
+
+  /** A running entry whose lease is still held: its generation is going on right now. */
+  isLive(entry: EntrySnapshot): boolean {
+    return entry.state === "running" && entry.leaseId !== null && this.leases.get(entry.leaseId) !== undefined;
+  }
+
+  stats(tenant: string | null, journal: { entries: number; bytes: number }, now: number, options: { histograms?: boolean } = {}): GateStats {
+    const sources = { tenant, policies: this.policies, queue: this.tickets.queue, inFlight: this.leases.size, metrics: this.metrics, journal };
+    return buildStats({ ...sources, drainPerSecond: this.drain.perSecond(now) }, now, options);
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private startAttempt(lease: Lease, cursor: number, delayMs: number, continuation: boolean, now: number): AttemptGrant {
+    const entry = lease.plan[cursor]!;
+    const backend = this.policies.backend(entry.backendId)!;
+    const { probe } = this.policies.breaker(backend.id)!.onAttempt(now);
+    lease.cursor = cursor;
+    this.leases.occupy(lease, backend.id, probe);
+    this.metrics.attemptStarted(backend.id, continuation);
+    this.leases.save(lease);
+    const { id, url, model, apiKey, resume } = backend;
+    return { attempt: lease.attempts, backend: { id, url, model, apiKey, resume, alias: entry.alias }, delayMs, probe, continuation };
+  }
+
+  private recordAttempt(lease: Lease, report: AttemptReport, now: number): void {
+    const breaker = this.policies.breaker(report.backendId);
+    const before = breaker?.stateAt(now);
+    if (report.outcome === "failure") {
+      breaker?.onFailure(now, lease.probe);
+      if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
+      if (report.retryAfterMs !== undefined) this.policies.holdOff(report.backendId, report.retryAfterMs, now);
+    } else if (report.outcome === "cancelled") {
+      breaker?.onAbandon(lease.probe);
+    } else if (!lease.answered) {
+      // A 4xx for a bad request still shows the backend is up. A stream that answered was
+      // counted at its first token.
+      breaker?.onSuccess(now, lease.probe);
+    }
+    lease.tokens = (lease.tokens ?? 0) + report.chunks;
+    this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs, report.chunks);
+    if (breaker) this.policies.saveBreaker(report.backendId, before, now);
+    this.leases.vacate(lease);
+  }
+
+  /** Ends the current attempt without a report (settled without one, or reclaimed): a probe is abandoned. */
+  private endAttempt(lease: Lease): void {
+    if (lease.backendId) this.policies.breaker(lease.backendId)?.onAbandon(lease.probe);
+    this.leases.vacate(lease);
+  }
+
+  private release(lease: Lease, now: number): void {
+    this.leases.remove(lease);
+    this.drain.record(now);
+    this.handOutSlots(now);
+  }
+
+  private noBackend(retryAfterMs: number) {
+    this.metrics.count("rejectedNoBackend");
+    return rejections.noBackend(retryAfterMs);
+  }
+
+  /** A request charged to the rate limit got no slot after all: it gives its charge back. */
+  private refundRate(waiter: Waiter, now: number): void {
+    if (waiter.rateTokens !== undefined) this.policies.rateLimit?.refund(waiter.rateTokens, now);
+    waiter.rateTokens = undefined;
+  }
+}

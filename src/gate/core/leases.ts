@@ -1,0 +1,118 @@
+// The gate's leases: one per admitted request, from its slot to its settle (or its reclaim when
+// the Worker went silent), with the request's attempts on it, each holding a slot of its backend.
+// The table keeps the in-flight count per backend and the alarm at the earliest deadline.
+import type { GateHost } from "./ports";
+import type { PlanEntry } from "./plan";
+
+export interface Lease {
+  id: string;
+  requestId: string;
+  plan: PlanEntry[];
+  /** Attempts granted so far. */
+  attempts: number;
+  /** Of those, attempts that delivered text before they failed (see GateCore.retry). */
+  progressed?: number;
+  /** Plan index of the current attempt. */
+  cursor: number;
+  /** The backend of the attempt in progress (null between attempts). */
+  backendId: string | null;
+  probe: boolean;
+  grantedAt: number;
+  deadline: number;
+  /** Journal key the request records its chunks under, if any. */
+  recordKey?: string;
+  /** The current attempt produced a first token (its breaker already counted the success). */
+  answered?: boolean;
+  /** Backends that failed an attempt of this request: its retries try them last. */
+  failed?: string[];
+  /** Completion tokens the attempts reported so far. */
+  tokens?: number;
+  /** Tokens charged to the tenant's rate limit at admission, and the prompt's share of them (settled at the end). */
+  rateTokens?: number;
+  promptTokens?: number;
+}
+
+export class LeaseTable {
+  private readonly leases = new Map<string, Lease>();
+  private readonly perBackend = new Map<string, number>();
+  private alarmAt: number | undefined;
+
+  constructor(private readonly host: Pick<GateHost, "saveLease" | "dropLease" | "setAlarm">) {}
+
+  get size(): number {
+    return this.leases.size;
+  }
+
+  get(id: string): Lease | undefined {
+    return this.leases.get(id);
+  }
+
+  /** Attempts in progress on the backend. */
+  inFlight(backendId: string): number {
+    return this.perBackend.get(backendId) ?? 0;
+  }
+
+  /** Leases found in storage at start-up: their attempts hold their slots again. */
+  restore(leases: Iterable<Lease>): void {
+    for (const lease of leases) {
+      this.leases.set(lease.id, lease);
+      if (lease.backendId) this.addInFlight(lease.backendId, 1);
+    }
+    this.rescheduleAlarm();
+  }
+
+  add(lease: Lease): void {
+    this.leases.set(lease.id, lease);
+  }
+
+  /** The lease's next attempt goes to `backendId`, taking one of its slots. */
+  occupy(lease: Lease, backendId: string, probe: boolean): void {
+    lease.attempts++;
+    lease.backendId = backendId;
+    lease.probe = probe;
+    this.addInFlight(backendId, 1);
+  }
+
+  /** The lease's attempt ended: its backend slot is free. Returns the backend it held, if any. */
+  vacate(lease: Lease): string | null {
+    const id = lease.backendId;
+    if (!id) return null;
+    this.addInFlight(id, -1);
+    lease.backendId = null;
+    lease.probe = false;
+    lease.answered = false;
+    return id;
+  }
+
+  /** Stores the lease (granted, or its deadline moved) and keeps the alarm at the earliest deadline. */
+  save(lease: Lease): void {
+    this.host.saveLease(lease);
+    // Deadlines only move forward, so an alarm already set earlier still fires in time.
+    if (this.alarmAt === undefined || lease.deadline < this.alarmAt) {
+      this.alarmAt = lease.deadline;
+      this.host.setAlarm(lease.deadline);
+    }
+  }
+
+  remove(lease: Lease): void {
+    this.leases.delete(lease.id);
+    this.host.dropLease(lease.id);
+  }
+
+  /** Leases whose deadline passed. */
+  expired(now: number): Lease[] {
+    return [...this.leases.values()].filter((l) => l.deadline <= now);
+  }
+
+  /** Sets the one alarm to the earliest deadline (or clears it): after a restart or an alarm. */
+  rescheduleAlarm(): void {
+    let earliest: number | undefined;
+    for (const l of this.leases.values()) if (earliest === undefined || l.deadline < earliest) earliest = l.deadline;
+    this.alarmAt = earliest;
+    this.host.setAlarm(earliest);
+  }
+
+  private addInFlight(backendId: string, delta: number): void {
+    this.perBackend.set(backendId, Math.max(0, this.inFlight(backendId) + delta));
+  }
+}

@@ -1,0 +1,95 @@
+// Every answer the gate turns a request away with, in one place: status, code and message.
+import type { RateVerdict } from "./rate-limit";
+import type { Rejection, RetryResult } from "./protocol";
+
+export type Exhausted = Extract<RetryResult, { kind: "exhausted" }>;
+
+const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+export const rejections = {
+  tenantNotFound: (): Rejection => ({ kind: "reject", status: 404, code: "tenant_not_found", message: "This tenant has no configuration." }),
+
+  keyReused: (): Rejection => ({
+    kind: "reject",
+    status: 422,
+    code: "idempotency_key_reused",
+    message: "This Idempotency-Key was used with a different request body.",
+  }),
+
+  replayUnavailable: (): Rejection => ({
+    kind: "reject",
+    status: 409,
+    code: "replay_unavailable",
+    message: "The answer for this key was too large to store; it cannot be replayed.",
+  }),
+
+  queueFull: (maxQueue: number, retryAfterSec: number, shedForMs?: number): Rejection => ({
+    kind: "reject",
+    status: 429,
+    code: "queue_full",
+    message: `The queue for this tenant is full (${maxQueue} waiting). Retry later.`,
+    retryAfterSec,
+    ...(shedForMs ? { shedForMs } : {}),
+  }),
+
+  displaced: (retryAfterSec: number): Rejection => ({
+    kind: "reject",
+    status: 429,
+    code: "queue_full",
+    message: "The queue is full and this request was displaced by higher-priority traffic. Retry later.",
+    retryAfterSec,
+  }),
+
+  queueTimeout: (maxQueueWaitMs: number): Rejection => ({
+    kind: "reject",
+    status: 504,
+    code: "queue_timeout",
+    message: `The request waited ${maxQueueWaitMs} ms in the queue without a free slot.`,
+  }),
+
+  noBackend: (retryAfterMs: number): Rejection => ({
+    kind: "reject",
+    status: 503,
+    code: "no_backend_available",
+    message: "Every backend for this model is unavailable (circuit open). Retry later.",
+    retryAfterSec: seconds(retryAfterMs),
+  }),
+
+  rateLimited: (verdict: Exclude<RateVerdict, { ok: true }>): Rejection => {
+    const what = verdict.limit === "requests" ? "requests" : "tokens (prompt plus max_tokens, estimated)";
+    return {
+      kind: "reject",
+      status: 429,
+      code: "rate_limited",
+      message: `This tenant's limit of ${what} per minute is reached. Retry later.`,
+      retryAfterSec: seconds(verdict.retryAfterMs),
+    };
+  },
+};
+
+/** Why a request gets no further attempt. */
+export const exhausted = {
+  leaseLost: (): Exhausted => ({ kind: "exhausted", status: 502, code: "lease_lost", message: "The request's lease expired." }),
+
+  maxAttempts: (attempts: number): Exhausted => ({ kind: "exhausted", status: 502, code: "max_attempts", message: `All ${attempts} attempts failed.` }),
+
+  breakersOpen: (retryAfterMs: number): Exhausted => ({
+    kind: "exhausted",
+    status: 503,
+    code: "no_backend_available",
+    message: "Every backend for this model is unavailable (circuit open).",
+    retryAfterSec: seconds(retryAfterMs),
+  }),
+
+  noBackend: (mustContinue: boolean): Exhausted =>
+    mustContinue
+      ? { kind: "exhausted", status: 502, code: "no_resumable_backend", message: "No backend that can resume the stream is available." }
+      : { kind: "exhausted", status: 502, code: "no_backend_available", message: "No backend is available for another attempt." },
+
+  budget: (): Exhausted => ({
+    kind: "exhausted",
+    status: 502,
+    code: "retry_budget_exhausted",
+    message: "The tenant's retry budget is spent; not retrying so an outage does not multiply load.",
+  }),
+};

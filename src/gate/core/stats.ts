@@ -1,0 +1,95 @@
+// The gate's stats, as the admin API, the Prometheus export and the shard merge read them.
+import type { TenantConfig } from "../../config/schema";
+import type { BreakerState } from "./breaker";
+import type { LatencySummary, SavedHistogram } from "./histogram";
+import type { Counters, GateMetrics } from "./metrics";
+import { PRIORITIES, type BoundedPriorityQueue, type Priority } from "./queue";
+import type { TenantPolicies } from "./tenant-policies";
+
+export interface BackendStats {
+  id: string;
+  region: string;
+  breaker: BreakerState;
+  breakerRetryAfterMs: number;
+  window: { successes: number; failures: number };
+  inFlight: number;
+  maxConcurrency: number;
+  attempts: number;
+  successes: number;
+  failures: number;
+  tokens: number;
+  ttftMs: LatencySummary;
+  /** With `histograms: true` (a sharded tenant's gates, merged by the Worker). */
+  ttftHistogram?: SavedHistogram;
+}
+
+export interface RateUsage {
+  requests: { perMinute: number; available: number } | null;
+  tokens: { perMinute: number; available: number } | null;
+}
+
+export interface GateStats {
+  tenant: string | null;
+  queue: { depth: number; byPriority: Record<Priority, number>; oldestWaitMs: number; drainPerSecond: number };
+  inFlight: number;
+  limits: TenantConfig["limits"] | null;
+  counters: Counters;
+  retryBudget: { requests: number; retries: number; allowed: number } | null;
+  rateLimit: RateUsage | null;
+  journal: { entries: number; bytes: number };
+  latencyMs: { queue: LatencySummary; total: LatencySummary };
+  backends: BackendStats[];
+  histograms?: { queue: SavedHistogram; total: SavedHistogram };
+}
+
+/** What the stats are read from. */
+export interface StatsSources {
+  tenant: string | null;
+  policies: TenantPolicies;
+  queue: BoundedPriorityQueue<unknown>;
+  inFlight: number;
+  drainPerSecond: number;
+  metrics: GateMetrics;
+  journal: { entries: number; bytes: number };
+}
+
+export function buildStats(s: StatsSources, now: number, options: { histograms?: boolean } = {}): GateStats {
+  const { policies, metrics } = s;
+  const oldest = s.queue.oldestEnqueuedAt();
+  return {
+    tenant: s.tenant,
+    queue: {
+      depth: s.queue.size,
+      byPriority: Object.fromEntries(PRIORITIES.map((p) => [p, s.queue.sizeOf(p)])) as Record<Priority, number>,
+      oldestWaitMs: oldest === undefined ? 0 : now - oldest,
+      drainPerSecond: Math.round(s.drainPerSecond * 100) / 100,
+    },
+    inFlight: s.inFlight,
+    limits: policies.config?.limits ?? null,
+    counters: { ...metrics.counters },
+    retryBudget: policies.budget?.usage(now) ?? null,
+    rateLimit: policies.rateLimit?.usage(now) ?? null,
+    journal: s.journal,
+    latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
+    backends: policies.backendList().map((b) => {
+      const breaker = policies.breaker(b.id);
+      const c = metrics.backendCounters(b.id);
+      return {
+        id: b.id,
+        region: b.region,
+        breaker: breaker?.stateAt(now) ?? "closed",
+        breakerRetryAfterMs: breaker?.retryAfterMs(now) ?? 0,
+        window: breaker?.counts(now) ?? { successes: 0, failures: 0 },
+        inFlight: policies.inFlight(b.id),
+        maxConcurrency: b.maxConcurrency,
+        attempts: c?.attempts ?? 0,
+        successes: c?.successes ?? 0,
+        failures: c?.failures ?? 0,
+        tokens: c?.tokens ?? 0,
+        ttftMs: c?.ttft.summary() ?? { count: 0 },
+        ...(options.histograms ? { ttftHistogram: c?.ttft.toJSON() ?? [] } : {}),
+      };
+    }),
+    ...(options.histograms ? { histograms: { queue: metrics.queueMs.toJSON(), total: metrics.totalMs.toJSON() } } : {}),
+  };
+}

@@ -1,0 +1,94 @@
+// What a gate derives from its tenant's config: this shard's share of the limits, the backends by
+// id, one circuit breaker per backend (kept across config changes and restarts), the retry budget,
+// the rate limits, and each backend's Retry-After. Installing a config keeps what still applies.
+import type { BackendConfig, TenantConfig } from "../../config/schema";
+import type { BackendView } from "./backend-picker";
+import { CircuitBreaker, type BreakerSnapshot, type BreakerState } from "./breaker";
+import { RetryBudget } from "./budget";
+import type { GateHost } from "./ports";
+import { TenantRateLimit } from "./rate-limit";
+import { shardConfig } from "./shard-share";
+
+/** The longest a backend's Retry-After keeps it out of plans. */
+export const MAX_RETRY_AFTER_MS = 60_000;
+/** A breaker whose state did not change is stored at most this often (its window counts may lag). */
+const BREAKER_SAVE_MS = 1_000;
+
+export class TenantPolicies implements BackendView {
+  config: TenantConfig | null = null;
+  budget: RetryBudget | null = null;
+  /** Null when the tenant sets no rate limit. In memory only: a restarted gate starts with full buckets. */
+  rateLimit: TenantRateLimit | null = null;
+  private backends = new Map<string, BackendConfig>();
+  private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly breakerSavedAt = new Map<string, number>();
+  private readonly retryAfterUntil = new Map<string, number>();
+
+  constructor(
+    private readonly host: Pick<GateHost, "saveBreaker" | "dropBreaker">,
+    private readonly inFlightOf: (backendId: string) => number,
+  ) {}
+
+  /**
+   * Installs the tenant's config as shard `shard`'s share of it. `stored`: the breakers kept in
+   * storage, for backends this gate has no breaker for yet (after a restart).
+   */
+  install(tenantConfig: TenantConfig | null, shard: number, stored: ReadonlyMap<string, BreakerSnapshot>, now: number): void {
+    const config = tenantConfig && shardConfig(tenantConfig, shard);
+    const previous = this.config;
+    this.config = config;
+    this.backends = new Map((config?.backends ?? []).map((b) => [b.id, b]));
+    if (!config) return;
+    if (!this.budget || JSON.stringify(previous?.retry) !== JSON.stringify(config.retry)) {
+      const { budgetRatio: ratio, budgetMinRetries: minRetries, budgetWindowMs: windowMs } = config.retry;
+      this.budget = new RetryBudget({ ratio, minRetries, windowMs });
+    }
+    const { requestsPerMinute, tokensPerMinute } = config.limits;
+    if (requestsPerMinute !== previous?.limits.requestsPerMinute || tokensPerMinute !== previous?.limits.tokensPerMinute) {
+      this.rateLimit = requestsPerMinute || tokensPerMinute ? new TenantRateLimit({ requestsPerMinute, tokensPerMinute }, now) : null;
+    }
+    for (const id of stored.keys()) if (!this.backends.has(id)) this.host.dropBreaker(id);
+    for (const id of this.backends.keys()) {
+      const current = this.breakers.get(id)?.snapshot() ?? stored.get(id);
+      this.breakers.set(id, current ? CircuitBreaker.restore(config.breaker, current) : new CircuitBreaker(config.breaker));
+    }
+    for (const id of [...this.breakers.keys()]) if (!this.backends.has(id)) this.breakers.delete(id);
+  }
+
+  backend(id: string): BackendConfig | undefined {
+    return this.backends.get(id);
+  }
+
+  backendList(): readonly BackendConfig[] {
+    return this.config?.backends ?? [];
+  }
+
+  breaker(id: string): CircuitBreaker | undefined {
+    return this.breakers.get(id);
+  }
+
+  inFlight(id: string): number {
+    return this.inFlightOf(id);
+  }
+
+  notBefore(id: string): number | undefined {
+    return this.retryAfterUntil.get(id);
+  }
+
+  /** The backend asked to be left alone for `retryAfterMs` (capped at MAX_RETRY_AFTER_MS). */
+  holdOff(id: string, retryAfterMs: number, now: number): void {
+    this.retryAfterUntil.set(id, now + Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
+  }
+
+  /**
+   * Stores a breaker's snapshot when its state changed since `stateBefore`, or at most once a
+   * second otherwise: the state (and its cooldown) must survive a restart; the window counts may lag.
+   */
+  saveBreaker(id: string, stateBefore: BreakerState | undefined, now: number): void {
+    const breaker = this.breakers.get(id);
+    if (!breaker) return;
+    if (breaker.stateAt(now) === stateBefore && now - (this.breakerSavedAt.get(id) ?? 0) < BREAKER_SAVE_MS) return;
+    this.breakerSavedAt.set(id, now);
+    this.host.saveBreaker(id, breaker.snapshot());
+  }
+}
