@@ -128,8 +128,17 @@ describe("Idempotency-Key", () => {
 
   it("bounds the journal by entry count", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"], { idempotency: { maxEntries: 3 } }));
-    for (let i = 0; i < 6; i++) await (await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 3 }, { "idempotency-key": `k-bound-${i}` })).arrayBuffer();
-    expect((await gateStats(tenant)).journal.entries).toBeLessThanOrEqual(3);
+    const send = (i: number) => chat(key, { model: "chat", messages: MESSAGES, max_tokens: 3 }, { "idempotency-key": `k-bound-${i}` });
+    for (let i = 0; i < 6; i++) await (await send(i)).arrayBuffer();
+    expect((await gateStats(tenant)).journal.entries).toBe(3);
+    // The newest answers are kept (a replay), the oldest evicted (generated again).
+    const newest = await send(5);
+    expect(newest.headers.get("x-sluice-replay")).toBe("stored");
+    await newest.arrayBuffer();
+    const oldest = await send(0);
+    expect(oldest.headers.get("x-sluice-replay")).toBeNull();
+    await oldest.arrayBuffer();
+    expect((await simStats("a")).requests).toBe(7);
   });
 
   it("rejects a malformed key and Last-Event-ID without a key", async () => {
