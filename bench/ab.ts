@@ -10,7 +10,13 @@ import { parseArgs } from "node:util";
 import { cpuPerCall, createTenant, startFleet, startSluice, type System } from "./stack";
 
 const { values: args } = parseArgs({
-  options: { base: { type: "string" }, concurrency: { type: "string", default: "1000" }, calls: { type: "string", default: "2000" }, tokens: { type: "string", default: "20" }, rounds: { type: "string", default: "6" } },
+  options: {
+    base: { type: "string" },
+    concurrency: { type: "string", default: "1000" },
+    calls: { type: "string", default: "2000" },
+    tokens: { type: "string", default: "20" },
+    rounds: { type: "string", default: "6" },
+  },
 });
 if (!args.base) {
   console.error("Usage: npm run bench:ab -- --base <commit> [--concurrency N] [--calls N] [--tokens N] [--rounds N]");
@@ -25,9 +31,20 @@ const baseDir = path.resolve("bench/tmp/ab-base");
 if (existsSync(baseDir)) execFileSync("git", ["worktree", "remove", "--force", baseDir]);
 execFileSync("git", ["worktree", "add", "--detach", baseDir, commit], { stdio: "ignore" });
 
-const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
+const fleet = await startFleet(
+  [0, 1, 2, 3].map((i) => ({
+    id: `sim-${i}`,
+    region: i < 2 ? "us-east" : "eu-west",
+    tokensPerSecond: 100,
+    firstTokenMs: 5,
+    maxConcurrency: 5_000,
+    seed: i,
+  })),
+);
 const systems = [await startSluice(path.join(baseDir, "src/index.ts"), `base ${commit}`), await startSluice(undefined, "working tree")];
-const keys = await Promise.all(systems.map((s, i) => createTenant(s.url, `ab${i}`, fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } })));
+const keys = await Promise.all(
+  systems.map((s, i) => createTenant(s.url, `ab${i}`, fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } })),
+);
 const cpuMs: number[][] = systems.map(() => []);
 
 function round(system: System, key: string, tag: string) {
@@ -42,13 +59,17 @@ try {
     for (const i of order) {
       const { msPerCall, tokensPerSec } = await round(systems[i]!, keys[i]!, `ab-${r}`);
       if (r > 0) cpuMs[i]!.push(msPerCall);
-      console.log(`[ab] round ${r}${r === 0 ? " (warm-up)" : ""} ${systems[i]!.name.padEnd(14)} ${msPerCall.toFixed(3)} ms CPU per call, ${tokensPerSec.toFixed(0)} tokens/s`);
+      console.log(
+        `[ab] round ${r}${r === 0 ? " (warm-up)" : ""} ${systems[i]!.name.padEnd(14)} ${msPerCall.toFixed(3)} ms CPU per call, ${tokensPerSec.toFixed(0)} tokens/s`,
+      );
     }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const [a, b] = cpuMs.map(mean) as [number, number];
   const wins = cpuMs[1]!.filter((v, i) => v < cpuMs[0]![i]!).length;
-  console.log(`[ab] mean CPU per call: base ${a.toFixed(3)} ms, working tree ${b.toFixed(3)} ms (${(((b - a) / a) * 100).toFixed(1)}%); the working tree was cheaper in ${wins} of ${rounds} rounds`);
+  console.log(
+    `[ab] mean CPU per call: base ${a.toFixed(3)} ms, working tree ${b.toFixed(3)} ms (${(((b - a) / a) * 100).toFixed(1)}%); the working tree was cheaper in ${wins} of ${rounds} rounds`,
+  );
 } finally {
   await Promise.all(systems.map((s) => s.stop()));
   await fleet.stop();

@@ -8,13 +8,31 @@ import { createTenant, startFleet, startPassthrough, startSluice } from "./stack
 import { percentiles } from "./summary";
 import { uniformCalls } from "./traffic";
 
-const { values: args } = parseArgs({ options: { streams: { type: "string", default: "100" }, rounds: { type: "string", default: "6" }, tokens: { type: "string", default: "20" } } });
+const { values: args } = parseArgs({
+  options: {
+    streams: { type: "string", default: "100" },
+    rounds: { type: "string", default: "6" },
+    tokens: { type: "string", default: "20" },
+  },
+});
 const streams = Number(args.streams);
 const rounds = Number(args.rounds);
 
-const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
+const fleet = await startFleet(
+  [0, 1, 2, 3].map((i) => ({
+    id: `sim-${i}`,
+    region: i < 2 ? "us-east" : "eu-west",
+    tokensPerSecond: 100,
+    firstTokenMs: 5,
+    maxConcurrency: 5_000,
+    seed: i,
+  })),
+);
 const sluice = await startSluice();
-const relay = await startPassthrough(fleet.specs.map((_, i) => fleet.url(i)), "js-relay");
+const relay = await startPassthrough(
+  fleet.specs.map((_, i) => fleet.url(i)),
+  "js-relay",
+);
 try {
   const key = await createTenant(sluice.url, "burst", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
   const targets: Target[] = [
@@ -35,7 +53,9 @@ try {
   console.log("");
   for (const [name, values] of ttft) {
     const p = percentiles(values);
-    console.log(`${name.padEnd(9)} TTFT p50 ${p.p50?.toFixed(1)} ms, p95 ${p.p95?.toFixed(1)} ms, p99 ${p.p99?.toFixed(1)} ms (${values.length} streams in bursts of ${streams})`);
+    console.log(
+      `${name.padEnd(9)} TTFT p50 ${p.p50?.toFixed(1)} ms, p95 ${p.p95?.toFixed(1)} ms, p99 ${p.p99?.toFixed(1)} ms (${values.length} streams in bursts of ${streams})`,
+    );
   }
 } finally {
   await Promise.all([sluice.stop(), relay.stop()]);

@@ -7,11 +7,26 @@ import { parseArgs } from "node:util";
 import { MODEL, type Target } from "./load";
 import { cpuPerCall, createTenant, processUsage, startFleet, startPassthrough, startRpcFloor, startSluice, type System } from "./stack";
 
-const { values: args } = parseArgs({ options: { concurrency: { type: "string", default: "50" }, calls: { type: "string", default: "400" }, tokens: { type: "string", default: "20" } } });
+const { values: args } = parseArgs({
+  options: {
+    concurrency: { type: "string", default: "50" },
+    calls: { type: "string", default: "400" },
+    tokens: { type: "string", default: "20" },
+  },
+});
 const concurrency = Number(args.concurrency);
 const calls = Number(args.calls);
 
-const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
+const fleet = await startFleet(
+  [0, 1, 2, 3].map((i) => ({
+    id: `sim-${i}`,
+    region: i < 2 ? "us-east" : "eu-west",
+    tokensPerSecond: 100,
+    firstTokenMs: 5,
+    maxConcurrency: 5_000,
+    seed: i,
+  })),
+);
 const upstreams = fleet.specs.map((_, i) => fleet.url(i));
 const sluice = await startSluice();
 const systems: Array<{ system: System; target: Target }> = [
@@ -27,11 +42,15 @@ try {
     for (const { system, target } of systems) {
       const m = await cpuPerCall(system, target, { calls, tokens: Number(args.tokens), concurrency, tag: `cpu-${round}` });
       if (round === "measured") {
-        console.log(`${target.name.padEnd(12)} ${m.msPerCall.toFixed(2)} ms CPU per request, ${m.cores.toFixed(2)} cores, ${m.tokensPerSec.toFixed(0)} tokens/s`);
+        console.log(
+          `${target.name.padEnd(12)} ${m.msPerCall.toFixed(2)} ms CPU per request, ${m.cores.toFixed(2)} cores, ${m.tokensPerSec.toFixed(0)} tokens/s`,
+        );
       }
     }
   }
-  console.log(`${"gate RPC".padEnd(12)} ${(await rpcCost()).toFixed(3)} ms CPU per Durable Object call (a bare Worker, ${calls} requests of 0 and 3 calls)`);
+  console.log(
+    `${"gate RPC".padEnd(12)} ${(await rpcCost()).toFixed(3)} ms CPU per Durable Object call (a bare Worker, ${calls} requests of 0 and 3 calls)`,
+  );
 } finally {
   await Promise.all(systems.map(({ system }) => system.stop()));
   await fleet.stop();
@@ -48,9 +67,11 @@ async function rpcCost(): Promise<number> {
   const cpuPerRequest = async (k: number) => {
     const before = processUsage(floor.pid)!.cpuSec;
     let next = 0;
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next++ < calls) await get(k);
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next++ < calls) await get(k);
+      }),
+    );
     return (processUsage(floor.pid)!.cpuSec - before) / calls;
   };
   try {

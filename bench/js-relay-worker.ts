@@ -34,7 +34,10 @@ async function relay(body: ReadableStream<Uint8Array>, writer: WritableStreamDef
   let atBoundary = true;
   try {
     for (;;) {
-      const { done, value }: ReadableStreamReadResult<Uint8Array> = await reader.readAtLeast(atBoundary ? EVENT_READ_BYTES : 1, new Uint8Array(buffer));
+      const { done, value }: ReadableStreamReadResult<Uint8Array> = await reader.readAtLeast(
+        atBoundary ? EVENT_READ_BYTES : 1,
+        new Uint8Array(buffer),
+      );
       if (value && value.byteLength > 0) {
         void writer.write(value.slice());
         atBoundary = value[value.byteLength - 1] === 10 && value[value.byteLength - 2] === 10;

@@ -55,17 +55,27 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
       settled = true;
       const totalMs = performance.now() - startedAt;
       const base = { status, startedAt, ttftMs, totalMs, tokens, attempts };
-      if (status !== 200 && status !== 0) return resolve({ ...base, outcome: "rejected", errorCode: `${status} ${rejectCode ?? ""}`.trim() });
+      if (status !== 200 && status !== 0)
+        return resolve({ ...base, outcome: "rejected", errorCode: `${status} ${rejectCode ?? ""}`.trim() });
       if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
       if (text === expected && done) return resolve({ ...base, outcome: "exact" });
-      if (transportError && !done) return resolve({ ...base, outcome: text.length > 0 && expected.startsWith(text) ? "truncated" : "transport_error", errorCode: transportCause });
+      if (transportError && !done)
+        return resolve({
+          ...base,
+          outcome: text.length > 0 && expected.startsWith(text) ? "truncated" : "transport_error",
+          errorCode: transportCause,
+        });
       if (text.length < expected.length && expected.startsWith(text)) return resolve({ ...base, outcome: "truncated" });
       if (text.length > expected.length && text.startsWith(expected.slice(0, 10))) return resolve({ ...base, outcome: "duplicated" });
       return resolve({ ...base, outcome: text === expected ? "exact" : "mismatch" });
     };
     const req = http.request(
       url,
-      { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...target.headers, ...extraHeaders } },
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...target.headers, ...extraHeaders },
+      },
       (res) => {
         status = res.statusCode ?? 0;
         const a = res.headers["x-sluice-attempts"];

@@ -9,7 +9,20 @@ import { parseArgs } from "node:util";
 import { callOnce, closedLoop, MODEL, pick, type CallResult, type Target, type TargetChoice } from "./load";
 import { trafficMix, uniformCalls, type Session } from "./traffic";
 import { percentiles, round, summarize, type SystemRun } from "./summary";
-import { ADMIN_TOKEN, createTenant, ensurePeers, getFreePort, processUsage, startFleet, startPassthrough, startPortkey, startSluice, type Fleet, type SimSpec, type System } from "./stack";
+import {
+  ADMIN_TOKEN,
+  createTenant,
+  ensurePeers,
+  getFreePort,
+  processUsage,
+  startFleet,
+  startPassthrough,
+  startPortkey,
+  startSluice,
+  type Fleet,
+  type SimSpec,
+  type System,
+} from "./stack";
 import { writeReport } from "./report";
 import { judgeTargets, type RunResults } from "./targets";
 
@@ -31,9 +44,27 @@ if (args.help) {
 const QUICK = args.quick;
 const SEED = Number(args.seed);
 const P = QUICK
-  ? { levels: [1, 50, 200], serialCalls: 10, rounds: { 1: 1, 50: 1, 200: 1 } as Record<number, number>, longTokens: 300, overloadMs: 5_000, chaosMs: 8_000, chaosWorkers: 24, overloadWorkers: 128 }
+  ? {
+      levels: [1, 50, 200],
+      serialCalls: 10,
+      rounds: { 1: 1, 50: 1, 200: 1 } as Record<number, number>,
+      longTokens: 300,
+      overloadMs: 5_000,
+      chaosMs: 8_000,
+      chaosWorkers: 24,
+      overloadWorkers: 128,
+    }
   : // Bursts of 100 are short: more rounds of them even out a noisy machine at little cost.
-    { levels: [1, 100, 1000], serialCalls: 40, rounds: { 1: 2, 100: 6, 1000: 2 } as Record<number, number>, longTokens: 2_000, overloadMs: 20_000, chaosMs: 40_000, chaosWorkers: 100, overloadWorkers: 128 };
+    {
+      levels: [1, 100, 1000],
+      serialCalls: 40,
+      rounds: { 1: 2, 100: 6, 1000: 2 } as Record<number, number>,
+      longTokens: 2_000,
+      overloadMs: 20_000,
+      chaosMs: 40_000,
+      chaosWorkers: 100,
+      overloadWorkers: 128,
+    };
 
 const SIMS: SimSpec[] = [
   { id: "use1-a", region: "us-east" },
@@ -67,7 +98,10 @@ async function main(): Promise<void> {
   console.log(`[bench] ${SIMS.length} sims up (${SIMS.map((s) => `${s.id}/${s.region}`).join(", ")})`);
   const sluice = await startSluice();
   const passthrough = await startPassthrough(SIMS.map((_, i) => fleet.url(i)));
-  const jsRelay = await startPassthrough(SIMS.map((_, i) => fleet.url(i)), "js-relay");
+  const jsRelay = await startPassthrough(
+    SIMS.map((_, i) => fleet.url(i)),
+    "js-relay",
+  );
   const systems: System[] = [sluice, passthrough, jsRelay];
   let portkey: System | undefined;
   if (!args["no-peer"] && ensurePeers(console.log)) {
@@ -88,9 +122,21 @@ async function main(): Promise<void> {
       { target: direct },
       { target: { name: "passthrough", baseUrl: `${passthrough.url}/v1`, headers: {}, model: MODEL }, system: passthrough },
       ...(withFloor ? [{ target: { name: "js-relay", baseUrl: `${jsRelay.url}/v1`, headers: {}, model: MODEL }, system: jsRelay }] : []),
-      { target: { name: "sluice", baseUrl: `${sluice.url}/v1`, headers: { authorization: `Bearer ${tenantKey}` }, model: "chat" }, system: sluice },
+      {
+        target: { name: "sluice", baseUrl: `${sluice.url}/v1`, headers: { authorization: `Bearer ${tenantKey}` }, model: "chat" },
+        system: sluice,
+      },
     ];
-    if (portkey) list.push({ target: { name: "portkey", baseUrl: `${portkey.url}/v1`, headers: { "x-portkey-config": portkeyConfig(fleet), authorization: "Bearer unused" }, model: MODEL }, system: portkey });
+    if (portkey)
+      list.push({
+        target: {
+          name: "portkey",
+          baseUrl: `${portkey.url}/v1`,
+          headers: { "x-portkey-config": portkeyConfig(fleet), authorization: "Bearer unused" },
+          model: MODEL,
+        },
+        system: portkey,
+      });
     return list;
   };
 
@@ -107,7 +153,13 @@ async function main(): Promise<void> {
     await fleet.stop();
   }
 
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "unknown", memoryGb: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` };
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    memoryGb: round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
   const run = { startedAt: startedAt.toISOString(), quick: QUICK, seed: SEED, machine, results, violations };
   const outDir = args.out ?? path.join("bench/results", QUICK ? "quick" : startedAt.toISOString().replace(/[:.]/g, "-"));
   mkdirSync(outDir, { recursive: true });
@@ -117,13 +169,18 @@ async function main(): Promise<void> {
     // A full run becomes the published figures.
     mkdirSync("docs", { recursive: true });
     const report = readFileSync(path.join(outDir, "report.md"), "utf8").replace("(chart.png)", "(benchmarks-chart.png)");
-    writeFileSync("docs/benchmarks.md", `${report}\n\nProduced by \`npm run bench\` (full run); raw figures in \`${path.join(outDir, "results.json")}\`.\n`);
+    writeFileSync(
+      "docs/benchmarks.md",
+      `${report}\n\nProduced by \`npm run bench\` (full run); raw figures in \`${path.join(outDir, "results.json")}\`.\n`,
+    );
     if (existsSync(path.join(outDir, "chart.png"))) copyFileSync(path.join(outDir, "chart.png"), "docs/benchmarks-chart.png");
     files.push("docs/benchmarks.md");
   }
   console.log(`[bench] wrote ${[path.join(outDir, "results.json"), ...files].join(", ")}`);
   const verdicts = judgeTargets(results);
-  console.log(`[bench] targets${QUICK ? " (quick run: smaller loads than the targets name)" : ""}: ${verdicts.filter((v) => v.met).length} met, ${verdicts.filter((v) => v.met === false).length} missed`);
+  console.log(
+    `[bench] targets${QUICK ? " (quick run: smaller loads than the targets name)" : ""}: ${verdicts.filter((v) => v.met).length} met, ${verdicts.filter((v) => v.met === false).length} missed`,
+  );
   for (const v of verdicts) console.log(`  ${v.met === undefined ? "–" : v.met ? "met   " : "missed"}  ${v.target}: ${v.measured}`);
   if (violations.length) {
     console.error(`[bench] INVARIANTS BROKEN:\n  ${violations.join("\n  ")}`);
@@ -139,11 +196,20 @@ interface GateStats {
   queue: { depth: number };
   counters: Record<string, number>;
   journal: { entries: number; bytes: number };
-  backends: Array<{ id: string; breaker: string; breakerRetryAfterMs: number; window: { successes: number; failures: number }; failures: number; inFlight: number }>;
+  backends: Array<{
+    id: string;
+    breaker: string;
+    breakerRetryAfterMs: number;
+    window: { successes: number; failures: number };
+    failures: number;
+    inFlight: number;
+  }>;
 }
 
 async function gateStats(routerUrl: string, tenant: string): Promise<GateStats> {
-  return (await fetch(`${routerUrl}/admin/tenants/${tenant}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as never;
+  return (
+    await fetch(`${routerUrl}/admin/tenants/${tenant}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  ).json() as never;
 }
 
 /**
@@ -151,13 +217,26 @@ async function gateStats(routerUrl: string, tenant: string): Promise<GateStats> 
  * `backend: outcome/error` (`+` marks a continuation), to show why a request was given up.
  */
 async function deadLetterLines(routerUrl: string, tenant: string): Promise<string[]> {
-  const res = await fetch(`${routerUrl}/admin/tenants/${tenant}/dead-letters?limit=20`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-  const { data } = (await res.json()) as { data: Array<{ code: string; attempts: Array<{ backendId: string; continuation: boolean; outcome: string; errorCode?: string; chunks: number }> }> };
-  return data.map((d) => `${d.code}: ${d.attempts.map((a) => `${a.continuation ? "+" : ""}${a.backendId} ${a.errorCode ?? a.outcome}${a.chunks ? ` after ${a.chunks} chunks` : ""}`).join(", ")}`);
+  const res = await fetch(`${routerUrl}/admin/tenants/${tenant}/dead-letters?limit=20`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  const { data } = (await res.json()) as {
+    data: Array<{
+      code: string;
+      attempts: Array<{ backendId: string; continuation: boolean; outcome: string; errorCode?: string; chunks: number }>;
+    }>;
+  };
+  return data.map(
+    (d) =>
+      `${d.code}: ${d.attempts.map((a) => `${a.continuation ? "+" : ""}${a.backendId} ${a.errorCode ?? a.outcome}${a.chunks ? ` after ${a.chunks} chunks` : ""}`).join(", ")}`,
+  );
 }
 
 function diagLine(st: GateStats, startedAt: number): string {
-  const backends = st.backends.map((b) => `${b.id}:${b.breaker}${b.breakerRetryAfterMs ? `/${b.breakerRetryAfterMs}ms` : ""} window=${b.window.successes}ok+${b.window.failures}failed in=${b.inFlight}`);
+  const backends = st.backends.map(
+    (b) =>
+      `${b.id}:${b.breaker}${b.breakerRetryAfterMs ? `/${b.breakerRetryAfterMs}ms` : ""} window=${b.window.successes}ok+${b.window.failures}failed in=${b.inFlight}`,
+  );
   return `[diag] ${((Date.now() - startedAt) / 1000).toFixed(1)} s queue=${st.queue.depth} inFlight=${st.inFlight} ${backends.join(" ")}`;
 }
 
@@ -217,7 +296,13 @@ async function quiet(): Promise<void> {
   }
 }
 
-async function measure(system: System | undefined, fleet: Fleet, work: () => Promise<CallResult[]>, capacity: number, queueDepth?: () => Promise<number>) {
+async function measure(
+  system: System | undefined,
+  fleet: Fleet,
+  work: () => Promise<CallResult[]>,
+  capacity: number,
+  queueDepth?: () => Promise<number>,
+) {
   await quiet();
   const before = processUsage(system?.pid);
   const upstreamBefore = await fleetRequests(fleet);
@@ -247,21 +332,37 @@ async function overhead(fleet: Fleet, sluiceUrl: string, targets: (key: string, 
   const key = await createTenant(sluiceUrl, "overhead", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
   const out: Record<string, Record<string, SystemRun>> = {};
   for (const level of P.levels) {
-    const runs: Record<string, { results: CallResult[]; wallMs: number; attempts: number[]; router: Array<{ cpuCores: number; rssMb: number }>; util: Array<[number, number]> }> = {};
-    const stop = progress(`overhead, ${level} concurrent 20-token streams`, () => Object.values(runs).reduce((n, r) => n + r.results.length, 0));
+    const runs: Record<
+      string,
+      {
+        results: CallResult[];
+        wallMs: number;
+        attempts: number[];
+        router: Array<{ cpuCores: number; rssMb: number }>;
+        util: Array<[number, number]>;
+      }
+    > = {};
+    const stop = progress(`overhead, ${level} concurrent 20-token streams`, () =>
+      Object.values(runs).reduce((n, r) => n + r.results.length, 0),
+    );
     for (let round_ = 0; round_ < P.rounds[level]!; round_++) {
       // Systems take turns within each round, so drift over time hits them alike.
       for (const { target, system } of targets(key, true)) {
         const name = pick(target, 0).name;
         const calls = uniformCalls(level === 1 ? P.serialCalls : level, 20, `oh-${level}-${round_}-${name}`);
-        const m = await measure(system, fleet, async () => {
-          if (level === 1) {
-            const rs: CallResult[] = [];
-            for (const [i, c] of calls.entries()) rs.push(await callOnce(pick(target, i), c));
-            return rs;
-          }
-          return Promise.all(calls.map((c, i) => callOnce(pick(target, i), c)));
-        }, 5_000 * fleet.specs.length);
+        const m = await measure(
+          system,
+          fleet,
+          async () => {
+            if (level === 1) {
+              const rs: CallResult[] = [];
+              for (const [i, c] of calls.entries()) rs.push(await callOnce(pick(target, i), c));
+              return rs;
+            }
+            return Promise.all(calls.map((c, i) => callOnce(pick(target, i), c)));
+          },
+          5_000 * fleet.specs.length,
+        );
         const r = (runs[name] ??= { results: [], wallMs: 0, attempts: [], router: [], util: [] });
         r.results.push(...m.results);
         r.wallMs += m.wallMs;
@@ -277,7 +378,9 @@ async function overhead(fleet: Fleet, sluiceUrl: string, targets: (key: string, 
           system: name,
           summary: summarize(r.results, r.wallMs),
           attemptsPerCall: round(r.attempts.reduce((a, b) => a + b, 0) / r.attempts.length, 3),
-          router: r.router.length ? { cpuCores: Math.max(...r.router.map((x) => x.cpuCores)), rssMb: Math.max(...r.router.map((x) => x.rssMb)) } : undefined,
+          router: r.router.length
+            ? { cpuCores: Math.max(...r.router.map((x) => x.cpuCores)), rssMb: Math.max(...r.router.map((x) => x.rssMb)) }
+            : undefined,
           utilisation: [],
         },
       ]),
@@ -300,7 +403,13 @@ async function overloadScenario(fleet: Fleet, sluiceUrl: string, targets: (key: 
   const capacity = PER_SIM_SLOTS * fleet.specs.length;
   await configureFleet(fleet, { failRate: 0, disconnectRate: 0, maxConcurrency: PER_SIM_SLOTS });
   const slots = PER_SIM_SLOTS + BACKEND_HEADROOM;
-  const key = await createTenant(sluiceUrl, "overload", fleet, { limits: { maxConcurrency: slots * fleet.specs.length, maxQueue: capacity / 2, maxQueueWaitMs: 10_000 } }, { maxConcurrency: slots });
+  const key = await createTenant(
+    sluiceUrl,
+    "overload",
+    fleet,
+    { limits: { maxConcurrency: slots * fleet.specs.length, maxQueue: capacity / 2, maxQueueWaitMs: 10_000 } },
+    { maxConcurrency: slots },
+  );
   const out: Record<string, SystemRun> = {};
   for (const { target, system } of targets(key)) {
     const name = pick(target, 0).name;
@@ -350,18 +459,24 @@ async function settle(fleet: Fleet): Promise<void> {
 // ---- scenarios 3-5: chaos (sluice, the naive pass-through, the peer) --------------------------
 
 async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: string) => TargetList, violations: string[]) {
-  const key = await createTenant(sluiceUrl, "chaos", fleet, {
-    limits: { maxConcurrency: 5_000, maxQueue: 5_000 },
-    // Tuned for a fleet whose baseline is 20% failed attempts: a budget that covers it (0.5) and a
-    // breaker that trips on outages, not on runs of bad luck. Six attempts: with one region down,
-    // a long stream that dies mid-way continues on two backends that fail 20% of attempts and
-    // drop 5% of streams, and five attempts left about one request in a thousand exhausted (the
-    // dead letters of the runs show exactly that); a sixth costs an attempt only there.
-    retry: { maxAttempts: 6, baseDelayMs: 20, budgetRatio: 0.6, budgetWindowMs: 10_000 },
-    breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, consecutiveFailures: 8 },
-    timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
-    idempotency: { maxEntries: 1_000 },
-  }, { maxConcurrency: 64 });
+  const key = await createTenant(
+    sluiceUrl,
+    "chaos",
+    fleet,
+    {
+      limits: { maxConcurrency: 5_000, maxQueue: 5_000 },
+      // Tuned for a fleet whose baseline is 20% failed attempts: a budget that covers it (0.5) and a
+      // breaker that trips on outages, not on runs of bad luck. Six attempts: with one region down,
+      // a long stream that dies mid-way continues on two backends that fail 20% of attempts and
+      // drop 5% of streams, and five attempts left about one request in a thousand exhausted (the
+      // dead letters of the runs show exactly that); a sixth costs an attempt only there.
+      retry: { maxAttempts: 6, baseDelayMs: 20, budgetRatio: 0.6, budgetWindowMs: 10_000 },
+      breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, consecutiveFailures: 8 },
+      timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
+      idempotency: { maxEntries: 1_000 },
+    },
+    { maxConcurrency: 64 },
+  );
   const out: Record<string, SystemRun> = {};
   const sessions = trafficMix(100_000, { seed: SEED, longTokens: P.longTokens });
   for (const { target, system } of targets(key)) {
@@ -369,27 +484,55 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
     if (name === "direct") continue; // direct calls have no failover: the naive pass-through stands for them
     await configureFleet(fleet, { failRate: 0.2, failStatus: 503, disconnectRate: 0.05, hangRate: 0, maxConcurrency: 64 });
     let count = 0;
-    const stop = progress(`chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${name === "passthrough" ? "naive pass-through" : name}`, () => count);
+    const stop = progress(
+      `chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${name === "passthrough" ? "naive pass-through" : name}`,
+      () => count,
+    );
     // One region goes down for the middle third of the run and comes back.
     // BENCH_DIAG=1: the gate's queue and each backend's breaker once a second, to see trips as they happen.
     const diagStarted = Date.now();
-    const diag = process.env.BENCH_DIAG && name === "sluice" ? setInterval(() => void gateStats(sluiceUrl, "chaos").then((st) => console.log(diagLine(st, diagStarted))).catch(() => {}), 1000) : undefined;
+    const diag =
+      process.env.BENCH_DIAG && name === "sluice"
+        ? setInterval(
+            () =>
+              void gateStats(sluiceUrl, "chaos")
+                .then((st) => console.log(diagLine(st, diagStarted)))
+                .catch(() => {}),
+            1000,
+          )
+        : undefined;
     const outage = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 }))), P.chaosMs * 0.3);
     const recovery = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 }))), P.chaosMs * 0.6);
     // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
     const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${id}-${n}` }) : undefined;
-    const m = await measure(system, fleet, () => closedLoop(target, sessions, P.chaosWorkers, P.chaosMs, () => count++, keys), 64 * fleet.specs.length);
+    const m = await measure(
+      system,
+      fleet,
+      () => closedLoop(target, sessions, P.chaosWorkers, P.chaosMs, () => count++, keys),
+      64 * fleet.specs.length,
+    );
     clearTimeout(outage);
     clearTimeout(recovery);
     clearInterval(diag);
     stop();
     const summary = summarize(m.results, m.wallMs);
-    out[name] = { system: name, summary, attemptsPerCall: m.attemptsPerCall, router: m.router, utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]) };
+    out[name] = {
+      system: name,
+      summary,
+      attemptsPerCall: m.attemptsPerCall,
+      router: m.router,
+      utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]),
+    };
     if (name === "sluice") {
       await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
       const leaked = await waitForIdle(sluiceUrl, "chaos");
       const stats = await gateStats(sluiceUrl, "chaos");
-      out[name]!.extra = { leakedSlots: leaked, gate: stats.counters, journal: stats.journal, deadLetters: await deadLetterLines(sluiceUrl, "chaos") };
+      out[name]!.extra = {
+        leakedSlots: leaked,
+        gate: stats.counters,
+        journal: stats.journal,
+        deadLetters: await deadLetterLines(sluiceUrl, "chaos"),
+      };
       for (const bad of ["truncated", "duplicated", "mismatch", "transport_error"] as const) {
         if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
       }

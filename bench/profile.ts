@@ -9,17 +9,38 @@ import { callOnce } from "./load";
 import { ADMIN_TOKEN, createTenant, getFreePort, startFleet } from "./stack";
 import { uniformCalls } from "./traffic";
 
-const { values: args } = parseArgs({ options: { streams: { type: "string", default: "200" }, tokens: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, out: { type: "string", default: "bench/results/router.cpuprofile" }, key: { type: "boolean", default: false }, heap: { type: "boolean", default: false } } });
+const { values: args } = parseArgs({
+  options: {
+    streams: { type: "string", default: "200" },
+    tokens: { type: "string", default: "20" },
+    rounds: { type: "string", default: "3" },
+    out: { type: "string", default: "bench/results/router.cpuprofile" },
+    key: { type: "boolean", default: false },
+    heap: { type: "boolean", default: false },
+  },
+});
 const streams = Number(args.streams);
 
-const fleet = await startFleet([0, 1, 2, 3].map((i) => ({ id: `sim-${i}`, region: i < 2 ? "us-east" : "eu-west", tokensPerSecond: 100, firstTokenMs: 5, maxConcurrency: 5_000, seed: i })));
+const fleet = await startFleet(
+  [0, 1, 2, 3].map((i) => ({
+    id: `sim-${i}`,
+    region: i < 2 ? "us-east" : "eu-west",
+    tokensPerSecond: 100,
+    firstTokenMs: 5,
+    maxConcurrency: 5_000,
+    seed: i,
+  })),
+);
 const inspectorPort = await getFreePort();
 const router = await startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, inspectorPort });
 const key = await createTenant(router.url, "prof", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
 const target = { name: "sluice", baseUrl: `${router.url}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
 
 // The Worker's target on the inspector (the first one listed).
-const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string; title?: string }>;
+const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{
+  webSocketDebuggerUrl: string;
+  title?: string;
+}>;
 console.log(`[profile] inspector targets: ${list.map((t) => t.title ?? t.webSocketDebuggerUrl).join(", ")}`);
 // Node 20 has WebSocket behind --experimental-websocket (the npm script passes it).
 const ws = new WebSocket(list[0]!.webSocketDebuggerUrl.replace("localhost", "127.0.0.1"));
@@ -45,7 +66,11 @@ const heapMb = async () => {
 };
 
 // Warm up, then profile. Only the rounds count towards tokens/s, not the heap readings between them.
-await Promise.all(uniformCalls(20, Number(args.tokens), "warm").map((c) => callOnce(target, c, args.key ? { "idempotency-key": `w-${Math.random()}` } : {})));
+await Promise.all(
+  uniformCalls(20, Number(args.tokens), "warm").map((c) =>
+    callOnce(target, c, args.key ? { "idempotency-key": `w-${Math.random()}` } : {}),
+  ),
+);
 if (args.heap) console.log(`[profile] heap after warm-up: ${await heapMb()} MB`);
 await send("Profiler.enable");
 await send("Profiler.setSamplingInterval", { interval: 200 });
@@ -55,7 +80,11 @@ let tokens = 0;
 let ttft: number[] = [];
 for (let r = 0; r < Number(args.rounds); r++) {
   const started = Date.now();
-  const results = await Promise.all(uniformCalls(streams, Number(args.tokens), `prof-${r}`).map((c, i) => callOnce(target, c, args.key ? { "idempotency-key": `p-${r}-${i}` } : {})));
+  const results = await Promise.all(
+    uniformCalls(streams, Number(args.tokens), `prof-${r}`).map((c, i) =>
+      callOnce(target, c, args.key ? { "idempotency-key": `p-${r}-${i}` } : {}),
+    ),
+  );
   roundsMs += Date.now() - started;
   tokens += results.reduce((n, x) => n + x.tokens, 0);
   ttft.push(...results.map((x) => x.ttftMs ?? NaN));
@@ -64,11 +93,15 @@ for (let r = 0; r < Number(args.rounds); r++) {
 const { profile } = await send("Profiler.stop");
 const wall = roundsMs / 1000;
 ttft = ttft.sort((a, b) => a - b);
-console.log(`[profile] ${streams} streams x ${args.rounds}: ${(tokens / wall).toFixed(0)} tokens/s, TTFT p50 ${ttft[Math.floor(ttft.length / 2)]!.toFixed(1)} ms`);
+console.log(
+  `[profile] ${streams} streams x ${args.rounds}: ${(tokens / wall).toFixed(0)} tokens/s, TTFT p50 ${ttft[Math.floor(ttft.length / 2)]!.toFixed(1)} ms`,
+);
 writeFileSync(args.out!, JSON.stringify(profile));
 
 // Self time per function, from the samples.
-const byId = new Map<number, { callFrame: { functionName: string; url: string; lineNumber: number } }>(profile.nodes.map((n: any) => [n.id, n]));
+const byId = new Map<number, { callFrame: { functionName: string; url: string; lineNumber: number } }>(
+  profile.nodes.map((n: any) => [n.id, n]),
+);
 const self = new Map<string, number>();
 for (const id of profile.samples as number[]) {
   const f = byId.get(id)!.callFrame;
@@ -76,7 +109,8 @@ for (const id of profile.samples as number[]) {
   self.set(name, (self.get(name) ?? 0) + 1);
 }
 const total = (profile.samples as number[]).length;
-for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * n) / total).toFixed(1).padStart(5)}%  ${name}`);
+for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40))
+  console.log(`${((100 * n) / total).toFixed(1).padStart(5)}%  ${name}`);
 ws.close();
 await router.dispose();
 await fleet.stop();

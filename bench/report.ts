@@ -13,7 +13,13 @@ interface BenchRun {
   violations: string[];
 }
 
-const COLORS: Record<string, string> = { direct: "#888888", passthrough: "#1f77b4", "js-relay": "#9467bd", sluice: "#2ca02c", portkey: "#d62728" };
+const COLORS: Record<string, string> = {
+  direct: "#888888",
+  passthrough: "#1f77b4",
+  "js-relay": "#9467bd",
+  sluice: "#2ca02c",
+  portkey: "#d62728",
+};
 const fmt = (n: number | undefined) => (n === undefined ? "–" : String(n));
 const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
 
@@ -21,17 +27,25 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
   const { overhead = {}, overload = {}, chaos = {} } = run.results;
   const lines: string[] = [];
   lines.push(`# sluice benchmark${run.quick ? " (quick)" : ""}`, "");
-  lines.push(`Run ${run.startedAt}, seed ${run.seed}, on ${run.machine.cpus} × ${run.machine.cpuModel}, ${run.machine.memoryGb} GiB, Node ${run.machine.node}, ${run.machine.platform}.`);
+  lines.push(
+    `Run ${run.startedAt}, seed ${run.seed}, on ${run.machine.cpus} × ${run.machine.cpuModel}, ${run.machine.memoryGb} GiB, Node ${run.machine.node}, ${run.machine.platform}.`,
+  );
   lines.push("Everything on one machine: sims, routers on workerd (Miniflare's API), the Portkey gateway, and the load generator.", "");
   lines.push("![latency and backend utilisation](chart.png)", "");
 
   lines.push(`## sluice against the targets${run.quick ? " (a quick run: smaller loads than the targets name)" : ""}`, "");
   lines.push("| target | measured | verdict |", "|---|---|---|");
-  for (const v of judgeTargets(run.results)) lines.push(`| ${v.target} | ${v.measured} | ${v.met === undefined ? "–" : v.met ? "met" : "missed"} |`);
+  for (const v of judgeTargets(run.results))
+    lines.push(`| ${v.target} | ${v.measured} | ${v.met === undefined ? "–" : v.met ? "met" : "missed"} |`);
   lines.push("");
 
   lines.push("## 1. Overhead: 20-token streams, all sent at once", "");
-  lines.push(...figures(Object.entries(overhead).flatMap(([level, runs]) => Object.values(runs).map((r) => [level.slice(1), r] as const)), "concurrency"));
+  lines.push(
+    ...figures(
+      Object.entries(overhead).flatMap(([level, runs]) => Object.values(runs).map((r) => [level.slice(1), r] as const)),
+      "concurrency",
+    ),
+  );
   lines.push(
     "",
     "Times in ms. TTFT: time to the first content token, as the client sees it. exact: answers with exactly the expected text. js-relay is a bare Worker that reads each upstream event in JavaScript, one read per event, and writes it on (nothing else): what any relay that looks at every token pays on workerd before doing work of its own, where the pass-through's native pipe runs no JavaScript per chunk. Under load sluice reads several events at a time (docs/design-notes.md), which js-relay does not.",
@@ -39,38 +53,86 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
   );
 
   lines.push("## 2. Overload: offered load at twice the backends' capacity", "");
-  lines.push("| system | calls | served | 429 | 429 latency p50 / p99 | TTFT p50 / p99 | backend utilisation while queued | max queue depth | attempts/call |");
+  lines.push(
+    "| system | calls | served | 429 | 429 latency p50 / p99 | TTFT p50 / p99 | backend utilisation while queued | max queue depth | attempts/call |",
+  );
   lines.push("|---|---|---|---|---|---|---|---|---|");
   for (const r of Object.values(overload)) {
     const s = r.summary;
-    lines.push(`| ${r.system} | ${s.calls} | ${s.outcomes.exact ?? 0} | ${s.outcomes.rejected ?? 0} | ${fmt(r.rejected429Ms?.p50)} / ${fmt(r.rejected429Ms?.p99)} | ${fmt(s.ttftMs.p50)} / ${fmt(s.ttftMs.p99)} | ${r.utilisationWhileQueued === undefined ? "–" : pct(r.utilisationWhileQueued)} | ${fmt(r.maxQueueDepth)} | ${r.attemptsPerCall} |`);
+    lines.push(
+      `| ${r.system} | ${s.calls} | ${s.outcomes.exact ?? 0} | ${s.outcomes.rejected ?? 0} | ${fmt(r.rejected429Ms?.p50)} / ${fmt(r.rejected429Ms?.p99)} | ${fmt(s.ttftMs.p50)} / ${fmt(s.ttftMs.p99)} | ${r.utilisationWhileQueued === undefined ? "–" : pct(r.utilisationWhileQueued)} | ${fmt(r.maxQueueDepth)} | ${r.attemptsPerCall} |`,
+    );
   }
   const slots = overload.sluice?.extra as { gpuSlotsPerBackend?: number; sluiceSlotsPerBackend?: number } | undefined;
   const headroom =
     slots?.gpuSlotsPerBackend !== undefined && slots.sluiceSlotsPerBackend !== undefined
       ? ` Each sim runs ${slots.gpuSlotsPerBackend} generations at once and queues the rest; sluice's tenant gives each backend a \`maxConcurrency\` of ${slots.sluiceSlotsPerBackend}, so the next request already waits inside the server when a generation ends (README, "Tenant config").`
       : "";
-  lines.push("", `Without a queue of their own, the other systems pass the overload on to the backends, where requests wait inside the GPU server instead.${headroom} Latency of the served calls:`, "");
-  lines.push(...figures(Object.values(overload).map((r) => ["overload", r] as const), "scenario"), "");
+  lines.push(
+    "",
+    `Without a queue of their own, the other systems pass the overload on to the backends, where requests wait inside the GPU server instead.${headroom} Latency of the served calls:`,
+    "",
+  );
+  lines.push(
+    ...figures(
+      Object.values(overload).map((r) => ["overload", r] as const),
+      "scenario",
+    ),
+    "",
+  );
 
-  lines.push("## 3-5. Chaos: 20% of attempts fail before the first token, 5% of streams die mid-way, us-east down for the middle third", "");
-  lines.push("| system | calls | exact text | partial with error event | rejected | silently truncated | duplicated | other wrong text | transport errors | upstream attempts/call | TTFT p50 | e2e p99 |");
+  lines.push(
+    "## 3-5. Chaos: 20% of attempts fail before the first token, 5% of streams die mid-way, us-east down for the middle third",
+    "",
+  );
+  lines.push(
+    "| system | calls | exact text | partial with error event | rejected | silently truncated | duplicated | other wrong text | transport errors | upstream attempts/call | TTFT p50 | e2e p99 |",
+  );
   lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of Object.values(chaos)) {
     const s = r.summary;
     const o = s.outcomes;
     const label = r.system === "passthrough" ? "naive pass-through" : r.system;
-    lines.push(`| ${label} | ${s.calls} | ${o.exact ?? 0} (${pct(s.exactShare)}) | ${o.partial_with_error ?? 0} | ${o.rejected ?? 0} | ${o.truncated ?? 0} | ${o.duplicated ?? 0} | ${o.mismatch ?? 0} | ${o.transport_error ?? 0} | ${r.attemptsPerCall} | ${fmt(s.ttftMs.p50)} | ${fmt(s.e2eMs.p99)} |`);
+    lines.push(
+      `| ${label} | ${s.calls} | ${o.exact ?? 0} (${pct(s.exactShare)}) | ${o.partial_with_error ?? 0} | ${o.rejected ?? 0} | ${o.truncated ?? 0} | ${o.duplicated ?? 0} | ${o.mismatch ?? 0} | ${o.transport_error ?? 0} | ${r.attemptsPerCall} | ${fmt(s.ttftMs.p50)} | ${fmt(s.e2eMs.p99)} |`,
+    );
   }
-  lines.push("", "Latency of the answered calls:", "", ...figures(Object.values(chaos).map((r) => ["chaos", r] as const), "scenario"));
+  lines.push(
+    "",
+    "Latency of the answered calls:",
+    "",
+    ...figures(
+      Object.values(chaos).map((r) => ["chaos", r] as const),
+      "scenario",
+    ),
+  );
   lines.push("", "Errors by status and code:", "");
-  for (const r of Object.values(chaos)) lines.push(`- ${r.system}: ${Object.entries(r.summary.errors).map(([k, v]) => `${k} × ${v}`).join(", ") || "none"}`);
-  const sluiceChaos = chaos.sluice?.extra as { leakedSlots?: number; journal?: { entries: number; bytes: number }; gate?: Record<string, number>; deadLetters?: string[] } | undefined;
+  for (const r of Object.values(chaos))
+    lines.push(
+      `- ${r.system}: ${
+        Object.entries(r.summary.errors)
+          .map(([k, v]) => `${k} × ${v}`)
+          .join(", ") || "none"
+      }`,
+    );
+  const sluiceChaos = chaos.sluice?.extra as
+    | { leakedSlots?: number; journal?: { entries: number; bytes: number }; gate?: Record<string, number>; deadLetters?: string[] }
+    | undefined;
   lines.push("", `Stuck slots in sluice after the run: ${sluiceChaos?.leakedSlots ?? "–"}.`);
-  if (sluiceChaos?.journal) lines.push(`Every sluice call carried an Idempotency-Key; the tenant's journal (limit 1,000 entries) held ${sluiceChaos.journal.entries} entries, ${Math.round(sluiceChaos.journal.bytes / 1024)} KiB, after the run.`);
-  if (sluiceChaos?.gate) lines.push(`sluice's gate: ${sluiceChaos.gate.attempts} attempts, ${sluiceChaos.gate.retries} retries (${sluiceChaos.gate.continuations} of them mid-stream continuations), ${sluiceChaos.gate.budgetDenied} denied by the retry budget.`);
+  if (sluiceChaos?.journal)
+    lines.push(
+      `Every sluice call carried an Idempotency-Key; the tenant's journal (limit 1,000 entries) held ${sluiceChaos.journal.entries} entries, ${Math.round(sluiceChaos.journal.bytes / 1024)} KiB, after the run.`,
+    );
+  if (sluiceChaos?.gate)
+    lines.push(
+      `sluice's gate: ${sluiceChaos.gate.attempts} attempts, ${sluiceChaos.gate.retries} retries (${sluiceChaos.gate.continuations} of them mid-stream continuations), ${sluiceChaos.gate.budgetDenied} denied by the retry budget.`,
+    );
   if (sluiceChaos?.deadLetters?.length) {
-    lines.push("", `sluice's dead letters (the last ${sluiceChaos.deadLetters.length}: each attempt as backend and error; + marks a continuation):`, "");
+    lines.push(
+      "",
+      `sluice's dead letters (the last ${sluiceChaos.deadLetters.length}: each attempt as backend and error; + marks a continuation):`,
+      "",
+    );
     for (const d of sluiceChaos.deadLetters) lines.push(`- ${d}`);
   }
   lines.push("");
@@ -107,9 +169,13 @@ function figures(rows: ReadonlyArray<readonly [string, Run]>, firstColumn: strin
   for (const [first, r] of rows) {
     const s = r.summary;
     const errorCount = s.calls - (s.outcomes.exact ?? 0);
-    const kinds = Object.entries(s.errors).map(([code, n]) => `${code} × ${n}`).join(", ");
+    const kinds = Object.entries(s.errors)
+      .map(([code, n]) => `${code} × ${n}`)
+      .join(", ");
     const errors = errorCount > 0 && kinds ? `${errorCount} (${kinds})` : String(errorCount);
-    lines.push(`| ${first} | ${r.system} | ${fmt(s.ttftMs.p50)} | ${fmt(s.ttftMs.p95)} | ${fmt(s.ttftMs.p99)} | ${fmt(s.e2eMs.p50)} | ${fmt(s.e2eMs.p95)} | ${fmt(s.e2eMs.p99)} | ${s.tokensPerSec} | ${s.outcomes.exact ?? 0}/${s.calls} | ${errors} | ${r.attemptsPerCall} | ${fmt(r.router?.cpuCores)} | ${fmt(r.router?.rssMb)} |`);
+    lines.push(
+      `| ${first} | ${r.system} | ${fmt(s.ttftMs.p50)} | ${fmt(s.ttftMs.p95)} | ${fmt(s.ttftMs.p99)} | ${fmt(s.e2eMs.p50)} | ${fmt(s.e2eMs.p95)} | ${fmt(s.e2eMs.p99)} | ${s.tokensPerSec} | ${s.outcomes.exact ?? 0}/${s.calls} | ${errors} | ${r.attemptsPerCall} | ${fmt(r.router?.cpuCores)} | ${fmt(r.router?.rssMb)} |`,
+    );
   }
   return lines;
 }
@@ -118,7 +184,10 @@ function figures(rows: ReadonlyArray<readonly [string, Run]>, firstColumn: strin
 function chart(overhead: Record<string, Record<string, Run>>, overload: Record<string, Run>, chaos: Record<string, Run>): string {
   const W = 1100;
   const H = 760;
-  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`];
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+  ];
   const topLevel = Object.keys(overhead).at(-1) ?? "c0";
   const bars = (x0: number, y0: number, w: number, h: number, title: string, runs: Run[]) => {
     parts.push(`<text x="${x0}" y="${y0 - 10}" font-size="14" font-weight="bold">${title}</text>`);
@@ -132,11 +201,15 @@ function chart(overhead: Record<string, Record<string, Run>>, overload: Record<s
         const bh = (v / max) * (h - 20);
         const bx = x0 + i * group + 10 + j * ((group - 20) / 3);
         const bw = (group - 20) / 3 - 4;
-        parts.push(`<rect x="${bx}" y="${y0 + h - bh}" width="${bw}" height="${bh}" fill="${COLORS[r.system] ?? "#999"}" fill-opacity="${1 - j * 0.3}"/>`);
+        parts.push(
+          `<rect x="${bx}" y="${y0 + h - bh}" width="${bw}" height="${bh}" fill="${COLORS[r.system] ?? "#999"}" fill-opacity="${1 - j * 0.3}"/>`,
+        );
         parts.push(`<text x="${bx + bw / 2}" y="${y0 + h - bh - 3}" text-anchor="middle" font-size="10">${Math.round(v)}</text>`);
         parts.push(`<text x="${bx + bw / 2}" y="${y0 + h + 12}" text-anchor="middle" font-size="9">${q}</text>`);
       });
-      parts.push(`<text x="${x0 + i * group + group / 2}" y="${y0 + h + 26}" text-anchor="middle">${r.system === "passthrough" ? "pass-through" : r.system}</text>`);
+      parts.push(
+        `<text x="${x0 + i * group + group / 2}" y="${y0 + h + 26}" text-anchor="middle">${r.system === "passthrough" ? "pass-through" : r.system}</text>`,
+      );
     });
   };
   bars(40, 40, 500, 260, `TTFT ms, ${topLevel.slice(1)} concurrent streams (overhead)`, Object.values(overhead[topLevel] ?? {}));
@@ -146,13 +219,16 @@ function chart(overhead: Record<string, Record<string, Run>>, overload: Record<s
     parts.push(`<text x="${x0}" y="${y0 - 10}" font-size="14" font-weight="bold">${title}</text>`);
     parts.push(`<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#333"/>`);
     const tMax = Math.max(1, ...runs.flatMap((r) => r.utilisation.map(([t]) => t)));
-    for (const frac of [0, 0.5, 1]) parts.push(`<text x="${x0 - 5}" y="${y0 + h - frac * h + 4}" text-anchor="end" font-size="10">${frac * 100}%</text>`);
+    for (const frac of [0, 0.5, 1])
+      parts.push(`<text x="${x0 - 5}" y="${y0 + h - frac * h + 4}" text-anchor="end" font-size="10">${frac * 100}%</text>`);
     parts.push(`<text x="${x0 + w}" y="${y0 + h + 14}" text-anchor="end" font-size="10">${tMax.toFixed(0)} s</text>`);
     runs.forEach((r, i) => {
       if (!r.utilisation.length) return;
       const pts = r.utilisation.map(([t, u]) => `${(x0 + (t / tMax) * w).toFixed(1)},${(y0 + h - u * h).toFixed(1)}`).join(" ");
       parts.push(`<polyline points="${pts}" fill="none" stroke="${COLORS[r.system] ?? "#999"}" stroke-width="1.5"/>`);
-      parts.push(`<text x="${x0 + 10 + i * 110}" y="${y0 + h + 30}" fill="${COLORS[r.system] ?? "#999"}">■ ${r.system === "passthrough" ? "pass-through" : r.system}</text>`);
+      parts.push(
+        `<text x="${x0 + 10 + i * 110}" y="${y0 + h + 30}" fill="${COLORS[r.system] ?? "#999"}">■ ${r.system === "passthrough" ? "pass-through" : r.system}</text>`,
+      );
     });
   };
   lines_(60, 400, 460, 260, "Backend utilisation, overload (2x capacity)", Object.values(overload));

@@ -29,7 +29,9 @@ export interface Fleet {
 }
 
 export async function startFleet(specs: SimSpec[]): Promise<Fleet> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "bench/sim-fleet.ts"), JSON.stringify(specs)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "bench/sim-fleet.ts"), JSON.stringify(specs)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const ports = await new Promise<number[]>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
@@ -88,7 +90,9 @@ export interface System {
 
 /** sluice on its own workerd; `entry` bundles another source tree (an A/B run against a commit). */
 export async function startSluice(entry?: string, name = "sluice"): Promise<System & { router: RunningRouter }> {
-  const { value: router, pid } = await withNewWorkerd(() => startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, entry }));
+  const { value: router, pid } = await withNewWorkerd(() =>
+    startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, entry }),
+  );
   return { name, url: router.url, pid, router, stop: () => router.dispose() };
 }
 
@@ -97,19 +101,29 @@ export async function startSluice(entry?: string, name = "sluice"): Promise<Syst
  * JS relay (reads and writes each event in JavaScript, the floor for any token-aware relay).
  */
 export function startPassthrough(upstreams: string[], kind: "passthrough" | "js-relay" = "passthrough"): Promise<System> {
-  return startBenchWorker(kind, kind === "passthrough" ? "bench/passthrough-worker.ts" : "bench/js-relay-worker.ts", { bindings: { UPSTREAMS: upstreams.join(",") } });
+  return startBenchWorker(kind, kind === "passthrough" ? "bench/passthrough-worker.ts" : "bench/js-relay-worker.ts", {
+    bindings: { UPSTREAMS: upstreams.join(",") },
+  });
 }
 
 /** The RPC floor: a bare Worker that calls a Durable Object `?calls=k` times per request. */
 export function startRpcFloor(): Promise<System> {
-  return startBenchWorker("rpc-floor", "bench/rpc-floor-worker.ts", { durableObjects: { COUNTER: { className: "Counter", useSQLite: true } } });
+  return startBenchWorker("rpc-floor", "bench/rpc-floor-worker.ts", {
+    durableObjects: { COUNTER: { className: "Counter", useSQLite: true } },
+  });
 }
 
 /** A bench-only Worker in a workerd of its own, through Miniflare's API. */
 async function startBenchWorker(name: string, file: string, options: Record<string, unknown>): Promise<System> {
   const script = await bundleWorker(path.join(ROOT, file));
   const { value: mf, pid } = await withNewWorkerd(async () => {
-    const mf = new Miniflare({ modules: [{ type: "ESModule", path: "index.mjs", contents: script }], compatibilityDate: "2026-04-20", host: "127.0.0.1", port: 0, ...options } as ConstructorParameters<typeof Miniflare>[0]);
+    const mf = new Miniflare({
+      modules: [{ type: "ESModule", path: "index.mjs", contents: script }],
+      compatibilityDate: "2026-04-20",
+      host: "127.0.0.1",
+      port: 0,
+      ...options,
+    } as ConstructorParameters<typeof Miniflare>[0]);
     await mf.ready;
     return mf;
   });
@@ -123,7 +137,11 @@ export function ensurePeers(log: (s: string) => void): boolean {
   if (existsSync(path.join(dir, "node_modules/@portkey-ai/gateway/build/start-server.js"))) return true;
   log("installing the Portkey gateway into bench/peers (first run only)...");
   try {
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"], timeout: 180_000 });
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], {
+      cwd: dir,
+      stdio: ["ignore", "ignore", "inherit"],
+      timeout: 180_000,
+    });
     return true;
   } catch (err) {
     log(`could not install the Portkey gateway: ${String(err)}`);
@@ -176,7 +194,11 @@ export function processUsage(pid: number | undefined): { cpuSec: number; rssMb: 
  * Sends `calls` streams of `tokens` tokens to `target`, `concurrency` at a time, and measures what
  * the system's process spent: CPU per call, cores busy, and tokens delivered per second.
  */
-export async function cpuPerCall(system: System, target: Target, opts: { calls: number; tokens: number; concurrency: number; tag: string }): Promise<{ msPerCall: number; cores: number; tokensPerSec: number }> {
+export async function cpuPerCall(
+  system: System,
+  target: Target,
+  opts: { calls: number; tokens: number; concurrency: number; tag: string },
+): Promise<{ msPerCall: number; cores: number; tokensPerSec: number }> {
   const batch = uniformCalls(opts.calls, opts.tokens, opts.tag);
   const before = processUsage(system.pid)!.cpuSec;
   const started = Date.now();
@@ -207,10 +229,24 @@ export async function getFreePort(): Promise<number> {
 }
 
 /** A tenant on sluice routing alias "chat" over every sim of the fleet, with an API key (returned). */
-export async function createTenant(routerUrl: string, name: string, fleet: Fleet, overrides: Record<string, unknown>, backendOverrides: Record<string, unknown> = {}): Promise<string> {
+export async function createTenant(
+  routerUrl: string,
+  name: string,
+  fleet: Fleet,
+  overrides: Record<string, unknown>,
+  backendOverrides: Record<string, unknown> = {},
+): Promise<string> {
   const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
   const config = {
-    backends: fleet.specs.map((s, i) => ({ id: s.id, region: s.region, url: fleet.url(i), model: MODEL, maxConcurrency: 5_000, resume: true, ...backendOverrides })),
+    backends: fleet.specs.map((s, i) => ({
+      id: s.id,
+      region: s.region,
+      url: fleet.url(i),
+      model: MODEL,
+      maxConcurrency: 5_000,
+      resume: true,
+      ...backendOverrides,
+    })),
     models: { chat: { route: fleet.specs.map((s) => s.id) } },
     ...overrides,
   };

@@ -44,21 +44,41 @@ export function judgeTargets(results: RunResults): Verdict[] {
     const streams = streamsAt(level);
     if (n === 1) {
       const added = sluice?.ttftMs.p50 !== undefined && pass?.ttftMs.p50 !== undefined ? sluice.ttftMs.p50 - pass.ttftMs.p50 : undefined;
-      verdicts.push({ target: `${streams}: TTFT p50 at most +${ONE_STREAM_ADDED_MS} ms over the pass-through`, measured: `${ms(sluice?.ttftMs.p50)} vs ${ms(pass?.ttftMs.p50)} (+${added?.toFixed(1) ?? "–"} ms)`, met: within(added, ONE_STREAM_ADDED_MS) });
+      verdicts.push({
+        target: `${streams}: TTFT p50 at most +${ONE_STREAM_ADDED_MS} ms over the pass-through`,
+        measured: `${ms(sluice?.ttftMs.p50)} vs ${ms(pass?.ttftMs.p50)} (+${added?.toFixed(1) ?? "–"} ms)`,
+        met: within(added, ONE_STREAM_ADDED_MS),
+      });
     } else {
       const p50 = ratio(sluice?.ttftMs.p50, pass?.ttftMs.p50);
       const p99 = ratio(sluice?.ttftMs.p99, pass?.ttftMs.p99);
-      verdicts.push({ target: `${streams}: TTFT p50 at most ${TTFT_P50_RATIO}x the pass-through's`, measured: `${ms(sluice?.ttftMs.p50)} vs ${ms(pass?.ttftMs.p50)} (${x(p50)})`, met: within(p50, TTFT_P50_RATIO) });
-      verdicts.push({ target: `${streams}: TTFT p99 at most ${TTFT_P99_RATIO}x the pass-through's`, measured: `${ms(sluice?.ttftMs.p99)} vs ${ms(pass?.ttftMs.p99)} (${x(p99)})`, met: within(p99, TTFT_P99_RATIO) });
+      verdicts.push({
+        target: `${streams}: TTFT p50 at most ${TTFT_P50_RATIO}x the pass-through's`,
+        measured: `${ms(sluice?.ttftMs.p50)} vs ${ms(pass?.ttftMs.p50)} (${x(p50)})`,
+        met: within(p50, TTFT_P50_RATIO),
+      });
+      verdicts.push({
+        target: `${streams}: TTFT p99 at most ${TTFT_P99_RATIO}x the pass-through's`,
+        measured: `${ms(sluice?.ttftMs.p99)} vs ${ms(pass?.ttftMs.p99)} (${x(p99)})`,
+        met: within(p99, TTFT_P99_RATIO),
+      });
     }
     const share = ratio(sluice?.tokensPerSec, direct?.tokensPerSec);
-    verdicts.push({ target: `${streams}: tokens/s at least ${TOKENS_SHARE_OF_DIRECT * 100}% of direct`, measured: `${sluice?.tokensPerSec ?? "–"} vs ${direct?.tokensPerSec ?? "–"} (${share === undefined ? "–" : pct(share)})`, met: share === undefined ? undefined : share >= TOKENS_SHARE_OF_DIRECT });
+    verdicts.push({
+      target: `${streams}: tokens/s at least ${TOKENS_SHARE_OF_DIRECT * 100}% of direct`,
+      measured: `${sluice?.tokensPerSec ?? "–"} vs ${direct?.tokensPerSec ?? "–"} (${share === undefined ? "–" : pct(share)})`,
+      met: share === undefined ? undefined : share >= TOKENS_SHARE_OF_DIRECT,
+    });
   }
   const top = levels.at(-1);
   if (top) {
     const sluice = results.overhead![top]!.sluice?.summary;
     const errors = sluice ? (sluice.outcomes.transport_error ?? 0) : undefined;
-    verdicts.push({ target: `${streamsAt(top)}: zero transport errors`, measured: String(errors ?? "–"), met: errors === undefined ? undefined : errors === 0 });
+    verdicts.push({
+      target: `${streamsAt(top)}: zero transport errors`,
+      measured: String(errors ?? "–"),
+      met: errors === undefined ? undefined : errors === 0,
+    });
   }
 
   const chaos = results.chaos?.sluice;
@@ -66,18 +86,38 @@ export function judgeTargets(results: RunResults): Verdict[] {
     const o = chaos.summary.outcomes;
     const wrong = (o.truncated ?? 0) + (o.duplicated ?? 0);
     const leaked = (chaos.extra as { leakedSlots?: number } | undefined)?.leakedSlots;
-    verdicts.push({ target: `chaos: at least ${pct(CHAOS_EXACT_SHARE)} complete with exact text`, measured: `${pct(chaos.summary.exactShare)} (${o.exact ?? 0} of ${chaos.summary.calls})`, met: chaos.summary.exactShare >= CHAOS_EXACT_SHARE });
-    verdicts.push({ target: `chaos: at most ${CHAOS_ATTEMPTS} upstream attempts per request`, measured: String(chaos.attemptsPerCall), met: chaos.attemptsPerCall <= CHAOS_ATTEMPTS });
-    verdicts.push({ target: "chaos: zero truncated, duplicated or leaked", measured: `${o.truncated ?? 0} / ${o.duplicated ?? 0} / ${leaked ?? "–"}`, met: leaked === undefined ? undefined : wrong === 0 && leaked === 0 });
+    verdicts.push({
+      target: `chaos: at least ${pct(CHAOS_EXACT_SHARE)} complete with exact text`,
+      measured: `${pct(chaos.summary.exactShare)} (${o.exact ?? 0} of ${chaos.summary.calls})`,
+      met: chaos.summary.exactShare >= CHAOS_EXACT_SHARE,
+    });
+    verdicts.push({
+      target: `chaos: at most ${CHAOS_ATTEMPTS} upstream attempts per request`,
+      measured: String(chaos.attemptsPerCall),
+      met: chaos.attemptsPerCall <= CHAOS_ATTEMPTS,
+    });
+    verdicts.push({
+      target: "chaos: zero truncated, duplicated or leaked",
+      measured: `${o.truncated ?? 0} / ${o.duplicated ?? 0} / ${leaked ?? "–"}`,
+      met: leaked === undefined ? undefined : wrong === 0 && leaked === 0,
+    });
   }
 
   const overload = results.overload?.sluice;
   if (overload) {
     const u = overload.utilisationWhileQueued;
-    verdicts.push({ target: `overload: backend utilisation at least ${UTILISATION_WHILE_QUEUED * 100}% while requests wait`, measured: u === undefined ? "–" : pct(u), met: u === undefined ? undefined : u >= UTILISATION_WHILE_QUEUED });
+    verdicts.push({
+      target: `overload: backend utilisation at least ${UTILISATION_WHILE_QUEUED * 100}% while requests wait`,
+      measured: u === undefined ? "–" : pct(u),
+      met: u === undefined ? undefined : u >= UTILISATION_WHILE_QUEUED,
+    });
     const r = overload.rejected429Ms;
     // "Answered within" bounds every 429, so the verdict takes the p99; the p50 is shown beside it.
-    verdicts.push({ target: `overload: 429s answered within ${REJECT_WITHIN_MS} ms (p99)`, measured: `p50 ${ms(r?.p50)}, p99 ${ms(r?.p99)}`, met: within(r?.p99, REJECT_WITHIN_MS) });
+    verdicts.push({
+      target: `overload: 429s answered within ${REJECT_WITHIN_MS} ms (p99)`,
+      measured: `p50 ${ms(r?.p50)}, p99 ${ms(r?.p99)}`,
+      met: within(r?.p99, REJECT_WITHIN_MS),
+    });
   }
 
   // Against the peer: less added latency at every level, more exact answers under chaos.
@@ -87,11 +127,19 @@ export function judgeTargets(results: RunResults): Verdict[] {
     const ours = runs.sluice?.summary.ttftMs.p50;
     const peer = runs.portkey?.summary.ttftMs.p50;
     if (peer === undefined || base === undefined || ours === undefined) continue;
-    verdicts.push({ target: `${streamsAt(level)}: less added TTFT p50 than Portkey`, measured: `+${(ours - base).toFixed(1)} vs +${(peer - base).toFixed(1)} ms`, met: ours - base < peer - base });
+    verdicts.push({
+      target: `${streamsAt(level)}: less added TTFT p50 than Portkey`,
+      measured: `+${(ours - base).toFixed(1)} vs +${(peer - base).toFixed(1)} ms`,
+      met: ours - base < peer - base,
+    });
   }
   const peerChaos = results.chaos?.portkey;
   if (chaos && peerChaos) {
-    verdicts.push({ target: "chaos: more exact answers than Portkey", measured: `${pct(chaos.summary.exactShare)} vs ${pct(peerChaos.summary.exactShare)}`, met: chaos.summary.exactShare > peerChaos.summary.exactShare });
+    verdicts.push({
+      target: "chaos: more exact answers than Portkey",
+      measured: `${pct(chaos.summary.exactShare)} vs ${pct(peerChaos.summary.exactShare)}`,
+      met: chaos.summary.exactShare > peerChaos.summary.exactShare,
+    });
   }
   return verdicts;
 }

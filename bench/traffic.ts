@@ -32,7 +32,11 @@ export function trafficMix(count: number, opts: MixOptions): Session[] {
     else if (r < 0.92) sessions.push({ id, kind: "long", calls: [{ messages: ask(0), maxTokens: opts.longTokens }] });
     else {
       const steps = between(3, 5);
-      sessions.push({ id, kind: "agent", calls: Array.from({ length: steps }, (_, n) => ({ messages: ask(n), maxTokens: between(16, 48) })) });
+      sessions.push({
+        id,
+        kind: "agent",
+        calls: Array.from({ length: steps }, (_, n) => ({ messages: ask(n), maxTokens: between(16, 48) })),
+      });
     }
   }
   return sessions;

@@ -23,7 +23,11 @@ const SIMS = [
 ];
 
 const { values } = parseArgs({
-  options: { miniflare: { type: "boolean", default: false }, inspect: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+  options: {
+    miniflare: { type: "boolean", default: false },
+    inspect: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h" },
+  },
 });
 if (values.help) {
   console.log(`Usage: npm run dev [-- --inspect | --miniflare]
@@ -34,7 +38,14 @@ if (values.help) {
 }
 
 const demoConfig = {
-  backends: SIMS.map((s) => ({ id: s.id, region: s.region, url: `http://127.0.0.1:${s.port}/v1`, model: "llama-sim", maxConcurrency: 256, resume: true })),
+  backends: SIMS.map((s) => ({
+    id: s.id,
+    region: s.region,
+    url: `http://127.0.0.1:${s.port}/v1`,
+    model: "llama-sim",
+    maxConcurrency: 256,
+    resume: true,
+  })),
   models: {
     chat: { route: SIMS.map((s) => s.id), fallbacks: ["chat-small"] },
     "chat-small": { route: [SIMS[1]!.id] },

@@ -81,7 +81,9 @@ const options: Partial<SimOptions> = Object.fromEntries(
 
 const sim = new SimServer(options);
 const port = await sim.listen();
-console.log(`sim ${sim.options.id} listening on http://${sim.options.host}:${port}/v1 (${sim.options.tokensPerSecond} tok/s, ttft ${sim.options.firstTokenMs} ms, max ${sim.options.maxConcurrency} concurrent)`);
+console.log(
+  `sim ${sim.options.id} listening on http://${sim.options.host}:${port}/v1 (${sim.options.tokensPerSecond} tok/s, ttft ${sim.options.firstTokenMs} ms, max ${sim.options.maxConcurrency} concurrent)`,
+);
 const stop = () => sim.close().then(() => process.exit(0));
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);

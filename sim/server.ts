@@ -123,7 +123,8 @@ export class SimServer {
       return json(res, 200, this.stats());
     }
     if (req.method === "GET" && url.pathname === "/health") return json(res, 200, { ok: true });
-    if (req.method === "GET" && url.pathname === "/v1/models") return json(res, 200, { object: "list", data: [{ id: "sim", object: "model", owned_by: this.options.id }] });
+    if (req.method === "GET" && url.pathname === "/v1/models")
+      return json(res, 200, { object: "list", data: [{ id: "sim", object: "model", owned_by: this.options.id }] });
     if (req.method === "POST" && url.pathname === "/release") {
       readBody(req)
         .then((body) => json(res, 200, { released: this.release((JSON.parse(body || "{}") as { hold?: string }).hold) }))
@@ -180,7 +181,9 @@ export class SimServer {
 
     const stream = body.stream === true;
     const hang = fault.hang === true || this.dice() < o.hangRate;
-    const disconnect = fault.disconnect_after ?? (stream && this.dice() < o.disconnectRate ? Math.floor(this.dice() * Math.max(1, completion.tokens.length - 1)) + 1 : undefined);
+    const disconnect =
+      fault.disconnect_after ??
+      (stream && this.dice() < o.disconnectRate ? Math.floor(this.dice() * Math.max(1, completion.tokens.length - 1)) + 1 : undefined);
     const tps = fault.tps ?? o.tokensPerSecond;
     const gen: Generation = {
       res,
@@ -287,7 +290,14 @@ export class SimServer {
         object: "chat.completion",
         created: gen.created,
         model: gen.model,
-        choices: [{ index: 0, message: { role: "assistant", content: completion.tokens.join("") }, finish_reason: completion.finishReason, logprobs: null }],
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: completion.tokens.join("") },
+            finish_reason: completion.finishReason,
+            logprobs: null,
+          },
+        ],
         usage: this.usage(gen),
       });
       this.finish(gen);
@@ -303,7 +313,10 @@ export class SimServer {
       if (gen.next < completion.tokens.length) return;
     }
     this.send(gen, {}, completion.finishReason);
-    if (gen.includeUsage) res.write(`data: ${JSON.stringify({ id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [], usage: this.usage(gen) })}\n\n`);
+    if (gen.includeUsage)
+      res.write(
+        `data: ${JSON.stringify({ id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [], usage: this.usage(gen) })}\n\n`,
+      );
     res.end("data: [DONE]\n\n");
     gen.done = true;
     this.counters.completed++;
@@ -311,14 +324,25 @@ export class SimServer {
   }
 
   private send(gen: Generation, delta: Record<string, unknown>, finishReason: string | null): void {
-    const chunk = gen.compact && !("role" in delta)
-      ? { choices: [{ delta, ...(finishReason ? { finish_reason: finishReason } : {}) }] }
-      : { id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] };
+    const chunk =
+      gen.compact && !("role" in delta)
+        ? { choices: [{ delta, ...(finishReason ? { finish_reason: finishReason } : {}) }] }
+        : {
+            id: gen.id,
+            object: "chat.completion.chunk",
+            created: gen.created,
+            model: gen.model,
+            choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+          };
     gen.res.write(`data: ${JSON.stringify(chunk)}\n\n`);
   }
 
   private usage(gen: Generation) {
-    return { prompt_tokens: gen.promptTokens, completion_tokens: gen.completion.tokens.length, total_tokens: gen.promptTokens + gen.completion.tokens.length };
+    return {
+      prompt_tokens: gen.promptTokens,
+      completion_tokens: gen.completion.tokens.length,
+      total_tokens: gen.promptTokens + gen.completion.tokens.length,
+    };
   }
 
   private finish(gen: Generation): void {

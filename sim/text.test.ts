@@ -14,15 +14,20 @@ describe("sim text", () => {
 
   it("continues any prefix to exactly the uninterrupted text (property)", () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 20 }), fc.option(fc.integer({ min: 1, max: 80 }), { nil: undefined }), fc.nat(), (content, maxTokens, cut) => {
-        const key = { model: "m", messages: [{ role: "user", content }] };
-        const full = completionFor({ ...key, maxTokens });
-        const k = cut % (full.tokens.length + 1);
-        const prefix = full.tokens.slice(0, k).join("");
-        const rest = continuationFor(key, prefix, maxTokens === undefined ? undefined : maxTokens - k);
-        expect(prefix + rest.tokens.join("")).toBe(full.tokens.join(""));
-        expect(rest.finishReason).toBe(full.finishReason);
-      }),
+      fc.property(
+        fc.string({ maxLength: 20 }),
+        fc.option(fc.integer({ min: 1, max: 80 }), { nil: undefined }),
+        fc.nat(),
+        (content, maxTokens, cut) => {
+          const key = { model: "m", messages: [{ role: "user", content }] };
+          const full = completionFor({ ...key, maxTokens });
+          const k = cut % (full.tokens.length + 1);
+          const prefix = full.tokens.slice(0, k).join("");
+          const rest = continuationFor(key, prefix, maxTokens === undefined ? undefined : maxTokens - k);
+          expect(prefix + rest.tokens.join("")).toBe(full.tokens.join(""));
+          expect(rest.finishReason).toBe(full.finishReason);
+        },
+      ),
     );
   });
 });

@@ -66,4 +66,3 @@ export interface SimStats {
   cancelled: number;
   tokens: number;
 }
-

@@ -35,7 +35,15 @@ app.onError((err, c) => {
     const status = err.status >= 500 ? 400 : err.status;
     return errorResponse(status, status === 413 ? "body_too_large" : "invalid_request", err.message || "Invalid request.");
   }
-  console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), msg: "unhandled error", error: String(err), stack: (err as Error).stack }));
+  console.error(
+    JSON.stringify({
+      level: "error",
+      requestId: c.get("requestId"),
+      msg: "unhandled error",
+      error: String(err),
+      stack: (err as Error).stack,
+    }),
+  );
   return errorResponse(500, "internal_error", `sluice failed unexpectedly (request ${c.get("requestId")}).`);
 });
 

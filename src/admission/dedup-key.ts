@@ -47,7 +47,8 @@ export async function journalKeys(
   const deterministic = isDeterministic(body);
   const semantic = deterministic && (dedup.semantic || dedup.staleIfError) ? await semanticKey(tenant, body) : undefined;
   const staleKey = dedup.staleIfError ? semantic : undefined;
-  if (idempotencyKey !== undefined) return { record: { key: `idem:${idempotencyKey}`, kind: "idempotency", bodyHash: await bodyHash(body), shared: true }, staleKey };
+  if (idempotencyKey !== undefined)
+    return { record: { key: `idem:${idempotencyKey}`, kind: "idempotency", bodyHash: await bodyHash(body), shared: true }, staleKey };
   if (semantic) return { record: { key: semantic, kind: "semantic", bodyHash: await bodyHash(body), shared: dedup.semantic }, staleKey };
   return { staleKey };
 }

@@ -5,7 +5,10 @@
 import type { TenantGate } from "../gate/tenant-gate";
 
 /** The gate's RPC methods, with the plain types they are declared with. */
-export type GateApi = Pick<TenantGate, "admit" | "poll" | "renew" | "firstToken" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats">;
+export type GateApi = Pick<
+  TenantGate,
+  "admit" | "poll" | "renew" | "firstToken" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats"
+>;
 
 /** The handle on one of a tenant's gates: `gateName(tenant, shard)` (shards.ts). */
 export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: string): GateApi {

@@ -20,5 +20,4 @@ describe("gate naming", () => {
     expect(shardFor(undefined, 4, () => 0.999)).toBe(3);
     expect(shardFor(undefined, 4, () => 0)).toBe(0);
   });
-
 });

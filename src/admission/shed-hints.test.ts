@@ -2,7 +2,14 @@ import { describe, expect, it } from "vitest";
 import { ShedHints } from "./shed-hints";
 import type { Rejection } from "../gate/core/protocol";
 
-const full = (shedForMs?: number): Rejection => ({ kind: "reject", status: 429, code: "queue_full", message: "full", retryAfterSec: 2, shedForMs });
+const full = (shedForMs?: number): Rejection => ({
+  kind: "reject",
+  status: 429,
+  code: "queue_full",
+  message: "full",
+  retryAfterSec: 2,
+  shedForMs,
+});
 
 describe("ShedHints", () => {
   it("repeats a verdict for its priority and lower ones until it expires, and counts what it answered", () => {

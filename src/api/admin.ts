@@ -8,7 +8,16 @@ import { adminAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, type TenantConfig } from "../config/schema";
-import { TENANT_ID_PATTERN, addTenantKey, deleteTenant, listTenantKeys, listTenants, readTenantConfig, revokeTenantKey, writeTenantConfig } from "../config/store";
+import {
+  TENANT_ID_PATTERN,
+  addTenantKey,
+  deleteTenant,
+  listTenantKeys,
+  listTenants,
+  readTenantConfig,
+  revokeTenantKey,
+  writeTenantConfig,
+} from "../config/store";
 import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 import { fleetMetricsRoute, gatesOf, PROMETHEUS_CONTENT_TYPE, statsOf } from "./metrics";
@@ -20,7 +29,11 @@ const KeySchema = z.object({
 
 const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
   if (!TENANT_ID_PATTERN.test(c.req.param("tenant") ?? ""))
-    return errorResponse(400, "invalid_tenant_id", "Tenant ids are 1-63 characters: lowercase letters, digits, '_' and '-', starting with a letter or digit.");
+    return errorResponse(
+      400,
+      "invalid_tenant_id",
+      "Tenant ids are 1-63 characters: lowercase letters, digits, '_' and '-', starting with a letter or digit.",
+    );
   await next();
 });
 
@@ -82,10 +95,12 @@ export const adminRoute = new Hono<AppEnv>()
   })
   .post("/tenants/:tenant/keys", jsonBody, validJson(KeySchema), async (c) => {
     const tenant = c.req.param("tenant");
-    if (!(await readTenantConfig(c.env, tenant))) return errorResponse(404, "tenant_not_found", `No tenant "${tenant}"; PUT its config first.`);
+    if (!(await readTenantConfig(c.env, tenant)))
+      return errorResponse(404, "tenant_not_found", `No tenant "${tenant}"; PUT its config first.`);
     const { key } = c.req.valid("json");
     const added = await addTenantKey(c.env, tenant, key);
-    if (!added.ok && added.reason === "taken") return errorResponse(409, "key_taken", "This key belongs to another tenant; choose another.");
+    if (!added.ok && added.reason === "taken")
+      return errorResponse(409, "key_taken", "This key belongs to another tenant; choose another.");
     if (!added.ok) return errorResponse(409, "key_limit", "This tenant has the maximum number of keys.");
     // The key is shown this once; only its SHA-256 hash is stored.
     return c.json({ tenant, key, id: added.id }, 201);
@@ -97,7 +112,8 @@ export const adminRoute = new Hono<AppEnv>()
   })
   .delete("/tenants/:tenant/keys/:id", async (c) => {
     const { tenant, id } = c.req.param();
-    if (!/^[0-9a-f]{16}$/.test(id)) return errorResponse(400, "invalid_key_id", "A key id is the 16 hex digits GET /admin/tenants/{tenant}/keys lists.");
+    if (!/^[0-9a-f]{16}$/.test(id))
+      return errorResponse(400, "invalid_key_id", "A key id is the 16 hex digits GET /admin/tenants/{tenant}/keys lists.");
     if (!(await revokeTenantKey(c.env, tenant, id))) return errorResponse(404, "key_not_found", `Tenant "${tenant}" has no key ${id}.`);
     return c.json({ revoked: id });
   })

@@ -76,7 +76,11 @@ export const chatRoute = new Hono<AppEnv>().post(
     const body = c.req.valid("json") as ChatRequest;
     const priority = priorityOf(c.req.header("x-priority"));
     if (!priority) {
-      return errorResponse(400, "invalid_priority", `X-Priority must be one of ${PRIORITIES.join(", ")}; got "${c.req.header("x-priority")}".`);
+      return errorResponse(
+        400,
+        "invalid_priority",
+        `X-Priority must be one of ${PRIORITIES.join(", ")}; got "${c.req.header("x-priority")}".`,
+      );
     }
     const requestId = c.get("requestId");
     const tenant = c.get("tenant");
@@ -87,7 +91,11 @@ export const chatRoute = new Hono<AppEnv>().post(
     }
     const lastEventHeader = c.req.header("last-event-id");
     if (lastEventHeader !== undefined && (!/^\d{1,9}$/.test(lastEventHeader) || idempotencyKey === undefined)) {
-      return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number, sent together with the Idempotency-Key of the original request.");
+      return errorResponse(
+        400,
+        "invalid_last_event_id",
+        "Last-Event-ID must be a chunk number, sent together with the Idempotency-Key of the original request.",
+      );
     }
     const { record, staleKey } = await journalKeys(tenant, body, config.dedup, idempotencyKey);
     // Twins, replays and stored answers live in the shard their key hashes to.
@@ -118,7 +126,9 @@ export const chatRoute = new Hono<AppEnv>().post(
     const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale };
     const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options).catch(async (err: unknown) => {
       console.error(JSON.stringify({ level: "error", requestId, tenant, msg: "request failed unexpectedly", error: String(err) }));
-      await sink.fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0).catch(() => {});
+      await sink
+        .fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0)
+        .catch(() => {});
     });
     c.executionCtx.waitUntil(run);
     return sink.response;
@@ -146,7 +156,15 @@ interface ServeOptions {
 /** How long one follow call waits for a joined generation to make progress. */
 const FOLLOW_WAIT_MS = 10_000;
 
-async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: ClientSink, signal: AbortSignal, meta: ResponseMeta, options: ServeOptions): Promise<void> {
+async function serve(
+  env: Env,
+  admit: AdmitRequest,
+  body: ChatRequest,
+  sink: ClientSink,
+  signal: AbortSignal,
+  meta: ResponseMeta,
+  options: ServeOptions,
+): Promise<void> {
   const name = gateName(admit.tenant, admit.shard ?? 0);
   const gate = gateClient(env.TENANT_GATE, name);
   sink.setPhase("queued");
@@ -216,7 +234,9 @@ async function serve(env: Env, admit: AdmitRequest, body: ChatRequest, sink: Cli
       partial: result.outcome === "partial",
       attempts: result.attempts,
       createdAt: Date.now(),
-    }).catch((err: unknown) => console.error(JSON.stringify({ level: "error", requestId: admit.requestId, msg: "dead letter not written", error: String(err) })));
+    }).catch((err: unknown) =>
+      console.error(JSON.stringify({ level: "error", requestId: admit.requestId, msg: "dead letter not written", error: String(err) })),
+    );
   }
 }
 
@@ -242,7 +262,11 @@ async function followEntry(gate: GateApi, entry: EntrySnapshot, sink: ClientSink
  * Admission, polling while queued. A gate that restarts drops its queue (the poll answers
  * "unknown", or the call fails): the request is admitted again rather than lost.
  */
-async function admitThroughQueue(gate: GateApi, admit: AdmitRequest, signal: AbortSignal): Promise<Exclude<AdmitResult, { kind: "queued" } | { kind: "unknown" }>> {
+async function admitThroughQueue(
+  gate: GateApi,
+  admit: AdmitRequest,
+  signal: AbortSignal,
+): Promise<Exclude<AdmitResult, { kind: "queued" } | { kind: "unknown" }>> {
   let failures = 0;
   let result: AdmitResult | undefined;
   for (;;) {
@@ -254,7 +278,14 @@ async function admitThroughQueue(gate: GateApi, admit: AdmitRequest, signal: Abo
         admit = { ...admit, shedByWorker: undefined };
       }
     } catch (err) {
-      if (++failures >= ADMIT_TRIES) return { kind: "reject", status: 503, code: "gate_unavailable", message: `The tenant's gate is unavailable: ${String(err)}`, retryAfterSec: 1 };
+      if (++failures >= ADMIT_TRIES)
+        return {
+          kind: "reject",
+          status: 503,
+          code: "gate_unavailable",
+          message: `The tenant's gate is unavailable: ${String(err)}`,
+          retryAfterSec: 1,
+        };
       result = undefined;
       continue;
     }

@@ -25,12 +25,16 @@ const MAX_PARTS = 64;
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** The tenant's first `count` gates (shards.ts). */
-export const gatesOf = (env: Env, tenant: string, count: number) => Array.from({ length: count }, (_, shard) => gateClient(env.TENANT_GATE, gateName(tenant, shard)));
+export const gatesOf = (env: Env, tenant: string, count: number) =>
+  Array.from({ length: count }, (_, shard) => gateClient(env.TENANT_GATE, gateName(tenant, shard)));
 
 /** The tenant's live stats: a sharded tenant's gates added up. */
 export async function statsOf(env: Env, tenant: string, config: TenantConfig): Promise<GateStats> {
   const gates = gatesOf(env, tenant, config.limits.shards);
-  const stats = gates.length === 1 ? await gates[0]!.stats() : mergeShardStats(await Promise.all(gates.map((g) => g.stats({ histograms: true }))), config);
+  const stats =
+    gates.length === 1
+      ? await gates[0]!.stats()
+      : mergeShardStats(await Promise.all(gates.map((g) => g.stats({ histograms: true }))), config);
   // Labelled by the id it was asked for, even if a gate never heard its tenant's name.
   return { ...stats, tenant };
 }
@@ -61,19 +65,32 @@ export const fleetMetricsRoute = new Hono<AppEnv>().get("/", async (c) => {
   if (!part) return errorResponse(400, "invalid_part", `part must be k/n with 1 <= k <= n <= ${MAX_PARTS}, e.g. part=2/4.`);
   const tenants = (await allTenants(c.env)).filter((t) => part.n === 1 || fnv1a(t) % part.n === part.k - 1);
   const tooLarge = (what: string) =>
-    errorResponse(422, "scrape_too_large", `This scrape would read ${what}. Split it over several scrape jobs with ?part=1/n ... ?part=n/n.`);
+    errorResponse(
+      422,
+      "scrape_too_large",
+      `This scrape would read ${what}. Split it over several scrape jobs with ?part=1/n ... ?part=n/n.`,
+    );
   if (tenants.length > MAX_SCRAPE_TENANTS) return tooLarge(`${tenants.length} tenants, more than ${MAX_SCRAPE_TENANTS}`);
 
   const limit = pLimit(SCRAPE_CONCURRENCY);
   // Tenants deleted since the listing drop out here.
-  const configs = (await Promise.all(tenants.map((tenant) => limit(async () => ({ tenant, config: await readTenantConfig(c.env, tenant) }))))).filter(
-    (t): t is { tenant: string; config: TenantConfig } => t.config !== null,
-  );
+  const configs = (
+    await Promise.all(tenants.map((tenant) => limit(async () => ({ tenant, config: await readTenantConfig(c.env, tenant) }))))
+  ).filter((t): t is { tenant: string; config: TenantConfig } => t.config !== null);
   const gates = configs.reduce((n, t) => n + t.config.limits.shards, 0);
   if (gates > MAX_SCRAPE_GATES) return tooLarge(`${gates} gates, more than ${MAX_SCRAPE_GATES}`);
 
   // A gate that does not answer costs its tenant's samples, not the whole scrape: `sluice_tenant_up` says which.
-  const read = await Promise.all(configs.map(({ tenant, config }) => limit(() => statsOf(c.env, tenant, config).then((stats) => ({ tenant, stats }), () => ({ tenant, stats: null })))));
+  const read = await Promise.all(
+    configs.map(({ tenant, config }) =>
+      limit(() =>
+        statsOf(c.env, tenant, config).then(
+          (stats) => ({ tenant, stats }),
+          () => ({ tenant, stats: null }),
+        ),
+      ),
+    ),
+  );
   const up: MetricFamily = {
     name: "sluice_tenant_up",
     type: "gauge",

@@ -15,7 +15,11 @@ export function validJson<T extends ZodType>(schema: T) {
 export const jsonBody = createMiddleware(async (c, next) => {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
-    return errorResponse(415, "unsupported_media_type", `The body must be JSON, sent with 'Content-Type: application/json'${type ? `; got '${type}'` : ""}.`);
+    return errorResponse(
+      415,
+      "unsupported_media_type",
+      `The body must be JSON, sent with 'Content-Type: application/json'${type ? `; got '${type}'` : ""}.`,
+    );
   }
   await next();
 });

@@ -84,11 +84,26 @@ export const TimeoutsSchema = z.object({
 
 export const IdempotencySchema = z.object({
   /** How long a key and its answer are kept. */
-  ttlMs: z.number().int().positive().max(7 * 86_400_000).default(86_400_000),
+  ttlMs: z
+    .number()
+    .int()
+    .positive()
+    .max(7 * 86_400_000)
+    .default(86_400_000),
   maxEntries: z.number().int().positive().max(1_000_000).default(10_000),
-  maxBytes: z.number().int().positive().max(1_000_000_000).default(64 * 1024 * 1024),
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(1_000_000_000)
+    .default(64 * 1024 * 1024),
   /** Larger answers are not stored for replay (their keys still dedupe). */
-  maxEntryBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  maxEntryBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(64 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
 });
 
 export const DedupSchema = z.object({
@@ -115,31 +130,50 @@ export const TenantConfigSchema = z
       if (backendIds.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate backend id "${b.id}"` });
       backendIds.add(b.id);
     });
-    if (Object.keys(cfg.models).length === 0) ctx.addIssue({ code: "custom", path: ["models"], message: "define at least one model alias" });
+    if (Object.keys(cfg.models).length === 0)
+      ctx.addIssue({ code: "custom", path: ["models"], message: "define at least one model alias" });
     for (const [alias, m] of Object.entries(cfg.models)) {
       m.route.forEach((b, i) => {
         if (!backendIds.has(b)) ctx.addIssue({ code: "custom", path: ["models", alias, "route", i], message: `unknown backend "${b}"` });
       });
       m.fallbacks.forEach((f, i) => {
-        if (!(f in cfg.models)) ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: `unknown model alias "${f}"` });
-        if (f === alias) ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: "a model cannot fall back to itself" });
+        if (!(f in cfg.models))
+          ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: `unknown model alias "${f}"` });
+        if (f === alias)
+          ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: "a model cannot fall back to itself" });
       });
       if (m.tokenBudget && !(m.tokenBudget.to in cfg.models))
-        ctx.addIssue({ code: "custom", path: ["models", alias, "tokenBudget", "to"], message: `unknown model alias "${m.tokenBudget.to}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["models", alias, "tokenBudget", "to"],
+          message: `unknown model alias "${m.tokenBudget.to}"`,
+        });
     }
     const shards = cfg.limits.shards;
     if (shards > 1) {
       // Every shard needs a slot of each backend and of the tenant, or it could never serve.
       if (cfg.limits.maxConcurrency < shards)
-        ctx.addIssue({ code: "custom", path: ["limits", "maxConcurrency"], message: `must be at least limits.shards (${shards}): each shard gets its share` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["limits", "maxConcurrency"],
+          message: `must be at least limits.shards (${shards}): each shard gets its share`,
+        });
       for (const limit of ["requestsPerMinute", "tokensPerMinute"] as const) {
         const value = cfg.limits[limit];
         if (value !== undefined && value < shards)
-          ctx.addIssue({ code: "custom", path: ["limits", limit], message: `must be at least limits.shards (${shards}): each shard gets its share` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["limits", limit],
+            message: `must be at least limits.shards (${shards}): each shard gets its share`,
+          });
       }
       cfg.backends.forEach((b, i) => {
         if (b.maxConcurrency < shards)
-          ctx.addIssue({ code: "custom", path: ["backends", i, "maxConcurrency"], message: `must be at least limits.shards (${shards}): each shard gets its share` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["backends", i, "maxConcurrency"],
+            message: `must be at least limits.shards (${shards}): each shard gets its share`,
+          });
       });
     }
     if (cfg.retry.maxDelayMs < cfg.retry.baseDelayMs)

@@ -70,7 +70,8 @@ export class UpstreamAttempt {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = 0;
   // Made once: the idle deadline moves on every read.
-  private readonly idleTimeout = () => new AttemptError("idle_timeout", `${this.req.grant.backend.id}: no token for ${this.req.timeouts.idleMs} ms.`, true);
+  private readonly idleTimeout = () =>
+    new AttemptError("idle_timeout", `${this.req.grant.backend.id}: no token for ${this.req.timeouts.idleMs} ms.`, true);
 
   constructor(private readonly req: AttemptRequest) {}
 
@@ -79,20 +80,32 @@ export class UpstreamAttempt {
     const { grant, timeouts } = this.req;
     if (this.req.signal.aborted) this.onClientAbort();
     this.req.signal.addEventListener("abort", this.onClientAbort, { once: true });
-    this.setDeadline(this.startedAt + timeouts.connectMs, () => new AttemptError("connect_timeout", `No response headers from ${grant.backend.id} within ${timeouts.connectMs} ms.`, true));
+    this.setDeadline(
+      this.startedAt + timeouts.connectMs,
+      () => new AttemptError("connect_timeout", `No response headers from ${grant.backend.id} within ${timeouts.connectMs} ms.`, true),
+    );
 
     const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
     if (grant.backend.apiKey) headers.authorization = `Bearer ${grant.backend.apiKey}`;
     let response: Response;
     try {
-      response = await fetch(`${grant.backend.url}/chat/completions`, { method: "POST", headers, body: JSON.stringify(this.upstreamBody()), signal: this.abort.signal });
+      response = await fetch(`${grant.backend.url}/chat/completions`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(this.upstreamBody()),
+        signal: this.abort.signal,
+      });
     } catch (err) {
       throw this.abortReason() ?? new AttemptError("connect_error", `Could not reach ${grant.backend.id}: ${String(err)}`, true);
     }
     if (!response.ok) throw await this.httpError(response);
-    if (!response.body) throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, response.status);
+    if (!response.body)
+      throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, response.status);
     this.reader = response.body.getReader({ mode: "byob" });
-    this.setDeadline(this.startedAt + timeouts.firstTokenMs, () => new AttemptError("first_token_timeout", `${grant.backend.id}: no first token within ${timeouts.firstTokenMs} ms.`, true));
+    this.setDeadline(
+      this.startedAt + timeouts.firstTokenMs,
+      () => new AttemptError("first_token_timeout", `${grant.backend.id}: no first token within ${timeouts.firstTokenMs} ms.`, true),
+    );
   }
 
   /**
@@ -163,15 +176,22 @@ export class UpstreamAttempt {
   private toEvent(message: EventSourceMessage): UpstreamEvent {
     const id = this.req.grant.backend.id;
     if (message.data === "[DONE]") return { kind: "done" };
-    if (message.event === "error") throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream: ${message.data.slice(0, 300)}`, true);
+    if (message.event === "error")
+      throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream: ${message.data.slice(0, 300)}`, true);
     let raw: UpstreamChunk["raw"];
     try {
       raw = JSON.parse(message.data);
     } catch {
       throw new AttemptError("upstream_bad_chunk", `${id} sent a chunk that is not JSON.`, true);
     }
-    if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new AttemptError("upstream_bad_chunk", `${id} sent a chunk that is not a JSON object.`, true);
-    if ("error" in raw) throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream: ${JSON.stringify(raw.error).slice(0, 300)}`, true);
+    if (!raw || typeof raw !== "object" || Array.isArray(raw))
+      throw new AttemptError("upstream_bad_chunk", `${id} sent a chunk that is not a JSON object.`, true);
+    if ("error" in raw)
+      throw new AttemptError(
+        "upstream_stream_error",
+        `${id} reported an error mid-stream: ${JSON.stringify(raw.error).slice(0, 300)}`,
+        true,
+      );
     const chunk = describeChunk(raw);
     if (chunk.finishReason !== null) this.sawFinish = true;
     if (chunk.isToken && !this.sawToken) {
@@ -201,11 +221,14 @@ export class UpstreamAttempt {
   private arm(at: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (Date.now() < this.deadlineAt) return this.arm(this.deadlineAt);
-      this.cancel(this.deadlineError());
-    }, Math.max(0, at - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (Date.now() < this.deadlineAt) return this.arm(this.deadlineAt);
+        this.cancel(this.deadlineError());
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   private upstreamBody(): Record<string, unknown> {
@@ -239,9 +262,14 @@ export class UpstreamAttempt {
     } catch {
       /* not JSON: keep the text */
     }
-    return new AttemptError(`upstream_http_${status}`, `${id} answered ${status}${detail ? `: ${detail.slice(0, 500)}` : ""}`, retryable, status, retryAfterMs);
+    return new AttemptError(
+      `upstream_http_${status}`,
+      `${id} answered ${status}${detail ? `: ${detail.slice(0, 500)}` : ""}`,
+      retryable,
+      status,
+      retryAfterMs,
+    );
   }
-
 }
 
 async function readPrefix(response: Response, maxBytes: number): Promise<string> {

@@ -4,9 +4,18 @@
 // back, so a failure before it can move to another backend without the client noticing. After
 // tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
 // gets the partial-completion error event.
-import type { AttemptGrant, AttemptReport, Checkpoint, CheckpointAck, EntrySnapshot, RetryResult, SettleOutcome, Timeouts } from "../gate/core/protocol";
+import type {
+  AttemptGrant,
+  AttemptReport,
+  Checkpoint,
+  CheckpointAck,
+  EntrySnapshot,
+  RetryResult,
+  SettleOutcome,
+  Timeouts,
+} from "../gate/core/protocol";
 import { toFramed, type ClientSink, type Failure, type FramedChunk } from "../stream/sink";
-import { StreamProgress } from "../stream/relay";
+import type { StreamProgress } from "../stream/relay";
 import { AttemptError, UpstreamAttempt } from "./attempt";
 import type { UpstreamChunk } from "../stream/chunk";
 import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
@@ -126,7 +135,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       progress.restart();
       sink.reset();
     }
-    if (grant.continuation && sink.committed) await sink.comment(`resumed backend=${grant.backend.id} at=${progress.tokens}`).catch(() => {});
+    if (grant.continuation && sink.committed)
+      await sink.comment(`resumed backend=${grant.backend.id} at=${progress.tokens}`).catch(() => {});
     sink.setPhase(progress.tokens > 0 ? "streaming" : "waiting");
 
     const { report, error } = await runAttempt(input, grant, checkpointer);
@@ -155,7 +165,11 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     if (report.outcome === "cancelled") return end("cancelled");
     if (report.outcome === "client_error") {
       // The backend rejected the request itself (a 4xx): pass its verdict on, no retry.
-      const failure: Failure = { status: clientStatus(report.httpStatus), code: report.errorCode ?? "upstream_rejected", message: report.errorMessage ?? "The backend rejected the request." };
+      const failure: Failure = {
+        status: clientStatus(report.httpStatus),
+        code: report.errorCode ?? "upstream_rejected",
+        message: report.errorMessage ?? "The backend rejected the request.",
+      };
       await sink.fail(failure, progress.tokens).catch(() => {});
       return end(progress.tokens > 0 ? "partial" : "failed", failure);
     }
@@ -172,7 +186,10 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     }
     if (next.kind !== "attempt") {
       lastReport = null; // already reported with the retry call
-      const exhausted = next.kind === "exhausted" ? next : { status: 502 as const, code: "no_backend_available", message: "No backend became free in time." };
+      const exhausted =
+        next.kind === "exhausted"
+          ? next
+          : { status: 502 as const, code: "no_backend_available", message: "No backend became free in time." };
       const failure: Failure = {
         status: exhausted.status,
         code: exhausted.code,
@@ -193,8 +210,12 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
 }
 
 /** Runs one attempt to its end and says how it went. Never throws. */
-async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointer: Checkpointer): Promise<{ report: AttemptReport; error?: AttemptError }> {
-  const { sink, progress, signal } = input;
+async function runAttempt(
+  input: DispatchInput,
+  grant: AttemptGrant,
+  checkpointer: Checkpointer,
+): Promise<{ report: AttemptReport; error?: AttemptError }> {
+  const { progress, signal } = input;
   const attempt = new UpstreamAttempt({
     grant,
     body: input.body,
@@ -240,7 +261,8 @@ async function runAttempt(input: DispatchInput, grant: AttemptGrant, checkpointe
   } catch (err) {
     const durationMs = Date.now() - attempt.startedAt;
     const clientLeft = signal.aborted || err instanceof ClientGone;
-    if (clientLeft) return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
+    if (clientLeft)
+      return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
     const error = err instanceof AttemptError ? err : new AttemptError("relay_error", `Relaying failed: ${String(err)}`, true);
     return {
       error,
@@ -291,7 +313,13 @@ async function relay(chunks: UpstreamChunk[], input: DispatchInput, checkpointer
 /** Writing to the client failed: it went away (or its stream broke), not the backend. */
 class ClientGone extends Error {}
 
-async function askRetry(gate: GateCalls, leaseId: string, report: AttemptReport | null, delivered: number, mustContinue: boolean): Promise<RetryResult> {
+async function askRetry(
+  gate: GateCalls,
+  leaseId: string,
+  report: AttemptReport | null,
+  delivered: number,
+  mustContinue: boolean,
+): Promise<RetryResult> {
   try {
     return await gate.retry(leaseId, report, { deliveredChunks: delivered, mustContinue });
   } catch (err) {
@@ -347,5 +375,12 @@ export async function replayEntry(entry: EntrySnapshot, sink: ClientSink, after:
 /** Ends a stream that relayed a journal entry: [DONE] when it completed, else the error event. */
 export async function endAsJournaled(sink: ClientSink, state: string, tokens: number, what: string): Promise<void> {
   if (state === "complete") return sink.finish();
-  await sink.fail({ status: 502, code: `generation_${state}`, message: `${what} ended ${state}; retry the same request (with its Idempotency-Key, if it had one) to resume it.` }, tokens);
+  await sink.fail(
+    {
+      status: 502,
+      code: `generation_${state}`,
+      message: `${what} ended ${state}; retry the same request (with its Idempotency-Key, if it had one) to resume it.`,
+    },
+    tokens,
+  );
 }

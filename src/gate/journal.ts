@@ -16,7 +16,6 @@ import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./core
 import type { JournalPort } from "./core/ports";
 import type { Checkpoint } from "./core/protocol";
 
-
 export const APPEND_FLUSH_MS = 50;
 
 interface EntryRow {
@@ -62,14 +61,21 @@ export class ReplayJournal implements JournalPort {
     private readonly onChanged: (keys: string[]) => void = () => {},
     flushMs = APPEND_FLUSH_MS,
   ) {
-    this.flushTimer = new FlushTimer(() => this.flush(), flushMs, "journal appends", () => this.pending.size > 0);
+    this.flushTimer = new FlushTimer(
+      () => this.flush(),
+      flushMs,
+      "journal appends",
+      () => this.pending.size > 0,
+    );
     sql.exec(`CREATE TABLE IF NOT EXISTS journal (
       key TEXT PRIMARY KEY, kind TEXT NOT NULL, body_hash TEXT NOT NULL, state TEXT NOT NULL,
       request_id TEXT NOT NULL, lease_id TEXT, chunk_count INTEGER NOT NULL, text TEXT NOT NULL,
       tokens INTEGER NOT NULL, bytes INTEGER NOT NULL, overflow INTEGER NOT NULL,
       updated_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
     sql.exec(`CREATE INDEX IF NOT EXISTS journal_expiry ON journal (expires_at)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS journal_chunks (key TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (key, seq))`);
+    sql.exec(
+      `CREATE TABLE IF NOT EXISTS journal_chunks (key TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (key, seq))`,
+    );
     const [row] = [...sql.exec<{ n: number; b: number | null }>(`SELECT COUNT(*) AS n, SUM(bytes) AS b FROM journal`)];
     this.entries = row?.n ?? 0;
     this.bytes = row?.b ?? 0;
@@ -85,7 +91,8 @@ export class ReplayJournal implements JournalPort {
     const row = this.row(key);
     if (!row || row.expires_at <= now) return undefined;
     const chunks: string[] = [];
-    for (const c of this.sql.exec<{ data: string }>(`SELECT data FROM journal_chunks WHERE key = ? ORDER BY seq`, key)) chunks.push(...(JSON.parse(c.data) as string[]));
+    for (const c of this.sql.exec<{ data: string }>(`SELECT data FROM journal_chunks WHERE key = ? ORDER BY seq`, key))
+      chunks.push(...(JSON.parse(c.data) as string[]));
     return {
       key,
       kind: row.kind,
@@ -106,7 +113,13 @@ export class ReplayJournal implements JournalPort {
     this.evict(limits, now);
     const existing = this.row(key);
     if (existing && existing.expires_at > now) {
-      this.sql.exec(`UPDATE journal SET state = 'running', request_id = ?, lease_id = ?, updated_at = ? WHERE key = ?`, requestId, leaseId, now, key);
+      this.sql.exec(
+        `UPDATE journal SET state = 'running', request_id = ?, lease_id = ?, updated_at = ? WHERE key = ?`,
+        requestId,
+        leaseId,
+        now,
+        key,
+      );
       return;
     }
     if (existing) this.delete(key, existing.bytes);
@@ -114,7 +127,13 @@ export class ReplayJournal implements JournalPort {
     this.sql.exec(
       `INSERT INTO journal (key, kind, body_hash, state, request_id, lease_id, chunk_count, text, tokens, bytes, overflow, updated_at, expires_at)
        VALUES (?, ?, ?, 'running', ?, ?, 0, '', 0, 0, 0, ?, ?)`,
-      key, kind, bodyHash, requestId, leaseId, now, now + limits.ttlMs,
+      key,
+      kind,
+      bodyHash,
+      requestId,
+      leaseId,
+      now,
+      now + limits.ttlMs,
     );
   }
 
@@ -126,7 +145,15 @@ export class ReplayJournal implements JournalPort {
   append(key: string, leaseId: string, progress: Checkpoint, limits: JournalLimits, now: number): number | null {
     const row = this.row(key);
     if (!row || row.lease_id !== leaseId) return null;
-    const waiting = this.pending.get(key) ?? { leaseId, chunks: [], bytes: 0, text: row.text, tokens: row.tokens, overflow: row.overflow === 1, updatedAt: now };
+    const waiting = this.pending.get(key) ?? {
+      leaseId,
+      chunks: [],
+      bytes: 0,
+      text: row.text,
+      tokens: row.tokens,
+      overflow: row.overflow === 1,
+      updatedAt: now,
+    };
     const count = row.chunk_count + waiting.chunks.length;
     const fresh = progress.chunks.slice(count - progress.from);
     if (progress.from > count || fresh.length === 0) return count;
@@ -194,10 +221,15 @@ export class ReplayJournal implements JournalPort {
   evict(limits: JournalLimits, now: number): void {
     if (now - this.expiredSweepAt >= 1_000) {
       this.expiredSweepAt = now;
-      for (const r of [...this.sql.exec<{ key: string; bytes: number }>(`SELECT key, bytes FROM journal WHERE expires_at <= ?`, now)]) this.delete(r.key, r.bytes);
+      for (const r of [...this.sql.exec<{ key: string; bytes: number }>(`SELECT key, bytes FROM journal WHERE expires_at <= ?`, now)])
+        this.delete(r.key, r.bytes);
     }
     if (this.entries < limits.maxEntries && this.bytes < limits.maxBytes) return;
-    for (const r of [...this.sql.exec<{ key: string; bytes: number }>(`SELECT key, bytes FROM journal WHERE state != 'running' ORDER BY updated_at LIMIT 1000`)]) {
+    for (const r of [
+      ...this.sql.exec<{ key: string; bytes: number }>(
+        `SELECT key, bytes FROM journal WHERE state != 'running' ORDER BY updated_at LIMIT 1000`,
+      ),
+    ]) {
       if (this.entries < limits.maxEntries && this.bytes < limits.maxBytes) break;
       this.delete(r.key, r.bytes);
     }
@@ -217,10 +249,17 @@ export class ReplayJournal implements JournalPort {
       this.bytes -= waiting.bytes;
       return;
     }
-    if (waiting.chunks.length > 0) this.sql.exec(`INSERT INTO journal_chunks (key, seq, data) VALUES (?, ?, ?)`, key, row.chunk_count, JSON.stringify(waiting.chunks));
+    if (waiting.chunks.length > 0)
+      this.sql.exec(`INSERT INTO journal_chunks (key, seq, data) VALUES (?, ?, ?)`, key, row.chunk_count, JSON.stringify(waiting.chunks));
     this.sql.exec(
       `UPDATE journal SET chunk_count = ?, text = ?, tokens = ?, bytes = ?, overflow = ?, updated_at = ? WHERE key = ?`,
-      row.chunk_count + waiting.chunks.length, waiting.text, waiting.tokens, row.bytes + waiting.bytes, waiting.overflow ? 1 : 0, waiting.updatedAt, key,
+      row.chunk_count + waiting.chunks.length,
+      waiting.text,
+      waiting.tokens,
+      row.bytes + waiting.bytes,
+      waiting.overflow ? 1 : 0,
+      waiting.updatedAt,
+      key,
     );
     this.pending.delete(key);
   }

@@ -26,13 +26,21 @@ export class LeaseRows<L extends LeaseRow> {
     flushMs = LEASE_FLUSH_MS,
   ) {
     // A failed write keeps its rows pending for the next flush.
-    this.timer = new FlushTimer(() => this.flush(), flushMs, "lease rows", () => this.pending.size > 0);
+    this.timer = new FlushTimer(
+      () => this.flush(),
+      flushMs,
+      "lease rows",
+      () => this.pending.size > 0,
+    );
     storage.sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
   }
 
   /** Every stored lease (at start-up). */
   load(): L[] {
-    const leases = this.storage.sql.exec<{ data: string }>(`SELECT data FROM leases`).toArray().map((row) => JSON.parse(row.data) as L);
+    const leases = this.storage.sql
+      .exec<{ data: string }>(`SELECT data FROM leases`)
+      .toArray()
+      .map((row) => JSON.parse(row.data) as L);
     for (const lease of leases) this.stored.add(lease.id);
     return leases;
   }
@@ -64,7 +72,8 @@ export class LeaseRows<L extends LeaseRow> {
     const sql = this.storage.sql;
     this.storage.transactionSync(() => {
       for (const [id, lease] of this.pending) {
-        if (lease) sql.exec(`INSERT OR REPLACE INTO leases (id, deadline, data) VALUES (?, ?, ?)`, id, lease.deadline, JSON.stringify(lease));
+        if (lease)
+          sql.exec(`INSERT OR REPLACE INTO leases (id, deadline, data) VALUES (?, ?, ?)`, id, lease.deadline, JSON.stringify(lease));
         else sql.exec(`DELETE FROM leases WHERE id = ?`, id);
       }
     });

@@ -61,8 +61,15 @@ export class TenantGate extends DurableObject<GateEnv> {
       sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
       // Followers hear of appended chunks once they are written, and of a run's end.
-      this.journal = new ReplayJournal(sql, (keys) => keys.forEach((key) => this.wakeFollowers(key)));
-      const meta = new Map(sql.exec<{ key: string; value: string }>(`SELECT key, value FROM meta`).toArray().map((r) => [r.key, r.value]));
+      this.journal = new ReplayJournal(sql, (keys) => {
+        for (const key of keys) this.wakeFollowers(key);
+      });
+      const meta = new Map(
+        sql
+          .exec<{ key: string; value: string }>(`SELECT key, value FROM meta`)
+          .toArray()
+          .map((r) => [r.key, r.value]),
+      );
       this.tenant = meta.get("tenant") ?? null;
       this.shard = Number(meta.get("shard") ?? 0);
       const saved = meta.get("metrics");
@@ -174,7 +181,8 @@ export class TenantGate extends DurableObject<GateEnv> {
       saveLease: (lease) => this.leaseRows.save(lease, lease.recordKey !== undefined && !this.leaseRows.holds(lease.id)),
       dropLease: (id) => this.leaseRows.remove(id),
       setAlarm: (at) => void (at === undefined ? storage.deleteAlarm() : storage.setAlarm(at)),
-      saveBreaker: (id, snapshot) => storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, id, JSON.stringify(snapshot)),
+      saveBreaker: (id, snapshot) =>
+        storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, id, JSON.stringify(snapshot)),
       dropBreaker: (id) => storage.sql.exec(`DELETE FROM breakers WHERE backend_id = ?`, id),
       metricsChanged: () => this.scheduleMetricsSave(),
       deliver: (ticketId, result) => this.deliver(ticketId, result),

@@ -20,23 +20,53 @@ export interface DeadLetter {
 export async function recordDeadLetter(db: D1Database, letter: DeadLetter): Promise<void> {
   await db.batch([
     db
-      .prepare(`INSERT INTO dead_letters (tenant, request_id, model, status, code, message, partial, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .bind(letter.tenant, letter.requestId, letter.model, letter.status, letter.code, letter.message.slice(0, 2000), letter.partial ? 1 : 0, JSON.stringify(letter.attempts), letter.createdAt),
+      .prepare(
+        `INSERT INTO dead_letters (tenant, request_id, model, status, code, message, partial, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .bind(
+        letter.tenant,
+        letter.requestId,
+        letter.model,
+        letter.status,
+        letter.code,
+        letter.message.slice(0, 2000),
+        letter.partial ? 1 : 0,
+        JSON.stringify(letter.attempts),
+        letter.createdAt,
+      ),
     db.prepare(`DELETE FROM dead_letters WHERE created_at < ?`).bind(letter.createdAt - DEAD_LETTER_MAX_AGE_MS),
     db
-      .prepare(`DELETE FROM dead_letters WHERE tenant = ? AND id <= (SELECT id FROM dead_letters WHERE tenant = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`)
+      .prepare(
+        `DELETE FROM dead_letters WHERE tenant = ? AND id <= (SELECT id FROM dead_letters WHERE tenant = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+      )
       .bind(letter.tenant, letter.tenant, DEAD_LETTER_MAX_PER_TENANT),
   ]);
 }
 
-export async function listDeadLetters(db: D1Database, tenant: string, limit: number, beforeId?: number): Promise<Array<DeadLetter & { id: number }>> {
+export async function listDeadLetters(
+  db: D1Database,
+  tenant: string,
+  limit: number,
+  beforeId?: number,
+): Promise<Array<DeadLetter & { id: number }>> {
   const rows = await db
     .prepare(
       `SELECT id, tenant, request_id, model, status, code, message, partial, attempts, created_at FROM dead_letters
        WHERE tenant = ? AND id < ? ORDER BY id DESC LIMIT ?`,
     )
     .bind(tenant, beforeId ?? Number.MAX_SAFE_INTEGER, limit)
-    .all<{ id: number; tenant: string; request_id: string; model: string; status: number; code: string; message: string; partial: number; attempts: string; created_at: number }>();
+    .all<{
+      id: number;
+      tenant: string;
+      request_id: string;
+      model: string;
+      status: number;
+      code: string;
+      message: string;
+      partial: number;
+      attempts: string;
+      created_at: number;
+    }>();
   return rows.results.map((r) => ({
     id: r.id,
     tenant: r.tenant,

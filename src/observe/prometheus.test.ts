@@ -18,7 +18,20 @@ function sampleStats(): GateStats {
     journal: { entries: 7, bytes: 2048 },
     latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
     backends: [
-      { id: "use1-a", region: 'us "east"\\1', breaker: "half-open", breakerRetryAfterMs: 0, window: { successes: 1, failures: 3 }, inFlight: 2, maxConcurrency: 8, attempts: 9, successes: 6, failures: 3, tokens: 120, ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 } },
+      {
+        id: "use1-a",
+        region: 'us "east"\\1',
+        breaker: "half-open",
+        breakerRetryAfterMs: 0,
+        window: { successes: 1, failures: 3 },
+        inFlight: 2,
+        maxConcurrency: 8,
+        attempts: 9,
+        successes: 6,
+        failures: 3,
+        tokens: 120,
+        ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 },
+      },
     ],
   };
 }
@@ -66,11 +79,30 @@ describe("prometheusText", () => {
 
   it("declares each family once over several tenants, with every tenant's samples under it, and adds further families", () => {
     const other = { ...sampleStats(), tenant: "globex", inFlight: 1 };
-    const both = prometheusText([sampleStats(), other], [{ name: "sluice_tenant_up", type: "gauge", help: "Up.", samples: [[{ tenant: "acme" }, 1], [{ tenant: "globex" }, 0]] }]).split("\n");
+    const both = prometheusText(
+      [sampleStats(), other],
+      [
+        {
+          name: "sluice_tenant_up",
+          type: "gauge",
+          help: "Up.",
+          samples: [
+            [{ tenant: "acme" }, 1],
+            [{ tenant: "globex" }, 0],
+          ],
+        },
+      ],
+    ).split("\n");
     expect(both.filter((l) => l === "# TYPE sluice_in_flight gauge")).toHaveLength(1);
     const at = both.indexOf("# TYPE sluice_in_flight gauge");
     expect(both.slice(at + 1, at + 3)).toEqual(['sluice_in_flight{tenant="acme"} 4', 'sluice_in_flight{tenant="globex"} 1']);
     expect(both.filter((l) => l.startsWith("sluice_backend_failures_total{"))).toHaveLength(2);
-    expect(both.slice(-5)).toEqual(["# HELP sluice_tenant_up Up.", "# TYPE sluice_tenant_up gauge", 'sluice_tenant_up{tenant="acme"} 1', 'sluice_tenant_up{tenant="globex"} 0', ""]);
+    expect(both.slice(-5)).toEqual([
+      "# HELP sluice_tenant_up Up.",
+      "# TYPE sluice_tenant_up gauge",
+      'sluice_tenant_up{tenant="acme"} 1',
+      'sluice_tenant_up{tenant="globex"} 0',
+      "",
+    ]);
   });
 });

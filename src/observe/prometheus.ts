@@ -45,14 +45,29 @@ export function prometheusText(tenants: GateStats[], more: MetricFamily[] = []):
 function addTenant(stats: GateStats, family: AddFamily): void {
   const tenant = { tenant: stats.tenant ?? "" };
   const percentiles = (name: string, help: string, rows: Array<[Labels, LatencySummary]>) => {
-    family(`${name}_ms`, "gauge", `${help} (ms; upper bound of the histogram bucket, within ~10%).`, rows.flatMap(([labels, p]) => quantiles(labels, p)));
-    family(`${name}_count`, "counter", `Samples behind ${name}_ms.`, rows.map(([labels, p]) => [labels, p.count]));
+    family(
+      `${name}_ms`,
+      "gauge",
+      `${help} (ms; upper bound of the histogram bucket, within ~10%).`,
+      rows.flatMap(([labels, p]) => quantiles(labels, p)),
+    );
+    family(
+      `${name}_count`,
+      "counter",
+      `Samples behind ${name}_ms.`,
+      rows.map(([labels, p]) => [labels, p.count]),
+    );
   };
 
   for (const [name, value] of Object.entries(stats.counters) as Array<[CounterName, number]>) {
     family(`sluice_${snakeCase(name)}_total`, "counter", COUNTER_HELP[name], [[tenant, value]]);
   }
-  family("sluice_queue_depth", "gauge", "Requests waiting in the queue, by priority.", Object.entries(stats.queue.byPriority).map(([priority, n]) => [{ ...tenant, priority }, n]));
+  family(
+    "sluice_queue_depth",
+    "gauge",
+    "Requests waiting in the queue, by priority.",
+    Object.entries(stats.queue.byPriority).map(([priority, n]) => [{ ...tenant, priority }, n]),
+  );
   family("sluice_queue_oldest_wait_ms", "gauge", "How long the oldest queued request has waited.", [[tenant, stats.queue.oldestWaitMs]]);
   family("sluice_queue_drain_per_second", "gauge", "Slots freed per second, recently.", [[tenant, stats.queue.drainPerSecond]]);
   family("sluice_in_flight", "gauge", "Requests holding a slot.", [[tenant, stats.inFlight]]);
@@ -64,8 +79,15 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   for (const limit of ["requests", "tokens"] as const) {
     const usage = stats.rateLimit?.[limit];
     if (!usage) continue;
-    family("sluice_rate_limit_per_minute", "gauge", "The tenant's rate limit (limits.requestsPerMinute, limits.tokensPerMinute).", [[{ ...tenant, limit }, usage.perMinute]]);
-    family("sluice_rate_limit_available", "gauge", "What the rate limit's bucket holds now (negative: tokens used beyond the estimate, being paid back).", [[{ ...tenant, limit }, usage.available]]);
+    family("sluice_rate_limit_per_minute", "gauge", "The tenant's rate limit (limits.requestsPerMinute, limits.tokensPerMinute).", [
+      [{ ...tenant, limit }, usage.perMinute],
+    ]);
+    family(
+      "sluice_rate_limit_available",
+      "gauge",
+      "What the rate limit's bucket holds now (negative: tokens used beyond the estimate, being paid back).",
+      [[{ ...tenant, limit }, usage.available]],
+    );
   }
   family("sluice_journal_entries", "gauge", "Replay journal entries stored.", [[tenant, stats.journal.entries]]);
   family("sluice_journal_bytes", "gauge", "Bytes of chunks in the replay journal.", [[tenant, stats.journal.bytes]]);
@@ -73,19 +95,63 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   percentiles("sluice_request_duration", "Time from a slot to the request's end", [[tenant, stats.latencyMs.total]]);
 
   const backends = stats.backends.map((b) => [{ ...tenant, backend: b.id, region: b.region }, b] as const);
-  family("sluice_backend_in_flight", "gauge", "Attempts running on the backend.", backends.map(([l, b]) => [l, b.inFlight]));
-  family("sluice_backend_max_concurrency", "gauge", "The backend's attempt limit.", backends.map(([l, b]) => [l, b.maxConcurrency]));
-  family("sluice_backend_breaker_state", "gauge", "1 for the circuit breaker's current state.", backends.flatMap(([l, b]) => BREAKER_STATES.map((state) => [{ ...l, state }, b.breaker === state ? 1 : 0] as [Labels, number])));
-  family("sluice_backend_attempts_total", "counter", "Attempts sent to the backend.", backends.map(([l, b]) => [l, b.attempts]));
-  family("sluice_backend_successes_total", "counter", "Attempts the backend answered (a 4xx counts: the backend is up).", backends.map(([l, b]) => [l, b.successes]));
-  family("sluice_backend_failures_total", "counter", "Attempts the backend failed.", backends.map(([l, b]) => [l, b.failures]));
-  family("sluice_backend_tokens_total", "counter", "Completion tokens relayed from the backend.", backends.map(([l, b]) => [l, b.tokens]));
-  percentiles("sluice_backend_ttft", "Time to the backend's first token", backends.map(([l, b]) => [l, b.ttftMs]));
+  family(
+    "sluice_backend_in_flight",
+    "gauge",
+    "Attempts running on the backend.",
+    backends.map(([l, b]) => [l, b.inFlight]),
+  );
+  family(
+    "sluice_backend_max_concurrency",
+    "gauge",
+    "The backend's attempt limit.",
+    backends.map(([l, b]) => [l, b.maxConcurrency]),
+  );
+  family(
+    "sluice_backend_breaker_state",
+    "gauge",
+    "1 for the circuit breaker's current state.",
+    backends.flatMap(([l, b]) => BREAKER_STATES.map((state) => [{ ...l, state }, b.breaker === state ? 1 : 0] as [Labels, number])),
+  );
+  family(
+    "sluice_backend_attempts_total",
+    "counter",
+    "Attempts sent to the backend.",
+    backends.map(([l, b]) => [l, b.attempts]),
+  );
+  family(
+    "sluice_backend_successes_total",
+    "counter",
+    "Attempts the backend answered (a 4xx counts: the backend is up).",
+    backends.map(([l, b]) => [l, b.successes]),
+  );
+  family(
+    "sluice_backend_failures_total",
+    "counter",
+    "Attempts the backend failed.",
+    backends.map(([l, b]) => [l, b.failures]),
+  );
+  family(
+    "sluice_backend_tokens_total",
+    "counter",
+    "Completion tokens relayed from the backend.",
+    backends.map(([l, b]) => [l, b.tokens]),
+  );
+  percentiles(
+    "sluice_backend_ttft",
+    "Time to the backend's first token",
+    backends.map(([l, b]) => [l, b.ttftMs]),
+  );
 }
 
 function quantiles(labels: Labels, p: LatencySummary): Array<[Labels, number]> {
   const rows: Array<[Labels, number]> = [];
-  for (const [q, v] of [["0.5", p.p50], ["0.95", p.p95], ["0.99", p.p99]] as const) if (v !== undefined) rows.push([{ ...labels, quantile: q }, v]);
+  for (const [q, v] of [
+    ["0.5", p.p50],
+    ["0.95", p.p95],
+    ["0.99", p.p99],
+  ] as const)
+    if (v !== undefined) rows.push([{ ...labels, quantile: q }, v]);
   return rows;
 }
 

@@ -47,7 +47,12 @@ export class JsonSink implements ClientSink {
     const delta = choice.delta ?? {};
     if (typeof delta.content === "string") this.content += delta.content;
     if (Array.isArray(delta.tool_calls)) {
-      for (const call of delta.tool_calls as Array<{ index?: number; id?: string; type?: string; function?: { name?: string; arguments?: string } }>) {
+      for (const call of delta.tool_calls as Array<{
+        index?: number;
+        id?: string;
+        type?: string;
+        function?: { name?: string; arguments?: string };
+      }>) {
         const i = call.index ?? 0;
         const draft = (this.toolCalls[i] ??= { function: { name: "", arguments: "" } });
         if (call.id) draft.id = call.id;
@@ -72,7 +77,9 @@ export class JsonSink implements ClientSink {
       choices: [{ index: 0, message, finish_reason: this.finishReason ?? "stop", logprobs: null }],
       ...(this.usage ? { usage: this.usage } : {}),
     };
-    this.resolveResponse(new Response(JSON.stringify(body), { status: 200, headers: { ...this.headers(), "content-type": "application/json" } }));
+    this.resolveResponse(
+      new Response(JSON.stringify(body), { status: 200, headers: { ...this.headers(), "content-type": "application/json" } }),
+    );
   }
 
   async fail(failure: Failure): Promise<void> {

@@ -6,7 +6,13 @@ import { describeChunk } from "./chunk";
 import { EVENT_READ_BYTES } from "../dispatch/read-size";
 
 const upstream = (delta: Record<string, unknown>, finish: string | null = null) =>
-  describeChunk({ id: "up-1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] });
+  describeChunk({
+    id: "up-1",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "m",
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  });
 
 describe("SSE framing", () => {
   it("numbers chunks and frames the end, comments and errors", () => {

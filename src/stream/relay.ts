@@ -30,7 +30,10 @@ export class StreamProgress {
         this.roleSent = true;
       }
     }
-    const meaningful = chunk.isToken || raw.usage != null || (Array.isArray(raw.choices) && raw.choices.some((c) => hasValue(c.delta) || c.logprobs != null));
+    const meaningful =
+      chunk.isToken ||
+      raw.usage != null ||
+      (Array.isArray(raw.choices) && raw.choices.some((c) => hasValue(c.delta) || c.logprobs != null));
     if (!meaningful) return null;
     this.text += chunk.content;
     if (chunk.isToken) this.tokens++;

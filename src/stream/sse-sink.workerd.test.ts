@@ -20,7 +20,10 @@ async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>): Promise
 /** Whether `p` settles before `ms` pass. */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   let settled = false;
-  void p.then(() => (settled = true), () => (settled = true));
+  void p.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   await new Promise((r) => setTimeout(r, ms));
   return settled;
 }

@@ -20,7 +20,10 @@ export async function startStack(simIds: string[]): Promise<Stack> {
   }
   const router = await startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "1" } });
   const admin = (path: string, init: RequestInit = {}) =>
-    fetch(`${router.url}/admin${path}`, { ...init, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json", ...(init.headers ?? {}) } });
+    fetch(`${router.url}/admin${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json", ...(init.headers ?? {}) },
+    });
   return {
     router,
     sims,

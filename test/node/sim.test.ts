@@ -28,7 +28,12 @@ async function until(check: () => boolean, timeoutMs = 30_000): Promise<void> {
 }
 
 async function stream(body: Record<string, unknown>, headers: Record<string, string> = {}, signal?: AbortSignal) {
-  const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ model: "m", messages, stream: true, ...body }), signal });
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ model: "m", messages, stream: true, ...body }),
+    signal,
+  });
   const out = { status: res.status, text: "", done: false, finish: null as string | null, broken: false, chunks: 0 };
   if (res.status !== 200) return out;
   const parser = createParser({
@@ -62,12 +67,21 @@ describe("sim", () => {
   it("continues a partial answer with continue_final_message", async () => {
     const full = expectedText({ model: "m", messages, maxTokens: 20 });
     const partial = full.split(" ").slice(0, 6).join(" ");
-    const r = await stream({ messages: [...messages, { role: "assistant", content: partial }], continue_final_message: true, add_generation_prompt: false, max_tokens: 14 });
+    const r = await stream({
+      messages: [...messages, { role: "assistant", content: partial }],
+      continue_final_message: true,
+      add_generation_prompt: false,
+      max_tokens: 14,
+    });
     expect(partial + r.text).toBe(full);
   });
 
   it("injects failures, Retry-After, disconnects and hangs", async () => {
-    const fail = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "x-sim-fault": JSON.stringify({ status: 429, retry_after: 3 }) }, body: JSON.stringify({ model: "m", messages, stream: true }) });
+    const fail = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "x-sim-fault": JSON.stringify({ status: 429, retry_after: 3 }) },
+      body: JSON.stringify({ model: "m", messages, stream: true }),
+    });
     expect(fail.status).toBe(429);
     expect(fail.headers.get("retry-after")).toBe("3");
     await fail.arrayBuffer();
@@ -101,7 +115,9 @@ describe("sim", () => {
     sim.configure({ maxConcurrency: 2000, tokensPerSecond: 100 });
     // Each generation is held before its first token until all 1,000 are in: a peak that does not
     // depend on how fast this machine opens connections.
-    const pending = Array.from({ length: 1000 }, (_, i) => stream({ max_tokens: 20, messages: [{ role: "user", content: `n${i}` }], sim_fault: { hold: "all" } }));
+    const pending = Array.from({ length: 1000 }, (_, i) =>
+      stream({ max_tokens: 20, messages: [{ role: "user", content: `n${i}` }], sim_fault: { hold: "all" } }),
+    );
     await until(() => sim.stats().held === 1000);
     expect(sim.stats()).toMatchObject({ active: 1000, waiting: 0, peakActive: 1000 });
     expect(sim.release("all")).toBe(1000);

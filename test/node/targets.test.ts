@@ -3,8 +3,21 @@ import { describe, expect, it } from "vitest";
 import type { SystemRun, Summary } from "../../bench/summary";
 import { judgeTargets, type RunResults } from "../../bench/targets";
 
-function run(system: string, s: Partial<Summary> & { ttft?: [number, number]; extra?: Record<string, unknown> }, more: Partial<SystemRun> = {}): SystemRun {
-  const summary: Summary = { calls: 100, outcomes: { exact: 100 }, ttftMs: { p50: s.ttft?.[0], p95: s.ttft?.[1], p99: s.ttft?.[1] }, e2eMs: {}, tokensPerSec: 1000, exactShare: 1, errors: {}, ...s };
+function run(
+  system: string,
+  s: Partial<Summary> & { ttft?: [number, number]; extra?: Record<string, unknown> },
+  more: Partial<SystemRun> = {},
+): SystemRun {
+  const summary: Summary = {
+    calls: 100,
+    outcomes: { exact: 100 },
+    ttftMs: { p50: s.ttft?.[0], p95: s.ttft?.[1], p99: s.ttft?.[1] },
+    e2eMs: {},
+    tokensPerSec: 1000,
+    exactShare: 1,
+    errors: {},
+    ...s,
+  };
   return { system, summary, attemptsPerCall: 1, utilisation: [], extra: s.extra, ...more };
 }
 
@@ -14,8 +27,16 @@ describe("judgeTargets", () => {
   it("holds the 1-stream budget of +1 ms, and the ratios at higher concurrency", () => {
     const results: RunResults = {
       overhead: {
-        c1: { direct: run("direct", { ttft: [4, 6] }), passthrough: run("passthrough", { ttft: [7, 9] }), sluice: run("sluice", { ttft: [8, 12] }) },
-        c100: { direct: run("direct", { ttft: [30, 40] }), passthrough: run("passthrough", { ttft: [50, 80] }), sluice: run("sluice", { ttft: [61, 119], tokensPerSec: 899 }) },
+        c1: {
+          direct: run("direct", { ttft: [4, 6] }),
+          passthrough: run("passthrough", { ttft: [7, 9] }),
+          sluice: run("sluice", { ttft: [8, 12] }),
+        },
+        c100: {
+          direct: run("direct", { ttft: [30, 40] }),
+          passthrough: run("passthrough", { ttft: [50, 80] }),
+          sluice: run("sluice", { ttft: [61, 119], tokensPerSec: 899 }),
+        },
       },
     };
     expect(verdict(results, "1 stream: TTFT p50")?.met).toBe(true);

@@ -1,7 +1,23 @@
 // Admission through the TenantGate: priority order, 429 with Retry-After, 504, slot release.
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, oneSlot, expireLeases, gateOf, holder, readSse, release, resetSims, simStats, storedLeases } from "./helpers";
+import {
+  chat,
+  createTenant,
+  eventually,
+  expectedText,
+  gateStats,
+  MESSAGES,
+  oneSlot,
+  expireLeases,
+  gateOf,
+  holder,
+  readSse,
+  release,
+  resetSims,
+  simStats,
+  storedLeases,
+} from "./helpers";
 import { dispatch } from "../../src/dispatch/dispatch";
 import { ReadSizePolicy } from "../../src/dispatch/read-size";
 import { JsonSink } from "../../src/stream/json-sink";
@@ -27,7 +43,15 @@ describe("admission", () => {
         order.push(name);
       });
     const pending: Promise<void>[] = [];
-    for (const [i, [name, priority]] of ([["low1", "low"], ["normal1", "normal"], ["low2", "low"], ["high1", "high"], ["normal2", "normal"]] as const).entries()) {
+    for (const [i, [name, priority]] of (
+      [
+        ["low1", "low"],
+        ["normal1", "normal"],
+        ["low2", "low"],
+        ["high1", "high"],
+        ["normal2", "normal"],
+      ] as const
+    ).entries()) {
       pending.push(send(name, priority));
       await waitForQueue(tenant, i + 1);
     }
@@ -264,7 +288,10 @@ describe("slot release", () => {
       expect(() => rows.flush()).toThrow();
       state.storage.sql.exec(`CREATE TABLE leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
       rows.flush();
-      return state.storage.sql.exec<{ id: string }>(`SELECT id FROM leases`).toArray().map((r) => r.id);
+      return state.storage.sql
+        .exec<{ id: string }>(`SELECT id FROM leases`)
+        .toArray()
+        .map((r) => r.id);
     });
     expect(stored).toEqual(["kept"]);
   });
@@ -290,7 +317,11 @@ describe("gate stats", () => {
     expect(before.counters).toMatchObject({ admitted: 1, completed: 1, attempts: 1 });
     // Metrics are stored a moment after a change (METRICS_SAVE_MS): wait for that, then restart.
     const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
-    const saved = () => runInDurableObject(gate, (_instance, state) => state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'metrics'`).toArray().length === 1);
+    const saved = () =>
+      runInDurableObject(
+        gate,
+        (_instance, state) => state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'metrics'`).toArray().length === 1,
+      );
     await eventually(saved, undefined, 100);
     await abortAllDurableObjects();
     const after = await gateStats(tenant);

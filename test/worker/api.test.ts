@@ -34,12 +34,22 @@ describe("request validation", () => {
 
   it("answers 415 for a body not sent as JSON", async () => {
     const { key } = await createTenant(simConfig(["a"]));
-    await expectError(await post(key, "model=chat", { "content-type": "application/x-www-form-urlencoded" }), 415, "unsupported_media_type", /Content-Type: application\/json/);
+    await expectError(
+      await post(key, "model=chat", { "content-type": "application/x-www-form-urlencoded" }),
+      415,
+      "unsupported_media_type",
+      /Content-Type: application\/json/,
+    );
   });
 
   it("answers 400 for an unknown X-Priority", async () => {
     const { key } = await createTenant(simConfig(["a"]));
-    await expectError(await chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "urgent" }), 400, "invalid_priority", /high, normal, low/);
+    await expectError(
+      await chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "urgent" }),
+      400,
+      "invalid_priority",
+      /high, normal, low/,
+    );
   });
 
   it("answers 404 for an unknown model alias", async () => {
@@ -56,7 +66,17 @@ describe("request validation", () => {
 
   it("never answers 5xx to garbage", async () => {
     const { key } = await createTenant(simConfig(["a"]));
-    const bodies = ["", "null", "0", '"x"', "{}", '{"model":1}', '{"model":"chat","messages":[null]}', '{"model":"chat","messages":[{"role":"user","content":5}]}', "\u0000\u0001"];
+    const bodies = [
+      "",
+      "null",
+      "0",
+      '"x"',
+      "{}",
+      '{"model":1}',
+      '{"model":"chat","messages":[null]}',
+      '{"model":"chat","messages":[{"role":"user","content":5}]}',
+      "\u0000\u0001",
+    ];
     for (const body of bodies) {
       const res = await post(key, body);
       expect(res.status, body).toBeGreaterThanOrEqual(400);
@@ -76,13 +96,20 @@ describe("authentication and tenant isolation", () => {
   it("scopes a key to its own tenant's models", async () => {
     const one = await createTenant({ ...simConfig(["a"]), models: { alpha: { route: ["a"] } } });
     const two = await createTenant({ ...simConfig(["b"]), models: { beta: { route: ["b"] } } });
-    const models = async (key: string) => ((await (await SELF.fetch("https://sluice.test/v1/models", { headers: { authorization: `Bearer ${key}` } })).json()) as any).data.map((m: any) => m.id);
+    const models = async (key: string) =>
+      ((await (await SELF.fetch("https://sluice.test/v1/models", { headers: { authorization: `Bearer ${key}` } })).json()) as any).data.map(
+        (m: any) => m.id,
+      );
     expect(await models(one.key)).toEqual(["alpha"]);
     expect(await models(two.key)).toEqual(["beta"]);
     await expectError(await chat(one.key, { model: "beta", messages: MESSAGES }), 404, "model_not_found");
     expect((await chat(two.key, { model: "beta", messages: MESSAGES })).status).toBe(200);
     // A tenant key is no admin token.
-    await expectError(await SELF.fetch(`https://sluice.test/admin/tenants/${two.tenant}`, { headers: { authorization: `Bearer ${one.key}` } }), 401, "invalid_admin_token");
+    await expectError(
+      await SELF.fetch(`https://sluice.test/admin/tenants/${two.tenant}`, { headers: { authorization: `Bearer ${one.key}` } }),
+      401,
+      "invalid_admin_token",
+    );
   });
 
   it("revokes keys when the tenant is deleted", async () => {
@@ -102,8 +129,14 @@ describe("authentication and tenant isolation", () => {
     expect(added.status).toBe(201);
     const secondId = ((await added.json()) as { id: string }).id;
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
-    const firstId = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
-    expect(await (await SELF.fetch(keys, { headers: ADMIN })).json()).toEqual({ object: "list", data: [{ id: firstId }, { id: secondId }] });
+    const firstId = [...digest]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("")
+      .slice(0, 16);
+    expect(await (await SELF.fetch(keys, { headers: ADMIN })).json()).toEqual({
+      object: "list",
+      data: [{ id: firstId }, { id: secondId }],
+    });
 
     const revoked = await SELF.fetch(`${keys}/${firstId}`, { method: "DELETE", headers: ADMIN });
     expect(await revoked.json()).toEqual({ revoked: firstId });
@@ -116,24 +149,40 @@ describe("authentication and tenant isolation", () => {
     await expectError(await SELF.fetch("https://sluice.test/admin/tenants/nobody-here/keys", { headers: ADMIN }), 404, "tenant_not_found");
     // Another tenant cannot revoke it.
     const other = await createTenant(simConfig(["a"]));
-    await expectError(await SELF.fetch(`https://sluice.test/admin/tenants/${other.tenant}/keys/${secondId}`, { method: "DELETE", headers: ADMIN }), 404, "key_not_found");
+    await expectError(
+      await SELF.fetch(`https://sluice.test/admin/tenants/${other.tenant}/keys/${secondId}`, { method: "DELETE", headers: ADMIN }),
+      404,
+      "key_not_found",
+    );
     expect((await chat(second, { model: "chat", messages: MESSAGES })).status).toBe(200);
   });
 });
 
 describe("admin API", () => {
-  const admin = (path: string, init: RequestInit = {}) => SELF.fetch(`https://sluice.test/admin${path}`, { ...init, headers: { ...ADMIN, ...JSON_HEADERS, ...(init.headers ?? {}) } });
+  const admin = (path: string, init: RequestInit = {}) =>
+    SELF.fetch(`https://sluice.test/admin${path}`, { ...init, headers: { ...ADMIN, ...JSON_HEADERS, ...(init.headers ?? {}) } });
 
   it("needs the admin token", async () => {
     await expectError(await SELF.fetch("https://sluice.test/admin/tenants/x"), 401, "missing_admin_token");
-    await expectError(await SELF.fetch("https://sluice.test/admin/tenants/x", { headers: { authorization: "Bearer wrong" } }), 401, "invalid_admin_token");
+    await expectError(
+      await SELF.fetch("https://sluice.test/admin/tenants/x", { headers: { authorization: "Bearer wrong" } }),
+      401,
+      "invalid_admin_token",
+    );
   });
 
   it("stores a config with defaults filled in, and reads it back", async () => {
     const put = await admin("/tenants/acme", { method: "PUT", body: JSON.stringify(simConfig(["a"])) });
     expect(put.status).toBe(200);
     const stored: any = await put.json();
-    expect(stored.limits).toEqual({ maxConcurrency: 64, maxQueue: 256, maxQueueWaitMs: 10_000, maxBodyBytes: 1_000_000, shedHintMs: 25, shards: 1 });
+    expect(stored.limits).toEqual({
+      maxConcurrency: 64,
+      maxQueue: 256,
+      maxQueueWaitMs: 10_000,
+      maxBodyBytes: 1_000_000,
+      shedHintMs: 25,
+      shards: 1,
+    });
     expect(stored.retry).toMatchObject({ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 5000, budgetRatio: 0.2 });
     expect(stored.breaker).toMatchObject({ failureRate: 0.5, minRequests: 5, windowMs: 30000, cooldownMs: 5000 });
     expect(stored.timeouts).toEqual({ connectMs: 3000, firstTokenMs: 15000, idleMs: 10000, totalMs: 600000, clientStallMs: 60000 });
@@ -143,7 +192,12 @@ describe("admin API", () => {
   it("rejects invalid configs with the issues", async () => {
     const bad = { backends: [{ id: "x", region: "us-east", url: "ftp://nope", model: "m" }], models: { chat: { route: ["y"] } } };
     const res = await admin("/tenants/acme", { method: "PUT", body: JSON.stringify(bad) });
-    await expectError(res, 400, "invalid_request", /backends\.0\.url: must be an http\(s\) URL; models\.chat\.route\.0: unknown backend "y"/);
+    await expectError(
+      res,
+      400,
+      "invalid_request",
+      /backends\.0\.url: must be an http\(s\) URL; models\.chat\.route\.0: unknown backend "y"/,
+    );
     await expectError(await admin("/tenants/Bad Name!", { method: "PUT", body: "{}" }), 400, "invalid_tenant_id");
   });
 
@@ -152,8 +206,17 @@ describe("admin API", () => {
     const other = await createTenant(simConfig(["a"]));
     const taken = await admin(`/tenants/${other.tenant}/keys`, { method: "POST", body: JSON.stringify({ key }) });
     await expectError(taken, 409, "key_taken");
-    await expectError(await admin(`/tenants/${tenant}/keys`, { method: "POST", body: JSON.stringify({ key: "short" }) }), 400, "invalid_request", /at least 12/);
-    await expectError(await admin(`/tenants/nobody-here/keys`, { method: "POST", body: JSON.stringify({ key: "sk-0123456789abcdef" }) }), 404, "tenant_not_found");
+    await expectError(
+      await admin(`/tenants/${tenant}/keys`, { method: "POST", body: JSON.stringify({ key: "short" }) }),
+      400,
+      "invalid_request",
+      /at least 12/,
+    );
+    await expectError(
+      await admin(`/tenants/nobody-here/keys`, { method: "POST", body: JSON.stringify({ key: "sk-0123456789abcdef" }) }),
+      404,
+      "tenant_not_found",
+    );
   });
 
   it("reports stats and lists dead letters", async () => {

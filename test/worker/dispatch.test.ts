@@ -2,7 +2,19 @@
 // timeouts, and what the client sees in each case.
 import { beforeEach, describe, expect, it } from "vitest";
 import { completionFor } from "../../sim/text";
-import { chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simControl, simStats } from "./helpers";
+import {
+  chat,
+  createTenant,
+  eventually,
+  expectedText,
+  gateStats,
+  MESSAGES,
+  readSse,
+  resetSims,
+  simConfig,
+  simControl,
+  simStats,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -61,7 +73,10 @@ describe("fallback before the first token", () => {
     const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 429, retry_after: 0 } });
     expect(res.status).toBe(200);
     const body: any = await res.json();
-    expect(body).toMatchObject({ object: "chat.completion", choices: [{ message: { role: "assistant", content: expectedText() }, finish_reason: "stop" }] });
+    expect(body).toMatchObject({
+      object: "chat.completion",
+      choices: [{ message: { role: "assistant", content: expectedText() }, finish_reason: "stop" }],
+    });
     expect(body.usage.completion_tokens).toBeGreaterThan(0);
     expect(res.headers.get("x-sluice-backend")).toBe("b");
   });
@@ -82,7 +97,11 @@ describe("mid-stream failure", () => {
     expect(res.status).toBe(200);
     const sse = await readSse(res);
     expect(sse.done).toBe(false);
-    expect(sse.error).toMatchObject({ partial: true, completion_tokens: 5, error: { type: "upstream_error", code: "no_resumable_backend" } });
+    expect(sse.error).toMatchObject({
+      partial: true,
+      completion_tokens: 5,
+      error: { type: "upstream_error", code: "no_resumable_backend" },
+    });
     expect(expectedText().startsWith(sse.text)).toBe(true);
     expect(sse.text.length).toBeGreaterThan(0);
     expect(sse.text).not.toBe(expectedText());
@@ -104,7 +123,12 @@ describe("mid-stream failure", () => {
   it("relays every event of a backend with minimal chunks before it goes silent", async () => {
     // Reads wait for a minimum number of bytes; events this small must still never be held back.
     const { key } = await createTenant(simConfig(["a"], { timeouts: { idleMs: 300 } }));
-    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { compact: true, hang: true, hang_after: 4 } });
+    const res = await chat(key, {
+      model: "chat",
+      messages: MESSAGES,
+      stream: true,
+      sim_fault: { compact: true, hang: true, hang_after: 4 },
+    });
     const sse = await readSse(res);
     expect(sse.error).toMatchObject({ partial: true, completion_tokens: 4 });
     expect(sse.text).toBe(completionFor({ model: "sim-model", messages: MESSAGES }).tokens.slice(0, 4).join(""));

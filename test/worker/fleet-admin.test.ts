@@ -100,13 +100,16 @@ describe("GET /admin/metrics", () => {
     const { tenants } = await listAll(1000);
     const whole = [...samples(await (await admin("/metrics")).text(), "sluice_tenant_up").keys()].sort();
     expect(whole).toEqual(tenants.map((t) => `{tenant="${t}"}`).sort());
-    const parts = await Promise.all([1, 2, 3].map(async (k) => [...samples(await (await admin(`/metrics?part=${k}/3`)).text(), "sluice_tenant_up").keys()]));
+    const parts = await Promise.all(
+      [1, 2, 3].map(async (k) => [...samples(await (await admin(`/metrics?part=${k}/3`)).text(), "sluice_tenant_up").keys()]),
+    );
     expect(parts.flat().sort()).toEqual(whole);
     for (const [i, part] of parts.entries()) for (const labels of part) expect(fnv1a(/"(.*)"/.exec(labels)![1]!) % 3).toBe(i);
   });
 
   it("answers 400 for a bad part, and 401 without the admin token", async () => {
-    for (const part of ["0/3", "4/3", "1/0", "1/65", "a/b", "1"]) await expectError(await admin(`/metrics?part=${part}`), 400, "invalid_part", /k\/n/);
+    for (const part of ["0/3", "4/3", "1/0", "1/65", "a/b", "1"])
+      await expectError(await admin(`/metrics?part=${part}`), 400, "invalid_part", /k\/n/);
     await expectError(await SELF.fetch("https://sluice.test/admin/metrics"), 401, "missing_admin_token");
   });
 

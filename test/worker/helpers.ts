@@ -35,11 +35,22 @@ export async function resetSims(): Promise<void> {
 let tenantCounter = 0;
 
 /** A fresh tenant (unique name, so tests never share gate state) with an API key. */
-export async function createTenant(config: TenantConfigInput, name = `t${Date.now().toString(36)}${tenantCounter++}`): Promise<{ tenant: string; key: string }> {
-  const put = await SELF.fetch(`https://sluice.test/admin/tenants/${name}`, { method: "PUT", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(config) });
+export async function createTenant(
+  config: TenantConfigInput,
+  name = `t${Date.now().toString(36)}${tenantCounter++}`,
+): Promise<{ tenant: string; key: string }> {
+  const put = await SELF.fetch(`https://sluice.test/admin/tenants/${name}`, {
+    method: "PUT",
+    headers: { ...ADMIN, "content-type": "application/json" },
+    body: JSON.stringify(config),
+  });
   if (put.status !== 200) throw new Error(`tenant PUT failed: ${put.status} ${await put.text()}`);
   const key = `sk-test-${name}-${crypto.randomUUID()}`;
-  const post = await SELF.fetch(`https://sluice.test/admin/tenants/${name}/keys`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify({ key }) });
+  const post = await SELF.fetch(`https://sluice.test/admin/tenants/${name}/keys`, {
+    method: "POST",
+    headers: { ...ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({ key }),
+  });
   if (post.status !== 201) throw new Error(`key POST failed: ${post.status} ${await post.text()}`);
   return { tenant: name, key };
 }
@@ -53,7 +64,12 @@ export function simConfig(sims: SimName[], overrides: Partial<TenantConfigInput>
   };
 }
 
-export function chat(key: string, body: Record<string, unknown>, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+export function chat(
+  key: string,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+): Promise<Response> {
   return SELF.fetch("https://sluice.test/v1/chat/completions", {
     method: "POST",
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
@@ -63,7 +79,8 @@ export function chat(key: string, body: Record<string, unknown>, headers: Record
 }
 
 /** A tenant on sim "a" with one slot and a queue behind it. */
-export const oneSlot = (limits: Record<string, number> = {}) => simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
+export const oneSlot = (limits: Record<string, number> = {}) =>
+  simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
 
 /** A request that holds the tenant's only slot for about `ms`. */
 export const blocker = (key: string, ms: number) => chat(key, { model: "chat", messages: MESSAGES, sim_fault: { ttft_ms: ms } });
@@ -72,7 +89,12 @@ export const blocker = (key: string, ms: number) => chat(key, { model: "chat", m
  * A request that holds a slot (the tenant's, and one of sim "a"'s) until `release(hold)`: held in
  * the sim before its first token, for as long as the test needs, however slow the machine is.
  */
-export function holder(key: string, hold: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<Response> {
+export function holder(
+  key: string,
+  hold: string,
+  body: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return chat(key, { model: "chat", messages: MESSAGES, ...body, sim_fault: { hold } }, headers);
 }
 
@@ -154,7 +176,10 @@ export function gateOf(tenant: string): DurableObjectStub<TenantGate> {
 
 /** Leases the gate has written to storage (rows are written behind, LEASE_FLUSH_MS after a change). */
 export function storedLeases(tenant: string): Promise<number> {
-  return runInDurableObject(gateOf(tenant), (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases`).one().n);
+  return runInDurableObject(
+    gateOf(tenant),
+    (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases`).one().n,
+  );
 }
 
 /**

@@ -1,10 +1,28 @@
 // Idempotency-Key replay and join, reconnect with Last-Event-ID, lease takeover by continuation,
 // semantic dedup, stale-if-error, tenant isolation and bounded storage.
-import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createParser } from "eventsource-parser";
 import type { TenantGate } from "../../src/gate/tenant-gate";
-import { chat, createTenant, expireLeases, gateOf, eventually, expectedText, gateStats, holder, MESSAGES, oneSlot, readSse, release, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
+import {
+  chat,
+  createTenant,
+  expireLeases,
+  gateOf,
+  eventually,
+  expectedText,
+  gateStats,
+  holder,
+  MESSAGES,
+  oneSlot,
+  readSse,
+  release,
+  resetSims,
+  simConfig,
+  simControl,
+  simStats,
+  type SimName,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -12,7 +30,6 @@ const resumable = (sims: SimName[], overrides: Record<string, unknown> = {}) => 
   const cfg = simConfig(sims, overrides);
   return { ...cfg, backends: cfg.backends.map((b) => ({ ...b, resume: true })) };
 };
-const requests = async () => (await simStats("a")).requests + (await simStats("b")).requests;
 
 /** Reads SSE events until `count` chunk events arrived, then drops the connection. */
 async function readThenDrop(res: Response, count: number): Promise<{ text: string; lastId: number }> {
@@ -93,7 +110,13 @@ describe("Idempotency-Key", () => {
 
   it("reclaims an abandoned lease and resumes the retry from its checkpoint by continuation", async () => {
     const { tenant, key } = await createTenant(resumable(["a", "b"], { timeouts: { idleMs: 3_000 } }));
-    const body = { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { backend: "a", hang: true, hang_after: 5 } };
+    const body = {
+      model: "chat",
+      messages: MESSAGES,
+      stream: true,
+      max_tokens: 30,
+      sim_fault: { backend: "a", hang: true, hang_after: 5 },
+    };
     // The first Worker relays 5 tokens and then (as far as the gate can tell) dies.
     const firstRes = await chat(key, body, { "idempotency-key": "k-abandon" });
     const head = await readThenDrop(firstRes, 6); // role chunk + 5 tokens
@@ -229,7 +252,12 @@ describe("twins while the first is queued", () => {
 describe("journal appends, written behind", () => {
   const record = { key: "idem:k-behind", kind: "idempotency" as const, bodyHash: "h", shared: true };
   const chunk = (n: number) => JSON.stringify({ n });
-  const progress = (from: number, ns: number[]) => ({ from, chunks: ns.map(chunk), text: "x".repeat(from + ns.length), tokens: from + ns.length });
+  const progress = (from: number, ns: number[]) => ({
+    from,
+    chunks: ns.map(chunk),
+    text: "x".repeat(from + ns.length),
+    tokens: from + ns.length,
+  });
 
   it("answers what the journal holds: a gap is refused, a repeat skipped, another lease's entry is not written", async () => {
     const { tenant } = await createTenant(simConfig(["a"]));
@@ -260,9 +288,15 @@ describe("journal appends, written behind", () => {
     // Two checkpoints in the same turn of the gate (so in one write window): one write of three chunks.
     const { acks, rows } = await runInDurableObject(gate, async (object, state) => {
       const instance = object as unknown as TenantGate;
-      const both = Promise.all([instance.checkpoint(admitted.leaseId, progress(0, [1, 2])), instance.checkpoint(admitted.leaseId, progress(2, [3]))]);
+      const both = Promise.all([
+        instance.checkpoint(admitted.leaseId, progress(0, [1, 2])),
+        instance.checkpoint(admitted.leaseId, progress(2, [3])),
+      ]);
       const acks = await both;
-      return { acks, rows: state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM journal_chunks WHERE key = ?`, record.key).one().n };
+      return {
+        acks,
+        rows: state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM journal_chunks WHERE key = ?`, record.key).one().n,
+      };
     });
     expect(acks).toEqual([
       { held: true, recorded: 2 },

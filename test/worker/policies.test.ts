@@ -1,8 +1,22 @@
 // Failure policies against real sims: breakers, retry budget, timeouts, routing, degradation,
 // mid-stream resume and dead letters.
-import { abortAllDurableObjects, env, SELF } from "cloudflare:test";
+import { abortAllDurableObjects, SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, eventually, expectedText, gateStats, MESSAGES, readSse, resetSims, simConfig, simControl, simStats, type SimName } from "./helpers";
+import {
+  ADMIN,
+  chat,
+  createTenant,
+  eventually,
+  expectedText,
+  gateStats,
+  MESSAGES,
+  readSse,
+  resetSims,
+  simConfig,
+  simControl,
+  simStats,
+  type SimName,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -19,7 +33,9 @@ const drain = async (res: Response) => {
 describe("circuit breaker", () => {
   it("opens on a failing backend, keeps traffic off it, and closes after a half-open probe succeeds", async () => {
     await simControl("a", { failRate: 1, failStatus: 500 });
-    const { tenant, key } = await createTenant(simConfig(["a", "b"], { breaker: { minRequests: 4, failureRate: 0.5, cooldownMs: 400, windowMs: 10_000 } }));
+    const { tenant, key } = await createTenant(
+      simConfig(["a", "b"], { breaker: { minRequests: 4, failureRate: 0.5, cooldownMs: 400, windowMs: 10_000 } }),
+    );
     for (let i = 0; i < 4; i++) expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(200);
     expect((await gateStats(tenant)).backends.find((b: any) => b.id === "a").breaker).toBe("open");
     const before = (await simStats("a")).requests;
@@ -37,7 +53,9 @@ describe("circuit breaker", () => {
 
   it("answers 503 with Retry-After when every backend's circuit is open, and keeps the state across a gate restart", async () => {
     await simControl("a", { failRate: 1, failStatus: 503 });
-    const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 2, baseDelayMs: 1 }, breaker: { consecutiveFailures: 2, cooldownMs: 5_000 } }));
+    const { tenant, key } = await createTenant(
+      simConfig(["a"], { retry: { maxAttempts: 2, baseDelayMs: 1 }, breaker: { consecutiveFailures: 2, cooldownMs: 5_000 } }),
+    );
     expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(502);
     const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true });
     expect(res.status).toBe(503);
@@ -69,7 +87,13 @@ describe("breaker verdicts at the first token", () => {
     // success lies between the failures, whatever the breaker looked like when it started.
     const { tenant, key } = await createTenant(simConfig(["a", "b"], { breaker: { consecutiveFailures: 3, minRequests: 1000 } }));
     const failOnA = { model: "chat", messages: MESSAGES, sim_fault: { backend: "a", status: 503 } };
-    const slowResponse = chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 40, sim_fault: { ttft_ms: 400, tps: 10 } });
+    const slowResponse = chat(key, {
+      model: "chat",
+      messages: MESSAGES,
+      stream: true,
+      max_tokens: 40,
+      sim_fault: { ttft_ms: 400, tps: 10 },
+    });
     await eventually(async () => (await simStats("a")).active === 1);
     expect(await drain(await chat(key, failOnA))).toBe(200); // failure 1 on a, served by b
     const reader = (await slowResponse).body!.getReader(); // the response starts at the first token
@@ -113,7 +137,10 @@ describe("retries", () => {
     await simControl("a", { failRate: 1, failStatus: 500 });
     await simControl("b", { failRate: 1, failStatus: 500 });
     const { tenant, key } = await createTenant(
-      simConfig(["a", "b"], { retry: { maxAttempts: 3, budgetRatio: 0.2, budgetMinRetries: 2, baseDelayMs: 1 }, breaker: { minRequests: 1000, consecutiveFailures: 1000 } }),
+      simConfig(["a", "b"], {
+        retry: { maxAttempts: 3, budgetRatio: 0.2, budgetMinRetries: 2, baseDelayMs: 1 },
+        breaker: { minRequests: 1000, consecutiveFailures: 1000 },
+      }),
     );
     const N = 20;
     const ids: string[] = [];
@@ -126,7 +153,9 @@ describe("retries", () => {
     const attempts = await totalRequests("a", "b");
     expect(attempts).toBeLessThanOrEqual(N + Math.max(2, Math.floor(N * 0.2)));
     expect((await gateStats(tenant)).counters.budgetDenied).toBeGreaterThan(0);
-    const dl: any = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters?limit=100`, { headers: ADMIN })).json();
+    const dl: any = await (
+      await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters?limit=100`, { headers: ADMIN })
+    ).json();
     expect(dl.data).toHaveLength(N);
     expect(new Set(dl.data.map((d: any) => d.requestId))).toEqual(new Set(ids));
     const first = dl.data.find((d: any) => d.attempts.length > 1) ?? dl.data[0];
@@ -143,7 +172,13 @@ describe("retries", () => {
 describe("mid-stream resume", () => {
   it("continues a stream cut after N chunks on the next resumable backend: one stream, exact text", async () => {
     const { tenant, key } = await createTenant(resumable(["a", "b"]));
-    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 40, sim_fault: { backend: "a", disconnect_after: 7 } });
+    const res = await chat(key, {
+      model: "chat",
+      messages: MESSAGES,
+      stream: true,
+      max_tokens: 40,
+      sim_fault: { backend: "a", disconnect_after: 7 },
+    });
     const sse = await readSse(res);
     expect(sse.error).toBeUndefined();
     expect(sse.done).toBe(true);
@@ -159,7 +194,9 @@ describe("mid-stream resume", () => {
 
   it("resumes elsewhere when a backend hangs after a few tokens (idle timeout)", async () => {
     const { key } = await createTenant(resumable(["a", "b"], { timeouts: { idleMs: 250 } }));
-    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { backend: "a", hang: true, hang_after: 4 } }));
+    const sse = await readSse(
+      await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { backend: "a", hang: true, hang_after: 4 } }),
+    );
     expect(sse.done).toBe(true);
     expect(sse.text).toBe(expectedText());
     await eventually(async () => (await simStats("a")).cancelled === 1);
@@ -167,7 +204,9 @@ describe("mid-stream resume", () => {
 
   it("ends with the partial error event when the only resumable backends also die, at twice maxAttempts calls", async () => {
     const { key } = await createTenant(resumable(["a", "b"]));
-    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { disconnect_after: 3 } }));
+    const sse = await readSse(
+      await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { disconnect_after: 3 } }),
+    );
     expect(sse.done).toBe(false);
     // Every attempt delivers 3 tokens and dies: each made progress, so maxAttempts (3) does not
     // stop them; the cap of 2 x 3 calls does, after 18 tokens.
@@ -179,7 +218,9 @@ describe("mid-stream resume", () => {
   it("does not count continuations that delivered text against maxAttempts", async () => {
     const { tenant, key } = await createTenant(resumable(["a", "b"], { retry: { maxAttempts: 2 } }));
     // Cut after 3 tokens every time: 3 + 3 + the last 2 take three calls, with maxAttempts 2.
-    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 8, sim_fault: { disconnect_after: 3 } }));
+    const sse = await readSse(
+      await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 8, sim_fault: { disconnect_after: 3 } }),
+    );
     expect(sse.error).toBeUndefined();
     expect(sse.done).toBe(true);
     expect(sse.text).toBe(expectedText(MESSAGES, 8));
@@ -238,13 +279,19 @@ describe("routing", () => {
    * Sets b up by the model that only b serves (optionally succeeding first, then failing), then
    * checks that a request whose first attempt fails on a is retried on c, not on b.
    */
-  async function expectRetryPassesOverB(breaker: Record<string, number>, onlyBStatus: number, bRequests: number, bSuccessesFirst = 0): Promise<void> {
+  async function expectRetryPassesOverB(
+    breaker: Record<string, number>,
+    onlyBStatus: number,
+    bRequests: number,
+    bSuccessesFirst = 0,
+  ): Promise<void> {
     const { key } = await createTenant({
       ...simConfig(["a", "b", "c"]),
       models: { chat: { route: ["a", "b", "c"], order: "pinned" }, "only-b": { route: ["b"] } },
       breaker,
     });
-    for (let i = 0; i < bSuccessesFirst; i++) expect(await drain(await chat(key, { model: "only-b", messages: MESSAGES, max_tokens: 3 }))).toBe(200);
+    for (let i = 0; i < bSuccessesFirst; i++)
+      expect(await drain(await chat(key, { model: "only-b", messages: MESSAGES, max_tokens: 3 }))).toBe(200);
     await simControl("b", { failRate: 1, failStatus: 503 });
     expect((await chat(key, { model: "only-b", messages: MESSAGES })).status).toBe(onlyBStatus);
     await simControl("b", { failRate: 0 });
@@ -275,7 +322,9 @@ describe("routing", () => {
     await simControl("b", { tokensPerSecond: 50 });
     const cfg = simConfig(["a", "b"], { limits: { maxConcurrency: 8 } });
     const { key } = await createTenant({ ...cfg, backends: cfg.backends.map((b) => ({ ...b, maxConcurrency: 1 })) });
-    const statuses = await Promise.all([1, 2, 3, 4].map(() => chat(key, { model: "chat", messages: MESSAGES, max_tokens: 10 }).then(drain)));
+    const statuses = await Promise.all(
+      [1, 2, 3, 4].map(() => chat(key, { model: "chat", messages: MESSAGES, max_tokens: 10 }).then(drain)),
+    );
     expect(statuses).toEqual([200, 200, 200, 200]);
     expect((await simStats("a")).peakActive).toBe(1);
     expect((await simStats("b")).peakActive).toBe(1);
@@ -298,7 +347,10 @@ describe("graceful degradation", () => {
     const cfg = simConfig(["a", "b"]);
     const { key } = await createTenant({
       ...cfg,
-      backends: [{ ...cfg.backends[0]!, contextTokens: 1000 }, { ...cfg.backends[1]!, contextTokens: 100_000 }],
+      backends: [
+        { ...cfg.backends[0]!, contextTokens: 1000 },
+        { ...cfg.backends[1]!, contextTokens: 100_000 },
+      ],
       models: { chat: { route: ["a"], fallbacks: ["long"] }, long: { route: ["b"] }, short: { route: ["a"] } },
     });
     const longPrompt = [{ role: "user", content: "word ".repeat(2000) }];
@@ -308,6 +360,9 @@ describe("graceful degradation", () => {
     await drain(res);
     const tooLong = await chat(key, { model: "short", messages: longPrompt });
     expect(tooLong.status).toBe(400);
-    expect(((await tooLong.json()) as any).error).toMatchObject({ code: "context_length_exceeded", message: expect.stringMatching(/1000 tokens/) });
+    expect(((await tooLong.json()) as any).error).toMatchObject({
+      code: "context_length_exceeded",
+      message: expect.stringMatching(/1000 tokens/),
+    });
   });
 });

@@ -2,7 +2,20 @@
 // and the token counts they and the metrics rest on.
 import { SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, eventually, gateStats, MESSAGES, oneSlot, holder, readSse, release, resetSims, simConfig } from "./helpers";
+import {
+  ADMIN,
+  chat,
+  createTenant,
+  eventually,
+  gateStats,
+  MESSAGES,
+  oneSlot,
+  holder,
+  readSse,
+  release,
+  resetSims,
+  simConfig,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -20,12 +33,22 @@ async function expectRateLimited(res: Response, limit: RegExp) {
   return Number(res.headers.get("retry-after"));
 }
 
+/** The response, once its body has been read (so the request has ended). */
+async function drained(response: Promise<Response>): Promise<Response> {
+  const res = await response;
+  await res.arrayBuffer();
+  return res;
+}
+
 describe("rate limits", () => {
   it("admits requestsPerMinute at once, then answers 429 rate_limited with Retry-After, and counts it", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"], { limits: { requestsPerMinute: 2 } }));
-    for (let i = 0; i < 2; i++) expect((await chat(key, { model: "chat", messages: MESSAGES }).then(async (r) => (await r.arrayBuffer(), r))).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await drained(chat(key, { model: "chat", messages: MESSAGES }))).status).toBe(200);
     // One request per 30 s comes back.
-    const retryAfter = await expectRateLimited(await chat(key, { model: "chat", messages: MESSAGES, stream: true }), /limit of requests per minute/);
+    const retryAfter = await expectRateLimited(
+      await chat(key, { model: "chat", messages: MESSAGES, stream: true }),
+      /limit of requests per minute/,
+    );
     expect(retryAfter).toBeGreaterThanOrEqual(29);
     expect(retryAfter).toBeLessThanOrEqual(30);
     const stats = await gateStats(tenant);
@@ -40,7 +63,9 @@ describe("rate limits", () => {
     const started = Date.now();
     const { tenant, key } = await createTenant(simConfig(["a"], { limits: { tokensPerMinute: 1_000 } }));
     // Estimated at 911 tokens; the backend dies after 5, so it used 16.
-    const cut = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 900, sim_fault: { disconnect_after: 5 } }));
+    const cut = await readSse(
+      await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 900, sim_fault: { disconnect_after: 5 } }),
+    );
     expect(cut.error).toMatchObject({ partial: true, completion_tokens: 5 });
     const afterCut = (await gateStats(tenant)).rateLimit.tokens.available;
     expect(afterCut).toBeGreaterThanOrEqual(1_000 - PROMPT_TOKENS - 5);
@@ -53,7 +78,10 @@ describe("rate limits", () => {
     expect(left).toBeGreaterThanOrEqual(1_000 - 2 * PROMPT_TOKENS - 5 - 900);
     expect(left).toBeLessThanOrEqual(1_000 - 2 * PROMPT_TOKENS - 5 - 900 + refill(1_000, Date.now() - started));
     // The next one does not fit: it waits for about 911 - 73 tokens at 1,000 a minute.
-    const retryAfter = await expectRateLimited(await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 900 }), /limit of tokens .* per minute/);
+    const retryAfter = await expectRateLimited(
+      await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 900 }),
+      /limit of tokens .* per minute/,
+    );
     expect(retryAfter).toBeGreaterThanOrEqual(45);
     expect(retryAfter).toBeLessThanOrEqual(51);
     // A smaller request still fits.
@@ -90,11 +118,22 @@ describe("rate limits", () => {
     const cfg = simConfig(["a", "b"]);
     const { tenant, key } = await createTenant({ ...cfg, backends: cfg.backends.map((b) => ({ ...b, resume: true })) });
     // a dies after 5 tokens; b carries on with the other 25.
-    const result = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { disconnect_after: 5, backend: "a" } }));
+    const result = await readSse(
+      await chat(key, {
+        model: "chat",
+        messages: MESSAGES,
+        stream: true,
+        max_tokens: 30,
+        sim_fault: { disconnect_after: 5, backend: "a" },
+      }),
+    );
     expect(result.done).toBe(true);
     const stats = await gateStats(tenant);
     expect(stats.counters).toMatchObject({ promptTokens: PROMPT_TOKENS, completionTokens: 30, continuations: 1 });
-    expect(stats.backends.map((b: { id: string; tokens: number }) => [b.id, b.tokens])).toEqual([["a", 5], ["b", 25]]);
+    expect(stats.backends.map((b: { id: string; tokens: number }) => [b.id, b.tokens])).toEqual([
+      ["a", 5],
+      ["b", 25],
+    ]);
     const metrics = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/metrics`, { headers: ADMIN })).text();
     expect(metrics).toContain(`sluice_completion_tokens_total{tenant="${tenant}"} 30`);
     expect(metrics).toContain(`sluice_backend_tokens_total{tenant="${tenant}",backend="b",region="eu-west"} 25`);

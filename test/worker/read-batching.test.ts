@@ -1,7 +1,7 @@
 // Reads that wait for several events (a busy isolate) against a real sim: the text stays exact, a
 // stream that breaks or stalls mid-batch ends with the right error and only a prefix delivered.
 import { beforeEach, describe, expect, it } from "vitest";
-import { AttemptError, UpstreamAttempt } from "../../src/dispatch/attempt";
+import { type AttemptError, UpstreamAttempt } from "../../src/dispatch/attempt";
 import { ReadSizePolicy } from "../../src/dispatch/read-size";
 import { expectedText, MESSAGES, resetSims, simUrl } from "./helpers";
 
@@ -19,7 +19,13 @@ const quietIsolate = () => new ReadSizePolicy({ readsPerSecond: 1e9, maxHoldMs: 
 
 function attempt(fault: Record<string, unknown> = {}, idleMs = 5_000, readSizes = busyIsolate()): UpstreamAttempt {
   return new UpstreamAttempt({
-    grant: { attempt: 1, backend: { id: "a", url: simUrl("a"), model: "sim-model", resume: true, alias: "chat" }, delayMs: 0, probe: false, continuation: false },
+    grant: {
+      attempt: 1,
+      backend: { id: "a", url: simUrl("a"), model: "sim-model", resume: true, alias: "chat" },
+      delayMs: 0,
+      probe: false,
+      continuation: false,
+    },
     body: { model: "chat", messages: MESSAGES, max_tokens: TOKENS, stream: true, sim_fault: fault },
     partialText: "",
     deliveredTokens: 0,

@@ -3,7 +3,20 @@
 // the gates added up.
 import { SELF, env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, eventually, expectedText, gateStats, holder, MESSAGES, readSse, release, resetSims, simConfig } from "./helpers";
+import {
+  ADMIN,
+  chat,
+  createTenant,
+  eventually,
+  expectedText,
+  gateStats,
+  holder,
+  MESSAGES,
+  readSse,
+  release,
+  resetSims,
+  simConfig,
+} from "./helpers";
 import { gateName, shardFor } from "../../src/admission/gate-naming";
 import type { TenantGate } from "../../src/gate/tenant-gate";
 
@@ -17,7 +30,10 @@ function keysFor(shard: number, shards: number, count: number): string[] {
 }
 
 const twoShards = (limits: Record<string, number> = {}) =>
-  simConfig(["a"], { backends: [{ ...simConfig(["a"]).backends[0]!, maxConcurrency: 2 }], limits: { maxConcurrency: 2, maxQueue: 0, shards: 2, ...limits } });
+  simConfig(["a"], {
+    backends: [{ ...simConfig(["a"]).backends[0]!, maxConcurrency: 2 }],
+    limits: { maxConcurrency: 2, maxQueue: 0, shards: 2, ...limits },
+  });
 
 describe("sharded gates", () => {
   it("gives each shard its share of the limits: one shard full does not stop the other", async () => {

@@ -41,7 +41,14 @@ export const FAILING_MIN_FAILURES = 3;
  * already failed). Last comes a backend that asked to be left alone for a while (Retry-After), with
  * the wait.
  */
-export function pickBackend(view: BackendView, plan: readonly PlanEntry[], from: number, mustResume: boolean, now: number, retry?: RetryAvoid): Pick {
+export function pickBackend(
+  view: BackendView,
+  plan: readonly PlanEntry[],
+  from: number,
+  mustResume: boolean,
+  now: number,
+  retry?: RetryAvoid,
+): Pick {
   let deferred: { cursor: number; delayMs: number } | undefined;
   let sameRegion: number | undefined;
   let lastResort: number | undefined;
@@ -65,7 +72,8 @@ export function pickBackend(view: BackendView, plan: readonly PlanEntry[], from:
     if (waitMs > 0) {
       if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
     } else if (!retry) return { ok: true, cursor, delayMs: 0 };
-    else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now)) lastResort ??= cursor;
+    else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now))
+      lastResort ??= cursor;
     else if (backend.region === retry.region) sameRegion ??= cursor;
     else return { ok: true, cursor, delayMs: 0 };
   }

@@ -2,7 +2,15 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { CircuitBreaker, type BreakerOptions } from "./breaker";
 
-const opts: BreakerOptions = { failureRate: 0.5, minRequests: 4, windowMs: 10_000, cooldownMs: 1_000, maxCooldownMs: 8_000, consecutiveFailures: 5, halfOpenProbes: 1 };
+const opts: BreakerOptions = {
+  failureRate: 0.5,
+  minRequests: 4,
+  windowMs: 10_000,
+  cooldownMs: 1_000,
+  maxCooldownMs: 8_000,
+  consecutiveFailures: 5,
+  halfOpenProbes: 1,
+};
 
 describe("CircuitBreaker", () => {
   it("opens at the failure rate once minRequests is reached", () => {
@@ -98,7 +106,10 @@ describe("CircuitBreaker", () => {
   });
 
   it("never lets more than halfOpenProbes through, and never passes while open (property)", () => {
-    const event = fc.record({ dt: fc.integer({ min: 0, max: 3_000 }), kind: fc.constantFrom("attempt-ok", "attempt-fail", "attempt-hang", "finish") });
+    const event = fc.record({
+      dt: fc.integer({ min: 0, max: 3_000 }),
+      kind: fc.constantFrom("attempt-ok", "attempt-fail", "attempt-hang", "finish"),
+    });
     fc.assert(
       fc.property(fc.array(event, { maxLength: 120 }), fc.integer({ min: 1, max: 3 }), (events, probes) => {
         const b = new CircuitBreaker({ ...opts, halfOpenProbes: probes });
@@ -108,7 +119,7 @@ describe("CircuitBreaker", () => {
           now += e.dt;
           if (e.kind === "finish") {
             const p = pending.shift();
-            if (p) (p.ok ? b.onSuccess(now, p.probe) : b.onFailure(now, p.probe));
+            if (p) p.ok ? b.onSuccess(now, p.probe) : b.onFailure(now, p.probe);
             continue;
           }
           const state = b.stateAt(now);

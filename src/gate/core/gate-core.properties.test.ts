@@ -10,19 +10,35 @@ const MAX_ATTEMPTS = 2;
 const BACKEND_SLOTS = 2;
 const configWith = (maxConcurrency: number) =>
   testConfig({
-    backends: ["a", "b", "c"].map((id, i) => ({ id, region: i === 1 ? "eu-west" : "us-east", url: `http://x/${id}`, model: "m", maxConcurrency: BACKEND_SLOTS, resume: i > 0 })),
+    backends: ["a", "b", "c"].map((id, i) => ({
+      id,
+      region: i === 1 ? "eu-west" : "us-east",
+      url: `http://x/${id}`,
+      model: "m",
+      maxConcurrency: BACKEND_SLOTS,
+      resume: i > 0,
+    })),
     limits: { maxConcurrency, maxQueue: 4, maxQueueWaitMs: 5_000 },
     retry: { maxAttempts: MAX_ATTEMPTS, budgetMinRetries: 5 },
     breaker: { consecutiveFailures: 3 },
   });
 
 const op = fc.oneof(
-  fc.record({ kind: fc.constant("admit" as const), priority: fc.constantFrom("high" as const, "normal" as const, "low" as const), key: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined }), hash: fc.constantFrom("h", "h", "h2") }),
+  fc.record({
+    kind: fc.constant("admit" as const),
+    priority: fc.constantFrom("high" as const, "normal" as const, "low" as const),
+    key: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined }),
+    hash: fc.constantFrom("h", "h", "h2"),
+  }),
   fc.record({ kind: fc.constant("pollEnd" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("poll" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("firstToken" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("retry" as const), pick: fc.nat(), chunks: fc.constantFrom(0, 0, 3) }),
-  fc.record({ kind: fc.constant("settle" as const), pick: fc.nat(), outcome: fc.constantFrom("complete" as const, "failed" as const, "cancelled" as const) }),
+  fc.record({
+    kind: fc.constant("settle" as const),
+    pick: fc.nat(),
+    outcome: fc.constantFrom("complete" as const, "failed" as const, "cancelled" as const),
+  }),
   fc.record({ kind: fc.constant("advance" as const), ms: fc.constantFrom(10, 500, 3_000, LEASE_TTL_MS + 1) }),
   fc.record({ kind: fc.constant("config" as const), maxConcurrency: fc.integer({ min: 1, max: 4 }) }),
 );
@@ -74,7 +90,8 @@ describe("gate core properties", () => {
         for (const o of ops) {
           if (o.kind === "admit") {
             const id = `r${n++}`;
-            const record = o.key === undefined ? undefined : { key: `idem:${o.key}`, kind: "idempotency" as const, bodyHash: o.hash, shared: true };
+            const record =
+              o.key === undefined ? undefined : { key: `idem:${o.key}`, kind: "idempotency" as const, bodyHash: o.hash, shared: true };
             const first = record && core.tickets.group(record.key)?.ticket.request.requestId;
             const result = admit(core, host, request(id, { priority: o.priority, record }), now);
             if (result.kind === "queued") {
@@ -82,14 +99,20 @@ describe("gate core properties", () => {
               if (first) twins.set(id, first);
             } else received(id, result);
           } else if (o.kind === "pollEnd") {
-            const id = pick([...waiting].filter(([, open]) => open).map(([t]) => t), o.pick);
+            const id = pick(
+              [...waiting].filter(([, open]) => open).map(([t]) => t),
+              o.pick,
+            );
             if (id) {
               host.listening.delete(id);
               core.pollEnded(id, now);
               waiting.set(id, false);
             }
           } else if (o.kind === "poll") {
-            const id = pick([...waiting].filter(([, open]) => !open).map(([t]) => t), o.pick);
+            const id = pick(
+              [...waiting].filter(([, open]) => !open).map(([t]) => t),
+              o.pick,
+            );
             if (id) {
               const result = core.poll(id, now);
               if (result.kind === "queued") {
@@ -102,9 +125,14 @@ describe("gate core properties", () => {
             if (id) core.firstToken(id, now);
           } else if (o.kind === "retry") {
             const id = pick(active(), o.pick);
-            const lease = id && core.leases.get(id);
-            if (id && lease && lease.backendId) {
-              const next = core.retry(id, { backendId: lease.backendId, outcome: "failure", durationMs: 1, chunks: o.chunks }, { deliveredChunks: o.chunks, mustContinue: o.chunks > 0 }, now);
+            const lease = id === undefined ? undefined : core.leases.get(id);
+            if (id && lease?.backendId) {
+              const next = core.retry(
+                id,
+                { backendId: lease.backendId, outcome: "failure", durationMs: 1, chunks: o.chunks },
+                { deliveredChunks: o.chunks, mustContinue: o.chunks > 0 },
+                now,
+              );
               if (next.kind === "attempt") leases.get(id)!.attempts = next.grant.attempt;
               else if (next.kind === "exhausted") settle(id, "failed");
             }

@@ -6,12 +6,20 @@ import type { AdmitResult, AttemptReport } from "./protocol";
 import { STALE_TICKET_MS } from "./tickets";
 import { admit, request, testConfig, testCore } from "./test-host";
 
-const oneSlot = (limits: Record<string, number> = {}) => testConfig({ limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
+const oneSlot = (limits: Record<string, number> = {}) =>
+  testConfig({ limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
 const leaseOf = (r: AdmitResult) => {
   if (r.kind !== "lease") throw new Error(`expected a lease, got ${JSON.stringify(r)}`);
   return r;
 };
-const failure = (backendId: string, extra: Partial<AttemptReport> = {}): AttemptReport => ({ backendId, outcome: "failure", durationMs: 5, chunks: 0, errorCode: "upstream_http_503", ...extra });
+const failure = (backendId: string, extra: Partial<AttemptReport> = {}): AttemptReport => ({
+  backendId,
+  outcome: "failure",
+  durationMs: 5,
+  chunks: 0,
+  errorCode: "upstream_http_503",
+  ...extra,
+});
 const success = (backendId: string): AttemptReport => ({ backendId, outcome: "success", durationMs: 5, chunks: 3 });
 const fresh = { deliveredChunks: 0, mustContinue: false };
 
@@ -55,7 +63,12 @@ describe("admission and the queue", () => {
     core.wake(159);
     expect(host.verdict("waiting")).toBeUndefined();
     core.wake(160);
-    expect(host.verdict("waiting")).toMatchObject({ kind: "reject", status: 504, code: "queue_timeout", message: expect.stringMatching(/150 ms/) });
+    expect(host.verdict("waiting")).toMatchObject({
+      kind: "reject",
+      status: 504,
+      code: "queue_timeout",
+      message: expect.stringMatching(/150 ms/),
+    });
   });
 
   it("keeps a verdict nobody was listening for until the next poll, and forgets it once stale", () => {
@@ -84,18 +97,27 @@ describe("admission and the queue", () => {
   });
 
   it("fails queued requests at once when every breaker of their plan opens", () => {
-    const config = testConfig({ models: { chat: { route: ["a"] } }, limits: { maxConcurrency: 1 }, breaker: { consecutiveFailures: 1, minRequests: 100 } });
+    const config = testConfig({
+      models: { chat: { route: ["a"] } },
+      limits: { maxConcurrency: 1 },
+      breaker: { consecutiveFailures: 1, minRequests: 100 },
+    });
     const { core, host } = testCore(config);
     const held = leaseOf(admit(core, host, request("held"), 0));
     admit(core, host, request("w"), 1);
-    expect(core.retry(held.leaseId, failure("a"), fresh, 2)).toMatchObject({ kind: "exhausted", status: 503, code: "no_backend_available" });
+    expect(core.retry(held.leaseId, failure("a"), fresh, 2)).toMatchObject({
+      kind: "exhausted",
+      status: 503,
+      code: "no_backend_available",
+    });
     core.settle(held.leaseId, null, "failed", undefined, 3);
     expect(host.verdict("w")).toMatchObject({ kind: "reject", status: 503, code: "no_backend_available" });
   });
 });
 
 describe("twins while the first is queued", () => {
-  const keyed = (id: string, hash = "h", extra = {}) => request(id, { record: { key: "idem:k", kind: "idempotency", bodyHash: hash, shared: true }, ...extra });
+  const keyed = (id: string, hash = "h", extra = {}) =>
+    request(id, { record: { key: "idem:k", kind: "idempotency", bodyHash: hash, shared: true }, ...extra });
 
   it("waits behind the queued request, outside the queue, and joins its generation", () => {
     const { core, host } = testCore(oneSlot());
@@ -148,7 +170,10 @@ describe("retries", () => {
   });
 
   it("keeps a stream that broke mid-way on resumable backends, up to twice maxAttempts calls", () => {
-    const config = testConfig({ backends: ["a", "b"].map((id) => ({ id, region: "us-east", url: `http://x/${id}`, model: "m", resume: true })), models: { chat: { route: ["a", "b"] } } });
+    const config = testConfig({
+      backends: ["a", "b"].map((id) => ({ id, region: "us-east", url: `http://x/${id}`, model: "m", resume: true })),
+      models: { chat: { route: ["a", "b"] } },
+    });
     const { core, host } = testCore(config);
     const lease = leaseOf(admit(core, host, request("r"), 0));
     const mid = { deliveredChunks: 5, mustContinue: true };
@@ -166,7 +191,11 @@ describe("retries", () => {
   });
 
   it("waits for a slot when every eligible backend is full, and stops when the budget is spent", () => {
-    const config = testConfig({ backends: [{ id: "a", region: "us-east", url: "http://x/a", model: "m", maxConcurrency: 1 }], models: { chat: { route: ["a"] } }, retry: { budgetMinRetries: 1, budgetRatio: 0 } });
+    const config = testConfig({
+      backends: [{ id: "a", region: "us-east", url: "http://x/a", model: "m", maxConcurrency: 1 }],
+      models: { chat: { route: ["a"] } },
+      retry: { budgetMinRetries: 1, budgetRatio: 0 },
+    });
     const { core, host } = testCore(config);
     const one = leaseOf(admit(core, host, request("one"), 0));
     const two = admit(core, host, request("two"), 0);
@@ -183,7 +212,9 @@ describe("retries", () => {
   it("holds a backend that sent Retry-After out of first choice for that long", () => {
     const { core, host } = testCore();
     const lease = leaseOf(admit(core, host, request("r"), 0));
-    expect(core.retry(lease.leaseId, failure("a", { retryAfterMs: 1_000, httpStatus: 429 }), fresh, 10)).toMatchObject({ grant: { backend: { id: "b" } } });
+    expect(core.retry(lease.leaseId, failure("a", { retryAfterMs: 1_000, httpStatus: 429 }), fresh, 10)).toMatchObject({
+      grant: { backend: { id: "b" } },
+    });
     expect(leaseOf(admit(core, host, request("s"), 20)).grant.backend.id).toBe("b");
     expect(leaseOf(admit(core, host, request("t"), 1_011)).grant.backend.id).toBe("a");
   });
@@ -192,7 +223,9 @@ describe("retries", () => {
 describe("leases", () => {
   it("reclaims a lease whose Worker went silent, once, and keeps the alarm at the earliest deadline", () => {
     const { core, host } = testCore();
-    const lease = leaseOf(admit(core, host, request("r", { record: { key: "idem:x", kind: "idempotency", bodyHash: "h", shared: true } }), 0));
+    const lease = leaseOf(
+      admit(core, host, request("r", { record: { key: "idem:x", kind: "idempotency", bodyHash: "h", shared: true } }), 0),
+    );
     expect(host.alarm).toBe(LEASE_TTL_MS);
     core.reclaimExpired(LEASE_TTL_MS - 1);
     expect(core.stats("t", { entries: 0, bytes: 0 }, 1).inFlight).toBe(1);
@@ -210,11 +243,15 @@ describe("leases", () => {
 
   it("answers a checkpoint with what the journal holds", () => {
     const { core, host } = testCore();
-    const lease = leaseOf(admit(core, host, request("r", { record: { key: "idem:x", kind: "idempotency", bodyHash: "h", shared: true } }), 0));
+    const lease = leaseOf(
+      admit(core, host, request("r", { record: { key: "idem:x", kind: "idempotency", bodyHash: "h", shared: true } }), 0),
+    );
     expect(core.checkpoint(lease.leaseId, { from: 0, chunks: ["1", "2"], text: "ab", tokens: 2 }, 1)).toEqual({ held: true, recorded: 2 });
     expect(core.checkpoint(lease.leaseId, { from: 3, chunks: ["4"], text: "abcd", tokens: 4 }, 2)).toEqual({ held: true, recorded: 2 });
     expect(core.checkpoint("nope", { from: 0, chunks: [], text: "", tokens: 0 }, 3)).toEqual({ held: false, recorded: null });
     core.settle(lease.leaseId, success("a"), "complete", { from: 3, chunks: ["4"], text: "abcd", tokens: 4 }, 4);
-    expect(admit(core, host, request("again", { record: { key: "idem:x", kind: "idempotency", bodyHash: "h", shared: true } }), 5)).toMatchObject({ status: 409, code: "replay_unavailable" });
+    expect(
+      admit(core, host, request("again", { record: { key: "idem:x", kind: "idempotency", bodyHash: "h", shared: true } }), 5),
+    ).toMatchObject({ status: 409, code: "replay_unavailable" });
   });
 });

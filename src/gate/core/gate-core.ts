@@ -13,7 +13,17 @@ import { LeaseTable, type Lease } from "./leases";
 import { GateMetrics, type SavedMetrics } from "./metrics";
 import { buildRoutePlan } from "./plan";
 import type { GateHost } from "./ports";
-import type { AdmitRequest, AdmitResult, AttemptGrant, AttemptReport, Checkpoint, CheckpointAck, RetryNeeds, RetryResult, SettleOutcome } from "./protocol";
+import type {
+  AdmitRequest,
+  AdmitResult,
+  AttemptGrant,
+  AttemptReport,
+  Checkpoint,
+  CheckpointAck,
+  RetryNeeds,
+  RetryResult,
+  SettleOutcome,
+} from "./protocol";
 import { exhausted, rejections } from "./rejections";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
@@ -23,7 +33,13 @@ import { TicketBook, type Ticket, type TwinGroup, type Waiter } from "./tickets"
 /** How long a retry waits before asking again when every eligible backend is full. */
 export const CAPACITY_POLL_MS = 50;
 
-const ENTRY_STATE: Record<SettleOutcome, EntryState> = { complete: "complete", partial: "partial", cancelled: "abandoned", failed: "failed", stale: "failed" };
+const ENTRY_STATE: Record<SettleOutcome, EntryState> = {
+  complete: "complete",
+  partial: "partial",
+  cancelled: "abandoned",
+  failed: "failed",
+  stale: "failed",
+};
 
 export class GateCore {
   readonly policies: TenantPolicies;
@@ -98,7 +114,14 @@ export class GateCore {
       return rejections.rateLimited(rate);
     }
     this.policies.budget!.recordRequest(now);
-    const waiter: Waiter = { request, plan: plan.entries, degradations: plan.degradations, enqueuedAt: now, resumeFrom, rateTokens: rate ? rateTokens : undefined };
+    const waiter: Waiter = {
+      request,
+      plan: plan.entries,
+      degradations: plan.degradations,
+      enqueuedAt: now,
+      resumeFrom,
+      rateTokens: rate ? rateTokens : undefined,
+    };
     if (this.tickets.queue.size === 0 && this.leases.size < config.limits.maxConcurrency) {
       const granted = this.grant(waiter, now);
       if (granted) return granted;
@@ -218,7 +241,15 @@ export class GateCore {
     this.metrics.count("promptTokens", request.promptTokens);
     const queueMs = now - waiter.enqueuedAt;
     this.metrics.queued(queueMs);
-    return { kind: "lease", leaseId: lease.id, queueMs, grant, degradations: waiter.degradations, timeouts: { ...config.timeouts }, resumeFrom: waiter.resumeFrom };
+    return {
+      kind: "lease",
+      leaseId: lease.id,
+      queueMs,
+      grant,
+      degradations: waiter.degradations,
+      timeouts: { ...config.timeouts },
+      resumeFrom: waiter.resumeFrom,
+    };
   }
 
   /** Hands free slots to waiters, highest priority first; fails waiters no backend can serve. */
@@ -254,7 +285,8 @@ export class GateCore {
     // maxAttempts counts the attempts that delivered nothing: a long answer whose streams keep
     // breaking after delivering text carries on, up to twice maxAttempts calls in all.
     const fruitless = lease.attempts - (lease.progressed ?? 0);
-    if (fruitless >= config.retry.maxAttempts || lease.attempts >= 2 * config.retry.maxAttempts) return exhausted.maxAttempts(lease.attempts);
+    if (fruitless >= config.retry.maxAttempts || lease.attempts >= 2 * config.retry.maxAttempts)
+      return exhausted.maxAttempts(lease.attempts);
     // After a backend failure, another region goes first: failures cluster by region (outages,
     // network), so the neighbour of a failed backend is the likeliest to fail next.
     const region = report?.outcome === "failure" ? this.policies.backend(report.backendId)?.region : undefined;
@@ -322,7 +354,8 @@ export class GateCore {
       const { journal } = this.host;
       // Chunks the journal refuses now can never be added: the entry is not whole, not replayable.
       const held = progress && journal.append(lease.recordKey, lease.id, progress, config.idempotency, now);
-      if (progress && held !== null && held !== undefined && held < progress.from + progress.chunks.length) journal.markIncomplete(lease.recordKey, lease.id);
+      if (progress && held !== null && held !== undefined && held < progress.from + progress.chunks.length)
+        journal.markIncomplete(lease.recordKey, lease.id);
       journal.finish(lease.recordKey, lease.id, ENTRY_STATE[outcome], now);
     }
     if (report) this.recordAttempt(lease, report, now);
@@ -351,8 +384,20 @@ export class GateCore {
     return entry.state === "running" && entry.leaseId !== null && this.leases.get(entry.leaseId) !== undefined;
   }
 
-  stats(tenant: string | null, journal: { entries: number; bytes: number }, now: number, options: { histograms?: boolean } = {}): GateStats {
-    const sources = { tenant, policies: this.policies, queue: this.tickets.queue, inFlight: this.leases.size, metrics: this.metrics, journal };
+  stats(
+    tenant: string | null,
+    journal: { entries: number; bytes: number },
+    now: number,
+    options: { histograms?: boolean } = {},
+  ): GateStats {
+    const sources = {
+      tenant,
+      policies: this.policies,
+      queue: this.tickets.queue,
+      inFlight: this.leases.size,
+      metrics: this.metrics,
+      journal,
+    };
     return buildStats({ ...sources, drainPerSecond: this.drain.perSecond(now) }, now, options);
   }
 

@@ -38,7 +38,9 @@ export class LatencyHistogram {
 
   toJSON(): SavedHistogram {
     const out: SavedHistogram = [];
-    this.counts.forEach((n, bucket) => n > 0 && out.push([bucket, n]));
+    this.counts.forEach((n, bucket) => {
+      if (n > 0) out.push([bucket, n]);
+    });
     return out;
   }
 

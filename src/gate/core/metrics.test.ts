@@ -24,7 +24,12 @@ describe("GateMetrics", () => {
     expect(back.queueMs.summary()).toEqual(m.queueMs.summary());
     expect(back.totalMs.summary()).toEqual(m.totalMs.summary());
     const a = back.backendCounters("a")!;
-    expect({ attempts: a.attempts, successes: a.successes, failures: a.failures, tokens: a.tokens }).toEqual({ attempts: 2, successes: 1, failures: 1, tokens: 23 });
+    expect({ attempts: a.attempts, successes: a.successes, failures: a.failures, tokens: a.tokens }).toEqual({
+      attempts: 2,
+      successes: 1,
+      failures: 1,
+      tokens: 23,
+    });
     expect(a.ttft.summary()).toEqual(m.backendCounters("a")!.ttft.summary());
     expect(a.ttft.count).toBe(2);
   });
@@ -36,7 +41,10 @@ describe("GateMetrics", () => {
   });
 
   it("starts a backend's token count at zero when its stored counts predate it", () => {
-    const back = GateMetrics.restore({ counters: {}, queueMs: [], totalMs: [], backends: { a: { attempts: 2, successes: 2, failures: 0, ttft: [] } } }, () => {});
+    const back = GateMetrics.restore(
+      { counters: {}, queueMs: [], totalMs: [], backends: { a: { attempts: 2, successes: 2, failures: 0, ttft: [] } } },
+      () => {},
+    );
     expect(back.backendCounters("a")).toMatchObject({ attempts: 2, tokens: 0 });
   });
 });

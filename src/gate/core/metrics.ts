@@ -149,7 +149,12 @@ export class GateMetrics {
       counters: this.counters,
       queueMs: this.queueMs.toJSON(),
       totalMs: this.totalMs.toJSON(),
-      backends: Object.fromEntries([...this.backends].map(([id, c]) => [id, { attempts: c.attempts, successes: c.successes, failures: c.failures, tokens: c.tokens, ttft: c.ttft.toJSON() }])),
+      backends: Object.fromEntries(
+        [...this.backends].map(([id, c]) => [
+          id,
+          { attempts: c.attempts, successes: c.successes, failures: c.failures, tokens: c.tokens, ttft: c.ttft.toJSON() },
+        ]),
+      ),
     };
   }
 

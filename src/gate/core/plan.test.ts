@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import { TenantConfigSchema, type TenantConfigInput } from "../../config/schema";
 import { buildRoutePlan } from "./plan";
 
-const backend = (id: string, region: string, extra: Record<string, unknown> = {}) => ({ id, region, url: `http://127.0.0.1:1/${id}`, model: "m", ...extra });
+const backend = (id: string, region: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  region,
+  url: `http://127.0.0.1:1/${id}`,
+  model: "m",
+  ...extra,
+});
 const config = (input: TenantConfigInput) => TenantConfigSchema.parse(input);
 const ids = (plan: ReturnType<typeof buildRoutePlan>) => (plan.ok ? plan.entries.map((e) => `${e.alias}:${e.backendId}`) : plan);
 
@@ -33,7 +39,10 @@ describe("buildRoutePlan", () => {
   });
 
   it("sends requests over the token budget to the configured model, saying so", () => {
-    const budget = config({ ...base, models: { ...base.models, chat: { ...base.models.chat!, tokenBudget: { maxTokens: 1000, to: "mini" } } } });
+    const budget = config({
+      ...base,
+      models: { ...base.models, chat: { ...base.models.chat!, tokenBudget: { maxTokens: 1000, to: "mini" } } },
+    });
     const plan = buildRoutePlan(budget, { ...input, maxTokens: 4000 });
     expect(ids(plan)).toEqual(["mini:small"]);
     expect(plan.ok && plan.degradations).toEqual(["token-budget;from=chat;to=mini"]);
@@ -48,7 +57,12 @@ describe("buildRoutePlan", () => {
     const plan = buildRoutePlan(ctx, { ...input, promptTokens: 10_000 });
     expect(ids(plan)).toEqual(["big:long"]);
     expect(plan.ok && plan.degradations).toEqual(["context-window;from=chat;to=big"]);
-    expect(buildRoutePlan(ctx, { ...input, alias: "tiny", promptTokens: 10_000 })).toMatchObject({ ok: false, status: 400, code: "context_length_exceeded", message: expect.stringMatching(/4096 tokens/) });
+    expect(buildRoutePlan(ctx, { ...input, alias: "tiny", promptTokens: 10_000 })).toMatchObject({
+      ok: false,
+      status: 400,
+      code: "context_length_exceeded",
+      message: expect.stringMatching(/4096 tokens/),
+    });
   });
 
   it("answers 404 for an unknown alias", () => {

@@ -24,7 +24,8 @@ export type RoutePlan =
 
 export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePlan {
   const requested = config.models[input.alias];
-  if (!requested) return { ok: false, status: 404, code: "model_not_found", message: `The model "${input.alias}" does not exist for this tenant.` };
+  if (!requested)
+    return { ok: false, status: 404, code: "model_not_found", message: `The model "${input.alias}" does not exist for this tenant.` };
 
   const degradations: string[] = [];
   let alias = input.alias;

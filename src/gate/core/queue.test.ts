@@ -7,7 +7,14 @@ const entry = (id: string, priority: Priority, enqueuedAt = 0) => ({ id, priorit
 describe("BoundedPriorityQueue", () => {
   it("takes by priority, FIFO within one", () => {
     const q = new BoundedPriorityQueue<string>(() => 10);
-    for (const [id, p] of [["l1", "low"], ["n1", "normal"], ["h1", "high"], ["n2", "normal"], ["h2", "high"]] as const) q.offer(entry(id, p));
+    for (const [id, p] of [
+      ["l1", "low"],
+      ["n1", "normal"],
+      ["h1", "high"],
+      ["n2", "normal"],
+      ["h2", "high"],
+    ] as const)
+      q.offer(entry(id, p));
     expect([1, 2, 3, 4, 5].map(() => q.takeFirst()!.id)).toEqual(["h1", "h2", "n1", "n2", "l1"]);
     expect(q.takeFirst()).toBeUndefined();
   });

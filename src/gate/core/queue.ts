@@ -12,9 +12,7 @@ export interface QueueEntry<T> {
   value: T;
 }
 
-export type OfferResult<T> =
-  | { accepted: true; displaced?: QueueEntry<T> }
-  | { accepted: false };
+export type OfferResult<T> = { accepted: true; displaced?: QueueEntry<T> } | { accepted: false };
 
 export class BoundedPriorityQueue<T> {
   private readonly lanes: Record<Priority, QueueEntry<T>[]> = { high: [], normal: [], low: [] };

@@ -79,22 +79,25 @@ describe("TenantRateLimit", () => {
   it("never admits more than its capacity plus what refilled, over any stretch of time", () => {
     const perMinute = 100;
     fc.assert(
-      fc.property(fc.array(fc.record({ dt: fc.integer({ min: 0, max: 5_000 }), cost: fc.integer({ min: 1, max: perMinute }) }), { maxLength: 200 }), (ops) => {
-        const limit = new TenantRateLimit({ tokensPerMinute: perMinute }, 0);
-        const admitted: Array<{ at: number; cost: number }> = [];
-        let now = 0;
-        for (const { dt, cost } of ops) {
-          now += dt;
-          if (limit.admit(cost, now).ok) admitted.push({ at: now, cost });
-        }
-        for (let i = 0; i < admitted.length; i++) {
-          let sum = 0;
-          for (let j = i; j < admitted.length; j++) {
-            sum += admitted[j]!.cost;
-            expect(sum).toBeLessThanOrEqual(perMinute + ((admitted[j]!.at - admitted[i]!.at) * perMinute) / MINUTE + 1e-9);
+      fc.property(
+        fc.array(fc.record({ dt: fc.integer({ min: 0, max: 5_000 }), cost: fc.integer({ min: 1, max: perMinute }) }), { maxLength: 200 }),
+        (ops) => {
+          const limit = new TenantRateLimit({ tokensPerMinute: perMinute }, 0);
+          const admitted: Array<{ at: number; cost: number }> = [];
+          let now = 0;
+          for (const { dt, cost } of ops) {
+            now += dt;
+            if (limit.admit(cost, now).ok) admitted.push({ at: now, cost });
           }
-        }
-      }),
+          for (let i = 0; i < admitted.length; i++) {
+            let sum = 0;
+            for (let j = i; j < admitted.length; j++) {
+              sum += admitted[j]!.cost;
+              expect(sum).toBeLessThanOrEqual(perMinute + ((admitted[j]!.at - admitted[i]!.at) * perMinute) / MINUTE + 1e-9);
+            }
+          }
+        },
+      ),
     );
   });
 });

@@ -88,7 +88,10 @@ export class TenantRateLimit {
   }
 
   /** What each bucket holds now, rounded down; null for a limit the tenant does not set. */
-  usage(now: number): { requests: { perMinute: number; available: number } | null; tokens: { perMinute: number; available: number } | null } {
+  usage(now: number): {
+    requests: { perMinute: number; available: number } | null;
+    tokens: { perMinute: number; available: number } | null;
+  } {
     const of = (b: TokenBucket | undefined) => (b ? { perMinute: b.capacity, available: Math.floor(b.available(now)) } : null);
     return { requests: of(this.requests), tokens: of(this.tokens) };
   }

@@ -7,7 +7,12 @@ export type Exhausted = Extract<RetryResult, { kind: "exhausted" }>;
 const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 export const rejections = {
-  tenantNotFound: (): Rejection => ({ kind: "reject", status: 404, code: "tenant_not_found", message: "This tenant has no configuration." }),
+  tenantNotFound: (): Rejection => ({
+    kind: "reject",
+    status: 404,
+    code: "tenant_not_found",
+    message: "This tenant has no configuration.",
+  }),
 
   keyReused: (): Rejection => ({
     kind: "reject",
@@ -71,7 +76,12 @@ export const rejections = {
 export const exhausted = {
   leaseLost: (): Exhausted => ({ kind: "exhausted", status: 502, code: "lease_lost", message: "The request's lease expired." }),
 
-  maxAttempts: (attempts: number): Exhausted => ({ kind: "exhausted", status: 502, code: "max_attempts", message: `All ${attempts} attempts failed.` }),
+  maxAttempts: (attempts: number): Exhausted => ({
+    kind: "exhausted",
+    status: 502,
+    code: "max_attempts",
+    message: `All ${attempts} attempts failed.`,
+  }),
 
   breakersOpen: (retryAfterMs: number): Exhausted => ({
     kind: "exhausted",

@@ -50,7 +50,10 @@ describe("shards", () => {
   });
 
   it("refuses rate limits smaller than the shard count, which would leave a shard none", () => {
-    const parsed = TenantConfigSchema.safeParse({ ...config(1), limits: { ...config(1).limits, shards: 4, requestsPerMinute: 3, tokensPerMinute: 2 } });
+    const parsed = TenantConfigSchema.safeParse({
+      ...config(1),
+      limits: { ...config(1).limits, shards: 4, requestsPerMinute: 3, tokensPerMinute: 2 },
+    });
     expect(parsed.success).toBe(false);
     expect(parsed.error!.issues.map((i) => i.path.join("."))).toEqual(["limits.requestsPerMinute", "limits.tokensPerMinute"]);
   });

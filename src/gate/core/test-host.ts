@@ -19,7 +19,20 @@ export class MemoryJournal implements JournalPort {
   begin(key: string, kind: EntryKind, bodyHash: string, requestId: string, leaseId: string, limits: JournalLimits, now: number): void {
     const e = this.entries.get(key);
     if (e && e.expiresAt > now) Object.assign(e, { state: "running", requestId, leaseId });
-    else this.entries.set(key, { key, kind, bodyHash, state: "running", requestId, leaseId, chunks: [], text: "", tokens: 0, overflow: false, expiresAt: now + limits.ttlMs });
+    else
+      this.entries.set(key, {
+        key,
+        kind,
+        bodyHash,
+        state: "running",
+        requestId,
+        leaseId,
+        chunks: [],
+        text: "",
+        tokens: 0,
+        overflow: false,
+        expiresAt: now + limits.ttlMs,
+      });
   }
 
   append(key: string, leaseId: string, p: Checkpoint): number | null {
@@ -76,7 +89,13 @@ export class TestHost implements GateHost {
   }
 }
 
-const sim = (id: string, region: string, extra: Record<string, unknown> = {}) => ({ id, region, url: `http://127.0.0.1:1/${id}`, model: "m", ...extra });
+const sim = (id: string, region: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  region,
+  url: `http://127.0.0.1:1/${id}`,
+  model: "m",
+  ...extra,
+});
 
 /** A tenant with backends a (us-east), b (eu-west), c (us-east), alias "chat" over them in that order. */
 export function testConfig(overrides: Partial<TenantConfigInput> = {}): TenantConfig {

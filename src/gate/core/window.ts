@@ -35,7 +35,7 @@ export class SlidingWindowCounter {
   totals(now: number): number[] {
     this.evict(now);
     const sums = new Array<number>(this.series).fill(0);
-    for (const [, counts] of this.buckets) counts.forEach((c, i) => (sums[i] = (sums[i] ?? 0) + c));
+    for (const [, counts] of this.buckets) for (const [i, c] of counts.entries()) sums[i] = (sums[i] ?? 0) + c;
     return sums;
   }
 
