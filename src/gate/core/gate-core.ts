@@ -3,7 +3,7 @@
 // time, and ids, randomness, storage, the alarm and timers come through the host (ports.ts). The
 // TenantGate Durable Object (../tenant-gate.ts) wires it to the platform.
 import type { TenantConfig } from "../../config/schema";
-import { backoffDelayMs } from "./backoff";
+import { Attempts } from "./attempts";
 import { breakersOpenFor, pickBackend } from "./backend-picker";
 import type { BreakerSnapshot } from "./breaker";
 import { DrainRate } from "./drain-rate";
@@ -16,7 +16,6 @@ import type { GateHost } from "./ports";
 import type {
   AdmitRequest,
   AdmitResult,
-  AttemptGrant,
   AttemptReport,
   Checkpoint,
   CheckpointAck,
@@ -29,9 +28,6 @@ import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
 import { TenantPolicies } from "./tenant-policies";
 import { TicketBook, type Ticket, type TwinGroup, type Waiter } from "./tickets";
-
-/** How long a retry waits before asking again when every eligible backend is full. */
-export const CAPACITY_POLL_MS = 50;
 
 const ENTRY_STATE: Record<SettleOutcome, EntryState> = {
   complete: "complete",
@@ -46,6 +42,7 @@ export class GateCore {
   readonly leases: LeaseTable;
   readonly tickets: TicketBook;
   readonly metrics: GateMetrics;
+  private readonly attempts: Attempts;
   private readonly drain = new DrainRate();
 
   constructor(
@@ -57,6 +54,7 @@ export class GateCore {
     this.tickets = new TicketBook(host, () => this.policies.config?.limits.maxQueue ?? 0);
     const changed = () => host.metricsChanged();
     this.metrics = saved ? GateMetrics.restore(saved, changed) : new GateMetrics(changed);
+    this.attempts = new Attempts(this.policies, this.leases, this.metrics, () => host.random());
   }
 
   get config(): TenantConfig | null {
@@ -236,7 +234,7 @@ export class GateCore {
     this.leases.add(lease);
     const record = request.record;
     if (record) this.host.journal.begin(record.key, record.kind, record.bodyHash, request.requestId, lease.id, config.idempotency, now);
-    const grant = this.startAttempt(lease, pick.cursor, 0, continuing, now);
+    const grant = this.attempts.start(lease, pick.cursor, 0, continuing, now);
     this.metrics.count("admitted");
     this.metrics.count("promptTokens", request.promptTokens);
     const queueMs = now - waiter.enqueuedAt;
@@ -271,42 +269,14 @@ export class GateCore {
 
   // ---- attempts --------------------------------------------------------------------------------
 
-  /**
-   * Takes a failed attempt's report and answers with the next attempt or why there is none:
-   * maxAttempts, breakers, backend capacity, the retry budget and backoff decide.
-   */
+  /** A failed attempt's report: the request's next attempt, or why there is none (see Attempts.next). */
   retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const lease = this.leases.get(leaseId);
-    const config = this.policies.config;
-    if (!lease || !config) return exhausted.leaseLost();
-    if (report) this.recordAttempt(lease, report, now);
-    if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
-
-    // maxAttempts counts the attempts that delivered nothing: a long answer whose streams keep
-    // breaking after delivering text carries on, up to twice maxAttempts calls in all.
-    const fruitless = lease.attempts - (lease.progressed ?? 0);
-    if (fruitless >= config.retry.maxAttempts || lease.attempts >= 2 * config.retry.maxAttempts)
-      return exhausted.maxAttempts(lease.attempts);
-    // After a backend failure, another region goes first: failures cluster by region (outages,
-    // network), so the neighbour of a failed backend is the likeliest to fail next.
-    const region = report?.outcome === "failure" ? this.policies.backend(report.backendId)?.region : undefined;
-    const pick = pickBackend(this.policies, lease.plan, lease.cursor + 1, needs.mustContinue, now, { region, failed: lease.failed ?? [] });
-    // Every eligible backend is busy: wait for a slot rather than overload one.
-    if (!pick.ok && pick.reason === "capacity") return { kind: "wait", delayMs: CAPACITY_POLL_MS };
-    if (!pick.ok) {
-      if (pick.reason === "breaker") return exhausted.breakersOpen(pick.retryAfterMs);
-      this.handOutSlots(now);
-      return exhausted.noBackend(needs.mustContinue);
-    }
-    if (!this.policies.budget!.tryRetry(now)) {
-      this.metrics.count("budgetDenied");
-      return exhausted.budget();
-    }
-    this.metrics.count("retries");
-    const backoff = backoffDelayMs(fruitless, config.retry, this.host.random(), report?.retryAfterMs);
-    const grant = this.startAttempt(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
-    this.handOutSlots(now);
-    return { kind: "attempt", grant };
+    if (!lease) return exhausted.leaseLost();
+    const next = this.attempts.next(lease, report, needs, now);
+    // A slot of a backend, or a breaker's state, may have changed for waiters in the queue.
+    if (next.kind !== "wait") this.handOutSlots(now);
+    return next;
   }
 
   /** Keeps a lease alive while the Worker relays; false when it was already reclaimed. */
@@ -358,8 +328,8 @@ export class GateCore {
         journal.markIncomplete(lease.recordKey, lease.id);
       journal.finish(lease.recordKey, lease.id, ENTRY_STATE[outcome], now);
     }
-    if (report) this.recordAttempt(lease, report, now);
-    else this.endAttempt(lease);
+    if (report) this.attempts.record(lease, report, now);
+    else this.attempts.end(lease);
     // The estimate charged at admission becomes what the attempts generated (a lease reclaimed
     // from a dead Worker keeps the estimate).
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
@@ -371,7 +341,7 @@ export class GateCore {
   /** Reclaims leases whose Worker went silent past their deadline. Idempotent, as alarms repeat. */
   reclaimExpired(now: number): void {
     for (const lease of this.leases.expired(now)) {
-      this.endAttempt(lease);
+      this.attempts.end(lease);
       this.metrics.count("abandoned");
       if (lease.recordKey) this.host.journal.finish(lease.recordKey, lease.id, "abandoned", now);
       this.release(lease, now);
@@ -402,44 +372,6 @@ export class GateCore {
   }
 
   // ---- internals -------------------------------------------------------------------------------
-
-  private startAttempt(lease: Lease, cursor: number, delayMs: number, continuation: boolean, now: number): AttemptGrant {
-    const entry = lease.plan[cursor]!;
-    const backend = this.policies.backend(entry.backendId)!;
-    const { probe } = this.policies.breaker(backend.id)!.onAttempt(now);
-    lease.cursor = cursor;
-    this.leases.occupy(lease, backend.id, probe);
-    this.metrics.attemptStarted(backend.id, continuation);
-    this.leases.save(lease);
-    const { id, url, model, apiKey, resume } = backend;
-    return { attempt: lease.attempts, backend: { id, url, model, apiKey, resume, alias: entry.alias }, delayMs, probe, continuation };
-  }
-
-  private recordAttempt(lease: Lease, report: AttemptReport, now: number): void {
-    const breaker = this.policies.breaker(report.backendId);
-    const before = breaker?.stateAt(now);
-    if (report.outcome === "failure") {
-      breaker?.onFailure(now, lease.probe);
-      if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
-      if (report.retryAfterMs !== undefined) this.policies.holdOff(report.backendId, report.retryAfterMs, now);
-    } else if (report.outcome === "cancelled") {
-      breaker?.onAbandon(lease.probe);
-    } else if (!lease.answered) {
-      // A 4xx for a bad request still shows the backend is up. A stream that answered was
-      // counted at its first token.
-      breaker?.onSuccess(now, lease.probe);
-    }
-    lease.tokens = (lease.tokens ?? 0) + report.chunks;
-    this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs, report.chunks);
-    if (breaker) this.policies.saveBreaker(report.backendId, before, now);
-    this.leases.vacate(lease);
-  }
-
-  /** Ends the current attempt without a report (settled without one, or reclaimed): a probe is abandoned. */
-  private endAttempt(lease: Lease): void {
-    if (lease.backendId) this.policies.breaker(lease.backendId)?.onAbandon(lease.probe);
-    this.leases.vacate(lease);
-  }
 
   private release(lease: Lease, now: number): void {
     this.leases.remove(lease);

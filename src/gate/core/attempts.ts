@@ -1,0 +1,96 @@
+// A request's attempts on its lease: starting one on a backend (its slot, a breaker probe), recording
+// how one ended (breaker, Retry-After, counters), and deciding whether there is a next one.
+import type { AttemptGrant, AttemptReport, RetryNeeds, RetryResult } from "./protocol";
+import { backoffDelayMs } from "./backoff";
+import { pickBackend } from "./backend-picker";
+import type { LeaseTable, Lease } from "./leases";
+import type { GateMetrics } from "./metrics";
+import { exhausted } from "./rejections";
+import type { TenantPolicies } from "./tenant-policies";
+
+/** How long a retry waits before asking again when every eligible backend is full. */
+export const CAPACITY_POLL_MS = 50;
+
+export class Attempts {
+  constructor(
+    private readonly policies: TenantPolicies,
+    private readonly leases: LeaseTable,
+    private readonly metrics: GateMetrics,
+    private readonly random: () => number,
+  ) {}
+
+  /**
+   * Takes a failed attempt's report and answers with the request's next attempt or why there is
+   * none: maxAttempts, breakers, backend capacity, the retry budget and backoff decide.
+   */
+  next(lease: Lease, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
+    const config = this.policies.config;
+    if (!config) return exhausted.leaseLost();
+    if (report) this.record(lease, report, now);
+    if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
+
+    // maxAttempts counts the attempts that delivered nothing: a long answer whose streams keep
+    // breaking after delivering text carries on, up to twice maxAttempts calls in all.
+    const fruitless = lease.attempts - (lease.progressed ?? 0);
+    if (fruitless >= config.retry.maxAttempts || lease.attempts >= 2 * config.retry.maxAttempts)
+      return exhausted.maxAttempts(lease.attempts);
+    // After a backend failure, another region goes first: failures cluster by region (outages,
+    // network), so the neighbour of a failed backend is the likeliest to fail next.
+    const region = report?.outcome === "failure" ? this.policies.backend(report.backendId)?.region : undefined;
+    const pick = pickBackend(this.policies, lease.plan, lease.cursor + 1, needs.mustContinue, now, { region, failed: lease.failed ?? [] });
+    // Every eligible backend is busy: wait for a slot rather than overload one.
+    if (!pick.ok && pick.reason === "capacity") return { kind: "wait", delayMs: CAPACITY_POLL_MS };
+    if (!pick.ok) {
+      if (pick.reason === "breaker") return exhausted.breakersOpen(pick.retryAfterMs);
+      return exhausted.noBackend(needs.mustContinue);
+    }
+    if (!this.policies.budget!.tryRetry(now)) {
+      this.metrics.count("budgetDenied");
+      return exhausted.budget();
+    }
+    this.metrics.count("retries");
+    const backoff = backoffDelayMs(fruitless, config.retry, this.random(), report?.retryAfterMs);
+    const grant = this.start(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
+    return { kind: "attempt", grant };
+  }
+
+  /** Starts the lease's next attempt on the plan entry at `cursor`: a slot of its backend, maybe a probe. */
+  start(lease: Lease, cursor: number, delayMs: number, continuation: boolean, now: number): AttemptGrant {
+    const entry = lease.plan[cursor]!;
+    const backend = this.policies.backend(entry.backendId)!;
+    const { probe } = this.policies.breaker(backend.id)!.onAttempt(now);
+    lease.cursor = cursor;
+    this.leases.occupy(lease, backend.id, probe);
+    this.metrics.attemptStarted(backend.id, continuation);
+    this.leases.save(lease);
+    const { id, url, model, apiKey, resume } = backend;
+    return { attempt: lease.attempts, backend: { id, url, model, apiKey, resume, alias: entry.alias }, delayMs, probe, continuation };
+  }
+
+  /** The attempt in progress ended as `report` says: its breaker, its counters, its slot. */
+  record(lease: Lease, report: AttemptReport, now: number): void {
+    const breaker = this.policies.breaker(report.backendId);
+    const before = breaker?.stateAt(now);
+    if (report.outcome === "failure") {
+      breaker?.onFailure(now, lease.probe);
+      if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
+      if (report.retryAfterMs !== undefined) this.policies.holdOff(report.backendId, report.retryAfterMs, now);
+    } else if (report.outcome === "cancelled") {
+      breaker?.onAbandon(lease.probe);
+    } else if (!lease.answered) {
+      // A 4xx for a bad request still shows the backend is up. A stream that answered was
+      // counted at its first token.
+      breaker?.onSuccess(now, lease.probe);
+    }
+    lease.tokens = (lease.tokens ?? 0) + report.chunks;
+    this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs, report.chunks);
+    if (breaker) this.policies.saveBreaker(report.backendId, before, now);
+    this.leases.vacate(lease);
+  }
+
+  /** Ends the current attempt without a report (settled without one, or reclaimed): a probe is abandoned. */
+  end(lease: Lease): void {
+    if (lease.backendId) this.policies.breaker(lease.backendId)?.onAbandon(lease.probe);
+    this.leases.vacate(lease);
+  }
+}
