@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import type { BackendConfig } from "../../config/schema";
+import { type BackendView, breakersOpenFor, pickBackend } from "./backend-picker";
+import { CircuitBreaker } from "./breaker";
+import { testConfig } from "./test-host";
+
+const config = testConfig({ breaker: { consecutiveFailures: 1, minRequests: 100, cooldownMs: 1_000 } });
+const plan = ["a", "b", "c"].map((backendId) => ({ backendId, alias: "chat" }));
+
+function view(inFlight: Record<string, number> = {}, notBefore: Record<string, number> = {}) {
+  const breakers = new Map(config.backends.map((b) => [b.id, new CircuitBreaker(config.breaker)]));
+  const backends = new Map<string, BackendConfig>(config.backends.map((b) => [b.id, b]));
+  const v: BackendView = {
+    backend: (id) => backends.get(id),
+    breaker: (id) => breakers.get(id),
+    inFlight: (id) => inFlight[id] ?? 0,
+    notBefore: (id) => notBefore[id],
+  };
+  return { v, breakers };
+}
+
+describe("pickBackend", () => {
+  it("takes the first backend that can take an attempt, skipping full ones and open circuits", () => {
+    const { v, breakers } = view({ a: 32 });
+    expect(pickBackend(v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 1, delayMs: 0 });
+    breakers.get("b")!.onFailure(0);
+    expect(pickBackend(v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 2, delayMs: 0 });
+  });
+
+  it("on a retry prefers another region, then the same region, then what already failed", () => {
+    const { v } = view();
+    expect(pickBackend(v, plan, 1, false, 0, { region: "us-east", failed: ["a"] })).toMatchObject({ cursor: 1 });
+    expect(pickBackend(v, plan, 2, false, 0, { region: "eu-west", failed: ["b"] })).toMatchObject({ cursor: 2 });
+    expect(pickBackend(v, plan, 0, false, 0, { region: "us-east", failed: ["a", "b", "c"] })).toMatchObject({ cursor: 0 });
+  });
+
+  it("waits out a Retry-After only when nothing else can take it", () => {
+    const { v } = view({ b: 32, c: 32 }, { a: 500 });
+    expect(pickBackend(v, plan, 0, false, 100)).toEqual({ ok: true, cursor: 0, delayMs: 400 });
+  });
+
+  it("says why there is no backend: capacity, open circuits (and for how long), or none that can resume", () => {
+    expect(pickBackend(view({ a: 32, b: 32, c: 32 }).v, plan, 0, false, 0)).toEqual({ ok: false, reason: "capacity" });
+    const { v, breakers } = view();
+    for (const b of breakers.values()) b.onFailure(0);
+    expect(pickBackend(v, plan, 0, false, 10)).toEqual({ ok: false, reason: "breaker", retryAfterMs: 990 });
+    expect(breakersOpenFor(v, plan, 10)).toBe(990);
+    expect(pickBackend(view().v, plan, 0, true, 0)).toEqual({ ok: false, reason: "none" });
+  });
+});
