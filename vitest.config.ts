@@ -1,5 +1,5 @@
 // Tests that run inside workerd (the Workers runtime) with real Durable Objects, KV and D1.
-// Simulated backends are real HTTP servers started by test/worker/global-setup.ts.
+// Simulated backends are real HTTP servers started by test/setup/sims.ts (globalSetup).
 import { defineConfig } from "vitest/config";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 

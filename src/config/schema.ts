@@ -1,4 +1,4 @@
-// Tenant configuration: the contract of DESIGN.md, validated with zod. Field names are fixed;
+// Tenant configuration, validated with zod (README, "Tenant config"). Field names are fixed;
 // every field beyond `backends` and `models` has a default so a minimal config is valid.
 import { z } from "zod";
 

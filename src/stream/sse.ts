@@ -1,4 +1,4 @@
-// SSE framing of what sluice sends to clients. Pure string building; see DESIGN.md "SSE stream".
+// SSE framing of what sluice sends to clients. Pure string building; see README, "Streams".
 
 export interface ErrorBody {
   message: string;
