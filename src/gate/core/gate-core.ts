@@ -144,7 +144,7 @@ export class GateCore {
   wake(now: number): void {
     for (const ticket of this.tickets.takeDue(now)) {
       this.metrics.count("rejectedQueueTimeout");
-      this.settleTicket(ticket, rejections.queueTimeout(ticket.deadline - ticket.enqueuedAt), now);
+      this.answerTicket(ticket, rejections.queueTimeout(ticket.deadline - ticket.enqueuedAt), now);
     }
     this.dropStale(now);
     this.tickets.forgetUnclaimed(now);
@@ -168,7 +168,7 @@ export class GateCore {
     this.metrics.count("queued");
     if (offered.displaced) {
       this.metrics.count("rejectedQueueFull");
-      this.settleTicket(offered.displaced.value, rejections.displaced(this.drain.retryAfterSeconds(now, this.tickets.queue.size)), now);
+      this.answerTicket(offered.displaced.value, rejections.displaced(this.drain.retryAfterSeconds(now, this.tickets.queue.size)), now);
     }
     return { kind: "queued", ticket: id };
   }
@@ -183,7 +183,7 @@ export class GateCore {
   }
 
   /** Gives a queued request its verdict, and its twins theirs (see releaseTwins). */
-  private settleTicket(ticket: Ticket, result: AdmitResult, now: number): void {
+  private answerTicket(ticket: Ticket, result: AdmitResult, now: number): void {
     if (result.kind !== "lease") this.refundRate(ticket, now);
     this.releaseTwins(ticket, result, now);
     this.tickets.give(ticket, result);
@@ -199,7 +199,7 @@ export class GateCore {
     if (twins.length === 0) return;
     const entry = result?.kind === "lease" ? this.host.journal.get(ticket.request.record!.key, now) : undefined;
     const verdict: AdmitResult = entry ? { kind: "join", entry } : result?.kind === "reject" ? result : { kind: "unknown" };
-    for (const twin of twins) this.settleTicket(twin, verdict, now);
+    for (const twin of twins) this.answerTicket(twin, verdict, now);
   }
 
   /** Queued requests nobody polls any more leave the queue; a twin of one takes its place. */
@@ -257,13 +257,13 @@ export class GateCore {
     this.dropStale(now);
     const closedFor = (w: Waiter) => breakersOpenFor(this.policies, w.plan, now);
     for (const entry of this.tickets.queue.removeWhere((e) => closedFor(e.value) !== undefined)) {
-      this.settleTicket(entry.value, this.noBackend(closedFor(entry.value)!), now);
+      this.answerTicket(entry.value, this.noBackend(closedFor(entry.value)!), now);
     }
     while (this.leases.size < config.limits.maxConcurrency) {
       const canStart = (w: Waiter) => pickBackend(this.policies, w.plan, 0, (w.resumeFrom?.tokens ?? 0) > 0, now).ok;
       const entry = this.tickets.queue.takeFirst((e) => canStart(e.value));
       if (!entry) break;
-      this.settleTicket(entry.value, this.grant(entry.value, now)!, now);
+      this.answerTicket(entry.value, this.grant(entry.value, now)!, now);
     }
   }
 
