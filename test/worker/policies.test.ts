@@ -34,16 +34,16 @@ describe("circuit breaker", () => {
   it("opens on a failing backend, keeps traffic off it, and closes after a half-open probe succeeds", async () => {
     await simControl("a", { failRate: 1, failStatus: 500 });
     const { tenant, key } = await createTenant(
-      simConfig(["a", "b"], { breaker: { minRequests: 4, failureRate: 0.5, cooldownMs: 400, windowMs: 10_000 } }),
+      simConfig(["a", "b"], { breaker: { minRequests: 4, failureRate: 0.5, cooldownMs: 5_000, windowMs: 30_000 } }),
     );
     for (let i = 0; i < 4; i++) expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(200);
     expect((await gateStats(tenant)).backends.find((b: any) => b.id === "a").breaker).toBe("open");
     const before = (await simStats("a")).requests;
     for (let i = 0; i < 5; i++) expect(await drain(await chat(key, { model: "chat", messages: MESSAGES }))).toBe(200);
     expect((await simStats("a")).requests).toBe(before); // no traffic while open
-    // The backend recovers; after the cooldown one probe goes through and closes the circuit.
+    // The backend recovers; once the cooldown has passed, one probe goes through and closes the circuit.
     await simControl("a", { failRate: 0 });
-    await new Promise((r) => setTimeout(r, 450));
+    await eventually(async () => (await gateStats(tenant)).backends.find((b: any) => b.id === "a").breaker === "half-open");
     const res = await chat(key, { model: "chat", messages: MESSAGES });
     expect(res.headers.get("x-sluice-backend")).toBe("a");
     await drain(res);
