@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { cpuPerCall, createTenant, startFleet, startSluice, type System } from "./stack";
+import { cpuPerCall, createTenant, startMeasuringFleet, startSluice, type System } from "./stack";
 
 const { values: args } = parseArgs({
   options: {
@@ -31,16 +31,7 @@ const baseDir = path.resolve("bench/tmp/ab-base");
 if (existsSync(baseDir)) execFileSync("git", ["worktree", "remove", "--force", baseDir]);
 execFileSync("git", ["worktree", "add", "--detach", baseDir, commit], { stdio: "ignore" });
 
-const fleet = await startFleet(
-  [0, 1, 2, 3].map((i) => ({
-    id: `sim-${i}`,
-    region: i < 2 ? "us-east" : "eu-west",
-    tokensPerSecond: 100,
-    firstTokenMs: 5,
-    maxConcurrency: 5_000,
-    seed: i,
-  })),
-);
+const fleet = await startMeasuringFleet();
 const systems = [await startSluice(path.join(baseDir, "src/index.ts"), `base ${commit}`), await startSluice(undefined, "working tree")];
 const keys = await Promise.all(
   systems.map((s, i) => createTenant(s.url, `ab${i}`, fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } })),

@@ -4,7 +4,7 @@
 // The first round of each is a warm-up and is not counted.
 import { parseArgs } from "node:util";
 import { callOnce, MODEL, type Target } from "./load";
-import { createTenant, startFleet, startPassthrough, startSluice } from "./stack";
+import { createTenant, startMeasuringFleet, startPassthrough, startSluice } from "./stack";
 import { percentiles } from "./summary";
 import { uniformCalls } from "./traffic";
 
@@ -18,16 +18,7 @@ const { values: args } = parseArgs({
 const streams = Number(args.streams);
 const rounds = Number(args.rounds);
 
-const fleet = await startFleet(
-  [0, 1, 2, 3].map((i) => ({
-    id: `sim-${i}`,
-    region: i < 2 ? "us-east" : "eu-west",
-    tokensPerSecond: 100,
-    firstTokenMs: 5,
-    maxConcurrency: 5_000,
-    seed: i,
-  })),
-);
+const fleet = await startMeasuringFleet();
 const sluice = await startSluice();
 const relay = await startPassthrough(
   fleet.specs.map((_, i) => fleet.url(i)),

@@ -5,7 +5,16 @@
 import http from "node:http";
 import { parseArgs } from "node:util";
 import { MODEL, type Target } from "./load";
-import { cpuPerCall, createTenant, processUsage, startFleet, startPassthrough, startRpcFloor, startSluice, type System } from "./stack";
+import {
+  cpuPerCall,
+  createTenant,
+  processUsage,
+  startMeasuringFleet,
+  startPassthrough,
+  startRpcFloor,
+  startSluice,
+  type System,
+} from "./stack";
 
 const { values: args } = parseArgs({
   options: {
@@ -17,16 +26,7 @@ const { values: args } = parseArgs({
 const concurrency = Number(args.concurrency);
 const calls = Number(args.calls);
 
-const fleet = await startFleet(
-  [0, 1, 2, 3].map((i) => ({
-    id: `sim-${i}`,
-    region: i < 2 ? "us-east" : "eu-west",
-    tokensPerSecond: 100,
-    firstTokenMs: 5,
-    maxConcurrency: 5_000,
-    seed: i,
-  })),
-);
+const fleet = await startMeasuringFleet();
 const upstreams = fleet.specs.map((_, i) => fleet.url(i));
 const sluice = await startSluice();
 const systems: Array<{ system: System; target: Target }> = [

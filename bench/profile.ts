@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { startRouter } from "../scripts/router-on-miniflare";
 import { callOnce } from "./load";
-import { ADMIN_TOKEN, createTenant, getFreePort, startFleet } from "./stack";
+import { ADMIN_TOKEN, createTenant, getFreePort, startMeasuringFleet } from "./stack";
 import { uniformCalls } from "./traffic";
 
 const { values: args } = parseArgs({
@@ -21,16 +21,7 @@ const { values: args } = parseArgs({
 });
 const streams = Number(args.streams);
 
-const fleet = await startFleet(
-  [0, 1, 2, 3].map((i) => ({
-    id: `sim-${i}`,
-    region: i < 2 ? "us-east" : "eu-west",
-    tokensPerSecond: 100,
-    firstTokenMs: 5,
-    maxConcurrency: 5_000,
-    seed: i,
-  })),
-);
+const fleet = await startMeasuringFleet();
 const inspectorPort = await getFreePort();
 const router = await startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, inspectorPort });
 const key = await createTenant(router.url, "prof", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });

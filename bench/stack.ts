@@ -28,6 +28,23 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
+/**
+ * The fleet the measuring tools (bench:ab, bench:cpu, bench:burst, bench:profile) run against: four
+ * sims in two regions, 100 tokens/s each, room for 5,000 generations, so the router is what is measured.
+ */
+export function startMeasuringFleet(): Promise<Fleet> {
+  return startFleet(
+    [0, 1, 2, 3].map((i) => ({
+      id: `sim-${i}`,
+      region: i < 2 ? "us-east" : "eu-west",
+      tokensPerSecond: 100,
+      firstTokenMs: 5,
+      maxConcurrency: 5_000,
+      seed: i,
+    })),
+  );
+}
+
 export async function startFleet(specs: SimSpec[]): Promise<Fleet> {
   const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "bench/sim-fleet.ts"), JSON.stringify(specs)], {
     stdio: ["ignore", "pipe", "inherit"],
