@@ -4,20 +4,15 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LEASE_TTL_MS } from "./lease-timing";
 import type { AdmitResult } from "./protocol";
-import { admit, request, testConfig, testCore } from "./test-host";
+import { admit, request, testBackend, testConfig, testCore } from "./test-host";
 
 const MAX_ATTEMPTS = 2;
 const BACKEND_SLOTS = 2;
 const configWith = (maxConcurrency: number) =>
   testConfig({
-    backends: ["a", "b", "c"].map((id, i) => ({
-      id,
-      region: i === 1 ? "eu-west" : "us-east",
-      url: `http://x/${id}`,
-      model: "m",
-      maxConcurrency: BACKEND_SLOTS,
-      resume: i > 0,
-    })),
+    backends: ["a", "b", "c"].map((id, i) =>
+      testBackend(id, i === 1 ? "eu-west" : "us-east", { maxConcurrency: BACKEND_SLOTS, resume: i > 0 }),
+    ),
     limits: { maxConcurrency, maxQueue: 4, maxQueueWaitMs: 5_000 },
     retry: { maxAttempts: MAX_ATTEMPTS, budgetMinRetries: 5 },
     breaker: { consecutiveFailures: 3 },

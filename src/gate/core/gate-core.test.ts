@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { LEASE_TTL_MS } from "./lease-timing";
 import type { AdmitResult, AttemptReport } from "./protocol";
 import { STALE_TICKET_MS } from "./tickets";
-import { admit, request, testConfig, testCore } from "./test-host";
+import { admit, request, testBackend, testConfig, testCore } from "./test-host";
 
 const oneSlot = (limits: Record<string, number> = {}) =>
   testConfig({ limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
@@ -171,7 +171,7 @@ describe("retries", () => {
 
   it("keeps a stream that broke mid-way on resumable backends, up to twice maxAttempts calls", () => {
     const config = testConfig({
-      backends: ["a", "b"].map((id) => ({ id, region: "us-east", url: `http://x/${id}`, model: "m", resume: true })),
+      backends: ["a", "b"].map((id) => testBackend(id, "us-east", { resume: true })),
       models: { chat: { route: ["a", "b"] } },
     });
     const { core, host } = testCore(config);
@@ -192,7 +192,7 @@ describe("retries", () => {
 
   it("waits for a slot when every eligible backend is full, and stops when the budget is spent", () => {
     const config = testConfig({
-      backends: [{ id: "a", region: "us-east", url: "http://x/a", model: "m", maxConcurrency: 1 }],
+      backends: [testBackend("a", "us-east", { maxConcurrency: 1 })],
       models: { chat: { route: ["a"] } },
       retry: { budgetMinRetries: 1, budgetRatio: 0 },
     });

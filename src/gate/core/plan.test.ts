@@ -1,14 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { TenantConfigSchema, type TenantConfigInput } from "../../config/schema";
 import { buildRoutePlan } from "./plan";
+import { testBackend as backend } from "./test-host";
 
-const backend = (id: string, region: string, extra: Record<string, unknown> = {}) => ({
-  id,
-  region,
-  url: `http://127.0.0.1:1/${id}`,
-  model: "m",
-  ...extra,
-});
 const config = (input: TenantConfigInput) => TenantConfigSchema.parse(input);
 const ids = (plan: ReturnType<typeof buildRoutePlan>) => (plan.ok ? plan.entries.map((e) => `${e.alias}:${e.backendId}`) : plan);
 

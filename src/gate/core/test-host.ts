@@ -89,7 +89,8 @@ export class TestHost implements GateHost {
   }
 }
 
-const sim = (id: string, region: string, extra: Record<string, unknown> = {}) => ({
+/** A backend entry of a tenant config (its URL is never called: the core only routes). */
+export const testBackend = (id: string, region: string, extra: Record<string, unknown> = {}) => ({
   id,
   region,
   url: `http://127.0.0.1:1/${id}`,
@@ -100,7 +101,7 @@ const sim = (id: string, region: string, extra: Record<string, unknown> = {}) =>
 /** A tenant with backends a (us-east), b (eu-west), c (us-east), alias "chat" over them in that order. */
 export function testConfig(overrides: Partial<TenantConfigInput> = {}): TenantConfig {
   return TenantConfigSchema.parse({
-    backends: [sim("a", "us-east"), sim("b", "eu-west"), sim("c", "us-east")],
+    backends: [testBackend("a", "us-east"), testBackend("b", "eu-west"), testBackend("c", "us-east")],
     models: { chat: { route: ["a", "b", "c"], order: "pinned" } },
     ...overrides,
   });
