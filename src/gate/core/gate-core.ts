@@ -91,8 +91,8 @@ export class GateCore {
     const record = request.record;
     if (record) {
       const entry = this.host.journal.get(record.key, now);
-      const resumable = () => plan.entries.some((e) => this.policies.backend(e.backendId)?.resume);
-      const decision = entry && replayDecision(entry, record, { live: this.isLive(entry), resumable: resumable() });
+      const resumable = plan.entries.some((e) => this.policies.backend(e.backendId)?.resume === true);
+      const decision = entry && replayDecision(entry, record, { live: this.isLive(entry), resumable });
       if (decision && decision.kind !== "takeover") return decision;
       // The key's first request is still queued: this one waits for it rather than starting a
       // second generation. (An admission retried with the same request id goes the usual way.)
@@ -323,9 +323,10 @@ export class GateCore {
     if (lease.recordKey && config) {
       const { journal } = this.host;
       // Chunks the journal refuses now can never be added: the entry is not whole, not replayable.
-      const held = progress && journal.append(lease.recordKey, lease.id, progress, config.idempotency, now);
-      if (progress && held !== null && held !== undefined && held < progress.from + progress.chunks.length)
-        journal.markIncomplete(lease.recordKey, lease.id);
+      if (progress) {
+        const held = journal.append(lease.recordKey, lease.id, progress, config.idempotency, now);
+        if (held !== null && held < progress.from + progress.chunks.length) journal.markIncomplete(lease.recordKey, lease.id);
+      }
       journal.finish(lease.recordKey, lease.id, ENTRY_STATE[outcome], now);
     }
     if (report) this.attempts.record(lease, report, now);

@@ -166,11 +166,4 @@ export class TicketBook {
     }
     return next;
   }
-
-  /** Tickets that wait in the queue or behind a twin. */
-  get waiting(): number {
-    let n = 0;
-    for (const t of this.tickets.values()) if (!t.result) n++;
-    return n;
-  }
 }
