@@ -1,5 +1,5 @@
 // Admission through the TenantGate: priority order, 429 with Retry-After, 504, slot release.
-import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   chat,
@@ -199,7 +199,7 @@ describe("slot release", () => {
 
   it("after an exception inside the dispatch loop", async () => {
     const { tenant } = await createTenant(oneSlot());
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const gate = gateOf(tenant);
     const admitted = await gate.admit({ tenant, requestId: "req-x", alias: "chat", priority: "normal", promptTokens: 10 });
     if (admitted.kind !== "lease") throw new Error("not admitted");
     expect((await gateStats(tenant)).inFlight).toBe(1);
@@ -247,13 +247,13 @@ describe("slot release", () => {
 
   it("across a gate restart: leases are restored from storage and settle afterwards", async () => {
     const { tenant } = await createTenant(oneSlot());
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const gate = gateOf(tenant);
     const admitted = await gate.admit({ tenant, requestId: "req-restart", alias: "chat", priority: "normal", promptTokens: 10 });
     if (admitted.kind !== "lease") throw new Error("not admitted");
     // Lease rows are written behind (LEASE_FLUSH_MS): wait for this one to reach storage.
     await eventually(async () => (await storedLeases(tenant)) === 1);
     await abortAllDurableObjects();
-    const restarted = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const restarted = gateOf(tenant);
     expect((await gateStats(tenant)).inFlight).toBe(1);
     await restarted.settle(admitted.leaseId, { backendId: "a", outcome: "success", durationMs: 5, chunks: 3 }, "complete");
     await idle(tenant);
@@ -298,13 +298,13 @@ describe("slot release", () => {
 
   it("a lease a journal entry points to is stored at once, so even an instant restart keeps it", async () => {
     const { tenant } = await createTenant(oneSlot());
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const gate = gateOf(tenant);
     const record = { key: "idem:instant", kind: "idempotency" as const, bodyHash: "h", shared: true };
     const admitted = await gate.admit({ tenant, record, requestId: "req-instant", alias: "chat", priority: "normal", promptTokens: 10 });
     if (admitted.kind !== "lease") throw new Error("not admitted");
     await abortAllDurableObjects();
     expect((await gateStats(tenant)).inFlight).toBe(1);
-    await env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant)).settle(admitted.leaseId, null, "complete");
+    await gateOf(tenant).settle(admitted.leaseId, null, "complete");
     await idle(tenant);
   });
 });
@@ -316,7 +316,7 @@ describe("gate stats", () => {
     const before = await gateStats(tenant);
     expect(before.counters).toMatchObject({ admitted: 1, completed: 1, attempts: 1 });
     // Metrics are stored a moment after a change (METRICS_SAVE_MS): wait for that, then restart.
-    const gate = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+    const gate = gateOf(tenant);
     const saved = () =>
       runInDurableObject(
         gate,

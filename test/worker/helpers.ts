@@ -169,9 +169,9 @@ export async function expectError(res: Response, status: number, code: string | 
   if (message) expect(body.error.message).toMatch(message);
 }
 
-/** The tenant's (first) gate object. */
-export function gateOf(tenant: string): DurableObjectStub<TenantGate> {
-  return env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant));
+/** A gate object by name: a tenant's first gate is named after the tenant (gateName for its other shards). */
+export function gateOf(name: string): DurableObjectStub<TenantGate> {
+  return env.TENANT_GATE.get(env.TENANT_GATE.idFromName(name));
 }
 
 /** Leases the gate has written to storage (rows are written behind, LEASE_FLUSH_MS after a change). */

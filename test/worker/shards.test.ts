@@ -1,7 +1,7 @@
 // A tenant spread over several gates (limits.shards): each gate enforces its share of the limits,
 // keyed requests always meet their twins and stored answers in one gate, and the admin API shows
 // the gates added up.
-import { SELF, env } from "cloudflare:test";
+import { SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   ADMIN,
@@ -9,6 +9,7 @@ import {
   createTenant,
   eventually,
   expectedText,
+  gateOf,
   gateStats,
   holder,
   MESSAGES,
@@ -93,10 +94,10 @@ describe("sharded gates", () => {
         body: JSON.stringify({ ...twoShards(), limits: { maxConcurrency: 4, shards } }),
       });
     expect((await put(1)).status).toBe(200);
-    const leftOver = env.TENANT_GATE.get(env.TENANT_GATE.idFromName(gateName(tenant, 1)));
+    const leftOver = gateOf(gateName(tenant, 1));
     const limitOf = async (stub: DurableObjectStub<TenantGate>) => (await stub.stats()).limits?.maxConcurrency;
     expect(await limitOf(leftOver)).toBe(0);
-    expect(await limitOf(env.TENANT_GATE.get(env.TENANT_GATE.idFromName(tenant)))).toBe(4);
+    expect(await limitOf(gateOf(tenant))).toBe(4);
     const bad = await put(4);
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as any).error.message).toContain("backends.0.maxConcurrency: must be at least limits.shards (4)");
