@@ -1,7 +1,7 @@
 // The load generator: streaming chat calls over node:http with keep-alive, each classified
 // against the deterministic text the sims produce.
 import http from "node:http";
-import { createParser } from "eventsource-parser";
+import { SseTranscript } from "../test/support/sse-transcript";
 import { expectedText } from "../sim/text";
 import type { Call } from "./traffic";
 
@@ -39,11 +39,8 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
   const url = new URL(`${target.baseUrl}/chat/completions`);
   const startedAt = performance.now();
   return new Promise((resolve) => {
-    let text = "";
-    let tokens = 0;
+    const transcript = new SseTranscript();
     let ttftMs: number | undefined;
-    let done = false;
-    let errorEvent: { error?: { code?: string } } | undefined;
     let status = 0;
     let attempts: number | undefined;
     let rejectCode: string | undefined;
@@ -54,7 +51,8 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
       if (settled) return;
       settled = true;
       const totalMs = performance.now() - startedAt;
-      const base = { status, startedAt, ttftMs, totalMs, tokens, attempts };
+      const { text, done, error: errorEvent } = transcript;
+      const base = { status, startedAt, ttftMs, totalMs, tokens: transcript.contentChunks, attempts };
       if (status !== 200 && status !== 0)
         return resolve({ ...base, outcome: "rejected", errorCode: `${status} ${rejectCode ?? ""}`.trim() });
       if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
@@ -86,7 +84,6 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
           res.on("data", (d: string) => (errorBody += d));
           res.on("end", () => {
             try {
-              errorEvent = undefined;
               rejectCode = (JSON.parse(errorBody) as { error?: { code?: string } }).error?.code;
             } catch {
               /* not JSON */
@@ -96,36 +93,11 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
           res.on("error", (err) => finish(true, err));
           return;
         }
-        const parser = createParser({
-          onEvent: (e) => {
-            if (e.event === "error") {
-              errorEvent = JSON.parse(e.data);
-              return;
-            }
-            if (e.data === "[DONE]") {
-              done = true;
-              return;
-            }
-            let chunk: { choices?: Array<{ delta?: { content?: string } }>; error?: { code?: string } };
-            try {
-              chunk = JSON.parse(e.data);
-            } catch {
-              return;
-            }
-            if (chunk.error) {
-              errorEvent = chunk;
-              return;
-            }
-            const content = chunk.choices?.[0]?.delta?.content;
-            if (content) {
-              if (ttftMs === undefined) ttftMs = performance.now() - startedAt;
-              text += content;
-              tokens++;
-            }
-          },
-        });
         res.setEncoding("utf8");
-        res.on("data", (d: string) => parser.feed(d));
+        res.on("data", (d: string) => {
+          transcript.feed(d);
+          if (ttftMs === undefined && transcript.text) ttftMs = performance.now() - startedAt;
+        });
         res.on("end", () => finish(false));
         res.on("error", (err) => finish(true, err));
         res.on("aborted", () => finish(true, new Error("aborted")));

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 import { bundleWorker, startRouter, type RunningRouter } from "../scripts/router-on-miniflare";
 import type { SimOptions } from "../sim/types";
+import { createTenantWithKey } from "../scripts/tenant-admin";
 import { callOnce, MODEL, type Target } from "./load";
 import { uniformCalls } from "./traffic";
 
@@ -253,7 +254,6 @@ export async function createTenant(
   overrides: Record<string, unknown>,
   backendOverrides: Record<string, unknown> = {},
 ): Promise<string> {
-  const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
   const config = {
     backends: fleet.specs.map((s, i) => ({
       id: s.id,
@@ -267,10 +267,7 @@ export async function createTenant(
     models: { chat: { route: fleet.specs.map((s) => s.id) } },
     ...overrides,
   };
-  const put = await fetch(`${routerUrl}/admin/tenants/${name}`, { method: "PUT", headers, body: JSON.stringify(config) });
-  if (!put.ok) throw new Error(`tenant ${name}: ${put.status} ${await put.text()}`);
   const key = `sk-bench-${name}-0123456789`;
-  const post = await fetch(`${routerUrl}/admin/tenants/${name}/keys`, { method: "POST", headers, body: JSON.stringify({ key }) });
-  if (!post.ok) throw new Error(`key ${name}: ${post.status} ${await post.text()}`);
+  await createTenantWithKey({ fetch, baseUrl: routerUrl, adminToken: ADMIN_TOKEN, name, config, key });
   return key;
 }

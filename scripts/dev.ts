@@ -12,6 +12,7 @@ import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import { unstable_startWorker } from "wrangler";
 import { SimServer } from "../sim/server";
+import { createTenantWithKey } from "./tenant-admin";
 import { startRouter, type RunningRouter } from "./router-on-miniflare";
 
 const PORT = 8787;
@@ -97,16 +98,16 @@ async function main(): Promise<void> {
 
 /** Waits for the router, then writes the demo tenant and key through the admin API. */
 async function seedDemoTenant(base: string): Promise<void> {
-  const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
   const until = Date.now() + 120_000;
   for (;;) {
+    let up = false;
     try {
-      const put = await fetch(`${base}/admin/tenants/demo`, { method: "PUT", headers, body: JSON.stringify(demoConfig) });
-      if (!put.ok) fail(`could not store the demo tenant: ${put.status} ${await put.text()}`);
-      const key = await fetch(`${base}/admin/tenants/demo/keys`, { method: "POST", headers, body: JSON.stringify({ key: DEMO_KEY }) });
-      if (!key.ok) fail(`could not store the demo key: ${key.status} ${await key.text()}`);
+      await (await fetch(`${base}/healthz`)).arrayBuffer();
+      up = true;
+      await createTenantWithKey({ fetch, baseUrl: base, adminToken: ADMIN_TOKEN, name: "demo", config: demoConfig, key: DEMO_KEY });
       return;
     } catch (err) {
+      if (up) fail(`could not store the demo tenant and key: ${String(err)}`);
       if (Date.now() > until) fail(`the router did not come up on ${base}: ${String(err)}`);
       await new Promise((r) => setTimeout(r, 500));
     }

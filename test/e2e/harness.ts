@@ -1,6 +1,7 @@
 // An end-to-end stack: sims in two regions plus the router on workerd, driven over real HTTP.
 import { SimServer } from "../../sim/server";
 import { startRouter, type RunningRouter } from "../../scripts/router-on-miniflare";
+import { createTenantWithKey } from "../../scripts/tenant-admin";
 
 export const ADMIN_TOKEN = "e2e-admin-token";
 
@@ -28,12 +29,7 @@ export async function startStack(simIds: string[]): Promise<Stack> {
     router,
     sims,
     admin,
-    async createTenant(name, config, key) {
-      const put = await admin(`/tenants/${name}`, { method: "PUT", body: JSON.stringify(config) });
-      if (!put.ok) throw new Error(`PUT tenant: ${put.status} ${await put.text()}`);
-      const post = await admin(`/tenants/${name}/keys`, { method: "POST", body: JSON.stringify({ key }) });
-      if (!post.ok) throw new Error(`POST key: ${post.status} ${await post.text()}`);
-    },
+    createTenant: (name, config, key) => createTenantWithKey({ fetch, baseUrl: router.url, adminToken: ADMIN_TOKEN, name, config, key }),
     async close() {
       await router.dispose();
       await Promise.all(Object.values(sims).map((s) => s.close()));

@@ -1,6 +1,6 @@
 // The simulated backend on its own: protocol, determinism, faults, saturation, 1,000 streams.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createParser } from "eventsource-parser";
+import { readSse, SseTranscript } from "../support/sse-transcript";
 import { SimServer } from "../../sim/server";
 import { expectedText } from "../../sim/text";
 
@@ -36,23 +36,13 @@ async function stream(body: Record<string, unknown>, headers: Record<string, str
   });
   const out = { status: res.status, text: "", done: false, finish: null as string | null, broken: false, chunks: 0 };
   if (res.status !== 200) return out;
-  const parser = createParser({
-    onEvent: (e) => {
-      if (e.data === "[DONE]") return void (out.done = true);
-      const c = JSON.parse(e.data);
-      out.chunks++;
-      out.text += c.choices[0]?.delta?.content ?? "";
-      out.finish = c.choices[0]?.finish_reason ?? out.finish;
-    },
-  });
+  const transcript = new SseTranscript();
   try {
-    const reader = res.body!.getReader();
-    const decoder = new TextDecoder();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) parser.feed(decoder.decode(r.value, { stream: true }));
+    await readSse(res, undefined, transcript);
   } catch {
     out.broken = true;
   }
-  return out;
+  return { ...out, text: transcript.text, done: transcript.done, finish: transcript.finishReason, chunks: transcript.chunks };
 }
 
 describe("sim", () => {

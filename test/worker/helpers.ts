@@ -1,11 +1,13 @@
 // Helpers for tests that drive the Worker through SELF.fetch, with real sims behind it.
 import { SELF, abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { expect } from "vitest";
 import type { TenantConfigInput } from "../../src/config/schema";
 import type { TenantGate } from "../../src/gate/tenant-gate";
 import { expectedText as simExpectedText } from "../../sim/text";
 import type { SimOptions, SimStats } from "../../sim/types";
+import { createTenantWithKey } from "../../scripts/tenant-admin";
+
+export { readSse } from "../support/sse-transcript";
 
 export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
 export type SimName = keyof typeof env.SIM_PORTS;
@@ -39,20 +41,16 @@ export async function createTenant(
   config: TenantConfigInput,
   name = `t${Date.now().toString(36)}${tenantCounter++}`,
 ): Promise<{ tenant: string; key: string }> {
-  const put = await SELF.fetch(`https://sluice.test/admin/tenants/${name}`, {
-    method: "PUT",
-    headers: { ...ADMIN, "content-type": "application/json" },
-    body: JSON.stringify(config),
-  });
-  if (put.status !== 200) throw new Error(`tenant PUT failed: ${put.status} ${await put.text()}`);
   const key = `sk-test-${name}-${crypto.randomUUID()}`;
-  const post = await SELF.fetch(`https://sluice.test/admin/tenants/${name}/keys`, {
-    method: "POST",
-    headers: { ...ADMIN, "content-type": "application/json" },
-    body: JSON.stringify({ key }),
-  });
-  if (post.status !== 201) throw new Error(`key POST failed: ${post.status} ${await post.text()}`);
+  const fetch = (url: string, init: RequestInit) => SELF.fetch(url, init);
+  await createTenantWithKey({ fetch, baseUrl: "https://sluice.test", adminToken: env.ADMIN_TOKEN, name, config, key });
   return { tenant: name, key };
+}
+
+/** simConfig with every backend marked resumable (`resume: true`). */
+export function resumableConfig(sims: SimName[], overrides: Partial<TenantConfigInput> = {}): TenantConfigInput {
+  const config = simConfig(sims, overrides);
+  return { ...config, backends: config.backends.map((b) => ({ ...b, resume: true })) };
 }
 
 /** A config with one backend per named sim, all serving model "sim-model" under alias "chat". */
@@ -109,36 +107,6 @@ export const MESSAGES = [{ role: "user", content: "Say something deterministic."
 /** What the sim answers for these messages, uninterrupted. */
 export function expectedText(messages: unknown[] = MESSAGES, maxTokens?: number): string {
   return simExpectedText({ model: "sim-model", messages, maxTokens });
-}
-
-export interface SseResult {
-  events: EventSourceMessage[];
-  comments: string[];
-  /** Concatenated delta content of the chunk events. */
-  text: string;
-  done: boolean;
-  error?: { error: { message: string; type: string; code: string }; partial: boolean; completion_tokens: number };
-}
-
-export async function readSse(response: Response): Promise<SseResult> {
-  const result: SseResult = { events: [], comments: [], text: "", done: false };
-  const parser = createParser({
-    onEvent: (e) => {
-      result.events.push(e);
-      if (e.event === "error") result.error = JSON.parse(e.data);
-      else if (e.data === "[DONE]") result.done = true;
-      else result.text += JSON.parse(e.data).choices?.[0]?.delta?.content ?? "";
-    },
-    onComment: (c) => result.comments.push(c.trim()),
-  });
-  const decoder = new TextDecoder();
-  const reader = response.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parser.feed(decoder.decode(value, { stream: true }));
-  }
-  return result;
 }
 
 /**

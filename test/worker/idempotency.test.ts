@@ -2,7 +2,6 @@
 // semantic dedup, stale-if-error, tenant isolation and bounded storage.
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { createParser } from "eventsource-parser";
 import type { TenantGate } from "../../src/gate/tenant-gate";
 import {
   chat,
@@ -18,40 +17,16 @@ import {
   readSse,
   release,
   resetSims,
+  resumableConfig,
   simConfig,
   simControl,
   simStats,
-  type SimName,
 } from "./helpers";
 
 beforeEach(resetSims);
 
-const resumable = (sims: SimName[], overrides: Record<string, unknown> = {}) => {
-  const cfg = simConfig(sims, overrides);
-  return { ...cfg, backends: cfg.backends.map((b) => ({ ...b, resume: true })) };
-};
-
-/** Reads SSE events until `count` chunk events arrived, then drops the connection. */
-async function readThenDrop(res: Response, count: number): Promise<{ text: string; lastId: number }> {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let lastId = 0;
-  const parser = createParser({
-    onEvent: (e) => {
-      if (e.data === "[DONE]" || e.event === "error") return;
-      lastId = Number(e.id);
-      text += JSON.parse(e.data).choices?.[0]?.delta?.content ?? "";
-    },
-  });
-  while (lastId < count) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parser.feed(decoder.decode(value, { stream: true }));
-  }
-  await reader.cancel();
-  return { text, lastId };
-}
+/** Reads SSE until `count` chunk events arrived, then drops the connection. */
+const readThenDrop = (res: Response, count: number) => readSse(res, (t) => t.lastId >= count);
 
 describe("Idempotency-Key", () => {
   it("replays a completed answer without calling a backend, as SSE or JSON", async () => {
@@ -109,7 +84,7 @@ describe("Idempotency-Key", () => {
   });
 
   it("reclaims an abandoned lease and resumes the retry from its checkpoint by continuation", async () => {
-    const { tenant, key } = await createTenant(resumable(["a", "b"], { timeouts: { idleMs: 3_000 } }));
+    const { tenant, key } = await createTenant(resumableConfig(["a", "b"], { timeouts: { idleMs: 3_000 } }));
     const body = {
       model: "chat",
       messages: MESSAGES,

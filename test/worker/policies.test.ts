@@ -12,6 +12,7 @@ import {
   MESSAGES,
   readSse,
   resetSims,
+  resumableConfig,
   simConfig,
   simControl,
   simStats,
@@ -20,10 +21,6 @@ import {
 
 beforeEach(resetSims);
 
-const resumable = (sims: SimName[], overrides: Record<string, unknown> = {}) => {
-  const cfg = simConfig(sims, overrides);
-  return { ...cfg, backends: cfg.backends.map((b) => ({ ...b, resume: true })) };
-};
 const totalRequests = async (...sims: SimName[]) => (await Promise.all(sims.map(simStats))).reduce((n, s) => n + s.requests, 0);
 const drain = async (res: Response) => {
   await res.arrayBuffer();
@@ -171,7 +168,7 @@ describe("retries", () => {
 
 describe("mid-stream resume", () => {
   it("continues a stream cut after N chunks on the next resumable backend: one stream, exact text", async () => {
-    const { tenant, key } = await createTenant(resumable(["a", "b"]));
+    const { tenant, key } = await createTenant(resumableConfig(["a", "b"]));
     const res = await chat(key, {
       model: "chat",
       messages: MESSAGES,
@@ -193,7 +190,7 @@ describe("mid-stream resume", () => {
   });
 
   it("resumes elsewhere when a backend hangs after a few tokens (idle timeout)", async () => {
-    const { key } = await createTenant(resumable(["a", "b"], { timeouts: { idleMs: 250 } }));
+    const { key } = await createTenant(resumableConfig(["a", "b"], { timeouts: { idleMs: 250 } }));
     const sse = await readSse(
       await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { backend: "a", hang: true, hang_after: 4 } }),
     );
@@ -203,7 +200,7 @@ describe("mid-stream resume", () => {
   });
 
   it("ends with the partial error event when the only resumable backends also die, at twice maxAttempts calls", async () => {
-    const { key } = await createTenant(resumable(["a", "b"]));
+    const { key } = await createTenant(resumableConfig(["a", "b"]));
     const sse = await readSse(
       await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 30, sim_fault: { disconnect_after: 3 } }),
     );
@@ -216,7 +213,7 @@ describe("mid-stream resume", () => {
   });
 
   it("does not count continuations that delivered text against maxAttempts", async () => {
-    const { tenant, key } = await createTenant(resumable(["a", "b"], { retry: { maxAttempts: 2 } }));
+    const { tenant, key } = await createTenant(resumableConfig(["a", "b"], { retry: { maxAttempts: 2 } }));
     // Cut after 3 tokens every time: 3 + 3 + the last 2 take three calls, with maxAttempts 2.
     const sse = await readSse(
       await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 8, sim_fault: { disconnect_after: 3 } }),
