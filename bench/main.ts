@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick] [-- --seed N] [-- --no-peer]`: sluice at 1,000 concurrent sessions,
 // side by side with direct calls to the backends, a bare pass-through Worker (the floor, and the
 // naive baseline) and the Portkey gateway. Starts everything itself; exits non-zero when an
-// invariant of DESIGN.md is broken in sluice's runs.
+// invariant (README, "Benchmark") is broken in sluice's runs.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";

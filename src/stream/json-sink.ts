@@ -16,7 +16,8 @@ export class JsonSink implements ClientSink {
   private resolveResponse!: (r: Response) => void;
   private readonly gone = new AbortController();
   private content = "";
-  private toolCalls: ToolCallDraft[] = [];
+  /** By the delta's `index`: a Map, so a stray index of 1e9 costs one entry, not a sparse array. */
+  private toolCalls = new Map<number, ToolCallDraft>();
   private finishReason: string | null = null;
   private usage: unknown = undefined;
   private model = "";
@@ -53,8 +54,9 @@ export class JsonSink implements ClientSink {
         type?: string;
         function?: { name?: string; arguments?: string };
       }>) {
-        const i = call.index ?? 0;
-        const draft = (this.toolCalls[i] ??= { function: { name: "", arguments: "" } });
+        const i = Number.isInteger(call.index) ? (call.index as number) : 0;
+        let draft = this.toolCalls.get(i);
+        if (!draft) this.toolCalls.set(i, (draft = { function: { name: "", arguments: "" } }));
         if (call.id) draft.id = call.id;
         if (call.type) draft.type = call.type;
         if (call.function?.name) draft.function.name += call.function.name;
@@ -67,8 +69,9 @@ export class JsonSink implements ClientSink {
   async comment(): Promise<void> {}
 
   async finish(): Promise<void> {
-    const message: Record<string, unknown> = { role: "assistant", content: this.toolCalls.length && !this.content ? null : this.content };
-    if (this.toolCalls.length) message.tool_calls = this.toolCalls.map((t) => ({ type: "function", ...t }));
+    const calls = [...this.toolCalls].sort(([a], [b]) => a - b).map(([, t]) => ({ type: "function", ...t }));
+    const message: Record<string, unknown> = { role: "assistant", content: calls.length && !this.content ? null : this.content };
+    if (calls.length) message.tool_calls = calls;
     const body = {
       id: this.id,
       object: "chat.completion",
@@ -92,7 +95,7 @@ export class JsonSink implements ClientSink {
 
   reset(): void {
     this.content = "";
-    this.toolCalls = [];
+    this.toolCalls.clear();
     this.finishReason = null;
     this.usage = undefined;
   }
