@@ -7,7 +7,18 @@ import type { TenantGate } from "../gate/tenant-gate";
 /** The gate's RPC methods, with the plain types they are declared with. */
 export type GateApi = Pick<
   TenantGate,
-  "admit" | "poll" | "renew" | "firstToken" | "checkpoint" | "retry" | "settle" | "follow" | "storedAnswer" | "applyConfig" | "stats"
+  | "admit"
+  | "poll"
+  | "renew"
+  | "firstToken"
+  | "checkpoint"
+  | "retry"
+  | "settle"
+  | "follow"
+  | "storedAnswer"
+  | "applyConfig"
+  | "erase"
+  | "stats"
 >;
 
 /** The handle on one of a tenant's gates: `gateName(tenant, shard)` (shards.ts). */
@@ -37,6 +48,7 @@ export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: 
     follow: call("follow"),
     storedAnswer: call("storedAnswer"),
     applyConfig: call("applyConfig"),
+    erase: call("erase"),
     stats: call("stats"),
   };
 }

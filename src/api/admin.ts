@@ -7,7 +7,7 @@ import type { AppEnv } from "./context";
 import { adminAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { jsonBody, validJson } from "./validation";
-import { TenantConfigSchema, type TenantConfig } from "../config/schema";
+import { MAX_SHARDS, TenantConfigSchema, type TenantConfig } from "../config/schema";
 import {
   TENANT_ID_PATTERN,
   addTenantKey,
@@ -18,7 +18,7 @@ import {
   revokeTenantKey,
   writeTenantConfig,
 } from "../config/store";
-import { listDeadLetters } from "../observe/dead-letters";
+import { deleteDeadLetters, listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 import { fleetMetricsRoute, gatesOf, PROMETHEUS_CONTENT_TYPE, statsOf } from "./metrics";
 import { prometheusText, type GateStats } from "../observe/prometheus";
@@ -88,9 +88,11 @@ export const adminRoute = new Hono<AppEnv>()
   })
   .delete("/tenants/:tenant", async (c) => {
     const tenant = c.req.param("tenant");
-    const previous = await readTenantConfig(c.env, tenant);
     if (!(await deleteTenant(c.env, tenant))) return tenantNotFound(tenant);
-    await applyToGates(c.env, tenant, null, previous?.limits.shards ?? 1);
+    // Every gate the tenant may ever have used (its shard count may have been higher once), then
+    // its dead letters: what a request still in flight writes lands before this erase, not after.
+    await Promise.all(gatesOf(c.env, tenant, MAX_SHARDS).map((gate) => gate.erase()));
+    await deleteDeadLetters(c.env.DB, tenant);
     return c.json({ deleted: tenant });
   })
   .post("/tenants/:tenant/keys", jsonBody, validJson(KeySchema), async (c) => {

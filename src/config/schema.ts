@@ -34,6 +34,9 @@ export const ModelRouteSchema = z.object({
   tokenBudget: z.object({ maxTokens: z.number().int().positive(), to: id }).optional(),
 });
 
+/** A tenant's gates: limits.shards is at most this (and deleting a tenant erases this many). */
+export const MAX_SHARDS = 32;
+
 export const LimitsSchema = z.object({
   maxConcurrency: z.number().int().positive().max(100_000).default(64),
   maxQueue: z.number().int().nonnegative().max(100_000).default(256),
@@ -46,7 +49,7 @@ export const LimitsSchema = z.object({
    * Gate objects the tenant's load is spread over, each with its share of the limits (one object
    * serves on the order of 500-1,000 calls a second).
    */
-  shards: z.number().int().min(1).max(32).default(1),
+  shards: z.number().int().min(1).max(MAX_SHARDS).default(1),
   /** Requests admitted per minute: bursts up to this many, then this pace (none by default). */
   requestsPerMinute: z.number().int().positive().max(100_000_000).optional(),
   /** Prompt plus completion tokens per minute, estimated at admission and settled at the end (none by default). */
@@ -137,12 +140,12 @@ export const TenantConfigSchema = z
         if (!backendIds.has(b)) ctx.addIssue({ code: "custom", path: ["models", alias, "route", i], message: `unknown backend "${b}"` });
       });
       m.fallbacks.forEach((f, i) => {
-        if (!(f in cfg.models))
+        if (!Object.hasOwn(cfg.models, f))
           ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: `unknown model alias "${f}"` });
         if (f === alias)
           ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: "a model cannot fall back to itself" });
       });
-      if (m.tokenBudget && !(m.tokenBudget.to in cfg.models))
+      if (m.tokenBudget && !Object.hasOwn(cfg.models, m.tokenBudget.to))
         ctx.addIssue({
           code: "custom",
           path: ["models", alias, "tokenBudget", "to"],
@@ -181,6 +184,11 @@ export const TenantConfigSchema = z
   });
 
 export type TenantConfig = z.output<typeof TenantConfigSchema>;
+
+/** The route of a model alias, by a name from a request: own aliases only, never the prototype's ("constructor"). */
+export function modelRoute(config: TenantConfig, alias: string): TenantConfig["models"][string] | undefined {
+  return Object.hasOwn(config.models, alias) ? config.models[alias] : undefined;
+}
 export type TenantConfigInput = z.input<typeof TenantConfigSchema>;
 export type BackendConfig = TenantConfig["backends"][number];
 export type ModelRoute = TenantConfig["models"][string];

@@ -59,6 +59,11 @@ export async function deleteTenant(env: StoreEnv, tenant: string): Promise<boole
   return existed;
 }
 
+/** Drops this isolate's cached config of the tenant, so the next read asks KV (a gate erasing a deleted tenant). */
+export function forgetTenantConfig(tenant: string): void {
+  configs.delete(tenant);
+}
+
 export type AddKeyResult = { ok: true; id: string } | { ok: false; reason: "taken" | "limit" };
 
 /**

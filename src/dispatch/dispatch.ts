@@ -10,6 +10,8 @@ import type {
   Checkpoint,
   CheckpointAck,
   EntrySnapshot,
+  LeaseCheck,
+  LeaseEnded,
   RetryResult,
   SettleOutcome,
   Timeouts,
@@ -24,8 +26,8 @@ import type { ReadSizePolicy } from "./read-size";
 
 /** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
 export interface GateCalls {
-  renew(leaseId: string): Promise<boolean>;
-  firstToken(leaseId: string): Promise<void>;
+  renew(leaseId: string): Promise<LeaseCheck>;
+  firstToken(leaseId: string): Promise<LeaseCheck>;
   checkpoint(leaseId: string, progress: Checkpoint): Promise<CheckpointAck>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
   settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
@@ -70,6 +72,8 @@ export interface DispatchInput {
   detached?: boolean;
   /** A stored answer to serve when every backend failed before the first token (stale-if-error). */
   staleAnswer?: () => Promise<EntrySnapshot | null>;
+  /** Set by dispatch: aborts, with the LeaseEnded as its reason, when the gate says the lease is gone. */
+  leaseEnded?: AbortSignal;
 }
 
 export interface DispatchResult {
@@ -79,12 +83,19 @@ export interface DispatchResult {
 }
 
 export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
+  // The gate says a lease is gone (tenant deleted, or reclaimed from a Worker it thought dead) in
+  // its answer to a renewal, a checkpoint or the first token: the request ends then.
+  const leaseEnded = new AbortController();
+  const watch = <T extends LeaseCheck>(check: T): T => {
+    if (!check.held && !leaseEnded.signal.aborted) leaseEnded.abort(check.ended);
+    return check;
+  };
   // A detached request ignores its client: the generation finishes for a later replay.
-  const cancelled = input.detached ? new AbortController().signal : AbortSignal.any([input.signal, input.sink.clientGone]);
+  const cancelled = input.detached ? leaseEnded.signal : AbortSignal.any([input.signal, input.sink.clientGone, leaseEnded.signal]);
   const checkpointer = new Checkpointer(
     {
-      checkpoint: (p) => input.gate.checkpoint(input.leaseId, p),
-      renew: () => input.gate.renew(input.leaseId),
+      checkpoint: async (p) => watch(await input.gate.checkpoint(input.leaseId, p)),
+      renew: async () => watch(await input.gate.renew(input.leaseId)),
       progress: () => ({ text: input.progress.text, tokens: input.progress.tokens }),
     },
     input.recordedChunks ?? 0,
@@ -93,9 +104,9 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   );
   let settled = false;
   const gate: GateCalls = {
-    renew: (leaseId) => input.gate.renew(leaseId),
-    firstToken: (leaseId) => input.gate.firstToken(leaseId),
-    checkpoint: (leaseId, p) => input.gate.checkpoint(leaseId, p),
+    renew: async (leaseId) => watch(await input.gate.renew(leaseId)),
+    firstToken: async (leaseId) => watch(await input.gate.firstToken(leaseId)),
+    checkpoint: async (leaseId, p) => watch(await input.gate.checkpoint(leaseId, p)),
     retry: (...args) => input.gate.retry(...args),
     settle: async (leaseId, report, outcome) => {
       settled = true;
@@ -106,7 +117,7 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   // (waiting for a first token, a slow backend). A dead Worker stops renewing it.
   const timer = setInterval(() => void checkpointer.tick(), LEASE_RENEW_MS / 2);
   try {
-    return await dispatchLoop({ ...input, gate, signal: cancelled }, checkpointer);
+    return await dispatchLoop({ ...input, gate, signal: cancelled, leaseEnded: leaseEnded.signal }, checkpointer);
   } finally {
     clearInterval(timer);
     // An unexpected exception must not leak the slot: settle whatever happened.
@@ -123,12 +134,21 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     await settleWithRetry(gate, leaseId, lastReport, outcome);
     return { outcome, attempts: log, failure };
   };
+  const fail = async (failure: Failure): Promise<DispatchResult> => {
+    await sink.fail(failure, progress.tokens).catch(() => {});
+    return end(progress.tokens > 0 ? "partial" : "failed", failure);
+  };
+  // Stopped by the signal: the client left, or the gate ended the lease (which the client hears of).
+  const stopped = (): Promise<DispatchResult> => {
+    const ended = input.leaseEnded?.aborted ? (input.leaseEnded.reason as LeaseEnded) : undefined;
+    return ended ? fail({ status: ended.status, code: ended.code, message: ended.message }) : end("cancelled");
+  };
 
   for (;;) {
     input.onAttempt?.(grant);
     if (grant.delayMs > 0 && !(await sleep(Math.min(grant.delayMs, Math.max(0, input.deadline - Date.now())), signal))) {
       lastReport = abandonedReport(grant);
-      return end("cancelled");
+      return stopped();
     }
     if (!grant.continuation && progress.tokens > 0) {
       // Starting over (non-streaming answer on a non-resumable backend): drop what was gathered.
@@ -162,7 +182,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       await finished;
       return result;
     }
-    if (report.outcome === "cancelled") return end("cancelled");
+    if (report.outcome === "cancelled") return stopped();
     if (report.outcome === "client_error") {
       // The backend rejected the request itself (a 4xx): pass its verdict on, no retry.
       const failure: Failure = {
@@ -170,14 +190,9 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
         code: report.errorCode ?? "upstream_rejected",
         message: report.errorMessage ?? "The backend rejected the request.",
       };
-      await sink.fail(failure, progress.tokens).catch(() => {});
-      return end(progress.tokens > 0 ? "partial" : "failed", failure);
+      return fail(failure);
     }
-    if (error?.code === "total_timeout") {
-      const failure: Failure = { status: 504, code: "total_timeout", message: error.message };
-      await sink.fail(failure, progress.tokens).catch(() => {});
-      return end(progress.tokens > 0 ? "partial" : "failed", failure);
-    }
+    if (error?.code === "total_timeout") return fail({ status: 504, code: "total_timeout", message: error.message });
 
     let next = await askRetry(gate, leaseId, report, progress.tokens, sink.committed && progress.tokens > 0);
     while (next.kind === "wait") {
@@ -196,14 +211,13 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
         message: `${exhausted.message} Last error: ${report.errorMessage ?? report.errorCode}`,
         retryAfterSec: "retryAfterSec" in exhausted ? exhausted.retryAfterSec : undefined,
       };
-      if (signal.aborted) return end("cancelled");
+      if (signal.aborted) return stopped();
       const stale = progress.tokens === 0 && !sink.committed ? await input.staleAnswer?.().catch(() => null) : null;
       if (stale) {
         await replayEntry(stale, sink, 0).catch(() => {});
         return end("stale");
       }
-      await sink.fail(failure, progress.tokens).catch(() => {});
-      return end(progress.tokens > 0 ? "partial" : "failed", failure);
+      return fail(failure);
     }
     grant = next.grant;
   }

@@ -187,6 +187,13 @@ export class ReplayJournal implements JournalPort {
     return new Promise((resolve, reject) => this.flushWaiters.push({ resolve, reject }));
   }
 
+  /** Drops waiting appends unwritten (the tenant is deleted); their checkpoint calls fail. */
+  discard(): void {
+    this.flushTimer.cancel();
+    this.pending.clear();
+    for (const w of this.flushWaiters.splice(0)) w.reject(new Error("the tenant was deleted"));
+  }
+
   /** Writes every waiting append, in the one implicit transaction of this turn. */
   flush(): void {
     this.flushTimer.cancel();

@@ -57,6 +57,13 @@ export class LeaseRows<L extends LeaseRow> {
     else this.timer.schedule();
   }
 
+  /** Forgets every waiting write (the tenant is deleted and its storage erased). */
+  discard(): void {
+    this.timer.cancel();
+    this.pending.clear();
+    this.stored.clear();
+  }
+
   remove(id: string): void {
     if (!this.stored.has(id)) {
       this.pending.delete(id);

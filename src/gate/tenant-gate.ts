@@ -5,7 +5,7 @@
 // and of followers of a live generation. It never touches token bytes; the Worker streams those.
 import { DurableObject } from "cloudflare:workers";
 import type { TenantConfig } from "../config/schema";
-import { readTenantConfig } from "../config/store";
+import { forgetTenantConfig, readTenantConfig } from "../config/store";
 import type { BreakerSnapshot } from "./core/breaker";
 import { GateCore } from "./core/gate-core";
 import type { EntrySnapshot } from "./core/journal-entry";
@@ -19,6 +19,7 @@ import type {
   Checkpoint,
   CheckpointAck,
   FollowResult,
+  LeaseCheck,
   RetryNeeds,
   RetryResult,
   SettleOutcome,
@@ -44,6 +45,7 @@ export class TenantGate extends DurableObject<GateEnv> {
   private tenant: string | null = null;
   /** Which of the tenant's gates this is (admission/gate-naming.ts): it enforces that share of the limits. */
   private shard = 0;
+  private identityStored = false;
   private configLoadedAt = 0;
   private core!: GateCore;
   private journal!: ReplayJournal;
@@ -57,27 +59,33 @@ export class TenantGate extends DurableObject<GateEnv> {
   constructor(ctx: DurableObjectState, env: GateEnv) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
-      const sql = ctx.storage.sql;
-      sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-      sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
-      // Followers hear of appended chunks once they are written, and of a run's end.
-      this.journal = new ReplayJournal(sql, (keys) => {
-        for (const key of keys) this.wakeFollowers(key);
-      });
-      const meta = new Map(
-        sql
-          .exec<{ key: string; value: string }>(`SELECT key, value FROM meta`)
-          .toArray()
-          .map((r) => [r.key, r.value]),
-      );
-      this.tenant = meta.get("tenant") ?? null;
-      this.shard = Number(meta.get("shard") ?? 0);
-      const saved = meta.get("metrics");
-      this.core = new GateCore(this.host(), saved === undefined ? undefined : (JSON.parse(saved) as SavedMetrics));
-      this.leaseRows = new LeaseRows<Lease>(ctx.storage);
-      this.core.leases.restore(this.leaseRows.load());
+      this.open();
       if (this.tenant) await this.loadConfig(this.tenant);
     });
+  }
+
+  /** Creates the tables if need be and restores the core from them. */
+  private open(): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+    // Followers hear of appended chunks once they are written, and of a run's end.
+    this.journal = new ReplayJournal(sql, (keys) => {
+      for (const key of keys) this.wakeFollowers(key);
+    });
+    const meta = new Map(
+      sql
+        .exec<{ key: string; value: string }>(`SELECT key, value FROM meta`)
+        .toArray()
+        .map((r) => [r.key, r.value]),
+    );
+    this.tenant = meta.get("tenant") ?? null;
+    this.shard = Number(meta.get("shard") ?? 0);
+    this.identityStored = this.tenant !== null;
+    const saved = meta.get("metrics");
+    this.core = new GateCore(this.host(), saved === undefined ? undefined : (JSON.parse(saved) as SavedMetrics));
+    this.leaseRows = new LeaseRows<Lease>(this.ctx.storage);
+    this.core.leases.restore(this.leaseRows.load());
   }
 
   // ---- RPC ---------------------------------------------------------------------------------------
@@ -97,12 +105,12 @@ export class TenantGate extends DurableObject<GateEnv> {
     return this.core.retry(leaseId, report, needs, Date.now());
   }
 
-  async renew(leaseId: string): Promise<boolean> {
+  async renew(leaseId: string): Promise<LeaseCheck> {
     return this.core.renew(leaseId, Date.now());
   }
 
-  async firstToken(leaseId: string): Promise<void> {
-    this.core.firstToken(leaseId, Date.now());
+  async firstToken(leaseId: string): Promise<LeaseCheck> {
+    return this.core.firstToken(leaseId, Date.now());
   }
 
   /** Commits relayed chunks; answered once they are written, so the caller may forget them. */
@@ -157,6 +165,29 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.rememberTenant(tenant, shard);
     this.core.applyConfig(config, shard, this.storedBreakers(), Date.now());
     this.configLoadedAt = Date.now();
+    this.storeIdentity();
+  }
+
+  /**
+   * The tenant is deleted: queued requests are answered `tenant_deleted` at once, and everything
+   * stored (journal, leases, breakers, counters) is erased. Leases in flight end at their Worker's
+   * next call (a checkpoint, a renewal, the first token), which is answered `tenant_deleted`. A
+   * tenant re-created under the same id starts empty.
+   */
+  async erase(): Promise<void> {
+    this.core.endForDeletion();
+    this.journal.discard();
+    this.leaseRows.discard();
+    for (const timer of [this.wakeTimer?.handle, this.metricsSaveTimer]) if (timer !== undefined) clearTimeout(timer);
+    this.wakeTimer = this.metricsSaveTimer = undefined;
+    if (this.tenant) forgetTenantConfig(this.tenant);
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.open();
+    this.core.markDeleted();
+    this.configLoadedAt = Date.now();
+    // Followers read their entry again: it is gone.
+    for (const key of [...this.followers.keys()]) this.wakeFollowers(key);
   }
 
   /** A sharded tenant's gates send their histograms too (`histograms: true`): percentiles do not add up. */
@@ -200,6 +231,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     const config = await readTenantConfig(this.env, tenant);
     this.core.loadConfig(config, this.shard, this.storedBreakers(), Date.now());
     this.configLoadedAt = Date.now();
+    this.storeIdentity();
   }
 
   private storedBreakers(): Map<string, BreakerSnapshot> {
@@ -211,7 +243,18 @@ export class TenantGate extends DurableObject<GateEnv> {
     if (this.tenant === tenant && this.shard === shard) return;
     this.tenant = tenant;
     this.shard = shard;
-    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('tenant', ?), ('shard', ?)`, tenant, String(shard));
+    this.identityStored = false;
+  }
+
+  /** Stores which tenant and shard this gate serves once it has a config: a deleted tenant's requests write nothing. */
+  private storeIdentity(): void {
+    if (this.identityStored || !this.core.config || this.tenant === null) return;
+    this.ctx.storage.sql.exec(
+      `INSERT OR REPLACE INTO meta (key, value) VALUES ('tenant', ?), ('shard', ?)`,
+      this.tenant,
+      String(this.shard),
+    );
+    this.identityStored = true;
   }
 
   /** A queued request's call stays open up to POLL_MS for its verdict, then answers "queued". */

@@ -43,6 +43,11 @@ export async function recordDeadLetter(db: D1Database, letter: DeadLetter): Prom
   ]);
 }
 
+/** Erases every dead letter of the tenant (it was deleted). */
+export async function deleteDeadLetters(db: D1Database, tenant: string): Promise<void> {
+  await db.prepare(`DELETE FROM dead_letters WHERE tenant = ?`).bind(tenant).run();
+}
+
 export async function listDeadLetters(
   db: D1Database,
   tenant: string,

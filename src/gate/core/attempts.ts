@@ -25,7 +25,7 @@ export class Attempts {
    */
   next(lease: Lease, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const config = this.policies.config;
-    if (!config) return exhausted.leaseLost();
+    if (!config) return exhausted.leaseGone(false);
     if (report) this.record(lease, report, now);
     if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
 
@@ -86,6 +86,24 @@ export class Attempts {
     this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs, report.chunks);
     if (breaker) this.policies.saveBreaker(report.backendId, before, now);
     this.leases.vacate(lease);
+  }
+
+  /**
+   * The attempt in progress produced its first token: its breaker hears of the success now, not
+   * when the stream ends. Failures arrive fast and successes slowly, and waiting for the end would
+   * let a burst of early failures open a healthy backend's circuit. A half-open probe closes it here
+   * too. Returns whether the breaker was not closed before (waiters may now get that backend).
+   */
+  firstToken(lease: Lease, now: number): boolean {
+    const backendId = lease.backendId;
+    const breaker = backendId ? this.policies.breaker(backendId) : undefined;
+    if (!backendId || !breaker || lease.answered) return false;
+    const before = breaker.stateAt(now);
+    breaker.onSuccess(now, lease.probe);
+    lease.probe = false;
+    lease.answered = true;
+    this.policies.saveBreaker(backendId, before, now);
+    return before !== "closed";
   }
 
   /** Ends the current attempt without a report (settled without one, or reclaimed): a probe is abandoned. */

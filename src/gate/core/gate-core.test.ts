@@ -248,10 +248,40 @@ describe("leases", () => {
     );
     expect(core.checkpoint(lease.leaseId, { from: 0, chunks: ["1", "2"], text: "ab", tokens: 2 }, 1)).toEqual({ held: true, recorded: 2 });
     expect(core.checkpoint(lease.leaseId, { from: 3, chunks: ["4"], text: "abcd", tokens: 4 }, 2)).toEqual({ held: true, recorded: 2 });
-    expect(core.checkpoint("nope", { from: 0, chunks: [], text: "", tokens: 0 }, 3)).toEqual({ held: false, recorded: null });
+    expect(core.checkpoint("nope", { from: 0, chunks: [], text: "", tokens: 0 }, 3)).toMatchObject({
+      held: false,
+      recorded: null,
+      ended: { code: "lease_lost" },
+    });
     core.settle(lease.leaseId, success("a"), "complete", { from: 3, chunks: ["4"], text: "abcd", tokens: 4 }, 4);
     expect(
       admit(core, host, request("again", { record: { key: "idem:x", kind: "idempotency", bodyHash: "h", shared: true } }), 5),
     ).toMatchObject({ status: 409, code: "replay_unavailable" });
+  });
+});
+
+describe("tenant deletion", () => {
+  it("answers every queued request and twin tenant_deleted; a fresh core says the same of leases and admissions until a config arrives", () => {
+    const { core, host } = testCore(oneSlot());
+    const held = leaseOf(admit(core, host, request("held"), 0));
+    const record = { key: "k", bodyHash: "h", kind: "idempotency" as const, shared: true };
+    expect(admit(core, host, request("queued", { record }), 1).kind).toBe("queued");
+    expect(admit(core, host, request("twin", { record }), 2).kind).toBe("queued");
+    core.endForDeletion();
+    for (const id of ["queued", "twin"]) expect(host.verdict(id)).toMatchObject({ kind: "reject", status: 410, code: "tenant_deleted" });
+    expect(core.tickets.queue.size).toBe(0);
+
+    const { core: after, host: afterHost } = testCore(oneSlot());
+    after.loadConfig(null, 0, new Map(), 3);
+    expect(after.renew(held.leaseId, 3)).toMatchObject({ held: false, ended: { status: 502, code: "lease_lost" } });
+    after.markDeleted();
+    const gone = { held: false, ended: { status: 410, code: "tenant_deleted" } };
+    expect(after.renew(held.leaseId, 4)).toMatchObject(gone);
+    expect(after.firstToken(held.leaseId, 4)).toMatchObject(gone);
+    expect(after.checkpoint(held.leaseId, { from: 0, chunks: ["{}"], text: "x", tokens: 1 }, 4)).toMatchObject({ ...gone, recorded: null });
+    expect(after.retry(held.leaseId, failure("a"), fresh, 4)).toMatchObject({ kind: "exhausted", status: 410, code: "tenant_deleted" });
+    expect(admit(after, afterHost, request("late"), 5)).toMatchObject({ kind: "reject", status: 410, code: "tenant_deleted" });
+    after.loadConfig(oneSlot(), 0, new Map(), 6);
+    expect(admit(after, afterHost, request("new owner"), 7).kind).toBe("lease");
   });
 });

@@ -19,11 +19,12 @@ import type {
   AttemptReport,
   Checkpoint,
   CheckpointAck,
+  LeaseCheck,
   RetryNeeds,
   RetryResult,
   SettleOutcome,
 } from "./protocol";
-import { exhausted, rejections } from "./rejections";
+import { exhausted, leaseEnded, rejections } from "./rejections";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
 import { TenantPolicies } from "./tenant-policies";
@@ -44,6 +45,8 @@ export class GateCore {
   readonly metrics: GateMetrics;
   private readonly attempts: Attempts;
   private readonly drain = new DrainRate();
+  /** The tenant was deleted (see endForDeletion) and no config has been installed since. */
+  private deleted = false;
 
   constructor(
     private readonly host: GateHost,
@@ -64,12 +67,26 @@ export class GateCore {
   /** Installs a (re)loaded config, shard `shard`'s share of it; `stored`: breakers from storage. */
   loadConfig(config: TenantConfig | null, shard: number, stored: ReadonlyMap<string, BreakerSnapshot>, now: number): void {
     this.policies.install(config, shard, stored, now);
+    if (config) this.deleted = false;
   }
 
   /** A config the admin API just wrote: installed, and waiters it lets in get their slots. */
   applyConfig(config: TenantConfig | null, shard: number, stored: ReadonlyMap<string, BreakerSnapshot>, now: number): void {
-    this.policies.install(config, shard, stored, now);
+    this.loadConfig(config, shard, stored, now);
     this.handOutSlots(now);
+  }
+
+  /**
+   * The tenant is being deleted: every queued request and twin is answered `tenant_deleted` now.
+   * The shell then wipes storage and starts a fresh core, told so with `markDeleted`.
+   */
+  endForDeletion(): void {
+    for (const ticket of this.tickets.takeAll()) this.tickets.give(ticket, rejections.tenantDeleted());
+  }
+
+  /** A fresh core after a deletion: requests and leases it does not know get `tenant_deleted`. */
+  markDeleted(): void {
+    this.deleted = true;
   }
 
   // ---- admission -------------------------------------------------------------------------------
@@ -81,7 +98,7 @@ export class GateCore {
       this.metrics.count("shedByWorker", request.shedByWorker);
     }
     const config = this.policies.config;
-    if (!config) return rejections.tenantNotFound();
+    if (!config) return this.deleted ? rejections.tenantDeleted() : rejections.tenantNotFound();
     const plan = buildRoutePlan(config, { ...request, inFlight: (id) => this.leases.inFlight(id) });
     if (!plan.ok) return { kind: "reject", status: plan.status, code: plan.code, message: plan.message };
     const closedFor = breakersOpenFor(this.policies, plan.entries, now);
@@ -272,44 +289,35 @@ export class GateCore {
   /** A failed attempt's report: the request's next attempt, or why there is none (see Attempts.next). */
   retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const lease = this.leases.get(leaseId);
-    if (!lease) return exhausted.leaseLost();
+    if (!lease) return exhausted.leaseGone(this.deleted);
     const next = this.attempts.next(lease, report, needs, now);
     // A slot of a backend, or a breaker's state, may have changed for waiters in the queue.
     if (next.kind !== "wait") this.handOutSlots(now);
     return next;
   }
 
-  /** Keeps a lease alive while the Worker relays; false when it was already reclaimed. */
-  renew(leaseId: string, now: number): boolean {
+  /** Keeps a lease alive while the Worker relays; when it is gone (reclaimed, tenant deleted), says why. */
+  renew(leaseId: string, now: number): LeaseCheck {
     const lease = this.leases.get(leaseId);
-    if (!lease) return false;
+    if (!lease) return this.gone();
     lease.deadline = now + LEASE_TTL_MS;
     this.leases.save(lease);
-    return true;
+    return { held: true };
   }
 
-  /**
-   * The current attempt produced its first token: its breaker hears of the success now, not when
-   * the stream ends. Failures arrive fast and successes slowly, and waiting for the end would let a
-   * burst of early failures open a healthy backend's circuit. A half-open probe closes it here too.
-   */
-  firstToken(leaseId: string, now: number): void {
+  /** The current attempt produced its first token (see Attempts.firstToken); says whether the lease is still held. */
+  firstToken(leaseId: string, now: number): LeaseCheck {
     const lease = this.leases.get(leaseId);
-    if (!lease?.backendId || lease.answered) return;
-    const breaker = this.policies.breaker(lease.backendId);
-    if (!breaker) return;
-    const before = breaker.stateAt(now);
-    breaker.onSuccess(now, lease.probe);
-    lease.probe = false;
-    lease.answered = true;
-    this.policies.saveBreaker(lease.backendId, before, now);
-    if (before !== "closed") this.handOutSlots(now);
+    if (!lease) return this.gone();
+    if (this.attempts.firstToken(lease, now)) this.handOutSlots(now);
+    return { held: true };
   }
 
   /** Commits relayed chunks to the request's journal entry and renews its lease. */
   checkpoint(leaseId: string, progress: Checkpoint, now: number): CheckpointAck {
     const config = this.policies.config;
-    if (!this.renew(leaseId, now)) return { held: false, recorded: null };
+    const check = this.renew(leaseId, now);
+    if (!check.held) return { ...check, recorded: null };
     const key = this.leases.get(leaseId)!.recordKey;
     if (key === undefined || !config) return { held: true, recorded: null };
     return { held: true, recorded: this.host.journal.append(key, leaseId, progress, config.idempotency, now) };
@@ -378,6 +386,10 @@ export class GateCore {
     this.leases.remove(lease);
     this.drain.record(now);
     this.handOutSlots(now);
+  }
+
+  private gone(): LeaseCheck {
+    return { held: false, ended: leaseEnded(this.deleted) };
   }
 
   private noBackend(retryAfterMs: number) {

@@ -1,7 +1,7 @@
 // The route plan: which backends a request may use, in order. A model alias's own backends come
 // first (nearest region first unless the tenant pinned the order; among equals, fewest in flight),
 // then each fallback model's. Degradations (token budget, context window) reroute up front.
-import type { BackendConfig, TenantConfig } from "../../config/schema";
+import { modelRoute, type BackendConfig, type TenantConfig } from "../../config/schema";
 import { distanceKm, regionCoordinates, type Coordinates } from "./regions";
 
 export interface PlanEntry {
@@ -23,7 +23,7 @@ export type RoutePlan =
   | { ok: false; status: 400 | 404; code: string; message: string };
 
 export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePlan {
-  const requested = config.models[input.alias];
+  const requested = modelRoute(config, input.alias);
   if (!requested)
     return { ok: false, status: 404, code: "model_not_found", message: `The model "${input.alias}" does not exist for this tenant.` };
 
@@ -45,7 +45,7 @@ export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePla
   const visit = (modelAlias: string): void => {
     if (seenAliases.has(modelAlias)) return;
     seenAliases.add(modelAlias);
-    const model = config.models[modelAlias];
+    const model = modelRoute(config, modelAlias);
     if (!model) return;
     const ordered = model.order === "pinned" ? model.route : orderByProximity(model.route, config, input);
     for (const id of ordered) {

@@ -61,7 +61,7 @@ export interface Timeouts {
 
 export type Rejection = {
   kind: "reject";
-  status: 400 | 404 | 409 | 422 | 429 | 503 | 504;
+  status: 400 | 404 | 409 | 410 | 422 | 429 | 503 | 504;
   code: string;
   message: string;
   retryAfterSec?: number;
@@ -111,10 +111,17 @@ export interface Checkpoint {
  * from the first, the journal holds for the request now (the caller forgets those and sends the
  * rest again); null when nothing is recorded for it (no key, or another request took the entry over).
  */
-export interface CheckpointAck {
-  held: boolean;
-  recorded: number | null;
+/** Why a request's lease is gone: the request ends now with this failure. */
+export interface LeaseEnded {
+  status: 410 | 502;
+  code: string;
+  message: string;
 }
+
+/** A renewal's or first token's answer: the lease is still held, or it is gone and why. */
+export type LeaseCheck = { held: true } | { held: false; ended: LeaseEnded };
+
+export type CheckpointAck = { held: true; recorded: number | null } | { held: false; recorded: null; ended: LeaseEnded };
 
 export type AttemptOutcome = "success" | "failure" | "client_error" | "cancelled";
 
@@ -144,7 +151,7 @@ export type RetryResult =
   | { kind: "attempt"; grant: AttemptGrant }
   /** Every eligible backend is at its concurrency limit: ask again after the delay. */
   | { kind: "wait"; delayMs: number }
-  | { kind: "exhausted"; status: 502 | 503; code: string; message: string; retryAfterSec?: number };
+  | { kind: "exhausted"; status: 410 | 502 | 503; code: string; message: string; retryAfterSec?: number };
 
 /** "stale": every backend failed and a stored answer was served instead. */
 export type SettleOutcome = "complete" | "partial" | "failed" | "cancelled" | "stale";

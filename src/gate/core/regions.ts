@@ -27,7 +27,7 @@ export function regionCoordinates(region: string, lat?: number, lon?: number): C
   if (lat !== undefined && lon !== undefined) return { lat, lon };
   // "us-east-1", "eu-west-2" and the like map to their family.
   const family = region.toLowerCase().replace(/-\d+[a-z]?$/, "");
-  return REGION_COORDINATES[family];
+  return Object.hasOwn(REGION_COORDINATES, family) ? REGION_COORDINATES[family] : undefined;
 }
 
 /** Great-circle distance in kilometres. */

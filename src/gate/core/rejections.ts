@@ -1,10 +1,21 @@
 // Every answer the gate turns a request away with, in one place: status, code and message.
 import type { RateVerdict } from "./rate-limit";
-import type { Rejection, RetryResult } from "./protocol";
+import type { LeaseEnded, Rejection, RetryResult } from "./protocol";
 
 export type Exhausted = Extract<RetryResult, { kind: "exhausted" }>;
 
 const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+const TENANT_DELETED = {
+  status: 410,
+  code: "tenant_deleted",
+  message: "This tenant was deleted while the request was in progress.",
+} as const;
+
+/** Why a lease is gone: the tenant was deleted, or (else) the gate reclaimed it from a silent Worker. */
+export function leaseEnded(tenantDeleted: boolean): LeaseEnded {
+  return tenantDeleted ? { ...TENANT_DELETED } : { status: 502, code: "lease_lost", message: "The request's lease expired." };
+}
 
 export const rejections = {
   tenantNotFound: (): Rejection => ({
@@ -13,6 +24,8 @@ export const rejections = {
     code: "tenant_not_found",
     message: "This tenant has no configuration.",
   }),
+
+  tenantDeleted: (): Rejection => ({ kind: "reject", ...TENANT_DELETED }),
 
   keyReused: (): Rejection => ({
     kind: "reject",
@@ -74,7 +87,7 @@ export const rejections = {
 
 /** Why a request gets no further attempt. */
 export const exhausted = {
-  leaseLost: (): Exhausted => ({ kind: "exhausted", status: 502, code: "lease_lost", message: "The request's lease expired." }),
+  leaseGone: (tenantDeleted: boolean): Exhausted => ({ kind: "exhausted", ...leaseEnded(tenantDeleted) }),
 
   maxAttempts: (attempts: number): Exhausted => ({
     kind: "exhausted",

@@ -144,6 +144,14 @@ export class TicketBook {
     return due;
   }
 
+  /** Every waiting ticket (queued or a twin), taken out: they all need a verdict now. */
+  takeAll(): Ticket[] {
+    const waiting = [...this.tickets.values()].filter((t) => !t.result);
+    this.queue.removeWhere(() => true);
+    this.groups.clear();
+    return waiting;
+  }
+
   /** Queued tickets nobody polls any more (their client or Worker is gone), taken out of the queue. */
   takeStale(now: number): Ticket[] {
     const stale = this.queue.removeWhere((e) => !e.value.listening && now - e.value.lastPolledAt > STALE_TICKET_MS).map((e) => e.value);

@@ -1,0 +1,135 @@
+// Deleting a tenant erases everything it owned, in every gate, and ends its requests at once.
+import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { gateName } from "../../src/admission/gate-naming";
+import { MAX_SHARDS } from "../../src/config/schema";
+import { SseTranscript } from "../support/sse-transcript";
+import {
+  ADMIN,
+  chat,
+  createTenant,
+  eventually,
+  expectError,
+  gateOf,
+  gateStats,
+  holder,
+  MESSAGES,
+  readSse,
+  release,
+  resetSims,
+  simConfig,
+  simControl,
+  simStats,
+} from "./helpers";
+
+beforeEach(resetSims);
+
+const deleteTenant = (tenant: string) => SELF.fetch(`https://sluice.test/admin/tenants/${tenant}`, { method: "DELETE", headers: ADMIN });
+
+/** Rows left in each of the tenant's gates, table by table, and whether an alarm is set. */
+async function leftovers(tenant: string): Promise<string[]> {
+  const found: string[] = [];
+  for (let shard = 0; shard < MAX_SHARDS; shard++) {
+    await runInDurableObject(gateOf(gateName(tenant, shard)), async (_gate, state) => {
+      const tables = state.storage.sql
+        .exec<{ name: string }>(
+          `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'`,
+        )
+        .toArray();
+      for (const { name } of tables) {
+        const n = state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name}"`).one().n;
+        if (n > 0) found.push(`shard ${shard}: ${n} rows in ${name}`);
+      }
+      if ((await state.storage.getAlarm()) !== null) found.push(`shard ${shard}: an alarm`);
+    });
+  }
+  return found;
+}
+
+const deadLetterRows = async (tenant: string) =>
+  (await env.DB.prepare(`SELECT count(*) AS n FROM dead_letters WHERE tenant = ?`).bind(tenant).first<{ n: number }>())!.n;
+
+describe("DELETE /admin/tenants/{tenant}", () => {
+  it("erases the journal, dedup entries, counters, breakers and dead letters of every shard; a re-created id starts empty", async () => {
+    const tenant = `del-${crypto.randomUUID().slice(0, 8)}`;
+    const config = simConfig(["a"], { limits: { shards: 2, maxConcurrency: 8 }, dedup: { semantic: true } });
+    const old = await createTenant(config, tenant);
+    // Stored answers: several Idempotency-Keys (spread over both shards) and a deterministic body.
+    const keys = Array.from({ length: 6 }, (_, i) => `k-del-${i}`);
+    for (const k of keys) await (await chat(old.key, { model: "chat", messages: MESSAGES }, { "idempotency-key": k })).arrayBuffer();
+    const deterministic = { model: "chat", messages: MESSAGES, temperature: 0 };
+    await (await chat(old.key, deterministic)).arrayBuffer();
+    // A dead letter and an open breaker.
+    await simControl("a", { failRate: 1, failStatus: 500 });
+    for (let i = 0; i < 6; i++) await (await chat(old.key, { model: "chat", messages: MESSAGES })).arrayBuffer();
+    await simControl("a", { failRate: 0 });
+    expect(await deadLetterRows(tenant)).toBeGreaterThan(0);
+    expect((await gateStats(tenant)).journal.entries).toBe(keys.length + 1);
+    expect(await leftovers(tenant)).not.toEqual([]);
+
+    expect((await deleteTenant(tenant)).status).toBe(200);
+    expect(await leftovers(tenant)).toEqual([]);
+    expect(await deadLetterRows(tenant)).toBe(0);
+
+    const renewed = await createTenant(config, tenant);
+    const before = (await simStats("a")).requests;
+    for (const k of keys) {
+      const res = await chat(renewed.key, { model: "chat", messages: MESSAGES }, { "idempotency-key": k });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-sluice-replay")).toBeNull();
+      await res.arrayBuffer();
+    }
+    const fresh = await chat(renewed.key, deterministic);
+    expect(fresh.headers.get("x-sluice-replay")).toBeNull();
+    await fresh.arrayBuffer();
+    expect((await simStats("a")).requests).toBe(before + keys.length + 1);
+    const stats = await gateStats(tenant);
+    expect(stats.counters).toMatchObject({ completed: keys.length + 1, failed: 0, admitted: keys.length + 1 });
+    expect(stats.backends[0]).toMatchObject({ breaker: "closed", failures: 0 });
+    const dead: any = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters`, { headers: ADMIN })).json();
+    expect(dead.data).toEqual([]);
+  });
+
+  it("answers queued requests 410 tenant_deleted at once, not after maxQueueWaitMs", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 600_000 } }));
+    const running = holder(key, "del-queued");
+    await eventually(async () => (await simStats("a")).held === 1);
+    const queued = chat(key, { model: "chat", messages: MESSAGES });
+    await eventually(async () => (await gateStats(tenant)).queue.depth === 1);
+
+    expect((await deleteTenant(tenant)).status).toBe(200);
+    await expectError(await queued, 410, "tenant_deleted", /deleted/);
+    await release("del-queued");
+    await (await running).arrayBuffer();
+    // A request sent after the deletion with the old key is refused at the door.
+    await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 401, "invalid_api_key");
+  });
+
+  it("ends a request in flight with tenant_deleted at its next call to the gate", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"]));
+    const running = holder(key, "del-inflight", { stream: true });
+    await eventually(async () => (await simStats("a")).held === 1);
+    expect((await deleteTenant(tenant)).status).toBe(200);
+    await release("del-inflight");
+    const res = await running;
+    const sse = await readSse(res);
+    expect(sse.done).toBe(false);
+    expect(sse.error?.error.code).toBe("tenant_deleted");
+    expect(await leftovers(tenant)).toEqual([]);
+  });
+
+  it("ends a journaled stream mid-way at its next checkpoint, and the upstream generation is cancelled", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"]));
+    await simControl("a", { tokensPerSecond: 20 });
+    const res = await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 2_000 }, { "idempotency-key": "k-del-mid" });
+    expect(res.status).toBe(200);
+    const sse = new SseTranscript();
+    const reading = readSse(res, undefined, sse);
+    await eventually(async () => sse.chunks >= 2);
+    expect((await deleteTenant(tenant)).status).toBe(200);
+    await reading;
+    expect(sse.error).toMatchObject({ error: { code: "tenant_deleted" }, partial: true });
+    await eventually(async () => (await simStats("a")).active === 0);
+    expect(await leftovers(tenant)).toEqual([]);
+  });
+});
