@@ -15,6 +15,9 @@ export default defineConfig(async () => {
             CONFIG_CACHE_TTL_SECONDS: "0",
             TEST_MIGRATIONS: migrations,
             SIM_PORTS: inject("simPorts"),
+            ROGUE_PORT: inject("roguePort"),
+            // The sims listen on 127.0.0.1: a deployment must opt in to such backends.
+            ALLOW_LOCAL_BACKENDS: "true",
           },
         },
       })),

@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     console.log(`[dev] starting the wrangler dev server${values.inspect ? " with the DevTools inspector" : ""}...`);
     worker = await unstable_startWorker({
       config: "wrangler.toml",
-      bindings: { ADMIN_TOKEN: { type: "plain_text", value: ADMIN_TOKEN } },
+      bindings: { ADMIN_TOKEN: { type: "plain_text", value: ADMIN_TOKEN }, ALLOW_LOCAL_BACKENDS: { type: "plain_text", value: "true" } },
       dev: { server: { hostname: "127.0.0.1", port: PORT }, inspector: values.inspect ? {} : false, logLevel: "warn" },
     });
     await worker.ready;

@@ -55,7 +55,8 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     ...(workerOptions as object),
     name: "sluice",
     modules: [{ type: "ESModule", path: "index.mjs", contents: script }],
-    bindings: { ...workerOptions.bindings, ...options.vars, ADMIN_TOKEN: options.adminToken },
+    // Local runs route to sims on 127.0.0.1, which a deployment must opt in to.
+    bindings: { ...workerOptions.bindings, ALLOW_LOCAL_BACKENDS: "true", ...options.vars, ADMIN_TOKEN: options.adminToken },
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 0,
     kvPersist: persist ? path.join(persist, "kv") : false,

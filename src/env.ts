@@ -8,6 +8,8 @@ export interface Env {
   /** Secret: `wrangler secret put ADMIN_TOKEN`. Admin routes answer 401 while it is unset. */
   ADMIN_TOKEN?: string;
   CONFIG_CACHE_TTL_SECONDS?: string;
+  /** "true": backends may be on loopback, 0.0.0.0 or private addresses (local development; see config/backend-url.ts). */
+  ALLOW_LOCAL_BACKENDS?: string;
   /** How long (ms of a stream's pace) a read may wait to take several events in a busy isolate; 0: one event per read. Default 50. */
   READ_BATCH_MAX_HOLD_MS?: string;
 }

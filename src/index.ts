@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./api/context";
 import { errorResponse } from "./stream/errors";
+import { logError } from "./log";
 import { chatRoute } from "./api/chat";
 import { modelsRoute } from "./api/models";
 import { adminRoute } from "./api/admin";
@@ -35,15 +36,7 @@ app.onError((err, c) => {
     const status = err.status >= 500 ? 400 : err.status;
     return errorResponse(status, status === 413 ? "body_too_large" : "invalid_request", err.message || "Invalid request.");
   }
-  console.error(
-    JSON.stringify({
-      level: "error",
-      requestId: c.get("requestId"),
-      msg: "unhandled error",
-      error: String(err),
-      stack: (err as Error).stack,
-    }),
-  );
+  logError(c.get("requestId"), "unhandled error", err);
   return errorResponse(500, "internal_error", `sluice failed unexpectedly (request ${c.get("requestId")}).`);
 });
 

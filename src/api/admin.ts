@@ -6,8 +6,9 @@ import { z } from "zod";
 import type { AppEnv } from "./context";
 import { adminAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
-import { jsonBody, validJson } from "./validation";
+import { boundedBody, jsonBody, validJson } from "./validation";
 import { MAX_SHARDS, TenantConfigSchema, type TenantConfig } from "../config/schema";
+import { backendUrlProblem } from "../config/backend-url";
 import {
   TENANT_ID_PATTERN,
   addTenantKey,
@@ -26,6 +27,10 @@ import { prometheusText, type GateStats } from "../observe/prometheus";
 const KeySchema = z.object({
   key: z.string().min(12, "keys must be at least 12 characters").max(256).regex(/^\S+$/, "keys cannot contain whitespace"),
 });
+
+/** Admin bodies are small: a config of 64 backends and 256 aliases fits many times over. */
+export const ADMIN_BODY_LIMITS = { maxBytes: 256 * 1024, readTimeoutMs: 30_000 };
+const adminBody = boundedBody(() => ADMIN_BODY_LIMITS);
 
 const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
   if (!TENANT_ID_PATTERN.test(c.req.param("tenant") ?? ""))
@@ -73,9 +78,14 @@ export const adminRoute = new Hono<AppEnv>()
   })
   .use("/tenants/:tenant", validTenantId)
   .use("/tenants/:tenant/*", validTenantId)
-  .put("/tenants/:tenant", jsonBody, validJson(TenantConfigSchema), async (c) => {
+  .put("/tenants/:tenant", jsonBody, adminBody, validJson(TenantConfigSchema), async (c) => {
     const tenant = c.req.param("tenant");
     const config = c.req.valid("json");
+    const policy = { allowLocal: c.env.ALLOW_LOCAL_BACKENDS === "true", routerHost: new URL(c.req.url).host };
+    for (const [i, backend] of config.backends.entries()) {
+      const problem = backendUrlProblem(backend.url, policy);
+      if (problem) return errorResponse(400, "invalid_backend_url", `backends.${i}.url (backend "${backend.id}") ${problem}.`);
+    }
     const previous = await readTenantConfig(c.env, tenant);
     await writeTenantConfig(c.env, tenant, config);
     // Gates left over after the count was lowered get no new requests, only a share of nothing.
@@ -95,7 +105,7 @@ export const adminRoute = new Hono<AppEnv>()
     await deleteDeadLetters(c.env.DB, tenant);
     return c.json({ deleted: tenant });
   })
-  .post("/tenants/:tenant/keys", jsonBody, validJson(KeySchema), async (c) => {
+  .post("/tenants/:tenant/keys", jsonBody, adminBody, validJson(KeySchema), async (c) => {
     const tenant = c.req.param("tenant");
     if (!(await readTenantConfig(c.env, tenant)))
       return errorResponse(404, "tenant_not_found", `No tenant "${tenant}"; PUT its config first.`);

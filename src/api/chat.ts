@@ -1,25 +1,26 @@
 // POST /v1/chat/completions: validate, admit through the tenant's gate, dispatch, relay.
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
-import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "./context";
 import type { Env } from "../env";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
-import { jsonBody, validJson } from "./validation";
+import { boundedBody, jsonBody, validJson } from "./validation";
 import { ChatRequestSchema, estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
 import { PRIORITIES, type Priority } from "../gate/core/queue";
 import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/core/protocol";
 import { gateClient, type GateApi } from "../admission/gate-client";
 import { journalKeys, validIdempotencyKey } from "../admission/dedup-key";
 import type { Coordinates } from "../gate/core/regions";
-import { dispatch, endAsJournaled, replayEntry } from "../dispatch/dispatch";
+import { dispatch } from "../dispatch/dispatch";
+import { endAsJournaled, replayEntry } from "../dispatch/replay";
 import { isolateReadSizes } from "../dispatch/read-size";
 import { StreamProgress } from "../stream/relay";
 import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
 import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
+import { logError } from "../log";
 import { ShedHints } from "../admission/shed-hints";
 import { gateName, shardFor } from "../admission/gate-naming";
 
@@ -65,12 +66,11 @@ export const chatRoute = new Hono<AppEnv>().post(
   "/completions",
   tenantAuth,
   shedWhileFull,
-  (c, next) =>
-    bodyLimit({
-      maxSize: c.get("config").limits.maxBodyBytes,
-      onError: () => errorResponse(413, "body_too_large", `The request body is larger than ${c.get("config").limits.maxBodyBytes} bytes.`),
-    })(c, next),
   jsonBody,
+  boundedBody<AppEnv>((c) => {
+    const { maxBodyBytes, bodyReadTimeoutMs } = c.get("config").limits;
+    return { maxBytes: maxBodyBytes, readTimeoutMs: bodyReadTimeoutMs };
+  }),
   validJson(ChatRequestSchema),
   async (c) => {
     const body = c.req.valid("json") as ChatRequest;
@@ -125,7 +125,7 @@ export const chatRoute = new Hono<AppEnv>().post(
     const stale = staleKey === undefined ? undefined : { key: staleKey, gate: gateName(tenant, shardFor(staleKey, shards)) };
     const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale };
     const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options).catch(async (err: unknown) => {
-      console.error(JSON.stringify({ level: "error", requestId, tenant, msg: "request failed unexpectedly", error: String(err) }));
+      logError(requestId, "request failed unexpectedly", err);
       await sink
         .fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0)
         .catch(() => {});
@@ -198,6 +198,7 @@ async function serve(
     await sink.send(toFramed(resumed.chunks.slice(options.lastEventId))).catch(() => {});
   } else if (resumed) sink.skipTo(resumed.chunks.length);
   const result = await dispatch({
+    requestId: admit.requestId,
     gate,
     leaseId: admitted.leaseId,
     grant: admitted.grant,
@@ -278,14 +279,16 @@ async function admitThroughQueue(
         admit = { ...admit, shedByWorker: undefined };
       }
     } catch (err) {
-      if (++failures >= ADMIT_TRIES)
+      if (++failures >= ADMIT_TRIES) {
+        logError(admit.requestId, "tenant gate unavailable", err);
         return {
           kind: "reject",
           status: 503,
           code: "gate_unavailable",
-          message: `The tenant's gate is unavailable: ${String(err)}`,
+          message: `The tenant's gate could not be reached (request ${admit.requestId}). Retry later.`,
           retryAfterSec: 1,
         };
+      }
       result = undefined;
       continue;
     }

@@ -1,25 +1,118 @@
-// zod validation for Hono routes that answers in OpenAI's error shape with what is wrong, in words.
-import { zValidator } from "@hono/zod-validator";
+// JSON request bodies: the media type, the size, the time to read them, the nesting depth, and a
+// zod schema, each refused with a 4xx in OpenAI's error shape that says what is wrong.
 import { createMiddleware } from "hono/factory";
-import type { ZodType } from "zod";
+import { validator } from "hono/validator";
+import type { Context, Env } from "hono";
+import type { output, ZodType } from "zod";
 import { describeIssues } from "../config/schema";
 import { errorResponse } from "../stream/errors";
 
-export function validJson<T extends ZodType>(schema: T) {
-  return zValidator("json", schema, (result) => {
-    if (!result.success) return errorResponse(400, "invalid_request", `Invalid request body: ${describeIssues(result.error)}`);
-  });
+/** Objects and arrays nested deeper than this are refused (hashing a body for its journal key walks it). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether `value` nests objects and arrays more than `limit` deep. Iterative: any depth is safe to ask about. */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== "object") continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/**
+ * The media type of a Content-Type value, without parameters, if it is JSON: `application/json`
+ * or `application/<something>+json`. Not `application/json-seq`, not a list of types.
+ */
+export function isJsonMediaType(contentType: string): boolean {
+  const essence = contentType.split(";", 1)[0]!.trim().toLowerCase();
+  return /^application\/(?:[a-z0-9!#$&^_.-]+\+)?json$/.test(essence);
 }
 
 /** Rejects bodies not declared as JSON: without this, a form-encoded body would validate as `{}`. */
 export const jsonBody = createMiddleware(async (c, next) => {
   const type = c.req.header("content-type") ?? "";
-  if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+  if (!isJsonMediaType(type)) {
     return errorResponse(
       415,
       "unsupported_media_type",
-      `The body must be JSON, sent with 'Content-Type: application/json'${type ? `; got '${type}'` : ""}.`,
+      `The body must be JSON, sent with 'Content-Type: application/json'${type ? `; got '${type.slice(0, 100)}'` : ""}.`,
     );
   }
   await next();
 });
+
+export interface BodyLimits {
+  maxBytes: number;
+  /** From the first byte asked for to the last: a client that never finishes its body is cut off. */
+  readTimeoutMs: number;
+}
+
+/**
+ * Reads the whole body within its limits before anything parses it: 413 past `maxBytes`, 408
+ * when it takes longer than `readTimeoutMs`. Later readers (the validator) get it from Hono's cache.
+ */
+export function boundedBody<E extends Env>(limits: (c: Context<E>) => BodyLimits) {
+  return createMiddleware<E>(async (c, next) => {
+    const { maxBytes, readTimeoutMs } = limits(c);
+    const declared = Number(c.req.header("content-length") ?? Number.NaN);
+    if (declared > maxBytes) return tooLarge(maxBytes);
+    const read = await readWithin(c.req.raw.body, maxBytes, readTimeoutMs);
+    if (read.kind === "too_large") return tooLarge(maxBytes);
+    if (read.kind === "timeout")
+      return errorResponse(408, "request_timeout", `The request body did not arrive within ${readTimeoutMs} ms; send it whole.`);
+    if (read.kind === "broken") return errorResponse(400, "body_unreadable", "The request body broke off before its end.");
+    // Hono keeps a read body as a promise under its type's name (its declared type says otherwise).
+    (c.req.bodyCache as Record<string, Promise<string>>).text = Promise.resolve(read.text);
+    await next();
+  });
+}
+
+const tooLarge = (maxBytes: number) => errorResponse(413, "body_too_large", `The request body is larger than ${maxBytes} bytes.`);
+
+type BodyRead = { kind: "read"; text: string } | { kind: "too_large" } | { kind: "timeout" } | { kind: "broken" };
+
+async function readWithin(body: ReadableStream<Uint8Array> | null, maxBytes: number, timeoutMs: number): Promise<BodyRead> {
+  if (!body) return { kind: "read", text: "" };
+  const reader = body.getReader();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void reader.cancel().catch(() => {});
+  }, timeoutMs);
+  const decoder = new TextDecoder();
+  let text = "";
+  let bytes = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (timedOut) return { kind: "timeout" };
+      if (done) return { kind: "read", text: text + decoder.decode() };
+      bytes += value.byteLength;
+      if (bytes > maxBytes) {
+        await reader.cancel().catch(() => {});
+        return { kind: "too_large" };
+      }
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    return timedOut ? { kind: "timeout" } : { kind: "broken" };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Validates the JSON body against `schema`, after refusing one nested deeper than MAX_JSON_DEPTH. */
+export function validJson<T extends ZodType>(schema: T) {
+  return validator("json", (value): output<T> | Response => {
+    if (nestsDeeperThan(value, MAX_JSON_DEPTH))
+      return errorResponse(400, "json_too_deep", `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} deep.`);
+    const result = schema.safeParse(value);
+    if (!result.success) return errorResponse(400, "invalid_request", `Invalid request body: ${describeIssues(result.error)}`);
+    return result.data as output<T>;
+  });
+}

@@ -14,7 +14,13 @@ export const BackendSchema = z.object({
     .refine((u) => /^https?:\/\//.test(u), "must be an http(s) URL")
     .transform((u) => u.replace(/\/+$/, "")),
   model: z.string().min(1).max(256),
-  apiKey: z.string().min(1).max(4096).optional(),
+  // Sent as an Authorization header: visible ASCII only (a CR or LF would break every request).
+  apiKey: z
+    .string()
+    .min(1)
+    .max(4096)
+    .regex(/^[\x21-\x7e]+$/, "must be visible ASCII characters (no spaces, CR, LF or other control characters)")
+    .optional(),
   maxConcurrency: z.number().int().positive().max(100_000).default(32),
   /** Accepts a continuation request (vLLM's continue_final_message) to resume a broken stream. */
   resume: z.boolean().default(false),
@@ -24,6 +30,10 @@ export const BackendSchema = z.object({
   lat: z.number().min(-90).max(90).optional(),
   lon: z.number().min(-180).max(180).optional(),
 });
+
+/** Model aliases per tenant, and how many fallback hops a request may take from the alias it named. */
+export const MAX_ALIASES = 256;
+export const MAX_FALLBACK_DEPTH = 8;
 
 export const ModelRouteSchema = z.object({
   route: z.array(id).min(1).max(32),
@@ -43,6 +53,8 @@ export const LimitsSchema = z.object({
   maxQueueWaitMs: z.number().int().positive().max(600_000).default(10_000),
   /** Largest accepted request body, in bytes. */
   maxBodyBytes: z.number().int().positive().max(10_000_000).default(1_000_000),
+  /** Longest a client may take to send its request body (a body that never ends is cut off with 408). */
+  bodyReadTimeoutMs: z.number().int().min(100).max(300_000).default(30_000),
   /** After a queue-full 429, a Worker answers like requests itself for this long (0: always ask the gate). */
   shedHintMs: z.number().int().nonnegative().max(10_000).default(25),
   /**
@@ -133,8 +145,19 @@ export const TenantConfigSchema = z
       if (backendIds.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate backend id "${b.id}"` });
       backendIds.add(b.id);
     });
-    if (Object.keys(cfg.models).length === 0)
-      ctx.addIssue({ code: "custom", path: ["models"], message: "define at least one model alias" });
+    const aliasCount = Object.keys(cfg.models).length;
+    if (aliasCount === 0) ctx.addIssue({ code: "custom", path: ["models"], message: "define at least one model alias" });
+    if (aliasCount > MAX_ALIASES)
+      ctx.addIssue({ code: "custom", path: ["models"], message: `at most ${MAX_ALIASES} model aliases (got ${aliasCount})` });
+    else
+      for (const alias of Object.keys(cfg.models)) {
+        if (fallbackDepth(cfg.models, alias) > MAX_FALLBACK_DEPTH)
+          ctx.addIssue({
+            code: "custom",
+            path: ["models", alias, "fallbacks"],
+            message: `fallbacks reach more than ${MAX_FALLBACK_DEPTH} hops from this alias`,
+          });
+      }
     for (const [alias, m] of Object.entries(cfg.models)) {
       m.route.forEach((b, i) => {
         if (!backendIds.has(b)) ctx.addIssue({ code: "custom", path: ["models", alias, "route", i], message: `unknown backend "${b}"` });
@@ -184,6 +207,21 @@ export const TenantConfigSchema = z
   });
 
 export type TenantConfig = z.output<typeof TenantConfigSchema>;
+
+/** Hops of the fallback chain from `alias` (breadth first, each alias once), stopping past the limit. */
+function fallbackDepth(models: Record<string, { fallbacks: string[] }>, alias: string): number {
+  const seen = new Set([alias]);
+  let level = [alias];
+  let depth = 0;
+  while (depth <= MAX_FALLBACK_DEPTH) {
+    const next = level.flatMap((a) => (Object.hasOwn(models, a) ? models[a]!.fallbacks : [])).filter((f) => !seen.has(f));
+    if (next.length === 0) return depth;
+    for (const f of next) seen.add(f);
+    level = next;
+    depth++;
+  }
+  return depth;
+}
 
 /** The route of a model alias, by a name from a request: own aliases only, never the prototype's ("constructor"). */
 export function modelRoute(config: TenantConfig, alias: string): TenantConfig["models"][string] | undefined {

@@ -40,6 +40,13 @@ export interface AttemptRequest {
 }
 
 const MAX_ERROR_BODY_BYTES = 2048;
+/**
+ * Largest upstream SSE event (or run of bytes without one), in bytes: a real chunk is a few KB. A
+ * backend that sends a line without end fails the attempt here instead of growing the isolate's
+ * memory (128 MB on Workers, shared with other tenants' requests). Checked per read, so the bound is
+ * this plus one read (READ_BUFFER_BYTES).
+ */
+export const MAX_UPSTREAM_EVENT_BYTES = 1024 * 1024;
 const READ_BUFFER_BYTES = 16 * 1024;
 
 /** Whether SSE text ends exactly at the end of an event (a blank line). */
@@ -58,7 +65,17 @@ export class UpstreamAttempt {
   private ended = false;
   private readonly decoder = new TextDecoder();
   private readonly parsed: EventSourceMessage[] = [];
-  private readonly parser = createParser({ onEvent: (e) => this.parsed.push(e) });
+  /** Bytes read since the parser last completed an event or a comment line. */
+  private bytesSinceEvent = 0;
+  private readonly parser = createParser({
+    onEvent: (e) => {
+      this.bytesSinceEvent = 0;
+      this.parsed.push(e);
+    },
+    onComment: () => {
+      this.bytesSinceEvent = 0;
+    },
+  });
   private sawToken = false;
   private sawFinish = false;
   private readonly onClientAbort = () => this.abort.abort(new AttemptError("client_disconnected", "The client went away.", false));
@@ -94,6 +111,8 @@ export class UpstreamAttempt {
         headers,
         body: JSON.stringify(this.upstreamBody()),
         signal: this.abort.signal,
+        // A redirect is the backend's misconfiguration (or an attempt to send the request elsewhere): never followed.
+        redirect: "manual",
       });
     } catch (err) {
       throw this.abortReason() ?? new AttemptError("connect_error", `Could not reach ${grant.backend.id}: ${String(err)}`, true);
@@ -136,8 +155,15 @@ export class UpstreamAttempt {
         bytes += result.value.byteLength;
         const text = result.value.byteLength > 0 ? this.decoder.decode(result.value, { stream: true }) : "";
         if (text) {
+          this.bytesSinceEvent += result.value.byteLength;
           this.parser.feed(text);
           this.atEventBoundary = endsAtEventBoundary(text);
+          if (this.bytesSinceEvent > MAX_UPSTREAM_EVENT_BYTES)
+            throw new AttemptError(
+              "upstream_event_too_large",
+              `${grant.backend.id} sent more than ${MAX_UPSTREAM_EVENT_BYTES} bytes without completing an SSE event.`,
+              true,
+            );
         }
       }
       this.ended = result.done;
@@ -145,6 +171,8 @@ export class UpstreamAttempt {
     const events: UpstreamEvent[] = [];
     for (const message of this.parsed) {
       const event = this.toEvent(message);
+      if (event.kind === "done" && !this.sawToken && !this.sawFinish)
+        throw new AttemptError("upstream_empty_answer", `${grant.backend.id} ended the stream before any output.`, true);
       events.push(event);
       if (event.kind === "done") break;
     }
@@ -253,6 +281,16 @@ export class UpstreamAttempt {
     const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), Date.now());
     const text = await readPrefix(response, MAX_ERROR_BODY_BYTES);
     const status = response.status;
+    if (status >= 300 && status < 400)
+      return new AttemptError(
+        "upstream_redirect",
+        `${id} answered a redirect (${status}); sluice does not follow redirects.`,
+        true,
+        status,
+      );
+    // The backend's key is wrong or revoked: the backend's problem, never the client's 401/403.
+    if (status === 401 || status === 403)
+      return new AttemptError("upstream_auth_failed", `${id} refused sluice's credentials (${status}): check its apiKey.`, true, status);
     // 4xx other than 408/429 means the request itself is wrong: no backend will like it better.
     const retryable = status === 408 || status === 429 || status >= 500;
     let detail = text;

@@ -4,83 +4,14 @@
 // back, so a failure before it can move to another backend without the client noticing. After
 // tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
 // gets the partial-completion error event.
-import type {
-  AttemptGrant,
-  AttemptReport,
-  Checkpoint,
-  CheckpointAck,
-  EntrySnapshot,
-  LeaseCheck,
-  LeaseEnded,
-  RetryResult,
-  SettleOutcome,
-  Timeouts,
-} from "../gate/core/protocol";
-import { toFramed, type ClientSink, type Failure, type FramedChunk } from "../stream/sink";
-import type { StreamProgress } from "../stream/relay";
-import { AttemptError, UpstreamAttempt } from "./attempt";
-import type { UpstreamChunk } from "../stream/chunk";
+import type { AttemptGrant, AttemptReport, LeaseCheck, LeaseEnded, RetryResult, SettleOutcome } from "../gate/core/protocol";
+import type { Failure } from "../stream/sink";
 import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
+import { logError } from "../log";
 import { Checkpointer } from "./checkpointer";
-import type { ReadSizePolicy } from "./read-size";
-
-/** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
-export interface GateCalls {
-  renew(leaseId: string): Promise<LeaseCheck>;
-  firstToken(leaseId: string): Promise<LeaseCheck>;
-  checkpoint(leaseId: string, progress: Checkpoint): Promise<CheckpointAck>;
-  retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
-  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
-}
-
-export interface AttemptLogEntry {
-  attempt: number;
-  backendId: string;
-  continuation: boolean;
-  startedAt: number;
-  durationMs: number;
-  outcome: AttemptReport["outcome"];
-  errorCode?: string;
-  errorMessage?: string;
-  httpStatus?: number;
-  chunks: number;
-}
-
-export interface DispatchInput {
-  gate: GateCalls;
-  leaseId: string;
-  grant: AttemptGrant;
-  timeouts: Timeouts;
-  body: Record<string, unknown>;
-  sink: ClientSink;
-  progress: StreamProgress;
-  /** Aborts when the client disconnects. */
-  signal: AbortSignal;
-  deadline: number;
-  /** How many upstream events a read waits for (the isolate's policy). */
-  readSizes: ReadSizePolicy;
-  /** Called when the serving backend changes (for response headers). */
-  onAttempt?: (grant: AttemptGrant) => void;
-  /** Record delivered chunks in the gate's journal (the request has a journal key). */
-  record?: boolean;
-  /** Chunks the journal already holds (a takeover carrying on from a checkpoint). */
-  recordedChunks?: number;
-  /**
-   * Keep generating when the client leaves, so the answer is there for a replay or reconnect
-   * (requests with an Idempotency-Key).
-   */
-  detached?: boolean;
-  /** A stored answer to serve when every backend failed before the first token (stale-if-error). */
-  staleAnswer?: () => Promise<EntrySnapshot | null>;
-  /** Set by dispatch: aborts, with the LeaseEnded as its reason, when the gate says the lease is gone. */
-  leaseEnded?: AbortSignal;
-}
-
-export interface DispatchResult {
-  outcome: SettleOutcome;
-  attempts: AttemptLogEntry[];
-  failure?: Failure;
-}
+import type { DispatchInput, DispatchResult, GateCalls, AttemptLogEntry } from "./dispatch-input";
+import { replayEntry } from "./replay";
+import { runAttempt } from "./run-attempt";
 
 export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   // The gate says a lease is gone (tenant deleted, or reclaimed from a Worker it thought dead) in
@@ -194,10 +125,12 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     }
     if (error?.code === "total_timeout") return fail({ status: 504, code: "total_timeout", message: error.message });
 
-    let next = await askRetry(gate, leaseId, report, progress.tokens, sink.committed && progress.tokens > 0);
+    const ask = (r: AttemptReport | null) =>
+      askRetry(input.requestId, gate, leaseId, r, progress.tokens, sink.committed && progress.tokens > 0);
+    let next = await ask(report);
     while (next.kind === "wait") {
       if (Date.now() + next.delayMs > input.deadline || !(await sleep(next.delayMs, signal))) break;
-      next = await askRetry(gate, leaseId, null, progress.tokens, sink.committed && progress.tokens > 0);
+      next = await ask(null);
     }
     if (next.kind !== "attempt") {
       lastReport = null; // already reported with the retry call
@@ -208,7 +141,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       const failure: Failure = {
         status: exhausted.status,
         code: exhausted.code,
-        message: `${exhausted.message} Last error: ${report.errorMessage ?? report.errorCode}`,
+        // The code, not the message: a backend's or the runtime's text is for the attempt log (dead letters), not the client.
+        message: `${exhausted.message} Last error: ${report.errorCode ?? "unknown"} on backend ${report.backendId}.`,
         retryAfterSec: "retryAfterSec" in exhausted ? exhausted.retryAfterSec : undefined,
       };
       if (signal.aborted) return stopped();
@@ -223,111 +157,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
   }
 }
 
-/** Runs one attempt to its end and says how it went. Never throws. */
-async function runAttempt(
-  input: DispatchInput,
-  grant: AttemptGrant,
-  checkpointer: Checkpointer,
-): Promise<{ report: AttemptReport; error?: AttemptError }> {
-  const { progress, signal } = input;
-  const attempt = new UpstreamAttempt({
-    grant,
-    body: input.body,
-    partialText: progress.text,
-    deliveredTokens: progress.tokens,
-    timeouts: input.timeouts,
-    deadline: input.deadline,
-    signal,
-    readSizes: input.readSizes,
-  });
-  // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
-  const held: UpstreamChunk[] = [];
-  let chunks = 0;
-  let tokenSeen = false;
-  let finished = false;
-  const base = { backendId: grant.backend.id };
-  try {
-    await attempt.open();
-    for (;;) {
-      const events = await attempt.next();
-      let done = false;
-      let firstToken = false;
-      for (const event of events) {
-        if (event.kind === "done") done = true;
-        else {
-          firstToken ||= !tokenSeen && event.chunk.isToken;
-          tokenSeen ||= event.chunk.isToken;
-          held.push(event.chunk);
-        }
-      }
-      if (tokenSeen || done) {
-        const relayed = relay(held.splice(0), input, checkpointer);
-        // The breaker hears of the success now, as it hears of failures: when they happen. The
-        // call goes out after the first token's write, which it would otherwise delay.
-        if (firstToken) void input.gate.firstToken(input.leaseId).catch(() => {});
-        chunks += await relayed;
-      }
-      if (done) {
-        finished = true;
-        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
-      }
-    }
-  } catch (err) {
-    const durationMs = Date.now() - attempt.startedAt;
-    const clientLeft = signal.aborted || err instanceof ClientGone;
-    if (clientLeft)
-      return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
-    const error = err instanceof AttemptError ? err : new AttemptError("relay_error", `Relaying failed: ${String(err)}`, true);
-    return {
-      error,
-      report: {
-        ...base,
-        outcome: error.retryable || error.code === "total_timeout" ? "failure" : "client_error",
-        errorCode: error.code,
-        errorMessage: error.message,
-        httpStatus: error.httpStatus,
-        retryAfterMs: error.retryAfterMs,
-        durationMs,
-        ttftMs: attempt.ttftMs,
-        chunks,
-      },
-    };
-  } finally {
-    if (finished) attempt.release();
-    else attempt.cancel();
-  }
-}
-
-/**
- * Frames a batch of chunks, notes them for the checkpoint, and sends them in one write. Returns
- * the tokens among them, for the attempt's report (what the gate counts): a chunk that only ends
- * the stream (a finish reason, no content) is none.
- */
-async function relay(chunks: UpstreamChunk[], input: DispatchInput, checkpointer: Checkpointer): Promise<number> {
-  let tokens = 0;
-  const batch: FramedChunk[] = [];
-  for (const c of chunks) {
-    const chunk = input.progress.frame(c);
-    if (!chunk) continue;
-    if (c.isToken && (c.content.length > 0 || c.finishReason === null)) tokens++;
-    const json = JSON.stringify(chunk);
-    checkpointer.add(json);
-    batch.push({ chunk, json });
-  }
-  void checkpointer.tick();
-  if (batch.length === 0 || (input.sink.clientGone.aborted && input.detached)) return tokens;
-  try {
-    await input.sink.send(batch);
-  } catch {
-    if (!input.detached) throw new ClientGone();
-  }
-  return tokens;
-}
-
-/** Writing to the client failed: it went away (or its stream broke), not the backend. */
-class ClientGone extends Error {}
-
 async function askRetry(
+  requestId: string,
   gate: GateCalls,
   leaseId: string,
   report: AttemptReport | null,
@@ -337,7 +168,8 @@ async function askRetry(
   try {
     return await gate.retry(leaseId, report, { deliveredChunks: delivered, mustContinue });
   } catch (err) {
-    return { kind: "exhausted", status: 502, code: "gate_unavailable", message: `The tenant gate could not be reached: ${String(err)}` };
+    logError(requestId, "tenant gate unavailable for a retry", err);
+    return { kind: "exhausted", status: 502, code: "gate_unavailable", message: "The tenant's gate could not be reached." };
   }
 }
 
@@ -374,27 +206,4 @@ export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/**
- * Sends a journal entry's chunks after event `after` to the sink, then ends it: [DONE] for a
- * complete entry, the partial-completion error event otherwise.
- */
-export async function replayEntry(entry: EntrySnapshot, sink: ClientSink, after: number): Promise<void> {
-  sink.skipTo(after);
-  await sink.send(toFramed(entry.chunks.slice(after)));
-  await endAsJournaled(sink, entry.state, entry.tokens, "The stored generation for this key");
-}
-
-/** Ends a stream that relayed a journal entry: [DONE] when it completed, else the error event. */
-export async function endAsJournaled(sink: ClientSink, state: string, tokens: number, what: string): Promise<void> {
-  if (state === "complete") return sink.finish();
-  await sink.fail(
-    {
-      status: 502,
-      code: `generation_${state}`,
-      message: `${what} ended ${state}; retry the same request (with its Idempotency-Key, if it had one) to resume it.`,
-    },
-    tokens,
-  );
 }

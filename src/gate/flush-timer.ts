@@ -2,6 +2,8 @@
 // after the first change, and a flush that throws is logged and tried again one delay later,
 // while something is left to write.
 
+import { logError } from "../log";
+
 export class FlushTimer {
   private timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -20,7 +22,7 @@ export class FlushTimer {
       try {
         this.flush();
       } catch (err) {
-        console.error(JSON.stringify({ level: "error", msg: `${this.what} not written`, error: String(err) }));
+        logError(undefined, `${this.what} not written`, err);
         if (this.hasPending()) this.schedule();
       }
     }, this.delayMs);

@@ -27,6 +27,7 @@ import type {
 import type { GateStats } from "./core/stats";
 import { POLL_MS } from "./core/tickets";
 import { ReplayJournal } from "./journal";
+import { logError } from "../log";
 import { LeaseRows } from "./lease-rows";
 
 /** The bindings the gate uses (a subset of the Worker's). */
@@ -309,7 +310,7 @@ export class TenantGate extends DurableObject<GateEnv> {
         this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('metrics', ?)`, JSON.stringify(this.core.metrics));
       } catch (err) {
         // The next change tries again; say so rather than leave an uncaught exception in a timer.
-        console.error(JSON.stringify({ level: "error", tenant: this.tenant, msg: "gate metrics not stored", error: String(err) }));
+        logError(undefined, "gate metrics not stored", err, { tenant: this.tenant });
       }
     }, METRICS_SAVE_MS);
   }

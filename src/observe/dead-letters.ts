@@ -1,6 +1,6 @@
 // Dead letters in D1: every request that exhausted its attempts, with each attempt's story.
 // Retention is bounded both by age and by count per tenant.
-import type { AttemptLogEntry } from "../dispatch/dispatch";
+import type { AttemptLogEntry } from "../dispatch/dispatch-input";
 
 export const DEAD_LETTER_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 export const DEAD_LETTER_MAX_PER_TENANT = 1_000;

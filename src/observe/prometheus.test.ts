@@ -29,6 +29,7 @@ function sampleStats(): GateStats {
         attempts: 9,
         successes: 6,
         failures: 3,
+        authFailures: 2,
         tokens: 120,
         ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 },
       },
@@ -63,6 +64,7 @@ describe("prometheusText", () => {
     expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="half-open"} 1`);
     expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="open"} 0`);
     expect(lines).toContain(`sluice_backend_failures_total{${backend}} 3`);
+    expect(lines).toContain(`sluice_backend_auth_failures_total{${backend}} 2`);
     expect(lines).toContain(`sluice_backend_tokens_total{${backend}} 120`);
     expect(lines).toContain(`sluice_backend_ttft_ms{${backend},quantile="0.95"} 90`);
   });

@@ -132,6 +132,12 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     backends.map(([l, b]) => [l, b.failures]),
   );
   family(
+    "sluice_backend_auth_failures_total",
+    "counter",
+    "Of the failures: the backend refused sluice's credentials (401/403); its apiKey is wrong or revoked.",
+    backends.map(([l, b]) => [l, b.authFailures]),
+  );
+  family(
     "sluice_backend_tokens_total",
     "counter",
     "Completion tokens relayed from the backend.",

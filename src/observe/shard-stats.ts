@@ -47,6 +47,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
         attempts: add((x) => x.attempts),
         successes: add((x) => x.successes),
         failures: add((x) => x.failures),
+        authFailures: add((x) => x.authFailures),
         tokens: add((x) => x.tokens),
         ttftMs: mergedSummary(rows.map((x) => x.ttftHistogram)),
       };

@@ -206,6 +206,7 @@ describe("slot release", () => {
     const sink = new JsonSink(() => ({}));
     await expect(
       dispatch({
+        requestId: "req-x",
         gate,
         leaseId: admitted.leaseId,
         grant: admitted.grant,

@@ -6,6 +6,7 @@ declare global {
       ADMIN_TOKEN: string;
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
       SIM_PORTS: { a: number; b: number; c: number };
+      ROGUE_PORT: number;
     }
   }
 }

@@ -248,7 +248,11 @@ describe("journal appends, written behind", () => {
     const unkeyed = await gate.admit({ tenant, requestId: "req-plain", alias: "chat", priority: "normal", promptTokens: 10 });
     if (unkeyed.kind !== "lease") throw new Error("not admitted");
     expect(await gate.checkpoint(unkeyed.leaseId, progress(0, [9]))).toEqual({ held: true, recorded: null });
-    expect(await gate.checkpoint("no-such-lease", progress(0, [9]))).toMatchObject({ held: false, recorded: null, ended: { code: "lease_lost" } });
+    expect(await gate.checkpoint("no-such-lease", progress(0, [9]))).toMatchObject({
+      held: false,
+      recorded: null,
+      ended: { code: "lease_lost" },
+    });
     // Settling with a final checkpoint the journal refuses leaves an entry that is not replayed as complete.
     await gate.settle(admitted.leaseId, null, "complete", progress(6, [7]));
     const replay = await gate.admit({ tenant, record, requestId: "req-replay", alias: "chat", priority: "normal", promptTokens: 10 });

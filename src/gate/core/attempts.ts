@@ -50,7 +50,10 @@ export class Attempts {
     }
     this.metrics.count("retries");
     const backoff = backoffDelayMs(fruitless, config.retry, this.random(), report?.retryAfterMs);
-    const grant = this.start(lease, pick.cursor, Math.max(backoff, pick.delayMs), needs.deliveredChunks > 0, now);
+    // A backend's Retry-After (pick.delayMs, when only held-off backends are left) is capped like
+    // any backoff: a request never sleeps longer than maxDelayMs while it holds a slot.
+    const delayMs = Math.min(Math.max(backoff, pick.delayMs), config.retry.maxDelayMs);
+    const grant = this.start(lease, pick.cursor, delayMs, needs.deliveredChunks > 0, now);
     return { kind: "attempt", grant };
   }
 
@@ -83,7 +86,7 @@ export class Attempts {
       breaker?.onSuccess(now, lease.probe);
     }
     lease.tokens = (lease.tokens ?? 0) + report.chunks;
-    this.metrics.attemptEnded(report.backendId, report.outcome, report.ttftMs, report.chunks);
+    this.metrics.attemptEnded(report, report.chunks);
     if (breaker) this.policies.saveBreaker(report.backendId, before, now);
     this.leases.vacate(lease);
   }

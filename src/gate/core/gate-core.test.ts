@@ -218,6 +218,18 @@ describe("retries", () => {
     expect(leaseOf(admit(core, host, request("s"), 20)).grant.backend.id).toBe("b");
     expect(leaseOf(admit(core, host, request("t"), 1_011)).grant.backend.id).toBe("a");
   });
+
+  it("waits no longer than retry.maxDelayMs for a backend whose Retry-After is longer, when it is the only one", () => {
+    const config = testConfig({
+      backends: [testBackend("a", "us-east")],
+      models: { chat: { route: ["a"] } },
+      retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2_000 },
+    });
+    const { core, host } = testCore(config);
+    const lease = leaseOf(admit(core, host, request("r"), 0));
+    const next = core.retry(lease.leaseId, failure("a", { retryAfterMs: 60_000, httpStatus: 503 }), fresh, 10);
+    expect(next).toMatchObject({ kind: "attempt", grant: { backend: { id: "a" }, delayMs: 2_000 } });
+  });
 });
 
 describe("leases", () => {

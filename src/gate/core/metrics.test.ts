@@ -13,9 +13,9 @@ describe("GateMetrics", () => {
     m.finished(4_000);
     m.attemptStarted("a", false);
     m.attemptStarted("a", true);
-    m.attemptEnded("a", "success", 40, 20);
-    m.attemptEnded("a", "failure", undefined);
-    m.attemptEnded("a", "cancelled", 15, 3);
+    m.attemptEnded({ backendId: "a", outcome: "success", ttftMs: 40 }, 20);
+    m.attemptEnded({ backendId: "a", outcome: "failure", errorCode: "upstream_auth_failed" });
+    m.attemptEnded({ backendId: "a", outcome: "cancelled", ttftMs: 15 }, 3);
     expect(changes).toBe(10);
 
     const back = GateMetrics.restore(JSON.parse(JSON.stringify(m)), () => {});
@@ -24,10 +24,12 @@ describe("GateMetrics", () => {
     expect(back.queueMs.summary()).toEqual(m.queueMs.summary());
     expect(back.totalMs.summary()).toEqual(m.totalMs.summary());
     const a = back.backendCounters("a")!;
-    expect({ attempts: a.attempts, successes: a.successes, failures: a.failures, tokens: a.tokens }).toEqual({
+    const { attempts, successes, failures, authFailures, tokens } = a;
+    expect({ attempts, successes, failures, authFailures, tokens }).toEqual({
       attempts: 2,
       successes: 1,
       failures: 1,
+      authFailures: 1,
       tokens: 23,
     });
     expect(a.ttft.summary()).toEqual(m.backendCounters("a")!.ttft.summary());

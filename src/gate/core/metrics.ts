@@ -68,6 +68,8 @@ export interface BackendCounters {
   attempts: number;
   successes: number;
   failures: number;
+  /** Of the failures: the backend refused sluice's credentials (401/403): its apiKey is wrong or revoked. */
+  authFailures: number;
   /** Completion tokens relayed from the backend. */
   tokens: number;
   ttft: LatencyHistogram;
@@ -77,7 +79,10 @@ export interface SavedMetrics {
   counters: Partial<Counters>;
   queueMs: SavedHistogram;
   totalMs: SavedHistogram;
-  backends: Record<string, { attempts: number; successes: number; failures: number; tokens?: number; ttft: SavedHistogram }>;
+  backends: Record<
+    string,
+    { attempts: number; successes: number; failures: number; authFailures?: number; tokens?: number; ttft: SavedHistogram }
+  >;
 }
 
 export class GateMetrics {
@@ -101,6 +106,7 @@ export class GateMetrics {
       c.attempts = b.attempts;
       c.successes = b.successes;
       c.failures = b.failures;
+      c.authFailures = b.authFailures ?? 0;
       c.tokens = b.tokens ?? 0;
       c.ttft.restore(b.ttft);
     }
@@ -130,9 +136,11 @@ export class GateMetrics {
   }
 
   /** An attempt's end. A 4xx for a bad request counts as a success: the backend is up. */
-  attemptEnded(backendId: string, outcome: AttemptReport["outcome"], ttftMs: number | undefined, tokens = 0): void {
+  attemptEnded(report: Pick<AttemptReport, "backendId" | "outcome" | "ttftMs" | "errorCode">, tokens = 0): void {
+    const { backendId, outcome, ttftMs } = report;
     const c = this.backend(backendId);
     if (outcome === "failure") c.failures++;
+    if (report.errorCode === "upstream_auth_failed") c.authFailures++;
     else if (outcome !== "cancelled") c.successes++;
     if (ttftMs !== undefined) c.ttft.record(ttftMs);
     c.tokens += tokens;
@@ -152,7 +160,14 @@ export class GateMetrics {
       backends: Object.fromEntries(
         [...this.backends].map(([id, c]) => [
           id,
-          { attempts: c.attempts, successes: c.successes, failures: c.failures, tokens: c.tokens, ttft: c.ttft.toJSON() },
+          {
+            attempts: c.attempts,
+            successes: c.successes,
+            failures: c.failures,
+            authFailures: c.authFailures,
+            tokens: c.tokens,
+            ttft: c.ttft.toJSON(),
+          },
         ]),
       ),
     };
@@ -160,7 +175,8 @@ export class GateMetrics {
 
   private backend(id: string): BackendCounters {
     let c = this.backends.get(id);
-    if (!c) this.backends.set(id, (c = { attempts: 0, successes: 0, failures: 0, tokens: 0, ttft: new LatencyHistogram() }));
+    if (!c)
+      this.backends.set(id, (c = { attempts: 0, successes: 0, failures: 0, authFailures: 0, tokens: 0, ttft: new LatencyHistogram() }));
     return c;
   }
 }

@@ -17,6 +17,8 @@ export interface BackendStats {
   attempts: number;
   successes: number;
   failures: number;
+  /** Failures where the backend refused sluice's credentials: a misconfigured apiKey while this grows. */
+  authFailures: number;
   tokens: number;
   ttftMs: LatencySummary;
   /** With `histograms: true` (a sharded tenant's gates, merged by the Worker). */
@@ -85,6 +87,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         attempts: c?.attempts ?? 0,
         successes: c?.successes ?? 0,
         failures: c?.failures ?? 0,
+        authFailures: c?.authFailures ?? 0,
         tokens: c?.tokens ?? 0,
         ttftMs: c?.ttft.summary() ?? { count: 0 },
         ...(options.histograms ? { ttftHistogram: c?.ttft.toJSON() ?? [] } : {}),

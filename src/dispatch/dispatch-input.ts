@@ -1,0 +1,75 @@
+// What the dispatch loop is given and gives back, and the part of the gate it calls.
+import type {
+  AttemptGrant,
+  AttemptReport,
+  Checkpoint,
+  CheckpointAck,
+  EntrySnapshot,
+  LeaseCheck,
+  RetryResult,
+  SettleOutcome,
+  Timeouts,
+} from "../gate/core/protocol";
+import type { ClientSink, Failure } from "../stream/sink";
+import type { StreamProgress } from "../stream/relay";
+import type { ReadSizePolicy } from "./read-size";
+
+/** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
+export interface GateCalls {
+  renew(leaseId: string): Promise<LeaseCheck>;
+  firstToken(leaseId: string): Promise<LeaseCheck>;
+  checkpoint(leaseId: string, progress: Checkpoint): Promise<CheckpointAck>;
+  retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
+  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
+}
+
+export interface AttemptLogEntry {
+  attempt: number;
+  backendId: string;
+  continuation: boolean;
+  startedAt: number;
+  durationMs: number;
+  outcome: AttemptReport["outcome"];
+  errorCode?: string;
+  errorMessage?: string;
+  httpStatus?: number;
+  chunks: number;
+}
+
+export interface DispatchInput {
+  /** For log lines: what went wrong inside sluice is logged under it, never sent to the client. */
+  requestId: string;
+  gate: GateCalls;
+  leaseId: string;
+  grant: AttemptGrant;
+  timeouts: Timeouts;
+  body: Record<string, unknown>;
+  sink: ClientSink;
+  progress: StreamProgress;
+  /** Aborts when the client disconnects. */
+  signal: AbortSignal;
+  deadline: number;
+  /** How many upstream events a read waits for (the isolate's policy). */
+  readSizes: ReadSizePolicy;
+  /** Called when the serving backend changes (for response headers). */
+  onAttempt?: (grant: AttemptGrant) => void;
+  /** Record delivered chunks in the gate's journal (the request has a journal key). */
+  record?: boolean;
+  /** Chunks the journal already holds (a takeover carrying on from a checkpoint). */
+  recordedChunks?: number;
+  /**
+   * Keep generating when the client leaves, so the answer is there for a replay or reconnect
+   * (requests with an Idempotency-Key).
+   */
+  detached?: boolean;
+  /** A stored answer to serve when every backend failed before the first token (stale-if-error). */
+  staleAnswer?: () => Promise<EntrySnapshot | null>;
+  /** Set by dispatch: aborts, with the LeaseEnded as its reason, when the gate says the lease is gone. */
+  leaseEnded?: AbortSignal;
+}
+
+export interface DispatchResult {
+  outcome: SettleOutcome;
+  attempts: AttemptLogEntry[];
+  failure?: Failure;
+}

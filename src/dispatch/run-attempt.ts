@@ -1,0 +1,127 @@
+// One attempt of the dispatch loop: call the granted backend and relay its chunks to the client
+// sink (holding back those before the first token), stopping at the client's max_tokens.
+import type { AttemptGrant, AttemptReport } from "../gate/core/protocol";
+import type { FramedChunk } from "../stream/sink";
+import { describeChunk, type UpstreamChunk } from "../stream/chunk";
+import { logError } from "../log";
+import { AttemptError, UpstreamAttempt } from "./attempt";
+import type { Checkpointer } from "./checkpointer";
+import type { DispatchInput } from "./dispatch-input";
+import { completionChunkCap } from "./token-cap";
+
+/** Runs one attempt to its end and says how it went. Never throws. */
+export async function runAttempt(
+  input: DispatchInput,
+  grant: AttemptGrant,
+  checkpointer: Checkpointer,
+): Promise<{ report: AttemptReport; error?: AttemptError }> {
+  const { progress, signal } = input;
+  const attempt = new UpstreamAttempt({
+    grant,
+    body: input.body,
+    partialText: progress.text,
+    deliveredTokens: progress.tokens,
+    timeouts: input.timeouts,
+    deadline: input.deadline,
+    signal,
+    readSizes: input.readSizes,
+  });
+  // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
+  const held: UpstreamChunk[] = [];
+  const cap = completionChunkCap(input.body);
+  let chunks = 0;
+  let tokenSeen = false;
+  let finished = false;
+  const base = { backendId: grant.backend.id };
+  try {
+    await attempt.open();
+    for (;;) {
+      const events = await attempt.next();
+      let done = false;
+      let firstToken = false;
+      for (const event of events) {
+        if (event.kind === "done") done = true;
+        else {
+          firstToken ||= !tokenSeen && event.chunk.isToken;
+          tokenSeen ||= event.chunk.isToken;
+          held.push(event.chunk);
+        }
+      }
+      if (tokenSeen || done) {
+        const relayed = relay(held.splice(0), input, checkpointer);
+        // The breaker hears of the success now, as it hears of failures: when they happen. The
+        // call goes out after the first token's write, which it would otherwise delay.
+        if (firstToken) void input.gate.firstToken(input.leaseId).catch(() => {});
+        chunks += await relayed;
+      }
+      if (!done && cap !== undefined && progress.tokens >= cap) {
+        // The backend ignores max_tokens: the stream ends as OpenAI ends it, and the upstream call
+        // is cancelled (the attempt is not `finished`).
+        chunks += await relay([lengthFinish(grant.backend.model)], input, checkpointer);
+        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+      }
+      if (done) {
+        finished = true;
+        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+      }
+    }
+  } catch (err) {
+    const durationMs = Date.now() - attempt.startedAt;
+    const clientLeft = signal.aborted || err instanceof ClientGone;
+    if (clientLeft)
+      return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
+    if (!(err instanceof AttemptError)) logError(input.requestId, "relaying failed", err);
+    const error = err instanceof AttemptError ? err : new AttemptError("relay_error", `Relaying failed: ${String(err)}`, true);
+    return {
+      error,
+      report: {
+        ...base,
+        outcome: error.retryable || error.code === "total_timeout" ? "failure" : "client_error",
+        errorCode: error.code,
+        errorMessage: error.message,
+        httpStatus: error.httpStatus,
+        retryAfterMs: error.retryAfterMs,
+        durationMs,
+        ttftMs: attempt.ttftMs,
+        chunks,
+      },
+    };
+  } finally {
+    if (finished) attempt.release();
+    else attempt.cancel();
+  }
+}
+
+/**
+ * Frames a batch of chunks, notes them for the checkpoint, and sends them in one write. Returns
+ * the tokens among them, for the attempt's report (what the gate counts): a chunk that only ends
+ * the stream (a finish reason, no content) is none.
+ */
+async function relay(chunks: UpstreamChunk[], input: DispatchInput, checkpointer: Checkpointer): Promise<number> {
+  let tokens = 0;
+  const batch: FramedChunk[] = [];
+  for (const c of chunks) {
+    const chunk = input.progress.frame(c);
+    if (!chunk) continue;
+    if (c.isToken && (c.content.length > 0 || c.finishReason === null)) tokens++;
+    const json = JSON.stringify(chunk);
+    checkpointer.add(json);
+    batch.push({ chunk, json });
+  }
+  void checkpointer.tick();
+  if (batch.length === 0 || (input.sink.clientGone.aborted && input.detached)) return tokens;
+  try {
+    await input.sink.send(batch);
+  } catch {
+    if (!input.detached) throw new ClientGone();
+  }
+  return tokens;
+}
+
+/** The chunk that ends a stream cut at the client's max_tokens. */
+function lengthFinish(model: string): UpstreamChunk {
+  return describeChunk({ object: "chat.completion.chunk", model, choices: [{ index: 0, delta: {}, finish_reason: "length" }] });
+}
+
+/** Writing to the client failed: it went away (or its stream broke), not the backend. */
+class ClientGone extends Error {}
