@@ -7,16 +7,26 @@ import { parseRetryAfter } from "./retry-after";
 import { describeChunk, type UpstreamChunk } from "../stream/chunk";
 import { StreamPace, type ReadSizePolicy } from "./read-size";
 
-/** Why an attempt failed; `retryable` false means another backend would fail the same way. */
+/**
+ * Why an attempt failed; `retryable` false means another backend would fail the same way. The
+ * message is sluice's own words and may reach the client; `detail` is foreign text (what the
+ * backend said, what the runtime threw), kept for the attempt log and dead letters only.
+ */
 export class AttemptError extends Error {
+  readonly httpStatus?: number;
+  readonly retryAfterMs?: number;
+  readonly detail?: string;
+
   constructor(
     readonly code: string,
     message: string,
     readonly retryable: boolean,
-    readonly httpStatus?: number,
-    readonly retryAfterMs?: number,
+    extra: { httpStatus?: number; retryAfterMs?: number; detail?: string } = {},
   ) {
     super(message);
+    this.httpStatus = extra.httpStatus;
+    this.retryAfterMs = extra.retryAfterMs;
+    this.detail = extra.detail;
   }
 }
 
@@ -115,11 +125,11 @@ export class UpstreamAttempt {
         redirect: "manual",
       });
     } catch (err) {
-      throw this.abortReason() ?? new AttemptError("connect_error", `Could not reach ${grant.backend.id}: ${String(err)}`, true);
+      throw this.abortReason() ?? new AttemptError("connect_error", `Could not reach ${grant.backend.id}.`, true, { detail: String(err) });
     }
     if (!response.ok) throw await this.httpError(response);
     if (!response.body)
-      throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, response.status);
+      throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, { httpStatus: response.status });
     this.reader = response.body.getReader({ mode: "byob" });
     this.setDeadline(
       this.startedAt + timeouts.firstTokenMs,
@@ -147,7 +157,10 @@ export class UpstreamAttempt {
         const minBytes = this.atEventBoundary && !this.sawFinish ? this.req.readSizes.minBytes(this.pace, Date.now()) : 1;
         result = await this.reader!.readAtLeast(minBytes, new Uint8Array(this.buffer));
       } catch (err) {
-        throw this.abortReason() ?? new AttemptError("upstream_truncated", `${grant.backend.id} broke the stream: ${String(err)}`, true);
+        throw (
+          this.abortReason() ??
+          new AttemptError("upstream_truncated", `${grant.backend.id} broke the stream.`, true, { detail: String(err) })
+        );
       }
       // At the end of the stream a read may still carry the last bytes.
       if (result.value) {
@@ -205,7 +218,7 @@ export class UpstreamAttempt {
     const id = this.req.grant.backend.id;
     if (message.data === "[DONE]") return { kind: "done" };
     if (message.event === "error")
-      throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream: ${message.data.slice(0, 300)}`, true);
+      throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream.`, true, { detail: message.data.slice(0, 300) });
     let raw: UpstreamChunk["raw"];
     try {
       raw = JSON.parse(message.data);
@@ -215,11 +228,9 @@ export class UpstreamAttempt {
     if (!raw || typeof raw !== "object" || Array.isArray(raw))
       throw new AttemptError("upstream_bad_chunk", `${id} sent a chunk that is not a JSON object.`, true);
     if ("error" in raw)
-      throw new AttemptError(
-        "upstream_stream_error",
-        `${id} reported an error mid-stream: ${JSON.stringify(raw.error).slice(0, 300)}`,
-        true,
-      );
+      throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream.`, true, {
+        detail: JSON.stringify(raw.error).slice(0, 300),
+      });
     const chunk = describeChunk(raw);
     if (chunk.finishReason !== null) this.sawFinish = true;
     if (chunk.isToken && !this.sawToken) {
@@ -281,32 +292,30 @@ export class UpstreamAttempt {
     const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), Date.now());
     const text = await readPrefix(response, MAX_ERROR_BODY_BYTES);
     const status = response.status;
-    if (status >= 300 && status < 400)
-      return new AttemptError(
-        "upstream_redirect",
-        `${id} answered a redirect (${status}); sluice does not follow redirects.`,
-        true,
-        status,
-      );
+    if (status >= 300 && status < 400) {
+      const message = `${id} answered a redirect (${status}); sluice does not follow redirects.`;
+      return new AttemptError("upstream_redirect", message, true, { httpStatus: status, detail: text });
+    }
     // The backend's key is wrong or revoked: the backend's problem, never the client's 401/403.
-    if (status === 401 || status === 403)
-      return new AttemptError("upstream_auth_failed", `${id} refused sluice's credentials (${status}): check its apiKey.`, true, status);
+    if (status === 401 || status === 403) {
+      const message = `${id} refused sluice's credentials (${status}): check its apiKey.`;
+      return new AttemptError("upstream_auth_failed", message, true, { httpStatus: status, detail: text });
+    }
     // 4xx other than 408/429 means the request itself is wrong: no backend will like it better.
     const retryable = status === 408 || status === 429 || status >= 500;
-    let detail = text;
+    let said = text;
     try {
       const parsed = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
-      detail = (typeof parsed.error === "string" ? parsed.error : parsed.error?.message) ?? parsed.message ?? text;
+      said = (typeof parsed.error === "string" ? parsed.error : parsed.error?.message) ?? parsed.message ?? text;
     } catch {
       /* not JSON: keep the text */
     }
-    return new AttemptError(
-      `upstream_http_${status}`,
-      `${id} answered ${status}${detail ? `: ${detail.slice(0, 500)}` : ""}`,
-      retryable,
-      status,
-      retryAfterMs,
-    );
+    const code = `upstream_http_${status}`;
+    const extra = { httpStatus: status, retryAfterMs, detail: said.slice(0, 500) };
+    // A backend's verdict on the client's own request is passed on with its reason; the text of
+    // a backend's own failure (5xx, 408, 429) stays in the attempt log.
+    if (!retryable) return new AttemptError(code, `${id} answered ${status}${said ? `: ${said.slice(0, 500)}` : ""}`, false, extra);
+    return new AttemptError(code, `${id} answered ${status}.`, true, extra);
   }
 }
 

@@ -32,6 +32,8 @@ export interface AttemptLogEntry {
   outcome: AttemptReport["outcome"];
   errorCode?: string;
   errorMessage?: string;
+  /** What the backend said or the runtime threw (never sent to the client). */
+  errorDetail?: string;
   httpStatus?: number;
   chunks: number;
 }

@@ -101,6 +101,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       outcome: report.outcome,
       errorCode: report.errorCode,
       errorMessage: report.errorMessage,
+      errorDetail: report.errorDetail,
       httpStatus: report.httpStatus,
       chunks: report.chunks,
     });
@@ -141,8 +142,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       const failure: Failure = {
         status: exhausted.status,
         code: exhausted.code,
-        // The code, not the message: a backend's or the runtime's text is for the attempt log (dead letters), not the client.
-        message: `${exhausted.message} Last error: ${report.errorCode ?? "unknown"} on backend ${report.backendId}.`,
+        // sluice's words only: what a backend said or the runtime threw is in the attempt log (dead letters).
+        message: `${exhausted.message} Last error: ${report.errorCode ?? "unknown"}: ${report.errorMessage ?? "no detail"}`,
         retryAfterSec: "retryAfterSec" in exhausted ? exhausted.retryAfterSec : undefined,
       };
       if (signal.aborted) return stopped();

@@ -71,7 +71,8 @@ export async function runAttempt(
     if (clientLeft)
       return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
     if (!(err instanceof AttemptError)) logError(input.requestId, "relaying failed", err);
-    const error = err instanceof AttemptError ? err : new AttemptError("relay_error", `Relaying failed: ${String(err)}`, true);
+    const error =
+      err instanceof AttemptError ? err : new AttemptError("relay_error", "Relaying failed inside sluice.", true, { detail: String(err) });
     return {
       error,
       report: {
@@ -79,6 +80,7 @@ export async function runAttempt(
         outcome: error.retryable || error.code === "total_timeout" ? "failure" : "client_error",
         errorCode: error.code,
         errorMessage: error.message,
+        errorDetail: error.detail,
         httpStatus: error.httpStatus,
         retryAfterMs: error.retryAfterMs,
         durationMs,

@@ -180,6 +180,7 @@ describe("admin API", () => {
       maxQueue: 256,
       maxQueueWaitMs: 10_000,
       maxBodyBytes: 1_000_000,
+      bodyReadTimeoutMs: 30_000,
       shedHintMs: 25,
       shards: 1,
     });

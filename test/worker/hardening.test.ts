@@ -136,6 +136,19 @@ describe("a backend's 401 or 403", () => {
   });
 });
 
+describe("foreign error text", () => {
+  it("a backend's own failure text stays in the dead letter; the client gets sluice's words", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 1 } }));
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { status: 500 } });
+    expect(res.status).toBe(502);
+    const body: any = await res.json();
+    expect(body.error.message).toMatch(/upstream_http_500: a answered 500\./);
+    expect(body.error.message).not.toContain("injected");
+    const dead: any = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters`, { headers: ADMIN })).json();
+    expect(dead.data[0].attempts[0]).toMatchObject({ errorCode: "upstream_http_500", errorDetail: "sim a: injected 500" });
+  });
+});
+
 describe("redirects from backends", () => {
   it("are never followed: the attempt fails and the next backend answers", async () => {
     const cfg = rogueFirst("redirect", {}, `?to=${encodeURIComponent(`${simUrl("b")}/chat/completions`)}`);

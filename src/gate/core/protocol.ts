@@ -131,7 +131,10 @@ export interface AttemptReport {
   outcome: AttemptOutcome;
   /** e.g. "upstream_http_503", "first_token_timeout", "idle_timeout", "connect_error". */
   errorCode?: string;
+  /** sluice's own words: may reach the client. */
   errorMessage?: string;
+  /** Foreign text (the backend's, the runtime's): for the attempt log and dead letters only. */
+  errorDetail?: string;
   httpStatus?: number;
   retryAfterMs?: number;
   durationMs: number;
