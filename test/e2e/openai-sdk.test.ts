@@ -130,3 +130,21 @@ describe("openai SDK against sluice on workerd", () => {
     stack.sims.use1!.configure({ tokensPerSecond: 400 });
   });
 });
+
+describe("headers over the runtime's limit", () => {
+  it("are refused by the runtime before sluice runs (plain 431, as README says); large ones below it reach sluice", async () => {
+    const post = (size: number) =>
+      fetch(`${stack.router.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", "x-padding": "a".repeat(size) },
+        body: JSON.stringify({ model: "nope", messages }),
+      });
+    const below = await post(60_000);
+    expect(below.status).toBe(404);
+    expect(((await below.json()) as any).error.code).toBe("model_not_found");
+    const over = await post(200_000);
+    expect(over.status).toBe(431);
+    expect(over.headers.get("content-type")).toContain("text/plain");
+    await over.arrayBuffer();
+  });
+});
