@@ -3,7 +3,9 @@
 // concurrent streams without a timer per token.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { completionFor, continuationFor, mulberry32, type Completion } from "./text";
+import { agentAnswer, agentContinuation, agentDeltas, type AgentAnswer, type Delta } from "./agent";
+import { mulberry32 } from "./text";
+import { answerMessage, chunkOf, usageOf } from "./wire";
 import type { SimFault, SimOptions, SimStats } from "./types";
 
 export type { SimFault, SimOptions, SimStats };
@@ -22,9 +24,12 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   seed: 1,
 };
 
-interface Generation {
+export interface Generation {
   res: http.ServerResponse;
-  completion: Completion;
+  answer: AgentAnswer;
+  /** The answer's stream, one delta per output token. */
+  deltas: Delta[];
+  logprobs: boolean;
   model: string;
   id: string;
   created: number;
@@ -173,21 +178,29 @@ export class SimServer {
     const messages = body.messages as Array<{ role?: string; content?: unknown }>;
     const seed = typeof body.seed === "number" ? body.seed : undefined;
     const maxTokens = (body.max_completion_tokens ?? body.max_tokens) as number | undefined;
+    const tools = Array.isArray(body.tools)
+      ? body.tools.map((t: { function?: { name?: unknown } }) => t?.function?.name).filter((n): n is string => typeof n === "string")
+      : undefined;
     const last = messages[messages.length - 1];
-    const completion =
-      body.continue_final_message === true && last?.role === "assistant"
-        ? continuationFor({ model: body.model, messages: messages.slice(0, -1), seed }, String(last.content ?? ""), maxTokens)
-        : completionFor({ model: body.model, messages, seed, maxTokens });
+    const continuing = body.continue_final_message === true && last?.role === "assistant";
+    const prefix = continuing ? String(last.content ?? "") : "";
+    const original = continuing ? messages.slice(0, -1) : messages;
+    const answer = continuing
+      ? agentContinuation({ model: body.model, messages: original, seed, tools }, prefix, maxTokens)
+      : agentAnswer({ model: body.model, messages: original, seed, maxTokens, tools });
+    const deltas = agentDeltas(answer);
 
     const stream = body.stream === true;
     const hang = fault.hang === true || this.dice() < o.hangRate;
     const disconnect =
       fault.disconnect_after ??
-      (stream && this.dice() < o.disconnectRate ? Math.floor(this.dice() * Math.max(1, completion.tokens.length - 1)) + 1 : undefined);
+      (stream && this.dice() < o.disconnectRate ? Math.floor(this.dice() * Math.max(1, deltas.length - 1)) + 1 : undefined);
     const tps = fault.tps ?? o.tokensPerSecond;
     const gen: Generation = {
       res,
-      completion,
+      answer,
+      deltas,
+      logprobs: body.logprobs === true,
       model: body.model,
       id: `chatcmpl-sim-${o.id}-${this.counters.requests}`,
       created: Math.floor(Date.now() / 1000),
@@ -200,7 +213,8 @@ export class SimServer {
       slowMs: fault.slow_ms ?? 0,
       includeUsage: (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
       compact: fault.compact === true,
-      promptTokens: Math.ceil(JSON.stringify(messages).length / 4),
+      // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
+      promptTokens: Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0),
       firstTokenMs: fault.ttft_ms ?? o.firstTokenMs,
       hold: typeof fault.hold === "string" ? fault.hold : undefined,
       done: false,
@@ -259,7 +273,7 @@ export class SimServer {
 
   /** Emits the next token of `gen` (or its end, or its injected fault). */
   private step(gen: Generation, now: number): void {
-    const { res, completion } = gen;
+    const { res, deltas } = gen;
     const streaming = res.headersSent;
     if (gen.hangAfter !== undefined && gen.next >= gen.hangAfter) {
       // Hang: stop pacing this generation; it ends only when the client gives up.
@@ -277,72 +291,45 @@ export class SimServer {
     }
     if (!streaming) {
       // Non-streaming: the whole answer at once when the generation would have finished.
-      if (gen.next < completion.tokens.length) {
-        gen.next = completion.tokens.length;
-        gen.nextAt = now + gen.intervalMs * completion.tokens.length;
+      if (gen.next < deltas.length) {
+        gen.next = deltas.length;
+        gen.nextAt = now + gen.intervalMs * deltas.length;
         return;
       }
       gen.done = true;
-      this.counters.tokens += completion.tokens.length;
+      this.counters.tokens += deltas.length;
       this.counters.completed++;
-      json(res, 200, {
-        id: gen.id,
-        object: "chat.completion",
-        created: gen.created,
-        model: gen.model,
-        choices: [
-          {
-            index: 0,
-            message: { role: "assistant", content: completion.tokens.join("") },
-            finish_reason: completion.finishReason,
-            logprobs: null,
-          },
-        ],
-        usage: this.usage(gen),
-      });
+      json(res, 200, answerMessage(gen, usageOf(gen)));
       this.finish(gen);
       return;
     }
-    if (gen.next === 0) this.send(gen, { role: "assistant", content: "" }, null);
-    if (gen.next < completion.tokens.length) {
-      this.send(gen, { content: completion.tokens[gen.next] }, null);
+    if (gen.next === 0) this.write(gen, chunkOf(gen, { role: "assistant", content: "" }, null));
+    if (gen.next < deltas.length) {
+      this.write(gen, chunkOf(gen, deltas[gen.next]!, null, gen.next));
       gen.next++;
       this.counters.tokens++;
       const slow = gen.slowAfter !== undefined && gen.next >= gen.slowAfter ? gen.slowMs : 0;
       gen.nextAt += gen.intervalMs + slow;
-      if (gen.next < completion.tokens.length) return;
+      if (gen.next < deltas.length) return;
     }
-    this.send(gen, {}, completion.finishReason);
+    this.write(gen, chunkOf(gen, {}, gen.answer.finishReason));
     if (gen.includeUsage)
-      res.write(
-        `data: ${JSON.stringify({ id: gen.id, object: "chat.completion.chunk", created: gen.created, model: gen.model, choices: [], usage: this.usage(gen) })}\n\n`,
-      );
+      this.write(gen, {
+        id: gen.id,
+        object: "chat.completion.chunk",
+        created: gen.created,
+        model: gen.model,
+        choices: [],
+        usage: usageOf(gen),
+      });
     res.end("data: [DONE]\n\n");
     gen.done = true;
     this.counters.completed++;
     this.finish(gen);
   }
 
-  private send(gen: Generation, delta: Record<string, unknown>, finishReason: string | null): void {
-    const chunk =
-      gen.compact && !("role" in delta)
-        ? { choices: [{ delta, ...(finishReason ? { finish_reason: finishReason } : {}) }] }
-        : {
-            id: gen.id,
-            object: "chat.completion.chunk",
-            created: gen.created,
-            model: gen.model,
-            choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-          };
+  private write(gen: Generation, chunk: unknown): void {
     gen.res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-  }
-
-  private usage(gen: Generation) {
-    return {
-      prompt_tokens: gen.promptTokens,
-      completion_tokens: gen.completion.tokens.length,
-      total_tokens: gen.promptTokens + gen.completion.tokens.length,
-    };
   }
 
   private finish(gen: Generation): void {

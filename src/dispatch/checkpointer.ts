@@ -21,6 +21,8 @@ export class Checkpointer {
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** The journal lost chunks it had taken: the entry can never be whole again (see accept). */
   private gap = false;
+  /** Recorded output was dropped (see discard). */
+  private discarded = false;
 
   constructor(
     private readonly target: CheckpointTarget,
@@ -67,12 +69,24 @@ export class Checkpointer {
   }
 
   /**
+   * The output recorded so far was dropped (a non-streaming answer starting over on another
+   * backend): nothing more is recorded, and the final checkpoint tells the gate the entry can never
+   * be whole, so a replay is refused rather than spliced from two answers.
+   */
+  discard(): void {
+    this.recording = false;
+    this.pending = [];
+    this.discarded = true;
+  }
+
+  /**
    * Everything not yet committed, to ride along with settle; stops the flush timer. After a gap it
    * still says where the journal should be, so the gate marks the entry as not replayable.
    */
   final(): Checkpoint | undefined {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    if (this.discarded) return { ...this.take(), discarded: true };
     return this.recording || this.gap ? this.take() : undefined;
   }
 

@@ -6,6 +6,8 @@
 // gets the partial-completion error event.
 import type { AttemptGrant, AttemptReport, LeaseCheck, LeaseEnded, RetryResult, SettleOutcome } from "../gate/core/protocol";
 import type { Failure } from "../stream/sink";
+import type { OutputCut } from "../stream/output-cut";
+import { Regeneration } from "../stream/regeneration";
 import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
 import { logError } from "../log";
 import { Checkpointer } from "./checkpointer";
@@ -61,11 +63,17 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
   const log: AttemptLogEntry[] = [];
   let grant = input.grant;
   let lastReport: AttemptReport | null = null;
+  /** Set while the next attempt regenerates an answer whose complete tool calls the client has. */
+  let regeneration: Regeneration | undefined;
+  /** Tokens gathered for a non-streaming answer and dropped when it started over: told with the next report. */
+  let discarded = 0;
   const end = async (outcome: SettleOutcome, failure?: Failure): Promise<DispatchResult> => {
     await settleWithRetry(gate, leaseId, lastReport, outcome);
     return { outcome, attempts: log, failure };
   };
   const fail = async (failure: Failure): Promise<DispatchResult> => {
+    // A partial answer says where it was cut: in its text, its reasoning, a tool call.
+    if (progress.tokens > 0 && failure.cut === undefined) failure = { ...failure, cut: progress.shape.cut() };
     await sink.fail(failure, progress.tokens).catch(() => {});
     return end(progress.tokens > 0 ? "partial" : "failed", failure);
   };
@@ -77,20 +85,32 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
 
   for (;;) {
     input.onAttempt?.(grant);
+    // Output no continuation can carry on exactly (see stream/output-cut.ts), as a takeover of a
+    // stored run may hold: a client that saw none of it gets a fresh answer, one that did the cut.
+    if (grant.continuation && !progress.shape.continuable()) {
+      if (sink.committed) return fail(cutFailure(progress.shape.cut()));
+      grant = { ...grant, continuation: false };
+    }
     if (grant.delayMs > 0 && !(await sleep(Math.min(grant.delayMs, Math.max(0, input.deadline - Date.now())), signal))) {
       lastReport = abandonedReport(grant);
       return stopped();
     }
-    if (!grant.continuation && progress.tokens > 0) {
+    if (!grant.continuation && progress.tokens > 0 && !regeneration) {
       // Starting over (non-streaming answer on a non-resumable backend): drop what was gathered.
+      discarded += progress.tokens;
       progress.restart();
       sink.reset();
+      checkpointer.discard();
     }
     if (grant.continuation && sink.committed)
       await sink.comment(`resumed backend=${grant.backend.id} at=${progress.tokens}`).catch(() => {});
+    if (regeneration) await sink.comment(`regenerating backend=${grant.backend.id} checking=${progress.tokens}`).catch(() => {});
+    progress.startAttempt(grant.continuation);
     sink.setPhase(progress.tokens > 0 ? "streaming" : "waiting");
 
-    const { report, error } = await runAttempt(input, grant, checkpointer);
+    const { report, error } = await runAttempt(input, grant, checkpointer, regeneration);
+    if (discarded > 0) report.wastedTokens = (report.wastedTokens ?? 0) + discarded;
+    discarded = 0;
     lastReport = report;
     log.push({
       attempt: grant.attempt,
@@ -114,6 +134,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       await finished;
       return result;
     }
+    if (report.errorCode === "regeneration_diverged") return fail(cutFailure("after_tool_call"));
     if (report.outcome === "cancelled") return stopped();
     if (report.outcome === "client_error") {
       // The backend rejected the request itself (a 4xx): pass its verdict on, no retry.
@@ -125,9 +146,21 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       return fail(failure);
     }
     if (error?.code === "total_timeout") return fail({ status: 504, code: "total_timeout", message: error.message });
+    // The client has output no continuation can carry on exactly. Complete tool calls and nothing
+    // else: regenerate and check them (stream/regeneration.ts). Otherwise end it as it is, never splice.
+    const mustContinue = sink.committed && progress.tokens > 0;
+    regeneration = undefined;
+    if (mustContinue && !progress.shape.continuable()) {
+      const calls = progress.shape.completeToolCalls();
+      if (!calls) return fail(cutFailure(progress.shape.cut()));
+      regeneration = new Regeneration(calls);
+    }
 
+    // A fresh generation (delivered 0) when regenerating, or when a non-streaming answer that holds
+    // output no continuation can carry on starts over.
+    const fresh = regeneration !== undefined || !progress.shape.continuable();
     const ask = (r: AttemptReport | null) =>
-      askRetry(input.requestId, gate, leaseId, r, progress.tokens, sink.committed && progress.tokens > 0);
+      askRetry(input.requestId, gate, leaseId, r, fresh ? 0 : progress.tokens, fresh ? false : mustContinue);
     let next = await ask(report);
     while (next.kind === "wait") {
       if (Date.now() + next.delayMs > input.deadline || !(await sleep(next.delayMs, signal))) break;
@@ -172,6 +205,19 @@ async function askRetry(
     logError(requestId, "tenant gate unavailable for a retry", err);
     return { kind: "exhausted", status: 502, code: "gate_unavailable", message: "The tenant's gate could not be reached." };
   }
+}
+
+const CUT_MESSAGES: Record<"reasoning" | "tool_call" | "after_tool_call", string> = {
+  reasoning: "The stream broke while the model was reasoning; a continuation cannot resume its reasoning exactly.",
+  tool_call: "The stream broke inside a tool call's arguments; a continuation would write the call again, so it is not resumed.",
+  after_tool_call:
+    "The stream broke after complete tool calls, before the model finished; the calls received are whole, more may have followed.",
+};
+
+/** The partial-completion failure for a stream cut where it cannot be resumed (see OutputShape.cut). */
+function cutFailure(cut: OutputCut): Failure {
+  const message = cut === "reasoning" || cut === "tool_call" || cut === "after_tool_call" ? CUT_MESSAGES[cut] : "The stream broke.";
+  return { status: 502, code: "stream_cut", message: `${message} Retry the request.`, cut };
 }
 
 /** Settling frees the slot; one retry covers a gate that restarted in between. */

@@ -8,12 +8,15 @@ import { AttemptError, UpstreamAttempt } from "./attempt";
 import type { Checkpointer } from "./checkpointer";
 import type { DispatchInput } from "./dispatch-input";
 import { completionChunkCap } from "./token-cap";
+import type { Regeneration } from "../stream/regeneration";
 
 /** Runs one attempt to its end and says how it went. Never throws. */
 export async function runAttempt(
   input: DispatchInput,
   grant: AttemptGrant,
   checkpointer: Checkpointer,
+  /** Set when the attempt regenerates an answer whose tool calls the client has (see Regeneration). */
+  regeneration?: Regeneration,
 ): Promise<{ report: AttemptReport; error?: AttemptError }> {
   const { progress, signal } = input;
   const attempt = new UpstreamAttempt({
@@ -33,6 +36,7 @@ export async function runAttempt(
   let tokenSeen = false;
   let finished = false;
   const base = { backendId: grant.backend.id };
+  const waste = () => (regeneration ? { wastedTokens: regeneration.skipped } : {});
   try {
     await attempt.open();
     for (;;) {
@@ -40,12 +44,16 @@ export async function runAttempt(
       let done = false;
       let firstToken = false;
       for (const event of events) {
-        if (event.kind === "done") done = true;
-        else {
-          firstToken ||= !tokenSeen && event.chunk.isToken;
-          tokenSeen ||= event.chunk.isToken;
-          held.push(event.chunk);
+        if (event.kind === "done") {
+          done = true;
+          continue;
         }
+        const verdict = regeneration ? regeneration.take(event.chunk) : { kind: "relay" as const, chunk: event.chunk };
+        if (verdict.kind === "skip") continue;
+        if (verdict.kind === "diverged") throw new AttemptError("regeneration_diverged", `${grant.backend.id}: ${verdict.why}.`, false);
+        firstToken ||= !tokenSeen && verdict.chunk.isToken;
+        tokenSeen ||= verdict.chunk.isToken;
+        held.push(verdict.chunk);
       }
       if (tokenSeen || done) {
         const relayed = relay(held.splice(0), input, checkpointer);
@@ -58,18 +66,37 @@ export async function runAttempt(
         // The backend ignores max_tokens: the stream ends as OpenAI ends it, and the upstream call
         // is cancelled (the attempt is not `finished`).
         chunks += await relay([lengthFinish(grant.backend.model)], input, checkpointer);
-        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+        return {
+          report: { ...base, ...waste(), outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks },
+        };
       }
       if (done) {
         finished = true;
-        return { report: { ...base, outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks } };
+        return {
+          report: { ...base, ...waste(), outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks },
+        };
       }
     }
   } catch (err) {
     const durationMs = Date.now() - attempt.startedAt;
     const clientLeft = signal.aborted || err instanceof ClientGone;
     if (clientLeft)
-      return { report: { ...base, outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks } };
+      return {
+        report: { ...base, ...waste(), outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks },
+      };
+    // The backend worked; its answer differs from the one the client has (no breaker failure).
+    if (err instanceof AttemptError && err.code === "regeneration_diverged") {
+      const report = {
+        ...base,
+        ...waste(),
+        outcome: "cancelled" as const,
+        errorCode: err.code,
+        errorMessage: err.message,
+        durationMs,
+        chunks,
+      };
+      return { error: err, report };
+    }
     if (!(err instanceof AttemptError)) logError(input.requestId, "relaying failed", err);
     const error =
       err instanceof AttemptError ? err : new AttemptError("relay_error", "Relaying failed inside sluice.", true, { detail: String(err) });
@@ -77,6 +104,7 @@ export async function runAttempt(
       error,
       report: {
         ...base,
+        ...waste(),
         outcome: error.retryable || error.code === "total_timeout" ? "failure" : "client_error",
         errorCode: error.code,
         errorMessage: error.message,

@@ -110,3 +110,23 @@ describe("JsonSink", () => {
     expect(((await res.json()) as any).error).toMatchObject({ code: "no_backend_available", message: "Every backend is unavailable." });
   });
 });
+
+describe("JsonSink, reasoning and logprobs", () => {
+  it("gathers reasoning_content and the content tokens' logprobs as the streaming client would", async () => {
+    const lp = (token: string) => ({ token, logprob: -0.5, bytes: [], top_logprobs: [] });
+    const withLogprobs = (content: string): ClientChunk => ({
+      ...chunk({ content }),
+      choices: [{ index: 0, delta: { content }, logprobs: { content: [lp(content)] }, finish_reason: null }],
+    });
+    const body = await answer([
+      chunk({ role: "assistant", content: "" }),
+      chunk({ reasoning_content: "Think " }),
+      chunk({ reasoning_content: "first." }),
+      withLogprobs("An"),
+      withLogprobs(" answer"),
+      finishing("stop"),
+    ]);
+    expect(body.choices[0].message).toEqual({ role: "assistant", content: "An answer", reasoning_content: "Think first." });
+    expect(body.choices[0].logprobs).toEqual({ content: [lp("An"), lp(" answer")] });
+  });
+});

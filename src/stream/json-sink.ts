@@ -16,6 +16,9 @@ export class JsonSink implements ClientSink {
   private resolveResponse!: (r: Response) => void;
   private readonly gone = new AbortController();
   private content = "";
+  private reasoning = "";
+  /** Content tokens' logprobs, when the backend sent them (the request asked for logprobs). */
+  private logprobs: unknown[] | null = null;
   /** By the delta's `index`: a Map, so a stray index of 1e9 costs one entry, not a sparse array. */
   private toolCalls = new Map<number, ToolCallDraft>();
   private finishReason: string | null = null;
@@ -43,10 +46,16 @@ export class JsonSink implements ClientSink {
     this.created = Number(chunk.created ?? this.created);
     if (typeof chunk.model === "string") this.model = chunk.model;
     if (chunk.usage) this.usage = chunk.usage;
-    const choice = (chunk.choices as Array<{ delta?: Record<string, unknown>; finish_reason?: string | null }> | undefined)?.[0];
+    const choice = (
+      chunk.choices as
+        | Array<{ delta?: Record<string, unknown>; finish_reason?: string | null; logprobs?: { content?: unknown } }>
+        | undefined
+    )?.[0];
     if (!choice) return;
     const delta = choice.delta ?? {};
     if (typeof delta.content === "string") this.content += delta.content;
+    if (typeof delta.reasoning_content === "string") this.reasoning += delta.reasoning_content;
+    if (Array.isArray(choice.logprobs?.content)) (this.logprobs ??= []).push(...choice.logprobs.content);
     if (Array.isArray(delta.tool_calls)) {
       for (const call of delta.tool_calls as Array<{
         index?: number;
@@ -71,13 +80,14 @@ export class JsonSink implements ClientSink {
   async finish(): Promise<void> {
     const calls = [...this.toolCalls].sort(([a], [b]) => a - b).map(([, t]) => ({ type: "function", ...t }));
     const message: Record<string, unknown> = { role: "assistant", content: calls.length && !this.content ? null : this.content };
+    if (this.reasoning) message.reasoning_content = this.reasoning;
     if (calls.length) message.tool_calls = calls;
     const body = {
       id: this.id,
       object: "chat.completion",
       created: this.created,
       model: this.model,
-      choices: [{ index: 0, message, finish_reason: this.finishReason ?? "stop", logprobs: null }],
+      choices: [{ index: 0, message, finish_reason: this.finishReason ?? "stop", logprobs: this.logprobs && { content: this.logprobs } }],
       ...(this.usage ? { usage: this.usage } : {}),
     };
     this.resolveResponse(
@@ -95,6 +105,8 @@ export class JsonSink implements ClientSink {
 
   reset(): void {
     this.content = "";
+    this.reasoning = "";
+    this.logprobs = null;
     this.toolCalls.clear();
     this.finishReason = null;
     this.usage = undefined;

@@ -55,3 +55,20 @@ describe("StreamProgress", () => {
     expect(p.tokens).toBe(3);
   });
 });
+
+describe("usage across a resume", () => {
+  it("reports the whole answer's usage: the continuation's prompt held the tokens delivered before it", () => {
+    const progress = new StreamProgress("chatcmpl-1", 1);
+    progress.startAttempt(false);
+    for (const t of ["a", " b", " c"]) progress.frame(upstream({ content: t }));
+    progress.startAttempt(true);
+    progress.frame(upstream({ content: " d" }));
+    const usageChunk = describeChunk({ choices: [], usage: { prompt_tokens: 13, completion_tokens: 2, total_tokens: 15 } });
+    expect(progress.frame(usageChunk)?.usage).toEqual({ prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 });
+    // An uninterrupted answer's usage passes as the backend sent it.
+    const plain = new StreamProgress("chatcmpl-2", 1);
+    plain.startAttempt(false);
+    const own = describeChunk({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } });
+    expect(plain.frame(own)?.usage).toEqual({ prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 });
+  });
+});

@@ -1,6 +1,7 @@
 // Turns backend chunks into the one stream a client sees: a stable completion id across attempts,
 // no second "role" delta after a resume, and a running record of what was delivered.
 import type { UpstreamChunk } from "./chunk";
+import { OutputShape } from "./output-cut";
 
 export type ClientChunk = Record<string, unknown>;
 
@@ -9,6 +10,10 @@ export class StreamProgress {
   text = "";
   /** Chunks that carried output (content, tool calls, finish): the completion tokens we relayed. */
   tokens = 0;
+  /** What the delivered output holds (text, reasoning, tool calls): where a break would cut it. */
+  shape = new OutputShape();
+  /** Tokens delivered before the attempt in progress, when it continues them (its prompt holds them). */
+  private continuedFrom = 0;
   private roleSent = false;
 
   constructor(
@@ -37,9 +42,16 @@ export class StreamProgress {
     if (!meaningful) return null;
     this.text += chunk.content;
     if (chunk.isToken) this.tokens++;
+    this.shape.note(chunk);
+    if (raw.usage != null && this.continuedFrom > 0) raw.usage = wholeUsage(raw.usage, this.continuedFrom);
     raw.id = this.completionId;
     raw.created = this.created;
     return raw;
+  }
+
+  /** An attempt starts: a continuation carries on after the tokens delivered so far. */
+  startAttempt(continuation: boolean): void {
+    this.continuedFrom = continuation ? this.tokens : 0;
   }
 
   /** Progress of a stored, unfinished answer that this request carries on (same completion id). */
@@ -49,6 +61,7 @@ export class StreamProgress {
     p.text = text;
     p.tokens = tokens;
     p.roleSent = chunks.length > 0;
+    p.shape = OutputShape.of(chunks);
     return p;
   }
 
@@ -57,9 +70,22 @@ export class StreamProgress {
     this.text = "";
     this.tokens = 0;
     this.roleSent = false;
+    this.shape = new OutputShape();
   }
 }
 
 function hasValue(delta: Record<string, unknown> | undefined): boolean {
   return Object.values(delta ?? {}).some((v) => v !== undefined && v !== null && v !== "");
+}
+
+/**
+ * A continuation's usage, as the whole answer's: its prompt held the `delivered` tokens sent before
+ * it, which were completion tokens of the answer, not prompt tokens the client sent.
+ */
+function wholeUsage(usage: unknown, delivered: number): unknown {
+  const u = usage as { prompt_tokens?: unknown; completion_tokens?: unknown };
+  if (typeof u.prompt_tokens !== "number" || typeof u.completion_tokens !== "number") return usage;
+  const prompt = Math.max(0, u.prompt_tokens - delivered);
+  const completion = u.completion_tokens + delivered;
+  return { ...u, prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }

@@ -9,6 +9,8 @@ export interface Failure {
   code: string;
   message: string;
   retryAfterSec?: number;
+  /** Where a partial stream was cut, when not in its text (see OutputCut): told to the client. */
+  cut?: string;
 }
 
 export interface ClientSink {

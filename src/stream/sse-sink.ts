@@ -97,7 +97,7 @@ export class SseSink implements ClientSink {
       return;
     }
     const { error } = errorBody(failure.status, failure.code, failure.message);
-    await this.write(errorEvent(error, completionTokens > 0, completionTokens)).catch(() => {});
+    await this.write(errorEvent(error, completionTokens > 0, completionTokens, failure.cut)).catch(() => {});
     await this.close();
   }
 

@@ -24,6 +24,6 @@ export function commentLine(text: string): string {
  * The partial-completion error event: the stream ends without [DONE] and the client learns that
  * the text it has is incomplete (the openai SDK raises an APIError here).
  */
-export function errorEvent(error: ErrorBody, partial: boolean, completionTokens: number): string {
-  return `event: error\ndata: ${JSON.stringify({ error, partial, completion_tokens: completionTokens })}\n\n`;
+export function errorEvent(error: ErrorBody, partial: boolean, completionTokens: number, cut?: string): string {
+  return `event: error\ndata: ${JSON.stringify({ error, partial, completion_tokens: completionTokens, ...(cut ? { cut } : {}) })}\n\n`;
 }

@@ -7,6 +7,14 @@ export interface StreamErrorEvent {
   error: { message: string; type: string; code: string };
   partial?: boolean;
   completion_tokens?: number;
+  /** Where a partial answer was cut: "text", "reasoning", "tool_call", "after_tool_call". */
+  cut?: string;
+}
+
+export interface ToolCallSeen {
+  id?: string;
+  name: string;
+  arguments: string;
 }
 
 export class SseTranscript {
@@ -14,6 +22,12 @@ export class SseTranscript {
   readonly comments: string[] = [];
   /** Concatenated delta content of the chunk events. */
   text = "";
+  /** Concatenated `reasoning_content` deltas. */
+  reasoning = "";
+  /** Tool calls as a streaming client accumulates them, by index. */
+  readonly toolCalls: ToolCallSeen[] = [];
+  /** The last `usage` seen. */
+  usage: Record<string, number> | undefined;
   /** Chunk events seen (not counting `[DONE]` or errors). */
   chunks = 0;
   /** Chunk events that carried delta content. */
@@ -57,11 +71,19 @@ export class SseTranscript {
     }
     this.chunks++;
     if (e.id) this.lastId = Number(e.id);
-    const content = chunk.choices?.[0]?.delta?.content;
-    if (content) {
-      this.text += content;
+    const delta = chunk.choices?.[0]?.delta ?? {};
+    if (delta.content) {
+      this.text += delta.content;
       this.contentChunks++;
     }
+    if (typeof delta.reasoning_content === "string") this.reasoning += delta.reasoning_content;
+    for (const call of delta.tool_calls ?? []) {
+      const seen = (this.toolCalls[call.index ?? 0] ??= { name: "", arguments: "" });
+      if (call.id) seen.id = call.id;
+      seen.name += call.function?.name ?? "";
+      seen.arguments += call.function?.arguments ?? "";
+    }
+    if (chunk.usage) this.usage = chunk.usage;
     this.finishReason = chunk.choices?.[0]?.finish_reason ?? this.finishReason;
   }
 }

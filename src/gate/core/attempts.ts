@@ -64,10 +64,19 @@ export class Attempts {
     const { probe } = this.policies.breaker(backend.id)!.onAttempt(now);
     lease.cursor = cursor;
     this.leases.occupy(lease, backend.id, probe);
-    this.metrics.attemptStarted(backend.id, continuation);
+    this.metrics.attemptStarted(backend.id, continuation && backend.resume);
     this.leases.save(lease);
     const { id, url, model, apiKey, resume } = backend;
-    return { attempt: lease.attempts, backend: { id, url, model, apiKey, resume, alias: entry.alias }, delayMs, probe, continuation };
+    // Only a resumable backend continues delivered output; any other starts the answer over (a
+    // non-streaming one, whose client has seen nothing).
+    const continues = continuation && resume;
+    return {
+      attempt: lease.attempts,
+      backend: { id, url, model, apiKey, resume, alias: entry.alias },
+      delayMs,
+      probe,
+      continuation: continues,
+    };
   }
 
   /** The attempt in progress ended as `report` says: its breaker, its counters, its slot. */

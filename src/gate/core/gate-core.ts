@@ -333,7 +333,8 @@ export class GateCore {
       // Chunks the journal refuses now can never be added: the entry is not whole, not replayable.
       if (progress) {
         const held = journal.append(lease.recordKey, lease.id, progress, config.idempotency, now);
-        if (held !== null && held < progress.from + progress.chunks.length) journal.markIncomplete(lease.recordKey, lease.id);
+        const refused = held !== null && held < progress.from + progress.chunks.length;
+        if (refused || progress.discarded) journal.markIncomplete(lease.recordKey, lease.id);
       }
       journal.finish(lease.recordKey, lease.id, ENTRY_STATE[outcome], now);
     }

@@ -33,6 +33,7 @@ function newCounters() {
     queuedTwins: 0,
     promptTokens: 0,
     completionTokens: 0,
+    wastedTokens: 0,
   };
 }
 
@@ -62,6 +63,8 @@ export const COUNTER_HELP: Record<CounterName, string> = {
   queuedTwins: "Requests that waited behind a queued request with the same key.",
   promptTokens: "Prompt tokens of the requests given a slot (estimated: characters / 4).",
   completionTokens: "Completion tokens relayed from backends, every attempt's included.",
+  wastedTokens:
+    "Completion tokens backends generated that no client got: a regenerated answer's repeated tool calls, a non-streaming answer started over.",
 };
 
 export interface BackendCounters {
@@ -136,7 +139,7 @@ export class GateMetrics {
   }
 
   /** An attempt's end. A 4xx for a bad request counts as a success: the backend is up. */
-  attemptEnded(report: Pick<AttemptReport, "backendId" | "outcome" | "ttftMs" | "errorCode">, tokens = 0): void {
+  attemptEnded(report: Pick<AttemptReport, "backendId" | "outcome" | "ttftMs" | "errorCode" | "wastedTokens">, tokens = 0): void {
     const { backendId, outcome, ttftMs } = report;
     const c = this.backend(backendId);
     if (outcome === "failure") c.failures++;
@@ -145,6 +148,7 @@ export class GateMetrics {
     if (ttftMs !== undefined) c.ttft.record(ttftMs);
     c.tokens += tokens;
     this.counters.completionTokens += tokens;
+    this.counters.wastedTokens += report.wastedTokens ?? 0;
     this.changed();
   }
 

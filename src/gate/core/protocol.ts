@@ -104,13 +104,10 @@ export interface Checkpoint {
   chunks: string[];
   text: string;
   tokens: number;
+  /** The Worker dropped output it had recorded (a non-streaming answer started over): the entry cannot be whole. */
+  discarded?: boolean;
 }
 
-/**
- * What a checkpoint achieved. `held`: the lease is still the request's. `recorded`: how many chunks,
- * from the first, the journal holds for the request now (the caller forgets those and sends the
- * rest again); null when nothing is recorded for it (no key, or another request took the entry over).
- */
 /** Why a request's lease is gone: the request ends now with this failure. */
 export interface LeaseEnded {
   status: 410 | 502;
@@ -121,6 +118,11 @@ export interface LeaseEnded {
 /** A renewal's or first token's answer: the lease is still held, or it is gone and why. */
 export type LeaseCheck = { held: true } | { held: false; ended: LeaseEnded };
 
+/**
+ * What a checkpoint achieved. `held`: the lease is still the request's. `recorded`: how many chunks,
+ * from the first, the journal holds for the request now (the caller forgets those and sends the
+ * rest again); null when nothing is recorded for it (no key, or another request took the entry over).
+ */
 export type CheckpointAck = { held: true; recorded: number | null } | { held: false; recorded: null; ended: LeaseEnded };
 
 export type AttemptOutcome = "success" | "failure" | "client_error" | "cancelled";
@@ -135,6 +137,8 @@ export interface AttemptReport {
   errorMessage?: string;
   /** Foreign text (the backend's, the runtime's): for the attempt log and dead letters only. */
   errorDetail?: string;
+  /** Output tokens the backend generated that the client never got: a regenerated prefix, or a discarded answer. */
+  wastedTokens?: number;
   httpStatus?: number;
   retryAfterMs?: number;
   durationMs: number;

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { agentAnswer, agentContinuation, agentDeltas } from "./agent";
+import { expectedText } from "./text";
+
+const messages = [{ role: "user", content: "Find the weather." }];
+
+describe("the sim's agent output", () => {
+  it("answers a request offering tools with 1-3 calls whose fragments reassemble into their JSON arguments", () => {
+    for (let seed = 0; seed < 50; seed++) {
+      const answer = agentAnswer({ model: "m", messages, seed, tools: ["search", "fetch"] });
+      expect(answer.finishReason).toBe("tool_calls");
+      expect(answer.content).toEqual([]);
+      expect(answer.toolCalls.length).toBeGreaterThanOrEqual(1);
+      expect(answer.toolCalls.length).toBeLessThanOrEqual(3);
+      const rebuilt: Array<{ id?: string; name: string; arguments: string }> = [];
+      for (const delta of agentDeltas(answer)) {
+        for (const call of delta.tool_calls as Array<{ index: number; id?: string; function: { name?: string; arguments: string } }>) {
+          const draft = (rebuilt[call.index] ??= { name: "", arguments: "" });
+          if (call.id) draft.id = call.id;
+          draft.name += call.function.name ?? "";
+          draft.arguments += call.function.arguments;
+        }
+      }
+      expect(rebuilt).toEqual(answer.toolCalls);
+      for (const call of answer.toolCalls) expect(["search", "fetch"]).toContain(call.name);
+      for (const call of answer.toolCalls) expect(() => JSON.parse(call.arguments)).not.toThrow();
+    }
+  });
+
+  it("is deterministic", () => {
+    const key = { model: "m", messages, tools: ["search"] };
+    expect(agentDeltas(agentAnswer(key))).toEqual(agentDeltas(agentAnswer(key)));
+  });
+
+  it("streams reasoning before the text for a reasoning model, and the text is the plain model's", () => {
+    const answer = agentAnswer({ model: "sim-reasoner", messages });
+    expect(answer.reasoning.length).toBeGreaterThan(0);
+    const deltas = agentDeltas(answer);
+    const firstContent = deltas.findIndex((d) => "content" in d);
+    expect(deltas.slice(0, firstContent).every((d) => "reasoning_content" in d)).toBe(true);
+    expect(answer.content.join("")).toBe(expectedText({ model: "sim-reasoner", messages }));
+    expect(agentAnswer({ model: "sim-model", messages }).reasoning).toEqual([]);
+  });
+
+  it("continues text where it stopped, but writes tool calls again from the start, as a real model asked to continue", () => {
+    const text = agentAnswer({ model: "m", messages }).content;
+    const cut = text.slice(0, 5).join("");
+    expect(cut + agentContinuation({ model: "m", messages }, cut).content.join("")).toBe(text.join(""));
+    const tools = { model: "m", messages, tools: ["search"] };
+    expect(agentContinuation(tools, "").toolCalls).toEqual(agentAnswer(tools).toolCalls);
+  });
+});

@@ -1,0 +1,94 @@
+// Where a stream stands in its output, so a break is resumed only where that is provably exact.
+// A continuation (vLLM's continue_final_message) hands the backend the text delivered so far as an
+// open assistant message, and the model goes on writing that *content*. Reasoning and tool calls
+// are not content: the backend's reasoning and tool parsers cut them out of the raw generation,
+// and a client cannot hand that raw state back. Asked to continue, a model restarts its thinking or
+// writes its tool calls again, and a splice would corrupt them. So:
+//   text (content only, or content after finished reasoning)  -> continue by continuation
+//   inside reasoning (no content yet)                          -> end: cut "reasoning"
+//   inside a tool call's arguments (they do not parse yet)     -> end: cut "tool_call"
+//   after complete tool calls, before the finish               -> regenerate and verify (regeneration.ts),
+//                                                                 else end: cut "after_tool_call"
+import type { ToolCallDelta, UpstreamChunk } from "./chunk";
+
+export type OutputCut = "none" | "text" | "reasoning" | "tool_call" | "after_tool_call";
+
+/** Tool calls a stream may carry: one beyond this many is counted but not tracked. */
+const MAX_TRACKED_TOOL_CALLS = 128;
+
+export class OutputShape {
+  private reasoning = false;
+  private content = false;
+  /** Each tool call so far (its name and arguments), by its index. */
+  private readonly toolCalls = new Map<number, { name: string; arguments: string }>();
+
+  /** Notes what a relayed chunk carried. */
+  note(chunk: Pick<UpstreamChunk, "content" | "reasoning" | "toolCalls">): void {
+    if (chunk.reasoning) this.reasoning = true;
+    if (chunk.content) this.content = true;
+    for (const call of chunk.toolCalls ?? []) this.noteToolCall(call);
+  }
+
+  /** What a break right now would cut. */
+  cut(): OutputCut {
+    if (this.toolCalls.size > 0) {
+      for (const call of this.toolCalls.values()) if (!isCompleteJson(call.arguments)) return "tool_call";
+      return "after_tool_call";
+    }
+    if (this.content) return "text";
+    return this.reasoning ? "reasoning" : "none";
+  }
+
+  /** Whether a continuation can carry on exactly from here. */
+  continuable(): boolean {
+    const cut = this.cut();
+    return cut === "text" || cut === "none";
+  }
+
+  /**
+   * The delivered tool calls, in index order, when the output is complete tool calls and nothing
+   * else: a regeneration can then be checked against them (see Regeneration).
+   */
+  completeToolCalls(): Array<{ name: string; arguments: string }> | undefined {
+    if (this.cut() !== "after_tool_call" || this.content || this.reasoning) return undefined;
+    const indexes = [...this.toolCalls.keys()].sort((a, b) => a - b);
+    if (indexes.some((index, i) => index !== i)) return undefined;
+    return indexes.map((i) => this.toolCalls.get(i)!);
+  }
+
+  /** The shape of stored chunks (a journal entry carried on by a later request). */
+  static of(chunks: string[]): OutputShape {
+    const shape = new OutputShape();
+    for (const json of chunks) {
+      const delta = (JSON.parse(json) as { choices?: Array<{ delta?: Record<string, unknown> }> }).choices?.[0]?.delta ?? {};
+      shape.note({
+        content: typeof delta.content === "string" ? delta.content : "",
+        reasoning: typeof delta.reasoning_content === "string" ? delta.reasoning_content : "",
+        toolCalls: Array.isArray(delta.tool_calls) ? (delta.tool_calls as ToolCallDelta[]) : undefined,
+      });
+    }
+    return shape;
+  }
+
+  private noteToolCall(call: ToolCallDelta): void {
+    const index = Number.isInteger(call.index) ? (call.index as number) : 0;
+    let tracked = this.toolCalls.get(index);
+    if (!tracked) {
+      if (this.toolCalls.size >= MAX_TRACKED_TOOL_CALLS) return;
+      this.toolCalls.set(index, (tracked = { name: "", arguments: "" }));
+    }
+    tracked.name += call.function?.name ?? "";
+    tracked.arguments += call.function?.arguments ?? "";
+  }
+}
+
+/** Whether a tool call's arguments are whole: they parse as JSON (an object ends with its brace). */
+function isCompleteJson(text: string): boolean {
+  if (text.trim() === "") return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

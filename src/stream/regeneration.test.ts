@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { describeChunk } from "./chunk";
+import { Regeneration } from "./regeneration";
+
+const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
+  describeChunk({ choices: [{ index: 0, delta, finish_reason: finish }] });
+const call = (index: number, fn: Record<string, string>, id?: string) =>
+  chunk({ tool_calls: [{ index, ...(id ? { id } : {}), function: fn }] });
+const delivered = [{ name: "search", arguments: '{"q":"a"}' }];
+
+describe("Regeneration", () => {
+  it("drops the calls the client has, checked byte by byte, and relays what follows with its index", () => {
+    const r = new Regeneration(delivered);
+    expect(r.take(chunk({ role: "assistant", content: "" })).kind).toBe("skip");
+    expect(r.take(call(0, { name: "search", arguments: "" }, "call_new")).kind).toBe("skip");
+    expect(r.take(call(0, { arguments: '{"q":' })).kind).toBe("skip");
+    expect(r.take(call(0, { arguments: '"a"}' })).kind).toBe("skip");
+    const next = r.take(call(1, { name: "fetch", arguments: "" }, "call_2"));
+    expect(next.kind).toBe("relay");
+    if (next.kind === "relay")
+      expect(next.chunk.raw.choices![0]!.delta!.tool_calls).toEqual([
+        { index: 1, id: "call_2", function: { name: "fetch", arguments: "" } },
+      ]);
+    expect(r.take(call(1, { arguments: "{}" })).kind).toBe("relay");
+    expect(r.skipped).toBe(3);
+  });
+
+  it("relays the finish when the regenerated answer had no more calls", () => {
+    const r = new Regeneration(delivered);
+    r.take(call(0, { name: "search", arguments: '{"q":"a"}' }));
+    const end = r.take(chunk({}, "tool_calls"));
+    expect(end.kind).toBe("relay");
+  });
+
+  it("diverges on the first difference, or when the answer moves on before repeating the calls whole", () => {
+    expect(new Regeneration(delivered).take(call(0, { name: "fetch", arguments: "" })).kind).toBe("diverged");
+    expect(new Regeneration(delivered).take(call(0, { name: "search", arguments: '{"q":"b"}' })).kind).toBe("diverged");
+    const early = new Regeneration(delivered);
+    early.take(call(0, { name: "search", arguments: '{"q"' }));
+    expect(early.take(chunk({}, "tool_calls")).kind).toBe("diverged");
+    expect(new Regeneration(delivered).take(chunk({ content: "Sure." })).kind).toBe("diverged");
+  });
+
+  it("takes the delivered call's fragments out of a chunk that also starts a new one", () => {
+    const r = new Regeneration(delivered);
+    const both = describeChunk({
+      choices: [
+        {
+          index: 0,
+          delta: {
+            tool_calls: [
+              { index: 0, function: { name: "search", arguments: '{"q":"a"}' } },
+              { index: 1, function: { name: "x", arguments: "" } },
+            ],
+          },
+          finish_reason: null,
+        },
+      ],
+    });
+    const verdict = r.take(both);
+    expect(verdict.kind).toBe("relay");
+    if (verdict.kind === "relay") expect(verdict.chunk.toolCalls).toEqual([{ index: 1, function: { name: "x", arguments: "" } }]);
+  });
+});
