@@ -3,11 +3,21 @@
 import http from "node:http";
 import { SseTranscript } from "../test/support/sse-transcript";
 import { expectedText } from "../sim/text";
+import { agentAnswer, type ToolCall } from "../sim/agent";
 import type { Call } from "./traffic";
 
 export const MODEL = "llama-sim";
 
-export type Outcome = "exact" | "partial_with_error" | "rejected" | "transport_error" | "truncated" | "duplicated" | "mismatch";
+export type Outcome =
+  | "exact"
+  | "partial_with_error"
+  | "rejected"
+  | "transport_error"
+  | "truncated"
+  | "duplicated"
+  | "mismatch"
+  /** A tool call whose name or arguments are not (a prefix of) the true ones: what an agent must never get. */
+  | "corrupted_tool_call";
 
 export interface CallResult {
   outcome: Outcome;
@@ -34,8 +44,10 @@ export interface Target {
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 2048, timeout: 2_000 });
 
 export function callOnce(target: Target, call: Call, extraHeaders: Record<string, string> = {}): Promise<CallResult> {
-  const body = JSON.stringify({ model: target.model, messages: call.messages, max_tokens: call.maxTokens, stream: true });
+  const tools = call.tools?.map((name) => ({ type: "function", function: { name, parameters: { type: "object" } } }));
+  const body = JSON.stringify({ model: target.model, messages: call.messages, max_tokens: call.maxTokens, tools, stream: true });
   const expected = expectedText({ model: MODEL, messages: call.messages, maxTokens: call.maxTokens });
+  const expectedCalls = call.tools ? agentAnswer({ model: MODEL, messages: call.messages, tools: call.tools }).toolCalls : undefined;
   const url = new URL(`${target.baseUrl}/chat/completions`);
   const startedAt = performance.now();
   return new Promise((resolve) => {
@@ -55,6 +67,7 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
       const base = { status, startedAt, ttftMs, totalMs, tokens: transcript.contentChunks, attempts };
       if (status !== 200 && status !== 0)
         return resolve({ ...base, outcome: "rejected", errorCode: `${status} ${rejectCode ?? ""}`.trim() });
+      if (expectedCalls) return resolve({ ...base, outcome: toolCallOutcome(transcript, expectedCalls, transportError), errorCode: errorEvent?.error?.code });
       if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
       if (text === expected && done) return resolve({ ...base, outcome: "exact" });
       if (transportError && !done)
@@ -148,4 +161,17 @@ export async function closedLoop(
     }),
   );
   return results;
+}
+
+/** A tool-calling answer against the true calls: whole, explicitly partial, or wrong (corrupted, or silently short). */
+function toolCallOutcome(t: SseTranscript, truth: ToolCall[], transportError: boolean): Outcome {
+  const got = t.toolCalls;
+  const consistent =
+    got.length <= truth.length &&
+    got.every((c, i) => c !== undefined && truth[i]!.name.startsWith(c.name) && truth[i]!.arguments.startsWith(c.arguments));
+  if (!consistent) return "corrupted_tool_call";
+  if (t.error) return "partial_with_error";
+  const whole = got.length === truth.length && got.every((c, i) => c.name === truth[i]!.name && c.arguments === truth[i]!.arguments);
+  if (whole && t.done) return "exact";
+  return transportError && got.length === 0 ? "transport_error" : "truncated";
 }

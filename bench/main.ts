@@ -533,7 +533,7 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
         journal: stats.journal,
         deadLetters: await deadLetterLines(sluiceUrl, "chaos"),
       };
-      for (const bad of ["truncated", "duplicated", "mismatch", "transport_error"] as const) {
+      for (const bad of ["truncated", "duplicated", "mismatch", "transport_error", "corrupted_tool_call"] as const) {
         if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
       }
       if (leaked > 0) violations.push(`chaos/sluice: ${leaked} slots still held after the run`);

@@ -86,15 +86,15 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
     "",
   );
   lines.push(
-    "| system | calls | exact text | partial with error event | rejected | silently truncated | duplicated | other wrong text | transport errors | upstream attempts/call | TTFT p50 | e2e p99 |",
+    "| system | calls | exact text | partial with error event | rejected | silently truncated | duplicated | other wrong text | corrupted tool calls | transport errors | upstream attempts/call | TTFT p50 | e2e p99 |",
   );
-  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of Object.values(chaos)) {
     const s = r.summary;
     const o = s.outcomes;
     const label = r.system === "passthrough" ? "naive pass-through" : r.system;
     lines.push(
-      `| ${label} | ${s.calls} | ${o.exact ?? 0} (${pct(s.exactShare)}) | ${o.partial_with_error ?? 0} | ${o.rejected ?? 0} | ${o.truncated ?? 0} | ${o.duplicated ?? 0} | ${o.mismatch ?? 0} | ${o.transport_error ?? 0} | ${r.attemptsPerCall} | ${fmt(s.ttftMs.p50)} | ${fmt(s.e2eMs.p99)} |`,
+      `| ${label} | ${s.calls} | ${o.exact ?? 0} (${pct(s.exactShare)}) | ${o.partial_with_error ?? 0} | ${o.rejected ?? 0} | ${o.truncated ?? 0} | ${o.duplicated ?? 0} | ${o.mismatch ?? 0} | ${o.corrupted_tool_call ?? 0} | ${o.transport_error ?? 0} | ${r.attemptsPerCall} | ${fmt(s.ttftMs.p50)} | ${fmt(s.e2eMs.p99)} |`,
     );
   }
   lines.push(

@@ -4,8 +4,13 @@ import { mulberry32 } from "../sim/text";
 
 export interface Call {
   messages: Array<{ role: string; content: string }>;
-  maxTokens: number;
+  /** Sent as max_tokens; none for a tool-calling step. */
+  maxTokens?: number;
+  /** Functions offered (`tools`): the sims answer with tool calls. */
+  tools?: string[];
 }
+
+export const AGENT_TOOLS = ["search", "fetch", "run_sql"];
 
 export interface Session {
   id: string;
@@ -35,7 +40,10 @@ export function trafficMix(count: number, opts: MixOptions): Session[] {
       sessions.push({
         id,
         kind: "agent",
-        calls: Array.from({ length: steps }, (_, n) => ({ messages: ask(n), maxTokens: between(16, 48) })),
+        // Every other step calls tools, as an agent alternates acting and answering.
+        calls: Array.from({ length: steps }, (_, n) =>
+          n % 2 === 0 ? { messages: ask(n), tools: AGENT_TOOLS } : { messages: ask(n), maxTokens: between(16, 48) },
+        ),
       });
     }
   }

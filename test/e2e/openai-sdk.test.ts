@@ -1,6 +1,7 @@
 // The router on workerd with two regional sims, called by the official openai SDK.
 import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { agentAnswer, agentDeltas } from "../../sim/agent";
 import { expectedText } from "../../sim/text";
 import { startStack, type Stack } from "./harness";
 
@@ -146,5 +147,55 @@ describe("headers over the runtime's limit", () => {
     expect(over.status).toBe(431);
     expect(over.headers.get("content-type")).toContain("text/plain");
     await over.arrayBuffer();
+  });
+});
+
+describe("tool calls with the SDK's streaming helper, through breaks", () => {
+  const KEY_AGENT = "sk-e2e-agent-0123456789";
+  const tools = ["search", "fetch"].map((name) => ({
+    type: "function" as const,
+    function: { name, parameters: { type: "object", properties: {} } },
+  }));
+  const toolNames = tools.map((t) => t.function.name);
+  let agent: OpenAI;
+
+  beforeAll(async () => {
+    const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
+    await stack.createTenant(
+      "e2e-agent",
+      {
+        backends: ["use1", "euw1"].map((id) => ({ id, region: "us-east", url: url(id), model: "llama-sim", resume: true })),
+        models: { chat: { route: ["use1", "euw1"], order: "pinned" } },
+      },
+      KEY_AGENT,
+    );
+    agent = new OpenAI({ apiKey: KEY_AGENT, baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
+  });
+
+  /** A conversation whose answer makes at least two tool calls. */
+  const twoCalls = () => {
+    for (let i = 0; ; i++) {
+      const m = [{ role: "user" as const, content: `Research it, take ${i}.` }];
+      if (agentAnswer({ model: "llama-sim", messages: m, tools: toolNames }).toolCalls.length >= 2) return m;
+    }
+  };
+  const finalCalls = async (messagesIn: ReturnType<typeof twoCalls>, fault?: object) => {
+    const stream = agent.chat.completions.stream({ model: "chat", messages: messagesIn, tools, ...(fault ? { sim_fault: fault } : {}) } as never);
+    const done = await stream.finalChatCompletion();
+    return done.choices[0]!.message.tool_calls?.map((c) => (c.type === "function" ? { id: c.id, ...c.function } : c));
+  };
+
+  it("ends with the uninterrupted calls, or an APIError: never a corrupted call", async () => {
+    const conversation = twoCalls();
+    const truth = agentAnswer({ model: "llama-sim", messages: conversation, tools: toolNames }).toolCalls;
+    const asCalls = truth.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }));
+    expect(await finalCalls(conversation)).toEqual(asCalls);
+    // Between the two calls: regenerated, checked, carried on.
+    const afterFirst = agentDeltas(agentAnswer({ model: "llama-sim", messages: conversation, tools: toolNames })).findIndex(
+      (d) => (d.tool_calls as Array<{ index: number }>)[0]!.index === 1,
+    );
+    expect(await finalCalls(conversation, { backend: "use1", disconnect_after: afterFirst })).toEqual(asCalls);
+    // Inside the first call's arguments: the helper raises instead of handing out half a call.
+    await expect(finalCalls(conversation, { backend: "use1", disconnect_after: 3 })).rejects.toBeInstanceOf(APIError);
   });
 });
