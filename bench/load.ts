@@ -67,7 +67,12 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
       const base = { status, startedAt, ttftMs, totalMs, tokens: transcript.contentChunks, attempts };
       if (status !== 200 && status !== 0)
         return resolve({ ...base, outcome: "rejected", errorCode: `${status} ${rejectCode ?? ""}`.trim() });
-      if (expectedCalls) return resolve({ ...base, outcome: toolCallOutcome(transcript, expectedCalls, transportError), errorCode: errorEvent?.error?.code });
+      if (expectedCalls)
+        return resolve({
+          ...base,
+          outcome: toolCallOutcome(transcript, expectedCalls, transportError),
+          errorCode: errorEvent?.error?.code,
+        });
       if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
       if (text === expected && done) return resolve({ ...base, outcome: "exact" });
       if (transportError && !done)

@@ -180,7 +180,12 @@ describe("tool calls with the SDK's streaming helper, through breaks", () => {
     }
   };
   const finalCalls = async (messagesIn: ReturnType<typeof twoCalls>, fault?: object) => {
-    const stream = agent.chat.completions.stream({ model: "chat", messages: messagesIn, tools, ...(fault ? { sim_fault: fault } : {}) } as never);
+    const stream = agent.chat.completions.stream({
+      model: "chat",
+      messages: messagesIn,
+      tools,
+      ...(fault ? { sim_fault: fault } : {}),
+    } as never);
     const done = await stream.finalChatCompletion();
     return done.choices[0]!.message.tool_calls?.map((c) => (c.type === "function" ? { id: c.id, ...c.function } : c));
   };
