@@ -134,7 +134,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       await finished;
       return result;
     }
-    if (report.errorCode === "regeneration_diverged") return fail(cutFailure("after_tool_call"));
+    if (report.errorCode === "regeneration_diverged") return fail(cutFailure(progress.shape.cut()));
     if (report.outcome === "cancelled") return stopped();
     if (report.outcome === "client_error") {
       // The backend rejected the request itself (a 4xx): pass its verdict on, no retry.
@@ -146,12 +146,12 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       return fail(failure);
     }
     if (error?.code === "total_timeout") return fail({ status: 504, code: "total_timeout", message: error.message });
-    // The client has output no continuation can carry on exactly. Complete tool calls and nothing
-    // else: regenerate and check them (stream/regeneration.ts). Otherwise end it as it is, never splice.
+    // The client has output no continuation can carry on exactly. Tool calls and nothing else:
+    // regenerate and check them (stream/regeneration.ts). Otherwise end it as it is, never splice.
     const mustContinue = sink.committed && progress.tokens > 0;
     regeneration = undefined;
     if (mustContinue && !progress.shape.continuable()) {
-      const calls = progress.shape.completeToolCalls();
+      const calls = progress.shape.regenerableToolCalls();
       if (!calls) return fail(cutFailure(progress.shape.cut()));
       regeneration = new Regeneration(calls);
     }

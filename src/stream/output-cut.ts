@@ -6,9 +6,8 @@
 // writes its tool calls again, and a splice would corrupt them. So:
 //   text (content only, or content after finished reasoning)  -> continue by continuation
 //   inside reasoning (no content yet)                          -> end: cut "reasoning"
-//   inside a tool call's arguments (they do not parse yet)     -> end: cut "tool_call"
-//   after complete tool calls, before the finish               -> regenerate and verify (regeneration.ts),
-//                                                                 else end: cut "after_tool_call"
+//   inside a tool call's arguments (they do not parse yet)     -> regenerate and check (regeneration.ts),
+//   after complete tool calls, before the finish                  else end: cut "tool_call" / "after_tool_call"
 import type { ToolCallDelta, UpstreamChunk } from "./chunk";
 
 export type OutputCut = "none" | "text" | "reasoning" | "tool_call" | "after_tool_call";
@@ -46,14 +45,15 @@ export class OutputShape {
   }
 
   /**
-   * The delivered tool calls, in index order, when the output is complete tool calls and nothing
-   * else: a regeneration can then be checked against them (see Regeneration).
+   * The delivered tool calls, in index order, when the output is tool calls and nothing else, all
+   * complete but maybe the last: a regeneration can then be checked against them (see Regeneration).
    */
-  completeToolCalls(): Array<{ name: string; arguments: string }> | undefined {
-    if (this.cut() !== "after_tool_call" || this.content || this.reasoning) return undefined;
+  regenerableToolCalls(): Array<{ name: string; arguments: string }> | undefined {
+    if (this.content || this.reasoning || this.toolCalls.size === 0) return undefined;
     const indexes = [...this.toolCalls.keys()].sort((a, b) => a - b);
     if (indexes.some((index, i) => index !== i)) return undefined;
-    return indexes.map((i) => this.toolCalls.get(i)!);
+    const calls = indexes.map((i) => this.toolCalls.get(i)!);
+    return calls.slice(0, -1).every((c) => isCompleteJson(c.arguments)) ? calls : undefined;
   }
 
   /** The shape of stored chunks (a journal entry carried on by a later request). */
@@ -83,7 +83,7 @@ export class OutputShape {
 }
 
 /** Whether a tool call's arguments are whole: they parse as JSON (an object ends with its brace). */
-function isCompleteJson(text: string): boolean {
+export function isCompleteJson(text: string): boolean {
   if (text.trim() === "") return false;
   try {
     JSON.parse(text);

@@ -41,6 +41,21 @@ describe("Regeneration", () => {
     expect(new Regeneration(delivered).take(chunk({ content: "Sure." })).kind).toBe("diverged");
   });
 
+  it("carries on a call cut inside its arguments with the rest of the regenerated one", () => {
+    const r = new Regeneration([{ name: "search", arguments: '{"q":"ab' }]);
+    expect(r.take(call(0, { name: "search", arguments: "" }, "call_x")).kind).toBe("skip");
+    expect(r.take(call(0, { arguments: '{"q"' })).kind).toBe("skip");
+    const rest = r.take(call(0, { arguments: ':"abc"' }));
+    expect(rest.kind).toBe("relay");
+    if (rest.kind === "relay") expect(rest.chunk.toolCalls).toEqual([{ index: 0, function: { arguments: 'c"' } }]);
+    expect(r.take(call(0, { arguments: "}" })).kind).toBe("relay");
+    // A complete call may not grow, and an open one must go on as delivered.
+    expect(new Regeneration(delivered).take(call(0, { name: "search", arguments: '{"q":"a"}x' })).kind).toBe("diverged");
+    expect(
+      new Regeneration([{ name: "search", arguments: '{"q":"ab' }]).take(call(0, { name: "search", arguments: '{"q":"ax' })).kind,
+    ).toBe("diverged");
+  });
+
   it("takes the delivered call's fragments out of a chunk that also starts a new one", () => {
     const r = new Regeneration(delivered);
     const both = describeChunk({

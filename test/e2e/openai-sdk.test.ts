@@ -200,7 +200,9 @@ describe("tool calls with the SDK's streaming helper, through breaks", () => {
       (d) => (d.tool_calls as Array<{ index: number }>)[0]!.index === 1,
     );
     expect(await finalCalls(conversation, { backend: "use1", disconnect_after: afterFirst })).toEqual(asCalls);
-    // Inside the first call's arguments: the helper raises instead of handing out half a call.
-    await expect(finalCalls(conversation, { backend: "use1", disconnect_after: 3 })).rejects.toBeInstanceOf(APIError);
+    // Inside the first call's arguments: regenerated and checked too.
+    expect(await finalCalls(conversation, { backend: "use1", disconnect_after: 3 })).toEqual(asCalls);
+    // Every backend breaks there: the helper raises instead of handing out half a call.
+    await expect(finalCalls(conversation, { disconnect_after: 3 })).rejects.toBeInstanceOf(APIError);
   });
 });

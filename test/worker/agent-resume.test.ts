@@ -42,11 +42,31 @@ function messagesWithCalls(calls: number): Array<{ role: string; content: string
 const breakOnA = (after: number) => ({ backend: "a", disconnect_after: after });
 
 describe("tool calls through a break", () => {
-  it("a break inside a call's arguments ends with the error event naming the cut; the client's arguments are a true prefix", async () => {
+  it("a break inside a call's arguments carries on exactly when the regenerated answer repeats what was delivered", async () => {
     const { key } = await tenantOn();
     const messages = messagesWithCalls(1);
     const truth = agentAnswer({ model: "sim-model", messages, tools: TOOL_NAMES }).toolCalls;
-    const res = await chat(key, { model: "chat", messages, tools: TOOLS, stream: true, sim_fault: breakOnA(3) });
+    const sse = await readSse(await chat(key, { model: "chat", messages, tools: TOOLS, stream: true, sim_fault: breakOnA(3) }));
+    expect(sse.error).toBeUndefined();
+    expect(sse.done).toBe(true);
+    expect(sse.toolCalls).toEqual(truth);
+  });
+
+  it("a break inside a call's arguments ends with the error event naming the cut when the regenerated answer differs", async () => {
+    // b samples differently (another model): its calls are not the ones the client has.
+    const cfg = resumableConfig(["a", "b"]);
+    const { key } = await createTenant({ ...cfg, backends: cfg.backends.map((b) => ({ ...b, model: `sim-model-${b.id}` })) });
+    const messages = messagesWithCalls(1);
+    const answer = agentAnswer({ model: "sim-model-a", messages, tools: TOOL_NAMES });
+    const truth = answer.toolCalls;
+    // Past the arguments' common start ({"query":"w0x): far enough in that b's call differs from it.
+    let seen = 0;
+    const cut = agentDeltas(answer).findIndex((d) => {
+      const call = (d.tool_calls as Array<{ index: number; function: { arguments: string } }>)[0]!;
+      seen += call.index === 0 ? call.function.arguments.length : 0;
+      return seen >= 20;
+    });
+    const res = await chat(key, { model: "chat", messages, tools: TOOLS, stream: true, sim_fault: breakOnA(cut + 1) });
     const sse = await readSse(res);
     expect(sse.done).toBe(false);
     expect(sse.error).toMatchObject({ error: { code: "stream_cut" }, partial: true, cut: "tool_call" });
@@ -55,8 +75,8 @@ describe("tool calls through a break", () => {
     expect(sse.toolCalls[0]!.arguments.length).toBeGreaterThan(0);
     expect(truth[0]!.arguments.startsWith(sse.toolCalls[0]!.arguments)).toBe(true);
     expect(sse.toolCalls[0]!.arguments).not.toBe(truth[0]!.arguments);
-    // No continuation was asked for: it would have written the call again.
-    expect((await simStats("b")).requests).toBe(0);
+    // b was asked for a fresh answer, never for a continuation of a call.
+    expect((await simStats("b")).requests).toBe(1);
   });
 
   it("a break between two complete calls carries on exactly: the answer is regenerated and checked", async () => {
