@@ -38,6 +38,11 @@ function rogueFirst(behaviour: RogueBehaviour, overrides: Partial<TenantConfigIn
   };
 }
 
+/** The same, with the rogue backend alone in the route. */
+function rogueOnly(behaviour: RogueBehaviour, overrides: Partial<TenantConfigInput> = {}): TenantConfigInput {
+  return { ...rogueFirst(behaviour, overrides), models: { chat: { route: ["rogue"] } } };
+}
+
 const putTenant = (name: string, body: string, contentType = "application/json") =>
   SELF.fetch(`https://sluice.test/admin/tenants/${name}`, { method: "PUT", headers: { ...ADMIN, "content-type": contentType }, body });
 
@@ -102,8 +107,7 @@ describe("a backend's SSE without end", () => {
       expect(stats.bytesSent).toBeLessThan(64 * 1024 * 1024);
       expect((await gateStats(tenant)).backends.find((b: any) => b.id === "rogue")).toMatchObject({ failures: 1 });
       // Alone, with a first-token timeout far away: the cap is what ends the attempt.
-      const cfg = rogueFirst(behaviour, { timeouts: { firstTokenMs: 120_000 }, retry: { maxAttempts: 1 } });
-      const only = await createTenant({ ...cfg, models: { chat: { route: ["rogue"] } } });
+      const only = await createTenant(rogueOnly(behaviour, { timeouts: { firstTokenMs: 120_000 }, retry: { maxAttempts: 1 } }));
       const res = await chat(only.key, { model: "chat", messages: MESSAGES });
       expect(res.status).toBe(502);
       expect(await res.text()).toContain("upstream_event_too_large");
@@ -125,8 +129,7 @@ describe("a backend's 401 or 403", () => {
 
   it("never reaches the client as its own 401/403, nor with the backend's text", async () => {
     for (const behaviour of ["auth-401", "auth-403"] as const) {
-      const cfg = rogueFirst(behaviour);
-      const { key } = await createTenant({ ...cfg, models: { chat: { route: ["rogue"] } } });
+      const { key } = await createTenant(rogueOnly(behaviour));
       const res = await chat(key, { model: "chat", messages: MESSAGES });
       expect(res.status).toBe(502);
       const body = await res.text();
@@ -164,8 +167,7 @@ describe("redirects from backends", () => {
 
 describe("max_tokens on the relay", () => {
   it("ends the stream with finish_reason length and cancels a backend that ignores it", async () => {
-    const cfg = rogueFirst("ignores-max-tokens");
-    const { key } = await createTenant({ ...cfg, models: { chat: { route: ["rogue"] } } });
+    const { key } = await createTenant(rogueOnly("ignores-max-tokens"));
     const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, max_tokens: 5 }));
     expect(sse.done).toBe(true);
     expect(sse.finishReason).toBe("length");
@@ -182,8 +184,7 @@ describe("an answer with no output", () => {
     const { key } = await createTenant(rogueFirst("done-first"));
     const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true }));
     expect(sse.text).toBe(expectedText());
-    const cfg = rogueFirst("done-first");
-    const only = await createTenant({ ...cfg, models: { chat: { route: ["rogue"] } } });
+    const only = await createTenant(rogueOnly("done-first"));
     const res = await chat(only.key, { model: "chat", messages: MESSAGES });
     expect(res.status).toBe(502);
     expect(await res.text()).toContain("upstream_empty_answer");
