@@ -45,9 +45,20 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSoc
 
 export function callOnce(target: Target, call: Call, extraHeaders: Record<string, string> = {}): Promise<CallResult> {
   const tools = call.tools?.map((name) => ({ type: "function", function: { name, parameters: { type: "object" } } }));
-  const body = JSON.stringify({ model: target.model, messages: call.messages, max_tokens: call.maxTokens, tools, stream: true });
+  const reasoning_effort = call.reasoning ? "low" : undefined;
+  const body = JSON.stringify({
+    model: target.model,
+    messages: call.messages,
+    max_tokens: call.maxTokens,
+    tools,
+    reasoning_effort,
+    stream: true,
+  });
   const expected = expectedText({ model: MODEL, messages: call.messages, maxTokens: call.maxTokens });
   const expectedCalls = call.tools ? agentAnswer({ model: MODEL, messages: call.messages, tools: call.tools }).toolCalls : undefined;
+  const expectedReasoning = call.reasoning
+    ? agentAnswer({ model: MODEL, messages: call.messages, maxTokens: call.maxTokens, reasoning: true }).reasoning.join("")
+    : "";
   const url = new URL(`${target.baseUrl}/chat/completions`);
   const startedAt = performance.now();
   return new Promise((resolve) => {
@@ -74,6 +85,8 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
           errorCode: errorEvent?.error?.code,
         });
       if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
+      // Reasoning is checked like text: whole and in order, or the answer is wrong.
+      if (transcript.reasoning !== expectedReasoning && done) return resolve({ ...base, outcome: "mismatch" });
       if (text === expected && done) return resolve({ ...base, outcome: "exact" });
       if (transportError && !done)
         return resolve({

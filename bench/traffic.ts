@@ -8,6 +8,8 @@ export interface Call {
   maxTokens?: number;
   /** Functions offered (`tools`): the sims answer with tool calls. */
   tools?: string[];
+  /** Sent as `reasoning_effort`: the sims stream reasoning before the answer. */
+  reasoning?: boolean;
 }
 
 export const AGENT_TOOLS = ["search", "fetch", "run_sql"];
@@ -40,9 +42,9 @@ export function trafficMix(count: number, opts: MixOptions): Session[] {
       sessions.push({
         id,
         kind: "agent",
-        // Every other step calls tools, as an agent alternates acting and answering.
+        // Every other step calls tools, as an agent alternates acting and answering (after reasoning).
         calls: Array.from({ length: steps }, (_, n) =>
-          n % 2 === 0 ? { messages: ask(n), tools: AGENT_TOOLS } : { messages: ask(n), maxTokens: between(16, 48) },
+          n % 2 === 0 ? { messages: ask(n), tools: AGENT_TOOLS } : { messages: ask(n), maxTokens: between(16, 48), reasoning: true },
         ),
       });
     }

@@ -1,7 +1,7 @@
 // The sim's deterministic agent output: what a model streams besides text. When a request offers
 // `tools`, the answer is one to three tool calls (OpenAI's `delta.tool_calls` shape, arguments split
 // into fragments at arbitrary points, finish_reason "tool_calls"); a model whose name contains
-// "reason" streams `reasoning_content` before its answer. Everything is a pure function of the
+// "reason", or a request with `reasoning_effort`, gets `reasoning_content` before its answer. Everything is a pure function of the
 // request, so tests rebuild the uninterrupted output and prove nothing was spliced.
 import { completionFor, continuationFor, type CompletionKey, mulberry32 } from "./text";
 
@@ -26,6 +26,8 @@ export type Delta = Record<string, unknown>;
 export interface AgentRequest extends CompletionKey {
   /** Names of the functions the request offers (`tools[].function.name`), if any. */
   tools?: string[];
+  /** The request asked for reasoning (`reasoning_effort`), whatever the model. */
+  reasoning?: boolean;
 }
 
 function hashOf(key: AgentRequest): number {

@@ -185,9 +185,10 @@ export class SimServer {
     const continuing = body.continue_final_message === true && last?.role === "assistant";
     const prefix = continuing ? String(last.content ?? "") : "";
     const original = continuing ? messages.slice(0, -1) : messages;
+    const reasoning = typeof body.reasoning_effort === "string";
     const answer = continuing
-      ? agentContinuation({ model: body.model, messages: original, seed, tools }, prefix, maxTokens)
-      : agentAnswer({ model: body.model, messages: original, seed, maxTokens, tools });
+      ? agentContinuation({ model: body.model, messages: original, seed, tools, reasoning }, prefix, maxTokens)
+      : agentAnswer({ model: body.model, messages: original, seed, maxTokens, tools, reasoning });
     const deltas = agentDeltas(answer);
 
     const stream = body.stream === true;

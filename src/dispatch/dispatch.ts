@@ -146,14 +146,14 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       return fail(failure);
     }
     if (error?.code === "total_timeout") return fail({ status: 504, code: "total_timeout", message: error.message });
-    // The client has output no continuation can carry on exactly. Tool calls and nothing else:
-    // regenerate and check them (stream/regeneration.ts). Otherwise end it as it is, never splice.
+    // The client has output no continuation can carry on exactly: reasoning or tool calls, no text.
+    // Regenerate and check it (stream/regeneration.ts). Otherwise end it as it is, never splice.
     const mustContinue = sink.committed && progress.tokens > 0;
     regeneration = undefined;
     if (mustContinue && !progress.shape.continuable()) {
-      const calls = progress.shape.regenerableToolCalls();
-      if (!calls) return fail(cutFailure(progress.shape.cut()));
-      regeneration = new Regeneration(calls);
+      const delivered = progress.shape.regenerable();
+      if (!delivered) return fail(cutFailure(progress.shape.cut()));
+      regeneration = new Regeneration(delivered);
     }
 
     // A fresh generation (delivered 0) when regenerating, or when a non-streaming answer that holds

@@ -5,9 +5,9 @@
 // and a client cannot hand that raw state back. Asked to continue, a model restarts its thinking or
 // writes its tool calls again, and a splice would corrupt them. So:
 //   text (content only, or content after finished reasoning)  -> continue by continuation
-//   inside reasoning (no content yet)                          -> end: cut "reasoning"
-//   inside a tool call's arguments (they do not parse yet)     -> regenerate and check (regeneration.ts),
-//   after complete tool calls, before the finish                  else end: cut "tool_call" / "after_tool_call"
+//   inside reasoning (no content yet)                          -> regenerate and check (regeneration.ts),
+//   inside a tool call's arguments (they do not parse yet)        else end with the cut named:
+//   after complete tool calls, before the finish                  "reasoning", "tool_call", "after_tool_call"
 import type { ToolCallDelta, UpstreamChunk } from "./chunk";
 
 export type OutputCut = "none" | "text" | "reasoning" | "tool_call" | "after_tool_call";
@@ -15,15 +15,23 @@ export type OutputCut = "none" | "text" | "reasoning" | "tool_call" | "after_too
 /** Tool calls a stream may carry: one beyond this many is counted but not tracked. */
 const MAX_TRACKED_TOOL_CALLS = 128;
 
+/** What a regeneration must repeat before anything new goes out (see Regeneration). */
+export interface DeliveredOutput {
+  reasoning: string;
+  /** In index order, all complete but maybe the last. */
+  toolCalls: Array<{ name: string; arguments: string }>;
+}
+
 export class OutputShape {
-  private reasoning = false;
+  /** The reasoning delivered (`reasoning_content`), kept to check a regeneration against. */
+  private reasoning = "";
   private content = false;
   /** Each tool call so far (its name and arguments), by its index. */
   private readonly toolCalls = new Map<number, { name: string; arguments: string }>();
 
   /** Notes what a relayed chunk carried. */
   note(chunk: Pick<UpstreamChunk, "content" | "reasoning" | "toolCalls">): void {
-    if (chunk.reasoning) this.reasoning = true;
+    this.reasoning += chunk.reasoning;
     if (chunk.content) this.content = true;
     for (const call of chunk.toolCalls ?? []) this.noteToolCall(call);
   }
@@ -35,7 +43,7 @@ export class OutputShape {
       return "after_tool_call";
     }
     if (this.content) return "text";
-    return this.reasoning ? "reasoning" : "none";
+    return this.reasoning !== "" ? "reasoning" : "none";
   }
 
   /** Whether a continuation can carry on exactly from here. */
@@ -45,15 +53,16 @@ export class OutputShape {
   }
 
   /**
-   * The delivered tool calls, in index order, when the output is tool calls and nothing else, all
-   * complete but maybe the last: a regeneration can then be checked against them (see Regeneration).
+   * What the client has when it is reasoning and tool calls, no text, every call complete but maybe
+   * the last: a regeneration can be checked against it (see Regeneration). Undefined otherwise.
    */
-  regenerableToolCalls(): Array<{ name: string; arguments: string }> | undefined {
-    if (this.content || this.reasoning || this.toolCalls.size === 0) return undefined;
+  regenerable(): DeliveredOutput | undefined {
+    if (this.content || (this.reasoning === "" && this.toolCalls.size === 0)) return undefined;
     const indexes = [...this.toolCalls.keys()].sort((a, b) => a - b);
     if (indexes.some((index, i) => index !== i)) return undefined;
-    const calls = indexes.map((i) => this.toolCalls.get(i)!);
-    return calls.slice(0, -1).every((c) => isCompleteJson(c.arguments)) ? calls : undefined;
+    const toolCalls = indexes.map((i) => this.toolCalls.get(i)!);
+    if (!toolCalls.slice(0, -1).every((c) => isCompleteJson(c.arguments))) return undefined;
+    return { reasoning: this.reasoning, toolCalls };
   }
 
   /** The shape of stored chunks (a journal entry carried on by a later request). */

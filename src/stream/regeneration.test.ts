@@ -6,7 +6,8 @@ const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
   describeChunk({ choices: [{ index: 0, delta, finish_reason: finish }] });
 const call = (index: number, fn: Record<string, string>, id?: string) =>
   chunk({ tool_calls: [{ index, ...(id ? { id } : {}), function: fn }] });
-const delivered = [{ name: "search", arguments: '{"q":"a"}' }];
+const calls = (toolCalls: Array<{ name: string; arguments: string }>) => ({ reasoning: "", toolCalls });
+const delivered = calls([{ name: "search", arguments: '{"q":"a"}' }]);
 
 describe("Regeneration", () => {
   it("drops the calls the client has, checked byte by byte, and relays what follows with its index", () => {
@@ -39,10 +40,11 @@ describe("Regeneration", () => {
     early.take(call(0, { name: "search", arguments: '{"q"' }));
     expect(early.take(chunk({}, "tool_calls")).kind).toBe("diverged");
     expect(new Regeneration(delivered).take(chunk({ content: "Sure." })).kind).toBe("diverged");
+    expect(new Regeneration(delivered).take(chunk({ reasoning_content: "Hmm" })).kind).toBe("diverged");
   });
 
   it("carries on a call cut inside its arguments with the rest of the regenerated one", () => {
-    const r = new Regeneration([{ name: "search", arguments: '{"q":"ab' }]);
+    const r = new Regeneration(calls([{ name: "search", arguments: '{"q":"ab' }]));
     expect(r.take(call(0, { name: "search", arguments: "" }, "call_x")).kind).toBe("skip");
     expect(r.take(call(0, { arguments: '{"q"' })).kind).toBe("skip");
     const rest = r.take(call(0, { arguments: ':"abc"' }));
@@ -52,7 +54,7 @@ describe("Regeneration", () => {
     // A complete call may not grow, and an open one must go on as delivered.
     expect(new Regeneration(delivered).take(call(0, { name: "search", arguments: '{"q":"a"}x' })).kind).toBe("diverged");
     expect(
-      new Regeneration([{ name: "search", arguments: '{"q":"ab' }]).take(call(0, { name: "search", arguments: '{"q":"ax' })).kind,
+      new Regeneration(calls([{ name: "search", arguments: '{"q":"ab' }])).take(call(0, { name: "search", arguments: '{"q":"ax' })).kind,
     ).toBe("diverged");
   });
 
@@ -75,5 +77,28 @@ describe("Regeneration", () => {
     const verdict = r.take(both);
     expect(verdict.kind).toBe("relay");
     if (verdict.kind === "relay") expect(verdict.chunk.toolCalls).toEqual([{ index: 1, function: { name: "x", arguments: "" } }]);
+  });
+});
+
+describe("Regeneration of reasoning", () => {
+  it("drops the reasoning the client has and relays the rest of it, then the answer", () => {
+    const r = new Regeneration({ reasoning: "Think ab", toolCalls: [] });
+    expect(r.take(chunk({ role: "assistant", content: "" })).kind).toBe("skip");
+    expect(r.take(chunk({ reasoning_content: "Think " })).kind).toBe("skip");
+    const rest = r.take(chunk({ reasoning_content: "abc" }));
+    expect(rest.kind).toBe("relay");
+    if (rest.kind === "relay") {
+      expect(rest.chunk.reasoning).toBe("c");
+      expect(rest.chunk.raw.choices![0]!.delta).toEqual({ reasoning_content: "c" });
+    }
+    expect(r.take(chunk({ content: "Answer" })).kind).toBe("relay");
+    expect(r.skipped).toBe(1);
+  });
+
+  it("diverges when the reasoning differs, or the answer starts before it was repeated", () => {
+    expect(new Regeneration({ reasoning: "Think ab", toolCalls: [] }).take(chunk({ reasoning_content: "Thunk" })).kind).toBe("diverged");
+    const early = new Regeneration({ reasoning: "Think ab", toolCalls: [] });
+    early.take(chunk({ reasoning_content: "Think" }));
+    expect(early.take(chunk({ content: "Answer" })).kind).toBe("diverged");
   });
 });

@@ -132,15 +132,26 @@ describe("tool calls through a break", () => {
 
 describe("reasoning through a break", () => {
   const model = "sim-reasoner";
-  it("a break inside the reasoning ends with the error event naming the cut", async () => {
+  it("a break inside the reasoning carries on exactly when the regenerated reasoning repeats what was delivered", async () => {
     const { key } = await tenantOn(model);
     const truth = agentAnswer({ model, messages: MESSAGES });
+    const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: breakOnA(3) }));
+    expect(sse.error).toBeUndefined();
+    expect(sse.reasoning).toBe(truth.reasoning.join(""));
+    expect(sse.text).toBe(truth.content.join(""));
+    expect(sse.comments.some((c) => c.startsWith("regenerating backend=b"))).toBe(true);
+  });
+
+  it("a break inside the reasoning ends with the error event naming the cut when the regenerated reasoning differs", async () => {
+    const cfg = resumableConfig(["a", "b"]);
+    const { key } = await createTenant({ ...cfg, backends: cfg.backends.map((b) => ({ ...b, model: `${model}-${b.id}` })) });
+    const truth = agentAnswer({ model: `${model}-a`, messages: MESSAGES });
     const sse = await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: breakOnA(3) }));
     expect(sse.error).toMatchObject({ partial: true, cut: "reasoning" });
     expect(sse.text).toBe("");
     expect(truth.reasoning.join("").startsWith(sse.reasoning)).toBe(true);
     expect(sse.reasoning.length).toBeGreaterThan(0);
-    expect((await simStats("b")).requests).toBe(0);
+    expect(sse.reasoning).not.toBe(truth.reasoning.join(""));
   });
 
   it("a break once the answer's text has started resumes the text exactly", async () => {
