@@ -76,10 +76,7 @@ export class GateCore {
     this.handOutSlots(now);
   }
 
-  /**
-   * The tenant is being deleted: every queued request and twin is answered `tenant_deleted` now.
-   * The shell then wipes storage and starts a fresh core, told so with `markDeleted`.
-   */
+  /** The tenant is being deleted: queued requests and twins get `tenant_deleted` now (then see markDeleted). */
   endForDeletion(): void {
     for (const ticket of this.tickets.takeAll()) this.tickets.give(ticket, rejections.tenantDeleted());
   }
@@ -370,15 +367,8 @@ export class GateCore {
     now: number,
     options: { histograms?: boolean } = {},
   ): GateStats {
-    const sources = {
-      tenant,
-      policies: this.policies,
-      queue: this.tickets.queue,
-      inFlight: this.leases.size,
-      metrics: this.metrics,
-      journal,
-    };
-    return buildStats({ ...sources, drainPerSecond: this.drain.perSecond(now) }, now, options);
+    const sources = { tenant, journal, policies: this.policies, metrics: this.metrics, queue: this.tickets.queue };
+    return buildStats({ ...sources, inFlight: this.leases.size, drainPerSecond: this.drain.perSecond(now) }, now, options);
   }
 
   // ---- internals -------------------------------------------------------------------------------
