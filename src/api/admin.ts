@@ -7,13 +7,16 @@ import type { AppEnv } from "./context";
 import { adminAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
-import { MAX_SHARDS, TenantConfigSchema, type TenantConfig } from "../config/schema";
+import { TenantConfigSchema, type TenantConfig } from "../config/schema";
 import { backendUrlProblem } from "../config/backend-url";
 import {
   TENANT_ID_PATTERN,
   addTenantKey,
   deleteTenant,
+  forgetTenantGates,
   listTenantKeys,
+  noteTenantGates,
+  tenantGateCount,
   listTenants,
   readTenantConfig,
   revokeTenantKey,
@@ -87,6 +90,7 @@ export const adminRoute = new Hono<AppEnv>()
       if (problem) return errorResponse(400, "invalid_backend_url", `backends.${i}.url (backend "${backend.id}") ${problem}.`);
     }
     const previous = await readTenantConfig(c.env, tenant);
+    await noteTenantGates(c.env, tenant, config.limits.shards);
     await writeTenantConfig(c.env, tenant, config);
     // Gates left over after the count was lowered get no new requests, only a share of nothing.
     await applyToGates(c.env, tenant, config, Math.max(config.limits.shards, previous?.limits.shards ?? 1));
@@ -98,11 +102,15 @@ export const adminRoute = new Hono<AppEnv>()
   })
   .delete("/tenants/:tenant", async (c) => {
     const tenant = c.req.param("tenant");
-    if (!(await deleteTenant(c.env, tenant))) return tenantNotFound(tenant);
-    // Every gate the tenant may ever have used (its shard count may have been higher once), then
-    // its dead letters: what a request still in flight writes lands before this erase, not after.
-    await Promise.all(gatesOf(c.env, tenant, MAX_SHARDS).map((gate) => gate.erase()));
+    const [previous, recorded] = await Promise.all([readTenantConfig(c.env, tenant), tenantGateCount(c.env, tenant)]);
+    // A recorded gate count without a config: an earlier DELETE stopped before its erase finished.
+    if (!(await deleteTenant(c.env, tenant)) && recorded === null) return tenantNotFound(tenant);
+    // Every gate the tenant ever used (its shard count may have been higher once), then its dead
+    // letters: what a request still in flight writes lands before this erase, not after.
+    const gates = Math.max(recorded ?? 1, previous?.limits.shards ?? 1);
+    await Promise.all(gatesOf(c.env, tenant, gates).map((gate) => gate.erase()));
     await deleteDeadLetters(c.env.DB, tenant);
+    await forgetTenantGates(c.env, tenant);
     return c.json({ deleted: tenant });
   })
   .post("/tenants/:tenant/keys", jsonBody, adminBody, validJson(KeySchema), async (c) => {

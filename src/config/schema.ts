@@ -44,7 +44,7 @@ export const ModelRouteSchema = z.object({
   tokenBudget: z.object({ maxTokens: z.number().int().positive(), to: id }).optional(),
 });
 
-/** A tenant's gates: limits.shards is at most this (and deleting a tenant erases this many). */
+/** A tenant's gates: limits.shards is at most this. */
 export const MAX_SHARDS = 32;
 
 export const LimitsSchema = z.object({

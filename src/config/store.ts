@@ -2,6 +2,7 @@
 //   tenant:<id>        the tenant's config (JSON, as validated)
 //   key:<sha256 hex>   the tenant id an API key belongs to (keys are never stored in clear)
 //   tenant-keys:<id>   the key hashes of a tenant, so deleting a tenant revokes them
+//   tenant-gates:<id>  the most gates (limits.shards) the tenant ever had, so deleting it erases them all
 import { TenantConfigSchema, type TenantConfig } from "./schema";
 import { TtlCache } from "./cache";
 
@@ -43,6 +44,25 @@ export async function readTenantConfig(env: StoreEnv, tenant: string): Promise<T
 export async function writeTenantConfig(env: StoreEnv, tenant: string, config: TenantConfig): Promise<void> {
   await env.CONFIG.put(`tenant:${tenant}`, JSON.stringify(config));
   configs.set(tenant, config, ttlMs(env));
+}
+
+/**
+ * The most gates the tenant ever had (a higher shard count, lowered since, left gates holding data),
+ * or null when none is recorded (a tenant stored before the count was, or one fully deleted).
+ */
+export async function tenantGateCount(env: StoreEnv, tenant: string): Promise<number | null> {
+  const recorded = await env.CONFIG.get(`tenant-gates:${tenant}`);
+  return recorded === null ? null : Number(recorded);
+}
+
+/** Notes that the tenant uses `count` gates now, if that is more than ever before. */
+export async function noteTenantGates(env: StoreEnv, tenant: string, count: number): Promise<void> {
+  if (count > ((await tenantGateCount(env, tenant)) ?? 0)) await env.CONFIG.put(`tenant-gates:${tenant}`, String(count));
+}
+
+/** Forgets the tenant's gate count, once its gates are erased. */
+export async function forgetTenantGates(env: StoreEnv, tenant: string): Promise<void> {
+  await env.CONFIG.delete(`tenant-gates:${tenant}`);
 }
 
 /** Deletes the tenant's config and revokes all its keys. Returns whether it existed. */

@@ -7,6 +7,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ADMIN, createTenant, resetSims, simConfig, simUrl } from "./helpers";
 
 const SEED = 20261201;
+/** Runs are bounded; this only catches a hang (a loaded 2-core machine is slow, never wrong). */
+const FUZZ_TIMEOUT_MS = 600_000;
 
 const PROTOTYPE_NAMES = ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf", "prototype", "__defineGetter__"];
 const name = fc.oneof(fc.constantFrom(...PROTOTYPE_NAMES, "chat", "m0"), fc.string({ maxLength: 20 }));
@@ -44,41 +46,45 @@ describe("fuzzed chat requests", () => {
     ({ key } = await createTenant(simConfig(["a"], { dedup: { semantic: true }, limits: { maxBodyBytes: 64 * 1024 } })));
   });
 
-  it("are answered with a success or a clear 4xx", async () => {
-    const body = fc.record(
-      {
-        model: fc.oneof(name, anyJson),
-        messages: fc.oneof(
-          fc.constant([{ role: "user", content: "hi" }]),
-          fc.array(fc.record({ role: fc.oneof(fc.constantFrom("user", "system", "tool"), name), content: anyJson }), { maxLength: 3 }),
-          anyJson,
-        ),
-        temperature: fc.oneof(fc.constant(0), fc.double(), anyJson),
-        max_tokens: fc.oneof(fc.integer({ min: -5, max: 40 }), anyJson),
-        stream: fc.oneof(fc.boolean(), anyJson),
-        extra: fc.oneof(anyJson, fc.string({ maxLength: 80_000 })),
-      },
-      { requiredKeys: [] },
-    );
-    await fc.assert(
-      fc.asyncProperty(
-        body,
-        fc.constantFrom(...CONTENT_TYPES),
-        fc.record({ "idempotency-key": headerValue, "x-priority": headerValue, "last-event-id": headerValue }, { requiredKeys: [] }),
-        fc.boolean(),
-        async (payload, contentType, headers, raw) => {
-          const res = await SELF.fetch("https://sluice.test/v1/chat/completions", {
-            method: "POST",
-            headers: { authorization: `Bearer ${key}`, ...(contentType ? { "content-type": contentType } : {}), ...headers },
-            // Sometimes not JSON at all: the payload's JSON cut short.
-            body: raw ? JSON.stringify(payload).slice(0, -1) : JSON.stringify(payload),
-          });
-          await expectClientOutcome(res, JSON.stringify({ contentType, headers, raw }).slice(0, 300));
+  it(
+    "are answered with a success or a clear 4xx",
+    async () => {
+      const body = fc.record(
+        {
+          model: fc.oneof(name, anyJson),
+          messages: fc.oneof(
+            fc.constant([{ role: "user", content: "hi" }]),
+            fc.array(fc.record({ role: fc.oneof(fc.constantFrom("user", "system", "tool"), name), content: anyJson }), { maxLength: 3 }),
+            anyJson,
+          ),
+          temperature: fc.oneof(fc.constant(0), fc.double(), anyJson),
+          max_tokens: fc.oneof(fc.integer({ min: -5, max: 40 }), anyJson),
+          stream: fc.oneof(fc.boolean(), anyJson),
+          extra: fc.oneof(anyJson, fc.string({ maxLength: 80_000 })),
         },
-      ),
-      { seed: SEED, numRuns: 300 },
-    );
-  });
+        { requiredKeys: [] },
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          body,
+          fc.constantFrom(...CONTENT_TYPES),
+          fc.record({ "idempotency-key": headerValue, "x-priority": headerValue, "last-event-id": headerValue }, { requiredKeys: [] }),
+          fc.boolean(),
+          async (payload, contentType, headers, raw) => {
+            const res = await SELF.fetch("https://sluice.test/v1/chat/completions", {
+              method: "POST",
+              headers: { authorization: `Bearer ${key}`, ...(contentType ? { "content-type": contentType } : {}), ...headers },
+              // Sometimes not JSON at all: the payload's JSON cut short.
+              body: raw ? JSON.stringify(payload).slice(0, -1) : JSON.stringify(payload),
+            });
+            await expectClientOutcome(res, JSON.stringify({ contentType, headers, raw }).slice(0, 300));
+          },
+        ),
+        { seed: SEED, numRuns: 300 },
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 });
 
 describe("fuzzed admin requests", () => {
@@ -116,25 +122,29 @@ describe("fuzzed admin requests", () => {
   );
   const tenantId = fc.oneof(fc.constantFrom(...PROTOTYPE_NAMES, "fuzz-tenant"), fc.string({ maxLength: 70 }));
 
-  it("are answered with a success or a clear 4xx", async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        tenantId,
-        fc.constantFrom("PUT", "GET", "DELETE", "POST"),
-        config,
-        fc.constantFrom(...CONTENT_TYPES),
-        async (tenant, method, body, contentType) => {
-          const path =
-            method === "POST" ? `/admin/tenants/${encodeURIComponent(tenant)}/keys` : `/admin/tenants/${encodeURIComponent(tenant)}`;
-          const res = await SELF.fetch(`https://sluice.test${path}`, {
-            method,
-            headers: { ...ADMIN, ...(contentType ? { "content-type": contentType } : {}) },
-            body: method === "PUT" || method === "POST" ? JSON.stringify(method === "POST" ? { key: body } : body) : undefined,
-          });
-          await expectClientOutcome(res, `${method} ${path} ${contentType}`);
-        },
-      ),
-      { seed: SEED, numRuns: 300 },
-    );
-  });
+  it(
+    "are answered with a success or a clear 4xx",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          tenantId,
+          fc.constantFrom("PUT", "GET", "DELETE", "POST"),
+          config,
+          fc.constantFrom(...CONTENT_TYPES),
+          async (tenant, method, body, contentType) => {
+            const path =
+              method === "POST" ? `/admin/tenants/${encodeURIComponent(tenant)}/keys` : `/admin/tenants/${encodeURIComponent(tenant)}`;
+            const res = await SELF.fetch(`https://sluice.test${path}`, {
+              method,
+              headers: { ...ADMIN, ...(contentType ? { "content-type": contentType } : {}) },
+              body: method === "PUT" || method === "POST" ? JSON.stringify(method === "POST" ? { key: body } : body) : undefined,
+            });
+            await expectClientOutcome(res, `${method} ${path} ${contentType}`);
+          },
+        ),
+        { seed: SEED, numRuns: 300 },
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 });

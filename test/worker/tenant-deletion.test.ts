@@ -52,11 +52,21 @@ const deadLetterRows = async (tenant: string) =>
 describe("DELETE /admin/tenants/{tenant}", () => {
   it("erases the journal, dedup entries, counters, breakers and dead letters of every shard; a re-created id starts empty", async () => {
     const tenant = `del-${crypto.randomUUID().slice(0, 8)}`;
+    // Four gates first, then two: the two left behind still hold entries.
+    const wide = simConfig(["a"], { limits: { shards: 4, maxConcurrency: 8 }, dedup: { semantic: true } });
+    const old = await createTenant(wide, tenant);
     const config = simConfig(["a"], { limits: { shards: 2, maxConcurrency: 8 }, dedup: { semantic: true } });
-    const old = await createTenant(config, tenant);
     // Stored answers: several Idempotency-Keys (spread over both shards) and a deterministic body.
-    const keys = Array.from({ length: 6 }, (_, i) => `k-del-${i}`);
+    const keys = Array.from({ length: 12 }, (_, i) => `k-del-${i}`);
     for (const k of keys) await (await chat(old.key, { model: "chat", messages: MESSAGES }, { "idempotency-key": k })).arrayBuffer();
+    const gatesWithEntries = async () => (await leftovers(tenant)).filter((l) => l.endsWith("rows in journal")).length;
+    await eventually(async () => (await gatesWithEntries()) > 2);
+    const narrowed = await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}`, {
+      method: "PUT",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify(config),
+    });
+    expect(narrowed.status).toBe(200);
     const deterministic = { model: "chat", messages: MESSAGES, temperature: 0 };
     await (await chat(old.key, deterministic)).arrayBuffer();
     // A dead letter and an open breaker.
@@ -64,7 +74,7 @@ describe("DELETE /admin/tenants/{tenant}", () => {
     for (let i = 0; i < 6; i++) await (await chat(old.key, { model: "chat", messages: MESSAGES })).arrayBuffer();
     await simControl("a", { failRate: 0 });
     expect(await deadLetterRows(tenant)).toBeGreaterThan(0);
-    expect((await gateStats(tenant)).journal.entries).toBe(keys.length + 1);
+    expect((await gateStats(tenant)).journal.entries).toBeGreaterThan(0);
     expect(await leftovers(tenant)).not.toEqual([]);
 
     expect((await deleteTenant(tenant)).status).toBe(200);
