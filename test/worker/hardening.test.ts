@@ -147,7 +147,11 @@ describe("foreign error text", () => {
     const body: any = await res.json();
     expect(body.error.message).toMatch(/upstream_http_500: a answered 500\./);
     expect(body.error.message).not.toContain("injected");
-    const dead: any = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters`, { headers: ADMIN })).json();
+    // The dead letter is written after the answer (waitUntil).
+    const deadLetters = async (): Promise<any[]> =>
+      ((await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters`, { headers: ADMIN })).json()) as any).data;
+    await eventually(async () => (await deadLetters()).length === 1);
+    const dead = { data: await deadLetters() };
     expect(dead.data[0].attempts[0]).toMatchObject({ errorCode: "upstream_http_500", errorDetail: "sim a: injected 500" });
   });
 });

@@ -150,9 +150,11 @@ describe("retries", () => {
     const attempts = await totalRequests("a", "b");
     expect(attempts).toBeLessThanOrEqual(N + Math.max(2, Math.floor(N * 0.2)));
     expect((await gateStats(tenant)).counters.budgetDenied).toBeGreaterThan(0);
-    const dl: any = await (
-      await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters?limit=100`, { headers: ADMIN })
-    ).json();
+    // Dead letters are written after each answer (waitUntil).
+    const letters = async (): Promise<any> =>
+      (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters?limit=100`, { headers: ADMIN })).json();
+    await eventually(async () => (await letters()).data.length === N);
+    const dl = await letters();
     expect(dl.data).toHaveLength(N);
     expect(new Set(dl.data.map((d: any) => d.requestId))).toEqual(new Set(ids));
     const first = dl.data.find((d: any) => d.attempts.length > 1) ?? dl.data[0];

@@ -71,9 +71,17 @@ describe("DELETE /admin/tenants/{tenant}", () => {
     await (await chat(old.key, deterministic)).arrayBuffer();
     // A dead letter and an open breaker.
     await simControl("a", { failRate: 1, failStatus: 500 });
-    for (let i = 0; i < 6; i++) await (await chat(old.key, { model: "chat", messages: MESSAGES })).arrayBuffer();
+    // Each failure after attempts leaves a dead letter; a 503 from an open breaker at admission does not.
+    let exhausted = 0;
+    for (let i = 0; i < 6; i++) {
+      const res = await chat(old.key, { model: "chat", messages: MESSAGES });
+      if (res.status >= 500 && Number(res.headers.get("x-sluice-attempts")) > 0) exhausted++;
+      await res.arrayBuffer();
+    }
     await simControl("a", { failRate: 0 });
-    expect(await deadLetterRows(tenant)).toBeGreaterThan(0);
+    // Written after each answer (waitUntil): all of them, before the DELETE, or a late one would outlive it.
+    expect(exhausted).toBeGreaterThan(0);
+    await eventually(async () => (await deadLetterRows(tenant)) === exhausted);
     expect((await gateStats(tenant)).journal.entries).toBeGreaterThan(0);
     expect(await leftovers(tenant)).not.toEqual([]);
 
