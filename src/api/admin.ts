@@ -32,7 +32,7 @@ const KeySchema = z.object({
 });
 
 /** Admin bodies are small: a config of 64 backends and 256 aliases fits many times over. */
-export const ADMIN_BODY_LIMITS = { maxBytes: 256 * 1024, readTimeoutMs: 30_000 };
+const ADMIN_BODY_LIMITS = { maxBytes: 256 * 1024, readTimeoutMs: 30_000 };
 const adminBody = boundedBody(() => ADMIN_BODY_LIMITS);
 
 const validTenantId = createMiddleware<AppEnv>(async (c, next) => {
