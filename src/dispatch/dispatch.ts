@@ -63,7 +63,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
   const log: AttemptLogEntry[] = [];
   let grant = input.grant;
   let lastReport: AttemptReport | null = null;
-  /** Set while the next attempt regenerates an answer whose complete tool calls the client has. */
+  /** Set while the next attempt regenerates an answer whose reasoning or tool calls the client has. */
   let regeneration: Regeneration | undefined;
   /** Tokens gathered for a non-streaming answer and dropped when it started over: told with the next report. */
   let discarded = 0;
