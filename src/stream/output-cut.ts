@@ -31,7 +31,7 @@ export class OutputShape {
 
   /** Notes what a relayed chunk carried. */
   note(chunk: Pick<UpstreamChunk, "content" | "reasoning" | "toolCalls">): void {
-    this.reasoning += chunk.reasoning;
+    if (chunk.reasoning) this.reasoning += chunk.reasoning;
     if (chunk.content) this.content = true;
     for (const call of chunk.toolCalls ?? []) this.noteToolCall(call);
   }
