@@ -23,7 +23,8 @@ Usage: npm run sim -- [options]
 Per request, a "sim_fault" body field or an "x-sim-fault" header (JSON) injects faults:
   {"status":503,"retry_after":2} {"fail_rate":0.2} {"disconnect_after":5} {"hang":true,"hang_after":3}
   {"ttft_ms":500} {"tps":10} {"slow_after":4,"slow_ms":2000} {"hold":"<name>"} (no first token until
-  POST /release {"hold":"<name>"}); add "backend":"<id>" to hit one sim only.
+  POST /release {"hold":"<name>"}); add "backend":"<id>" to hit one sim only. Through sluice, use the
+  body field: sluice passes unknown body fields on to the backend, but not the client's headers.
 
 Endpoints: POST /v1/chat/completions, GET /v1/models, GET /stats, POST /stats/reset,
            POST /control (JSON patch of the options above, camelCase: {"failRate":1}),

@@ -7,6 +7,7 @@ import { logError } from "./log";
 import { chatRoute } from "./api/chat";
 import { modelsRoute } from "./api/models";
 import { adminRoute } from "./api/admin";
+import { allowedMethods } from "./api/allowed-methods";
 
 export { TenantGate } from "./gate/tenant-gate";
 
@@ -28,7 +29,15 @@ app.route("/v1/chat", chatRoute);
 app.route("/v1/models", modelsRoute);
 app.route("/admin", adminRoute);
 
-app.notFound((c) => errorResponse(404, "not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}.`));
+app.notFound((c) => {
+  const path = new URL(c.req.url).pathname;
+  const allow = allowedMethods(app.routes, path);
+  if (allow.length > 0)
+    return errorResponse(405, "method_not_allowed", `${path} answers ${allow.join(", ")}, not ${c.req.method}.`, {
+      allow: allow.join(", "),
+    });
+  return errorResponse(404, "not_found", `No route for ${c.req.method} ${path}.`);
+});
 
 app.onError((err, c) => {
   if (err instanceof HTTPException) {

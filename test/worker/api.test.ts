@@ -245,3 +245,18 @@ describe("admin API", () => {
     await expectError(await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/metrics`), 401, "missing_admin_token");
   });
 });
+
+describe("methods", () => {
+  it("answers 405 with Allow for a known path asked with another method, 404 for an unknown path", async () => {
+    const wrong = await SELF.fetch("https://sluice.test/v1/chat/completions");
+    expect(wrong.headers.get("allow")).toBe("POST");
+    await expectError(wrong, 405, "method_not_allowed", /answers POST, not GET/);
+    const models = await SELF.fetch("https://sluice.test/v1/models", { method: "DELETE" });
+    expect(models.headers.get("allow")).toBe("GET, HEAD");
+    await expectError(models, 405, "method_not_allowed");
+    const tenant = await SELF.fetch("https://sluice.test/admin/tenants/acme", { method: "POST", headers: ADMIN });
+    expect(tenant.headers.get("allow")).toBe("DELETE, GET, HEAD, PUT");
+    await expectError(tenant, 405, "method_not_allowed");
+    await expectError(await SELF.fetch("https://sluice.test/v1/nothing"), 404, "not_found");
+  });
+});
