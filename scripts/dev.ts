@@ -9,33 +9,48 @@
 //   npm run dev -- --inspect     attach the inspector anyway (breakpoints, console in DevTools)
 //   npm run dev -- --miniflare   serve through Miniflare's API directly (as the benchmark does)
 import { spawn } from "node:child_process";
+import net from "node:net";
 import { parseArgs } from "node:util";
 import { unstable_startWorker } from "wrangler";
 import { SimServer } from "../sim/server";
 import { createTenantWithKey } from "./tenant-admin";
 import { startRouter, type RunningRouter } from "./router-on-miniflare";
 
-const PORT = 8787;
 const ADMIN_TOKEN = "dev-admin-token";
 const DEMO_KEY = "sk-demo-local";
-const SIMS = [
-  { id: "use1-a", region: "us-east", port: 9101 },
-  { id: "euw1-a", region: "eu-west", port: 9102 },
-];
 
 const { values } = parseArgs({
   options: {
     miniflare: { type: "boolean", default: false },
     inspect: { type: "boolean", default: false },
+    port: { type: "string", default: "8787" },
+    "sim-port": { type: "string", default: "9101" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
-  console.log(`Usage: npm run dev [-- --inspect | --miniflare]
+  console.log(`Usage: npm run dev [-- --inspect | --miniflare] [-- --port 8787] [-- --sim-port 9101]
   Starts sims on :9101 (us-east) and :9102 (eu-west) and the router on :8787 with the demo tenant.
-  --inspect    attach the DevTools inspector (slows concurrent streams; see README)
-  --miniflare  run the router through Miniflare's API instead of wrangler's dev server`);
+  --inspect        attach the DevTools inspector (slows concurrent streams; see README)
+  --miniflare      run the router through Miniflare's API instead of wrangler's dev server
+  --port <n>       the router's port (default 8787)
+  --sim-port <n>   the first sim's port; the second takes the next one (default 9101)`);
   process.exit(0);
+}
+const PORT = portOption("port", values.port);
+const SIM_PORT = portOption("sim-port", values["sim-port"]);
+const SIMS = [
+  { id: "use1-a", region: "us-east", port: SIM_PORT },
+  { id: "euw1-a", region: "eu-west", port: SIM_PORT + 1 },
+];
+
+function portOption(name: string, value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    console.error(`[dev] --${name} must be a port number (1-65535); got "${value}".`);
+    process.exit(2);
+  }
+  return port;
 }
 
 const demoConfig = {
@@ -60,10 +75,15 @@ let miniflare: RunningRouter | undefined;
 async function main(): Promise<void> {
   for (const s of SIMS) {
     const sim = new SimServer({ id: s.id, port: s.port });
-    await sim.listen().catch((err: Error) => fail(`sim ${s.id} could not listen on port ${s.port}: ${err.message}`));
+    await sim
+      .listen()
+      .catch((err: Error) => fail(`sim ${s.id} could not listen on port ${s.port}: ${err.message}. Free it, or pass --sim-port <n>.`));
     sims.push(sim);
     console.log(`[dev] sim ${s.id} (${s.region}) on http://127.0.0.1:${s.port}/v1`);
   }
+
+  // wrangler's dev server waits silently for a busy port: find out first, and say so.
+  if (!(await portIsFree(PORT))) fail(`port ${PORT} is in use (another \`npm run dev\`?). Stop what holds it, or pass --port <n>.`);
 
   if (values.miniflare) {
     miniflare = await startRouter({ adminToken: ADMIN_TOKEN, port: PORT, persistTo: ".wrangler/state/miniflare" });
@@ -121,10 +141,22 @@ function run(cmd: string, args: string[]): Promise<void> {
   });
 }
 
+/** Whether nothing listens on 127.0.0.1:`port` (a listen that succeeds, closed at once). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+  });
+}
+
+/** Says what went wrong, once, and stops everything. */
+class DevFailure extends Error {}
+
 function fail(message: string): never {
   console.error(`[dev] ${message}`);
   void shutdown(1);
-  throw new Error(message);
+  throw new DevFailure(message);
 }
 
 async function shutdown(code: number): Promise<void> {
@@ -134,9 +166,9 @@ async function shutdown(code: number): Promise<void> {
   process.exit(code);
 }
 
-process.on("SIGINT", () => void shutdown(0));
-process.on("SIGTERM", () => void shutdown(0));
+// Whatever stops the dev server stops the sims and workerd with it: Ctrl-C, a process manager, a closed terminal.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void shutdown(0));
 main().catch((err: unknown) => {
-  console.error(`[dev] ${String(err)}`);
+  if (!(err instanceof DevFailure)) console.error(`[dev] ${String(err)}`);
   void shutdown(1);
 });
