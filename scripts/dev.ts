@@ -13,11 +13,9 @@ import net from "node:net";
 import { parseArgs } from "node:util";
 import { unstable_startWorker } from "wrangler";
 import { SimServer } from "../sim/server";
+import { ADMIN_TOKEN, DEMO_KEY, demoTenantConfig } from "./demo-tenant";
 import { createTenantWithKey } from "./tenant-admin";
 import { startRouter, type RunningRouter } from "./router-on-miniflare";
-
-const ADMIN_TOKEN = "dev-admin-token";
-const DEMO_KEY = "sk-demo-local";
 
 const { values } = parseArgs({
   options: {
@@ -53,20 +51,7 @@ function portOption(name: string, value: string): number {
   return port;
 }
 
-const demoConfig = {
-  backends: SIMS.map((s) => ({
-    id: s.id,
-    region: s.region,
-    url: `http://127.0.0.1:${s.port}/v1`,
-    model: "llama-sim",
-    maxConcurrency: 256,
-    resume: true,
-  })),
-  models: {
-    chat: { route: SIMS.map((s) => s.id), fallbacks: ["chat-small"] },
-    "chat-small": { route: [SIMS[1]!.id] },
-  },
-};
+const demoConfig = demoTenantConfig(SIMS.map((s) => ({ ...s, url: `http://127.0.0.1:${s.port}/v1` })));
 
 const sims: SimServer[] = [];
 let worker: Awaited<ReturnType<typeof unstable_startWorker>> | undefined;

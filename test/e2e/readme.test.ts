@@ -1,0 +1,107 @@
+// README's examples, run as written against a router on workerd with the demo tenant of `npm run
+// dev` (scripts/demo-tenant.ts), so the docs cannot drift: its addresses are rewritten to this
+// stack's ports and curl's progress meter is silenced, nothing else. Shell blocks run with bash and curl, TypeScript blocks with tsx,
+// the tenant config is PUT through the admin API.
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRouter, type RunningRouter } from "../../scripts/router-on-miniflare";
+import { ADMIN_TOKEN, DEMO_KEY, demoTenantConfig } from "../../scripts/demo-tenant";
+import { createTenantWithKey } from "../../scripts/tenant-admin";
+import { SimServer } from "../../sim/server";
+import { expectedText } from "../../sim/text";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const README = readFileSync(path.join(ROOT, "README.md"), "utf8");
+const blocks = [...README.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, code: m[2]! }));
+
+/** Blocks that are not run here, and why: the assertion below fails when another one appears. */
+const NOT_RUN: Array<{ marker: string; why: string }> = [
+  { marker: "npm install && npm run dev", why: "the Quick start itself: CI runs `npm ci` and `npm test`" },
+  { marker: "npx wrangler deploy", why: "needs a Cloudflare account" },
+];
+
+/** Runs a command without blocking this process, whose event loop serves the sims. */
+const run = async (cmd: string, args: string[]) => (await promisify(execFile)(cmd, args, { encoding: "utf8", timeout: 60_000 })).stdout;
+
+const hasCurl = spawnSync("curl", ["--version"]).status === 0;
+if (!hasCurl) console.warn("\n[readme.test] curl is not installed: README's shell examples are NOT run (apt-get install curl)\n");
+
+let router: RunningRouter;
+const sims: SimServer[] = [];
+let rewrite: (code: string) => string;
+
+beforeAll(async () => {
+  for (const id of ["use1-a", "euw1-a"]) {
+    const sim = new SimServer({ id, port: 0, tokensPerSecond: 1000, firstTokenMs: 2 });
+    await sim.listen();
+    sims.push(sim);
+  }
+  router = await startRouter({ adminToken: ADMIN_TOKEN });
+  const simUrl = (i: number) => `http://127.0.0.1:${sims[i]!.port}`;
+  const config = demoTenantConfig(
+    sims.map((s, i) => ({ id: s.options.id, region: i === 0 ? "us-east" : "eu-west", url: `${simUrl(i)}/v1` })),
+  );
+  await createTenantWithKey({ fetch, baseUrl: router.url, adminToken: ADMIN_TOKEN, name: "demo", config, key: DEMO_KEY });
+  rewrite = (code) =>
+    code
+      .replaceAll("http://127.0.0.1:8787", router.url)
+      .replaceAll("http://127.0.0.1:9101", simUrl(0))
+      .replaceAll("http://127.0.0.1:9102", simUrl(1));
+});
+
+afterAll(async () => {
+  await router?.dispose();
+  await Promise.all(sims.map((s) => s.close()));
+});
+
+const isNotRun = (code: string) => NOT_RUN.some((n) => code.includes(n.marker));
+
+describe("README examples", () => {
+  it("leaves out only the blocks it says why", () => {
+    const skipped = blocks.filter((b) => b.lang === "sh" && isNotRun(b.code));
+    expect(skipped).toHaveLength(NOT_RUN.length);
+  });
+
+  it.skipIf(!hasCurl)("shell: every curl example answers as README says", async () => {
+    const shell = blocks.filter((b) => b.lang === "sh" && !isNotRun(b.code));
+    expect(shell.length).toBeGreaterThanOrEqual(2);
+    const outputs: string[] = [];
+    for (const b of shell) outputs.push(await run("bash", ["-euo", "pipefail", "-c", rewrite(b.code).replaceAll("curl ", "curl -sS ")]));
+    const chat = outputs.find((o) => o.includes("chat.completion.chunk"));
+    expect(chat).toBeDefined();
+    expect(chat!.trimEnd().endsWith("data: [DONE]")).toBe(true);
+    const admin = outputs.find((o) => o.includes('"tenant":"acme"'));
+    expect(admin).toContain('"key":"sk-acme-0123456789"');
+  });
+
+  it("json: the tenant config example is accepted as written", async () => {
+    const json = blocks.filter((b) => b.lang === "json");
+    expect(json).toHaveLength(1);
+    const res = await fetch(`${router.url}/admin/tenants/readme-config`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: rewrite(json[0]!.code),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+  });
+
+  it("ts: the openai SDK examples run and print the answer", async () => {
+    const ts = blocks.filter((b) => b.lang === "ts");
+    expect(ts.length).toBeGreaterThanOrEqual(2);
+    // Beside node_modules, so that `import OpenAI from "openai"` resolves as in a user's project.
+    const dir = path.join(ROOT, "node_modules", ".cache", "readme-examples");
+    mkdirSync(dir, { recursive: true });
+    for (const [i, block] of ts.entries()) {
+      const file = path.join(dir, `example-${i}.mts`);
+      writeFileSync(file, rewrite(block.code));
+      const out = await run(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), file]);
+      const asked = [...block.code.matchAll(/content: "([^"]+)"/g)].map((m) => m[1]!);
+      expect(asked).toHaveLength(1);
+      expect(out.trim()).toBe(expectedText({ model: "llama-sim", messages: [{ role: "user", content: asked[0]! }] }).trim());
+    }
+  });
+});
