@@ -1,7 +1,7 @@
 // README's examples, run as written against a router on workerd with the demo tenant of `npm run
 // dev` (scripts/demo-tenant.ts), so the docs cannot drift: its addresses are rewritten to this
-// stack's ports and curl's progress meter is silenced, nothing else. Shell blocks run with bash and curl, TypeScript blocks with tsx,
-// the tenant config is PUT through the admin API.
+// stack's ports and curl's progress meter is silenced, nothing else. Shell blocks run with bash and
+// curl, TypeScript blocks with tsx, the tenant config is PUT through the admin API.
 import { execFile, spawnSync } from "node:child_process";
 import { promisify } from "node:util";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
