@@ -4,7 +4,7 @@
 // back, so a failure before it can move to another backend without the client noticing. After
 // tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
 // gets the partial-completion error event.
-import type { AttemptGrant, AttemptReport, LeaseCheck, LeaseEnded, RetryResult, SettleOutcome } from "../gate/core/protocol";
+import type { AttemptGrant, AttemptReport, Checkpoint, LeaseCheck, LeaseEnded, RetryResult, SettleOutcome } from "../gate/core/protocol";
 import type { Failure } from "../stream/sink";
 import type { OutputCut } from "../stream/output-cut";
 import { Regeneration } from "../stream/regeneration";
@@ -25,10 +25,15 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   };
   // A detached request ignores its client: the generation finishes for a later replay.
   const cancelled = input.detached ? leaseEnded.signal : AbortSignal.any([input.signal, input.sink.clientGone, leaseEnded.signal]);
+  const watched = {
+    renew: async (leaseId: string) => watch(await input.gate.renew(leaseId)),
+    firstToken: async (leaseId: string) => watch(await input.gate.firstToken(leaseId)),
+    checkpoint: async (leaseId: string, p: Checkpoint) => watch(await input.gate.checkpoint(leaseId, p)),
+  };
   const checkpointer = new Checkpointer(
     {
-      checkpoint: async (p) => watch(await input.gate.checkpoint(input.leaseId, p)),
-      renew: async () => watch(await input.gate.renew(input.leaseId)),
+      checkpoint: (p) => watched.checkpoint(input.leaseId, p),
+      renew: () => watched.renew(input.leaseId),
       progress: () => ({ text: input.progress.text, tokens: input.progress.tokens }),
     },
     input.recordedChunks ?? 0,
@@ -37,9 +42,7 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   );
   let settled = false;
   const gate: GateCalls = {
-    renew: async (leaseId) => watch(await input.gate.renew(leaseId)),
-    firstToken: async (leaseId) => watch(await input.gate.firstToken(leaseId)),
-    checkpoint: async (leaseId, p) => watch(await input.gate.checkpoint(leaseId, p)),
+    ...watched,
     retry: (...args) => input.gate.retry(...args),
     settle: async (leaseId, report, outcome) => {
       settled = true;

@@ -8,7 +8,7 @@
 //   inside reasoning (no content yet)                          -> regenerate and check (regeneration.ts),
 //   inside a tool call's arguments (they do not parse yet)        else end with the cut named:
 //   after complete tool calls, before the finish                  "reasoning", "tool_call", "after_tool_call"
-import type { ToolCallDelta, UpstreamChunk } from "./chunk";
+import { describeChunk, type ToolCallDelta, type UpstreamChunk } from "./chunk";
 
 export type OutputCut = "none" | "text" | "reasoning" | "tool_call" | "after_tool_call";
 
@@ -68,14 +68,7 @@ export class OutputShape {
   /** The shape of stored chunks (a journal entry carried on by a later request). */
   static of(chunks: string[]): OutputShape {
     const shape = new OutputShape();
-    for (const json of chunks) {
-      const delta = (JSON.parse(json) as { choices?: Array<{ delta?: Record<string, unknown> }> }).choices?.[0]?.delta ?? {};
-      shape.note({
-        content: typeof delta.content === "string" ? delta.content : "",
-        reasoning: typeof delta.reasoning_content === "string" ? delta.reasoning_content : "",
-        toolCalls: Array.isArray(delta.tool_calls) ? (delta.tool_calls as ToolCallDelta[]) : undefined,
-      });
-    }
+    for (const json of chunks) shape.note(describeChunk(JSON.parse(json)));
     return shape;
   }
 
