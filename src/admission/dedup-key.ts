@@ -1,6 +1,6 @@
 // Keys of the replay journal: the body hash an Idempotency-Key is bound to, and the semantic key
 // under which deterministic requests (temperature 0) share results.
-import { stringify } from "safe-stable-stringify";
+import canonicalize from "canonicalize";
 import { sha256Hex } from "../config/store";
 import type { RecordSpec } from "../gate/core/protocol";
 
@@ -11,9 +11,9 @@ function answerShape(body: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(body).filter(([k]) => !DELIVERY_FIELDS.has(k)));
 }
 
-/** SHA-256 of the request body in canonical form (sorted keys), delivery fields left out. */
+/** SHA-256 of the request body in canonical form (RFC 8785: sorted keys, one spelling per number), delivery fields left out. */
 export function bodyHash(body: Record<string, unknown>): Promise<string> {
-  return sha256Hex(stringify(answerShape(body)) ?? "");
+  return sha256Hex(canonicalize(answerShape(body)) ?? "");
 }
 
 /** A deterministic request: an answer for it can be shared or reused. */
@@ -23,7 +23,7 @@ export function isDeterministic(body: Record<string, unknown>): boolean {
 
 /** Keyed by tenant, model alias, messages and every generation parameter. */
 export async function semanticKey(tenant: string, body: Record<string, unknown>): Promise<string> {
-  return `sem:${await sha256Hex(stringify([tenant, answerShape(body)]) ?? "")}`;
+  return `sem:${await sha256Hex(canonicalize([tenant, answerShape(body)]) ?? "")}`;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;

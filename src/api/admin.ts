@@ -2,7 +2,7 @@
 // Prometheus' text format: metrics.ts), dead letters from D1.
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
-import { z } from "zod";
+import * as z from "zod";
 import type { AppEnv } from "./context";
 import { adminAuth } from "./auth";
 import { errorResponse } from "../stream/errors";

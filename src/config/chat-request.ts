@@ -1,6 +1,6 @@
 // The OpenAI Chat Completions request as sluice accepts it. Known fields are checked so a client
 // hears exactly what is wrong; unknown fields pass through to the backend untouched.
-import { z } from "zod";
+import * as z from "zod";
 
 const ContentPart = z.looseObject({ type: z.string().min(1) });
 

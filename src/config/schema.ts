@@ -1,6 +1,6 @@
 // Tenant configuration, validated with zod (README, "Tenant config"). Field names are fixed;
 // every field beyond `backends` and `models` has a default so a minimal config is valid.
-import { z } from "zod";
+import * as z from "zod";
 
 const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
 const id = z.string().regex(idPattern, "must be 1-64 characters of letters, digits, '.', '_' or '-'");
