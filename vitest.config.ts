@@ -2,6 +2,9 @@
 // Simulated backends are real HTTP servers started by test/setup/sims.ts (globalSetup).
 import { defineConfig } from "vitest/config";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { quietWorkerdNotes, showConsoleLine } from "./test/setup/quiet-logs.ts";
+
+quietWorkerdNotes();
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations");
@@ -28,6 +31,7 @@ export default defineConfig(async () => {
       setupFiles: ["test/worker/apply-migrations.ts"],
       // The sims are shared, and tests read their counters: one file at a time.
       fileParallelism: false,
+      onConsoleLog: showConsoleLine,
       testTimeout: 30_000,
       hookTimeout: 30_000,
     },

@@ -8,19 +8,24 @@
 // relay, and tokens arrive in bursts or all at the end. See README "Local development".
 //   npm run dev -- --inspect     attach the inspector anyway (breakpoints, console in DevTools)
 //   npm run dev -- --miniflare   serve through Miniflare's API directly (as the benchmark does)
+//
+// After the banner, each request prints one line (the router's request log, rendered by
+// scripts/request-line.ts); --quiet turns them off.
 import { spawn } from "node:child_process";
 import net from "node:net";
-import { parseArgs } from "node:util";
+import { parseArgs, stripVTControlCharacters } from "node:util";
 import { unstable_startWorker } from "wrangler";
 import { SimServer } from "../sim/server";
 import { ADMIN_TOKEN, DEMO_KEY, demoTenantConfig } from "./demo-tenant";
 import { createTenantWithKey } from "./tenant-admin";
-import { startRouter, type RunningRouter } from "./router-on-miniflare";
+import { parseRequestLine, renderRequestLine } from "./request-line";
+import { printWorkerLog, startRouter, type RunningRouter } from "./router-on-miniflare";
 
 const { values } = parseArgs({
   options: {
     miniflare: { type: "boolean", default: false },
     inspect: { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
     port: { type: "string", default: "8787" },
     "sim-port": { type: "string", default: "9101" },
     help: { type: "boolean", short: "h" },
@@ -32,7 +37,8 @@ if (values.help) {
   --inspect        attach the DevTools inspector (slows concurrent streams; see README)
   --miniflare      run the router through Miniflare's API instead of wrangler's dev server
   --port <n>       the router's port (default 8787)
-  --sim-port <n>   the first sim's port; the second takes the next one (default 9101)`);
+  --sim-port <n>   the first sim's port; the second takes the next one (default 9101)
+  --quiet          no line per request`);
   process.exit(0);
 }
 const PORT = portOption("port", values.port);
@@ -49,6 +55,20 @@ function portOption(name: string, value: string): number {
     process.exit(2);
   }
   return port;
+}
+
+// Locally there is no Cloudflare edge to say where a client is: Request.cf is Miniflare's placeholder
+// rather than one fetched from workers.cloudflare.com (a warning, twice, when offline).
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+
+/** wrangler's own request line: `[wrangler:info] GET /v1/models 401 Unauthorized (6ms)`. */
+const WRANGLER_REQUEST_LINE = /^\[wrangler:info\] [A-Z]+ \S+ \d{3} /;
+const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
+/** Prints a request line of the router's log in its human form (or not at all with --quiet); passes anything else on. */
+function showLog(text: string, print: (text: string) => void): void {
+  const line = parseRequestLine(text);
+  if (!line) print(text);
+  else if (!values.quiet) print(renderRequestLine(line, colour));
 }
 
 const demoConfig = demoTenantConfig(SIMS.map((s) => ({ ...s, url: `http://127.0.0.1:${s.port}/v1` })));
@@ -71,16 +91,28 @@ async function main(): Promise<void> {
   if (!(await portIsFree(PORT))) fail(`port ${PORT} is in use (another \`npm run dev\`?). Stop what holds it, or pass --port <n>.`);
 
   if (values.miniflare) {
-    miniflare = await startRouter({ adminToken: ADMIN_TOKEN, port: PORT, persistTo: ".wrangler/state/miniflare" });
+    miniflare = await startRouter({
+      adminToken: ADMIN_TOKEN,
+      port: PORT,
+      persistTo: ".wrangler/state/miniflare",
+      onLog: (level, message) => showLog(message, () => printWorkerLog(level, message)),
+    });
     console.log(`[dev] router on workerd via Miniflare at ${miniflare.url}`);
   } else {
     console.log("[dev] applying D1 migrations (local)...");
     await run("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"]);
     console.log(`[dev] starting the wrangler dev server${values.inspect ? " with the DevTools inspector" : ""}...`);
+    // wrangler prints the Worker's console.log with console.log (log level "log"), and its own line
+    // per request too: the router's request line replaces that one.
+    const log = console.log.bind(console);
+    console.log = (...args: unknown[]) => {
+      const text = args.map(String).join(" ");
+      if (!WRANGLER_REQUEST_LINE.test(stripVTControlCharacters(text))) showLog(text, log);
+    };
     worker = await unstable_startWorker({
       config: "wrangler.toml",
       bindings: { ADMIN_TOKEN: { type: "plain_text", value: ADMIN_TOKEN }, ALLOW_LOCAL_BACKENDS: { type: "plain_text", value: "true" } },
-      dev: { server: { hostname: "127.0.0.1", port: PORT }, inspector: values.inspect ? {} : false, logLevel: "warn" },
+      dev: { server: { hostname: "127.0.0.1", port: PORT }, inspector: values.inspect ? {} : false, logLevel: "log" },
     });
     await worker.ready;
   }

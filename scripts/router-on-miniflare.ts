@@ -23,6 +23,11 @@ export interface RouterOptions {
   persistTo?: string;
   /** Open workerd's DevTools inspector on this port (for CPU profiles). */
   inspectorPort?: number;
+  /**
+   * Where the Worker's log lines go. By default its request lines (one per request) and workerd's
+   * expected notes are dropped, and everything else is printed; `npm run dev` renders request lines.
+   */
+  onLog?: (level: string, message: string) => void;
 }
 
 export interface RunningRouter {
@@ -64,10 +69,23 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     durableObjectsPersist: persist ? path.join(persist, "do") : false,
     modulesRules: undefined,
     ...(options.inspectorPort !== undefined ? { inspectorPort: options.inspectorPort } : {}),
+    handleStructuredLogs: ({ level, message }: { level: string; message: string }) => (options.onLog ?? printWorkerLog)(level, message),
   } as ConstructorParameters<typeof Miniflare>[0]);
   const url = (await mf.ready).toString().replace(/\/$/, "");
   await applyMigrations(mf);
   return { url, mf, dispose: () => mf.dispose() };
+}
+
+/**
+ * workerd's notes that say nothing is wrong: an alarm run that found the object's alarm moved (a gate
+ * moves its alarm as deadlines change; the new time stands).
+ */
+const EXPECTED_NOTES = ["SQLite alarm handler canceled with requestScheduledAlarm"];
+
+/** The default of `onLog`. */
+export function printWorkerLog(level: string, message: string): void {
+  if (message.includes('"msg":"request"') || EXPECTED_NOTES.some((note) => message.includes(note))) return;
+  (level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${message}\n`);
 }
 
 async function applyMigrations(mf: Miniflare): Promise<void> {

@@ -8,20 +8,13 @@ import { chatRoute } from "./api/chat";
 import { modelsRoute } from "./api/models";
 import { adminRoute } from "./api/admin";
 import { allowedMethods } from "./api/allowed-methods";
+import { requestLogging } from "./api/request-logging";
 
 export { TenantGate } from "./gate/tenant-gate";
 
 const app = new Hono<AppEnv>();
 
-app.use("*", async (c, next) => {
-  const requestId = crypto.randomUUID();
-  c.set("requestId", requestId);
-  await next();
-  if (!c.res.headers.has("x-request-id")) {
-    c.res = new Response(c.res.body, c.res);
-    c.res.headers.set("x-request-id", requestId);
-  }
-});
+app.use("*", requestLogging);
 
 app.get("/", (c) => c.json({ service: "sluice", docs: "https://github.com/sluice-router/sluice#readme" }));
 app.get("/healthz", (c) => c.json({ ok: true }));

@@ -12,6 +12,7 @@ import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/core/prot
 import { gateClient, type GateApi } from "../admission/gate-client";
 import { journalKeys, validIdempotencyKey } from "../admission/dedup-key";
 import type { Coordinates } from "../gate/core/regions";
+import type { AttemptLogEntry } from "../dispatch/dispatch-input";
 import { dispatch } from "../dispatch/dispatch";
 import { endAsJournaled, replayEntry } from "../dispatch/replay";
 import { isolateReadSizes } from "../dispatch/read-size";
@@ -21,6 +22,7 @@ import { JsonSink } from "../stream/json-sink";
 import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
 import { logError } from "../log";
+import { CLIENT_CLOSED, type RequestLog, type RequestOutcome } from "../observe/request-log";
 import { ShedHints } from "../admission/shed-hints";
 import { gateName, shardFor } from "../admission/gate-naming";
 
@@ -123,13 +125,24 @@ export const chatRoute = new Hono<AppEnv>().post(
       shard,
     };
     const stale = staleKey === undefined ? undefined : { key: staleKey, gate: gateName(tenant, shardFor(staleKey, shards)) };
-    const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale };
-    const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options).catch(async (err: unknown) => {
-      logError(requestId, "request failed unexpectedly", err);
-      await sink
-        .fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0)
-        .catch(() => {});
-    });
+    const log = c.get("requestLog");
+    log.set({ tenant, model: body.model, priority });
+    log.defer();
+    const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale, log };
+    const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options)
+      .catch(async (err: unknown): Promise<Ending> => {
+        logError(requestId, "request failed unexpectedly", err);
+        await sink
+          .fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0)
+          .catch(() => {});
+        return { outcome: "failed", code: "internal_error" };
+      })
+      .then((ending) => {
+        const regions = new Map(config.backends.map((b) => [b.id, b.region]));
+        log.addAttempts(ending.attempts ?? [], (id) => regions.get(id));
+        log.set({ backend: meta.backend || undefined, queueMs: meta.queueMs });
+        log.end(ending.outcome, sink.status ?? CLIENT_CLOSED, ending.code, Date.now());
+      });
     c.executionCtx.waitUntil(run);
     return sink.response;
   },
@@ -151,6 +164,15 @@ interface ServeOptions {
   detached: boolean;
   /** Where a stored answer for stale-if-error may be: its semantic key, and that key's gate. */
   stale?: { key: string; gate: string };
+  /** The request's log line, written when serve's answer is known. */
+  log: RequestLog;
+}
+
+/** How a request ended, for its log line (the status is the response's). */
+interface Ending {
+  outcome: RequestOutcome;
+  code?: string;
+  attempts?: AttemptLogEntry[];
 }
 
 /** How long one follow call waits for a joined generation to make progress. */
@@ -164,7 +186,7 @@ async function serve(
   signal: AbortSignal,
   meta: ResponseMeta,
   options: ServeOptions,
-): Promise<void> {
+): Promise<Ending> {
   const name = gateName(admit.tenant, admit.shard ?? 0);
   const gate = gateClient(env.TENANT_GATE, name);
   sink.setPhase("queued");
@@ -172,17 +194,17 @@ async function serve(
   if (admitted.kind === "reject") {
     shedHints.note(name, admit.priority, admitted, Date.now());
     await sink.fail({ status: admitted.status, code: admitted.code, message: admitted.message, retryAfterSec: admitted.retryAfterSec }, 0);
-    return;
+    return { outcome: "rejected", code: admitted.code };
   }
   if (admitted.kind === "replay") {
     meta.replay = "stored";
     await replayEntry(admitted.entry, sink, options.lastEventId);
-    return;
+    return { outcome: "replayed" };
   }
   if (admitted.kind === "join") {
     meta.replay = "joined";
     await followEntry(gate, admitted.entry, sink, options.lastEventId, signal);
-    return;
+    return { outcome: "joined" };
   }
   meta.queueMs = admitted.queueMs;
   meta.degradations = admitted.degradations;
@@ -223,6 +245,11 @@ async function serve(
       meta.attempts = grant.attempt;
       if (!sink.committed) meta.backend = grant.backend.id;
     },
+    onFirstToken: () => options.log.firstToken(Date.now()),
+  });
+  options.log.set({
+    promptTokens: progress.usage?.prompt_tokens ?? admit.promptTokens,
+    completionTokens: progress.usage?.completion_tokens ?? progress.tokens,
   });
   if ((result.outcome === "failed" || result.outcome === "partial") && result.failure && result.failure.status >= 500) {
     await recordDeadLetter(env.DB, {
@@ -235,10 +262,9 @@ async function serve(
       partial: result.outcome === "partial",
       attempts: result.attempts,
       createdAt: Date.now(),
-    }).catch((err: unknown) =>
-      console.error(JSON.stringify({ level: "error", requestId: admit.requestId, msg: "dead letter not written", error: String(err) })),
-    );
+    }).catch((err: unknown) => logError(admit.requestId, "dead letter not written", err));
   }
+  return { outcome: result.outcome, code: result.failure?.code, attempts: result.attempts };
 }
 
 /** Relays a generation another request is running (same key), live, as the gate records it. */

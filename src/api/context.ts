@@ -1,11 +1,14 @@
 import type { Env } from "../env";
 import type { TenantConfig } from "../config/schema";
+import type { RequestLog } from "../observe/request-log";
 
 /** Hono's typing of sluice's app: bindings, and what middleware puts on the context. */
 export interface AppEnv {
   Bindings: Env;
   Variables: {
     requestId: string;
+    /** The request's log line (observe/request-log.ts). */
+    requestLog: RequestLog;
     tenant: string;
     config: TenantConfig;
     /** The tenant's gate for a request without a journal key, once chosen (shards.ts). */

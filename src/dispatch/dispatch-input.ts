@@ -55,6 +55,8 @@ export interface DispatchInput {
   readSizes: ReadSizePolicy;
   /** Called when the serving backend changes (for response headers). */
   onAttempt?: (grant: AttemptGrant) => void;
+  /** Called when an attempt relays its first token. */
+  onFirstToken?: () => void;
   /** Record delivered chunks in the gate's journal (the request has a journal key). */
   record?: boolean;
   /** Chunks the journal already holds (a takeover carrying on from a checkpoint). */

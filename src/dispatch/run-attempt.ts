@@ -59,7 +59,10 @@ export async function runAttempt(
         const relayed = relay(held.splice(0), input, checkpointer);
         // The breaker hears of the success now, as it hears of failures: when they happen. The
         // call goes out after the first token's write, which it would otherwise delay.
-        if (firstToken) void input.gate.firstToken(input.leaseId).catch(() => {});
+        if (firstToken) {
+          void input.gate.firstToken(input.leaseId).catch(() => {});
+          input.onFirstToken?.();
+        }
         chunks += await relayed;
       }
       if (!done && cap !== undefined && progress.tokens >= cap) {

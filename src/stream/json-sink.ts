@@ -13,6 +13,7 @@ interface ToolCallDraft {
 export class JsonSink implements ClientSink {
   readonly committed = false;
   readonly response: Promise<Response>;
+  status: number | undefined;
   private resolveResponse!: (r: Response) => void;
   private readonly gone = new AbortController();
   private content = "";
@@ -90,15 +91,18 @@ export class JsonSink implements ClientSink {
       choices: [{ index: 0, message, finish_reason: this.finishReason ?? "stop", logprobs: this.logprobs && { content: this.logprobs } }],
       ...(this.usage ? { usage: this.usage } : {}),
     };
-    this.resolveResponse(
-      new Response(JSON.stringify(body), { status: 200, headers: { ...this.headers(), "content-type": "application/json" } }),
-    );
+    this.answer(new Response(JSON.stringify(body), { status: 200, headers: { ...this.headers(), "content-type": "application/json" } }));
   }
 
   async fail(failure: Failure): Promise<void> {
     const headers: Record<string, string> = { ...this.headers() };
     if (failure.retryAfterSec !== undefined) headers["retry-after"] = String(failure.retryAfterSec);
-    this.resolveResponse(errorResponse(failure.status, failure.code, failure.message, headers));
+    this.answer(errorResponse(failure.status, failure.code, failure.message, headers));
+  }
+
+  private answer(response: Response): void {
+    this.status = response.status;
+    this.resolveResponse(response);
   }
 
   skipTo(): void {}

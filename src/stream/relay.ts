@@ -10,6 +10,8 @@ export class StreamProgress {
   text = "";
   /** Chunks that carried output (content, tool calls, finish): the completion tokens we relayed. */
   tokens = 0;
+  /** The answer's token usage, as the last chunk that carried one reported it (for the whole answer). */
+  usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
   /** What the delivered output holds (text, reasoning, tool calls): where a break would cut it. */
   shape = new OutputShape();
   /** Tokens delivered before the attempt in progress, when it continues them (its prompt holds them). */
@@ -44,6 +46,7 @@ export class StreamProgress {
     if (chunk.isToken) this.tokens++;
     this.shape.note(chunk);
     if (raw.usage != null && this.continuedFrom > 0) raw.usage = wholeUsage(raw.usage, this.continuedFrom);
+    if (raw.usage != null) this.usage = usageCounts(raw.usage);
     raw.id = this.completionId;
     raw.created = this.created;
     return raw;
@@ -71,7 +74,17 @@ export class StreamProgress {
     this.tokens = 0;
     this.roleSent = false;
     this.shape = new OutputShape();
+    this.usage = undefined;
   }
+}
+
+/** The token counts of a backend's usage object, those that are numbers. */
+function usageCounts(usage: unknown): StreamProgress["usage"] {
+  const u = usage as { prompt_tokens?: unknown; completion_tokens?: unknown };
+  return {
+    prompt_tokens: typeof u.prompt_tokens === "number" ? u.prompt_tokens : undefined,
+    completion_tokens: typeof u.completion_tokens === "number" ? u.completion_tokens : undefined,
+  };
 }
 
 function hasValue(delta: Record<string, unknown> | undefined): boolean {

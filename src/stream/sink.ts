@@ -18,6 +18,8 @@ export interface ClientSink {
   readonly committed: boolean;
   /** Resolves with the Response for the client as soon as it is decided. */
   readonly response: Promise<Response>;
+  /** That Response's status, once decided. */
+  readonly status: number | undefined;
   /** Aborts when the client stops reading. */
   readonly clientGone: AbortSignal;
   /** What the client is waiting for, for keepalive comments. */

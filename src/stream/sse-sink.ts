@@ -18,6 +18,7 @@ const MAX_QUEUED_CHARS = 64 * 1024;
 export class SseSink implements ClientSink {
   committed = false;
   readonly response: Promise<Response>;
+  status: number | undefined;
   private resolveResponse!: (r: Response) => void;
   /** Made at commit: a request turned away before it (429, 503) never pays for a stream. */
   private writer!: WritableStreamDefaultWriter<Uint8Array>;
@@ -93,12 +94,17 @@ export class SseSink implements ClientSink {
       this.closed = true;
       const headers: Record<string, string> = { ...this.headers() };
       if (failure.retryAfterSec !== undefined) headers["retry-after"] = String(failure.retryAfterSec);
-      this.resolveResponse(errorResponse(failure.status, failure.code, failure.message, headers));
+      this.answer(errorResponse(failure.status, failure.code, failure.message, headers));
       return;
     }
     const { error } = errorBody(failure.status, failure.code, failure.message);
     await this.write(errorEvent(error, completionTokens > 0, completionTokens, failure.cut)).catch(() => {});
     await this.close();
+  }
+
+  private answer(response: Response): void {
+    this.status = response.status;
+    this.resolveResponse(response);
   }
 
   skipTo(n: number): void {
@@ -117,7 +123,7 @@ export class SseSink implements ClientSink {
     this.writer = writable.getWriter();
     // The client cancelling the body shows up as the writable side erroring.
     this.writer.closed.catch(() => this.gone.abort());
-    this.resolveResponse(
+    this.answer(
       new Response(readable, {
         status: 200,
         headers: {

@@ -8,7 +8,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRouter, type RunningRouter } from "../../scripts/router-on-miniflare";
+import { printWorkerLog, startRouter, type RunningRouter } from "../../scripts/router-on-miniflare";
+import { parseRequestLine } from "../../scripts/request-line";
+import type { RequestLine } from "../../src/observe/request-log";
+import { eventually } from "../support/eventually";
 import { ADMIN_TOKEN, DEMO_KEY, demoTenantConfig } from "../../scripts/demo-tenant";
 import { createTenantWithKey } from "../../scripts/tenant-admin";
 import { SimServer } from "../../sim/server";
@@ -33,6 +36,8 @@ if (!hasCurl) console.warn("\n[readme.test] curl is not installed: README's shel
 let router: RunningRouter;
 const sims: SimServer[] = [];
 let rewrite: (code: string) => string;
+/** The router's request log lines. */
+const logged: RequestLine[] = [];
 
 beforeAll(async () => {
   for (const id of ["use1-a", "euw1-a"]) {
@@ -40,7 +45,14 @@ beforeAll(async () => {
     await sim.listen();
     sims.push(sim);
   }
-  router = await startRouter({ adminToken: ADMIN_TOKEN });
+  router = await startRouter({
+    adminToken: ADMIN_TOKEN,
+    onLog: (level, message) => {
+      const line = parseRequestLine(message);
+      if (line) logged.push(line);
+      else printWorkerLog(level, message);
+    },
+  });
   const simUrl = (i: number) => `http://127.0.0.1:${sims[i]!.port}`;
   const config = demoTenantConfig(
     sims.map((s, i) => ({ id: s.options.id, region: i === 0 ? "us-east" : "eu-west", url: `${simUrl(i)}/v1` })),
@@ -79,7 +91,7 @@ describe("README examples", () => {
   });
 
   it("json: the tenant config example is accepted as written", async () => {
-    const json = blocks.filter((b) => b.lang === "json");
+    const json = blocks.filter((b) => b.lang === "json" && !b.code.includes('"msg":"request"'));
     expect(json).toHaveLength(1);
     const res = await fetch(`${router.url}/admin/tenants/readme-config`, {
       method: "PUT",
@@ -87,6 +99,25 @@ describe("README examples", () => {
       body: rewrite(json[0]!.code),
     });
     expect(res.status, await res.clone().text()).toBe(200);
+  });
+
+  it("json: the request log example has the fields of a real request's line", async () => {
+    const [example, ...others] = blocks.filter((b) => b.lang === "json" && b.code.includes('"msg":"request"'));
+    expect(others).toHaveLength(0);
+    const documented = JSON.parse(example!.code) as RequestLine;
+    const res = await fetch(`${router.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${DEMO_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: "Hello" }] }),
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const id = res.headers.get("x-request-id");
+    await eventually(() => logged.some((l) => l.requestId === id));
+    const line = logged.find((l) => l.requestId === id)!;
+    expect(Object.keys(line).sort()).toEqual(Object.keys(documented).sort());
+    expect(Object.keys(line.attempts[0]!).sort()).toEqual(Object.keys(documented.attempts[0]!).sort());
+    expect(line).toMatchObject({ tenant: "demo", model: "chat", outcome: "complete", status: 200 });
   });
 
   it("ts: the openai SDK examples run and print the answer", async () => {

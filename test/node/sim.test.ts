@@ -1,5 +1,6 @@
 // The simulated backend on its own: protocol, determinism, faults, saturation, 1,000 streams.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../support/eventually";
 import { readSse, SseTranscript } from "../support/sse-transcript";
 import { SimServer } from "../../sim/server";
 import { expectedText } from "../../sim/text";
@@ -17,15 +18,6 @@ beforeEach(() => {
   sim.configure({ failRate: 0, disconnectRate: 0, hangRate: 0, maxConcurrency: 256, tokensPerSecond: 200 });
   sim.resetStats();
 });
-
-/** Waits for `check` to hold; fails the test if it does not within `timeoutMs`. */
-async function until(check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`until: still false after ${timeoutMs} ms: ${check.toString()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function stream(body: Record<string, unknown>, headers: Record<string, string> = {}, signal?: AbortSignal) {
   const res = await fetch(`${base}/v1/chat/completions`, {
@@ -108,7 +100,7 @@ describe("sim", () => {
     const pending = Array.from({ length: 1000 }, (_, i) =>
       stream({ max_tokens: 20, messages: [{ role: "user", content: `n${i}` }], sim_fault: { hold: "all" } }),
     );
-    await until(() => sim.stats().held === 1000);
+    await eventually(() => sim.stats().held === 1000, 30_000);
     expect(sim.stats()).toMatchObject({ active: 1000, waiting: 0, peakActive: 1000 });
     expect(sim.release("all")).toBe(1000);
     const results = await Promise.all(pending);

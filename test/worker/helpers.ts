@@ -8,6 +8,9 @@ import type { SimOptions, SimStats } from "../../sim/types";
 import { createTenantWithKey } from "../../scripts/tenant-admin";
 
 export { readSse } from "../support/sse-transcript";
+import { eventually } from "../support/eventually";
+
+export { eventually };
 
 export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
 export type SimName = keyof typeof env.SIM_PORTS;
@@ -107,20 +110,6 @@ export const MESSAGES = [{ role: "user", content: "Say something deterministic."
 /** What the sim answers for these messages, uninterrupted. */
 export function expectedText(messages: unknown[] = MESSAGES, maxTokens?: number): string {
   return simExpectedText({ model: "sim-model", messages, maxTokens });
-}
-
-/**
- * Polls `check` until it returns true, for effects that land asynchronously. Fails the test when
- * `timeoutMs` passes first: a wait that timed out must not let a test carry on in the wrong state.
- * The limit is generous (a loaded machine is slow); a passing test never waits it out.
- */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000, stepMs = 25): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-  if (!(await check())) throw new Error(`eventually: still false after ${timeoutMs} ms: ${check.toString().slice(0, 200)}`);
 }
 
 export async function gateStats(tenant: string): Promise<any> {

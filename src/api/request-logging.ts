@@ -1,0 +1,31 @@
+// The first middleware: gives each request its id (x-request-id on every response) and its log
+// line (observe/request-log.ts). A route whose answer streams on after it returned defers the line
+// and writes it itself; every other request's line is written here, from the response.
+import { createMiddleware } from "hono/factory";
+import { RequestLog, outcomeOfStatus } from "../observe/request-log";
+import type { AppEnv } from "./context";
+
+export const requestLogging = createMiddleware<AppEnv>(async (c, next) => {
+  const requestId = crypto.randomUUID();
+  const log = new RequestLog(requestId, c.req.method, new URL(c.req.url).pathname, Date.now());
+  c.set("requestId", requestId);
+  c.set("requestLog", log);
+  await next();
+  if (!c.res.headers.has("x-request-id")) {
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set("x-request-id", requestId);
+  }
+  if (log.deferred) return;
+  log.set({ tenant: c.get("tenant") });
+  log.end(outcomeOfStatus(c.res.status), c.res.status, await errorCode(c.res), Date.now());
+});
+
+/** The `error.code` of an error response in OpenAI's shape (sluice's error bodies are small). */
+async function errorCode(response: Response): Promise<string | undefined> {
+  if (response.status < 400 || !response.headers.get("content-type")?.startsWith("application/json")) return undefined;
+  const body = (await response
+    .clone()
+    .json()
+    .catch(() => undefined)) as { error?: { code?: unknown } } | undefined;
+  return typeof body?.error?.code === "string" ? body.error.code : undefined;
+}

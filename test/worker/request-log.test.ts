@@ -1,0 +1,138 @@
+// The request log: one JSON line per request, written when it ends, with each attempt's story and
+// no prompt or completion text. The Worker runs in this isolate, so its console is the test's.
+import { SELF } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { RequestLine } from "../../src/observe/request-log";
+import {
+  chat,
+  createTenant,
+  eventually,
+  expectedText,
+  gateStats,
+  holder,
+  MESSAGES,
+  oneSlot,
+  readSse,
+  release,
+  resetSims,
+  resumableConfig,
+  simConfig,
+} from "./helpers";
+
+let lines: RequestLine[] = [];
+
+beforeEach(async () => {
+  await resetSims();
+  lines = [];
+  vi.spyOn(console, "log").mockImplementation((text: unknown) => {
+    const line = JSON.parse(String(text)) as RequestLine;
+    if (line.msg === "request") lines.push(line);
+  });
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** The log line of the request with this id, once written (a streamed answer's comes when it ends). */
+async function lineOf(res: Response): Promise<RequestLine> {
+  const id = res.headers.get("x-request-id");
+  expect(id).toBeTruthy();
+  await eventually(async () => lines.some((l) => l.requestId === id));
+  const matching = lines.filter((l) => l.requestId === id);
+  expect(matching).toHaveLength(1);
+  return matching[0]!;
+}
+
+describe("request log line", () => {
+  it("tells a streamed request's attempts: a failed one on a backend, then the one that answered", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a", "b"]));
+    const res = await chat(
+      key,
+      {
+        model: "chat",
+        messages: MESSAGES,
+        stream: true,
+        stream_options: { include_usage: true },
+        sim_fault: { backend: "a", status: 503 },
+      },
+      { "x-priority": "high" },
+    );
+    expect((await readSse(res)).text).toBe(expectedText());
+    const line = await lineOf(res);
+    expect(line).toMatchObject({
+      level: "info",
+      method: "POST",
+      path: "/v1/chat/completions",
+      tenant,
+      model: "chat",
+      priority: "high",
+      outcome: "complete",
+      status: 200,
+      backend: "b",
+    });
+    expect(line.code).toBeUndefined();
+    expect(line.attempts).toEqual([
+      expect.objectContaining({
+        attempt: 1,
+        backend: "a",
+        region: "us-east",
+        continuation: false,
+        outcome: "failure",
+        httpStatus: 503,
+        chunks: 0,
+      }),
+      expect.objectContaining({ attempt: 2, backend: "b", region: "eu-west", continuation: false, outcome: "success" }),
+    ]);
+    expect(line.attempts[0]!.code).toMatch(/^upstream_/);
+    expect(line.attempts[1]!.chunks).toBeGreaterThan(0);
+    expect(line.completionTokens).toBeGreaterThan(0);
+    expect(line.promptTokens).toBeGreaterThan(0);
+    expect(line.ttftMs).toBeGreaterThanOrEqual(0);
+    expect(line.totalMs).toBeGreaterThanOrEqual(line.ttftMs!);
+    // Neither the prompt nor the answer is logged.
+    const text = JSON.stringify(line);
+    expect(text).not.toContain(MESSAGES[0]!.content);
+    expect(text).not.toContain(expectedText().slice(0, 20));
+  });
+
+  it("marks a continuation, and a partial answer with its code and a warning level", async () => {
+    const { key } = await createTenant(resumableConfig(["a", "b"]));
+    const resumed = await chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { backend: "a", disconnect_after: 4 } });
+    expect((await readSse(resumed)).text).toBe(expectedText());
+    const continued = await lineOf(resumed);
+    expect(continued.outcome).toBe("complete");
+    expect(continued.attempts.map((a) => [a.backend, a.continuation, a.outcome])).toEqual([
+      ["a", false, "failure"],
+      ["b", true, "success"],
+    ]);
+
+    const { key: fragile } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 1 } }));
+    const partial = await chat(fragile, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { disconnect_after: 3 } });
+    expect((await readSse(partial)).error).toBeDefined();
+    expect(await lineOf(partial)).toMatchObject({ level: "warn", outcome: "partial", status: 200, completionTokens: 3 });
+  });
+
+  it("writes one line for a refusal at every stage: auth, validation, a full queue", async () => {
+    const unauthenticated = await chat("sk-nobody", { model: "chat", messages: MESSAGES });
+    expect(await lineOf(unauthenticated)).toMatchObject({ outcome: "rejected", status: 401, code: "invalid_api_key", attempts: [] });
+
+    const { tenant, key } = await createTenant(oneSlot({ maxQueue: 0 }));
+    const invalid = await chat(key, { model: "chat", messages: "not a list" });
+    expect(await lineOf(invalid)).toMatchObject({ outcome: "rejected", status: 400, code: "invalid_request", tenant });
+
+    const held = holder(key, "request-log-full");
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    const full = await chat(key, { model: "chat", messages: MESSAGES });
+    expect(full.status).toBe(429);
+    expect(await lineOf(full)).toMatchObject({ outcome: "rejected", status: 429, code: "queue_full", tenant, model: "chat", attempts: [] });
+    await release("request-log-full");
+    expect(await lineOf(await held)).toMatchObject({ outcome: "complete", status: 200 });
+  });
+
+  it("writes a line for every other route too", async () => {
+    const res = await SELF.fetch("https://sluice.test/healthz");
+    expect(await lineOf(res)).toMatchObject({ method: "GET", path: "/healthz", outcome: "complete", status: 200, attempts: [] });
+    const missing = await SELF.fetch("https://sluice.test/nowhere");
+    expect(await lineOf(missing)).toMatchObject({ outcome: "rejected", status: 404, code: "not_found" });
+  });
+});
