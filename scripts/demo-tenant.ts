@@ -4,13 +4,14 @@
 export const ADMIN_TOKEN = "dev-admin-token";
 export const DEMO_KEY = "sk-demo-local";
 
-/** Alias "chat" over both sims, falling back to "chat-small" on the second. */
+/** Alias "chat" over both sims, falling back to "chat-small" on the second, then "chat-large" on the first. */
 export function demoTenantConfig(sims: Array<{ id: string; region: string; url: string }>) {
   return {
     backends: sims.map((s) => ({ id: s.id, region: s.region, url: s.url, model: "llama-sim", maxConcurrency: 256, resume: true })),
     models: {
-      chat: { route: sims.map((s) => s.id), fallbacks: ["chat-small"] },
+      chat: { route: sims.map((s) => s.id), fallbacks: ["chat-small", "chat-large"] },
       "chat-small": { route: [sims[1]!.id] },
+      "chat-large": { route: [sims[0]!.id] },
     },
   };
 }

@@ -1,8 +1,10 @@
 import type { TenantGate } from "./gate/tenant-gate";
+import type { ConfigLog } from "./admin/config-log";
 
 /** Bindings of the sluice Worker (see wrangler.toml). */
 export interface Env {
   TENANT_GATE: DurableObjectNamespace<TenantGate>;
+  CONFIG_LOG: DurableObjectNamespace<ConfigLog>;
   CONFIG: KVNamespace;
   DB: D1Database;
   /** Secret: `wrangler secret put ADMIN_TOKEN`. Admin routes answer 401 while it is unset. */

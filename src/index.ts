@@ -11,6 +11,7 @@ import { allowedMethods } from "./api/allowed-methods";
 import { requestLogging } from "./api/request-logging";
 
 export { TenantGate } from "./gate/tenant-gate";
+export { ConfigLog } from "./admin/config-log";
 
 const app = new Hono<AppEnv>();
 

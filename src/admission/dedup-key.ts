@@ -1,7 +1,7 @@
 // Keys of the replay journal: the body hash an Idempotency-Key is bound to, and the semantic key
 // under which deterministic requests (temperature 0) share results.
 import canonicalize from "canonicalize";
-import { sha256Hex } from "../config/store";
+import { sha256Hex } from "../config/store-env";
 import type { RecordSpec } from "../gate/core/protocol";
 
 /** Fields that change how an answer is delivered, not what it is: a replay may differ in them. */

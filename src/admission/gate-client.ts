@@ -3,6 +3,7 @@
 // fresh stub. Leases and breakers live in the object's storage and survive; an admission that
 // was queued is simply made again.
 import type { TenantGate } from "../gate/tenant-gate";
+import { gateName } from "./gate-naming";
 
 /** The gate's RPC methods, with the plain types they are declared with. */
 export type GateApi = Pick<
@@ -51,4 +52,9 @@ export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: 
     erase: call("erase"),
     stats: call("stats"),
   };
+}
+
+/** Handles on a tenant's first `count` gates (its shards). */
+export function gatesOf(namespace: DurableObjectNamespace<TenantGate>, tenant: string, count: number): GateApi[] {
+  return Array.from({ length: count }, (_, shard) => gateClient(namespace, gateName(tenant, shard)));
 }

@@ -1,8 +1,9 @@
-// Authentication: tenant API keys for /v1, the ADMIN_TOKEN secret for /admin.
+// Authentication: tenant API keys for /v1; for /admin, the ADMIN_TOKEN secret or a tenant admin key.
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./context";
 import { errorResponse } from "../stream/errors";
-import { readTenantConfig, tenantForKey } from "../config/store";
+import { readTenantConfig } from "../config/store";
+import { adminKeys, apiKeys } from "../config/keyring";
 
 function bearer(header: string | undefined): string | null {
   const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
@@ -13,7 +14,7 @@ function bearer(header: string | undefined): string | null {
 export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearer(c.req.header("authorization"));
   if (!key) return errorResponse(401, "missing_api_key", "Missing API key: send it as 'Authorization: Bearer <key>'.");
-  const tenant = await tenantForKey(c.env, key);
+  const tenant = await apiKeys.owner(c.env, key);
   const config = tenant ? await readTenantConfig(c.env, tenant) : null;
   if (!tenant || !config) return errorResponse(401, "invalid_api_key", "Invalid API key.");
   c.set("tenant", tenant);
@@ -21,13 +22,22 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-/** Admin routes: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. */
+/**
+ * Admin routes: the operator's `Authorization: Bearer <ADMIN_TOKEN>` (compared in constant time),
+ * or a tenant admin key, which reaches its own tenant's routes only (api/admin-scope.ts).
+ */
 export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
   const expected = c.env.ADMIN_TOKEN;
   if (!expected) return errorResponse(401, "admin_disabled", "The admin API is disabled: the ADMIN_TOKEN secret is not set.");
   const given = bearer(c.req.header("authorization"));
-  if (!given) return errorResponse(401, "missing_admin_token", "Missing admin token: send it as 'Authorization: Bearer <ADMIN_TOKEN>'.");
-  if (!(await constantTimeEqual(given, expected))) return errorResponse(401, "invalid_admin_token", "Invalid admin token.");
+  if (!given)
+    return errorResponse(401, "missing_admin_token", "Missing admin token: send it as 'Authorization: Bearer <ADMIN_TOKEN or admin key>'.");
+  if (await constantTimeEqual(given, expected)) c.set("admin", { kind: "operator" });
+  else {
+    const key = await adminKeys.lookup(c.env, given);
+    if (!key) return errorResponse(401, "invalid_admin_token", "Invalid admin token.");
+    c.set("admin", { kind: "tenant", tenant: key.tenant, keyId: key.id });
+  }
   await next();
 });
 

@@ -2,6 +2,8 @@ import type { Env } from "../env";
 import type { TenantConfig } from "../config/schema";
 import type { RequestLog } from "../observe/request-log";
 
+export type AdminPrincipal = { kind: "operator" } | { kind: "tenant"; tenant: string; keyId: string };
+
 /** Hono's typing of sluice's app: bindings, and what middleware puts on the context. */
 export interface AppEnv {
   Bindings: Env;
@@ -11,6 +13,8 @@ export interface AppEnv {
     requestLog: RequestLog;
     tenant: string;
     config: TenantConfig;
+    /** Who called an admin route: the operator (ADMIN_TOKEN) or a tenant admin key (api/auth.ts). */
+    admin: AdminPrincipal;
     /** The tenant's gate for a request without a journal key, once chosen (shards.ts). */
     shard?: number;
   };

@@ -8,8 +8,8 @@ import { errorResponse } from "../stream/errors";
 import type { TenantConfig } from "../config/schema";
 import { listTenants, readTenantConfig } from "../config/store";
 import type { Env } from "../env";
-import { gateClient } from "../admission/gate-client";
-import { fnv1a, gateName } from "../admission/gate-naming";
+import { gatesOf } from "../admission/gate-client";
+import { fnv1a } from "../admission/gate-naming";
 import { prometheusText, type GateStats, type MetricFamily } from "../observe/prometheus";
 import { mergeShardStats } from "../observe/shard-stats";
 
@@ -25,12 +25,9 @@ const MAX_PARTS = 64;
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** The tenant's first `count` gates (shards.ts). */
-export const gatesOf = (env: Env, tenant: string, count: number) =>
-  Array.from({ length: count }, (_, shard) => gateClient(env.TENANT_GATE, gateName(tenant, shard)));
-
 /** The tenant's live stats: a sharded tenant's gates added up. */
 export async function statsOf(env: Env, tenant: string, config: TenantConfig): Promise<GateStats> {
-  const gates = gatesOf(env, tenant, config.limits.shards);
+  const gates = gatesOf(env.TENANT_GATE, tenant, config.limits.shards);
   const stats =
     gates.length === 1
       ? await gates[0]!.stats()

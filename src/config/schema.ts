@@ -158,6 +158,8 @@ export const TenantConfigSchema = z
             message: `fallbacks reach more than ${MAX_FALLBACK_DEPTH} hops from this alias`,
           });
       }
+    const cycle = fallbackCycle(cfg.models);
+    if (cycle) ctx.addIssue({ code: "custom", path: ["models", cycle[0]!, "fallbacks"], message: `fallback cycle: ${cycle.join(" -> ")}` });
     for (const [alias, m] of Object.entries(cfg.models)) {
       m.route.forEach((b, i) => {
         if (!backendIds.has(b)) ctx.addIssue({ code: "custom", path: ["models", alias, "route", i], message: `unknown backend "${b}"` });
@@ -221,6 +223,31 @@ function fallbackDepth(models: Record<string, { fallbacks: string[] }>, alias: s
     depth++;
   }
   return depth;
+}
+
+/**
+ * A cycle of fallbacks (["a", "b", "a"]: a falls back to b, which falls back to a), or null. A
+ * request would never stop falling back on it; the first one found is reported.
+ */
+function fallbackCycle(models: Record<string, { fallbacks: string[] }>): string[] | null {
+  const done = new Set<string>();
+  const visit = (alias: string, path: string[]): string[] | null => {
+    const at = path.indexOf(alias);
+    if (at >= 0) return [...path.slice(at), alias];
+    if (done.has(alias) || !Object.hasOwn(models, alias)) return null;
+    for (const next of models[alias]!.fallbacks) {
+      if (next === alias) continue; // reported on its own: "a model cannot fall back to itself"
+      const cycle = visit(next, [...path, alias]);
+      if (cycle) return cycle;
+    }
+    done.add(alias);
+    return null;
+  };
+  for (const alias of Object.keys(models)) {
+    const cycle = visit(alias, []);
+    if (cycle) return cycle;
+  }
+  return null;
 }
 
 /** The route of a model alias, by a name from a request: own aliases only, never the prototype's ("constructor"). */

@@ -88,6 +88,12 @@ describe("README examples", () => {
     expect(chat!.trimEnd().endsWith("data: [DONE]")).toBe(true);
     const admin = outputs.find((o) => o.includes('"tenant":"acme"'));
     expect(admin).toContain('"key":"sk-acme-0123456789"');
+    // The tenant admin's change and rollback, as its history tells them.
+    const history = outputs.find((o) => o.includes('"kind":"rollback"'));
+    expect(history).toMatch(/"version":3,"created_at":\d+,"actor":"admin-key:[0-9a-f]{16}","kind":"rollback","rollback_of":1/);
+    expect(history).toContain('"kind":"patch"');
+    const demo: any = await (await fetch(`${router.url}/admin/tenants/demo`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+    expect(demo.models.chat.fallbacks).toEqual(["chat-small", "chat-large"]);
   });
 
   it("json: the tenant config example is accepted as written", async () => {

@@ -14,6 +14,8 @@ const LAYERS = [
   ["src/dispatch"],
   ["src/observe"],
   ["src/admission"],
+  // Durable Objects beside the gate that use it: the tenant's config log.
+  ["src/admin"],
   // The Worker's bindings, the gate's class among them.
   ["src/env.ts"],
   ["src/api"],

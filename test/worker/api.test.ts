@@ -255,7 +255,7 @@ describe("methods", () => {
     expect(models.headers.get("allow")).toBe("GET, HEAD");
     await expectError(models, 405, "method_not_allowed");
     const tenant = await SELF.fetch("https://sluice.test/admin/tenants/acme", { method: "POST", headers: ADMIN });
-    expect(tenant.headers.get("allow")).toBe("DELETE, GET, HEAD, PUT");
+    expect(tenant.headers.get("allow")).toBe("DELETE, GET, HEAD, PATCH, PUT");
     await expectError(tenant, 405, "method_not_allowed");
     await expectError(await SELF.fetch("https://sluice.test/v1/nothing"), 404, "not_found");
   });

@@ -125,7 +125,9 @@ describe("DELETE /admin/tenants/{tenant}", () => {
 
   it("ends a request in flight with tenant_deleted at its next call to the gate", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"]));
-    const running = holder(key, "del-inflight", { stream: true });
+    // After two tokens the backend goes quiet (until the idle timeout, 10 s): the stream can only
+    // end through the gate's answer to the first token, however slow the machine.
+    const running = chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { hold: "del-inflight", hang_after: 2 } });
     await eventually(async () => (await simStats("a")).held === 1);
     expect((await deleteTenant(tenant)).status).toBe(200);
     await release("del-inflight");
