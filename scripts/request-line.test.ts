@@ -7,6 +7,7 @@ const base: RequestLine = {
   level: "info",
   msg: "request",
   requestId: "2dffb0eb-1794-488f-acd2-74bccedfb887",
+  traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
   method: "POST",
   path: "/v1/chat/completions",
   tenant: "demo",

@@ -51,6 +51,9 @@ export interface Generation {
 
 const TICK_MS = 5;
 
+/** Traceparent headers the sim remembers (SimStats.traceparents). */
+const MAX_TRACEPARENTS = 64;
+
 export class SimServer {
   readonly options: SimOptions;
   private readonly server: http.Server;
@@ -59,6 +62,8 @@ export class SimServer {
   private ticker: ReturnType<typeof setInterval> | undefined;
   private dice: () => number;
   private counters = SimServer.zeroCounters();
+  /** The traceparent headers received, for tests of trace propagation (the last MAX_TRACEPARENTS). */
+  private traceparents: string[] = [];
 
   constructor(options: Partial<SimOptions> = {}) {
     this.options = { ...DEFAULT_SIM_OPTIONS, ...options };
@@ -93,7 +98,14 @@ export class SimServer {
   stats(): SimStats {
     let held = 0;
     for (const gen of [...this.active, ...this.waiting]) if (gen.hold !== undefined && !gen.done) held++;
-    return { id: this.options.id, active: this.active.size, waiting: this.waiting.length, held, ...this.counters };
+    return {
+      id: this.options.id,
+      active: this.active.size,
+      waiting: this.waiting.length,
+      held,
+      ...this.counters,
+      traceparents: [...this.traceparents],
+    };
   }
 
   /** Lets generations held under `hold` (every hold when undefined) go on to their first token. */
@@ -112,6 +124,7 @@ export class SimServer {
 
   resetStats(): void {
     this.counters = SimServer.zeroCounters();
+    this.traceparents = [];
   }
 
   /** Changes process-wide knobs at run time (e.g. take a region down and bring it back). */
@@ -152,6 +165,8 @@ export class SimServer {
 
   private chat(req: http.IncomingMessage, raw: string, res: http.ServerResponse): void {
     this.counters.requests++;
+    const traceparent = req.headers.traceparent;
+    if (typeof traceparent === "string") this.traceparents = [...this.traceparents.slice(-(MAX_TRACEPARENTS - 1)), traceparent];
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(raw) as Record<string, unknown>;

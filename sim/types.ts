@@ -65,4 +65,6 @@ export interface SimStats {
   hung: number;
   cancelled: number;
   tokens: number;
+  /** The W3C `traceparent` headers of the last 64 chat requests, oldest first. */
+  traceparents: string[];
 }

@@ -22,6 +22,7 @@ import { JsonSink } from "../stream/json-sink";
 import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
 import { logError } from "../log";
+import type { TraceContext } from "../trace-context";
 import { CLIENT_CLOSED, type RequestLog, type RequestOutcome } from "../observe/request-log";
 import { ShedHints } from "../admission/shed-hints";
 import { gateName, shardFor } from "../admission/gate-naming";
@@ -104,8 +105,10 @@ export const chatRoute = new Hono<AppEnv>().post(
     const shards = config.limits.shards;
     const shard = record ? shardFor(record.key, shards) : (c.get("shard") ?? shardFor(undefined, shards));
     const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
+    const trace = c.get("trace");
     const headers = () => ({
       "x-request-id": requestId,
+      "x-sluice-trace-id": trace.traceId,
       ...(meta.backend ? { "x-sluice-backend": meta.backend } : {}),
       "x-sluice-attempts": String(meta.attempts),
       "x-sluice-queue-ms": String(meta.queueMs),
@@ -128,7 +131,7 @@ export const chatRoute = new Hono<AppEnv>().post(
     const log = c.get("requestLog");
     log.set({ tenant, model: body.model, priority });
     log.defer();
-    const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale, log };
+    const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale, log, trace };
     const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options)
       .catch(async (err: unknown): Promise<Ending> => {
         logError(requestId, "request failed unexpectedly", err);
@@ -166,6 +169,7 @@ interface ServeOptions {
   stale?: { key: string; gate: string };
   /** The request's log line, written when serve's answer is known. */
   log: RequestLog;
+  trace: TraceContext;
 }
 
 /** How a request ended, for its log line (the status is the response's). */
@@ -246,6 +250,7 @@ async function serve(
       if (!sink.committed) meta.backend = grant.backend.id;
     },
     onFirstToken: () => options.log.firstToken(Date.now()),
+    trace: options.trace,
   });
   options.log.set({
     promptTokens: progress.usage?.prompt_tokens ?? admit.promptTokens,
@@ -262,6 +267,7 @@ async function serve(
       partial: result.outcome === "partial",
       attempts: result.attempts,
       createdAt: Date.now(),
+      traceId: options.trace.traceId,
     }).catch((err: unknown) => logError(admit.requestId, "dead letter not written", err));
   }
   return { outcome: result.outcome, code: result.failure?.code, attempts: result.attempts };

@@ -1,6 +1,7 @@
 import type { Env } from "../env";
 import type { TenantConfig } from "../config/schema";
 import type { RequestLog } from "../observe/request-log";
+import type { TraceContext } from "../trace-context";
 
 export type AdminPrincipal = { kind: "operator" } | { kind: "tenant"; tenant: string; keyId: string };
 
@@ -11,6 +12,8 @@ export interface AppEnv {
     requestId: string;
     /** The request's log line (observe/request-log.ts). */
     requestLog: RequestLog;
+    /** The W3C trace the request belongs to (trace-context.ts). */
+    trace: TraceContext;
     tenant: string;
     config: TenantConfig;
     /** Who called an admin route: the operator (ADMIN_TOKEN) or a tenant admin key (api/auth.ts). */

@@ -1,19 +1,23 @@
-// The first middleware: gives each request its id (x-request-id on every response) and its log
-// line (observe/request-log.ts). A route whose answer streams on after it returned defers the line
+// The first middleware: gives each request its id (x-request-id on every response), its trace
+// (x-sluice-trace-id; trace-context.ts) and its log line (observe/request-log.ts). A route whose answer streams on after it returned defers the line
 // and writes it itself; every other request's line is written here, from the response.
 import { createMiddleware } from "hono/factory";
 import { RequestLog, outcomeOfStatus } from "../observe/request-log";
 import type { AppEnv } from "./context";
+import { traceOf } from "../trace-context";
 
 export const requestLogging = createMiddleware<AppEnv>(async (c, next) => {
   const requestId = crypto.randomUUID();
-  const log = new RequestLog(requestId, c.req.method, new URL(c.req.url).pathname, Date.now());
+  const trace = traceOf(c.req.header("traceparent"), c.req.header("tracestate"));
+  const log = new RequestLog(requestId, trace.traceId, c.req.method, new URL(c.req.url).pathname, Date.now());
   c.set("requestId", requestId);
+  c.set("trace", trace);
   c.set("requestLog", log);
   await next();
   if (!c.res.headers.has("x-request-id")) {
     c.res = new Response(c.res.body, c.res);
     c.res.headers.set("x-request-id", requestId);
+    c.res.headers.set("x-sluice-trace-id", trace.traceId);
   }
   if (log.deferred) return;
   log.set({ tenant: c.get("tenant") });

@@ -1,6 +1,7 @@
 // One upstream call: POST {backend}/chat/completions with stream: true, then its SSE events, read
 // under the timeout that applies at that point (connect, first token, then idle; always the
 // request's total deadline). Any timeout aborts the upstream fetch, which cancels the generation.
+import { traceHeaders, type TraceContext } from "../trace-context";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { AttemptGrant, Timeouts } from "../gate/core/protocol";
 import { parseRetryAfter } from "./retry-after";
@@ -47,6 +48,8 @@ export interface AttemptRequest {
   signal: AbortSignal;
   /** How much each read waits for: the isolate's shared policy (`isolateReadSizes`). */
   readSizes: ReadSizePolicy;
+  /** The request's trace and this attempt's span in it (the backend's parent span). */
+  trace?: { context: TraceContext; spanId: string };
 }
 
 const MAX_ERROR_BODY_BYTES = 2048;
@@ -112,7 +115,11 @@ export class UpstreamAttempt {
       () => new AttemptError("connect_timeout", `No response headers from ${grant.backend.id} within ${timeouts.connectMs} ms.`, true),
     );
 
-    const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      accept: "text/event-stream",
+      ...(this.req.trace ? traceHeaders(this.req.trace.context, this.req.trace.spanId) : {}),
+    };
     if (grant.backend.apiKey) headers.authorization = `Bearer ${grant.backend.apiKey}`;
     let response: Response;
     try {

@@ -1,4 +1,5 @@
 // What the dispatch loop is given and gives back, and the part of the gate it calls.
+import type { TraceContext } from "../trace-context";
 import type {
   AttemptGrant,
   AttemptReport,
@@ -36,6 +37,8 @@ export interface AttemptLogEntry {
   errorDetail?: string;
   httpStatus?: number;
   chunks: number;
+  /** The attempt's span id in the request's trace (the backend's parent span). */
+  spanId?: string;
 }
 
 export interface DispatchInput {
@@ -55,6 +58,8 @@ export interface DispatchInput {
   readSizes: ReadSizePolicy;
   /** Called when the serving backend changes (for response headers). */
   onAttempt?: (grant: AttemptGrant) => void;
+  /** The request's trace: each attempt is a span of it, sent to the backend as `traceparent`. */
+  trace?: TraceContext;
   /** Called when an attempt relays its first token. */
   onFirstToken?: () => void;
   /** Record delivered chunks in the gate's journal (the request has a journal key). */

@@ -10,6 +10,7 @@ import type { OutputCut } from "../stream/output-cut";
 import { Regeneration } from "../stream/regeneration";
 import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
 import { logError } from "../log";
+import { randomHex } from "../trace-context";
 import { Checkpointer } from "./checkpointer";
 import type { DispatchInput, DispatchResult, GateCalls, AttemptLogEntry } from "./dispatch-input";
 import { replayEntry } from "./replay";
@@ -111,7 +112,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     progress.startAttempt(grant.continuation);
     sink.setPhase(progress.tokens > 0 ? "streaming" : "waiting");
 
-    const { report, error } = await runAttempt(input, grant, checkpointer, regeneration);
+    const spanId = randomHex(8);
+    const { report, error } = await runAttempt(input, grant, checkpointer, regeneration, spanId);
     if (discarded > 0) report.wastedTokens = (report.wastedTokens ?? 0) + discarded;
     discarded = 0;
     lastReport = report;
@@ -127,6 +129,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
       errorDetail: report.errorDetail,
       httpStatus: report.httpStatus,
       chunks: report.chunks,
+      spanId,
     });
 
     if (report.outcome === "success") {

@@ -16,7 +16,9 @@ export async function runAttempt(
   grant: AttemptGrant,
   checkpointer: Checkpointer,
   /** Set when the attempt regenerates an answer whose tool calls the client has (see Regeneration). */
-  regeneration?: Regeneration,
+  regeneration: Regeneration | undefined,
+  /** The attempt's span in the request's trace. */
+  spanId: string,
 ): Promise<{ report: AttemptReport; error?: AttemptError }> {
   const { progress, signal } = input;
   const attempt = new UpstreamAttempt({
@@ -28,6 +30,7 @@ export async function runAttempt(
     deadline: input.deadline,
     signal,
     readSizes: input.readSizes,
+    trace: input.trace && { context: input.trace, spanId },
   });
   // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
   const held: UpstreamChunk[] = [];

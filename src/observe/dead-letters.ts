@@ -15,13 +15,15 @@ export interface DeadLetter {
   partial: boolean;
   attempts: AttemptLogEntry[];
   createdAt: number;
+  /** The request's W3C trace id (null for letters written before traces were kept). */
+  traceId: string | null;
 }
 
 export async function recordDeadLetter(db: D1Database, letter: DeadLetter): Promise<void> {
   await db.batch([
     db
       .prepare(
-        `INSERT INTO dead_letters (tenant, request_id, model, status, code, message, partial, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO dead_letters (tenant, request_id, model, status, code, message, partial, attempts, created_at, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .bind(
         letter.tenant,
@@ -33,6 +35,7 @@ export async function recordDeadLetter(db: D1Database, letter: DeadLetter): Prom
         letter.partial ? 1 : 0,
         JSON.stringify(letter.attempts),
         letter.createdAt,
+        letter.traceId,
       ),
     db.prepare(`DELETE FROM dead_letters WHERE created_at < ?`).bind(letter.createdAt - DEAD_LETTER_MAX_AGE_MS),
     db
@@ -56,7 +59,7 @@ export async function listDeadLetters(
 ): Promise<Array<DeadLetter & { id: number }>> {
   const rows = await db
     .prepare(
-      `SELECT id, tenant, request_id, model, status, code, message, partial, attempts, created_at FROM dead_letters
+      `SELECT id, tenant, request_id, model, status, code, message, partial, attempts, created_at, trace_id FROM dead_letters
        WHERE tenant = ? AND id < ? ORDER BY id DESC LIMIT ?`,
     )
     .bind(tenant, beforeId ?? Number.MAX_SAFE_INTEGER, limit)
@@ -71,6 +74,7 @@ export async function listDeadLetters(
       partial: number;
       attempts: string;
       created_at: number;
+      trace_id: string | null;
     }>();
   return rows.results.map((r) => ({
     id: r.id,
@@ -83,5 +87,6 @@ export async function listDeadLetters(
     partial: r.partial === 1,
     attempts: JSON.parse(r.attempts) as AttemptLogEntry[],
     createdAt: r.created_at,
+    traceId: r.trace_id,
   }));
 }

@@ -3,7 +3,10 @@ import { type RequestLine, RequestLog, outcomeOfStatus } from "./request-log";
 
 function logged(): { log: RequestLog; lines: RequestLine[] } {
   const lines: RequestLine[] = [];
-  return { log: new RequestLog("req-1", "POST", "/v1/chat/completions", 1_000, (l) => lines.push(l)), lines };
+  return {
+    log: new RequestLog("req-1", "4bf92f3577b34da6a3ce929d0e0e4736", "POST", "/v1/chat/completions", 1_000, (l) => lines.push(l)),
+    lines,
+  };
 }
 
 describe("RequestLog", () => {
@@ -24,7 +27,16 @@ describe("RequestLog", () => {
           errorCode: "connect_error",
           chunks: 0,
         },
-        { attempt: 2, backendId: "b", continuation: true, startedAt: 1_020, durationMs: 80, outcome: "success", chunks: 12 },
+        {
+          attempt: 2,
+          backendId: "b",
+          continuation: true,
+          startedAt: 1_020,
+          durationMs: 80,
+          outcome: "success",
+          chunks: 12,
+          spanId: "00f067aa0ba902b7",
+        },
       ],
       (id) => (id === "a" ? "us-east" : undefined),
     );
@@ -35,6 +47,7 @@ describe("RequestLog", () => {
         level: "info",
         msg: "request",
         requestId: "req-1",
+        traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
         method: "POST",
         path: "/v1/chat/completions",
         tenant: "acme",
@@ -57,6 +70,7 @@ describe("RequestLog", () => {
             httpStatus: undefined,
             ms: 10,
             chunks: 0,
+            spanId: undefined,
           },
           {
             attempt: 2,
@@ -68,6 +82,7 @@ describe("RequestLog", () => {
             httpStatus: undefined,
             ms: 80,
             chunks: 12,
+            spanId: "00f067aa0ba902b7",
           },
         ],
       },

@@ -23,12 +23,16 @@ export interface AttemptLine {
   ms: number;
   /** Chunks relayed by this attempt (one per completion token). */
   chunks: number;
+  /** The attempt's span in the trace (the backend's parent span). */
+  spanId?: string;
 }
 
 export interface RequestLine {
   level: "info" | "warn";
   msg: "request";
   requestId: string;
+  /** The W3C trace id (x-sluice-trace-id). */
+  traceId: string;
   method: string;
   path: string;
   tenant?: string;
@@ -63,6 +67,7 @@ export class RequestLog {
 
   constructor(
     readonly requestId: string,
+    private readonly traceId: string,
     private readonly method: string,
     private readonly path: string,
     private readonly startedAt: number,
@@ -90,6 +95,7 @@ export class RequestLog {
         httpStatus: e.httpStatus,
         ms: e.durationMs,
         chunks: e.chunks,
+        spanId: e.spanId,
       });
     }
   }
@@ -107,6 +113,7 @@ export class RequestLog {
       level: status >= 500 || outcome === "partial" ? "warn" : "info",
       msg: "request",
       requestId: this.requestId,
+      traceId: this.traceId,
       method: this.method,
       path: this.path,
       ...this.details,

@@ -92,7 +92,9 @@ describe("README examples", () => {
     const history = outputs.find((o) => o.includes('"kind":"rollback"'));
     expect(history).toMatch(/"version":3,"created_at":\d+,"actor":"admin-key:[0-9a-f]{16}","kind":"rollback","rollback_of":1/);
     expect(history).toContain('"kind":"patch"');
-    const demo: any = await (await fetch(`${router.url}/admin/tenants/demo`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+    const demo: any = await (
+      await fetch(`${router.url}/admin/tenants/demo`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).json();
     expect(demo.models.chat.fallbacks).toEqual(["chat-small", "chat-large"]);
   });
 

@@ -17,6 +17,8 @@ import {
   resetSims,
   resumableConfig,
   simConfig,
+  simStats,
+  ADMIN,
 } from "./helpers";
 
 let lines: RequestLine[] = [];
@@ -134,5 +136,47 @@ describe("request log line", () => {
     expect(await lineOf(res)).toMatchObject({ method: "GET", path: "/healthz", outcome: "complete", status: 200, attempts: [] });
     const missing = await SELF.fetch("https://sluice.test/nowhere");
     expect(await lineOf(missing)).toMatchObject({ outcome: "rejected", status: 404, code: "not_found" });
+  });
+});
+
+describe("trace context", () => {
+  const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const PARENT = "00f067aa0ba902b7";
+  const spanOf = (traceparent: string | undefined, trace: string) => traceparent?.match(new RegExp(`^00-${trace}-([0-9a-f]{16})-01$`))?.[1];
+
+  it("continues the client's trace into every backend attempt, a span each, and says so", async () => {
+    const { key } = await createTenant(simConfig(["a", "b"]));
+    const res = await chat(
+      key,
+      { model: "chat", messages: MESSAGES, stream: true, sim_fault: { backend: "a", status: 503 } },
+      { traceparent: `00-${TRACE}-${PARENT}-01`, tracestate: "congo=t61rcWkgMzE" },
+    );
+    expect(res.headers.get("x-sluice-trace-id")).toBe(TRACE);
+    expect((await readSse(res)).text).toBe(expectedText());
+    const [onA, onB] = [(await simStats("a")).traceparents, (await simStats("b")).traceparents];
+    expect(onA).toHaveLength(1);
+    expect(onB).toHaveLength(1);
+    const spans = [spanOf(onA[0], TRACE), spanOf(onB[0], TRACE)];
+    expect(spans[0]).toBeDefined();
+    expect(spans[1]).toBeDefined();
+    expect(new Set([...spans, PARENT]).size).toBe(3);
+    const line = await lineOf(res);
+    expect(line.traceId).toBe(TRACE);
+    expect(line.attempts.map((a) => a.spanId)).toEqual(spans);
+  });
+
+  it("starts a trace when the client sent none (or an invalid one), and puts it in the dead letter", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 1 } }));
+    const res = await chat(key, { model: "chat", messages: MESSAGES, sim_fault: { status: 500 } }, { traceparent: "00-nonsense" });
+    expect(res.status).toBe(502);
+    const trace = res.headers.get("x-sluice-trace-id")!;
+    expect(trace).toMatch(/^[0-9a-f]{32}$/);
+    expect(spanOf((await simStats("a")).traceparents[0], trace)).toBeDefined();
+    await eventually(async () => {
+      const dead: any = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters`, { headers: ADMIN })).json();
+      return dead.data.length === 1 && dead.data[0].traceId === trace;
+    });
+    // Every other response carries one too.
+    expect((await SELF.fetch("https://sluice.test/healthz")).headers.get("x-sluice-trace-id")).toMatch(/^[0-9a-f]{32}$/);
   });
 });
