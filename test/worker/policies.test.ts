@@ -106,8 +106,11 @@ describe("retries", () => {
   it("with 20% failures, every request completes and upstream attempts stay under 1.3x", async () => {
     for (const [i, s] of (["a", "b"] as const).entries()) await simControl(s, { failRate: 0.2, failStatus: 503, seed: 11 + i });
     // Timeouts far away: only the sims' seeded 20% fail, never a slow attempt on a loaded machine.
+    // One budget window for the whole run: on a slow machine a 10 s window would hold fewer
+    // requests, so fewer retries, and whether a cluster of failures fits would depend on speed.
     const timeouts = { connectMs: 60_000, firstTokenMs: 60_000, idleMs: 60_000 };
-    const { key } = await createTenant(simConfig(["a", "b"], { retry: { maxAttempts: 4, budgetRatio: 0.3, baseDelayMs: 1 }, timeouts }));
+    const retry = { maxAttempts: 4, budgetRatio: 0.3, baseDelayMs: 1, budgetWindowMs: 3_600_000 };
+    const { key } = await createTenant(simConfig(["a", "b"], { retry, timeouts }));
     const N = 100;
     let complete = 0;
     for (let i = 0; i < N; i++) {
