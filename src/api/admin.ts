@@ -10,6 +10,7 @@ import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 import { fleetMetricsRoute, PROMETHEUS_CONTENT_TYPE, statsOf } from "./metrics";
 import { prometheusText, type GateStats } from "../observe/prometheus";
+import { withoutHistograms } from "../observe/shard-stats";
 import { operatorOnly, tenantNotFound, tenantScope } from "./admin-scope";
 import { tenantConfigRoute } from "./admin-config";
 import { adminKeysRoute, apiKeysRoute } from "./admin-keys";
@@ -49,7 +50,7 @@ export const adminRoute = new Hono<AppEnv>()
   .route("/tenants/:tenant/admin-keys", adminKeysRoute)
   .get("/tenants/:tenant/stats", async (c) => {
     const stats = await tenantStats(c.env, c.req.param("tenant"));
-    return stats ? c.json(stats) : tenantNotFound(c.req.param("tenant"));
+    return stats ? c.json(withoutHistograms(stats)) : tenantNotFound(c.req.param("tenant"));
   })
   .get("/tenants/:tenant/metrics", async (c) => {
     const stats = await tenantStats(c.env, c.req.param("tenant"));

@@ -24,14 +24,14 @@ const MAX_PARTS = 64;
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** The tenant's first `count` gates (shards.ts). */
-/** The tenant's live stats: a sharded tenant's gates added up. */
+/**
+ * The tenant's live stats, with the latency histograms behind its percentiles (Prometheus exports
+ * them; the JSON API leaves them out): a sharded tenant's gates added up.
+ */
 export async function statsOf(env: Env, tenant: string, config: TenantConfig): Promise<GateStats> {
   const gates = gatesOf(env.TENANT_GATE, tenant, config.limits.shards);
-  const stats =
-    gates.length === 1
-      ? await gates[0]!.stats()
-      : mergeShardStats(await Promise.all(gates.map((g) => g.stats({ histograms: true }))), config);
+  const all = await Promise.all(gates.map((g) => g.stats({ histograms: true })));
+  const stats = all.length === 1 ? all[0]! : mergeShardStats(all, config);
   // Labelled by the id it was asked for, even if a gate never heard its tenant's name.
   return { ...stats, tenant };
 }

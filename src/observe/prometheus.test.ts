@@ -7,6 +7,8 @@ function sampleStats(): GateStats {
   metrics.count("completed", 3);
   metrics.count("rejectedQueueFull", 2);
   metrics.queued(12);
+  metrics.queued(700);
+  metrics.queued(3);
   return {
     tenant: "acme",
     queue: { depth: 2, byPriority: { high: 0, normal: 2, low: 0 }, oldestWaitMs: 40, drainPerSecond: 1.5 },
@@ -17,6 +19,7 @@ function sampleStats(): GateStats {
     rateLimit: { requests: { perMinute: 600, available: 598 }, tokens: null },
     journal: { entries: 7, bytes: 2048 },
     latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
+    histograms: { queue: metrics.queueMs.toJSON(), total: metrics.totalMs.toJSON() },
     backends: [
       {
         id: "use1-a",
@@ -55,7 +58,7 @@ describe("prometheusText", () => {
     expect(lines).toContain('sluice_rate_limit_available{tenant="acme",limit="requests"} 598');
     // A limit the tenant does not set has no samples.
     expect(lines.some((l) => l.includes('limit="tokens"'))).toBe(false);
-    expect(lines).toContain('sluice_queue_wait_count{tenant="acme"} 1');
+    expect(lines).toContain('sluice_queue_wait_count{tenant="acme"} 3');
     expect(lines.some((l) => l.startsWith('sluice_queue_wait_ms{tenant="acme",quantile="0.5"} '))).toBe(true);
     // No samples yet: no quantiles, only the count.
     expect(lines.some((l) => l.startsWith("sluice_request_duration_ms{"))).toBe(false);
@@ -69,13 +72,24 @@ describe("prometheusText", () => {
     expect(lines).toContain(`sluice_backend_ttft_ms{${backend},quantile="0.95"} 90`);
   });
 
+  it("exports latencies as histograms a scraper can window: cumulative buckets in seconds, +Inf, sum and count", () => {
+    expect(lines).toContain("# TYPE sluice_queue_wait_seconds histogram");
+    const bucket = (le: string) =>
+      Number(lines.find((l) => l.startsWith(`sluice_queue_wait_seconds_bucket{tenant="acme",le="${le}"} `))?.split(" ")[1]);
+    // Samples of 3, 12 and 700 ms.
+    expect([bucket("0.005"), bucket("0.01"), bucket("0.025"), bucket("0.5"), bucket("1"), bucket("+Inf")]).toEqual([1, 1, 2, 2, 3, 3]);
+    expect(lines).toContain('sluice_queue_wait_seconds_sum{tenant="acme"} 0.715');
+    expect(lines).toContain('sluice_queue_wait_seconds_count{tenant="acme"} 3');
+    expect(lines).toContain('sluice_request_duration_seconds_bucket{tenant="acme",le="+Inf"} 0');
+  });
+
   it("is well-formed: every sample belongs to the family declared before it, and ends with a newline", () => {
     expect(text.endsWith("\n")).toBe(true);
     let family = "";
     for (const line of lines.filter(Boolean)) {
-      const declared = /^# TYPE (\S+) (counter|gauge)$/.exec(line);
+      const declared = /^# TYPE (\S+) (counter|gauge|histogram)$/.exec(line);
       if (declared) family = declared[1]!;
-      else if (!line.startsWith("# HELP ")) expect(line).toMatch(new RegExp(`^${family}(\\{[^}]*\\})? -?[0-9.e+]+$`));
+      else if (!line.startsWith("# HELP ")) expect(line).toMatch(new RegExp(`^${family}(_bucket|_sum|_count)?(\\{[^}]*\\})? -?[0-9.e+]+$`));
     }
   });
 

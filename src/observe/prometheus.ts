@@ -2,27 +2,28 @@
 // `GET /admin/tenants/{tenant}/metrics` (one tenant) and `GET /admin/metrics` (all of them). Every
 // sample has a `tenant` label; each family is declared once, with all tenants' samples under it,
 // as the format requires. Counters keep counting across gate restarts (they are stored), so rates
-// over them hold. Latency percentiles come from the gate's histograms and are exported as gauges
-// with a `quantile` label.
+// over them hold. Latencies are Prometheus histograms (`_seconds_bucket`, `_sum`, `_count`, since
+// the gate started counting), so a scraper computes any window with rate(); the same histograms'
+// lifetime percentiles are also exported as gauges with a `quantile` label.
 import type { BreakerState } from "../gate/core/breaker";
 import { COUNTER_HELP, type CounterName } from "../gate/core/metrics";
 import type { GateStats } from "../gate/core/stats";
-import type { LatencySummary } from "../gate/core/histogram";
+import { EXPORTED_BOUNDS_MS, LatencyHistogram, type LatencySummary, type SavedHistogram } from "../gate/core/histogram";
 
 export type { GateStats };
 export type Labels = Record<string, string>;
 
 const BREAKER_STATES: readonly BreakerState[] = ["closed", "half-open", "open"];
 
-/** One metric: its samples, each with its labels. */
+/** One metric: its samples, each with its labels (and, in a histogram, its name's suffix: `_bucket`, `_sum`, `_count`). */
 export interface MetricFamily {
   name: string;
-  type: "counter" | "gauge";
+  type: "counter" | "gauge" | "histogram";
   help: string;
-  samples: Array<[Labels, number]>;
+  samples: Array<[Labels, number] | [Labels, number, string]>;
 }
 
-type AddFamily = (name: string, type: MetricFamily["type"], help: string, samples: Array<[Labels, number]>) => void;
+type AddFamily = (name: string, type: MetricFamily["type"], help: string, samples: MetricFamily["samples"]) => void;
 
 /** The stats of one or more tenants (in the order given), and any further families, as one exposition. */
 export function prometheusText(tenants: GateStats[], more: MetricFamily[] = []): string {
@@ -37,7 +38,7 @@ export function prometheusText(tenants: GateStats[], more: MetricFamily[] = []):
   const out: string[] = [];
   for (const { name, type, help, samples } of families.values()) {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) out.push(`${name}${labelText(labels)} ${value}`);
+    for (const [labels, value, suffix] of samples) out.push(`${name}${suffix ?? ""}${labelText(labels)} ${value}`);
   }
   return `${out.join("\n")}\n`;
 }
@@ -93,6 +94,15 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   family("sluice_journal_bytes", "gauge", "Bytes of chunks in the replay journal.", [[tenant, stats.journal.bytes]]);
   percentiles("sluice_queue_wait", "Time from admission to a slot", [[tenant, stats.latencyMs.queue]]);
   percentiles("sluice_request_duration", "Time from a slot to the request's end", [[tenant, stats.latencyMs.total]]);
+  if (stats.histograms) {
+    family("sluice_queue_wait_seconds", "histogram", "Time from admission to a slot.", histogram(tenant, stats.histograms.queue));
+    family(
+      "sluice_request_duration_seconds",
+      "histogram",
+      "Time from a slot to the request's end.",
+      histogram(tenant, stats.histograms.total),
+    );
+  }
 
   const backends = stats.backends.map((b) => [{ ...tenant, backend: b.id, region: b.region }, b] as const);
   family(
@@ -148,6 +158,28 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     "Time to the backend's first token",
     backends.map(([l, b]) => [l, b.ttftMs]),
   );
+  family(
+    "sluice_backend_ttft_seconds",
+    "histogram",
+    "Time from an attempt's start to the backend's first token.",
+    backends.flatMap(([l, b]) => (b.ttftHistogram ? histogram(l, b.ttftHistogram) : [])),
+  );
+}
+
+/**
+ * A histogram's samples: cumulative counts at each bound (seconds; a sample up to ~9% under a
+ * bound may count under the next, the gate's buckets being log-spaced), then `+Inf`, the sum and the count.
+ */
+function histogram(labels: Labels, saved: SavedHistogram): Array<[Labels, number, string]> {
+  const h = new LatencyHistogram();
+  h.restore(saved);
+  const { cumulative, count, sumMs } = h.exported();
+  return [
+    ...EXPORTED_BOUNDS_MS.map((bound, i): [Labels, number, string] => [{ ...labels, le: String(bound / 1000) }, cumulative[i]!, "_bucket"]),
+    [{ ...labels, le: "+Inf" }, count, "_bucket"],
+    [labels, sumMs / 1000, "_sum"],
+    [labels, count, "_count"],
+  ];
 }
 
 function quantiles(labels: Labels, p: LatencySummary): Array<[Labels, number]> {

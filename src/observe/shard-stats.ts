@@ -50,10 +50,20 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
         authFailures: add((x) => x.authFailures),
         tokens: add((x) => x.tokens),
         ttftMs: mergedSummary(rows.map((x) => x.ttftHistogram)),
+        ttftHistogram: mergedHistogram(rows.map((x) => x.ttftHistogram)),
       };
     }),
-    shards: parts.map(({ histograms: _h, ...s }) => ({ ...s, backends: s.backends.map(({ ttftHistogram: _t, ...b }) => b) })),
+    shards: parts.map(withoutHistograms),
+    histograms: {
+      queue: mergedHistogram(parts.map((s) => s.histograms?.queue)),
+      total: mergedHistogram(parts.map((s) => s.histograms?.total)),
+    },
   };
+}
+
+/** Stats as the JSON API shows them: percentiles, not the histograms behind them (Prometheus gets those). */
+export function withoutHistograms<T extends GateStats>({ histograms: _h, ...stats }: T): Omit<T, "histograms"> {
+  return { ...stats, backends: stats.backends.map(({ ttftHistogram: _t, ...b }) => b) };
 }
 
 /** Each limit's shares added up: the tenant's limit, and what all its gates have left of it. */
@@ -75,11 +85,16 @@ function sumRecords(records: Array<Record<string, number>>): Record<string, numb
   return out;
 }
 
-function mergedSummary(saved: Array<SavedHistogram | undefined>): LatencySummary {
+/** Histograms added up, bucket by bucket (and their sums). */
+function mergedHistogram(saved: Array<SavedHistogram | undefined>): SavedHistogram {
   const buckets = new Map<number, number>();
   for (const h of saved) for (const [bucket, n] of h ?? []) buckets.set(bucket, (buckets.get(bucket) ?? 0) + n);
+  return [...buckets];
+}
+
+function mergedSummary(saved: Array<SavedHistogram | undefined>): LatencySummary {
   const merged = new LatencyHistogram();
-  merged.restore([...buckets]);
+  merged.restore(mergedHistogram(saved));
   return merged.summary();
 }
 

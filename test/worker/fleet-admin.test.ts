@@ -78,6 +78,15 @@ describe("GET /admin/metrics", () => {
     expect(samples(text, "sluice_tenant_up").get(`{tenant="${one.tenant}"}`)).toBe(1);
     expect(samples(text, "sluice_tenant_up").get(`{tenant="${sharded.tenant}"}`)).toBe(1);
     expect(samples(text, "sluice_backend_attempts_total").get(`{tenant="${sharded.tenant}",backend="b",region="eu-west"}`)).toBe(0); // pinned order: a served all
+    // Latency histograms, the sharded tenant's gates added up: cumulative buckets, +Inf = count.
+    const durations = samples(text, "sluice_request_duration_seconds_count");
+    expect(durations.get(`{tenant="${one.tenant}"}`)).toBe(1);
+    expect(durations.get(`{tenant="${sharded.tenant}"}`)).toBe(4);
+    expect(samples(text, "sluice_request_duration_seconds_sum").get(`{tenant="${sharded.tenant}"}`)).toBeGreaterThan(0);
+    const buckets = [...samples(text, "sluice_request_duration_seconds_bucket")].filter(([labels]) => labels.includes(`tenant="${sharded.tenant}"`));
+    expect(buckets.at(-1)).toEqual([`{tenant="${sharded.tenant}",le="+Inf"}`, 4]);
+    expect(buckets.map(([, n]) => n)).toEqual(buckets.map(([, n]) => n).sort((x, y) => x - y));
+    expect(samples(text, "sluice_backend_ttft_seconds_count").get(`{tenant="${sharded.tenant}",backend="a",region="us-east"}`)).toBe(4);
 
     // Prometheus rejects a family declared twice, or samples away from their declaration.
     const types = text.split("\n").filter((l) => l.startsWith("# TYPE "));
@@ -85,12 +94,12 @@ describe("GET /admin/metrics", () => {
     let family = "";
     const seen = new Set<string>();
     for (const line of text.split("\n").filter(Boolean)) {
-      const declared = /^# TYPE (\S+) (counter|gauge)$/.exec(line);
+      const declared = /^# TYPE (\S+) (counter|gauge|histogram)$/.exec(line);
       if (declared) {
         family = declared[1]!;
         expect(seen.has(family)).toBe(false);
         seen.add(family);
-      } else if (!line.startsWith("# HELP ")) expect(line.startsWith(`${family}{`) || line.startsWith(`${family} `)).toBe(true);
+      } else if (!line.startsWith("# HELP ")) expect(line, family).toMatch(new RegExp(`^${family}(_bucket|_sum|_count)?[{ ]`));
     }
   });
 

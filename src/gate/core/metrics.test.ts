@@ -55,10 +55,13 @@ describe("LatencyHistogram stored form", () => {
   it("keeps only buckets with counts and ignores stored buckets out of range", () => {
     const h = new LatencyHistogram();
     for (const ms of [1, 5, 5, 900]) h.record(ms);
-    expect(h.toJSON()).toHaveLength(3);
+    // Three buckets, and the sum of the samples.
+    expect(h.toJSON()).toHaveLength(4);
+    expect(h.toJSON().at(-1)).toEqual([-1, 911]);
     const back = new LatencyHistogram();
-    back.restore([...h.toJSON(), [-1, 5], [10_000, 2], [3, 0]]);
+    back.restore([...h.toJSON(), [10_000, 2], [3, 0], [-7, 3]]);
     expect(back.count).toBe(4);
     expect(back.summary()).toEqual(h.summary());
+    expect(back.exported()).toEqual(h.exported());
   });
 });
