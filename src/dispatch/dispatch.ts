@@ -4,7 +4,16 @@
 // back, so a failure before it can move to another backend without the client noticing. After
 // tokens were sent, only a continuation on a resumable backend can carry on; otherwise the client
 // gets the partial-completion error event.
-import type { AttemptGrant, AttemptReport, Checkpoint, LeaseCheck, LeaseEnded, RetryResult, SettleOutcome } from "../gate/core/protocol";
+import type {
+  AttemptGrant,
+  AttemptReport,
+  Checkpoint,
+  LeaseCheck,
+  LeaseEnded,
+  RetryResult,
+  SettleOutcome,
+  WastedTokens,
+} from "../gate/core/protocol";
 import type { Failure } from "../stream/sink";
 import type { OutputCut } from "../stream/output-cut";
 import { Regeneration } from "../stream/regeneration";
@@ -69,8 +78,9 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
   let lastReport: AttemptReport | null = null;
   /** Set while the next attempt regenerates an answer whose reasoning or tool calls the client has. */
   let regeneration: Regeneration | undefined;
-  /** Tokens gathered for a non-streaming answer and dropped when it started over: told with the next report. */
-  let discarded = 0;
+  /** Tokens gathered for a non-streaming answer and dropped when it started over, and the backend they came from: told with the next report. */
+  let discarded: WastedTokens | undefined;
+  let previousBackend = grant.backend.id;
   const end = async (outcome: SettleOutcome, failure?: Failure): Promise<DispatchResult> => {
     await settleWithRetry(gate, leaseId, lastReport, outcome);
     return { outcome, attempts: log, failure };
@@ -101,7 +111,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     }
     if (!grant.continuation && progress.tokens > 0 && !regeneration) {
       // Starting over (non-streaming answer on a non-resumable backend): drop what was gathered.
-      discarded += progress.tokens;
+      discarded = { backendId: previousBackend, cause: "restarted", tokens: progress.tokens };
       progress.restart();
       sink.reset();
       checkpointer.discard();
@@ -114,8 +124,9 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
 
     const spanId = randomHex(8);
     const { report, error } = await runAttempt(input, grant, checkpointer, regeneration, spanId);
-    if (discarded > 0) report.wastedTokens = (report.wastedTokens ?? 0) + discarded;
-    discarded = 0;
+    if (discarded) report.waste = [...(report.waste ?? []), discarded];
+    discarded = undefined;
+    previousBackend = grant.backend.id;
     lastReport = report;
     log.push({
       attempt: grant.attempt,

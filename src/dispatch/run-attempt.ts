@@ -39,7 +39,10 @@ export async function runAttempt(
   let tokenSeen = false;
   let finished = false;
   const base = { backendId: grant.backend.id };
-  const waste = () => (regeneration ? { wastedTokens: regeneration.skipped } : {});
+  const waste = () =>
+    regeneration && regeneration.skipped > 0
+      ? { waste: [{ backendId: grant.backend.id, cause: "regenerated" as const, tokens: regeneration.skipped }] }
+      : {};
   try {
     await attempt.open();
     for (;;) {

@@ -34,6 +34,7 @@ function sampleStats(): GateStats {
         failures: 3,
         authFailures: 2,
         tokens: 120,
+        wastedTokens: { regenerated: 7, restarted: 0 },
         ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 },
       },
     ],
@@ -69,6 +70,8 @@ describe("prometheusText", () => {
     expect(lines).toContain(`sluice_backend_failures_total{${backend}} 3`);
     expect(lines).toContain(`sluice_backend_auth_failures_total{${backend}} 2`);
     expect(lines).toContain(`sluice_backend_tokens_total{${backend}} 120`);
+    expect(lines).toContain(`sluice_backend_wasted_tokens_total{${backend},cause="regenerated"} 7`);
+    expect(lines).toContain(`sluice_backend_wasted_tokens_total{${backend},cause="restarted"} 0`);
     expect(lines).toContain(`sluice_backend_ttft_ms{${backend},quantile="0.95"} 90`);
   });
 

@@ -153,6 +153,14 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     "Completion tokens relayed from the backend.",
     backends.map(([l, b]) => [l, b.tokens]),
   );
+  family(
+    "sluice_backend_wasted_tokens_total",
+    "counter",
+    "Tokens the backend generated that no client got: regenerated (a prefix generated again to resume reasoning or tool calls), restarted (a non-streaming answer dropped to start over).",
+    backends.flatMap(([l, b]) =>
+      (["regenerated", "restarted"] as const).map((cause): [Labels, number] => [{ ...l, cause }, b.wastedTokens[cause]]),
+    ),
+  );
   percentiles(
     "sluice_backend_ttft",
     "Time to the backend's first token",

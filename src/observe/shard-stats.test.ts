@@ -37,6 +37,7 @@ function backend(id: string, breaker: BreakerState, n: number, ttft: number[] = 
     failures: 1,
     authFailures: n,
     tokens: n * 10,
+    wastedTokens: { regenerated: n, restarted: 2 * n },
     ttftMs: h.summary(),
     ttftHistogram: h.toJSON(),
   };
@@ -87,7 +88,16 @@ describe("mergeShardStats", () => {
   it("adds a backend's rows across gates, with its configured capacity, and counts a gate that lacks the row as nothing", () => {
     const merged = mergeShardStats([shard(2), shard(3, { backends: [backend("a", "closed", 3)] })], config);
     const [a, b] = merged.backends;
-    expect(a).toMatchObject({ id: "a", region: "us-east", inFlight: 5, attempts: 10, tokens: 50, authFailures: 5, maxConcurrency: 10 });
+    expect(a).toMatchObject({
+      id: "a",
+      region: "us-east",
+      inFlight: 5,
+      attempts: 10,
+      tokens: 50,
+      authFailures: 5,
+      maxConcurrency: 10,
+      wastedTokens: { regenerated: 5, restarted: 10 },
+    });
     expect(a?.window).toEqual({ successes: 5, failures: 2 });
     expect(b).toMatchObject({ id: "b", inFlight: 2, attempts: 4, maxConcurrency: 20 });
   });

@@ -49,6 +49,10 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
         failures: add((x) => x.failures),
         authFailures: add((x) => x.authFailures),
         tokens: add((x) => x.tokens),
+        wastedTokens: {
+          regenerated: add((x) => x.wastedTokens.regenerated),
+          restarted: add((x) => x.wastedTokens.restarted),
+        },
         ttftMs: mergedSummary(rows.map((x) => x.ttftHistogram)),
         ttftHistogram: mergedHistogram(rows.map((x) => x.ttftHistogram)),
       };

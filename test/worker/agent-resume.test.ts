@@ -94,6 +94,9 @@ describe("tool calls through a break", () => {
     expect(sse.toolCalls).toEqual(answer.toolCalls);
     expect(sse.comments.some((c) => c.startsWith("regenerating backend=b"))).toBe(true);
     await eventually(async () => (await gateStats(tenant)).counters.wastedTokens > 0);
+    // Regenerated on b, the backend that generated the prefix again.
+    const b = (await gateStats(tenant)).backends.find((x: any) => x.id === "b");
+    expect(b.wastedTokens.regenerated).toBe((await gateStats(tenant)).counters.wastedTokens);
   });
 
   it("a break after the finish reason needs nothing more: the answer is whole", async () => {

@@ -136,9 +136,16 @@ describe("mid-stream failure", () => {
 
   it("retries a non-streaming request from scratch, since the client has seen nothing", async () => {
     await simControl("a", { disconnectRate: 1 });
-    const { key } = await createTenant(simConfig(["a", "b"]));
+    const { tenant, key } = await createTenant(simConfig(["a", "b"]));
     const res = await chat(key, { model: "chat", messages: MESSAGES });
     expect(res.status).toBe(200);
     expect(((await res.json()) as any).choices[0].message.content).toBe(expectedText());
+    // What a had generated before it broke was dropped: wasted on a, as "restarted".
+    await eventually(async () => (await gateStats(tenant)).backends.find((x: any) => x.id === "a").wastedTokens.restarted > 0);
+    const stats = await gateStats(tenant);
+    const [onA, onB] = ["a", "b"].map((id) => stats.backends.find((x: any) => x.id === id).wastedTokens);
+    expect(onB).toEqual({ regenerated: 0, restarted: 0 });
+    expect(onA.regenerated).toBe(0);
+    expect(stats.counters.wastedTokens).toBe(onA.restarted);
   });
 });

@@ -16,7 +16,16 @@ describe("GateMetrics", () => {
     m.attemptEnded({ backendId: "a", outcome: "success", ttftMs: 40 }, 20);
     m.attemptEnded({ backendId: "a", outcome: "failure", errorCode: "upstream_auth_failed" });
     m.attemptEnded({ backendId: "a", outcome: "cancelled", ttftMs: 15 }, 3);
-    expect(changes).toBe(10);
+    // A continuation on b that regenerated 4 tokens, and dropped 6 that a had gathered.
+    m.attemptEnded({
+      backendId: "b",
+      outcome: "success",
+      waste: [
+        { backendId: "b", cause: "regenerated", tokens: 4 },
+        { backendId: "a", cause: "restarted", tokens: 6 },
+      ],
+    });
+    expect(changes).toBe(11);
 
     const back = GateMetrics.restore(JSON.parse(JSON.stringify(m)), () => {});
     expect(back.counters).toEqual(m.counters);
@@ -32,6 +41,9 @@ describe("GateMetrics", () => {
       authFailures: 1,
       tokens: 23,
     });
+    expect(a.wasted).toEqual({ regenerated: 0, restarted: 6 });
+    expect(back.backendCounters("b")!.wasted).toEqual({ regenerated: 4, restarted: 0 });
+    expect(back.counters.wastedTokens).toBe(10);
     expect(a.ttft.summary()).toEqual(m.backendCounters("a")!.ttft.summary());
     expect(a.ttft.count).toBe(2);
   });
@@ -47,7 +59,7 @@ describe("GateMetrics", () => {
       { counters: {}, queueMs: [], totalMs: [], backends: { a: { attempts: 2, successes: 2, failures: 0, ttft: [] } } },
       () => {},
     );
-    expect(back.backendCounters("a")).toMatchObject({ attempts: 2, tokens: 0 });
+    expect(back.backendCounters("a")).toMatchObject({ attempts: 2, tokens: 0, wasted: { regenerated: 0, restarted: 0 } });
   });
 });
 

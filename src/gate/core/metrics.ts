@@ -3,7 +3,9 @@
 // little about a tenant with quiet spells. The gate stores `toJSON()` a moment after a change
 // (see METRICS_SAVE_MS) and starts from `GateMetrics.restore`.
 import { LatencyHistogram, type SavedHistogram } from "./histogram";
-import type { AttemptReport } from "./protocol";
+import type { AttemptReport, WasteCause } from "./protocol";
+
+const WASTE_CAUSES: readonly WasteCause[] = ["regenerated", "restarted"];
 
 /** How long after a change the gate stores its metrics: a restart forgets at most this much. */
 export const METRICS_SAVE_MS = 1_000;
@@ -75,6 +77,8 @@ export interface BackendCounters {
   authFailures: number;
   /** Completion tokens relayed from the backend. */
   tokens: number;
+  /** Tokens the backend generated that no client got, by cause. */
+  wasted: Record<WasteCause, number>;
   ttft: LatencyHistogram;
 }
 
@@ -84,7 +88,15 @@ export interface SavedMetrics {
   totalMs: SavedHistogram;
   backends: Record<
     string,
-    { attempts: number; successes: number; failures: number; authFailures?: number; tokens?: number; ttft: SavedHistogram }
+    {
+      attempts: number;
+      successes: number;
+      failures: number;
+      authFailures?: number;
+      tokens?: number;
+      wasted?: Partial<Record<WasteCause, number>>;
+      ttft: SavedHistogram;
+    }
   >;
 }
 
@@ -111,6 +123,7 @@ export class GateMetrics {
       c.failures = b.failures;
       c.authFailures = b.authFailures ?? 0;
       c.tokens = b.tokens ?? 0;
+      for (const cause of WASTE_CAUSES) c.wasted[cause] = b.wasted?.[cause] ?? 0;
       c.ttft.restore(b.ttft);
     }
     return m;
@@ -139,7 +152,7 @@ export class GateMetrics {
   }
 
   /** An attempt's end. A 4xx for a bad request counts as a success: the backend is up. */
-  attemptEnded(report: Pick<AttemptReport, "backendId" | "outcome" | "ttftMs" | "errorCode" | "wastedTokens">, tokens = 0): void {
+  attemptEnded(report: Pick<AttemptReport, "backendId" | "outcome" | "ttftMs" | "errorCode" | "waste">, tokens = 0): void {
     const { backendId, outcome, ttftMs } = report;
     const c = this.backend(backendId);
     if (outcome === "failure") c.failures++;
@@ -148,7 +161,10 @@ export class GateMetrics {
     if (ttftMs !== undefined) c.ttft.record(ttftMs);
     c.tokens += tokens;
     this.counters.completionTokens += tokens;
-    this.counters.wastedTokens += report.wastedTokens ?? 0;
+    for (const w of report.waste ?? []) {
+      this.backend(w.backendId).wasted[w.cause] += w.tokens;
+      this.counters.wastedTokens += w.tokens;
+    }
     this.changed();
   }
 
@@ -170,6 +186,7 @@ export class GateMetrics {
             failures: c.failures,
             authFailures: c.authFailures,
             tokens: c.tokens,
+            wasted: { ...c.wasted },
             ttft: c.ttft.toJSON(),
           },
         ]),
@@ -180,7 +197,18 @@ export class GateMetrics {
   private backend(id: string): BackendCounters {
     let c = this.backends.get(id);
     if (!c)
-      this.backends.set(id, (c = { attempts: 0, successes: 0, failures: 0, authFailures: 0, tokens: 0, ttft: new LatencyHistogram() }));
+      this.backends.set(
+        id,
+        (c = {
+          attempts: 0,
+          successes: 0,
+          failures: 0,
+          authFailures: 0,
+          tokens: 0,
+          wasted: { regenerated: 0, restarted: 0 },
+          ttft: new LatencyHistogram(),
+        }),
+      );
     return c;
   }
 }

@@ -127,6 +127,19 @@ export type CheckpointAck = { held: true; recorded: number | null } | { held: fa
 
 export type AttemptOutcome = "success" | "failure" | "client_error" | "cancelled";
 
+/**
+ * Why generated tokens never reached the client: "regenerated", a prefix the client already had,
+ * generated again to resume reasoning or tool calls (stream/regeneration.ts); "restarted", a
+ * non-streaming answer dropped when it had to start over on another backend.
+ */
+export type WasteCause = "regenerated" | "restarted";
+
+export interface WastedTokens {
+  backendId: string;
+  cause: WasteCause;
+  tokens: number;
+}
+
 /** How one attempt on one backend ended, as the Worker saw it. */
 export interface AttemptReport {
   backendId: string;
@@ -137,8 +150,8 @@ export interface AttemptReport {
   errorMessage?: string;
   /** Foreign text (the backend's, the runtime's): for the attempt log and dead letters only. */
   errorDetail?: string;
-  /** Output tokens the backend generated that the client never got: a regenerated prefix, or a discarded answer. */
-  wastedTokens?: number;
+  /** Output tokens generated that the client never got, by the backend that generated them and why. */
+  waste?: WastedTokens[];
   httpStatus?: number;
   retryAfterMs?: number;
   durationMs: number;

@@ -5,6 +5,7 @@ import type { LatencySummary, SavedHistogram } from "./histogram";
 import type { Counters, GateMetrics } from "./metrics";
 import { PRIORITIES, type BoundedPriorityQueue, type Priority } from "./queue";
 import type { TenantPolicies } from "./tenant-policies";
+import type { WasteCause } from "./protocol";
 
 export interface BackendStats {
   id: string;
@@ -20,6 +21,8 @@ export interface BackendStats {
   /** Failures where the backend refused sluice's credentials: a misconfigured apiKey while this grows. */
   authFailures: number;
   tokens: number;
+  /** Tokens the backend generated that no client got, by cause (see WasteCause). */
+  wastedTokens: Record<WasteCause, number>;
   ttftMs: LatencySummary;
   /** With `histograms: true` (a sharded tenant's gates, merged by the Worker). */
   ttftHistogram?: SavedHistogram;
@@ -89,6 +92,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         failures: c?.failures ?? 0,
         authFailures: c?.authFailures ?? 0,
         tokens: c?.tokens ?? 0,
+        wastedTokens: { regenerated: c?.wasted.regenerated ?? 0, restarted: c?.wasted.restarted ?? 0 },
         ttftMs: c?.ttft.summary() ?? { count: 0 },
         ...(options.histograms ? { ttftHistogram: c?.ttft.toJSON() ?? [] } : {}),
       };
