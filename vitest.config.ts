@@ -22,6 +22,8 @@ export default defineConfig(async () => {
             // The sims listen on 127.0.0.1: a deployment must opt in to such backends.
             ALLOW_LOCAL_BACKENDS: "true",
           },
+          // Optional in production; bound here so the data point per request is written (and tested).
+          analyticsEngineDatasets: { ANALYTICS: { dataset: "sluice_requests" } },
         },
       })),
     ],

@@ -9,6 +9,8 @@ export interface Env {
   DB: D1Database;
   /** Secret: `wrangler secret put ADMIN_TOKEN`. Admin routes answer 401 while it is unset. */
   ADMIN_TOKEN?: string;
+  /** Optional: one data point per request (observe/analytics.ts); unbound, nothing is written. */
+  ANALYTICS?: AnalyticsEngineDataset;
   CONFIG_CACHE_TTL_SECONDS?: string;
   /** "true": backends may be on loopback, 0.0.0.0 or private addresses (local development; see config/backend-url.ts). */
   ALLOW_LOCAL_BACKENDS?: string;

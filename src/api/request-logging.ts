@@ -2,14 +2,18 @@
 // (x-sluice-trace-id; trace-context.ts) and its log line (observe/request-log.ts). A route whose answer streams on after it returned defers the line
 // and writes it itself; every other request's line is written here, from the response.
 import { createMiddleware } from "hono/factory";
-import { RequestLog, outcomeOfStatus } from "../observe/request-log";
+import { RequestLog, outcomeOfStatus, writeLine } from "../observe/request-log";
+import { recordRequest } from "../observe/analytics";
 import type { AppEnv } from "./context";
 import { traceOf } from "../trace-context";
 
 export const requestLogging = createMiddleware<AppEnv>(async (c, next) => {
   const requestId = crypto.randomUUID();
   const trace = traceOf(c.req.header("traceparent"), c.req.header("tracestate"));
-  const log = new RequestLog(requestId, trace.traceId, c.req.method, new URL(c.req.url).pathname, Date.now());
+  const log = new RequestLog(requestId, trace.traceId, c.req.method, new URL(c.req.url).pathname, Date.now(), (line) => {
+    writeLine(line);
+    recordRequest(c.env.ANALYTICS, line);
+  });
   c.set("requestId", requestId);
   c.set("trace", trace);
   c.set("requestLog", log);

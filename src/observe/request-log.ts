@@ -129,7 +129,8 @@ export class RequestLog {
   }
 }
 
-function writeLine(line: RequestLine): void {
+/** The default writer: the line, as JSON, to the log (Workers Logs). */
+export function writeLine(line: RequestLine): void {
   console.log(JSON.stringify(line));
 }
 

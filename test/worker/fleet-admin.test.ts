@@ -83,7 +83,9 @@ describe("GET /admin/metrics", () => {
     expect(durations.get(`{tenant="${one.tenant}"}`)).toBe(1);
     expect(durations.get(`{tenant="${sharded.tenant}"}`)).toBe(4);
     expect(samples(text, "sluice_request_duration_seconds_sum").get(`{tenant="${sharded.tenant}"}`)).toBeGreaterThan(0);
-    const buckets = [...samples(text, "sluice_request_duration_seconds_bucket")].filter(([labels]) => labels.includes(`tenant="${sharded.tenant}"`));
+    const buckets = [...samples(text, "sluice_request_duration_seconds_bucket")].filter(([labels]) =>
+      labels.includes(`tenant="${sharded.tenant}"`),
+    );
     expect(buckets.at(-1)).toEqual([`{tenant="${sharded.tenant}",le="+Inf"}`, 4]);
     expect(buckets.map(([, n]) => n)).toEqual(buckets.map(([, n]) => n).sort((x, y) => x - y));
     expect(samples(text, "sluice_backend_ttft_seconds_count").get(`{tenant="${sharded.tenant}",backend="a",region="us-east"}`)).toBe(4);

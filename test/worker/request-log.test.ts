@@ -1,8 +1,9 @@
 // The request log: one JSON line per request, written when it ends, with each attempt's story and
 // no prompt or completion text. The Worker runs in this isolate, so its console is the test's.
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RequestLine } from "../../src/observe/request-log";
+import { requestDataPoint } from "../../src/observe/analytics";
 import {
   chat,
   createTenant,
@@ -129,6 +130,18 @@ describe("request log line", () => {
     expect(await lineOf(full)).toMatchObject({ outcome: "rejected", status: 429, code: "queue_full", tenant, model: "chat", attempts: [] });
     await release("request-log-full");
     expect(await lineOf(await held)).toMatchObject({ outcome: "complete", status: 200 });
+  });
+
+  it("writes the line's figures to Analytics Engine as one data point, when bound", async () => {
+    const points: AnalyticsEngineDataPoint[] = [];
+    vi.spyOn(env.ANALYTICS!, "writeDataPoint").mockImplementation((p) => void points.push(p!));
+    const { tenant, key } = await createTenant(simConfig(["a"]));
+    const res = await chat(key, { model: "chat", messages: MESSAGES });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const line = await lineOf(res);
+    expect(points).toContainEqual(requestDataPoint(line));
+    expect(requestDataPoint(line).indexes).toEqual([tenant]);
   });
 
   it("writes a line for every other route too", async () => {
