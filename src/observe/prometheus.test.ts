@@ -6,9 +6,9 @@ function sampleStats(): GateStats {
   const metrics = new GateMetrics(() => {});
   metrics.count("completed", 3);
   metrics.count("rejectedQueueFull", 2);
-  metrics.queued(12);
-  metrics.queued(700);
-  metrics.queued(3);
+  metrics.queued(12, 0);
+  metrics.queued(700, 0);
+  metrics.queued(3, 0);
   return {
     tenant: "acme",
     queue: { depth: 2, byPriority: { high: 0, normal: 2, low: 0 }, oldestWaitMs: 40, drainPerSecond: 1.5 },
@@ -19,6 +19,7 @@ function sampleStats(): GateStats {
     rateLimit: { requests: { perMinute: 600, available: 598 }, tokens: null },
     journal: { entries: 7, bytes: 2048 },
     latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
+    recent: metrics.recent.summary(0),
     histograms: { queue: metrics.queueMs.toJSON(), total: metrics.totalMs.toJSON() },
     backends: [
       {

@@ -59,6 +59,7 @@ function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats
     rateLimit: { requests: { perMinute: 300, available: 300 - n }, tokens: null },
     journal: { entries: n, bytes: n * 100 },
     latencyMs: { queue: queue.summary(), total: { count: 0 } },
+    recent: metrics.recent.summary(0),
     backends: options.backends ?? [backend("a", "closed", n), backend("b", "closed", n)],
     histograms: { queue: queue.toJSON(), total: [] },
   };

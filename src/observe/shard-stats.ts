@@ -7,6 +7,7 @@ import type { BreakerState } from "../gate/core/breaker";
 import type { TenantConfig } from "../config/schema";
 import { LatencyHistogram, type LatencySummary, type SavedHistogram } from "../gate/core/histogram";
 import type { GateStats, RateUsage } from "../gate/core/stats";
+import { mergeRecent } from "../gate/core/recent";
 
 export type ShardedStats = GateStats & { shards: GateStats[] };
 
@@ -33,6 +34,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
       queue: mergedSummary(parts.map((s) => s.histograms?.queue)),
       total: mergedSummary(parts.map((s) => s.histograms?.total)),
     },
+    recent: mergeRecent(parts.map((s) => s.recent)),
     backends: config.backends.map((b) => {
       const rows = parts.map((s) => s.backends.find((x) => x.id === b.id)).filter((x) => x !== undefined);
       const add = (pick: (x: (typeof rows)[number]) => number) => rows.reduce((n, x) => n + pick(x), 0);

@@ -154,7 +154,15 @@ describe("retries", () => {
     }
     const attempts = await totalRequests("a", "b");
     expect(attempts).toBeLessThanOrEqual(N + Math.max(2, Math.floor(N * 0.2)));
-    expect((await gateStats(tenant)).counters.budgetDenied).toBeGreaterThan(0);
+    const stats = await gateStats(tenant);
+    expect(stats.counters.budgetDenied).toBeGreaterThan(0);
+    // The windows say the same of the last five minutes, which hold the whole test.
+    expect(stats.recent.last5Minutes).toMatchObject({
+      requests: N,
+      budgetDenied: stats.counters.budgetDenied,
+      attemptsPerRequest: attempts / N,
+      backends: { a: { failureRate: 1 }, b: { failureRate: 1 } },
+    });
     // Dead letters are written after each answer (waitUntil).
     const letters = async (): Promise<any> =>
       (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters?limit=100`, { headers: ADMIN })).json();

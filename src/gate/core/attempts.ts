@@ -45,7 +45,7 @@ export class Attempts {
       return exhausted.noBackend(needs.mustContinue);
     }
     if (!this.policies.budget!.tryRetry(now)) {
-      this.metrics.count("budgetDenied");
+      this.metrics.budgetDenied(now);
       return exhausted.budget();
     }
     this.metrics.count("retries");
@@ -95,7 +95,7 @@ export class Attempts {
       breaker?.onSuccess(now, lease.probe);
     }
     lease.tokens = (lease.tokens ?? 0) + report.chunks;
-    this.metrics.attemptEnded(report, report.chunks);
+    this.metrics.attemptEnded(report, report.chunks, now);
     if (breaker) this.policies.saveBreaker(report.backendId, before, now);
     this.leases.vacate(lease);
   }

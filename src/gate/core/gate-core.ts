@@ -252,7 +252,7 @@ export class GateCore {
     this.metrics.count("admitted");
     this.metrics.count("promptTokens", request.promptTokens);
     const queueMs = now - waiter.enqueuedAt;
-    this.metrics.queued(queueMs);
+    this.metrics.queued(queueMs, now);
     return {
       kind: "lease",
       leaseId: lease.id,
@@ -341,7 +341,7 @@ export class GateCore {
     // from a dead Worker keeps the estimate).
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
     this.metrics.count(outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
-    this.metrics.finished(now - lease.grantedAt);
+    this.metrics.finished(now - lease.grantedAt, lease.attempts, now);
     this.release(lease, now);
   }
 

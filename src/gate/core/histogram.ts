@@ -79,6 +79,15 @@ export class LatencyHistogram {
     return { cumulative, count: this.total, sumMs: this.sumMs };
   }
 
+  /** Adds `other`'s samples to this one's. */
+  merge(other: LatencyHistogram): void {
+    other.counts.forEach((n, bucket) => {
+      this.counts[bucket]! += n;
+    });
+    this.total += other.total;
+    this.sumMs += other.sumMs;
+  }
+
   /** Replaces the counts with stored ones (buckets out of range are ignored). */
   restore(saved: SavedHistogram): void {
     this.counts.fill(0);

@@ -8,23 +8,27 @@ describe("GateMetrics", () => {
     const m = new GateMetrics(() => changes++);
     m.count("admitted", 3);
     m.count("rejectedQueueFull");
-    m.queued(12);
-    m.finished(250);
-    m.finished(4_000);
+    m.queued(12, 0);
+    m.finished(250, 1, 0);
+    m.finished(4_000, 2, 0);
     m.attemptStarted("a", false);
     m.attemptStarted("a", true);
-    m.attemptEnded({ backendId: "a", outcome: "success", ttftMs: 40 }, 20);
-    m.attemptEnded({ backendId: "a", outcome: "failure", errorCode: "upstream_auth_failed" });
-    m.attemptEnded({ backendId: "a", outcome: "cancelled", ttftMs: 15 }, 3);
+    m.attemptEnded({ backendId: "a", outcome: "success", ttftMs: 40 }, 20, 0);
+    m.attemptEnded({ backendId: "a", outcome: "failure", errorCode: "upstream_auth_failed" }, 0, 0);
+    m.attemptEnded({ backendId: "a", outcome: "cancelled", ttftMs: 15 }, 3, 0);
     // A continuation on b that regenerated 4 tokens, and dropped 6 that a had gathered.
-    m.attemptEnded({
-      backendId: "b",
-      outcome: "success",
-      waste: [
-        { backendId: "b", cause: "regenerated", tokens: 4 },
-        { backendId: "a", cause: "restarted", tokens: 6 },
-      ],
-    });
+    m.attemptEnded(
+      {
+        backendId: "b",
+        outcome: "success",
+        waste: [
+          { backendId: "b", cause: "regenerated", tokens: 4 },
+          { backendId: "a", cause: "restarted", tokens: 6 },
+        ],
+      },
+      0,
+      0,
+    );
     expect(changes).toBe(11);
 
     const back = GateMetrics.restore(JSON.parse(JSON.stringify(m)), () => {});

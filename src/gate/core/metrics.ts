@@ -3,6 +3,7 @@
 // little about a tenant with quiet spells. The gate stores `toJSON()` a moment after a change
 // (see METRICS_SAVE_MS) and starts from `GateMetrics.restore`.
 import { LatencyHistogram, type SavedHistogram } from "./histogram";
+import { RecentActivity } from "./recent";
 import type { AttemptReport, WasteCause } from "./protocol";
 
 const WASTE_CAUSES: readonly WasteCause[] = ["regenerated", "restarted"];
@@ -107,6 +108,8 @@ export class GateMetrics {
   /** Time from a slot to the request's end. */
   readonly totalMs = new LatencyHistogram();
   private readonly backends = new Map<string, BackendCounters>();
+  /** The last minute and five: not stored (see RecentActivity). */
+  readonly recent = new RecentActivity();
 
   /** `changed` runs after every update (the gate schedules a save). */
   constructor(private readonly changed: () => void) {}
@@ -134,14 +137,22 @@ export class GateMetrics {
     this.changed();
   }
 
-  queued(ms: number): void {
+  queued(ms: number, now: number): void {
     this.queueMs.record(ms);
+    this.recent.queued(ms, now);
     this.changed();
   }
 
-  finished(ms: number): void {
+  /** A request ended, `ms` after it got its slot, having made `attempts` upstream attempts. */
+  finished(ms: number, attempts: number, now: number): void {
     this.totalMs.record(ms);
+    this.recent.ended(attempts, now);
     this.changed();
+  }
+
+  budgetDenied(now: number): void {
+    this.recent.budgetDenied(now);
+    this.count("budgetDenied");
   }
 
   attemptStarted(backendId: string, continuation: boolean): void {
@@ -152,8 +163,9 @@ export class GateMetrics {
   }
 
   /** An attempt's end. A 4xx for a bad request counts as a success: the backend is up. */
-  attemptEnded(report: Pick<AttemptReport, "backendId" | "outcome" | "ttftMs" | "errorCode" | "waste">, tokens = 0): void {
+  attemptEnded(report: Pick<AttemptReport, "backendId" | "outcome" | "ttftMs" | "errorCode" | "waste">, tokens: number, now: number): void {
     const { backendId, outcome, ttftMs } = report;
+    this.recent.attemptEnded(backendId, outcome === "failure", ttftMs, now);
     const c = this.backend(backendId);
     if (outcome === "failure") c.failures++;
     if (report.errorCode === "upstream_auth_failed") c.authFailures++;

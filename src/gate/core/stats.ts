@@ -6,6 +6,7 @@ import type { Counters, GateMetrics } from "./metrics";
 import { PRIORITIES, type BoundedPriorityQueue, type Priority } from "./queue";
 import type { TenantPolicies } from "./tenant-policies";
 import type { WasteCause } from "./protocol";
+import type { RecentSummary } from "./recent";
 
 export interface BackendStats {
   id: string;
@@ -43,6 +44,8 @@ export interface GateStats {
   rateLimit: RateUsage | null;
   journal: { entries: number; bytes: number };
   latencyMs: { queue: LatencySummary; total: LatencySummary };
+  /** The last minute and the last five (see RecentActivity); a sharded tenant's are its gates' added up, percentiles the worst gate's. */
+  recent: RecentSummary;
   backends: BackendStats[];
   histograms?: { queue: SavedHistogram; total: SavedHistogram };
 }
@@ -76,6 +79,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
     rateLimit: policies.rateLimit?.usage(now) ?? null,
     journal: s.journal,
     latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
+    recent: metrics.recent.summary(now),
     backends: policies.backendList().map((b) => {
       const breaker = policies.breaker(b.id);
       const c = metrics.backendCounters(b.id);
