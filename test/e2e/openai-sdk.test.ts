@@ -1,6 +1,7 @@
 // The router on workerd with two regional sims, called by the official openai SDK.
 import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../support/eventually";
 import { agentAnswer, agentDeltas } from "../../sim/agent";
 import { expectedText } from "../../sim/text";
 import { startStack, type Stack } from "./harness";
@@ -105,9 +106,11 @@ describe("openai SDK against sluice on workerd", () => {
       "sk-e2e-tiny-0123456789",
     );
     const tiny = new OpenAI({ apiKey: "sk-e2e-tiny-0123456789", baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
-    const slow = tiny.chat.completions.create({ model: "chat", messages, ...({ sim_fault: { ttft_ms: 500 } } as object) });
-    await new Promise((r) => setTimeout(r, 150));
+    // Holds the only slot (in the sim, before its first token) until the 429 is seen.
+    const slow = tiny.chat.completions.create({ model: "chat", messages, ...({ sim_fault: { hold: "tiny" } } as object) });
+    await eventually(() => stack.sims.use1!.stats().held === 1);
     await expect(tiny.chat.completions.create({ model: "chat", messages })).rejects.toMatchObject({ status: 429 });
+    stack.sims.use1!.release("tiny");
     await slow;
   });
 

@@ -74,22 +74,25 @@ describe("sim", () => {
     expect(other.done).toBe(true);
     const controller = new AbortController();
     const hung = stream({ sim_fault: { hang: true, hang_after: 2 } }, {}, controller.signal).catch(() => null);
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(() => sim.stats().hung === 1);
     expect(sim.stats()).toMatchObject({ hung: 1, active: 1 });
     controller.abort();
     await hung;
-    await new Promise((r) => setTimeout(r, 50));
+    await eventually(() => sim.stats().cancelled === 1);
     expect(sim.stats()).toMatchObject({ failedInjected: 1, disconnectedInjected: 1, cancelled: 1, active: 0 });
   });
 
   it("queues generations beyond maxConcurrency, like a saturated GPU", async () => {
     sim.configure({ maxConcurrency: 2, tokensPerSecond: 100 });
-    const started = Date.now();
-    const all = Promise.all([1, 2, 3, 4].map(() => stream({ max_tokens: 10 })));
-    await new Promise((r) => setTimeout(r, 30));
-    expect(sim.stats()).toMatchObject({ active: 2, waiting: 2 });
+    // Held before their first token until all four are in: two take the slots, two wait.
+    const all = Promise.all([1, 2, 3, 4].map(() => stream({ max_tokens: 10, sim_fault: { hold: "gpu" } })));
+    await eventually(() => sim.stats().requests === 4);
+    expect(sim.stats()).toMatchObject({ active: 2, waiting: 2, held: 4 });
+    const released = Date.now();
+    sim.release("gpu");
     await all;
-    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    // Two rounds of 10 tokens at 100 tokens/s, one after the other: at least 200 ms (a slow machine takes longer, never less).
+    expect(Date.now() - released).toBeGreaterThanOrEqual(190);
     expect(sim.stats().peakActive).toBe(2);
   });
 
