@@ -11,6 +11,7 @@ import {
   gateStats,
   MESSAGES,
   readSse,
+  release,
   resetSims,
   resumableConfig,
   simConfig,
@@ -89,10 +90,11 @@ describe("breaker verdicts at the first token", () => {
       messages: MESSAGES,
       stream: true,
       max_tokens: 40,
-      sim_fault: { ttft_ms: 400, tps: 10 },
+      sim_fault: { hold: "clean-start", tps: 10 },
     });
-    await eventually(async () => (await simStats("a")).active === 1);
+    await eventually(async () => (await simStats("a")).held === 1);
     expect(await drain(await chat(key, failOnA))).toBe(200); // failure 1 on a, served by b
+    await release("clean-start");
     const reader = (await slowResponse).body!.getReader(); // the response starts at the first token
     await reader.read();
     for (let i = 0; i < 2; i++) expect(await drain(await chat(key, failOnA))).toBe(200);
