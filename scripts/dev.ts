@@ -130,6 +130,7 @@ async function main(): Promise<void> {
   stats:      curl http://127.0.0.1:${PORT}/admin/tenants/demo/stats -H 'authorization: Bearer ${ADMIN_TOKEN}'
   metrics:    curl http://127.0.0.1:${PORT}/admin/tenants/demo/metrics -H 'authorization: Bearer ${ADMIN_TOKEN}'   (Prometheus)
   all tenants: curl http://127.0.0.1:${PORT}/admin/metrics -H 'authorization: Bearer ${ADMIN_TOKEN}'   (Prometheus, the whole fleet)
+  dashboard:  http://127.0.0.1:${PORT}/admin/dashboard   (token ${ADMIN_TOKEN})
 `);
 }
 

@@ -9,6 +9,7 @@ import { modelsRoute } from "./api/models";
 import { adminRoute } from "./api/admin";
 import { allowedMethods } from "./api/allowed-methods";
 import { requestLogging } from "./api/request-logging";
+import { dashboardPage } from "./api/dashboard";
 
 export { TenantGate } from "./gate/tenant-gate";
 export { ConfigLog } from "./admin/config-log";
@@ -21,6 +22,8 @@ app.get("/", (c) => c.json({ service: "sluice", docs: "https://github.com/sluice
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/v1/chat", chatRoute);
 app.route("/v1/models", modelsRoute);
+// The page before the admin routes' token check: it asks for the token itself.
+app.get("/admin/dashboard", dashboardPage);
 app.route("/admin", adminRoute);
 
 app.notFound((c) => {

@@ -1,0 +1,52 @@
+// The dashboard's calls to sluice's admin API, with the admin token from the page (never in a URL).
+import type { GateStats } from "../src/observe/prometheus";
+
+export type Stats = GateStats;
+
+export interface DeadLetter {
+  id: number;
+  requestId: string;
+  traceId: string | null;
+  model: string;
+  status: number;
+  code: string;
+  message: string;
+  partial: boolean;
+  createdAt: number;
+  attempts: Array<{
+    attempt: number;
+    backendId: string;
+    continuation: boolean;
+    outcome: string;
+    errorCode?: string;
+    httpStatus?: number;
+    durationMs: number;
+    chunks: number;
+  }>;
+}
+
+export class Unauthorized extends Error {}
+
+export class AdminApi {
+  constructor(private readonly token: string) {}
+
+  private async get<T>(path: string): Promise<T> {
+    const res = await fetch(path, { headers: { authorization: `Bearer ${this.token}` } });
+    if (res.status === 401) throw new Unauthorized();
+    if (!res.ok) throw new Error(`${path}: ${res.status}`);
+    return (await res.json()) as T;
+  }
+
+  async tenants(): Promise<string[]> {
+    const page = await this.get<{ data: Array<{ tenant: string }> }>("/admin/tenants?limit=100");
+    return page.data.map((t) => t.tenant);
+  }
+
+  stats(tenant: string): Promise<Stats> {
+    return this.get<Stats>(`/admin/tenants/${encodeURIComponent(tenant)}/stats`);
+  }
+
+  async deadLetters(tenant: string): Promise<DeadLetter[]> {
+    return (await this.get<{ data: DeadLetter[] }>(`/admin/tenants/${encodeURIComponent(tenant)}/dead-letters?limit=10`)).data;
+  }
+}

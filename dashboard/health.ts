@@ -1,0 +1,24 @@
+// How a tenant and a backend look at a glance: what must stand out on the page.
+import type { Stats } from "./api";
+
+export type Health = "ok" | "warn" | "bad";
+
+/** Bad: a breaker open or the queue over 80% full. Warn: a breaker half-open, queue over half, failures in the last minute. */
+export function tenantHealth(stats: Stats): Health {
+  const maxQueue = stats.limits?.maxQueue ?? 0;
+  const queueShare = maxQueue > 0 ? stats.queue.depth / maxQueue : 0;
+  if (stats.backends.some((b) => b.breaker === "open") || queueShare > 0.8) return "bad";
+  const failing = Object.values(stats.recent.lastMinute.backends).some((b) => b.failureRate > 0);
+  if (stats.backends.some((b) => b.breaker === "half-open") || queueShare > 0.5 || failing) return "warn";
+  return "ok";
+}
+
+export function breakerHealth(state: string): Health {
+  return state === "open" ? "bad" : state === "half-open" ? "warn" : "ok";
+}
+
+/** Refusals by status: 429 (queue full, rate limited), 503 (every breaker open), 504 (queue wait). */
+export function refusals(stats: Stats): { "429": number; "503": number; "504": number } {
+  const c = stats.counters;
+  return { "429": c.rejectedQueueFull + c.rejectedRateLimited, "503": c.rejectedNoBackend, "504": c.rejectedQueueTimeout };
+}

@@ -1,0 +1,123 @@
+// The dashboard in a real browser (Debian's chromium, driven by playwright-core) against the router
+// on workerd with sims: it shows the stats API's numbers, and a backend made to fail shows its
+// breaker open within one refresh. SLUICE_SCREENSHOT=1 writes docs/dashboard.png.
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../support/eventually";
+import { ADMIN_TOKEN, startStack, type Stack } from "./harness";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium)
+  console.warn(
+    `\n[dashboard.test] ${CHROMIUM} not found: the dashboard's browser test is SKIPPED. Install it with \`apt-get install chromium\` (CI's .ci/run does).\n`,
+  );
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const KEY = "sk-dash-0123456789abcdef";
+let stack: Stack;
+let browser: Browser;
+let page: Page;
+const requested: string[] = [];
+
+async function chat(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${stack.router.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: `question ${i}` }] }),
+    });
+    await res.arrayBuffer();
+  }
+}
+
+const stats = async (): Promise<any> => (await stack.admin("/tenants/dash/stats")).json();
+const refreshes = async () => Number(await page.getByTestId("refreshes").textContent());
+/** Waits for the page's next refresh to complete, so what it shows is at least as new as what the test just read. */
+async function nextRefresh(): Promise<void> {
+  const seen = await refreshes();
+  await eventually(async () => (await refreshes()) > seen);
+}
+
+beforeAll(async () => {
+  if (!hasChromium) return;
+  stack = await startStack(["use1", "euw1"]);
+  const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
+  await stack.createTenant(
+    "dash",
+    {
+      backends: [
+        { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim" },
+        { id: "euw1", region: "eu-west", url: url("euw1"), model: "llama-sim" },
+      ],
+      models: { chat: { route: ["use1", "euw1"], order: "pinned" } },
+      // Opens after two failures in a row, and stays open for the test.
+      breaker: { consecutiveFailures: 2, cooldownMs: 600_000, maxCooldownMs: 600_000 },
+    },
+    KEY,
+  );
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  page.on("request", (r) => requested.push(r.url()));
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.close();
+});
+
+describe.skipIf(!hasChromium)("dashboard in a browser", () => {
+  it("asks for the token once, keeps it out of URLs, and shows the stats API's numbers", async () => {
+    await chat(5);
+    await page.goto(`${stack.router.url}/admin/dashboard?every=1`);
+    await page.fill("#token", ADMIN_TOKEN);
+    await page.click("button[type=submit]");
+    await page.getByTestId("tenant-dash").click();
+    await nextRefresh();
+    const api = await stats();
+    expect(await page.getByTestId("completed").textContent()).toBe(String(api.counters.completed));
+    expect(api.counters.completed).toBe(5);
+    expect(await page.getByTestId("in-flight").textContent()).toBe(`${api.inFlight} / ${api.limits.maxConcurrency}`);
+    expect(await page.getByTestId("queue-depth").textContent()).toBe(`${api.queue.depth} / ${api.limits.maxQueue}`);
+    expect(await page.getByTestId("rejected-429").textContent()).toBe(
+      String(api.counters.rejectedQueueFull + api.counters.rejectedRateLimited),
+    );
+    expect(await page.getByTestId("breaker-use1").textContent()).toBe("closed");
+    // Kept for this tab only, and never sent in a URL; nothing loaded from anywhere but the router.
+    expect(await page.evaluate(() => sessionStorage.getItem("sluice-admin-token"))).toBe(ADMIN_TOKEN);
+    expect(requested.some((u) => u.includes(ADMIN_TOKEN))).toBe(false);
+    expect(requested.every((u) => u.startsWith(stack.router.url) || u.startsWith("data:"))).toBe(true);
+  });
+
+  it("shows a failing backend's breaker open within one refresh of the stats API saying so", async () => {
+    stack.sims.use1!.configure({ failRate: 1, failStatus: 503 });
+    await eventually(async () => {
+      await chat(1);
+      return (await stats()).backends.find((b: any) => b.id === "use1").breaker === "open";
+    });
+    await nextRefresh();
+    const breaker = page.getByTestId("breaker-use1");
+    expect(await breaker.textContent()).toBe("open");
+    expect(await breaker.getAttribute("class")).toBe("bad");
+    expect(await page.getByTestId("tenant-dash").getAttribute("class")).toBe("bad");
+    await page.screenshot({
+      path: process.env.SLUICE_SCREENSHOT === "1" ? path.join(ROOT, "docs/dashboard.png") : path.join(tmpdir(), "sluice-dashboard.png"),
+      fullPage: true,
+    });
+  });
+});
