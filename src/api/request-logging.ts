@@ -18,7 +18,7 @@ export const requestLogging = createMiddleware<AppEnv>(async (c, next) => {
   c.set("trace", trace);
   c.set("requestLog", log);
   await next();
-  if (!c.res.headers.has("x-request-id")) {
+  if (!c.res.headers.has("x-request-id") || !c.res.headers.has("x-sluice-trace-id")) {
     c.res = new Response(c.res.body, c.res);
     c.res.headers.set("x-request-id", requestId);
     c.res.headers.set("x-sluice-trace-id", trace.traceId);

@@ -91,6 +91,7 @@ describe("admission", () => {
     const fromWorker = await chat(key, { model: "chat", messages: MESSAGES }, { "x-priority": "low" });
     expect(fromWorker.status).toBe(429);
     expect(Number(fromWorker.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(fromWorker.headers.get("x-sluice-trace-id")).toMatch(/^[0-9a-f]{32}$/);
     expect(((await fromWorker.json()) as any).error.code).toBe("queue_full");
     expect((await gateStats(tenant)).counters.rejectedQueueFull).toBe(1);
     // A higher priority asks the gate, displaces the queued request, and reports the Worker's 429.
