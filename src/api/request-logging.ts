@@ -1,9 +1,11 @@
 // The first middleware: gives each request its id (x-request-id on every response), its trace
-// (x-sluice-trace-id; trace-context.ts) and its log line (observe/request-log.ts). A route whose answer streams on after it returned defers the line
-// and writes it itself; every other request's line is written here, from the response.
+// (x-sluice-trace-id; trace-context.ts) and its log line (observe/request-log.ts). A route whose
+// answer streams on after it returned defers the line and writes it itself; every other
+// request's line is written here, from the response.
 import { createMiddleware } from "hono/factory";
 import { RequestLog, outcomeOfStatus, writeLine } from "../observe/request-log";
 import { recordRequest } from "../observe/analytics";
+import { errorCodeOf } from "../stream/errors";
 import type { AppEnv } from "./context";
 import { traceOf } from "../trace-context";
 
@@ -18,6 +20,7 @@ export const requestLogging = createMiddleware<AppEnv>(async (c, next) => {
   c.set("trace", trace);
   c.set("requestLog", log);
   await next();
+  const code = errorCodeOf(c.res);
   if (!c.res.headers.has("x-request-id") || !c.res.headers.has("x-sluice-trace-id")) {
     c.res = new Response(c.res.body, c.res);
     c.res.headers.set("x-request-id", requestId);
@@ -25,15 +28,5 @@ export const requestLogging = createMiddleware<AppEnv>(async (c, next) => {
   }
   if (log.deferred) return;
   log.set({ tenant: c.get("tenant") });
-  log.end(outcomeOfStatus(c.res.status), c.res.status, await errorCode(c.res), Date.now());
+  log.end(outcomeOfStatus(c.res.status), c.res.status, code, Date.now());
 });
-
-/** The `error.code` of an error response in OpenAI's shape (sluice's error bodies are small). */
-async function errorCode(response: Response): Promise<string | undefined> {
-  if (response.status < 400 || !response.headers.get("content-type")?.startsWith("application/json")) return undefined;
-  const body = (await response
-    .clone()
-    .json()
-    .catch(() => undefined)) as { error?: { code?: unknown } } | undefined;
-  return typeof body?.error?.code === "string" ? body.error.code : undefined;
-}

@@ -24,9 +24,19 @@ export function errorBody(status: number, code: string, message: string) {
   return { error: { message, type: errorType(status), code } };
 }
 
+/** The error code of each error response made here, for the request log without reading the body back. */
+const codes = new WeakMap<Response, string>();
+
 export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(errorBody(status, code, message)), {
+  const response = new Response(JSON.stringify(errorBody(status, code, message)), {
     status,
     headers: { "content-type": "application/json", ...headers },
   });
+  codes.set(response, code);
+  return response;
+}
+
+/** The `error.code` of a response errorResponse made, or undefined. */
+export function errorCodeOf(response: Response): string | undefined {
+  return codes.get(response);
 }
