@@ -104,6 +104,8 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     for (let tries = 1; ; tries++) {
       const current = await log.current(tenant);
       if (!current) return tenantNotFound(tenant);
+      const asked = expectedVersion(c.req.header("if-match"), current.version);
+      if (asked !== null && asked !== current.version) return versionMismatch(current.version);
       const patched = applyMergePatch(current.config as unknown as Json, patch);
       // What a tenant may not change is refused before anything is said about the rest.
       const fields = admin.kind === "tenant" ? operatorFieldsChanged(current.config, patched as unknown as TenantConfig) : [];
@@ -115,7 +117,6 @@ export const tenantConfigRoute = new Hono<AppEnv>()
       // A patch that changes nothing makes no version.
       if (mergePatchBetween(current.config as unknown as Json, merged.data as unknown as Json) === undefined)
         return c.json(visible(admin, current.config), 200, { etag: etag(current.version) });
-      const asked = expectedVersion(c.req.header("if-match"), current.version);
       const committed = await log.commit({ tenant, config: merged.data, actor: actorOf(admin), kind: "patch" }, asked ?? current.version);
       if (committed.ok) return c.json(visible(admin, merged.data), 200, { etag: etag(committed.version) });
       // Without If-Match the patch applies to whatever is current: merge it again onto that.

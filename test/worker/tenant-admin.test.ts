@@ -181,6 +181,8 @@ describe("config versions", () => {
     await expectError(lost, 412, "version_mismatch", /now version 2/);
     const stored: any = await (await admin(ADMIN, `/${tenant}`)).json();
     expect(stored.retry.maxAttempts).toBe(((await won.json()) as any).retry.maxAttempts);
+    // A stale If-Match is refused even for a patch that would change nothing.
+    await expectError(await patch(ADMIN, tenant, {}, { "if-match": etag }), 412, "version_mismatch");
     // If-Match on a PUT and on a rollback too; "*" matches whatever is current.
     await expectError(
       await admin(ADMIN, `/${tenant}`, { method: "PUT", json: fallbackConfig(), headers: { "if-match": etag } }),
