@@ -24,15 +24,16 @@ let browser: Browser;
 let page: Page;
 const requested: string[] = [];
 
+function ask(i: number, extra: Record<string, unknown> = {}): Promise<Response> {
+  return fetch(`${stack.router.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: `question ${i}` }], ...extra }),
+  });
+}
+
 async function chat(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const res = await fetch(`${stack.router.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: `question ${i}` }] }),
-    });
-    await res.arrayBuffer();
-  }
+  for (let i = 0; i < n; i++) await (await ask(i)).arrayBuffer();
 }
 
 const stats = async (): Promise<any> => (await stack.admin("/tenants/dash/stats")).json();
@@ -57,6 +58,7 @@ beforeAll(async () => {
       models: { chat: { route: ["use1", "euw1"], order: "pinned" } },
       // Opens after two failures in a row, and stays open for the test.
       breaker: { consecutiveFailures: 2, cooldownMs: 600_000, maxCooldownMs: 600_000 },
+      limits: { maxConcurrency: 2, maxQueue: 10, maxQueueWaitMs: 120_000 },
     },
     KEY,
   );
@@ -98,6 +100,23 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
       String(api.counters.rejectedQueueFull + api.counters.rejectedRateLimited),
     );
     expect(await page.getByTestId("breaker-use1").textContent()).toBe("closed");
+    // Under load: both slots held in the sim, three requests queued behind them.
+    const load = Array.from({ length: 5 }, (_, i) => ask(100 + i, { sim_fault: { hold: "dash-load" } }));
+    await eventually(async () => {
+      const s = await stats();
+      return s.inFlight === 2 && s.queue.depth === 3;
+    });
+    await nextRefresh();
+    expect(await page.getByTestId("in-flight").textContent()).toBe("2 / 2");
+    expect(await page.getByTestId("queue-depth").textContent()).toBe("3 / 10");
+    // Each queued request is held too when it reaches the sim: release until all five are done.
+    let done = false;
+    void Promise.all(load.map(async (r) => (await r).arrayBuffer())).then(() => (done = true));
+    await eventually(() => {
+      stack.sims.use1!.release("dash-load");
+      return done;
+    });
+    expect((await Promise.all(load)).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     // Kept for this tab only, and never sent in a URL; nothing loaded from anywhere but the router.
     expect(await page.evaluate(() => sessionStorage.getItem("sluice-admin-token"))).toBe(ADMIN_TOKEN);
     expect(requested.some((u) => u.includes(ADMIN_TOKEN))).toBe(false);
