@@ -141,8 +141,7 @@ export const chatRoute = new Hono<AppEnv>().post(
         return { outcome: "failed", code: "internal_error" };
       })
       .then((ending) => {
-        const regions = new Map(config.backends.map((b) => [b.id, b.region]));
-        log.addAttempts(ending.attempts ?? [], (id) => regions.get(id));
+        log.addAttempts(ending.attempts ?? [], (id) => config.backends.find((b) => b.id === id)?.region);
         log.set({ backend: meta.backend || undefined, queueMs: meta.queueMs });
         log.end(ending.outcome, sink.status ?? CLIENT_CLOSED, ending.code, Date.now());
       });
