@@ -80,7 +80,6 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
   let regeneration: Regeneration | undefined;
   /** Tokens gathered for a non-streaming answer and dropped when it started over, and the backend they came from: told with the next report. */
   let discarded: WastedTokens | undefined;
-  let previousBackend = grant.backend.id;
   const end = async (outcome: SettleOutcome, failure?: Failure): Promise<DispatchResult> => {
     await settleWithRetry(gate, leaseId, lastReport, outcome);
     return { outcome, attempts: log, failure };
@@ -111,7 +110,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     }
     if (!grant.continuation && progress.tokens > 0 && !regeneration) {
       // Starting over (non-streaming answer on a non-resumable backend): drop what was gathered.
-      discarded = { backendId: previousBackend, cause: "restarted", tokens: progress.tokens };
+      // They came from the attempt before this one.
+      discarded = { backendId: log.at(-1)?.backendId ?? grant.backend.id, cause: "restarted", tokens: progress.tokens };
       progress.restart();
       sink.reset();
       checkpointer.discard();
@@ -126,7 +126,6 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     const { report, error } = await runAttempt(input, grant, checkpointer, regeneration, spanId);
     if (discarded) report.waste = [...(report.waste ?? []), discarded];
     discarded = undefined;
-    previousBackend = grant.backend.id;
     lastReport = report;
     log.push({
       attempt: grant.attempt,
