@@ -2,9 +2,14 @@
 // one line per request, coloured by outcome when the terminal supports it (the caller decides).
 import type { RequestLine } from "../src/observe/request-log";
 
+/** Whether `text` looks like a request line, without parsing it (for filters that only drop them). */
+export function isRequestLine(text: string): boolean {
+  return text.startsWith("{") && text.includes('"msg":"request"');
+}
+
 /** The request line in `text`, when `text` is one (a JSON object with msg "request"). */
 export function parseRequestLine(text: string): RequestLine | undefined {
-  if (!text.startsWith("{") || !text.includes('"msg":"request"')) return undefined;
+  if (!isRequestLine(text)) return undefined;
   try {
     const line = JSON.parse(text) as RequestLine;
     return line.msg === "request" ? line : undefined;

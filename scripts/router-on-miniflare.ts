@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_splitSqlQuery } from "wrangler";
+import { isRequestLine } from "./request-line";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -84,7 +85,7 @@ const EXPECTED_NOTES = ["SQLite alarm handler canceled with requestScheduledAlar
 
 /** The default of `onLog`. */
 export function printWorkerLog(level: string, message: string): void {
-  if (message.includes('"msg":"request"') || EXPECTED_NOTES.some((note) => message.includes(note))) return;
+  if (isRequestLine(message) || EXPECTED_NOTES.some((note) => message.includes(note))) return;
   (level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${message}\n`);
 }
 

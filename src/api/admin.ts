@@ -10,15 +10,14 @@ import { listDeadLetters } from "../observe/dead-letters";
 import type { Env } from "../env";
 import { fleetMetricsRoute, PROMETHEUS_CONTENT_TYPE, statsOf } from "./metrics";
 import { prometheusText, type GateStats } from "../observe/prometheus";
-import { withoutHistograms } from "../observe/shard-stats";
 import { operatorOnly, tenantNotFound, tenantScope } from "./admin-scope";
 import { tenantConfigRoute } from "./admin-config";
 import { adminKeysRoute, apiKeysRoute } from "./admin-keys";
 
 /** The tenant's live stats, or null when it has no config. */
-async function tenantStats(env: Env, tenant: string): Promise<GateStats | null> {
+async function tenantStats(env: Env, tenant: string, options: { histograms: boolean }): Promise<GateStats | null> {
   const config = await readTenantConfig(env, tenant);
-  return config && statsOf(env, tenant, config);
+  return config && statsOf(env, tenant, config, options);
 }
 
 /** A listing's `limit` query parameter (100 when absent), or null when it is not 1-1000. */
@@ -49,11 +48,11 @@ export const adminRoute = new Hono<AppEnv>()
   .route("/tenants/:tenant/keys", apiKeysRoute)
   .route("/tenants/:tenant/admin-keys", adminKeysRoute)
   .get("/tenants/:tenant/stats", async (c) => {
-    const stats = await tenantStats(c.env, c.req.param("tenant"));
-    return stats ? c.json(withoutHistograms(stats)) : tenantNotFound(c.req.param("tenant"));
+    const stats = await tenantStats(c.env, c.req.param("tenant"), { histograms: false });
+    return stats ? c.json(stats) : tenantNotFound(c.req.param("tenant"));
   })
   .get("/tenants/:tenant/metrics", async (c) => {
-    const stats = await tenantStats(c.env, c.req.param("tenant"));
+    const stats = await tenantStats(c.env, c.req.param("tenant"), { histograms: true });
     if (!stats) return tenantNotFound(c.req.param("tenant"));
     return c.body(prometheusText([stats]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   })

@@ -11,7 +11,7 @@ import type { Env } from "../env";
 import { gatesOf } from "../admission/gate-client";
 import { fnv1a } from "../admission/gate-naming";
 import { prometheusText, type GateStats, type MetricFamily } from "../observe/prometheus";
-import { mergeShardStats } from "../observe/shard-stats";
+import { mergeShardStats, withoutHistograms } from "../observe/shard-stats";
 
 /** Tenants one scrape reads, at most. Each costs a config read and a call per gate; a request may make about 10,000 subrequests. */
 export const MAX_SCRAPE_TENANTS = 1_000;
@@ -25,13 +25,17 @@ const MAX_PARTS = 64;
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /**
- * The tenant's live stats, with the latency histograms behind its percentiles (Prometheus exports
- * them; the JSON API leaves them out): a sharded tenant's gates added up.
+ * The tenant's live stats: a sharded tenant's gates added up. With `histograms` (Prometheus), the
+ * latency histograms behind the percentiles come too; a sharded tenant's gates send theirs anyway,
+ * to be merged, and the JSON API leaves them out.
  */
-export async function statsOf(env: Env, tenant: string, config: TenantConfig): Promise<GateStats> {
+export async function statsOf(env: Env, tenant: string, config: TenantConfig, options: { histograms: boolean }): Promise<GateStats> {
   const gates = gatesOf(env.TENANT_GATE, tenant, config.limits.shards);
-  const all = await Promise.all(gates.map((g) => g.stats({ histograms: true })));
-  const stats = all.length === 1 ? all[0]! : mergeShardStats(all, config);
+  const merged =
+    gates.length === 1
+      ? await gates[0]!.stats(options)
+      : mergeShardStats(await Promise.all(gates.map((g) => g.stats({ histograms: true }))), config);
+  const stats = options.histograms ? merged : withoutHistograms(merged);
   // Labelled by the id it was asked for, even if a gate never heard its tenant's name.
   return { ...stats, tenant };
 }
@@ -81,7 +85,7 @@ export const fleetMetricsRoute = new Hono<AppEnv>().get("/", async (c) => {
   const read = await Promise.all(
     configs.map(({ tenant, config }) =>
       limit(() =>
-        statsOf(c.env, tenant, config).then(
+        statsOf(c.env, tenant, config, { histograms: true }).then(
           (stats) => ({ tenant, stats }),
           () => ({ tenant, stats: null }),
         ),

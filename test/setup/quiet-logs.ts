@@ -6,6 +6,8 @@
 //   handled (a plain `fetch().catch()` shows it), so that note is the runtime's, not ours.
 // - the router's request log (one line per request; test/worker/request-log.test.ts checks it), and
 //   its error lines about storage writes cut off by a test that aborts the Durable Objects.
+import { isRequestLine } from "../../scripts/request-line.ts";
+
 const VERBOSE = process.env.SLUICE_TEST_VERBOSE === "1";
 
 const WORKERD_NOTES = [
@@ -40,6 +42,6 @@ export function quietWorkerdNotes(): void {
 /** For vitest's `onConsoleLog`: false drops the line. */
 export function showConsoleLine(line: string): boolean {
   if (VERBOSE) return true;
-  if (line.includes('"msg":"request"')) return false;
+  if (isRequestLine(line)) return false;
   return !line.includes("Application called abortAllDurableObjects()");
 }
