@@ -19,6 +19,9 @@ export default defineConfig(async () => {
             TEST_MIGRATIONS: migrations,
             SIM_PORTS: inject("simPorts"),
             ROGUE_PORT: inject("roguePort"),
+            WEBHOOK_PORT: inject("webhookPort"),
+            // A failed alert webhook is tried again at once: the retries and the dead-letter queue run in seconds.
+            ALERT_RETRY_DELAY_SECONDS: "0",
             // The sims listen on 127.0.0.1: a deployment must opt in to such backends.
             ALLOW_LOCAL_BACKENDS: "true",
           },

@@ -1,5 +1,6 @@
 import type { TenantGate } from "./gate/tenant-gate";
 import type { ConfigLog } from "./admin/config-log";
+import type { AlertMessage } from "./gate/core/gate-alerts";
 
 /** Bindings of the sluice Worker (see wrangler.toml). */
 export interface Env {
@@ -7,6 +8,12 @@ export interface Env {
   CONFIG_LOG: DurableObjectNamespace<ConfigLog>;
   CONFIG: KVNamespace;
   DB: D1Database;
+  /** Alert messages from the gates, for the webhook consumer (README, "Alerts"). */
+  ALERTS: Queue<AlertMessage>;
+  /** The router's public URL (https://sluice.example.com): alerts link to its dashboard. */
+  PUBLIC_URL?: string;
+  /** Seconds before an alert's first redelivery after a failed webhook call; each next one doubles. Default 10. */
+  ALERT_RETRY_DELAY_SECONDS?: string;
   /** Secret: `wrangler secret put ADMIN_TOKEN`. Admin routes answer 401 while it is unset. */
   ADMIN_TOKEN?: string;
   /** Optional: one data point per request (observe/analytics.ts); unbound, nothing is written. */

@@ -2,6 +2,8 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./api/context";
+import type { Env } from "./env";
+import type { AlertMessage } from "./gate/core/gate-alerts";
 import { errorResponse } from "./stream/errors";
 import { logError } from "./log";
 import { chatRoute } from "./api/chat";
@@ -10,6 +12,7 @@ import { adminRoute } from "./api/admin";
 import { allowedMethods } from "./api/allowed-methods";
 import { requestLogging } from "./api/request-logging";
 import { dashboardPage } from "./api/dashboard";
+import { alertQueue } from "./api/alert-queue";
 
 export { TenantGate } from "./gate/tenant-gate";
 export { ConfigLog } from "./admin/config-log";
@@ -46,4 +49,4 @@ app.onError((err, c) => {
   return errorResponse(500, "internal_error", `sluice failed unexpectedly (request ${c.get("requestId")}).`);
 });
 
-export default app;
+export default { fetch: app.fetch, queue: alertQueue } satisfies ExportedHandler<Env, AlertMessage>;

@@ -11,9 +11,12 @@ import { noteTenantGates, readTenantConfig, writeTenantConfig } from "../config/
 import type { StoreEnv } from "../config/store-env";
 import { gatesOf } from "../admission/gate-client";
 import { logError } from "../log";
+import { newSigningSecret } from "../observe/alerts/signature";
 
 /** Versions kept per tenant; older ones are dropped as new ones come (each holds a config of at most 256 KiB). */
 export const MAX_CONFIG_VERSIONS = 100;
+/** After a rotation, alerts are signed with the old secret too for this long, so receivers can switch over. */
+export const SECRET_GRACE_MS = 24 * 3600 * 1000;
 
 interface ConfigLogEnv extends StoreEnv {
   TENANT_GATE: DurableObjectNamespace<TenantGate>;
@@ -42,6 +45,10 @@ export interface ConfigVersion {
   diff: string;
 }
 
+/** The tenant's ConfigLog. */
+export const configLogOf = (namespace: DurableObjectNamespace<ConfigLog>, tenant: string): DurableObjectStub<ConfigLog> =>
+  namespace.get(namespace.idFromName(tenant));
+
 /** Optimistic concurrency: commit only if the current version is `expected` (null: whatever it is). */
 export type CommitResult = { ok: true; version: number } | { ok: false; current: number };
 
@@ -69,6 +76,40 @@ export class ConfigLog extends DurableObject<ConfigLogEnv> {
     this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS versions (
       version INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL,
       rollback_of INTEGER, diff TEXT NOT NULL, config TEXT NOT NULL)`);
+    // The alert signing secret ('current'), and the one a rotation replaced ('previous', until expires_at).
+    this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS signing_secrets (
+      name TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER)`);
+  }
+
+  /**
+   * The secrets alerts are signed with: the current one (created on first use), then one a rotation
+   * replaced while its grace period lasts. Null when the tenant has no config (deleted): nothing is
+   * created for it.
+   */
+  async signingSecrets(tenant: string): Promise<string[] | null> {
+    if (!(await this.current(tenant))) return null;
+    const now = Date.now();
+    const sql = this.ctx.storage.sql;
+    sql.exec(`DELETE FROM signing_secrets WHERE expires_at IS NOT NULL AND expires_at <= ?`, now);
+    if (sql.exec(`SELECT 1 FROM signing_secrets WHERE name = 'current'`).toArray().length === 0)
+      sql.exec(`INSERT INTO signing_secrets (name, secret, created_at) VALUES ('current', ?, ?)`, newSigningSecret(), now);
+    return sql
+      .exec<{ secret: string }>(`SELECT secret FROM signing_secrets ORDER BY name = 'current' DESC`)
+      .toArray()
+      .map((r) => r.secret);
+  }
+
+  /** A new current secret; the old one keeps signing for SECRET_GRACE_MS. Null when the tenant has no config. */
+  async rotateSigningSecret(tenant: string): Promise<{ secret: string; previousExpiresAt: number | null } | null> {
+    const existing = await this.signingSecrets(tenant);
+    if (!existing) return null;
+    const now = Date.now();
+    const sql = this.ctx.storage.sql;
+    sql.exec(`DELETE FROM signing_secrets WHERE name = 'previous'`);
+    sql.exec(`UPDATE signing_secrets SET name = 'previous', expires_at = ? WHERE name = 'current'`, now + SECRET_GRACE_MS);
+    const secret = newSigningSecret();
+    sql.exec(`INSERT INTO signing_secrets (name, secret, created_at) VALUES ('current', ?, ?)`, secret, now);
+    return { secret, previousExpiresAt: now + SECRET_GRACE_MS };
   }
 
   /** The current version (0: a config stored before versions were kept, or none). */

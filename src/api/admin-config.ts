@@ -14,8 +14,9 @@ import { type Json, applyMergePatch, mergePatchBetween } from "../config/merge-p
 import { operatorFieldsChanged, redactBackends, withOperatorFields } from "../config/operator-fields";
 import { deleteTenant, forgetTenantGates, readTenantConfig, tenantGateCount } from "../config/store";
 import { deleteDeadLetters } from "../observe/dead-letters";
+import { deleteUndelivered } from "../observe/alerts/undelivered";
 import { gatesOf } from "../admission/gate-client";
-import { type ConfigChange, type ConfigLog, MAX_CONFIG_VERSIONS } from "../admin/config-log";
+import { type ConfigChange, MAX_CONFIG_VERSIONS, configLogOf } from "../admin/config-log";
 import { actorOf, operatorOnly, tenantNotFound } from "./admin-scope";
 
 /** Admin bodies are small: a config of 64 backends and 256 aliases fits many times over. */
@@ -31,7 +32,7 @@ const RollbackSchema = z.object({ version: z.number().int().positive() });
 /** Tries of a PATCH without If-Match that raced another change (it is merged again onto the new version). */
 const PATCH_TRIES = 3;
 
-const logOf = (env: Env, tenant: string): DurableObjectStub<ConfigLog> => env.CONFIG_LOG.get(env.CONFIG_LOG.idFromName(tenant));
+const logOf = (env: Env, tenant: string) => configLogOf(env.CONFIG_LOG, tenant);
 
 /** What the caller may see of a config or a change: a tenant admin sees no backend URLs or credentials. */
 const visible = <T extends object>(admin: AdminPrincipal, document: T): T =>
@@ -58,12 +59,16 @@ const versionMismatch = (current: number) =>
 const invalidConfig = (error: Parameters<typeof describeIssues>[0]) =>
   errorResponse(400, "invalid_request", `Invalid config: ${describeIssues(error)}`);
 
-/** The 400 for a backend URL sluice will not call, or null. */
-function backendUrlRefusal(c: { env: Env; req: { url: string } }, config: TenantConfig): Response | null {
+/** The 400 for a backend or webhook URL sluice will not call, or null. */
+function urlRefusal(c: { env: Env; req: { url: string } }, config: TenantConfig): Response | null {
   const policy = { allowLocal: c.env.ALLOW_LOCAL_BACKENDS === "true", routerHost: new URL(c.req.url).host };
   for (const [i, backend] of config.backends.entries()) {
     const problem = backendUrlProblem(backend.url, policy);
     if (problem) return errorResponse(400, "invalid_backend_url", `backends.${i}.url (backend "${backend.id}") ${problem}.`);
+  }
+  for (const [i, webhook] of config.alerts.webhooks.entries()) {
+    const problem = backendUrlProblem(webhook.url, policy);
+    if (problem) return errorResponse(400, "invalid_webhook_url", `alerts.webhooks.${i}.url (webhook "${webhook.id}") ${problem}.`);
   }
   return null;
 }
@@ -81,7 +86,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     async (c) => {
       const tenant = c.req.param("tenant");
       const config = c.req.valid("json");
-      const problem = backendUrlRefusal(c, config);
+      const problem = urlRefusal(c, config);
       if (problem) return problem;
       const log = logOf(c.env, tenant);
       const expected = expectedVersion(c.req.header("if-match"), await log.version());
@@ -112,7 +117,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
       if (fields.length > 0) return operatorFieldsRefusal(fields);
       const merged = TenantConfigSchema.safeParse(patched);
       if (!merged.success) return invalidConfig(merged.error);
-      const problem = backendUrlRefusal(c, merged.data);
+      const problem = urlRefusal(c, merged.data);
       if (problem) return problem;
       // A patch that changes nothing makes no version.
       if (mergePatchBetween(current.config as unknown as Json, merged.data as unknown as Json) === undefined)
@@ -132,7 +137,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     // letters and config history: what a request still in flight writes lands before this erase.
     const gates = Math.max(recorded ?? 1, previous?.limits.shards ?? 1);
     await Promise.all(gatesOf(c.env.TENANT_GATE, tenant, gates).map((gate) => gate.erase()));
-    await deleteDeadLetters(c.env.DB, tenant);
+    await Promise.all([deleteDeadLetters(c.env.DB, tenant), deleteUndelivered(c.env.DB, tenant)]);
     await logOf(c.env, tenant).erase();
     await forgetTenantGates(c.env, tenant);
     return c.json({ deleted: tenant });

@@ -1,4 +1,4 @@
-// Admin API: tenant configs (admin-config.ts) and keys (admin-keys.ts) in KV, live stats from the
+// Admin API: tenant configs (admin-config.ts) and keys (admin-keys.ts) in KV, alerts (admin-alerts.ts), live stats from the
 // tenants' gates (JSON, or Prometheus' text format: metrics.ts), dead letters from D1. The operator
 // may call every route; a tenant admin key its own tenant's (admin-scope.ts).
 import { Hono } from "hono";
@@ -13,6 +13,7 @@ import { prometheusText, type GateStats } from "../observe/prometheus";
 import { operatorOnly, tenantNotFound, tenantScope } from "./admin-scope";
 import { tenantConfigRoute } from "./admin-config";
 import { adminKeysRoute, apiKeysRoute } from "./admin-keys";
+import { alertsRoute } from "./admin-alerts";
 
 /** The tenant's live stats, or null when it has no config. */
 async function tenantStats(env: Env, tenant: string, options: { histograms: boolean }): Promise<GateStats | null> {
@@ -47,6 +48,7 @@ export const adminRoute = new Hono<AppEnv>()
   .route("/tenants", tenantConfigRoute)
   .route("/tenants/:tenant/keys", apiKeysRoute)
   .route("/tenants/:tenant/admin-keys", adminKeysRoute)
+  .route("/tenants/:tenant/alerts", alertsRoute)
   .get("/tenants/:tenant/stats", async (c) => {
     const stats = await tenantStats(c.env, c.req.param("tenant"), { histograms: false });
     return stats ? c.json(stats) : tenantNotFound(c.req.param("tenant"));

@@ -9,6 +9,7 @@ import { boundedBody, jsonBody, validJson } from "./validation";
 import { ChatRequestSchema, estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
 import { PRIORITIES, type Priority } from "../gate/core/queue";
 import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/core/protocol";
+import { writesDeadLetter } from "../gate/core/protocol";
 import { gateClient, type GateApi } from "../admission/gate-client";
 import { journalKeys, validIdempotencyKey } from "../admission/dedup-key";
 import type { Coordinates } from "../gate/core/regions";
@@ -255,7 +256,7 @@ async function serve(
     promptTokens: progress.usage?.prompt_tokens ?? admit.promptTokens,
     completionTokens: progress.usage?.completion_tokens ?? progress.tokens,
   });
-  if ((result.outcome === "failed" || result.outcome === "partial") && result.failure && result.failure.status >= 500) {
+  if (result.failure && writesDeadLetter(result.outcome, result.failure.status)) {
     await recordDeadLetter(env.DB, {
       tenant: admit.tenant,
       requestId: admit.requestId,

@@ -1,6 +1,7 @@
 // Tenant configuration, validated with zod (README, "Tenant config"). Field names are fixed;
 // every field beyond `backends` and `models` has a default so a minimal config is valid.
 import * as z from "zod";
+import { AlertsSchema, alertsIssues } from "./alerts-schema";
 
 const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
 const id = z.string().regex(idPattern, "must be 1-64 characters of letters, digits, '.', '_' or '-'");
@@ -138,6 +139,7 @@ export const TenantConfigSchema = z
     timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
     idempotency: IdempotencySchema.default(IdempotencySchema.parse({})),
     dedup: DedupSchema.default(DedupSchema.parse({})),
+    alerts: AlertsSchema.default(AlertsSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const backendIds = new Set<string>();
@@ -204,6 +206,7 @@ export const TenantConfigSchema = z
           });
       });
     }
+    for (const issue of alertsIssues(cfg.alerts, backendIds)) ctx.addIssue({ code: "custom", ...issue });
     if (cfg.retry.maxDelayMs < cfg.retry.baseDelayMs)
       ctx.addIssue({ code: "custom", path: ["retry", "maxDelayMs"], message: "must be at least baseDelayMs" });
   });

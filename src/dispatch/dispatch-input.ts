@@ -21,7 +21,14 @@ export interface GateCalls {
   firstToken(leaseId: string): Promise<LeaseCheck>;
   checkpoint(leaseId: string, progress: Checkpoint): Promise<CheckpointAck>;
   retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
-  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void>;
+  /** `failureStatus`: the status the client was told of a failure (the gate counts dead letters by it). */
+  settle(
+    leaseId: string,
+    report: AttemptReport | null,
+    outcome: SettleOutcome,
+    progress?: Checkpoint,
+    failureStatus?: number,
+  ): Promise<void>;
 }
 
 export interface AttemptLogEntry {

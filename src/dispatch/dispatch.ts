@@ -54,9 +54,9 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   const gate: GateCalls = {
     ...watched,
     retry: (...args) => input.gate.retry(...args),
-    settle: async (leaseId, report, outcome) => {
+    settle: async (leaseId, report, outcome, _progress, failureStatus) => {
       settled = true;
-      await input.gate.settle(leaseId, report, outcome, checkpointer.final());
+      await input.gate.settle(leaseId, report, outcome, checkpointer.final(), failureStatus);
     },
   };
   // Checkpoints go out as chunks are relayed; this timer renews the lease while nothing flows
@@ -81,7 +81,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
   /** Tokens gathered for a non-streaming answer and dropped when it started over, and the backend they came from: told with the next report. */
   let discarded: WastedTokens | undefined;
   const end = async (outcome: SettleOutcome, failure?: Failure): Promise<DispatchResult> => {
-    await settleWithRetry(gate, leaseId, lastReport, outcome);
+    await settleWithRetry(gate, leaseId, lastReport, outcome, failure?.status);
     return { outcome, attempts: log, failure };
   };
   const fail = async (failure: Failure): Promise<DispatchResult> => {
@@ -237,10 +237,16 @@ function cutFailure(cut: OutputCut): Failure {
 }
 
 /** Settling frees the slot; one retry covers a gate that restarted in between. */
-async function settleWithRetry(gate: GateCalls, leaseId: string, report: AttemptReport | null, outcome: SettleOutcome): Promise<void> {
+async function settleWithRetry(
+  gate: GateCalls,
+  leaseId: string,
+  report: AttemptReport | null,
+  outcome: SettleOutcome,
+  failureStatus?: number,
+): Promise<void> {
   for (let i = 0; i < 2; i++) {
     try {
-      return await gate.settle(leaseId, report, outcome);
+      return await gate.settle(leaseId, report, outcome, undefined, failureStatus);
     } catch {
       /* try once more; the lease deadline reclaims the slot if both fail */
     }

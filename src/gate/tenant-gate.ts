@@ -29,11 +29,16 @@ import { POLL_MS } from "./core/tickets";
 import { ReplayJournal } from "./journal";
 import { logError } from "../log";
 import { LeaseRows } from "./lease-rows";
+import { ALERT_EVALUATE_MS, type AlertMessage } from "./core/gate-alerts";
+import type { SavedAlerts } from "./core/alert-tracker";
+import { AlertOutbox } from "./alert-outbox";
 
 /** The bindings the gate uses (a subset of the Worker's). */
 export interface GateEnv {
   CONFIG: KVNamespace;
   CONFIG_CACHE_TTL_SECONDS?: string;
+  /** Where alert messages go; the Worker's consumer posts them to webhooks (observe/alerts). */
+  ALERTS: Queue<AlertMessage>;
 }
 
 /** An admit or poll call held open for a queued request. */
@@ -56,6 +61,12 @@ export class TenantGate extends DurableObject<GateEnv> {
   private readonly followers = new Map<string, Set<() => void>>();
   private wakeTimer: { at: number; handle: ReturnType<typeof setTimeout> } | undefined;
   private metricsSaveTimer: ReturnType<typeof setTimeout> | undefined;
+  private outbox!: AlertOutbox;
+  /** The one durable alarm serves two clocks: the earliest lease deadline and the next alert evaluation. */
+  private leaseAlarmAt: number | undefined;
+  private alertAlarmAt: number | undefined;
+  /** What the storage alarm was last set to (undefined: none, or not known). */
+  private alarmSetAt: number | undefined;
 
   constructor(ctx: DurableObjectState, env: GateEnv) {
     super(ctx, env);
@@ -84,7 +95,18 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.shard = Number(meta.get("shard") ?? 0);
     this.identityStored = this.tenant !== null;
     const saved = meta.get("metrics");
-    this.core = new GateCore(this.host(), saved === undefined ? undefined : (JSON.parse(saved) as SavedMetrics));
+    const alerts = meta.get("alerts");
+    this.outbox = new AlertOutbox(sql);
+    this.core = new GateCore(
+      this.host(),
+      saved === undefined ? undefined : (JSON.parse(saved) as SavedMetrics),
+      alerts === undefined ? undefined : (JSON.parse(alerts) as SavedAlerts),
+    );
+    // A pending or firing alert (or an unsent message) is looked at again soon after a restart.
+    if (this.core.alerts.active().length > 0 || this.outbox.size > 0) {
+      this.alertAlarmAt = Date.now() + ALERT_EVALUATE_MS;
+      this.applyAlarm();
+    }
     this.leaseRows = new LeaseRows<Lease>(this.ctx.storage);
     this.core.leases.restore(this.leaseRows.load());
   }
@@ -121,8 +143,14 @@ export class TenantGate extends DurableObject<GateEnv> {
     return ack;
   }
 
-  async settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress?: Checkpoint): Promise<void> {
-    this.core.settle(leaseId, report, outcome, progress, Date.now());
+  async settle(
+    leaseId: string,
+    report: AttemptReport | null,
+    outcome: SettleOutcome,
+    progress?: Checkpoint,
+    failureStatus?: number,
+  ): Promise<void> {
+    this.core.settle(leaseId, report, outcome, progress, Date.now(), failureStatus);
   }
 
   /**
@@ -182,6 +210,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     for (const timer of [this.wakeTimer?.handle, this.metricsSaveTimer]) if (timer !== undefined) clearTimeout(timer);
     this.wakeTimer = this.metricsSaveTimer = undefined;
     if (this.tenant) forgetTenantConfig(this.tenant);
+    this.leaseAlarmAt = this.alertAlarmAt = this.alarmSetAt = undefined;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.open();
@@ -196,9 +225,44 @@ export class TenantGate extends DurableObject<GateEnv> {
     return this.core.stats(this.tenant, this.journal.stats(), Date.now(), options);
   }
 
-  /** Reclaims leases whose Worker went silent. */
+  /** Reclaims leases whose Worker went silent; evaluates the alert rules and sends what changed. */
   override async alarm(): Promise<void> {
-    this.core.reclaimExpired(Date.now());
+    this.alarmSetAt = undefined; // the alarm that fired is spent
+    const now = Date.now();
+    this.core.reclaimExpired(now);
+    if (this.alertAlarmAt !== undefined && now >= this.alertAlarmAt) await this.evaluateAlerts(now);
+    this.applyAlarm();
+  }
+
+  /** Runs the rules; what changed goes to the outbox (stored), then to the alert queue. */
+  private async evaluateAlerts(now: number): Promise<void> {
+    this.alertAlarmAt = undefined;
+    if (this.tenant !== null && this.core.config) {
+      const { messages, saved, next } = this.core.alerts.evaluate(this.tenant, this.shard, () => crypto.randomUUID(), now);
+      this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('alerts', ?)`, JSON.stringify(saved));
+      this.outbox.add(messages, this.tenant);
+      this.alertAlarmAt = next;
+    }
+    // Messages a failed send left behind are tried again at the next evaluation.
+    if (!(await this.outbox.send(this.env.ALERTS, this.tenant)))
+      this.alertAlarmAt = Math.min(this.alertAlarmAt ?? Infinity, now + ALERT_EVALUATE_MS);
+  }
+
+  /** The storage alarm at the earlier of the two clocks (see leaseAlarmAt). */
+  private applyAlarm(): void {
+    const times = [this.leaseAlarmAt, this.alertAlarmAt].filter((t) => t !== undefined);
+    const at = times.length > 0 ? Math.min(...times) : undefined;
+    if (at === this.alarmSetAt) return;
+    this.alarmSetAt = at;
+    void (at === undefined ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(at));
+  }
+
+  /** The figures changed and the tenant has alert rules: an evaluation within ALERT_EVALUATE_MS. */
+  private alertsWanted(): void {
+    const at = Date.now() + ALERT_EVALUATE_MS;
+    if (this.alertAlarmAt !== undefined && this.alertAlarmAt <= at) return;
+    this.alertAlarmAt = at;
+    this.applyAlarm();
   }
 
   // ---- wiring ------------------------------------------------------------------------------------
@@ -212,13 +276,17 @@ export class TenantGate extends DurableObject<GateEnv> {
       // A lease a journal entry points to is written at once the first time (see GateHost.saveLease).
       saveLease: (lease) => this.leaseRows.save(lease, lease.recordKey !== undefined && !this.leaseRows.holds(lease.id)),
       dropLease: (id) => this.leaseRows.remove(id),
-      setAlarm: (at) => void (at === undefined ? storage.deleteAlarm() : storage.setAlarm(at)),
+      setAlarm: (at) => {
+        this.leaseAlarmAt = at;
+        this.applyAlarm();
+      },
       saveBreaker: (id, snapshot) =>
         storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, id, JSON.stringify(snapshot)),
       dropBreaker: (id) => storage.sql.exec(`DELETE FROM breakers WHERE backend_id = ?`, id),
       metricsChanged: () => this.scheduleMetricsSave(),
       deliver: (ticketId, result) => this.deliver(ticketId, result),
       wakeAt: (at) => this.scheduleWake(at),
+      alertsWanted: () => this.alertsWanted(),
     };
   }
 

@@ -20,6 +20,7 @@ function sampleStats(): GateStats {
     journal: { entries: 7, bytes: 2048 },
     latencyMs: { queue: metrics.queueMs.summary(), total: metrics.totalMs.summary() },
     recent: metrics.recent.summary(0),
+    alerts: [],
     histograms: { queue: metrics.queueMs.toJSON(), total: metrics.totalMs.toJSON() },
     backends: [
       {

@@ -58,6 +58,7 @@ function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats
     retryBudget: { requests: n * 10, retries: n, allowed: n * 2 },
     rateLimit: { requests: { perMinute: 300, available: 300 - n }, tokens: null },
     journal: { entries: n, bytes: n * 100 },
+    alerts: [{ key: "budget", rule: "budget", kind: "retry_budget_exhausted", state: "firing", since: n }],
     latencyMs: { queue: queue.summary(), total: { count: 0 } },
     recent: metrics.recent.summary(0),
     backends: options.backends ?? [backend("a", "closed", n), backend("b", "closed", n)],
@@ -77,6 +78,14 @@ describe("mergeShardStats", () => {
     expect(merged.journal).toEqual({ entries: 5, bytes: 500 });
     expect(merged.limits).toEqual(config.limits);
     expect(merged.limits?.maxConcurrency).toBe(40);
+  });
+
+  it("lists every gate's alerts, each with the shard that holds it", () => {
+    const merged = mergeShardStats([shard(2), shard(3)], config);
+    expect(merged.alerts.map((a) => [a.shard, a.since])).toEqual([
+      [0, 2],
+      [1, 3],
+    ]);
   });
 
   it("reports no retry budget or rate limit when no gate has one", () => {

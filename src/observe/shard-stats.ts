@@ -35,6 +35,8 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
       total: mergedSummary(parts.map((s) => s.histograms?.total)),
     },
     recent: mergeRecent(parts.map((s) => s.recent)),
+    // Each gate watches its share: an alert says which gate holds it.
+    alerts: parts.flatMap((s, shard) => s.alerts.map((a) => ({ ...a, shard }))),
     backends: config.backends.map((b) => {
       const rows = parts.map((s) => s.backends.find((x) => x.id === b.id)).filter((x) => x !== undefined);
       const add = (pick: (x: (typeof rows)[number]) => number) => rows.reduce((n, x) => n + pick(x), 0);

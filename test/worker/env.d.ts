@@ -7,6 +7,7 @@ declare global {
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
       SIM_PORTS: { a: number; b: number; c: number };
       ROGUE_PORT: number;
+      WEBHOOK_PORT: number;
     }
   }
 }

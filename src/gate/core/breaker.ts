@@ -116,6 +116,11 @@ export class CircuitBreaker {
     return Math.min(this.opts.maxCooldownMs, this.opts.cooldownMs * 2 ** Math.max(0, this.reopenCount - 1));
   }
 
+  /** When the breaker last opened (0: never). */
+  get lastOpenedAt(): number {
+    return this.openedAt;
+  }
+
   /** Failures since the last success. */
   get failureStreak(): number {
     return this.consecutive;

@@ -7,42 +7,39 @@ import { Attempts } from "./attempts";
 import { breakersOpenFor, pickBackend } from "./backend-picker";
 import type { BreakerSnapshot } from "./breaker";
 import { DrainRate } from "./drain-rate";
-import type { EntrySnapshot, EntryState } from "./journal-entry";
+import type { EntrySnapshot } from "./journal-entry";
 import { LEASE_TTL_MS } from "./lease-timing";
 import { LeaseTable, type Lease } from "./leases";
 import { GateMetrics, type SavedMetrics } from "./metrics";
+import { GateAlerts } from "./gate-alerts";
+import type { SavedAlerts } from "./alert-tracker";
 import { buildRoutePlan } from "./plan";
 import type { GateHost } from "./ports";
-import type {
-  AdmitRequest,
-  AdmitResult,
-  AttemptReport,
-  Checkpoint,
-  CheckpointAck,
-  LeaseCheck,
-  RetryNeeds,
-  RetryResult,
-  SettleOutcome,
+import {
+  type AdmitRequest,
+  type AdmitResult,
+  type AttemptReport,
+  type Checkpoint,
+  type CheckpointAck,
+  type LeaseCheck,
+  type RetryNeeds,
+  type RetryResult,
+  type SettleOutcome,
+  writesDeadLetter,
 } from "./protocol";
+import { closeEntry } from "./entry-close";
 import { exhausted, leaseEnded, rejections } from "./rejections";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
 import { TenantPolicies } from "./tenant-policies";
 import { TicketBook, type Ticket, type TwinGroup, type Waiter } from "./tickets";
 
-const ENTRY_STATE: Record<SettleOutcome, EntryState> = {
-  complete: "complete",
-  partial: "partial",
-  cancelled: "abandoned",
-  failed: "failed",
-  stale: "failed",
-};
-
 export class GateCore {
   readonly policies: TenantPolicies;
   readonly leases: LeaseTable;
   readonly tickets: TicketBook;
   readonly metrics: GateMetrics;
+  readonly alerts: GateAlerts;
   private readonly attempts: Attempts;
   private readonly drain = new DrainRate();
   /** The tenant was deleted (see endForDeletion) and no config has been installed since. */
@@ -51,12 +48,18 @@ export class GateCore {
   constructor(
     private readonly host: GateHost,
     saved?: SavedMetrics,
+    savedAlerts?: SavedAlerts,
   ) {
     this.leases = new LeaseTable(host);
     this.policies = new TenantPolicies(host, (id) => this.leases.inFlight(id));
     this.tickets = new TicketBook(host, () => this.policies.config?.limits.maxQueue ?? 0);
-    const changed = () => host.metricsChanged();
+    const changed = () => {
+      host.metricsChanged();
+      this.alerts.noteActivity();
+    };
     this.metrics = saved ? GateMetrics.restore(saved, changed) : new GateMetrics(changed);
+    const sources = { policies: this.policies, metrics: this.metrics, queue: this.tickets.queue };
+    this.alerts = new GateAlerts(sources, () => host.alertsWanted(), savedAlerts);
     this.attempts = new Attempts(this.policies, this.leases, this.metrics, () => host.random());
   }
 
@@ -320,28 +323,30 @@ export class GateCore {
     return { held: true, recorded: this.host.journal.append(key, leaseId, progress, config.idempotency, now) };
   }
 
-  /** Ends a request: its last attempt, its journal entry and its slot, which goes to the next waiter. */
-  settle(leaseId: string, report: AttemptReport | null, outcome: SettleOutcome, progress: Checkpoint | undefined, now: number): void {
+  /**
+   * Ends a request: its last attempt, its journal entry and its slot, which goes to the next waiter.
+   * `failureStatus`: what the client was told of a failure (see writesDeadLetter).
+   */
+  settle(
+    leaseId: string,
+    report: AttemptReport | null,
+    outcome: SettleOutcome,
+    progress: Checkpoint | undefined,
+    now: number,
+    failureStatus?: number,
+  ): void {
     const lease = this.leases.get(leaseId);
     if (!lease) return; // already settled or reclaimed: settle is idempotent
     const config = this.policies.config;
-    if (lease.recordKey && config) {
-      const { journal } = this.host;
-      // Chunks the journal refuses now can never be added: the entry is not whole, not replayable.
-      if (progress) {
-        const held = journal.append(lease.recordKey, lease.id, progress, config.idempotency, now);
-        const refused = held !== null && held < progress.from + progress.chunks.length;
-        if (refused || progress.discarded) journal.markIncomplete(lease.recordKey, lease.id);
-      }
-      journal.finish(lease.recordKey, lease.id, ENTRY_STATE[outcome], now);
-    }
+    if (lease.recordKey && config)
+      closeEntry(this.host.journal, { key: lease.recordKey, leaseId: lease.id }, outcome, progress, config.idempotency, now);
     if (report) this.attempts.record(lease, report, now);
     else this.attempts.end(lease);
     // The estimate charged at admission becomes what the attempts generated (a lease reclaimed
     // from a dead Worker keeps the estimate).
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
     this.metrics.count(outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
-    this.metrics.finished(now - lease.grantedAt, lease.attempts, now);
+    this.metrics.finished(now - lease.grantedAt, lease.attempts, now, writesDeadLetter(outcome, failureStatus));
     this.release(lease, now);
   }
 
@@ -367,7 +372,7 @@ export class GateCore {
     now: number,
     options: { histograms?: boolean } = {},
   ): GateStats {
-    const sources = { tenant, journal, policies: this.policies, metrics: this.metrics, queue: this.tickets.queue };
+    const sources = { tenant, journal, policies: this.policies, metrics: this.metrics, queue: this.tickets.queue, alerts: this.alerts };
     return buildStats({ ...sources, inFlight: this.leases.size, drainPerSecond: this.drain.perSecond(now) }, now, options);
   }
 

@@ -144,9 +144,10 @@ export class GateMetrics {
   }
 
   /** A request ended, `ms` after it got its slot, having made `attempts` upstream attempts. */
-  finished(ms: number, attempts: number, now: number): void {
+  finished(ms: number, attempts: number, now: number, deadLettered = false): void {
     this.totalMs.record(ms);
     this.recent.ended(attempts, now);
+    if (deadLettered) this.recent.deadLettered(now);
     this.changed();
   }
 

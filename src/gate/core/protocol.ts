@@ -175,3 +175,11 @@ export type RetryResult =
 
 /** "stale": every backend failed and a stored answer was served instead. */
 export type SettleOutcome = "complete" | "partial" | "failed" | "cancelled" | "stale";
+
+/**
+ * Whether a request that ended so is kept as a dead letter (observe/dead-letters.ts): a failure of
+ * sluice or its backends (5xx), not a request the client got wrong.
+ */
+export function writesDeadLetter(outcome: SettleOutcome, failureStatus: number | undefined): boolean {
+  return (outcome === "failed" || outcome === "partial") && failureStatus !== undefined && failureStatus >= 500;
+}

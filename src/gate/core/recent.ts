@@ -18,6 +18,7 @@ interface Slot {
   requests: number;
   attempts: number;
   budgetDenied: number;
+  deadLetters: number;
   backends: Map<string, { attempts: number; failures: number }>;
 }
 
@@ -25,11 +26,14 @@ export interface WindowSummary {
   /** Requests that ended in the window. */
   requests: number;
   queueMs: { p50?: number; p99?: number };
-  ttftMs: { p50?: number; p99?: number };
+  /** `count`: first tokens in the window. */
+  ttftMs: { p50?: number; p99?: number; count: number };
   /** Upstream attempts per ended request (0 without requests). */
   attemptsPerRequest: number;
   /** Retries the retry budget refused. */
   budgetDenied: number;
+  /** Requests that ended as dead letters (observe/dead-letters.ts). */
+  deadLetters: number;
   /** Per backend: attempts that ended, how many failed, and their share. */
   backends: Record<string, { attempts: number; failures: number; failureRate: number }>;
 }
@@ -66,8 +70,17 @@ export class RecentActivity {
     this.slot(now).budgetDenied++;
   }
 
+  deadLettered(now: number): void {
+    this.slot(now).deadLetters++;
+  }
+
+  /** The last minute alone (what alert rules look at). */
+  lastMinute(now: number): WindowSummary {
+    return this.window(now, 60_000 / SLOT_MS);
+  }
+
   summary(now: number): RecentSummary {
-    return { lastMinute: this.window(now, 60_000 / SLOT_MS), last5Minutes: this.window(now, SLOTS) };
+    return { lastMinute: this.lastMinute(now), last5Minutes: this.window(now, SLOTS) };
   }
 
   private window(now: number, slots: number): WindowSummary {
@@ -77,6 +90,7 @@ export class RecentActivity {
     let requests = 0;
     let attempts = 0;
     let budgetDenied = 0;
+    let deadLetters = 0;
     const backends = new Map<string, { attempts: number; failures: number }>();
     for (const slot of this.ring) {
       if (!slot || slot.index <= current - slots || slot.index > current) continue;
@@ -85,6 +99,7 @@ export class RecentActivity {
       requests += slot.requests;
       attempts += slot.attempts;
       budgetDenied += slot.budgetDenied;
+      deadLetters += slot.deadLetters;
       for (const [id, b] of slot.backends) {
         const sum = backends.get(id) ?? { attempts: 0, failures: 0 };
         backends.set(id, { attempts: sum.attempts + b.attempts, failures: sum.failures + b.failures });
@@ -93,9 +108,10 @@ export class RecentActivity {
     return {
       requests,
       queueMs: { p50: queueMs.quantile(0.5), p99: queueMs.quantile(0.99) },
-      ttftMs: { p50: ttftMs.quantile(0.5), p99: ttftMs.quantile(0.99) },
+      ttftMs: { p50: ttftMs.quantile(0.5), p99: ttftMs.quantile(0.99), count: ttftMs.count },
       attemptsPerRequest: requests > 0 ? Math.round((attempts / requests) * 1000) / 1000 : 0,
       budgetDenied,
+      deadLetters,
       backends: Object.fromEntries(
         [...backends].map(([id, b]) => [
           id,
@@ -118,6 +134,7 @@ export class RecentActivity {
         requests: 0,
         attempts: 0,
         budgetDenied: 0,
+        deadLetters: 0,
         backends: new Map(),
       };
       this.ring[at] = slot;
@@ -151,9 +168,10 @@ function mergeWindows(windows: WindowSummary[]): WindowSummary {
   return {
     requests,
     queueMs: { p50: worst((w) => w.queueMs.p50), p99: worst((w) => w.queueMs.p99) },
-    ttftMs: { p50: worst((w) => w.ttftMs.p50), p99: worst((w) => w.ttftMs.p99) },
+    ttftMs: { p50: worst((w) => w.ttftMs.p50), p99: worst((w) => w.ttftMs.p99), count: windows.reduce((n, w) => n + w.ttftMs.count, 0) },
     attemptsPerRequest: requests > 0 ? Math.round((attempts / requests) * 1000) / 1000 : 0,
     budgetDenied: windows.reduce((n, w) => n + w.budgetDenied, 0),
+    deadLetters: windows.reduce((n, w) => n + w.deadLetters, 0),
     backends,
   };
 }

@@ -7,6 +7,8 @@ import { PRIORITIES, type BoundedPriorityQueue, type Priority } from "./queue";
 import type { TenantPolicies } from "./tenant-policies";
 import type { WasteCause } from "./protocol";
 import type { RecentSummary } from "./recent";
+import type { ActiveAlert } from "./alert-tracker";
+import type { GateAlerts } from "./gate-alerts";
 
 export interface BackendStats {
   id: string;
@@ -47,6 +49,8 @@ export interface GateStats {
   /** The last minute and the last five (see RecentActivity); a sharded tenant's are its gates' added up, percentiles the worst gate's. */
   recent: RecentSummary;
   backends: BackendStats[];
+  /** Alerts whose condition holds now, pending or firing (README, "Alerts"). */
+  alerts: ActiveAlert[];
   histograms?: { queue: SavedHistogram; total: SavedHistogram };
 }
 
@@ -59,6 +63,7 @@ export interface StatsSources {
   drainPerSecond: number;
   metrics: GateMetrics;
   journal: { entries: number; bytes: number };
+  alerts: GateAlerts;
 }
 
 export function buildStats(s: StatsSources, now: number, options: { histograms?: boolean } = {}): GateStats {
@@ -101,6 +106,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         ...(options.histograms ? { ttftHistogram: c?.ttft.toJSON() ?? [] } : {}),
       };
     }),
+    alerts: s.alerts.active(),
     ...(options.histograms ? { histograms: { queue: metrics.queueMs.toJSON(), total: metrics.totalMs.toJSON() } } : {}),
   };
 }

@@ -65,6 +65,7 @@ export class TestHost implements GateHost {
   readonly wakes: number[] = [];
   alarm: number | undefined;
   metricsChanges = 0;
+  alertRequests = 0;
   private ids = 0;
 
   newId = () => `lease-${++this.ids}`;
@@ -76,6 +77,7 @@ export class TestHost implements GateHost {
   dropBreaker = (id: string) => void this.breakers.delete(id);
   metricsChanged = () => void this.metricsChanges++;
   wakeAt = (at: number) => void this.wakes.push(at);
+  alertsWanted = () => void this.alertRequests++;
 
   deliver(ticket: string, result: AdmitResult): boolean {
     if (!this.listening.delete(ticket)) return false;

@@ -1,0 +1,32 @@
+// The Worker's queue handler: the alert queue's consumer posts webhooks, its dead-letter queue's
+// consumer keeps what could not be delivered (observe/alerts/delivery.ts). Names as in wrangler.toml.
+import type { Env } from "../env";
+import type { AlertMessage } from "../gate/core/gate-alerts";
+import { configLogOf } from "../admin/config-log";
+import { type DeliveryDeps, deliverAlerts, recordDeadAlerts } from "../observe/alerts/delivery";
+import { logError } from "../log";
+
+export const ALERT_QUEUE = "sluice-alerts";
+export const ALERT_DEAD_LETTER_QUEUE = "sluice-alerts-dead";
+
+function deliveryDeps(env: Env): DeliveryDeps {
+  const retryDelay = Number(env.ALERT_RETRY_DELAY_SECONDS ?? "10");
+  return {
+    db: env.DB,
+    secrets: (tenant) => configLogOf(env.CONFIG_LOG, tenant).signingSecrets(tenant),
+    urlPolicy: {
+      allowLocal: env.ALLOW_LOCAL_BACKENDS === "true",
+      routerHost: env.PUBLIC_URL ? new URL(env.PUBLIC_URL).host : "",
+    },
+    publicUrl: env.PUBLIC_URL,
+    retryDelaySeconds: Number.isFinite(retryDelay) && retryDelay >= 0 ? retryDelay : 10,
+  };
+}
+
+export async function alertQueue(batch: MessageBatch<AlertMessage>, env: Env): Promise<void> {
+  if (batch.queue === ALERT_QUEUE) return deliverAlerts(batch, deliveryDeps(env));
+  if (batch.queue === ALERT_DEAD_LETTER_QUEUE) return recordDeadAlerts(batch, deliveryDeps(env));
+  // A queue bound to this Worker by mistake: its messages stay for a consumer that knows them.
+  logError(undefined, "messages from an unknown queue", batch.queue, { messages: batch.messages.length });
+  batch.retryAll();
+}
