@@ -25,6 +25,7 @@ import {
 } from "./stack";
 import { writeReport } from "./report";
 import { judgeTargets, type RunResults } from "./targets";
+import { AlertWatch } from "./alert-watch";
 
 const { values: args } = parseArgs({
   options: {
@@ -459,6 +460,8 @@ async function settle(fleet: Fleet): Promise<void> {
 // ---- scenarios 3-5: chaos (sluice, the naive pass-through, the peer) --------------------------
 
 async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: string) => TargetList, violations: string[]) {
+  // The chaos tenant's breaker alerts go to a local webhook receiver: "firing" during the outage, "resolved" after.
+  const alerts = await AlertWatch.start();
   const key = await createTenant(
     sluiceUrl,
     "chaos",
@@ -474,9 +477,11 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
       breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, consecutiveFailures: 8 },
       timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
       idempotency: { maxEntries: 1_000 },
+      alerts: alerts.config(),
     },
     { maxConcurrency: 64 },
   );
+  const down = SIMS.slice(0, 2).map((s) => s.id);
   const out: Record<string, SystemRun> = {};
   const sessions = trafficMix(100_000, { seed: SEED, longTokens: P.longTokens });
   for (const { target, system } of targets(key)) {
@@ -501,8 +506,16 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
             1000,
           )
         : undefined;
-    const outage = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 }))), P.chaosMs * 0.3);
-    const recovery = setTimeout(() => void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 }))), P.chaosMs * 0.6);
+    let outageAt = 0;
+    let recoveryAt = 0;
+    const outage = setTimeout(() => {
+      outageAt = Date.now();
+      void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 })));
+    }, P.chaosMs * 0.3);
+    const recovery = setTimeout(() => {
+      recoveryAt = Date.now();
+      void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 })));
+    }, P.chaosMs * 0.6);
     // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
     const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${id}-${n}` }) : undefined;
     const m = await measure(
@@ -532,6 +545,7 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
         gate: stats.counters,
         journal: stats.journal,
         deadLetters: await deadLetterLines(sluiceUrl, "chaos"),
+        alerts: await chaosAlerts(alerts, sluiceUrl, down, outageAt, recoveryAt, violations),
       };
       for (const bad of ["truncated", "duplicated", "mismatch", "transport_error", "corrupted_tool_call"] as const) {
         if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
@@ -541,7 +555,31 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
     await settle(fleet);
   }
   await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
+  await alerts.close();
   return out;
+}
+
+/** The breaker alerts of the outage, signatures checked: a downed backend fired during it and resolved after it. */
+async function chaosAlerts(
+  alerts: AlertWatch,
+  sluiceUrl: string,
+  down: string[],
+  outageAt: number,
+  recoveryAt: number,
+  violations: string[],
+) {
+  const res = await fetch(`${sluiceUrl}/admin/tenants/chaos/alerts/signing-secret`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  const { secret } = (await res.json()) as { secret: string };
+  const timeline = await alerts.timeline(secret, down, outageAt, recoveryAt);
+  const fired = Object.keys(timeline.firingAfterOutageMs);
+  if (fired.length === 0) violations.push(`chaos/sluice: no "firing" breaker alert for ${down.join(" or ")} after the outage began`);
+  for (const backend of fired)
+    if (timeline.resolvedAfterRecoveryMs[backend] === undefined)
+      violations.push(`chaos/sluice: the breaker alert of ${backend} was not resolved after the recovery`);
+  if (timeline.badSignatures > 0) violations.push(`chaos/sluice: ${timeline.badSignatures} alert messages failed signature verification`);
+  return timeline;
 }
 
 /** In-flight leases left once load stops (after giving stragglers time to settle). */

@@ -1,5 +1,6 @@
 // The issue's targets for sluice, judged from one run's figures, so every report says itself which
 // targets it met. Pure: results in, verdicts out.
+import type { AlertTimeline } from "./alert-watch";
 import type { SystemRun as Run } from "./summary";
 
 export interface Verdict {
@@ -96,6 +97,19 @@ export function judgeTargets(results: RunResults): Verdict[] {
       measured: String(chaos.attemptsPerCall),
       met: chaos.attemptsPerCall <= CHAOS_ATTEMPTS,
     });
+    const alerts = (chaos.extra as { alerts?: AlertTimeline } | undefined)?.alerts;
+    if (alerts) {
+      const fired = Object.entries(alerts.firingAfterOutageMs);
+      const resolved = fired.map(([b]) => alerts.resolvedAfterRecoveryMs[b]);
+      verdicts.push({
+        target: "chaos: a signed breaker alert after the outage began, resolved after the recovery",
+        measured:
+          fired
+            .map(([b, ms], i) => `${b} fired +${ms} ms, resolved ${resolved[i] === undefined ? "never" : `+${resolved[i]} ms`}`)
+            .join("; ") || "none fired",
+        met: fired.length > 0 && resolved.every((ms) => ms !== undefined) && alerts.badSignatures === 0,
+      });
+    }
     verdicts.push({
       target: "chaos: zero truncated, duplicated or leaked",
       measured: `${o.truncated ?? 0} / ${o.duplicated ?? 0} / ${leaked ?? "–"}`,

@@ -3,13 +3,17 @@ import type { Stats } from "./api";
 
 export type Health = "ok" | "warn" | "bad";
 
-/** Bad: a breaker open or the queue over 80% full. Warn: a breaker half-open, queue over half, failures in the last minute. */
+/**
+ * Bad: a breaker open, the queue over 80% full, an alert firing. Warn: a breaker half-open, the
+ * queue over half, failures in the last minute, an alert pending.
+ */
 export function tenantHealth(stats: Stats): Health {
   const maxQueue = stats.limits?.maxQueue ?? 0;
   const queueShare = maxQueue > 0 ? stats.queue.depth / maxQueue : 0;
-  if (stats.backends.some((b) => b.breaker === "open") || queueShare > 0.8) return "bad";
+  const alert = (state: string) => stats.alerts.some((a) => a.state === state);
+  if (stats.backends.some((b) => b.breaker === "open") || queueShare > 0.8 || alert("firing")) return "bad";
   const failing = Object.values(stats.recent.lastMinute.backends).some((b) => b.failureRate > 0);
-  if (stats.backends.some((b) => b.breaker === "half-open") || queueShare > 0.5 || failing) return "warn";
+  if (stats.backends.some((b) => b.breaker === "half-open") || queueShare > 0.5 || failing || alert("pending")) return "warn";
   return "ok";
 }
 

@@ -28,7 +28,8 @@ interface Series {
 const series = new Map<string, Series>();
 const breakerLog: string[] = [];
 const lastBreaker = new Map<string, string>();
-let selected: string | null = null;
+/** The tenant shown: the one clicked, at first the one the link named (alert messages link with ?tenant=). */
+let selected: string | null = new URLSearchParams(location.search).get("tenant");
 let refreshes = 0;
 let charts: { latency: uPlot; load: uPlot } | null = null;
 
@@ -124,6 +125,16 @@ function renderTenant(tenant: string, s: Stats, letters: DeadLetter[]): void {
     cell(row, ms(b.ttftMs.p99));
     cell(row, b.wastedTokens.regenerated + b.wastedTokens.restarted);
   }
+  $("alerts").replaceChildren(
+    ...(s.alerts.length === 0 ? [{ state: "none" }] : s.alerts).map((a) => {
+      const li = document.createElement("li");
+      if (!("rule" in a)) return Object.assign(li, { textContent: "none pending or firing" });
+      const about = a.subject === undefined ? "" : ` (${a.subject})`;
+      li.textContent = `${a.state}: ${a.rule}${about}, ${a.kind}, since ${new Date(a.since).toLocaleTimeString()}`;
+      li.className = a.state === "firing" ? "bad" : "warn";
+      return li;
+    }),
+  );
   $("breaker-log").replaceChildren(
     ...breakerLog.slice(0, 20).map((line) => Object.assign(document.createElement("li"), { textContent: line })),
   );

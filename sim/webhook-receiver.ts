@@ -12,6 +12,8 @@ export interface ReceivedWebhook {
   body: string;
   /** What the receiver answered. */
   status: number;
+  /** Unix ms. */
+  receivedAt: number;
 }
 
 export class WebhookReceiver {
@@ -53,7 +55,7 @@ export class WebhookReceiver {
       if (req.method === "POST" && url.pathname.startsWith("/hooks/")) {
         const status = this.answers.get(url.pathname) ?? 204;
         const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-        this.received = [...this.received.slice(-(MAX_RECORDED - 1)), { path: url.pathname, headers, body, status }];
+        this.received = [...this.received.slice(-(MAX_RECORDED - 1)), { path: url.pathname, headers, body, status, receivedAt: Date.now() }];
         return send(status);
       }
       send(404, { error: `no route ${req.method} ${url.pathname}` });

@@ -257,9 +257,9 @@ export class TenantGate extends DurableObject<GateEnv> {
     void (at === undefined ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(at));
   }
 
-  /** The figures changed and the tenant has alert rules: an evaluation within ALERT_EVALUATE_MS. */
-  private alertsWanted(): void {
-    const at = Date.now() + ALERT_EVALUATE_MS;
+  /** The figures changed and the tenant has alert rules: an evaluation within ALERT_EVALUATE_MS, or at once. */
+  private alertsWanted(now = false): void {
+    const at = Date.now() + (now ? 0 : ALERT_EVALUATE_MS);
     if (this.alertAlarmAt !== undefined && this.alertAlarmAt <= at) return;
     this.alertAlarmAt = at;
     this.applyAlarm();
@@ -286,7 +286,7 @@ export class TenantGate extends DurableObject<GateEnv> {
       metricsChanged: () => this.scheduleMetricsSave(),
       deliver: (ticketId, result) => this.deliver(ticketId, result),
       wakeAt: (at) => this.scheduleWake(at),
-      alertsWanted: () => this.alertsWanted(),
+      alertsWanted: (now) => this.alertsWanted(now),
     };
   }
 

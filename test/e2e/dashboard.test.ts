@@ -9,6 +9,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually";
 import { ADMIN_TOKEN, startStack, type Stack } from "./harness";
+import { WebhookReceiver } from "../../sim/webhook-receiver";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -22,6 +23,8 @@ const KEY = "sk-dash-0123456789abcdef";
 let stack: Stack;
 let browser: Browser;
 let page: Page;
+let receiver: WebhookReceiver;
+let receiverPort: number;
 const requested: string[] = [];
 
 function ask(i: number, extra: Record<string, unknown> = {}): Promise<Response> {
@@ -47,6 +50,8 @@ async function nextRefresh(): Promise<void> {
 beforeAll(async () => {
   if (!hasChromium) return;
   stack = await startStack(["use1", "euw1"]);
+  receiver = new WebhookReceiver();
+  receiverPort = await receiver.listen();
   const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
   await stack.createTenant(
     "dash",
@@ -59,6 +64,10 @@ beforeAll(async () => {
       // Opens after two failures in a row, and stays open for the test.
       breaker: { consecutiveFailures: 2, cooldownMs: 600_000, maxCooldownMs: 600_000 },
       limits: { maxConcurrency: 2, maxQueue: 10, maxQueueWaitMs: 120_000 },
+      alerts: {
+        webhooks: [{ id: "ops", url: `http://127.0.0.1:${receiverPort}/hooks/dash` }],
+        rules: [{ id: "gpu-down", kind: "breaker_open", backends: ["use1"] }],
+      },
     },
     KEY,
   );
@@ -81,6 +90,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await stack?.close();
+  await receiver?.close();
 });
 
 describe.skipIf(!hasChromium)("dashboard in a browser", () => {
@@ -134,6 +144,17 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     expect(await breaker.textContent()).toBe("open");
     expect(await breaker.getAttribute("class")).toBe("bad");
     expect(await page.getByTestId("tenant-dash").getAttribute("class")).toBe("bad");
+    // The alert goes out through the alert queue; its link opens the page on the tenant, alert shown.
+    await eventually(() => receiver.receivedAt("/hooks/dash").length > 0, 60_000);
+    const alert = JSON.parse(receiver.receivedAt("/hooks/dash")[0]!.body);
+    expect(alert).toMatchObject({ type: "alert.firing", data: { tenant: "dash", rule: "gpu-down", backend: "use1" } });
+    const link = new URL(alert.data.dashboard);
+    expect(link.pathname + link.search).toBe("/admin/dashboard?tenant=dash");
+    await page.goto(`${stack.router.url}${link.pathname}${link.search}&every=1`);
+    await nextRefresh();
+    const shown = page.getByTestId("alerts").locator("li");
+    expect(await shown.first().textContent()).toMatch(/^firing: gpu-down \(use1\), breaker_open, since /);
+    expect(await shown.first().getAttribute("class")).toBe("bad");
     await page.screenshot({
       path: process.env.SLUICE_SCREENSHOT === "1" ? path.join(ROOT, "docs/dashboard.png") : path.join(tmpdir(), "sluice-dashboard.png"),
       fullPage: true,

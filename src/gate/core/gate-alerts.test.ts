@@ -53,7 +53,10 @@ describe("gate alerts", () => {
   it("sends a breaker opening to every webhook, as one event, then evaluates every few seconds while it fires", () => {
     const { core, host } = watched();
     failOnce(core, host, "r1", 0);
+    expect(host.urgentAlertRequests).toBe(0);
     failOnce(core, host, "r2", 1);
+    // The breaker opened: evaluate at once, not at the next tick.
+    expect(host.urgentAlertRequests).toBe(1);
     const first = core.alerts.evaluate("acme", 0, newId, 10);
     expect(first.messages.map((m) => m.webhook.id)).toEqual(["ops", "pager"]);
     expect(first.messages[0]!.event).toEqual(first.messages[1]!.event);

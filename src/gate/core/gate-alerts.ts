@@ -54,8 +54,8 @@ export class GateAlerts {
 
   constructor(
     private readonly sources: AlertSources,
-    /** The figures changed: evaluate within ALERT_EVALUATE_MS (the shell sets its alarm). */
-    private readonly wanted: () => void,
+    /** The figures changed: evaluate within ALERT_EVALUATE_MS, or at once (`now`); the shell sets its alarm. */
+    private readonly wanted: (now?: boolean) => void,
     saved?: SavedAlerts,
   ) {
     this.tracker = saved ? AlertTracker.restore(saved) : new AlertTracker();
@@ -66,6 +66,12 @@ export class GateAlerts {
     if (this.busy) return;
     this.busy = true;
     if ((this.sources.policies.config?.alerts.rules.length ?? 0) > 0) this.wanted();
+  }
+
+  /** A breaker opened: with a breaker rule, evaluated at once rather than at the next tick. */
+  breakerOpened(): void {
+    this.busy = true;
+    if (this.sources.policies.config?.alerts.rules.some((r) => r.kind === "breaker_open")) this.wanted(true);
   }
 
   /**

@@ -51,7 +51,11 @@ export class GateCore {
     savedAlerts?: SavedAlerts,
   ) {
     this.leases = new LeaseTable(host);
-    this.policies = new TenantPolicies(host, (id) => this.leases.inFlight(id));
+    this.policies = new TenantPolicies(
+      host,
+      (id) => this.leases.inFlight(id),
+      () => this.alerts.breakerOpened(),
+    );
     this.tickets = new TicketBook(host, () => this.policies.config?.limits.maxQueue ?? 0);
     const changed = () => {
       host.metricsChanged();
@@ -59,7 +63,7 @@ export class GateCore {
     };
     this.metrics = saved ? GateMetrics.restore(saved, changed) : new GateMetrics(changed);
     const sources = { policies: this.policies, metrics: this.metrics, queue: this.tickets.queue };
-    this.alerts = new GateAlerts(sources, () => host.alertsWanted(), savedAlerts);
+    this.alerts = new GateAlerts(sources, (now) => host.alertsWanted(now), savedAlerts);
     this.attempts = new Attempts(this.policies, this.leases, this.metrics, () => host.random());
   }
 
@@ -366,12 +370,7 @@ export class GateCore {
     return entry.state === "running" && entry.leaseId !== null && this.leases.get(entry.leaseId) !== undefined;
   }
 
-  stats(
-    tenant: string | null,
-    journal: { entries: number; bytes: number },
-    now: number,
-    options: { histograms?: boolean } = {},
-  ): GateStats {
+  stats(tenant: string | null, journal: GateStats["journal"], now: number, options: { histograms?: boolean } = {}): GateStats {
     const sources = { tenant, journal, policies: this.policies, metrics: this.metrics, queue: this.tickets.queue, alerts: this.alerts };
     return buildStats({ ...sources, inFlight: this.leases.size, drainPerSecond: this.drain.perSecond(now) }, now, options);
   }

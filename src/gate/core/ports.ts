@@ -50,6 +50,9 @@ export interface GateHost {
   deliver(ticketId: string, result: AdmitResult): boolean;
   /** Call `GateCore.wake` at `at` (or earlier): a queued request's wait limit falls due then. */
   wakeAt(at: number): void;
-  /** The tenant has alert rules and the figures changed: evaluate them within ALERT_EVALUATE_MS (gate-alerts.ts). */
-  alertsWanted(): void;
+  /**
+   * The tenant has alert rules and the figures changed: evaluate them within ALERT_EVALUATE_MS, or
+   * at once when `now` is given (a breaker opened: the page that matters most goes out first).
+   */
+  alertsWanted(now?: boolean): void;
 }

@@ -27,6 +27,8 @@ export class TenantPolicies implements BackendView {
   constructor(
     private readonly host: Pick<GateHost, "saveBreaker" | "dropBreaker">,
     private readonly inFlightOf: (backendId: string) => number,
+    /** A breaker just opened (alerts are evaluated at once). */
+    private readonly breakerOpened: () => void = () => {},
   ) {}
 
   /**
@@ -87,7 +89,9 @@ export class TenantPolicies implements BackendView {
   saveBreaker(id: string, stateBefore: BreakerState | undefined, now: number): void {
     const breaker = this.breakers.get(id);
     if (!breaker) return;
-    if (breaker.stateAt(now) === stateBefore && now - (this.breakerSavedAt.get(id) ?? 0) < BREAKER_SAVE_MS) return;
+    const state = breaker.stateAt(now);
+    if (state === "open" && stateBefore !== "open") this.breakerOpened();
+    if (state === stateBefore && now - (this.breakerSavedAt.get(id) ?? 0) < BREAKER_SAVE_MS) return;
     this.breakerSavedAt.set(id, now);
     this.host.saveBreaker(id, breaker.snapshot());
   }

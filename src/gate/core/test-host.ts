@@ -66,6 +66,7 @@ export class TestHost implements GateHost {
   alarm: number | undefined;
   metricsChanges = 0;
   alertRequests = 0;
+  urgentAlertRequests = 0;
   private ids = 0;
 
   newId = () => `lease-${++this.ids}`;
@@ -77,7 +78,7 @@ export class TestHost implements GateHost {
   dropBreaker = (id: string) => void this.breakers.delete(id);
   metricsChanged = () => void this.metricsChanges++;
   wakeAt = (at: number) => void this.wakes.push(at);
-  alertsWanted = () => void this.alertRequests++;
+  alertsWanted = (now?: boolean) => void (now ? this.urgentAlertRequests++ : this.alertRequests++);
 
   deliver(ticket: string, result: AdmitResult): boolean {
     if (!this.listening.delete(ticket)) return false;
