@@ -1,7 +1,7 @@
 // Alerts end to end: rules in a tenant's config, evaluated by its gate's alarm, carried by the real
 // (Miniflare) alert queue to a real webhook receiver (sim/webhook-receiver.ts), signed as Standard
 // Webhooks; a receiver that keeps failing is retried, then dead-lettered and recorded.
-import { SELF, env, runInDurableObject } from "cloudflare:test";
+import { SELF, abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { TenantConfigInput } from "../../src/config/schema";
@@ -75,7 +75,7 @@ function outageConfig(hookPath: string, alerts: Record<string, unknown> = {}): T
 const failing = { model: "chat", messages: MESSAGES, sim_fault: { status: 503 } };
 
 describe("alerts", () => {
-  it("an outage fires a signed 'breaker opened', and the recovery 'resolved', once each", async () => {
+  it("an outage fires a signed 'breaker opened', and the recovery 'resolved', once each, across a gate restart", async () => {
     const hook = `/hooks/outage-${crypto.randomUUID()}`;
     const { tenant, key } = await createTenant(outageConfig(hook));
     for (let i = 0; i < 2; i++) await expectError(await chat(key, failing), 502, "max_attempts");
@@ -104,6 +104,8 @@ describe("alerts", () => {
     expect(firing!.headers["webhook-id"]).toMatch(/^[0-9a-f-]{36}$/);
     expect((await gateStats(tenant)).alerts).toMatchObject([{ key: "gpu-down/a", state: "firing" }]);
 
+    // The gate restarts while the alert fires (a deploy, an eviction): it neither repeats the firing nor forgets it.
+    await abortAllDurableObjects();
     // The backend is back: the probe succeeds, the breaker closes, the alert resolves.
     await eventually(async () => (await chat(key, { model: "chat", messages: MESSAGES })).status === 200);
     expect((await gateStats(tenant)).backends[0].breaker).toBe("closed");
