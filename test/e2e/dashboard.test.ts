@@ -155,6 +155,8 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     const shown = page.getByTestId("alerts").locator("li");
     expect(await shown.first().textContent()).toMatch(/^firing: gpu-down \(use1\), breaker_open, since /);
     expect(await shown.first().getAttribute("class")).toBe("bad");
+    // A few refreshes more, so the screenshot's charts have a line to show.
+    for (let i = 0; i < 4; i++) await nextRefresh();
     await page.screenshot({
       path: process.env.SLUICE_SCREENSHOT === "1" ? path.join(ROOT, "docs/dashboard.png") : path.join(tmpdir(), "sluice-dashboard.png"),
       fullPage: true,
