@@ -55,7 +55,10 @@ export class WebhookReceiver {
       if (req.method === "POST" && url.pathname.startsWith("/hooks/")) {
         const status = this.answers.get(url.pathname) ?? 204;
         const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-        this.received = [...this.received.slice(-(MAX_RECORDED - 1)), { path: url.pathname, headers, body, status, receivedAt: Date.now() }];
+        this.received = [
+          ...this.received.slice(-(MAX_RECORDED - 1)),
+          { path: url.pathname, headers, body, status, receivedAt: Date.now() },
+        ];
         return send(status);
       }
       send(404, { error: `no route ${req.method} ${url.pathname}` });
