@@ -1,38 +1,22 @@
-// POST /v1/chat/completions: validate, admit through the tenant's gate, dispatch, relay.
+// POST /v1/chat/completions: validates the request, then serves it (generation.ts) into an SSE or a JSON sink.
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./context";
-import type { Env } from "../env";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
 import { ChatRequestSchema, estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
 import { PRIORITIES, type Priority } from "../gate/core/queue";
-import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/core/protocol";
-import { writesDeadLetter } from "../gate/core/protocol";
-import { gateClient, type GateApi } from "../admission/gate-client";
+import type { AdmitRequest } from "../gate/core/protocol";
 import { journalKeys, validIdempotencyKey } from "../admission/dedup-key";
 import type { Coordinates } from "../gate/core/regions";
-import type { AttemptLogEntry } from "../dispatch/dispatch-input";
-import { dispatch } from "../dispatch/dispatch";
-import { endAsJournaled, replayEntry } from "../dispatch/replay";
-import { isolateReadSizes } from "../dispatch/read-size";
-import { StreamProgress } from "../stream/relay";
 import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
-import { toFramed, type ClientSink } from "../stream/sink";
-import { recordDeadLetter } from "../observe/dead-letters";
+import type { ClientSink } from "../stream/sink";
 import { logError } from "../log";
-import type { TraceContext } from "../trace-context";
-import { CLIENT_CLOSED, type RequestLog, type RequestOutcome } from "../observe/request-log";
-import { ShedHints } from "../admission/shed-hints";
+import { CLIENT_CLOSED } from "../observe/request-log";
 import { gateName, shardFor } from "../admission/gate-naming";
-
-/** Per isolate: recent queue-full verdicts of each gate, by gate name (see ShedHints). */
-const shedHints = new ShedHints();
-
-/** Admission is retried this often when calls to the gate fail outright. */
-const ADMIT_TRIES = 3;
+import { type Ending, type ResponseMeta, type ServeOptions, serve, shedHints } from "./generation";
 
 /**
  * Answers 429 without parsing the body when the tenant's gate just said its queue is full (see
@@ -150,186 +134,6 @@ export const chatRoute = new Hono<AppEnv>().post(
     return sink.response;
   },
 );
-
-interface ResponseMeta {
-  backend: string;
-  attempts: number;
-  queueMs: number;
-  degradations: string[];
-  /** "stored": answered from the journal; "joined": followed a twin's live generation. */
-  replay?: "stored" | "joined";
-}
-
-interface ServeOptions {
-  /** Chunks the client already has (Last-Event-ID of a reconnect). */
-  lastEventId: number;
-  /** Finish the generation even if the client leaves (Idempotency-Key). */
-  detached: boolean;
-  /** Where a stored answer for stale-if-error may be: its semantic key, and that key's gate. */
-  stale?: { key: string; gate: string };
-  /** The request's log line, written when serve's answer is known. */
-  log: RequestLog;
-  trace: TraceContext;
-}
-
-/** How a request ended, for its log line (the status is the response's). */
-interface Ending {
-  outcome: RequestOutcome;
-  code?: string;
-  attempts?: AttemptLogEntry[];
-}
-
-/** How long one follow call waits for a joined generation to make progress. */
-const FOLLOW_WAIT_MS = 10_000;
-
-async function serve(
-  env: Env,
-  admit: AdmitRequest,
-  body: ChatRequest,
-  sink: ClientSink,
-  signal: AbortSignal,
-  meta: ResponseMeta,
-  options: ServeOptions,
-): Promise<Ending> {
-  const name = gateName(admit.tenant, admit.shard ?? 0);
-  const gate = gateClient(env.TENANT_GATE, name);
-  sink.setPhase("queued");
-  const admitted = await admitThroughQueue(gate, { ...admit, shedByWorker: shedHints.takeAnswered(name) || undefined }, signal);
-  if (admitted.kind === "reject") {
-    shedHints.note(name, admit.priority, admitted, Date.now());
-    await sink.fail({ status: admitted.status, code: admitted.code, message: admitted.message, retryAfterSec: admitted.retryAfterSec }, 0);
-    return { outcome: "rejected", code: admitted.code };
-  }
-  if (admitted.kind === "replay") {
-    meta.replay = "stored";
-    await replayEntry(admitted.entry, sink, options.lastEventId);
-    return { outcome: "replayed" };
-  }
-  if (admitted.kind === "join") {
-    meta.replay = "joined";
-    await followEntry(gate, admitted.entry, sink, options.lastEventId, signal);
-    return { outcome: "joined" };
-  }
-  meta.queueMs = admitted.queueMs;
-  meta.degradations = admitted.degradations;
-  const startedAt = Date.now();
-  const resumed = admitted.resumeFrom;
-  const fallbackId = `chatcmpl-${admit.requestId}`;
-  const progress = resumed
-    ? StreamProgress.resuming(fallbackId, Math.floor(startedAt / 1000), resumed.chunks, resumed.text, resumed.tokens)
-    : new StreamProgress(fallbackId, Math.floor(startedAt / 1000));
-  if (resumed && resumed.chunks.length > options.lastEventId) {
-    // A retry carrying on a stopped generation: first what the client has not seen of it.
-    sink.skipTo(options.lastEventId);
-    await sink.send(toFramed(resumed.chunks.slice(options.lastEventId))).catch(() => {});
-  } else if (resumed) sink.skipTo(resumed.chunks.length);
-  const result = await dispatch({
-    requestId: admit.requestId,
-    gate,
-    leaseId: admitted.leaseId,
-    grant: admitted.grant,
-    timeouts: admitted.timeouts,
-    body,
-    sink,
-    progress,
-    signal,
-    deadline: startedAt + admitted.timeouts.totalMs,
-    readSizes: isolateReadSizes(env.READ_BATCH_MAX_HOLD_MS),
-    record: admit.record !== undefined,
-    recordedChunks: resumed?.chunks.length ?? 0,
-    detached: options.detached,
-    staleAnswer: options.stale
-      ? async () => {
-          const stored = await gateClient(env.TENANT_GATE, options.stale!.gate).storedAnswer(options.stale!.key);
-          if (stored) meta.degradations = [...meta.degradations, "stale-cache"];
-          return stored;
-        }
-      : undefined,
-    onAttempt: (grant) => {
-      meta.attempts = grant.attempt;
-      if (!sink.committed) meta.backend = grant.backend.id;
-    },
-    onFirstToken: () => options.log.firstToken(Date.now()),
-    trace: options.trace,
-  });
-  options.log.set({
-    promptTokens: progress.usage?.prompt_tokens ?? admit.promptTokens,
-    completionTokens: progress.usage?.completion_tokens ?? progress.tokens,
-  });
-  if (result.failure && writesDeadLetter(result.outcome, result.failure.status)) {
-    await recordDeadLetter(env.DB, {
-      tenant: admit.tenant,
-      requestId: admit.requestId,
-      model: admit.alias,
-      status: result.failure.status,
-      code: result.failure.code,
-      message: result.failure.message,
-      partial: result.outcome === "partial",
-      attempts: result.attempts,
-      createdAt: Date.now(),
-      traceId: options.trace.traceId,
-    }).catch((err: unknown) => logError(admit.requestId, "dead letter not written", err));
-  }
-  return { outcome: result.outcome, code: result.failure?.code, attempts: result.attempts };
-}
-
-/** Relays a generation another request is running (same key), live, as the gate records it. */
-async function followEntry(gate: GateApi, entry: EntrySnapshot, sink: ClientSink, after: number, signal: AbortSignal): Promise<void> {
-  // Chunks the client already has are skipped even if the journal does not hold them yet.
-  let sent = after;
-  let chunks = entry.chunks.slice(sent);
-  sink.skipTo(sent);
-  for (;;) {
-    await sink.send(toFramed(chunks));
-    sent += chunks.length;
-    if (signal.aborted || sink.clientGone.aborted) return;
-    const next = await gate.follow(entry.key, sent, FOLLOW_WAIT_MS);
-    chunks = next.chunks;
-    if (next.state === "running") continue;
-    await sink.send(toFramed(chunks));
-    return endAsJournaled(sink, next.state, next.tokens, "The generation this request joined");
-  }
-}
-
-/**
- * Admission, polling while queued. A gate that restarts drops its queue (the poll answers
- * "unknown", or the call fails): the request is admitted again rather than lost.
- */
-async function admitThroughQueue(
-  gate: GateApi,
-  admit: AdmitRequest,
-  signal: AbortSignal,
-): Promise<Exclude<AdmitResult, { kind: "queued" } | { kind: "unknown" }>> {
-  let failures = 0;
-  let result: AdmitResult | undefined;
-  for (;;) {
-    try {
-      if (result?.kind === "queued") result = await gate.poll(result.ticket);
-      else {
-        result = await gate.admit(admit);
-        // The gate has counted this Worker's sheds; an admission anew must not report them again.
-        admit = { ...admit, shedByWorker: undefined };
-      }
-    } catch (err) {
-      if (++failures >= ADMIT_TRIES) {
-        logError(admit.requestId, "tenant gate unavailable", err);
-        return {
-          kind: "reject",
-          status: 503,
-          code: "gate_unavailable",
-          message: `The tenant's gate could not be reached (request ${admit.requestId}). Retry later.`,
-          retryAfterSec: 1,
-        };
-      }
-      result = undefined;
-      continue;
-    }
-    if (result.kind === "unknown") result = undefined;
-    else if (result.kind !== "queued") return result;
-    // A client that left while queued stops polling; the gate drops its ticket.
-    if (signal.aborted) return { kind: "reject", status: 503, code: "client_disconnected", message: "The client went away while queued." };
-  }
-}
 
 function originOf(request: Request): Coordinates | undefined {
   const cf = (request as Request & { cf?: { latitude?: string; longitude?: string } }).cf;
