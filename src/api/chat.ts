@@ -6,7 +6,7 @@ import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
 import { ChatRequestSchema, estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
-import { PRIORITIES, type Priority } from "../gate/core/queue";
+import { CLIENT_PRIORITIES, type Priority } from "../gate/core/queue";
 import type { AdmitRequest } from "../gate/core/protocol";
 import { journalKeys, validIdempotencyKey } from "../admission/dedup-key";
 import type { Coordinates } from "../gate/core/regions";
@@ -47,7 +47,7 @@ const shedWhileFull = createMiddleware<AppEnv>(async (c, next) => {
 /** The X-Priority header as a Priority ("normal" when absent), or undefined when it names none. */
 function priorityOf(header: string | undefined): Priority | undefined {
   const value = (header ?? "normal").toLowerCase();
-  return PRIORITIES.find((p) => p === value);
+  return CLIENT_PRIORITIES.find((p) => p === value);
 }
 
 export const chatRoute = new Hono<AppEnv>().post(
@@ -67,7 +67,7 @@ export const chatRoute = new Hono<AppEnv>().post(
       return errorResponse(
         400,
         "invalid_priority",
-        `X-Priority must be one of ${PRIORITIES.join(", ")}; got "${c.req.header("x-priority")}".`,
+        `X-Priority must be one of ${CLIENT_PRIORITIES.join(", ")}; got "${c.req.header("x-priority")}".`,
       );
     }
     const requestId = c.get("requestId");

@@ -67,6 +67,8 @@ export const LimitsSchema = z.object({
   requestsPerMinute: z.number().int().positive().max(100_000_000).optional(),
   /** Prompt plus completion tokens per minute, estimated at admission and settled at the end (none by default). */
   tokensPerMinute: z.number().int().positive().max(10_000_000_000).optional(),
+  /** Background work (batch lines) in flight at most, within maxConcurrency (default: half of it). */
+  background: z.number().int().nonnegative().max(100_000).optional(),
 });
 
 export const RetrySchema = z.object({

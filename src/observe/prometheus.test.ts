@@ -11,7 +11,7 @@ function sampleStats(): GateStats {
   metrics.queued(3, 0);
   return {
     tenant: "acme",
-    queue: { depth: 2, byPriority: { high: 0, normal: 2, low: 0 }, oldestWaitMs: 40, drainPerSecond: 1.5 },
+    queue: { depth: 2, byPriority: { high: 0, normal: 2, low: 0, background: 0 }, oldestWaitMs: 40, drainPerSecond: 1.5 },
     inFlight: 4,
     limits: null,
     counters: { ...metrics.counters },

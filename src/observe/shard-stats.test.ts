@@ -51,7 +51,12 @@ function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats
   const queue = histogramOf(options.queueMs ?? []);
   return {
     tenant: "acme",
-    queue: { depth: n, byPriority: { high: 1, normal: n - 1, low: 0 }, oldestWaitMs: options.oldestWaitMs ?? 0, drainPerSecond: 0.125 },
+    queue: {
+      depth: n,
+      byPriority: { high: 1, normal: n - 1, low: 0, background: 0 },
+      oldestWaitMs: options.oldestWaitMs ?? 0,
+      drainPerSecond: 0.125,
+    },
     inFlight: n,
     limits: { ...config.limits, maxConcurrency: 20 },
     counters: { ...metrics.counters },
@@ -69,7 +74,12 @@ function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats
 describe("mergeShardStats", () => {
   it("adds up counts and gauges, keeps the longest wait, and reports the tenant's whole limits", () => {
     const merged = mergeShardStats([shard(2, { oldestWaitMs: 40 }), shard(3, { oldestWaitMs: 900 })], config);
-    expect(merged.queue).toEqual({ depth: 5, byPriority: { high: 2, normal: 3, low: 0 }, oldestWaitMs: 900, drainPerSecond: 0.25 });
+    expect(merged.queue).toEqual({
+      depth: 5,
+      byPriority: { high: 2, normal: 3, low: 0, background: 0 },
+      oldestWaitMs: 900,
+      drainPerSecond: 0.25,
+    });
     expect(merged.inFlight).toBe(5);
     expect(merged.counters.completed).toBe(5);
     expect(merged.counters.rejectedQueueFull).toBe(2);

@@ -21,7 +21,7 @@ const configWith = (maxConcurrency: number) =>
 const op = fc.oneof(
   fc.record({
     kind: fc.constant("admit" as const),
-    priority: fc.constantFrom("high" as const, "normal" as const, "low" as const),
+    priority: fc.constantFrom("high" as const, "normal" as const, "low" as const, "background" as const),
     key: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined }),
     hash: fc.constantFrom("h", "h", "h2"),
   }),
@@ -60,6 +60,8 @@ describe("gate core properties", () => {
         };
         const granted = (result: Extract<AdmitResult, { kind: "lease" }>) => {
           expect(core.leases.size).toBeLessThanOrEqual(limit);
+          // Background work holds at most half the slots (the default limits.background).
+          expect(core.leases.background).toBeLessThanOrEqual(Math.ceil(limit / 2));
           expect(leases.has(result.leaseId)).toBe(false);
           leases.set(result.leaseId, { attempts: result.grant.attempt, backendOut: true });
         };

@@ -9,7 +9,7 @@ import type { BreakerSnapshot } from "./breaker";
 import { DrainRate } from "./drain-rate";
 import type { EntrySnapshot } from "./journal-entry";
 import { LEASE_TTL_MS } from "./lease-timing";
-import { LeaseTable, type Lease } from "./leases";
+import { LeaseTable, newLease, type Lease } from "./leases";
 import { GateMetrics, type SavedMetrics } from "./metrics";
 import { GateAlerts } from "./gate-alerts";
 import type { SavedAlerts } from "./alert-tracker";
@@ -31,7 +31,7 @@ import { closeEntry } from "./entry-close";
 import { exhausted, leaseEnded, rejections } from "./rejections";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
-import { TenantPolicies } from "./tenant-policies";
+import { TenantPolicies, backgroundLimit } from "./tenant-policies";
 import { TicketBook, type Ticket, type TwinGroup, type Waiter } from "./tickets";
 
 export class GateCore {
@@ -141,7 +141,8 @@ export class GateCore {
       resumeFrom,
       rateTokens: rate ? rateTokens : undefined,
     };
-    if (this.tickets.queue.size === 0 && this.leases.size < config.limits.maxConcurrency) {
+    // Waiters of a lower priority (held back by their backends, or background work by its limit) are not passed over.
+    if (this.tickets.queue.sizeAtOrAbove(request.priority) === 0 && this.hasSlotFor(request, config)) {
       const granted = this.grant(waiter, now);
       if (granted) return granted;
     }
@@ -239,19 +240,7 @@ export class GateCore {
     const pick = pickBackend(this.policies, waiter.plan, 0, continuing, now);
     if (!pick.ok) return undefined;
     const { request } = waiter;
-    const lease: Lease = {
-      id: this.host.newId(),
-      requestId: request.requestId,
-      plan: waiter.plan,
-      attempts: 0,
-      cursor: pick.cursor,
-      backendId: null,
-      probe: false,
-      grantedAt: now,
-      deadline: now + LEASE_TTL_MS,
-      recordKey: request.record?.key,
-      ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens, promptTokens: request.promptTokens } : {}),
-    };
+    const lease = newLease(this.host.newId(), waiter, pick.cursor, now);
     this.leases.add(lease);
     const record = request.record;
     if (record) this.host.journal.begin(record.key, record.kind, record.bodyHash, request.requestId, lease.id, config.idempotency, now);
@@ -281,7 +270,8 @@ export class GateCore {
       this.answerTicket(entry.value, this.noBackend(closedFor(entry.value)!), now);
     }
     while (this.leases.size < config.limits.maxConcurrency) {
-      const canStart = (w: Waiter) => pickBackend(this.policies, w.plan, 0, (w.resumeFrom?.tokens ?? 0) > 0, now).ok;
+      const canStart = (w: Waiter) =>
+        this.hasSlotFor(w.request, config) && pickBackend(this.policies, w.plan, 0, (w.resumeFrom?.tokens ?? 0) > 0, now).ok;
       const entry = this.tickets.queue.takeFirst((e) => canStart(e.value));
       if (!entry) break;
       this.answerTicket(entry.value, this.grant(entry.value, now)!, now);
@@ -376,6 +366,12 @@ export class GateCore {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  /** A slot of the tenant's; for background work, also one of limits.background (see backgroundLimit). */
+  private hasSlotFor(request: AdmitRequest, config: TenantConfig): boolean {
+    if (this.leases.size >= config.limits.maxConcurrency) return false;
+    return request.priority !== "background" || this.leases.background < backgroundLimit(config);
+  }
 
   private release(lease: Lease, now: number): void {
     this.leases.remove(lease);

@@ -3,6 +3,8 @@
 // The table keeps the in-flight count per backend and the alarm at the earliest deadline.
 import type { GateHost } from "./ports";
 import type { PlanEntry } from "./plan";
+import type { Waiter } from "./tickets";
+import { LEASE_TTL_MS } from "./lease-timing";
 
 export interface Lease {
   id: string;
@@ -30,17 +32,44 @@ export interface Lease {
   /** Tokens charged to the tenant's rate limit at admission, and the prompt's share of them (settled at the end). */
   rateTokens?: number;
   promptTokens?: number;
+  /** Background work (a batch line): counted against limits.background. */
+  background?: true;
+}
+
+/** A new lease for `waiter`, its first attempt at plan index `cursor`. */
+export function newLease(id: string, waiter: Waiter, cursor: number, now: number): Lease {
+  const { request } = waiter;
+  return {
+    id,
+    requestId: request.requestId,
+    plan: waiter.plan,
+    attempts: 0,
+    cursor,
+    backendId: null,
+    probe: false,
+    grantedAt: now,
+    deadline: now + LEASE_TTL_MS,
+    recordKey: request.record?.key,
+    ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens, promptTokens: request.promptTokens } : {}),
+    ...(request.priority === "background" ? { background: true as const } : {}),
+  };
 }
 
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
   private readonly perBackend = new Map<string, number>();
   private alarmAt: number | undefined;
+  /** Leases of background work. */
+  private backgroundLeases = 0;
 
   constructor(private readonly host: Pick<GateHost, "saveLease" | "dropLease" | "setAlarm">) {}
 
   get size(): number {
     return this.leases.size;
+  }
+
+  get background(): number {
+    return this.backgroundLeases;
   }
 
   get(id: string): Lease | undefined {
@@ -55,7 +84,7 @@ export class LeaseTable {
   /** Leases found in storage at start-up: their attempts hold their slots again. */
   restore(leases: Iterable<Lease>): void {
     for (const lease of leases) {
-      this.leases.set(lease.id, lease);
+      this.add(lease);
       if (lease.backendId) this.addInFlight(lease.backendId, 1);
     }
     this.rescheduleAlarm();
@@ -63,6 +92,7 @@ export class LeaseTable {
 
   add(lease: Lease): void {
     this.leases.set(lease.id, lease);
+    if (lease.background) this.backgroundLeases++;
   }
 
   /** The lease's next attempt goes to `backendId`, taking one of its slots. */
@@ -95,7 +125,7 @@ export class LeaseTable {
   }
 
   remove(lease: Lease): void {
-    this.leases.delete(lease.id);
+    if (this.leases.delete(lease.id) && lease.background) this.backgroundLeases--;
     this.host.dropLease(lease.id);
   }
 

@@ -2,8 +2,14 @@
 // when full, a newcomer may displace the newest entry of a strictly lower priority (which is then
 // rejected), so high-priority traffic is shed last.
 
-export const PRIORITIES = ["high", "normal", "low"] as const;
+/**
+ * Highest first. "background" is batch work (jobs/): it takes only slots interactive requests leave
+ * free, up to limits.background, and is never asked for by a client's X-Priority.
+ */
+export const PRIORITIES = ["high", "normal", "low", "background"] as const;
 export type Priority = (typeof PRIORITIES)[number];
+/** What a client may ask for with X-Priority. */
+export const CLIENT_PRIORITIES = ["high", "normal", "low"] as const satisfies readonly Priority[];
 
 export interface QueueEntry<T> {
   id: string;
@@ -15,7 +21,7 @@ export interface QueueEntry<T> {
 export type OfferResult<T> = { accepted: true; displaced?: QueueEntry<T> } | { accepted: false };
 
 export class BoundedPriorityQueue<T> {
-  private readonly lanes: Record<Priority, QueueEntry<T>[]> = { high: [], normal: [], low: [] };
+  private readonly lanes: Record<Priority, QueueEntry<T>[]> = { high: [], normal: [], low: [], background: [] };
   private readonly byId = new Map<string, QueueEntry<T>>();
 
   constructor(private readonly capacity: () => number) {}
@@ -26,6 +32,13 @@ export class BoundedPriorityQueue<T> {
 
   sizeOf(priority: Priority): number {
     return this.lanes[priority].length;
+  }
+
+  /** Entries of `priority` or higher: those a newcomer of that priority must not pass. */
+  sizeAtOrAbove(priority: Priority): number {
+    let n = 0;
+    for (const p of PRIORITIES.slice(0, PRIORITIES.indexOf(priority) + 1)) n += this.lanes[p].length;
+    return n;
   }
 
   offer(entry: QueueEntry<T>): OfferResult<T> {

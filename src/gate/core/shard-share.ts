@@ -32,6 +32,7 @@ export function shardConfig(config: TenantConfig, shard: number): TenantConfig {
       // A left-over shard's share is 0, read as no limit: it gets no new requests to limit.
       requestsPerMinute: config.limits.requestsPerMinute && rotated(config.limits.requestsPerMinute, 3),
       tokensPerMinute: config.limits.tokensPerMinute && rotated(config.limits.tokensPerMinute, 4),
+      background: config.limits.background === undefined ? undefined : rotated(config.limits.background, 5),
     },
     retry: { ...config.retry, budgetMinRetries: rotated(config.retry.budgetMinRetries, 2) },
   };

@@ -9,6 +9,11 @@ import type { GateHost } from "./ports";
 import { TenantRateLimit } from "./rate-limit";
 import { shardConfig } from "./shard-share";
 
+/** Background work's slots at most: limits.background, or half the tenant's slots. */
+export function backgroundLimit(config: TenantConfig): number {
+  return config.limits.background ?? Math.ceil(config.limits.maxConcurrency / 2);
+}
+
 /** The longest a backend's Retry-After keeps it out of plans. */
 export const MAX_RETRY_AFTER_MS = 60_000;
 /** A breaker whose state did not change is stored at most this often (its window counts may lag). */
