@@ -13,10 +13,8 @@ import type { Coordinates } from "../gate/core/regions";
 import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
 import type { ClientSink } from "../stream/sink";
-import { logError } from "../log";
-import { CLIENT_CLOSED } from "../observe/request-log";
 import { gateName, shardFor } from "../admission/gate-naming";
-import { type Ending, type ResponseMeta, type ServeOptions, serve, shedHints } from "./generation";
+import { type ResponseMeta, type ServeOptions, responseHeaders, serveLogged, shedHints } from "../serve/serve";
 
 /**
  * Answers 429 without parsing the body when the tenant's gate just said its queue is full (see
@@ -91,15 +89,7 @@ export const chatRoute = new Hono<AppEnv>().post(
     const shard = record ? shardFor(record.key, shards) : (c.get("shard") ?? shardFor(undefined, shards));
     const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
     const trace = c.get("trace");
-    const headers = () => ({
-      "x-request-id": requestId,
-      "x-sluice-trace-id": trace.traceId,
-      ...(meta.backend ? { "x-sluice-backend": meta.backend } : {}),
-      "x-sluice-attempts": String(meta.attempts),
-      "x-sluice-queue-ms": String(meta.queueMs),
-      ...(meta.degradations.length ? { "x-sluice-degraded": meta.degradations.join(", ") } : {}),
-      ...(meta.replay ? { "x-sluice-replay": meta.replay } : {}),
-    });
+    const headers = () => responseHeaders(requestId, trace.traceId, meta);
     const sink: ClientSink = body.stream ? new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }) : new JsonSink(headers);
     const admit: AdmitRequest = {
       tenant,
@@ -117,20 +107,7 @@ export const chatRoute = new Hono<AppEnv>().post(
     log.set({ tenant, model: body.model, priority });
     log.defer();
     const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale, log, trace };
-    const run = serve(c.env, admit, body, sink, c.req.raw.signal, meta, options)
-      .catch(async (err: unknown): Promise<Ending> => {
-        logError(requestId, "request failed unexpectedly", err);
-        await sink
-          .fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0)
-          .catch(() => {});
-        return { outcome: "failed", code: "internal_error" };
-      })
-      .then((ending) => {
-        log.addAttempts(ending.attempts ?? [], (id) => config.backends.find((b) => b.id === id)?.region);
-        log.set({ backend: meta.backend || undefined, queueMs: meta.queueMs });
-        log.end(ending.outcome, sink.status ?? CLIENT_CLOSED, ending.code, Date.now());
-      });
-    c.executionCtx.waitUntil(run);
+    c.executionCtx.waitUntil(serveLogged(c.env, config, admit, body, sink, c.req.raw.signal, meta, options));
     return sink.response;
   },
 );

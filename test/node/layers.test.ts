@@ -19,6 +19,10 @@ const LAYERS = [
   ["src/admin"],
   // The Worker's bindings, the gate's class among them.
   ["src/env.ts"],
+  // Serving one chat request: admission, replay or join, dispatch, relay into a sink.
+  ["src/serve"],
+  // Background work on Cloudflare Queues: files, batches.
+  ["src/jobs"],
   ["src/api"],
   ["src/index.ts"],
 ];

@@ -16,7 +16,8 @@ import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
 import { logError } from "../log";
 import type { TraceContext } from "../trace-context";
-import type { RequestLog, RequestOutcome } from "../observe/request-log";
+import { CLIENT_CLOSED, type RequestLog, type RequestOutcome } from "../observe/request-log";
+import type { TenantConfig } from "../config/schema";
 import { ShedHints } from "../admission/shed-hints";
 import { gateName } from "../admission/gate-naming";
 
@@ -52,6 +53,50 @@ export interface Ending {
   outcome: RequestOutcome;
   code?: string;
   attempts?: AttemptLogEntry[];
+}
+
+/** The headers of an answer: its request id and trace, and how it was served. */
+export function responseHeaders(requestId: string, traceId: string, meta: ResponseMeta): Record<string, string> {
+  return {
+    "x-request-id": requestId,
+    "x-sluice-trace-id": traceId,
+    ...(meta.backend ? { "x-sluice-backend": meta.backend } : {}),
+    "x-sluice-attempts": String(meta.attempts),
+    "x-sluice-queue-ms": String(meta.queueMs),
+    ...(meta.degradations.length ? { "x-sluice-degraded": meta.degradations.join(", ") } : {}),
+    ...(meta.replay ? { "x-sluice-replay": meta.replay } : {}),
+  };
+}
+
+/**
+ * Serves the request and writes its log line when it ends. Never throws: an unexpected failure is
+ * logged with the request id and answered 500 `internal_error`, its text kept from the client.
+ */
+export function serveLogged(
+  env: Env,
+  config: TenantConfig,
+  admit: AdmitRequest,
+  body: ChatRequest,
+  sink: ClientSink,
+  signal: AbortSignal,
+  meta: ResponseMeta,
+  options: ServeOptions,
+): Promise<void> {
+  const { requestId } = admit;
+  const { log } = options;
+  return serve(env, admit, body, sink, signal, meta, options)
+    .catch(async (err: unknown): Promise<Ending> => {
+      logError(requestId, "request failed unexpectedly", err);
+      await sink
+        .fail({ status: 500, code: "internal_error", message: `sluice failed unexpectedly (request ${requestId}).` }, 0)
+        .catch(() => {});
+      return { outcome: "failed", code: "internal_error" };
+    })
+    .then((ending) => {
+      log.addAttempts(ending.attempts ?? [], (id) => config.backends.find((b) => b.id === id)?.region);
+      log.set({ backend: meta.backend || undefined, queueMs: meta.queueMs });
+      log.end(ending.outcome, sink.status ?? CLIENT_CLOSED, ending.code, Date.now());
+    });
 }
 
 /** How long one follow call waits for a joined generation to make progress. */

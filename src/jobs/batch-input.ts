@@ -1,0 +1,72 @@
+// A batch input file (OpenAI's JSONL): one request per line, each
+// {"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}. Checked line by line
+// when the file is uploaded, so a batch never starts on a file it cannot run; each line's byte range
+// is kept, so a queue consumer reads just its line from R2. Pure.
+import * as z from "zod";
+import { ChatRequestSchema } from "../config/chat-request";
+import { describeIssues } from "../config/schema";
+
+/** Lines per file at most (OpenAI's batches take up to 50,000; sluice's are smaller). */
+export const MAX_BATCH_LINES = 10_000;
+/** Bytes per file at most. */
+export const MAX_FILE_BYTES = 20 * 1024 * 1024;
+
+const BatchLineSchema = z.object({
+  custom_id: z.string().min(1, "custom_id is required").max(512),
+  method: z.literal("POST", 'method must be "POST"'),
+  url: z.literal("/v1/chat/completions", 'url must be "/v1/chat/completions" (the one endpoint batches run)'),
+  body: ChatRequestSchema.refine((b) => b.stream !== true, "body.stream must not be true: a batch line's answer is stored whole"),
+});
+
+export type BatchLine = z.output<typeof BatchLineSchema>;
+
+/** Where each line lies in the file: [byte offset, byte length]. */
+export type LineIndex = Array<[number, number]>;
+
+export type ParsedInput = { ok: true; index: LineIndex; customIds: string[] } | { ok: false; message: string };
+
+/** Checks every line of `bytes`; the first bad one is named (1-based) with what is wrong with it. */
+export function parseBatchInput(bytes: Uint8Array): ParsedInput {
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+  const index: LineIndex = [];
+  const customIds: string[] = [];
+  const seen = new Set<string>();
+  let start = 0;
+  let lineNo = 0;
+  while (start < bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    const length = end - start;
+    lineNo++;
+    const fail = (why: string): ParsedInput => ({ ok: false, message: `line ${lineNo}: ${why}` });
+    let text: string;
+    try {
+      text = decoder.decode(bytes.subarray(start, end));
+    } catch {
+      return fail("is not UTF-8");
+    }
+    if (text.trim() !== "") {
+      if (index.length >= MAX_BATCH_LINES) return fail(`a batch file holds at most ${MAX_BATCH_LINES} lines`);
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        return fail("is not JSON");
+      }
+      const parsed = BatchLineSchema.safeParse(json);
+      if (!parsed.success) return fail(describeIssues(parsed.error));
+      if (seen.has(parsed.data.custom_id)) return fail(`custom_id "${parsed.data.custom_id}" is used by an earlier line`);
+      seen.add(parsed.data.custom_id);
+      customIds.push(parsed.data.custom_id);
+      index.push([start, length]);
+    }
+    start = end + 1;
+  }
+  if (index.length === 0) return { ok: false, message: "the file holds no request" };
+  return { ok: true, index, customIds };
+}
+
+/** One line of a file already checked at upload. */
+export function parseBatchLine(text: string): BatchLine {
+  return BatchLineSchema.parse(JSON.parse(text));
+}
