@@ -22,6 +22,7 @@ export default defineConfig(async () => {
             WEBHOOK_PORT: inject("webhookPort"),
             // A failed alert webhook is tried again at once: the retries and the dead-letter queue run in seconds.
             ALERT_RETRY_DELAY_SECONDS: "0",
+            JOB_RETRY_DELAY_SECONDS: "0",
             // The sims listen on 127.0.0.1: a deployment must opt in to such backends.
             ALLOW_LOCAL_BACKENDS: "true",
           },

@@ -1,6 +1,7 @@
 import type { TenantGate } from "./gate/tenant-gate";
 import type { ConfigLog } from "./admin/config-log";
 import type { AlertMessage } from "./gate/core/gate-alerts";
+import type { JobMessage } from "./jobs/messages";
 
 /** Bindings of the sluice Worker (see wrangler.toml). */
 export interface Env {
@@ -8,10 +9,16 @@ export interface Env {
   CONFIG_LOG: DurableObjectNamespace<ConfigLog>;
   CONFIG: KVNamespace;
   DB: D1Database;
+  /** Files: batch input and output (jobs/files.ts). */
+  FILES: R2Bucket;
+  /** Batch work: start, line and finalize messages (jobs/consumer.ts). */
+  JOBS: Queue<JobMessage>;
   /** Alert messages from the gates, for the webhook consumer (README, "Alerts"). */
   ALERTS: Queue<AlertMessage>;
   /** The router's public URL (https://sluice.example.com): alerts link to its dashboard. */
   PUBLIC_URL?: string;
+  /** Seconds before a batch line that failed is tried again; each next try waits twice as long. Default 2. */
+  JOB_RETRY_DELAY_SECONDS?: string;
   /** Seconds before an alert's first redelivery after a failed webhook call; each next one doubles. Default 10. */
   ALERT_RETRY_DELAY_SECONDS?: string;
   /** Secret: `wrangler secret put ADMIN_TOKEN`. Admin routes answer 401 while it is unset. */

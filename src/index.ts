@@ -12,7 +12,10 @@ import { adminRoute } from "./api/admin";
 import { allowedMethods } from "./api/allowed-methods";
 import { requestLogging } from "./api/request-logging";
 import { dashboardPage } from "./api/dashboard";
-import { alertQueue } from "./api/alert-queue";
+import { queues } from "./api/queues";
+import { filesRoute } from "./api/files";
+import { batchesRoute } from "./api/batches";
+import type { JobMessage } from "./jobs/messages";
 
 export { TenantGate } from "./gate/tenant-gate";
 export { ConfigLog } from "./admin/config-log";
@@ -25,6 +28,8 @@ app.get("/", (c) => c.json({ service: "sluice", docs: "https://github.com/sluice
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/v1/chat", chatRoute);
 app.route("/v1/models", modelsRoute);
+app.route("/v1/files", filesRoute);
+app.route("/v1/batches", batchesRoute);
 // The page before the admin routes' token check: it asks for the token itself.
 app.get("/admin/dashboard", dashboardPage);
 app.route("/admin", adminRoute);
@@ -49,4 +54,4 @@ app.onError((err, c) => {
   return errorResponse(500, "internal_error", `sluice failed unexpectedly (request ${c.get("requestId")}).`);
 });
 
-export default { fetch: app.fetch, queue: alertQueue } satisfies ExportedHandler<Env, AlertMessage>;
+export default { fetch: app.fetch, queue: queues } satisfies ExportedHandler<Env, AlertMessage | JobMessage>;

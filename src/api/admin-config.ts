@@ -15,6 +15,8 @@ import { operatorFieldsChanged, redactBackends, withOperatorFields } from "../co
 import { deleteTenant, forgetTenantGates, readTenantConfig, tenantGateCount } from "../config/store";
 import { deleteDeadLetters } from "../observe/dead-letters";
 import { deleteUndelivered } from "../observe/alerts/undelivered";
+import { FileStore } from "../jobs/files";
+import { BatchStore } from "../jobs/batches";
 import { gatesOf } from "../admission/gate-client";
 import { type ConfigChange, MAX_CONFIG_VERSIONS, configLogOf } from "../admin/config-log";
 import { actorOf, operatorOnly, tenantNotFound } from "./admin-scope";
@@ -137,7 +139,12 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     // letters and config history: what a request still in flight writes lands before this erase.
     const gates = Math.max(recorded ?? 1, previous?.limits.shards ?? 1);
     await Promise.all(gatesOf(c.env.TENANT_GATE, tenant, gates).map((gate) => gate.erase()));
-    await Promise.all([deleteDeadLetters(c.env.DB, tenant), deleteUndelivered(c.env.DB, tenant)]);
+    await Promise.all([
+      deleteDeadLetters(c.env.DB, tenant),
+      deleteUndelivered(c.env.DB, tenant),
+      new FileStore(c.env.DB, c.env.FILES, tenant).deleteAll(),
+      new BatchStore(c.env.DB, tenant).deleteAll(),
+    ]);
     await logOf(c.env, tenant).erase();
     await forgetTenantGates(c.env, tenant);
     return c.json({ deleted: tenant });

@@ -59,51 +59,68 @@ export interface BodyLimits {
 export function boundedBody<E extends Env>(limits: (c: Context<E>) => BodyLimits) {
   return createMiddleware<E>(async (c, next) => {
     const { maxBytes, readTimeoutMs } = limits(c);
-    const declared = Number(c.req.header("content-length") ?? Number.NaN);
-    if (declared > maxBytes) return tooLarge(maxBytes);
-    const read = await readWithin(c.req.raw.body, maxBytes, readTimeoutMs);
-    if (read.kind === "too_large") return tooLarge(maxBytes);
-    if (read.kind === "timeout")
-      return errorResponse(408, "request_timeout", `The request body did not arrive within ${readTimeoutMs} ms; send it whole.`);
-    if (read.kind === "broken") return errorResponse(400, "body_unreadable", "The request body broke off before its end.");
+    const read = await readBodyWithin(c.req.raw, { maxBytes, readTimeoutMs });
+    if (read instanceof Response) return read;
     // Hono keeps a read body as a promise under its type's name (its declared type says otherwise).
-    (c.req.bodyCache as Record<string, Promise<string>>).text = Promise.resolve(read.text);
+    (c.req.bodyCache as Record<string, Promise<string>>).text = Promise.resolve(new TextDecoder().decode(read));
     await next();
   });
 }
 
+/** The request's whole body within its limits, or the 4xx that says why not (see boundedBody). */
+export async function readBodyWithin(request: Request, limits: BodyLimits): Promise<Uint8Array | Response> {
+  const { maxBytes, readTimeoutMs } = limits;
+  if (Number(request.headers.get("content-length") ?? Number.NaN) > maxBytes) return tooLarge(maxBytes);
+  const read = await readWithin(request.body, maxBytes, readTimeoutMs);
+  if (read.kind === "too_large") return tooLarge(maxBytes);
+  if (read.kind === "timeout")
+    return errorResponse(408, "request_timeout", `The request body did not arrive within ${readTimeoutMs} ms; send it whole.`);
+  if (read.kind === "broken") return errorResponse(400, "body_unreadable", "The request body broke off before its end.");
+  return read.bytes;
+}
+
 const tooLarge = (maxBytes: number) => errorResponse(413, "body_too_large", `The request body is larger than ${maxBytes} bytes.`);
 
-type BodyRead = { kind: "read"; text: string } | { kind: "too_large" } | { kind: "timeout" } | { kind: "broken" };
+type BodyRead = { kind: "read"; bytes: Uint8Array } | { kind: "too_large" } | { kind: "timeout" } | { kind: "broken" };
 
 async function readWithin(body: ReadableStream<Uint8Array> | null, maxBytes: number, timeoutMs: number): Promise<BodyRead> {
-  if (!body) return { kind: "read", text: "" };
+  if (!body) return { kind: "read", bytes: new Uint8Array() };
   const reader = body.getReader();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     void reader.cancel().catch(() => {});
   }, timeoutMs);
-  const decoder = new TextDecoder();
-  let text = "";
+  const chunks: Uint8Array[] = [];
   let bytes = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (timedOut) return { kind: "timeout" };
-      if (done) return { kind: "read", text: text + decoder.decode() };
+      if (done) return { kind: "read", bytes: concat(chunks, bytes) };
       bytes += value.byteLength;
       if (bytes > maxBytes) {
         await reader.cancel().catch(() => {});
         return { kind: "too_large" };
       }
-      text += decoder.decode(value, { stream: true });
+      chunks.push(value);
     }
   } catch {
     return timedOut ? { kind: "timeout" } : { kind: "broken" };
   } finally {
     clearTimeout(timer);
   }
+}
+
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const all = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return all;
 }
 
 /** Validates the JSON body against `schema`, after refusing one nested deeper than MAX_JSON_DEPTH. */

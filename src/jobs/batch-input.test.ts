@@ -17,7 +17,7 @@ describe("batch input files", () => {
     if (!parsed.ok) throw new Error(parsed.message);
     expect(parsed.customIds).toEqual(["a", "b"]);
     const bytes = new TextEncoder().encode(text);
-    const lines = parsed.index.map(([offset, length]) => new TextDecoder().decode(bytes.subarray(offset, offset + length)));
+    const lines = parsed.offsets.map(([offset, length]) => new TextDecoder().decode(bytes.subarray(offset, offset + length)));
     expect(lines.map((l) => parseBatchLine(l).custom_id)).toEqual(["a", "b"]);
   });
 

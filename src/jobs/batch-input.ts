@@ -20,15 +20,18 @@ const BatchLineSchema = z.object({
 
 export type BatchLine = z.output<typeof BatchLineSchema>;
 
-/** Where each line lies in the file: [byte offset, byte length]. */
-export type LineIndex = Array<[number, number]>;
+/** Where each line lies in the file: [byte offset, byte length], and its custom_id. */
+export interface LineIndex {
+  offsets: Array<[number, number]>;
+  customIds: string[];
+}
 
-export type ParsedInput = { ok: true; index: LineIndex; customIds: string[] } | { ok: false; message: string };
+export type ParsedInput = ({ ok: true } & LineIndex) | { ok: false; message: string };
 
 /** Checks every line of `bytes`; the first bad one is named (1-based) with what is wrong with it. */
 export function parseBatchInput(bytes: Uint8Array): ParsedInput {
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
-  const index: LineIndex = [];
+  const offsets: LineIndex["offsets"] = [];
   const customIds: string[] = [];
   const seen = new Set<string>();
   let start = 0;
@@ -46,7 +49,7 @@ export function parseBatchInput(bytes: Uint8Array): ParsedInput {
       return fail("is not UTF-8");
     }
     if (text.trim() !== "") {
-      if (index.length >= MAX_BATCH_LINES) return fail(`a batch file holds at most ${MAX_BATCH_LINES} lines`);
+      if (offsets.length >= MAX_BATCH_LINES) return fail(`a batch file holds at most ${MAX_BATCH_LINES} lines`);
       let json: unknown;
       try {
         json = JSON.parse(text);
@@ -58,12 +61,12 @@ export function parseBatchInput(bytes: Uint8Array): ParsedInput {
       if (seen.has(parsed.data.custom_id)) return fail(`custom_id "${parsed.data.custom_id}" is used by an earlier line`);
       seen.add(parsed.data.custom_id);
       customIds.push(parsed.data.custom_id);
-      index.push([start, length]);
+      offsets.push([start, length]);
     }
     start = end + 1;
   }
-  if (index.length === 0) return { ok: false, message: "the file holds no request" };
-  return { ok: true, index, customIds };
+  if (offsets.length === 0) return { ok: false, message: "the file holds no request" };
+  return { ok: true, offsets, customIds };
 }
 
 /** One line of a file already checked at upload. */

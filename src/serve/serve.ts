@@ -46,6 +46,11 @@ export interface ServeOptions {
   /** The request's log line, written when serve's answer is known. */
   log: RequestLog;
   trace: TraceContext;
+  /**
+   * A failure is kept as a dead letter (default). A batch line's are not: the queue tries it again,
+   * and the line becomes one dead letter only when the queue gives up (jobs/consumer.ts).
+   */
+  deadLetter?: boolean;
 }
 
 /** How a request ended, for its log line (the status is the response's). */
@@ -176,7 +181,7 @@ export async function serve(
     promptTokens: progress.usage?.prompt_tokens ?? admit.promptTokens,
     completionTokens: progress.usage?.completion_tokens ?? progress.tokens,
   });
-  if (result.failure && writesDeadLetter(result.outcome, result.failure.status)) {
+  if (options.deadLetter !== false && result.failure && writesDeadLetter(result.outcome, result.failure.status)) {
     await recordDeadLetter(env.DB, {
       tenant: admit.tenant,
       requestId: admit.requestId,

@@ -17,6 +17,8 @@ const LAYERS = [
   ["src/admission"],
   // Durable Objects beside the gate that use it: the tenant's config log.
   ["src/admin"],
+  // The jobs queue's message type, which the bindings name.
+  ["src/jobs/messages.ts"],
   // The Worker's bindings, the gate's class among them.
   ["src/env.ts"],
   // Serving one chat request: admission, replay or join, dispatch, relay into a sink.

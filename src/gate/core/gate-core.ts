@@ -340,7 +340,7 @@ export class GateCore {
     // from a dead Worker keeps the estimate).
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
     this.metrics.count(outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
-    this.metrics.finished(now - lease.grantedAt, lease.attempts, now, writesDeadLetter(outcome, failureStatus));
+    this.metrics.finished(now - lease.grantedAt, lease.attempts, now, !lease.background && writesDeadLetter(outcome, failureStatus));
     this.release(lease, now);
   }
 

@@ -1,0 +1,6 @@
+// The jobs queue's messages (consumer.ts runs them). A module of its own, below the Worker's
+// bindings (env.ts), which name the queue's type.
+export type JobMessage =
+  | { kind: "start"; tenant: string; batchId: string; from: number }
+  | { kind: "line"; tenant: string; batchId: string; line: number; customId: string; offset: number; length: number }
+  | { kind: "finalize"; tenant: string; batchId: string };
