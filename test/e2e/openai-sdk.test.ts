@@ -1,5 +1,5 @@
 // The router on workerd with two regional sims, called by the official openai SDK.
-import OpenAI, { APIError } from "openai";
+import OpenAI, { APIError, toFile } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually";
 import { agentAnswer, agentDeltas } from "../../sim/agent";
@@ -207,5 +207,40 @@ describe("tool calls with the SDK's streaming helper, through breaks", () => {
     expect(await finalCalls(conversation, { backend: "use1", disconnect_after: 3 })).toEqual(asCalls);
     // Every backend breaks there: the helper raises instead of handing out half a call.
     await expect(finalCalls(conversation, { disconnect_after: 3 })).rejects.toBeInstanceOf(APIError);
+  });
+});
+
+describe("openai SDK: files and batches", () => {
+  it("uploads a batch file, creates a batch, polls it to completion and downloads every line's answer", async () => {
+    const questions = Array.from({ length: 12 }, (_, i) => [{ role: "user" as const, content: `Batch question ${i}.` }]);
+    const jsonl = questions
+      .map((m, i) =>
+        JSON.stringify({ custom_id: `q${i}`, method: "POST", url: "/v1/chat/completions", body: { model: "chat", messages: m } }),
+      )
+      .join("\n");
+    const file = await client.files.create({ file: await toFile(Buffer.from(jsonl), "questions.jsonl"), purpose: "batch" });
+    expect(file).toMatchObject({ object: "file", purpose: "batch", bytes: Buffer.byteLength(jsonl), filename: "questions.jsonl" });
+    const created = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    let batch = created;
+    await eventually(async () => {
+      batch = await client.batches.retrieve(created.id);
+      return batch.status === "completed";
+    }, 60_000);
+    expect(batch.request_counts).toEqual({ total: 12, completed: 12, failed: 0 });
+    expect((await client.batches.list()).data.map((b) => b.id)).toContain(created.id);
+    const output = await (await client.files.content(batch.output_file_id!)).text();
+    const lines = output
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.custom_id)).toEqual(questions.map((_, i) => `q${i}`));
+    for (const [i, l] of lines.entries()) {
+      expect(l.response.status_code).toBe(200);
+      expect(l.response.body.choices[0].message.content).toBe(
+        expectedText({ model: "llama-sim", messages: questions[i]!, maxTokens: undefined }),
+      );
+    }
+    // Each line generated once.
+    expect(Object.values(stack.sims).reduce((n, s) => n + s.stats().requests, 0)).toBe(12);
   });
 });

@@ -16,6 +16,7 @@ import { ADMIN_TOKEN, DEMO_KEY, demoTenantConfig } from "../../scripts/demo-tena
 import { createTenantWithKey } from "../../scripts/tenant-admin";
 import { SimServer } from "../../sim/server";
 import { expectedText } from "../../sim/text";
+import { alertPayload } from "../../src/observe/alerts/payload";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const README = readFileSync(path.join(ROOT, "README.md"), "utf8");
@@ -99,7 +100,7 @@ describe("README examples", () => {
   });
 
   it("json: the tenant config example is accepted as written", async () => {
-    const json = blocks.filter((b) => b.lang === "json" && !b.code.includes('"msg":"request"'));
+    const json = blocks.filter((b) => b.lang === "json" && !b.code.includes('"msg":"request"') && !b.code.includes('"alert'));
     expect(json).toHaveLength(1);
     const res = await fetch(`${router.url}/admin/tenants/readme-config`, {
       method: "PUT",
@@ -107,6 +108,43 @@ describe("README examples", () => {
       body: rewrite(json[0]!.code),
     });
     expect(res.status, await res.clone().text()).toBe(200);
+  });
+
+  it("json: the alerts example is accepted in a tenant config, and the alert message has the fields sluice sends", async () => {
+    const [config, message, ...others] = blocks.filter((b) => b.lang === "json" && b.code.includes('"alert'));
+    expect(others).toHaveLength(0);
+    const demo = await (await fetch(`${router.url}/admin/tenants/demo`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+    const res = await fetch(`${router.url}/admin/tenants/readme-alerts`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ ...(demo as object), ...(JSON.parse(`{${config!.code}}`) as object) }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const documented = JSON.parse(message!.code) as { type: string; timestamp: string; data: Record<string, unknown> };
+    const sent = JSON.parse(
+      alertPayload(
+        {
+          webhook: { id: "ops", url: "https://hooks.example.com/sluice" },
+          event: {
+            id: "x",
+            type: "alert.firing",
+            tenant: "acme",
+            shard: 0,
+            rule: "gpu-down",
+            kind: "breaker_open",
+            backend: "use1-a",
+            state: "firing",
+            since: "",
+            at: "",
+            figures: {},
+            summary: "",
+          },
+        },
+        "https://sluice.example.com",
+      ),
+    ) as typeof documented;
+    expect(Object.keys(sent).sort()).toEqual(Object.keys(documented).sort());
+    expect(Object.keys(sent.data).sort()).toEqual(Object.keys(documented.data).sort());
   });
 
   it("json: the request log example has the fields of a real request's line", async () => {
@@ -138,9 +176,12 @@ describe("README examples", () => {
       const file = path.join(dir, `example-${i}.mts`);
       writeFileSync(file, rewrite(block.code));
       const out = await run(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), file]);
-      const asked = [...block.code.matchAll(/content: "([^"]+)"/g)].map((m) => m[1]!);
-      expect(asked).toHaveLength(1);
-      expect(out.trim()).toBe(expectedText({ model: "llama-sim", messages: [{ role: "user", content: asked[0]! }] }).trim());
+      // A single question (`content: "..."`), or a batch of them (`const questions = [...]`), one answer a line.
+      const listed = block.code.match(/const questions = (\[[^\]]*\]);/);
+      const asked = listed ? (JSON.parse(listed[1]!) as string[]) : [...block.code.matchAll(/content: "([^"]+)"/g)].map((m) => m[1]!);
+      if (!listed) expect(asked).toHaveLength(1);
+      const answers = asked.map((q) => expectedText({ model: "llama-sim", messages: [{ role: "user", content: q }] }).trim());
+      expect(out.trim()).toBe(answers.join("\n"));
     }
   });
 });

@@ -8,6 +8,7 @@ import { type BackendUrlPolicy, backendUrlProblem } from "../../config/backend-u
 import { logError } from "../../log";
 import { recordUndelivered } from "./undelivered";
 import { signatureHeader } from "./signature";
+import { alertPayload } from "./payload";
 
 /** A webhook that has not answered in this long counts as failed. */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
@@ -24,13 +25,6 @@ export interface DeliveryDeps {
   publicUrl?: string;
   /** The first retry's delay; each next one doubles it, up to MAX_RETRY_DELAY_SECONDS. */
   retryDelaySeconds: number;
-}
-
-/** The body a webhook receives (README, "Alerts"). */
-export function alertPayload(message: AlertMessage, publicUrl: string | undefined): string {
-  const { id: _id, type, ...data } = message.event;
-  const dashboard = publicUrl ? `${publicUrl.replace(/\/+$/, "")}/admin/dashboard?tenant=${encodeURIComponent(data.tenant)}` : null;
-  return JSON.stringify({ type, timestamp: data.at, data: { ...data, dashboard } });
 }
 
 export function retryDelaySeconds(attempts: number, base: number): number {
