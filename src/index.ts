@@ -15,6 +15,7 @@ import { dashboardPage } from "./api/dashboard";
 import { queues } from "./api/queues";
 import { filesRoute } from "./api/files";
 import { batchesRoute } from "./api/batches";
+import { generationsRoute } from "./api/generations";
 import type { JobMessage } from "./jobs/messages";
 
 export { TenantGate } from "./gate/tenant-gate";
@@ -30,6 +31,7 @@ app.route("/v1/chat", chatRoute);
 app.route("/v1/models", modelsRoute);
 app.route("/v1/files", filesRoute);
 app.route("/v1/batches", batchesRoute);
+app.route("/v1/generations", generationsRoute);
 // The page before the admin routes' token check: it asks for the token itself.
 app.get("/admin/dashboard", dashboardPage);
 app.route("/admin", adminRoute);

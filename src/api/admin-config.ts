@@ -17,6 +17,7 @@ import { deleteDeadLetters } from "../observe/dead-letters";
 import { deleteUndelivered } from "../observe/alerts/undelivered";
 import { FileStore } from "../jobs/files";
 import { BatchStore } from "../jobs/batches";
+import { GenerationStore } from "../jobs/generations";
 import { gatesOf } from "../admission/gate-client";
 import { type ConfigChange, MAX_CONFIG_VERSIONS, configLogOf } from "../admin/config-log";
 import { actorOf, operatorOnly, tenantNotFound } from "./admin-scope";
@@ -144,6 +145,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
       deleteUndelivered(c.env.DB, tenant),
       new FileStore(c.env.DB, c.env.FILES, tenant).deleteAll(),
       new BatchStore(c.env.DB, tenant).deleteAll(),
+      new GenerationStore(c.env.DB, tenant).deleteAll(),
     ]);
     await logOf(c.env, tenant).erase();
     await forgetTenantGates(c.env, tenant);

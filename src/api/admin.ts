@@ -14,6 +14,7 @@ import { operatorOnly, tenantNotFound, tenantScope } from "./admin-scope";
 import { tenantConfigRoute } from "./admin-config";
 import { adminKeysRoute, apiKeysRoute } from "./admin-keys";
 import { alertsRoute } from "./admin-alerts";
+import { adminGenerationsRoute, deadLettersRoute } from "./admin-dead-letters";
 
 /** The tenant's live stats, or null when it has no config. */
 async function tenantStats(env: Env, tenant: string, options: { histograms: boolean }): Promise<GateStats | null> {
@@ -49,6 +50,8 @@ export const adminRoute = new Hono<AppEnv>()
   .route("/tenants/:tenant/keys", apiKeysRoute)
   .route("/tenants/:tenant/admin-keys", adminKeysRoute)
   .route("/tenants/:tenant/alerts", alertsRoute)
+  .route("/tenants/:tenant/dead-letters", deadLettersRoute)
+  .route("/tenants/:tenant/generations", adminGenerationsRoute)
   .get("/tenants/:tenant/stats", async (c) => {
     const stats = await tenantStats(c.env, c.req.param("tenant"), { histograms: false });
     return stats ? c.json(stats) : tenantNotFound(c.req.param("tenant"));

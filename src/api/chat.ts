@@ -14,6 +14,7 @@ import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
 import type { ClientSink } from "../stream/sink";
 import { gateName, shardFor } from "../admission/gate-naming";
+import { prefersAsync, startGeneration } from "./generations";
 import { type ResponseMeta, type ServeOptions, responseHeaders, serveLogged, shedHints } from "../serve/serve";
 
 /**
@@ -71,6 +72,7 @@ export const chatRoute = new Hono<AppEnv>().post(
     const requestId = c.get("requestId");
     const tenant = c.get("tenant");
     const config = c.get("config");
+    if (prefersAsync(c.req.header("prefer"))) return startGeneration(c.env, tenant, body);
     const idempotencyKey = c.req.header("idempotency-key");
     if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) {
       return errorResponse(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters.");

@@ -131,6 +131,11 @@ export const DedupSchema = z.object({
   staleIfError: z.boolean().default(false),
 });
 
+export const DeadLettersSchema = z.object({
+  /** Keep each dead letter's request body (up to 256 KiB), so it can be run again; false for privacy (redrive is then refused). */
+  keepRequests: z.boolean().default(true),
+});
+
 export const TenantConfigSchema = z
   .object({
     backends: z.array(BackendSchema).min(1).max(64),
@@ -142,6 +147,7 @@ export const TenantConfigSchema = z
     idempotency: IdempotencySchema.default(IdempotencySchema.parse({})),
     dedup: DedupSchema.default(DedupSchema.parse({})),
     alerts: AlertsSchema.default(AlertsSchema.parse({})),
+    deadLetters: DeadLettersSchema.default(DeadLettersSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const backendIds = new Set<string>();

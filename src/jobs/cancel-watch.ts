@@ -2,7 +2,7 @@
 // consumer invocation watches the batches of its waiting lines, one read per batch every
 // CANCEL_POLL_MS (not one per line), and aborts the waiting lines of a batch that is cancelling.
 import { BatchStore } from "./batches";
-import type { LineStop } from "./line";
+import type { LineStop } from "./background";
 
 export const CANCEL_POLL_MS = 1_000;
 

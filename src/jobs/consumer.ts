@@ -14,14 +14,13 @@ import { logError } from "../log";
 import { parseBatchLine } from "./batch-input";
 import { type BatchObject, BatchStore } from "./batches";
 import { FileStore } from "./files";
-import { runLine } from "./line";
+import { runInBackground } from "./background";
+import { RETRYABLE, generate, generationGaveUp } from "./generate";
 import { CancelWatch } from "./cancel-watch";
 import type { JobMessage } from "./messages";
 
 /** Lines queued by one start message (sendBatch takes 100 at a time). */
 export const LINES_PER_START = 500;
-/** Statuses worth another try later: the tenant's queue was full, every backend was down, the gate was away. */
-const RETRYABLE = new Set([429, 500, 502, 503, 504]);
 /** Delay before a retried job's next delivery: doubles per delivery, from JOB_RETRY_DELAY_SECONDS (default 2), up to 5 minutes. */
 const retryDelay = (env: Env, attempts: number) => {
   const base = Number(env.JOB_RETRY_DELAY_SECONDS ?? "2");
@@ -38,7 +37,7 @@ export async function runJobs(batch: MessageBatch<JobMessage>, env: Env): Promis
       try {
         verdict = await runJob(message.body, env, watch);
       } catch (err) {
-        logError(undefined, "job failed; the queue will retry it", err, { job: message.body.kind, batch: message.body.batchId });
+        logError(undefined, "job failed; the queue will retry it", err, { job: message.body.kind, tenant: message.body.tenant });
         verdict = "retry";
       }
       if (verdict === "done") message.ack();
@@ -48,6 +47,7 @@ export async function runJobs(batch: MessageBatch<JobMessage>, env: Env): Promis
 }
 
 function runJob(job: JobMessage, env: Env, watch: CancelWatch): Promise<Verdict> {
+  if (job.kind === "generate") return generate(job, env);
   const batches = new BatchStore(env.DB, job.tenant);
   const files = new FileStore(env.DB, env.FILES, job.tenant);
   if (job.kind === "start") return start(job, env, batches, files);
@@ -104,9 +104,9 @@ async function line(
   const text = await files.slice(batch.input_file_id, job.offset, job.length);
   if (!config) return "done"; // the tenant was deleted
   if (text === null) return record(env, batches, batch, job, false, failed("input_file_missing", "The batch's input file was deleted."));
-  const run = await watch.during(job.tenant, batch.id, (stop) =>
-    runLine(env, job.tenant, config, batch.id, job.line, parseBatchLine(text).body, stop),
-  );
+  const request = parseBatchLine(text).body;
+  const work = { tenant: job.tenant, config, key: `${batch.id}:${job.line}`, path: `/v1/batches/${batch.id}/lines/${job.line}`, request };
+  const run = await watch.during(job.tenant, batch.id, (stop) => runInBackground(env, work, stop));
   if (run.stopped)
     return record(env, batches, batch, job, false, failed("batch_cancelled", "The batch was cancelled while this line waited for a slot."));
   const answer = run.result;
@@ -165,46 +165,58 @@ async function finalize(batchId: string, batches: BatchStore, files: FileStore):
   return "done";
 }
 
-/** The dead-letter queue's consumer: a line that kept failing is recorded as failed, and as a dead letter. */
+/**
+ * The dead-letter queue's consumer: a line that kept failing is recorded as failed and as a dead
+ * letter (with its request, so it can be run again); a generation ends failed likewise; a batch
+ * whose start or finalize step kept failing is marked failed.
+ */
 export async function runDeadJobs(batch: MessageBatch<JobMessage>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     const job = message.body;
     try {
-      const batches = new BatchStore(env.DB, job.tenant);
-      const current = await batches.get(job.batchId);
-      if (current && job.kind === "line") {
-        const why = "The line failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).";
-        const result = {
-          id: `batch_req_${job.batchId}_${job.line}`,
-          custom_id: job.customId,
-          response: null,
-          error: { code: "line_failed", message: why },
-        };
-        await recordDeadLetter(env.DB, {
-          tenant: job.tenant,
-          requestId: `${job.batchId}:${job.line}`,
-          model: "batch",
-          status: 502,
-          code: "line_failed",
-          message: why,
-          partial: false,
-          attempts: [],
-          createdAt: Date.now(),
-          traceId: null,
-        });
-        await record(env, batches, current, job, false, result);
-      } else if (current && job.kind !== "line") {
-        await batches.fail(
+      if (job.kind === "generate") await generationGaveUp(job, env);
+      else if (job.kind === "line") await lineGaveUp(job, env);
+      else
+        await new BatchStore(env.DB, job.tenant).fail(
           job.batchId,
           { code: "batch_stalled", message: `The batch's ${job.kind} step failed every delivery.` },
           Date.now(),
         );
-      }
-      logError(undefined, "job dead-lettered", job.kind, { tenant: job.tenant, batch: job.batchId });
+      logError(undefined, "job dead-lettered", job.kind, { tenant: job.tenant });
       message.ack();
     } catch (err) {
-      logError(undefined, "dead job not recorded; the queue will retry", err, { tenant: job.tenant, batch: job.batchId });
+      logError(undefined, "dead job not recorded; the queue will retry", err, { tenant: job.tenant, job: job.kind });
       message.retry();
     }
   }
+}
+
+async function lineGaveUp(job: Extract<JobMessage, { kind: "line" }>, env: Env): Promise<void> {
+  const batches = new BatchStore(env.DB, job.tenant);
+  const current = await batches.get(job.batchId);
+  if (!current) return;
+  const why = "The line failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).";
+  const text = await new FileStore(env.DB, env.FILES, job.tenant).slice(current.input_file_id, job.offset, job.length);
+  const keep = (await readTenantConfig(env, job.tenant))?.deadLetters.keepRequests ?? false;
+  const request = text === null || !keep ? undefined : parseBatchLine(text).body;
+  await recordDeadLetter(env.DB, {
+    tenant: job.tenant,
+    requestId: `${job.batchId}:${job.line}`,
+    model: request?.model ?? "batch",
+    status: 502,
+    code: "line_failed",
+    message: why,
+    partial: false,
+    attempts: [],
+    createdAt: Date.now(),
+    traceId: null,
+    request,
+  });
+  const result = {
+    id: `batch_req_${job.batchId}_${job.line}`,
+    custom_id: job.customId,
+    response: null,
+    error: { code: "line_failed", message: why },
+  };
+  await record(env, batches, current, job, false, result);
 }

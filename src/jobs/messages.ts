@@ -3,4 +3,5 @@
 export type JobMessage =
   | { kind: "start"; tenant: string; batchId: string; from: number }
   | { kind: "line"; tenant: string; batchId: string; line: number; customId: string; offset: number; length: number }
-  | { kind: "finalize"; tenant: string; batchId: string };
+  | { kind: "finalize"; tenant: string; batchId: string }
+  | { kind: "generate"; tenant: string; generationId: string };

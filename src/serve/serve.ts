@@ -51,6 +51,8 @@ export interface ServeOptions {
    * and the line becomes one dead letter only when the queue gives up (jobs/consumer.ts).
    */
   deadLetter?: boolean;
+  /** A dead letter keeps the request's body (the tenant's deadLetters.keepRequests; serveLogged sets it). */
+  keepRequest?: boolean;
 }
 
 /** How a request ended, for its log line (the status is the response's). */
@@ -89,7 +91,7 @@ export function serveLogged(
 ): Promise<void> {
   const { requestId } = admit;
   const { log } = options;
-  return serve(env, admit, body, sink, signal, meta, options)
+  return serve(env, admit, body, sink, signal, meta, { keepRequest: config.deadLetters.keepRequests, ...options })
     .catch(async (err: unknown): Promise<Ending> => {
       logError(requestId, "request failed unexpectedly", err);
       await sink
@@ -193,6 +195,7 @@ export async function serve(
       attempts: result.attempts,
       createdAt: Date.now(),
       traceId: options.trace.traceId,
+      request: options.keepRequest ? body : undefined,
     }).catch((err: unknown) => logError(admit.requestId, "dead letter not written", err));
   }
   return { outcome: result.outcome, code: result.failure?.code, attempts: result.attempts };

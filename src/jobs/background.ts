@@ -1,8 +1,9 @@
-// One batch line, run as background work: the same admission, breakers, fallbacks, retry budget and
-// resume as an interactive request, at the "background" priority (the gate gives it only slots no
-// interactive request waits for). It runs under a journal key of its own, derived from the batch and
-// the line, so a redelivered line joins the generation still running or replays the stored answer:
-// it never generates twice.
+// A request run as background work (a batch line, an async generation): the same admission,
+// breakers, fallbacks, retry budget and resume as an interactive request, at the "background"
+// priority (the gate gives it only slots no interactive request waits for). It runs under a journal
+// key of its own (the batch and line, the generation), so a redelivered message joins the generation
+// still running or replays the stored answer: it never generates twice. Its failures are retried by
+// the queue, so they are not dead letters (the queue's dead-letter consumer makes the one).
 import type { Env } from "../env";
 import type { TenantConfig } from "../config/schema";
 import { estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
@@ -26,20 +27,27 @@ export interface LineStop {
   started?: () => boolean;
 }
 
-/** Runs the line. `stop` may abort it while it waits for a slot, never once it runs (runLine sets `started`). */
-export async function runLine(
+/** What a request runs under in its tenant's journal: a key of sluice's own, never a client's Idempotency-Key. */
+export async function backgroundRecord(key: string, request: ChatRequest): Promise<NonNullable<AdmitRequest["record"]>> {
+  return { key: `job:${key}`, kind: "idempotency", bodyHash: await bodyHash({ ...request, stream: false }), shared: true };
+}
+
+/**
+ * Runs `request` as background work under the journal key `key` (see backgroundRecord). `stop` may
+ * abort it while it waits for a slot, never once it runs (this sets `started`).
+ */
+export async function runInBackground(
   env: Env,
-  tenant: string,
-  config: TenantConfig,
-  batchId: string,
-  line: number,
-  request: ChatRequest,
+  work: { tenant: string; config: TenantConfig; key: string; path: string; request: ChatRequest },
   stop: LineStop,
 ): Promise<LineAnswer> {
+  const { tenant, config } = work;
   const requestId = crypto.randomUUID();
   const trace = traceOf(undefined, undefined);
-  const body = { ...request, stream: false };
-  const record = { key: `job:${batchId}:${line}`, kind: "idempotency" as const, bodyHash: await bodyHash(body), shared: true };
+  // Streamed from the backend, so the journal holds the answer as it comes (a re-attached stream follows it live);
+  // the sink gathers it into one answer.
+  const body = { ...work.request, stream: true };
+  const record = await backgroundRecord(work.key, work.request);
   const admit: AdmitRequest = {
     tenant,
     record,
@@ -52,7 +60,7 @@ export async function runLine(
   };
   const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
   const sink = new JsonSink(() => responseHeaders(requestId, trace.traceId, meta));
-  const log = new RequestLog(requestId, trace.traceId, "POST", `/v1/batches/${batchId}/lines/${line}`, Date.now());
+  const log = new RequestLog(requestId, trace.traceId, "POST", work.path, Date.now());
   log.set({ tenant, model: body.model, priority: "background" });
   stop.started = () => meta.attempts > 0;
   await serveLogged(env, config, admit, body, sink, stop.signal, meta, { lastEventId: 0, detached: true, log, trace, deadLetter: false });

@@ -1,0 +1,132 @@
+// Async generations (jobs/generations.ts): `POST /v1/chat/completions` with `Prefer: respond-async`
+// answers 202 at once and the request runs as background work even if the client goes away;
+// `GET /v1/generations/{id}` tells its state and, once it ended, its answer; `GET .../stream`
+// re-attaches as SSE (with Last-Event-ID), live while it runs: the stream joins the generation
+// through the journal, so it is never generated twice.
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { AppEnv } from "./context";
+import type { Env } from "../env";
+import { tenantAuth } from "./auth";
+import { errorResponse } from "../stream/errors";
+import type { ChatRequest } from "../config/chat-request";
+import { estimatePromptTokens, requestedMaxTokens } from "../config/chat-request";
+import { GenerationStore, MAX_OPEN_GENERATIONS, type GenerationObject } from "../jobs/generations";
+import { backgroundRecord } from "../jobs/background";
+import { generationKey } from "../jobs/generate";
+import { gateName, shardFor } from "../admission/gate-naming";
+import { gateClient } from "../admission/gate-client";
+import { SseSink } from "../stream/sse-sink";
+import { type ResponseMeta, responseHeaders, serveLogged } from "../serve/serve";
+import type { AdmitRequest } from "../gate/core/protocol";
+
+/** Whether the request asks to be answered at once and run in the background (RFC 7240). */
+export const prefersAsync = (prefer: string | undefined) => prefer !== undefined && /(^|[\s,;])respond-async([\s,;=]|$)/i.test(prefer);
+
+/** Queues `request` as a generation; answers 202 with it, or 429 when the tenant has too many open. */
+export async function startGeneration(env: Env, tenant: string, request: ChatRequest): Promise<Response> {
+  const store = new GenerationStore(env.DB, tenant);
+  if ((await store.openCount()) >= MAX_OPEN_GENERATIONS)
+    return errorResponse(429, "too_many_generations", `A tenant has at most ${MAX_OPEN_GENERATIONS} async generations waiting or running.`);
+  const generation = await store.create({ ...request, stream: false }, Date.now());
+  await env.JOBS.send({ kind: "generate", tenant, generationId: generation.id }, { contentType: "json" });
+  return Response.json(generation, {
+    status: 202,
+    headers: { location: `/v1/generations/${generation.id}`, "preference-applied": "respond-async" },
+  });
+}
+
+const notFound = (id: string) => errorResponse(404, "generation_not_found", `No generation ${id}.`);
+
+export const generationsRoute = new Hono<AppEnv>()
+  .use("*", tenantAuth)
+  .get("/:id", async (c) => {
+    const generation = await new GenerationStore(c.env.DB, c.get("tenant")).get(c.req.param("id"));
+    return generation ? c.json(generation) : notFound(c.req.param("id"));
+  })
+  .get("/:id/stream", async (c) => {
+    const store = new GenerationStore(c.env.DB, c.get("tenant"));
+    const id = c.req.param("id");
+    const [generation, request] = await Promise.all([store.get(id), store.request(id)]);
+    if (!generation || !request) return notFound(id);
+    const lastEvent = c.req.header("last-event-id");
+    if (lastEvent !== undefined && !/^\d{1,9}$/.test(lastEvent))
+      return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number.");
+    if (generation.status === "completed" || generation.status === "failed") {
+      // Its journal entry, while kept, replays it chunk for chunk (so Last-Event-ID holds); after
+      // that only the stored answer is left, whole.
+      const record = await backgroundRecord(generationKey(id), request);
+      const gate = gateClient(c.env.TENANT_GATE, gateName(c.get("tenant"), shardFor(record.key, c.get("config").limits.shards)));
+      if (!(await gate.storedAnswer(record.key))) {
+        if (lastEvent !== undefined)
+          return errorResponse(
+            409,
+            "replay_unavailable",
+            `Generation ${id} ended and its stream is no longer kept; GET /v1/generations/${id} has its answer.`,
+          );
+        return endedStream(generation);
+      }
+    }
+    return reattach(c, generation.id, request, Number(lastEvent ?? 0));
+  });
+
+/** Joins the running (or not yet started) generation through its journal key, as SSE. */
+async function reattach(c: Context<AppEnv>, id: string, request: ChatRequest, lastEventId: number): Promise<Response> {
+  const tenant = c.get("tenant");
+  const config = c.get("config");
+  const requestId = c.get("requestId");
+  const trace = c.get("trace");
+  const record = await backgroundRecord(generationKey(id), request);
+  const body = { ...request, stream: true };
+  const admit: AdmitRequest = {
+    tenant,
+    record,
+    requestId,
+    alias: body.model,
+    priority: "normal",
+    promptTokens: estimatePromptTokens(body),
+    maxTokens: requestedMaxTokens(body),
+    shard: shardFor(record.key, config.limits.shards),
+  };
+  const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
+  const sink = new SseSink(() => responseHeaders(requestId, trace.traceId, meta), { clientStallMs: config.timeouts.clientStallMs });
+  const log = c.get("requestLog");
+  log.set({ tenant, model: body.model, priority: "normal" });
+  log.defer();
+  // Detached: a generation started by this stream finishes even if the client leaves.
+  c.executionCtx.waitUntil(
+    serveLogged(c.env, config, admit, body, sink, c.req.raw.signal, meta, { lastEventId, detached: true, log, trace }),
+  );
+  return sink.response;
+}
+
+/** An ended generation's stream: its answer as one chunk and [DONE], or the error event. */
+function endedStream(generation: GenerationObject): Response {
+  const response = generation.response!;
+  const completion = response.body as {
+    id?: string;
+    model?: string;
+    created?: number;
+    choices?: Array<{ message?: { content?: string }; finish_reason?: string }>;
+  };
+  const events =
+    response.status_code >= 200 && response.status_code < 300
+      ? [
+          {
+            id: completion.id,
+            object: "chat.completion.chunk",
+            created: completion.created,
+            model: completion.model,
+            choices: [
+              {
+                index: 0,
+                delta: { role: "assistant", content: completion.choices?.[0]?.message?.content ?? "" },
+                finish_reason: completion.choices?.[0]?.finish_reason ?? "stop",
+              },
+            ],
+          },
+        ]
+      : [response.body];
+  const text = `${events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("")}${response.status_code < 300 ? "data: [DONE]\n\n" : ""}`;
+  return new Response(text, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+}

@@ -1,0 +1,151 @@
+// Async generations and dead letters run again: Prefer: respond-async answers 202 and the request
+// runs as background work; its stream can be re-attached, live, with Last-Event-ID; a dead letter is
+// redriven once its backend is back.
+import { SELF } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  ADMIN,
+  chat,
+  createTenant,
+  eventually,
+  expectError,
+  expectedText,
+  MESSAGES,
+  readSse,
+  release,
+  resetSims,
+  simConfig,
+  simControl,
+  simStats,
+} from "./helpers";
+
+beforeEach(resetSims);
+
+const WAIT_MS = 60_000;
+
+const api = (key: string, path: string, headers: Record<string, string> = {}) =>
+  SELF.fetch(`https://sluice.test/v1/${path}`, { headers: { authorization: `Bearer ${key}`, ...headers } });
+const admin = (path: string, init: RequestInit = {}) =>
+  SELF.fetch(`https://sluice.test/admin/tenants/${path}`, { ...init, headers: { ...ADMIN, "content-type": "application/json" } });
+
+async function startAsync(key: string, body: Record<string, unknown> = {}): Promise<string> {
+  const res = await chat(key, { model: "chat", messages: MESSAGES, ...body }, { prefer: "respond-async" });
+  expect(res.status).toBe(202);
+  const generation = (await res.json()) as { id: string; status: string };
+  expect(res.headers.get("location")).toBe(`/v1/generations/${generation.id}`);
+  expect(res.headers.get("preference-applied")).toBe("respond-async");
+  expect(generation.status).toBe("queued");
+  return generation.id;
+}
+
+async function until(read: () => Promise<Response>, status: string): Promise<any> {
+  let generation: any;
+  await eventually(async () => {
+    generation = await (await read()).json();
+    return generation.status === status;
+  }, WAIT_MS);
+  return generation;
+}
+
+describe("async generations", () => {
+  it("answer 202 at once, run in the background, and keep the answer", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    const id = await startAsync(key);
+    const done = await until(() => api(key, `generations/${id}`), "completed");
+    expect(done.response.status_code).toBe(200);
+    expect(done.response.body.choices[0].message.content).toBe(expectedText());
+    expect(done.completed_at).toBeGreaterThanOrEqual(done.created_at);
+    expect((await simStats("a")).requests).toBe(1);
+  });
+
+  it("re-attach as SSE while running, and resume with Last-Event-ID: one generation, the exact text", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    const hold = `gen-${crypto.randomUUID()}`;
+    const id = await startAsync(key, { sim_fault: { hold, slow_after: 4, slow_ms: 30 } });
+    await eventually(async () => (await simStats("a")).held === 1, WAIT_MS);
+    // Attached while the generation waits for its first token; the first four events, then gone.
+    // The stream answers once output flows: asked for, then the generation let go.
+    const attached = api(key, `generations/${id}/stream`);
+    await release(hold);
+    const first = await attached;
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-sluice-replay")).toBe("joined");
+    const reader = first.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      text += value ?? "";
+      if (done || (text.match(/^id: /gm) ?? []).length >= 4) break;
+    }
+    await reader.cancel();
+    const head = await readSse(new Response(text.slice(0, text.lastIndexOf("\n\n") + 2)));
+    const lastId = head.events.at(-1)!.id!;
+    // Back with Last-Event-ID: the rest, live or stored, never generated again.
+    const rest = await readSse(await api(key, `generations/${id}/stream`, { "last-event-id": lastId }));
+    expect(head.text + rest.text).toBe(expectedText());
+    expect(rest.done).toBe(true);
+    await until(() => api(key, `generations/${id}`), "completed");
+    expect((await simStats("a")).requests).toBe(1);
+  });
+
+  it("are the tenant's own", async () => {
+    const a = await createTenant(simConfig(["a"]));
+    const b = await createTenant(simConfig(["a"]));
+    const id = await startAsync(a.key);
+    await expectError(await api(b.key, `generations/${id}`), 404, "generation_not_found");
+    await expectError(await api(b.key, `generations/${id}/stream`), 404, "generation_not_found");
+    await until(() => api(a.key, `generations/${id}`), "completed");
+  });
+});
+
+describe("dead letters run again", () => {
+  it("a request that failed while its backend was down is redriven once the backend is back, and succeeds", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 1 } }));
+    await simControl("a", { failRate: 1 });
+    await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 502, "max_attempts");
+    // The dead letter is written as the failed request ends, just after its answer.
+    let letter: any;
+    await eventually(
+      async () => ([letter] = ((await (await admin(`${tenant}/dead-letters`)).json()) as any).data) !== undefined && letter !== undefined,
+    );
+    expect(letter).toMatchObject({ code: "max_attempts", redrivable: true });
+    await simControl("a", { failRate: 0 });
+    const res = await admin(`${tenant}/dead-letters/${letter.id}/redrive`, { method: "POST" });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const done = await until(() => admin(`${tenant}/generations/${id}`), "completed");
+    expect(done.response.body.choices[0].message.content).toBe(expectedText());
+  });
+
+  it("redrives every letter a filter matches; one whose request was not kept is refused with 409", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 1 } }));
+    await simControl("a", { failRate: 1 });
+    for (let i = 0; i < 2; i++) await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 502, "max_attempts");
+    const letters = async () => ((await (await admin(`${tenant}/dead-letters`)).json()) as any).data as any[];
+    await eventually(async () => (await letters()).length === 2);
+    await simControl("a", { failRate: 0 });
+    const res = await admin(`${tenant}/dead-letters/redrive`, {
+      method: "POST",
+      body: JSON.stringify({ code: "max_attempts", backend: "a" }),
+    });
+    expect(res.status).toBe(202);
+    const bulk = (await res.json()) as any;
+    expect(bulk.data).toHaveLength(2);
+    expect(bulk.not_kept).toEqual([]);
+    for (const { generation_id } of bulk.data) await until(() => admin(`${tenant}/generations/${generation_id}`), "completed");
+    const none = (await (
+      await admin(`${tenant}/dead-letters/redrive`, { method: "POST", body: JSON.stringify({ backend: "b" }) })
+    ).json()) as any;
+    expect(none.data).toEqual([]);
+
+    // With deadLetters.keepRequests off, a letter keeps no body, and cannot be run again.
+    expect((await admin(tenant, { method: "PATCH", body: JSON.stringify({ deadLetters: { keepRequests: false } }) })).status).toBe(200);
+    await simControl("a", { failRate: 1 });
+    await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 502, "max_attempts");
+    await eventually(async () => (await letters()).length === 3);
+    const [latest] = await letters();
+    expect(latest.redrivable).toBe(false);
+    await expectError(await admin(`${tenant}/dead-letters/${latest.id}/redrive`, { method: "POST" }), 409, "request_not_kept");
+    await expectError(await admin(`${tenant}/dead-letters/999999/redrive`, { method: "POST" }), 404, "dead_letter_not_found");
+  });
+});
