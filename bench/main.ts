@@ -26,6 +26,7 @@ import {
 import { writeReport } from "./report";
 import { judgeTargets, type RunResults } from "./targets";
 import { AlertWatch } from "./alert-watch";
+import { batchScenario } from "./batch";
 
 const { values: args } = parseArgs({
   options: {
@@ -38,7 +39,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log("Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos] [-- --out DIR]");
+  console.log("Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,batch] [-- --out DIR]");
   process.exit(0);
 }
 
@@ -149,6 +150,14 @@ async function main(): Promise<void> {
     results.overhead = wanted("overhead") ? await overhead(fleet, sluice.url, targets) : {};
     results.overload = wanted("overload") ? await overloadScenario(fleet, sluice.url, targets) : {};
     results.chaos = wanted("chaos") ? await chaosScenario(fleet, sluice.url, targets, violations) : {};
+    if (wanted("batch"))
+      results.batch = await batchScenario(
+        fleet,
+        sluice.url,
+        { lines: QUICK ? 200 : 2_000, phaseMs: QUICK ? 5_000 : 20_000 },
+        (l) => console.log(`[bench] ${l}`),
+        violations,
+      );
   } finally {
     await Promise.all(systems.map((s) => s.stop().catch(() => {})));
     await fleet.stop();

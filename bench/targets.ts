@@ -1,6 +1,7 @@
 // The issue's targets for sluice, judged from one run's figures, so every report says itself which
 // targets it met. Pure: results in, verdicts out.
 import type { AlertTimeline } from "./alert-watch";
+import type { BatchRun } from "./batch";
 import type { SystemRun as Run } from "./summary";
 
 export interface Verdict {
@@ -14,7 +15,13 @@ export interface RunResults {
   overhead?: Record<string, Record<string, Run>>;
   overload?: Record<string, Run>;
   chaos?: Record<string, Run>;
+  batch?: BatchRun;
 }
+
+/** Interactive TTFT beside a batch: at most this much over the baseline without one. */
+const BATCH_TTFT_RATIO = 1.1;
+/** Backend utilisation while a batch has lines left: at least this. */
+const BATCH_UTILISATION = 0.95;
 
 /** At most this much TTFT p50 over the pass-through at one stream, in ms. */
 const ONE_STREAM_ADDED_MS = 1;
@@ -117,6 +124,28 @@ export function judgeTargets(results: RunResults): Verdict[] {
     });
   }
 
+  const batch = results.batch;
+  if (batch) {
+    const { baseline, halfWithBatch } = batch.ttftMs;
+    const ratio = (p: "p50" | "p99") => (baseline[p] && halfWithBatch[p] ? round2(halfWithBatch[p]! / baseline[p]!) : undefined);
+    for (const p of ["p50", "p99"] as const)
+      verdicts.push({
+        target: `batch: interactive TTFT ${p} beside a batch at most ${BATCH_TTFT_RATIO}x without (half capacity)`,
+        measured: `${halfWithBatch[p]} ms vs ${baseline[p]} ms (${ratio(p)}x); at full capacity ${batch.ttftMs.fullWithBatch[p]} ms`,
+        met: ratio(p) === undefined ? undefined : ratio(p)! <= BATCH_TTFT_RATIO,
+      });
+    verdicts.push({
+      target: `batch: backend utilisation at least ${BATCH_UTILISATION * 100}% while the batch has lines left`,
+      measured: `${round2(batch.utilisationWithBatch * 100)}%, ${batch.linesPerMinute} lines/min`,
+      met: batch.utilisationWithBatch >= BATCH_UTILISATION,
+    });
+    verdicts.push({
+      target: "batch: zero duplicate generations, zero lost lines",
+      measured: `${batch.duplicates} / ${batch.lost} (${batch.completed} of ${batch.lines} completed, ${batch.failed} failed)`,
+      met: batch.duplicates === 0 && batch.lost === 0,
+    });
+  }
+
   const overload = results.overload?.sluice;
   if (overload) {
     const u = overload.utilisationWhileQueued;
@@ -157,3 +186,5 @@ export function judgeTargets(results: RunResults): Verdict[] {
   }
   return verdicts;
 }
+
+const round2 = (n: number) => Math.round(n * 100) / 100;

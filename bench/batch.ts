@@ -1,0 +1,148 @@
+// Scenario: a batch beside interactive traffic. Interactive clients run at half the backends'
+// capacity without a batch (the baseline), then a batch is submitted and they run at half capacity
+// and at full capacity beside it. Reported: interactive TTFT in each phase (goal: within 10% of the
+// baseline), backend utilisation while the batch has lines left (goal: at least 95%), batch lines
+// a minute, duplicate generations and lost lines (goal: none of either), and lines whose text is not
+// the sim's deterministic one.
+import { closedLoop, MODEL, type Target } from "./load";
+import { round, summarize, type Percentiles } from "./summary";
+import { uniformCalls } from "./traffic";
+import { createTenant, type Fleet } from "./stack";
+import { expectedText } from "../sim/text";
+
+export interface BatchRun {
+  lines: number;
+  /** Interactive TTFT (ms) per phase. */
+  ttftMs: { baseline: Percentiles; halfWithBatch: Percentiles; fullWithBatch: Percentiles };
+  /** Mean backend utilisation from the batch's submission to its last line. */
+  utilisationWithBatch: number;
+  linesPerMinute: number;
+  completed: number;
+  failed: number;
+  /** Upstream generations for batch lines beyond one a line. */
+  duplicates: number;
+  /** Lines neither in the output nor in the error file. */
+  lost: number;
+  /** Output lines whose text is not the sim's. */
+  wrongText: number;
+  status: string;
+}
+
+const SLOTS_PER_SIM = 16;
+
+export async function batchScenario(
+  fleet: Fleet,
+  sluiceUrl: string,
+  options: { lines: number; phaseMs: number },
+  log: (line: string) => void,
+  violations: string[],
+): Promise<BatchRun> {
+  const capacity = SLOTS_PER_SIM * fleet.specs.length;
+  for (let i = 0; i < fleet.specs.length; i++) await fleet.control(i, { failRate: 0, disconnectRate: 0, maxConcurrency: SLOTS_PER_SIM });
+  // limits.background is left at its default: half the slots.
+  const key = await createTenant(
+    sluiceUrl,
+    "batchmix",
+    fleet,
+    { limits: { maxConcurrency: capacity + 2 * fleet.specs.length, maxQueue: 5_000, maxQueueWaitMs: 60_000 } },
+    { maxConcurrency: SLOTS_PER_SIM + 2 },
+  );
+  const v1 = (path: string, init: RequestInit = {}) =>
+    fetch(`${sluiceUrl}/v1/${path}`, { ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers ?? {}) } });
+  const target: Target = { name: "sluice", baseUrl: `${sluiceUrl}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
+  const interactive = async (workers: number, tag: string) => {
+    const sessions = uniformCalls(100_000, 40, tag).map((c, i) => ({ id: `${tag}-${i}`, calls: [c] }));
+    return closedLoop(target, sessions, workers, options.phaseMs);
+  };
+  const upstream = async () => {
+    let n = 0;
+    for (let i = 0; i < fleet.specs.length; i++) n += (await fleet.stats(i)).requests;
+    return n;
+  };
+
+  log(`batch: baseline, ${capacity / 2} interactive clients for ${capacity} GPU slots`);
+  const baseline = await interactive(capacity / 2, "bl");
+
+  const questions = Array.from({ length: options.lines }, (_, i) => [{ role: "user", content: `batch line ${i}` }]);
+  const jsonl = questions
+    .map((messages, i) =>
+      JSON.stringify({
+        custom_id: `l${i}`,
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: { model: "chat", messages, max_tokens: 40 },
+      }),
+    )
+    .join("\n");
+  const form = new FormData();
+  form.set("purpose", "batch");
+  form.set("file", new File([jsonl], "lines.jsonl"));
+  const file = (await (await v1("files", { method: "POST", body: form })).json()) as { id: string };
+  const before = await upstream();
+  const submittedAt = Date.now();
+  const created = (await (
+    await v1("batches", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+    })
+  ).json()) as { id: string };
+  let batch: any = created;
+  let done = false;
+  const utilisation: number[] = [];
+  const watching = (async () => {
+    while (!done) {
+      let active = 0;
+      for (let i = 0; i < fleet.specs.length; i++) active += (await fleet.stats(i)).active;
+      batch = await (await v1(`batches/${created.id}`)).json();
+      done = !["validating", "in_progress", "finalizing"].includes(batch.status);
+      // While lines are left to run (finalizing writes files: no generation is left).
+      if (batch.status === "in_progress") utilisation.push(Math.min(1, active / capacity));
+      if (!done) await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+
+  log(`batch: ${options.lines} lines submitted; ${capacity / 2} interactive clients beside it`);
+  const half = await interactive(capacity / 2, "hb");
+  log(`batch: ${capacity} interactive clients beside it`);
+  const full = await interactive(capacity, "fb");
+  const interactiveCalls = half.length + full.length;
+  await Promise.race([watching, new Promise((r) => setTimeout(r, 600_000))]);
+  done = true;
+  const finishedAt = Date.now();
+  const batchUpstream = (await upstream()) - before - interactiveCalls;
+
+  const output = batch.output_file_id ? (await (await v1(`files/${batch.output_file_id}/content`)).text()).trim().split("\n") : [];
+  const errors = batch.error_file_id ? (await (await v1(`files/${batch.error_file_id}/content`)).text()).trim().split("\n") : [];
+  let wrongText = 0;
+  for (const line of output.filter((l) => l !== "")) {
+    const o = JSON.parse(line);
+    const i = Number(o.custom_id.slice(1));
+    const text = o.response.body.choices[0].message.content;
+    if (text !== expectedText({ model: MODEL, messages: questions[i]!, maxTokens: 40 })) wrongText++;
+  }
+  const completed = batch.request_counts?.completed ?? 0;
+  const failed = batch.request_counts?.failed ?? 0;
+  const run: BatchRun = {
+    lines: options.lines,
+    ttftMs: {
+      baseline: summarize(baseline, options.phaseMs).ttftMs,
+      halfWithBatch: summarize(half, options.phaseMs).ttftMs,
+      fullWithBatch: summarize(full, options.phaseMs).ttftMs,
+    },
+    utilisationWithBatch: utilisation.length ? round(utilisation.reduce((a, b) => a + b, 0) / utilisation.length, 3) : 0,
+    linesPerMinute: round((completed + failed) / ((finishedAt - submittedAt) / 60_000), 1),
+    completed,
+    failed,
+    // Interactive calls make one upstream request each here (no faults): the rest are the batch's.
+    duplicates: Math.max(0, batchUpstream - options.lines),
+    lost: options.lines - output.filter((l) => l !== "").length - errors.filter((l) => l !== "").length,
+    wrongText,
+    status: batch.status,
+  };
+  if (run.status !== "completed") violations.push(`batch: ended ${run.status}, not completed`);
+  if (run.lost > 0) violations.push(`batch: ${run.lost} lines lost`);
+  if (run.wrongText > 0) violations.push(`batch: ${run.wrongText} lines with the wrong text`);
+  if (run.duplicates > 0) violations.push(`batch: ${run.duplicates} duplicate generations`);
+  return run;
+}
