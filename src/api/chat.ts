@@ -109,7 +109,7 @@ export const chatRoute = new Hono<AppEnv>().post(
     log.set({ tenant, model: body.model, priority });
     log.defer();
     const options: ServeOptions = { lastEventId: Number(lastEventHeader ?? 0), detached: idempotencyKey !== undefined, stale, log, trace };
-    c.executionCtx.waitUntil(serveLogged(c.env, config, admit, body, sink, c.req.raw.signal, meta, options));
+    c.executionCtx.waitUntil(serveLogged(c.env, config, { admit, body, sink, signal: c.req.raw.signal, meta, options }));
     return sink.response;
   },
 );

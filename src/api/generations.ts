@@ -95,7 +95,7 @@ async function reattach(c: Context<AppEnv>, id: string, request: ChatRequest, la
   log.defer();
   // Detached: a generation started by this stream finishes even if the client leaves.
   c.executionCtx.waitUntil(
-    serveLogged(c.env, config, admit, body, sink, c.req.raw.signal, meta, { lastEventId, detached: true, log, trace }),
+    serveLogged(c.env, config, { admit, body, sink, signal: c.req.raw.signal, meta, options: { lastEventId, detached: true, log, trace } }),
   );
   return sink.response;
 }

@@ -63,7 +63,8 @@ export async function runInBackground(
   const log = new RequestLog(requestId, trace.traceId, "POST", work.path, Date.now());
   log.set({ tenant, model: body.model, priority: "background" });
   stop.started = () => meta.attempts > 0;
-  await serveLogged(env, config, admit, body, sink, stop.signal, meta, { lastEventId: 0, detached: true, log, trace, deadLetter: false });
+  const options = { lastEventId: 0, detached: true, log, trace, deadLetter: false };
+  await serveLogged(env, config, { admit, body, sink, signal: stop.signal, meta, options });
   const response = await sink.response;
   return { status: response.status, body: await response.json().catch(() => null), requestId };
 }

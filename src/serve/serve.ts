@@ -55,6 +55,17 @@ export interface ServeOptions {
   keepRequest?: boolean;
 }
 
+/** One request to serve: what admission is asked, its body, where its answer goes, what stops it, what it says of itself. */
+export interface ServeCall {
+  admit: AdmitRequest;
+  body: ChatRequest;
+  sink: ClientSink;
+  /** The client went away (ignored once `options.detached` holds). */
+  signal: AbortSignal;
+  meta: ResponseMeta;
+  options: ServeOptions;
+}
+
 /** How a request ended, for its log line (the status is the response's). */
 export interface Ending {
   outcome: RequestOutcome;
@@ -79,19 +90,11 @@ export function responseHeaders(requestId: string, traceId: string, meta: Respon
  * Serves the request and writes its log line when it ends. Never throws: an unexpected failure is
  * logged with the request id and answered 500 `internal_error`, its text kept from the client.
  */
-export function serveLogged(
-  env: Env,
-  config: TenantConfig,
-  admit: AdmitRequest,
-  body: ChatRequest,
-  sink: ClientSink,
-  signal: AbortSignal,
-  meta: ResponseMeta,
-  options: ServeOptions,
-): Promise<void> {
+export function serveLogged(env: Env, config: TenantConfig, call: ServeCall): Promise<void> {
+  const { admit, sink, meta } = call;
   const { requestId } = admit;
-  const { log } = options;
-  return serve(env, admit, body, sink, signal, meta, { keepRequest: config.deadLetters.keepRequests, ...options })
+  const { log } = call.options;
+  return serve(env, { ...call, options: { keepRequest: config.deadLetters.keepRequests, ...call.options } })
     .catch(async (err: unknown): Promise<Ending> => {
       logError(requestId, "request failed unexpectedly", err);
       await sink
@@ -109,15 +112,8 @@ export function serveLogged(
 /** How long one follow call waits for a joined generation to make progress. */
 const FOLLOW_WAIT_MS = 10_000;
 
-export async function serve(
-  env: Env,
-  admit: AdmitRequest,
-  body: ChatRequest,
-  sink: ClientSink,
-  signal: AbortSignal,
-  meta: ResponseMeta,
-  options: ServeOptions,
-): Promise<Ending> {
+async function serve(env: Env, call: ServeCall): Promise<Ending> {
+  const { admit, body, sink, signal, meta, options } = call;
   const name = gateName(admit.tenant, admit.shard ?? 0);
   const gate = gateClient(env.TENANT_GATE, name);
   sink.setPhase("queued");

@@ -71,7 +71,8 @@ async function until(key: string, id: string, status: string): Promise<any> {
 
 async function fileLines(key: string, id: string | null): Promise<any[]> {
   if (id === null) return [];
-  const text = await (await api(key, `files/${id}/content`)).text();
+  // Read as bytes: workerd warns on text() of a type it does not know as text (application/jsonl).
+  const text = new TextDecoder().decode(await (await api(key, `files/${id}/content`)).arrayBuffer());
   return text
     .split("\n")
     .filter((l) => l !== "")
