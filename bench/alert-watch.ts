@@ -4,6 +4,7 @@
 // outage began, "resolved" after the recovery.
 import { Webhook } from "standardwebhooks";
 import { WebhookReceiver } from "../sim/webhook-receiver";
+import { ADMIN_TOKEN } from "./stack";
 
 const PATH = "/hooks/chaos";
 
@@ -38,7 +39,7 @@ export class AlertWatch {
    * Waits (up to `waitMs`) until each of `down` has its "resolved", then sets the messages against
    * the outage (`outageAt`) and the recovery (`recoveryAt`), Unix ms.
    */
-  async timeline(secret: string, down: readonly string[], outageAt: number, recoveryAt: number, waitMs = 60_000): Promise<AlertTimeline> {
+  private async timeline(secret: string, down: readonly string[], outageAt: number, recoveryAt: number, waitMs = 60_000): Promise<AlertTimeline> {
     const until = Date.now() + waitMs;
     const resolvedAll = () => down.every((b) => this.parsed().some((m) => m.type === "alert.resolved" && m.data.backend === b));
     while (!resolvedAll() && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
@@ -60,6 +61,26 @@ export class AlertWatch {
       if (m.type === "alert.resolved" && m.receivedAt >= recoveryAt)
         timeline.resolvedAfterRecoveryMs[backend] ??= m.receivedAt - recoveryAt;
     }
+    return timeline;
+  }
+
+  /**
+   * The tenant's breaker alerts of the outage, each signature checked with its secret: a downed
+   * backend fired after the outage began and resolved after the recovery, or a violation says not.
+   */
+  async check(routerUrl: string, tenant: string, down: string[], at: { outageAt: number; recoveryAt: number }, violations: string[]) {
+    const res = await fetch(`${routerUrl}/admin/tenants/${tenant}/alerts/signing-secret`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    const { secret } = (await res.json()) as { secret: string };
+    const timeline = await this.timeline(secret, down, at.outageAt, at.recoveryAt);
+    const fired = Object.keys(timeline.firingAfterOutageMs);
+    if (fired.length === 0) violations.push(`${tenant}/sluice: no "firing" breaker alert for ${down.join(" or ")} after the outage began`);
+    for (const backend of fired)
+      if (timeline.resolvedAfterRecoveryMs[backend] === undefined)
+        violations.push(`${tenant}/sluice: the breaker alert of ${backend} was not resolved after the recovery`);
+    if (timeline.badSignatures > 0)
+      violations.push(`${tenant}/sluice: ${timeline.badSignatures} alert messages failed signature verification`);
     return timeline;
   }
 

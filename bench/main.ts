@@ -554,7 +554,7 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
         gate: stats.counters,
         journal: stats.journal,
         deadLetters: await deadLetterLines(sluiceUrl, "chaos"),
-        alerts: await chaosAlerts(alerts, sluiceUrl, down, outageAt, recoveryAt, violations),
+        alerts: await alerts.check(sluiceUrl, "chaos", down, { outageAt, recoveryAt }, violations),
       };
       for (const bad of ["truncated", "duplicated", "mismatch", "transport_error", "corrupted_tool_call"] as const) {
         if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
@@ -566,29 +566,6 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
   await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
   await alerts.close();
   return out;
-}
-
-/** The breaker alerts of the outage, signatures checked: a downed backend fired during it and resolved after it. */
-async function chaosAlerts(
-  alerts: AlertWatch,
-  sluiceUrl: string,
-  down: string[],
-  outageAt: number,
-  recoveryAt: number,
-  violations: string[],
-) {
-  const res = await fetch(`${sluiceUrl}/admin/tenants/chaos/alerts/signing-secret`, {
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  const { secret } = (await res.json()) as { secret: string };
-  const timeline = await alerts.timeline(secret, down, outageAt, recoveryAt);
-  const fired = Object.keys(timeline.firingAfterOutageMs);
-  if (fired.length === 0) violations.push(`chaos/sluice: no "firing" breaker alert for ${down.join(" or ")} after the outage began`);
-  for (const backend of fired)
-    if (timeline.resolvedAfterRecoveryMs[backend] === undefined)
-      violations.push(`chaos/sluice: the breaker alert of ${backend} was not resolved after the recovery`);
-  if (timeline.badSignatures > 0) violations.push(`chaos/sluice: ${timeline.badSignatures} alert messages failed signature verification`);
-  return timeline;
 }
 
 /** In-flight leases left once load stops (after giving stragglers time to settle). */
