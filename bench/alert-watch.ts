@@ -39,7 +39,13 @@ export class AlertWatch {
    * Waits (up to `waitMs`) until each of `down` has its "resolved", then sets the messages against
    * the outage (`outageAt`) and the recovery (`recoveryAt`), Unix ms.
    */
-  private async timeline(secret: string, down: readonly string[], outageAt: number, recoveryAt: number, waitMs = 60_000): Promise<AlertTimeline> {
+  private async timeline(
+    secret: string,
+    down: readonly string[],
+    outageAt: number,
+    recoveryAt: number,
+    waitMs = 60_000,
+  ): Promise<AlertTimeline> {
     const until = Date.now() + waitMs;
     const resolvedAll = () => down.every((b) => this.parsed().some((m) => m.type === "alert.resolved" && m.data.backend === b));
     while (!resolvedAll() && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
