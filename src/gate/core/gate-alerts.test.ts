@@ -50,6 +50,21 @@ describe("gate alerts", () => {
     expect(quiet.host.alertRequests).toBe(0);
   });
 
+  it("asks for an evaluation after rules are added to a tenant that already had traffic", () => {
+    const { core, host } = testCore(testConfig({ retry: { maxAttempts: 1 } }));
+    failOnce(core, host, "before", 0);
+    expect(host.alertRequests).toBe(0);
+    core.applyConfig(
+      testConfig({ retry: { maxAttempts: 1 }, alerts: { webhooks: hooks, rules: [{ id: "dead", kind: "dead_letters", perMinute: 1 }] } }),
+      0,
+      new Map(),
+      1,
+    );
+    failOnce(core, host, "after", 2);
+    expect(host.alertRequests).toBe(1);
+    expect(core.alerts.evaluate("acme", 0, newId, 10).messages.map((m) => m.event.rule)).toEqual(["dead", "dead"]);
+  });
+
   it("sends a breaker opening to every webhook, as one event, then evaluates every few seconds while it fires", () => {
     const { core, host } = watched();
     failOnce(core, host, "r1", 0);

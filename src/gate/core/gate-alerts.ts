@@ -61,17 +61,21 @@ export class GateAlerts {
     this.tracker = saved ? AlertTracker.restore(saved) : new AlertTracker();
   }
 
-  /** Something happened (a counter moved): an evaluation is wanted soon, if the tenant has rules. */
+  /**
+   * Something happened (a counter moved): an evaluation is wanted soon, if the tenant has rules.
+   * Without rules nothing is marked, so rules added later are evaluated at the next activity.
+   */
   noteActivity(): void {
-    if (this.busy) return;
+    if (this.busy || (this.sources.policies.config?.alerts.rules.length ?? 0) === 0) return;
     this.busy = true;
-    if ((this.sources.policies.config?.alerts.rules.length ?? 0) > 0) this.wanted();
+    this.wanted();
   }
 
   /** A breaker opened: with a breaker rule, evaluated at once rather than at the next tick. */
   breakerOpened(): void {
+    if (!this.sources.policies.config?.alerts.rules.some((r) => r.kind === "breaker_open")) return;
     this.busy = true;
-    if (this.sources.policies.config?.alerts.rules.some((r) => r.kind === "breaker_open")) this.wanted(true);
+    this.wanted(true);
   }
 
   /**
