@@ -36,7 +36,7 @@ export class AlertWatch {
   }
 
   /**
-   * Waits (up to `waitMs`) until each of `down` has its "resolved", then sets the messages against
+   * Waits (up to `waitMs`, poking the router meanwhile) until each of `down` has its "resolved", then sets the messages against
    * the outage (`outageAt`) and the recovery (`recoveryAt`), Unix ms.
    */
   private async timeline(
@@ -44,11 +44,16 @@ export class AlertWatch {
     down: readonly string[],
     outageAt: number,
     recoveryAt: number,
-    waitMs = 60_000,
+    poke: () => Promise<unknown>,
+    waitMs = 90_000,
   ): Promise<AlertTimeline> {
     const until = Date.now() + waitMs;
     const resolvedAll = () => down.every((b) => this.parsed().some((m) => m.type === "alert.resolved" && m.data.backend === b));
-    while (!resolvedAll() && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    // A breaker closes on a probe that succeeds: light traffic goes on until every alert resolved.
+    while (!resolvedAll() && Date.now() < until) {
+      await poke().catch(() => {});
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const webhook = new Webhook(secret);
     let badSignatures = 0;
     for (const m of this.receiver.receivedAt(PATH)) {
@@ -74,12 +79,20 @@ export class AlertWatch {
    * The tenant's breaker alerts of the outage, each signature checked with its secret: a downed
    * backend fired after the outage began and resolved after the recovery, or a violation says not.
    */
-  async check(routerUrl: string, tenant: string, down: string[], at: { outageAt: number; recoveryAt: number }, violations: string[]) {
+  async check(
+    routerUrl: string,
+    tenant: string,
+    down: string[],
+    at: { outageAt: number; recoveryAt: number },
+    violations: string[],
+    /** One request of the tenant's, sent while waiting: without traffic no probe closes a breaker. */
+    poke: () => Promise<unknown>,
+  ) {
     const res = await fetch(`${routerUrl}/admin/tenants/${tenant}/alerts/signing-secret`, {
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
     });
     const { secret } = (await res.json()) as { secret: string };
-    const timeline = await this.timeline(secret, down, at.outageAt, at.recoveryAt);
+    const timeline = await this.timeline(secret, down, at.outageAt, at.recoveryAt, poke);
     const fired = Object.keys(timeline.firingAfterOutageMs);
     if (fired.length === 0) violations.push(`${tenant}/sluice: no "firing" breaker alert for ${down.join(" or ")} after the outage began`);
     for (const backend of fired)

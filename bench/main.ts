@@ -483,7 +483,8 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
       // drop 5% of streams, and five attempts left about one request in a thousand exhausted (the
       // dead letters of the runs show exactly that); a sixth costs an attempt only there.
       retry: { maxAttempts: 6, baseDelayMs: 20, budgetRatio: 0.6, budgetWindowMs: 10_000 },
-      breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, consecutiveFailures: 8 },
+      // An outage of seconds: the cooldown doubles per re-open up to 8 s, so a backend that is back is probed soon.
+      breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, maxCooldownMs: 8_000, consecutiveFailures: 8 },
       timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
       idempotency: { maxEntries: 1_000 },
       alerts: alerts.config(),
@@ -554,7 +555,9 @@ async function chaosScenario(fleet: Fleet, sluiceUrl: string, targets: (key: str
         gate: stats.counters,
         journal: stats.journal,
         deadLetters: await deadLetterLines(sluiceUrl, "chaos"),
-        alerts: await alerts.check(sluiceUrl, "chaos", down, { outageAt, recoveryAt }, violations),
+        alerts: await alerts.check(sluiceUrl, "chaos", down, { outageAt, recoveryAt }, violations, () =>
+          callOnce(pick(target, 0), { messages: [{ role: "user", content: "after the outage" }], maxTokens: 4 }),
+        ),
       };
       for (const bad of ["truncated", "duplicated", "mismatch", "transport_error", "corrupted_tool_call"] as const) {
         if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
