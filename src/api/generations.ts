@@ -47,8 +47,9 @@ export const generationsRoute = new Hono<AppEnv>()
   .get("/:id/stream", async (c) => {
     const store = new GenerationStore(c.env.DB, c.get("tenant"));
     const id = c.req.param("id");
-    const [generation, request] = await Promise.all([store.get(id), store.request(id)]);
-    if (!generation || !request) return notFound(id);
+    const found = await store.withRequest(id);
+    if (!found) return notFound(id);
+    const { generation, request } = found;
     const lastEvent = c.req.header("last-event-id");
     if (lastEvent !== undefined && !/^\d{1,9}$/.test(lastEvent))
       return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number.");

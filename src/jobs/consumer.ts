@@ -9,7 +9,7 @@
 // dead-letter consumer records it as failed, and as a dead letter of the tenant.
 import type { Env } from "../env";
 import { readTenantConfig } from "../config/store";
-import { recordDeadLetter } from "../observe/dead-letters";
+import { recordGaveUp } from "./gave-up";
 import { logError } from "../log";
 import { parseBatchLine } from "./batch-input";
 import { type BatchObject, BatchStore } from "./batches";
@@ -197,21 +197,9 @@ async function lineGaveUp(job: Extract<JobMessage, { kind: "line" }>, env: Env):
   if (!current) return;
   const why = "The line failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).";
   const text = await new FileStore(env.DB, env.FILES, job.tenant).slice(current.input_file_id, job.offset, job.length);
-  const keep = (await readTenantConfig(env, job.tenant))?.deadLetters.keepRequests ?? false;
-  const request = text === null || !keep ? undefined : parseBatchLine(text).body;
-  await recordDeadLetter(env.DB, {
-    tenant: job.tenant,
-    requestId: `${job.batchId}:${job.line}`,
-    model: request?.model ?? "batch",
-    status: 502,
-    code: "line_failed",
-    message: why,
-    partial: false,
-    attempts: [],
-    createdAt: Date.now(),
-    traceId: null,
-    request,
-  });
+  const request = text === null ? undefined : parseBatchLine(text).body;
+  const requestId = `${job.batchId}:${job.line}`;
+  await recordGaveUp(env, { tenant: job.tenant, requestId, model: request?.model ?? "batch", code: "line_failed", message: why, request });
   const result = {
     id: `batch_req_${job.batchId}_${job.line}`,
     custom_id: job.customId,

@@ -4,7 +4,7 @@
 // letter with its request, so it can be run again.
 import type { Env } from "../env";
 import { readTenantConfig } from "../config/store";
-import { recordDeadLetter } from "../observe/dead-letters";
+import { recordGaveUp } from "./gave-up";
 import { runInBackground } from "./background";
 import { GenerationStore } from "./generations";
 import type { JobMessage } from "./messages";
@@ -19,10 +19,9 @@ export const generationKey = (id: string) => `gen:${id}`;
 
 export async function generate(job: GenerateJob, env: Env): Promise<"done" | "retry"> {
   const store = new GenerationStore(env.DB, job.tenant);
-  const generation = await store.get(job.generationId);
-  const request = await store.request(job.generationId);
-  const config = await readTenantConfig(env, job.tenant);
-  if (!generation || !request || !config || generation.status === "completed" || generation.status === "failed") return "done";
+  const [found, config] = await Promise.all([store.withRequest(job.generationId), readTenantConfig(env, job.tenant)]);
+  if (!found || !config || found.generation.status === "completed" || found.generation.status === "failed") return "done";
+  const { generation, request } = found;
   await store.started(generation.id, Date.now());
   const work = { tenant: job.tenant, config, key: generationKey(generation.id), path: `/v1/generations/${generation.id}`, request };
   const answer = await runInBackground(env, work, { signal: new AbortController().signal });
@@ -34,7 +33,7 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
 /** The queue gave up on the generation: it ends failed, and becomes a dead letter that keeps its request. */
 export async function generationGaveUp(job: GenerateJob, env: Env): Promise<void> {
   const store = new GenerationStore(env.DB, job.tenant);
-  const request = await store.request(job.generationId);
+  const request = (await store.withRequest(job.generationId))?.request;
   if (!request) return;
   const message =
     "The generation failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).";
@@ -43,17 +42,12 @@ export async function generationGaveUp(job: GenerateJob, env: Env): Promise<void
     { status_code: 502, body: { error: { message, type: "server_error", code: "generation_failed" } } },
     Date.now(),
   );
-  await recordDeadLetter(env.DB, {
+  await recordGaveUp(env, {
     tenant: job.tenant,
     requestId: job.generationId,
     model: request.model,
-    status: 502,
     code: "generation_failed",
     message,
-    partial: false,
-    attempts: [],
-    createdAt: Date.now(),
-    traceId: null,
-    request: (await readTenantConfig(env, job.tenant))?.deadLetters.keepRequests ? request : undefined,
+    request,
   });
 }

@@ -65,9 +65,10 @@ export class GenerationStore {
     return row && toObject(row);
   }
 
-  async request(id: string): Promise<ChatRequest | null> {
+  /** The generation and the request it runs, from one read. */
+  async withRequest(id: string): Promise<{ generation: GenerationObject; request: ChatRequest } | null> {
     const row = await this.row(id);
-    return row && (JSON.parse(row.request) as ChatRequest);
+    return row && { generation: toObject(row), request: JSON.parse(row.request) as ChatRequest };
   }
 
   /** queued -> running. */

@@ -56,7 +56,7 @@ export async function recordDeadLetter(db: D1Database, letter: DeadLetter): Prom
 function keptRequest(request: ChatRequest | undefined): string | null {
   if (request === undefined) return null;
   const text = JSON.stringify(request);
-  return text.length <= MAX_KEPT_REQUEST_BYTES ? text : null;
+  return new TextEncoder().encode(text).length <= MAX_KEPT_REQUEST_BYTES ? text : null;
 }
 
 /** Erases every dead letter of the tenant (it was deleted). */
