@@ -1,6 +1,6 @@
 import type { TenantGate } from "./gate/tenant-gate";
 import type { ConfigLog } from "./admin/config-log";
-import type { AlertMessage } from "./gate/core/gate-alerts";
+import type { WebhookMessage } from "./observe/alerts/webhook-message";
 import type { JobMessage } from "./jobs/messages";
 
 /** Bindings of the sluice Worker (see wrangler.toml). */
@@ -13,8 +13,8 @@ export interface Env {
   FILES: R2Bucket;
   /** Batch work: start, line and finalize messages (jobs/consumer.ts). */
   JOBS: Queue<JobMessage>;
-  /** Alert messages from the gates, for the webhook consumer (README, "Alerts"). */
-  ALERTS: Queue<AlertMessage>;
+  /** Webhook messages: the gates' alerts, and async generations' ends, for the webhook consumer (README, "Alerts"). */
+  ALERTS: Queue<WebhookMessage>;
   /** The router's public URL (https://sluice.example.com): alerts link to its dashboard. */
   PUBLIC_URL?: string;
   /** Seconds before a batch line that failed is tried again; each next try waits twice as long. Default 2. */

@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./api/context";
 import type { Env } from "./env";
-import type { AlertMessage } from "./gate/core/gate-alerts";
+import type { WebhookMessage } from "./observe/alerts/webhook-message";
 import { errorResponse } from "./stream/errors";
 import { logError } from "./log";
 import { chatRoute } from "./api/chat";
@@ -56,4 +56,4 @@ app.onError((err, c) => {
   return errorResponse(500, "internal_error", `sluice failed unexpectedly (request ${c.get("requestId")}).`);
 });
 
-export default { fetch: app.fetch, queue: queues } satisfies ExportedHandler<Env, AlertMessage | JobMessage>;
+export default { fetch: app.fetch, queue: queues } satisfies ExportedHandler<Env, WebhookMessage | JobMessage>;

@@ -15,6 +15,7 @@ import { JsonSink } from "../stream/json-sink";
 import type { ClientSink } from "../stream/sink";
 import { gateName, shardFor } from "../admission/gate-naming";
 import { prefersAsync, startGeneration } from "./generations";
+import { NO_WEBHOOK, namedWebhook } from "../jobs/generation-webhook";
 import { type ResponseMeta, type ServeOptions, responseHeaders, serveLogged, shedHints } from "../serve/serve";
 
 /**
@@ -72,7 +73,17 @@ export const chatRoute = new Hono<AppEnv>().post(
     const requestId = c.get("requestId");
     const tenant = c.get("tenant");
     const config = c.get("config");
-    if (prefersAsync(c.req.header("prefer"))) return startGeneration(c.env, tenant, body);
+    if (prefersAsync(c.req.header("prefer"))) {
+      const header = c.req.header("sluice-webhook");
+      const webhook = header === undefined ? undefined : namedWebhook(header, config);
+      if (header !== undefined && webhook === undefined)
+        return errorResponse(
+          400,
+          "unknown_webhook",
+          `Sluice-Webhook names no webhook of this tenant (alerts.webhooks has its ids), nor "${NO_WEBHOOK}".`,
+        );
+      return startGeneration(c.env, tenant, body, webhook);
+    }
     const idempotencyKey = c.req.header("idempotency-key");
     if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) {
       return errorResponse(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters.");

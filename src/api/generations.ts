@@ -23,12 +23,15 @@ import type { AdmitRequest } from "../gate/core/protocol";
 /** Whether the request asks to be answered at once and run in the background (RFC 7240). */
 export const prefersAsync = (prefer: string | undefined) => prefer !== undefined && /(^|[\s,;])respond-async([\s,;=]|$)/i.test(prefer);
 
-/** Queues `request` as a generation; answers 202 with it, or 429 when the tenant has too many open. */
-export async function startGeneration(env: Env, tenant: string, request: ChatRequest): Promise<Response> {
+/**
+ * Queues `request` as a generation; answers 202 with it, or 429 when the tenant has too many open.
+ * `webhook`: what the request's Sluice-Webhook header names (checked: namedWebhook), told when it ends.
+ */
+export async function startGeneration(env: Env, tenant: string, request: ChatRequest, webhook?: string): Promise<Response> {
   const store = new GenerationStore(env.DB, tenant);
   if ((await store.openCount()) >= MAX_OPEN_GENERATIONS)
     return errorResponse(429, "too_many_generations", `A tenant has at most ${MAX_OPEN_GENERATIONS} async generations waiting or running.`);
-  const generation = await store.create({ ...request, stream: false }, Date.now());
+  const generation = await store.create({ ...request, stream: false }, Date.now(), webhook);
   await env.JOBS.send({ kind: "generate", tenant, generationId: generation.id }, { contentType: "json" });
   return Response.json(generation, {
     status: 202,

@@ -2,7 +2,7 @@
 // webhooks, its dead-letter queue's keeps what could not be delivered (observe/alerts/delivery.ts);
 // the jobs queue's runs batches, its dead-letter queue's records the lines that kept failing (jobs/consumer.ts).
 import type { Env } from "../env";
-import type { AlertMessage } from "../gate/core/gate-alerts";
+import type { WebhookMessage } from "../observe/alerts/webhook-message";
 import { configLogOf } from "../admin/config-log";
 import { type DeliveryDeps, deliverAlerts, recordDeadAlerts } from "../observe/alerts/delivery";
 import { logError } from "../log";
@@ -28,9 +28,9 @@ function deliveryDeps(env: Env): DeliveryDeps {
   };
 }
 
-export async function queues(batch: MessageBatch<AlertMessage | JobMessage>, env: Env): Promise<void> {
-  if (batch.queue === ALERT_QUEUE) return deliverAlerts(batch as MessageBatch<AlertMessage>, deliveryDeps(env));
-  if (batch.queue === ALERT_DEAD_LETTER_QUEUE) return recordDeadAlerts(batch as MessageBatch<AlertMessage>, deliveryDeps(env));
+export async function queues(batch: MessageBatch<WebhookMessage | JobMessage>, env: Env): Promise<void> {
+  if (batch.queue === ALERT_QUEUE) return deliverAlerts(batch as MessageBatch<WebhookMessage>, deliveryDeps(env));
+  if (batch.queue === ALERT_DEAD_LETTER_QUEUE) return recordDeadAlerts(batch as MessageBatch<WebhookMessage>, deliveryDeps(env));
   if (batch.queue === JOB_QUEUE) return runJobs(batch as MessageBatch<JobMessage>, env);
   if (batch.queue === JOB_DEAD_LETTER_QUEUE) return runDeadJobs(batch as MessageBatch<JobMessage>, env);
   // A queue bound to this Worker by mistake: its messages stay for a consumer that knows them.

@@ -53,6 +53,8 @@ export const AlertsSchema = z.object({
   rules: z.array(AlertRuleSchema).max(MAX_ALERT_RULES).default([]),
   /** The least time between two "firing" messages of one alert: a flapping condition does not page every minute. */
   cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+  /** The webhook told when an async generation ends (README, "Async generations"); a request's Sluice-Webhook header overrides it. */
+  generationWebhook: id.optional(),
 });
 
 export type AlertsConfig = z.output<typeof AlertsSchema>;
@@ -72,6 +74,8 @@ export function alertsIssues(alerts: AlertsConfig, backendIds: ReadonlySet<strin
     if (webhookIds.has(w.id)) issues.push({ path: ["alerts", "webhooks", i, "id"], message: `duplicate webhook id "${w.id}"` });
     webhookIds.add(w.id);
   });
+  if (alerts.generationWebhook !== undefined && !webhookIds.has(alerts.generationWebhook))
+    issues.push({ path: ["alerts", "generationWebhook"], message: `unknown webhook "${alerts.generationWebhook}"` });
   if (alerts.rules.length > 0 && webhookIds.size === 0)
     issues.push({ path: ["alerts", "webhooks"], message: "rules need at least one webhook to notify" });
   const ruleIds = new Set<string>();

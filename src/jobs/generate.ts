@@ -1,13 +1,14 @@
 // An async generation's job: runs the stored request as background work (background.ts) under the
 // generation's journal key, so a client re-attached to its stream and a redelivered message share
 // one generation, and stores the answer. What the queue gives up on ends failed, and as a dead
-// letter with its request, so it can be run again.
+// letter with its request, so it can be run again. Either way its webhook, if any, is told.
 import type { Env } from "../env";
 import { readTenantConfig } from "../config/store";
 import { recordGaveUp } from "./gave-up";
 import { runInBackground } from "./background";
-import { GenerationStore } from "./generations";
+import { type GenerationObject, GenerationStore } from "./generations";
 import type { JobMessage } from "./messages";
+import { announceEnd } from "./generation-webhook";
 
 type GenerateJob = Extract<JobMessage, { kind: "generate" }>;
 
@@ -20,21 +21,29 @@ export const generationKey = (id: string) => `gen:${id}`;
 export async function generate(job: GenerateJob, env: Env): Promise<"done" | "retry"> {
   const store = new GenerationStore(env.DB, job.tenant);
   const [found, config] = await Promise.all([store.withRequest(job.generationId), readTenantConfig(env, job.tenant)]);
-  if (!found || !config || found.generation.status === "completed" || found.generation.status === "failed") return "done";
-  const { generation, request } = found;
-  await store.started(generation.id, Date.now());
-  const work = { tenant: job.tenant, config, key: generationKey(generation.id), path: `/v1/generations/${generation.id}`, request };
-  const answer = await runInBackground(env, work, { signal: new AbortController().signal });
-  if (RETRYABLE.has(answer.status)) return "retry";
-  await store.finish(generation.id, { status_code: answer.status, body: answer.body }, Date.now());
+  if (!found || !config) return "done";
+  const { generation, request, webhook } = found;
+  if (!ended(generation)) {
+    await store.started(generation.id, Date.now());
+    const work = { tenant: job.tenant, config, key: generationKey(generation.id), path: `/v1/generations/${generation.id}`, request };
+    const answer = await runInBackground(env, work, { signal: new AbortController().signal });
+    if (RETRYABLE.has(answer.status)) return "retry";
+    await store.finish(generation.id, { status_code: answer.status, body: answer.body }, Date.now());
+  }
+  // Told again when a delivery finds it ended: the last one may have stopped before telling.
+  const final = await store.get(generation.id);
+  if (final && ended(final)) await announceEnd(env, config, { ...final, tenant: job.tenant }, webhook);
   return "done";
 }
+
+const ended = (g: GenerationObject) => g.status === "completed" || g.status === "failed";
 
 /** The queue gave up on the generation: it ends failed, and becomes a dead letter that keeps its request. */
 export async function generationGaveUp(job: GenerateJob, env: Env): Promise<void> {
   const store = new GenerationStore(env.DB, job.tenant);
-  const request = (await store.withRequest(job.generationId))?.request;
-  if (!request) return;
+  const found = await store.withRequest(job.generationId);
+  if (!found) return;
+  const { request, webhook } = found;
   const message =
     "The generation failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).";
   await store.finish(
@@ -50,4 +59,6 @@ export async function generationGaveUp(job: GenerateJob, env: Env): Promise<void
     message,
     request,
   });
+  const [final, config] = await Promise.all([store.get(job.generationId), readTenantConfig(env, job.tenant)]);
+  if (final && config) await announceEnd(env, config, { ...final, tenant: job.tenant }, webhook);
 }

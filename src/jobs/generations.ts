@@ -29,6 +29,7 @@ interface GenerationRow {
   started_at: number | null;
   completed_at: number | null;
   result: string | null;
+  webhook: string | null;
 }
 
 export const newGenerationId = () => `gen_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -48,14 +49,17 @@ export class GenerationStore {
     return row?.n ?? 0;
   }
 
-  /** A queued generation of `request` (old ones of the tenant are dropped first). */
-  async create(request: ChatRequest, now: number): Promise<GenerationObject> {
+  /**
+   * A queued generation of `request` (old ones of the tenant are dropped first). `webhook`: the one
+   * its request named ("none" for none); absent, the tenant's default when it ends.
+   */
+  async create(request: ChatRequest, now: number, webhook?: string): Promise<GenerationObject> {
     const id = newGenerationId();
     await this.db.batch([
       this.db.prepare(`DELETE FROM generations WHERE tenant = ? AND created_at < ?`).bind(this.tenant, seconds(now - GENERATION_TTL_MS)),
       this.db
-        .prepare(`INSERT INTO generations (id, tenant, status, request, created_at) VALUES (?, ?, 'queued', ?, ?)`)
-        .bind(id, this.tenant, JSON.stringify(request), seconds(now)),
+        .prepare(`INSERT INTO generations (id, tenant, status, request, created_at, webhook) VALUES (?, ?, 'queued', ?, ?, ?)`)
+        .bind(id, this.tenant, JSON.stringify(request), seconds(now), webhook ?? null),
     ]);
     return (await this.get(id))!;
   }
@@ -65,10 +69,10 @@ export class GenerationStore {
     return row && toObject(row);
   }
 
-  /** The generation and the request it runs, from one read. */
-  async withRequest(id: string): Promise<{ generation: GenerationObject; request: ChatRequest } | null> {
+  /** The generation, the request it runs and the webhook its request named, from one read. */
+  async withRequest(id: string): Promise<{ generation: GenerationObject; request: ChatRequest; webhook: string | null } | null> {
     const row = await this.row(id);
-    return row && { generation: toObject(row), request: JSON.parse(row.request) as ChatRequest };
+    return row && { generation: toObject(row), request: JSON.parse(row.request) as ChatRequest, webhook: row.webhook };
   }
 
   /** queued -> running. */

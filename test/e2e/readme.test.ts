@@ -16,7 +16,8 @@ import { ADMIN_TOKEN, DEMO_KEY, demoTenantConfig } from "../../scripts/demo-tena
 import { createTenantWithKey } from "../../scripts/tenant-admin";
 import { SimServer } from "../../sim/server";
 import { expectedText } from "../../sim/text";
-import { alertPayload } from "../../src/observe/alerts/payload";
+import { webhookPayload } from "../../src/observe/alerts/payload";
+import type { WebhookMessage } from "../../src/observe/alerts/webhook-message";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const README = readFileSync(path.join(ROOT, "README.md"), "utf8");
@@ -100,7 +101,9 @@ describe("README examples", () => {
   });
 
   it("json: the tenant config example is accepted as written", async () => {
-    const json = blocks.filter((b) => b.lang === "json" && !b.code.includes('"msg":"request"') && !b.code.includes('"alert'));
+    const json = blocks.filter(
+      (b) => b.lang === "json" && !b.code.includes('"msg":"request"') && !b.code.includes('"alert') && !b.code.includes('"generation.'),
+    );
     expect(json).toHaveLength(1);
     const res = await fetch(`${router.url}/admin/tenants/readme-config`, {
       method: "PUT",
@@ -120,31 +123,32 @@ describe("README examples", () => {
       body: JSON.stringify({ ...(demo as object), ...(JSON.parse(`{${config!.code}}`) as object) }),
     });
     expect(res.status, await res.clone().text()).toBe(200);
-    const documented = JSON.parse(message!.code) as { type: string; timestamp: string; data: Record<string, unknown> };
-    const sent = JSON.parse(
-      alertPayload(
-        {
-          webhook: { id: "ops", url: "https://hooks.example.com/sluice" },
-          event: {
-            id: "x",
-            type: "alert.firing",
-            tenant: "acme",
-            shard: 0,
-            rule: "gpu-down",
-            kind: "breaker_open",
-            backend: "use1-a",
-            state: "firing",
-            since: "",
-            at: "",
-            figures: {},
-            summary: "",
-          },
-        },
-        "https://sluice.example.com",
-      ),
-    ) as typeof documented;
-    expect(Object.keys(sent).sort()).toEqual(Object.keys(documented).sort());
-    expect(Object.keys(sent.data).sort()).toEqual(Object.keys(documented.data).sort());
+    expectSameFields(message!.code, {
+      webhook: { id: "ops", url: "https://hooks.example.com/sluice" },
+      event: {
+        id: "x",
+        type: "alert.firing",
+        tenant: "acme",
+        shard: 0,
+        rule: "gpu-down",
+        kind: "breaker_open",
+        backend: "use1-a",
+        state: "firing",
+        since: "",
+        at: "",
+        figures: {},
+        summary: "",
+      },
+    });
+  });
+
+  it("json: the generation webhook message has the fields sluice sends", () => {
+    const [message, ...others] = blocks.filter((b) => b.lang === "json" && b.code.includes('"generation.'));
+    expect(others).toHaveLength(0);
+    expectSameFields(message!.code, {
+      webhook: { id: "ops", url: "https://hooks.example.com/sluice" },
+      event: { id: "gen_1", type: "generation.completed", tenant: "acme", statusCode: 200, at: "" },
+    });
   });
 
   it("json: the request log example has the fields of a real request's line", async () => {
@@ -185,3 +189,11 @@ describe("README examples", () => {
     }
   });
 });
+
+/** The documented webhook body has the fields, and the fields of `data`, that sluice sends for `message`. */
+function expectSameFields(documentedJson: string, message: WebhookMessage): void {
+  const documented = JSON.parse(documentedJson) as { type: string; timestamp: string; data: Record<string, unknown> };
+  const sent = JSON.parse(webhookPayload(message, "https://sluice.example.com")) as typeof documented;
+  expect(Object.keys(sent).sort()).toEqual(Object.keys(documented).sort());
+  expect(Object.keys(sent.data).sort()).toEqual(Object.keys(documented.data).sort());
+}

@@ -16,32 +16,20 @@ import {
   gateStats,
   holder,
   MESSAGES,
+  answerWith,
+  RECEIVER,
   readSse,
+  received,
   release,
   resetSims,
+  signingSecret,
   simConfig,
 } from "./helpers";
 
 beforeEach(resetSims);
 
-const RECEIVER = `http://127.0.0.1:${env.WEBHOOK_PORT}`;
 /** Alarms run every few seconds, and retries go through the queue: generous, never waited out when things work. */
 const ALERT_WAIT_MS = 60_000;
-
-interface Received {
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-  status: number;
-}
-
-async function received(path: string): Promise<Received[]> {
-  return (await fetch(`${RECEIVER}/received?path=${encodeURIComponent(path)}`)).json();
-}
-
-async function answerWith(path: string, status: number): Promise<void> {
-  await (await fetch(`${RECEIVER}/answer`, { method: "POST", body: JSON.stringify({ path, status }) })).arrayBuffer();
-}
 
 const admin = (path: string, init: RequestInit = {}) =>
   SELF.fetch(`https://sluice.test/admin/tenants/${path}`, { ...init, headers: { ...ADMIN, "content-type": "application/json" } });
@@ -52,10 +40,6 @@ function lastEvaluation(tenant: string): Promise<number> {
     const row = state.storage.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'alerts'`).toArray()[0];
     return row ? (JSON.parse(row.value) as { evaluatedAt: number }).evaluatedAt : 0;
   });
-}
-
-async function signingSecret(tenant: string): Promise<string> {
-  return ((await (await admin(`${tenant}/alerts/signing-secret`)).json()) as { secret: string }).secret;
 }
 
 /** A tenant on sim "a" whose breaker opens after two failures and lets a probe through 100 ms later. */

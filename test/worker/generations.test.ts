@@ -2,6 +2,7 @@
 // runs as background work; its stream can be re-attached, live, with Last-Event-ID; a dead letter is
 // redriven once its backend is back.
 import { SELF } from "cloudflare:test";
+import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   ADMIN,
@@ -11,9 +12,12 @@ import {
   expectError,
   expectedText,
   MESSAGES,
+  RECEIVER,
   readSse,
+  received,
   release,
   resetSims,
+  signingSecret,
   simConfig,
   simControl,
   simStats,
@@ -28,8 +32,8 @@ const api = (key: string, path: string, headers: Record<string, string> = {}) =>
 const admin = (path: string, init: RequestInit = {}) =>
   SELF.fetch(`https://sluice.test/admin/tenants/${path}`, { ...init, headers: { ...ADMIN, "content-type": "application/json" } });
 
-async function startAsync(key: string, body: Record<string, unknown> = {}): Promise<string> {
-  const res = await chat(key, { model: "chat", messages: MESSAGES, ...body }, { prefer: "respond-async" });
+async function startAsync(key: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<string> {
+  const res = await chat(key, { model: "chat", messages: MESSAGES, ...body }, { prefer: "respond-async", ...headers });
   expect(res.status).toBe(202);
   const generation = (await res.json()) as { id: string; status: string };
   expect(res.headers.get("location")).toBe(`/v1/generations/${generation.id}`);
@@ -95,6 +99,76 @@ describe("async generations", () => {
     await expectError(await api(b.key, `generations/${id}`), 404, "generation_not_found");
     await expectError(await api(b.key, `generations/${id}/stream`), 404, "generation_not_found");
     await until(() => api(a.key, `generations/${id}`), "completed");
+  });
+});
+
+describe("generation webhooks", () => {
+  /** A tenant with two webhooks, "named" and "default", the second its generationWebhook. */
+  async function hookedTenant() {
+    const named = `/hooks/named-${crypto.randomUUID()}`;
+    const fallback = `/hooks/default-${crypto.randomUUID()}`;
+    const webhooks = [
+      { id: "named", url: `${RECEIVER}${named}` },
+      { id: "default", url: `${RECEIVER}${fallback}` },
+    ];
+    const tenant = await createTenant(simConfig(["a"], { alerts: { webhooks, generationWebhook: "default" } }));
+    return { ...tenant, named, fallback };
+  }
+
+  /** The messages `path` received, each verified as a receiver would, with the Standard Webhooks library. */
+  async function verified(tenant: string, path: string): Promise<any[]> {
+    const hook = new Webhook(await signingSecret(tenant));
+    return (await received(path)).map((r) => ({ ...(hook.verify(r.body, r.headers) as object), webhookId: r.headers["webhook-id"] }));
+  }
+
+  it("tell the webhook a request named, signed, once the generation ended; the tenant's default when it names none", async () => {
+    const { tenant, key, named, fallback } = await hookedTenant();
+    const id = await startAsync(key, {}, { "sluice-webhook": "named" });
+    await eventually(async () => (await received(named)).length === 1, WAIT_MS);
+    const [message] = await verified(tenant, named);
+    expect(message).toMatchObject({
+      type: "generation.completed",
+      webhookId: id,
+      data: { tenant, generation: id, statusCode: 200 },
+    });
+    // The link in the message answers with the completed generation.
+    expect(message.data.url).toMatch(new RegExp(`/v1/generations/${id}$`));
+    const done = (await (await api(key, `generations/${id}`)).json()) as any;
+    expect(done.status).toBe("completed");
+    expect(done.response.body.choices[0].message.content).toBe(expectedText());
+
+    const other = await startAsync(key);
+    await eventually(async () => (await received(fallback)).length === 1, WAIT_MS);
+    expect((await verified(tenant, fallback))[0]).toMatchObject({ type: "generation.completed", data: { generation: other } });
+    expect(await received(named)).toHaveLength(1);
+  });
+
+  it("tell a failed generation's end as generation.failed, with its status; 'none' tells nobody", async () => {
+    const { tenant, key, fallback } = await hookedTenant();
+    const silent = await startAsync(key, {}, { "sluice-webhook": "none" });
+    await until(() => api(key, `generations/${silent}`), "completed");
+    const failing = await startAsync(key, { sim_fault: { status: 400 } });
+    const failed = await until(() => api(key, `generations/${failing}`), "failed");
+    await eventually(async () => (await received(fallback)).length >= 1, WAIT_MS);
+    const messages = await verified(tenant, fallback);
+    expect(messages.map((m) => m.data.generation)).toEqual([failing]);
+    expect(messages[0]).toMatchObject({ type: "generation.failed", data: { statusCode: failed.response.status_code } });
+    expect(failed.response.status_code).toBeGreaterThanOrEqual(400);
+  });
+
+  it("refuse a Sluice-Webhook that names none of the tenant's webhooks, and a generationWebhook that is not one", async () => {
+    const { tenant, key } = await hookedTenant();
+    await expectError(
+      await chat(key, { model: "chat", messages: MESSAGES }, { prefer: "respond-async", "sluice-webhook": "pager" }),
+      400,
+      "unknown_webhook",
+    );
+    await expectError(
+      await admin(tenant, { method: "PATCH", body: JSON.stringify({ alerts: { generationWebhook: "pager" } }) }),
+      400,
+      "invalid_request",
+      /alerts\.generationWebhook: unknown webhook "pager"/,
+    );
   });
 });
 

@@ -151,3 +151,29 @@ export async function expireLeases(tenant: string, count: number): Promise<void>
   });
   await abortAllDurableObjects();
 }
+
+/** The webhook receiver of globalSetup (sim/webhook-receiver.ts). */
+export const RECEIVER = `http://127.0.0.1:${env.WEBHOOK_PORT}`;
+
+export interface Received {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  status: number;
+}
+
+/** What the receiver got at `path`, oldest first. */
+export async function received(path: string): Promise<Received[]> {
+  return (await fetch(`${RECEIVER}/received?path=${encodeURIComponent(path)}`)).json();
+}
+
+/** Makes the receiver answer `path` with `status`. */
+export async function answerWith(path: string, status: number): Promise<void> {
+  await (await fetch(`${RECEIVER}/answer`, { method: "POST", body: JSON.stringify({ path, status }) })).arrayBuffer();
+}
+
+/** The tenant's current webhook signing secret. */
+export async function signingSecret(tenant: string): Promise<string> {
+  const res = await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/alerts/signing-secret`, { headers: ADMIN });
+  return ((await res.json()) as { secret: string }).secret;
+}

@@ -1,14 +1,14 @@
-// The alert queue's consumers. The first posts each message to its webhook, signed (signature.ts),
+// The alert queue's consumers (alerts, and the ends of async generations: webhook-message.ts). The first posts each message to its webhook, signed (signature.ts),
 // and on failure asks the queue to deliver it again later (exponential delay); after the queue's
 // max_retries it lands in the dead-letter queue, whose consumer records it as undelivered. A slow
 // or dead webhook therefore costs the queue time, never a request's. Delivery is at least once: a
 // receiver drops a repeated `webhook-id`.
-import type { AlertMessage } from "../../gate/core/gate-alerts";
 import { type BackendUrlPolicy, backendUrlProblem } from "../../config/backend-url";
 import { logError } from "../../log";
 import { recordUndelivered } from "./undelivered";
 import { signatureHeader } from "./signature";
-import { alertPayload } from "./payload";
+import { webhookPayload } from "./payload";
+import type { WebhookMessage } from "./webhook-message";
 
 /** A webhook that has not answered in this long counts as failed. */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
@@ -31,14 +31,14 @@ export function retryDelaySeconds(attempts: number, base: number): number {
   return Math.min(MAX_RETRY_DELAY_SECONDS, base * 2 ** Math.max(0, attempts - 1));
 }
 
-export async function deliverAlerts(batch: MessageBatch<AlertMessage>, deps: DeliveryDeps): Promise<void> {
+export async function deliverAlerts(batch: MessageBatch<WebhookMessage>, deps: DeliveryDeps): Promise<void> {
   // A batch is at most max_batch_size messages (wrangler.toml): they go out together.
   await Promise.all(batch.messages.map((message) => deliverOne(message, deps)));
 }
 
-async function deliverOne(message: Message<AlertMessage>, deps: DeliveryDeps): Promise<void> {
+async function deliverOne(message: Message<WebhookMessage>, deps: DeliveryDeps): Promise<void> {
   const { webhook, event } = message.body;
-  const fields = { tenant: event.tenant, webhook: webhook.id, alert: event.id, attempt: message.attempts };
+  const fields = { tenant: event.tenant, webhook: webhook.id, event: event.id, attempt: message.attempts };
   let failure: string;
   try {
     const secrets = await deps.secrets(event.tenant);
@@ -53,7 +53,7 @@ async function deliverOne(message: Message<AlertMessage>, deps: DeliveryDeps): P
       message.ack();
       return;
     }
-    const body = alertPayload(message.body, deps.publicUrl);
+    const body = webhookPayload(message.body, deps.publicUrl);
     const timestamp = Math.floor(Date.now() / 1000);
     const response = await fetch(webhook.url, {
       method: "POST",
@@ -78,12 +78,12 @@ async function deliverOne(message: Message<AlertMessage>, deps: DeliveryDeps): P
   } catch (err) {
     failure = String(err);
   }
-  logError(undefined, "alert not delivered; the queue will retry", failure, fields);
+  logError(undefined, "webhook message not delivered; the queue will retry", failure, fields);
   message.retry({ delaySeconds: retryDelaySeconds(message.attempts, deps.retryDelaySeconds) });
 }
 
 /** The dead-letter queue's consumer: messages the webhook kept refusing are kept as undelivered. */
-export async function recordDeadAlerts(batch: MessageBatch<AlertMessage>, deps: Pick<DeliveryDeps, "db" | "secrets">): Promise<void> {
+export async function recordDeadAlerts(batch: MessageBatch<WebhookMessage>, deps: Pick<DeliveryDeps, "db" | "secrets">): Promise<void> {
   for (const message of batch.messages) {
     const { webhook, event } = message.body;
     try {
@@ -92,10 +92,13 @@ export async function recordDeadAlerts(batch: MessageBatch<AlertMessage>, deps: 
         continue;
       }
       await recordUndelivered(deps.db, message.body, "the webhook failed every delivery the alert queue tried", Date.now());
-      logError(undefined, "alert undelivered after every retry", `webhook ${webhook.id}`, { tenant: event.tenant, alert: event.id });
+      logError(undefined, "webhook message undelivered after every retry", `webhook ${webhook.id}`, {
+        tenant: event.tenant,
+        event: event.id,
+      });
       message.ack();
     } catch (err) {
-      logError(undefined, "undelivered alert not recorded; the queue will retry", err, { tenant: event.tenant, alert: event.id });
+      logError(undefined, "undelivered webhook message not recorded; the queue will retry", err, { tenant: event.tenant, event: event.id });
       message.retry();
     }
   }

@@ -1,9 +1,17 @@
-// The body a webhook receives (README, "Alerts"): Standard Webhooks' envelope ({type, timestamp,
-// data}) around the gate's event, with a link to the tenant on the dashboard. Pure.
-import type { AlertMessage } from "../../gate/core/gate-alerts";
+// The body a webhook receives (README, "Alerts" and "Async generations"): Standard Webhooks'
+// envelope ({type, timestamp, data}) around the event, with a link to follow: the tenant on the
+// dashboard for an alert, the generation for a generation's end. Pure.
+import type { WebhookMessage } from "./webhook-message";
 
-export function alertPayload(message: AlertMessage, publicUrl: string | undefined): string {
-  const { id: _id, type, ...data } = message.event;
-  const dashboard = publicUrl ? `${publicUrl.replace(/\/+$/, "")}/admin/dashboard?tenant=${encodeURIComponent(data.tenant)}` : null;
+export function webhookPayload(message: WebhookMessage, publicUrl: string | undefined): string {
+  const { id, type, ...data } = message.event;
+  const base = publicUrl?.replace(/\/+$/, "");
+  if (type === "generation.completed" || type === "generation.failed")
+    return JSON.stringify({
+      type,
+      timestamp: data.at,
+      data: { ...data, generation: id, url: base ? `${base}/v1/generations/${id}` : null },
+    });
+  const dashboard = base ? `${base}/admin/dashboard?tenant=${encodeURIComponent(data.tenant)}` : null;
   return JSON.stringify({ type, timestamp: data.at, data: { ...data, dashboard } });
 }

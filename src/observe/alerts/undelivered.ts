@@ -2,7 +2,7 @@
 // retries, and those refused outright (a webhook URL sluice will not call). Bounded like dead
 // letters: by age, and by count per tenant. The tenant's admins list them; deleting the tenant
 // erases them.
-import type { AlertMessage } from "../../gate/core/gate-alerts";
+import type { WebhookMessage } from "./webhook-message";
 
 export const UNDELIVERED_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 export const UNDELIVERED_MAX_PER_TENANT = 100;
@@ -10,12 +10,12 @@ export const UNDELIVERED_MAX_PER_TENANT = 100;
 export interface UndeliveredAlert {
   id: number;
   webhookId: string;
-  event: AlertMessage["event"];
+  event: WebhookMessage["event"];
   reason: string;
   createdAt: number;
 }
 
-export async function recordUndelivered(db: D1Database, message: AlertMessage, reason: string, now: number): Promise<void> {
+export async function recordUndelivered(db: D1Database, message: WebhookMessage, reason: string, now: number): Promise<void> {
   const { tenant } = message.event;
   await db.batch([
     db
@@ -39,7 +39,7 @@ export async function listUndelivered(db: D1Database, tenant: string, limit: num
   return rows.results.map((r) => ({
     id: r.id,
     webhookId: r.webhook_id,
-    event: JSON.parse(r.event) as AlertMessage["event"],
+    event: JSON.parse(r.event) as WebhookMessage["event"],
     reason: r.reason,
     createdAt: r.created_at,
   }));
