@@ -1,7 +1,7 @@
 // Files and batches end to end on Miniflare's local R2, D1 and Queues: upload, create, run each line
 // as background work against real sims with faults per line, finalize into output and error files;
 // redelivery, cancel, the dead-letter path and tenant isolation.
-import { SELF, createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { SELF, createExecutionContext, createMessageBatch, env, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import type { JobMessage } from "../../src/jobs/messages";
@@ -13,10 +13,14 @@ import {
   eventually,
   expectError,
   expectedText,
+  expireLeases,
+  gateOf,
+  gateStats,
   release,
   resetSims,
   resumableConfig,
   simConfig,
+  simControl,
   simStats,
 } from "./helpers";
 
@@ -81,6 +85,32 @@ async function fileLines(key: string, id: string | null): Promise<any[]> {
 
 const textOf = (result: any) => result.response.body.choices[0].message.content;
 
+/**
+ * A batch in progress whose first line the test delivers itself: the row is made directly, so no
+ * start message races the test's own deliveries; its second line is never delivered, so the batch
+ * stays in progress.
+ */
+async function startedBatch(tenant: string, key: string, lines: [string, string]) {
+  const file = (await (await upload(key, lines)).json()) as { id: string };
+  const store = new BatchStore(env.DB, tenant);
+  const batch = await store.create({ inputFileId: file.id, total: 2, metadata: null, windowMs: 3_600_000 }, Date.now());
+  await store.started(batch.id, Date.now());
+  const customId = JSON.parse(lines[0]).custom_id as string;
+  const body: JobMessage = { kind: "line", tenant, batchId: batch.id, line: 0, customId, offset: 0, length: lines[0].length };
+  return { store, batch, body };
+}
+
+/** Delivers `body` to the jobs consumer once per id, in one batch, as the queue would; what the consumer did with each. */
+async function deliverLine(body: JobMessage, ids: string[]) {
+  const messages = createMessageBatch<JobMessage>(
+    "sluice-jobs",
+    ids.map((id, i) => ({ id, timestamp: new Date(), attempts: i + 1, body })),
+  );
+  const ctx = createExecutionContext();
+  await (worker as ExportedHandler<Env, JobMessage>).queue!(messages, env, ctx);
+  return getQueueResult(messages, ctx);
+}
+
 describe("batches", () => {
   it("runs every line as background work and writes the output file, each text the sim's deterministic one", async () => {
     const { key } = await createTenant(simConfig(["a"]));
@@ -142,23 +172,8 @@ describe("batches", () => {
 
   it("a redelivered line never generates twice: not while the first delivery runs, not after it generated", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"]));
-    const lines = [line("once"), line("never-sent")];
-    const file = (await (await upload(key, lines)).json()) as { id: string };
-    // The batch row is made directly, so no start message races the test's own deliveries; its
-    // second line is never delivered, so the batch stays in progress.
-    const store = new BatchStore(env.DB, tenant);
-    const batch = await store.create({ inputFileId: file.id, total: 2, metadata: null, windowMs: 3_600_000 }, Date.now());
-    await store.started(batch.id, Date.now());
-    const body: JobMessage = { kind: "line", tenant, batchId: batch.id, line: 0, customId: "once", offset: 0, length: lines[0]!.length };
-    const deliver = async (ids: string[]) => {
-      const messages = createMessageBatch<JobMessage>(
-        "sluice-jobs",
-        ids.map((id, i) => ({ id, timestamp: new Date(), attempts: i + 1, body })),
-      );
-      const ctx = createExecutionContext();
-      await (worker as ExportedHandler<Env, JobMessage>).queue!(messages, env, ctx);
-      expect(await getQueueResult(messages, ctx)).toMatchObject({ explicitAcks: ids, retryMessages: [] });
-    };
+    const { store, batch, body } = await startedBatch(tenant, key, [line("once"), line("never-sent")]);
+    const deliver = async (ids: string[]) => expect(await deliverLine(body, ids)).toMatchObject({ explicitAcks: ids, retryMessages: [] });
     // Two deliveries at once: the second joins the first's generation.
     await deliver(["m1", "m2"]);
     expect((await simStats("a")).requests).toBe(1);
@@ -170,6 +185,37 @@ describe("batches", () => {
     expect((await simStats("a")).requests).toBe(1);
     const [again] = await store.lines(batch.id);
     expect(textOf(JSON.parse(again!.result))).toBe(expectedText(messagesOf("once")));
+    expect((await batchOf(key, batch.id)).request_counts).toEqual({ total: 2, completed: 1, failed: 0 });
+  });
+
+  it("a consumer that dies mid-line: the redelivery carries on from the journal's checkpoint instead of starting over", async () => {
+    const { tenant, key } = await createTenant(resumableConfig(["a", "b"], { timeouts: { idleMs: 15_000 } }));
+    const { store, batch, body } = await startedBatch(tenant, key, [
+      line("cut", { max_tokens: 30, sim_fault: { backend: "a", hang: true, hang_after: 5 } }),
+      line("never-sent"),
+    ]);
+    // The first delivery streams 5 tokens from a, and then (as far as the gate can tell) its consumer dies.
+    // (Its stream really hangs; idleMs keeps it from failing over by itself while the test expires its lease.)
+    const first = deliverLine(body, ["m1"]);
+    const journalKey = `job:${batch.id}:0`;
+    await eventually(async () => (await gateOf(tenant).follow(journalKey, 0, 0)).chunks.length === 6, BATCH_WAIT_MS);
+    await expireLeases(tenant, 1);
+    await runDurableObjectAlarm(gateOf(tenant));
+    expect((await gateStats(tenant)).counters.abandoned).toBe(1);
+    // The queue delivers the line again (a is down now): it continues from the checkpoint on b.
+    await simControl("a", { failRate: 1, failStatus: 503 });
+    expect(await deliverLine(body, ["m2"])).toMatchObject({ explicitAcks: ["m2"], retryMessages: [] });
+    const [recorded] = await store.lines(batch.id);
+    const result = JSON.parse(recorded!.result);
+    expect(textOf(result)).toBe(expectedText(messagesOf("cut"), 30));
+    expect((await gateStats(tenant)).counters.continuations).toBeGreaterThanOrEqual(1);
+    expect((await simStats("b")).requests).toBe(1);
+    // The dead consumer's delivery, once its stream times out, has lost its lease: it records nothing and
+    // asks for another delivery, which finds the line recorded and generates nothing.
+    expect(await first).toMatchObject({ explicitAcks: [], retryMessages: [{ msgId: "m1" }] });
+    expect(await deliverLine(body, ["m3"])).toMatchObject({ explicitAcks: ["m3"], retryMessages: [] });
+    expect(await store.lines(batch.id)).toHaveLength(1);
+    expect((await simStats("b")).requests).toBe(1);
     expect((await batchOf(key, batch.id)).request_counts).toEqual({ total: 2, completed: 1, failed: 0 });
   });
 
