@@ -7,7 +7,8 @@
 import { closedLoop, MODEL, type Target } from "./load";
 import { round, summarize, type Percentiles } from "./summary";
 import { uniformCalls } from "./traffic";
-import { createTenant, type Fleet } from "./stack";
+import { ADMIN_TOKEN, createTenant, type Fleet } from "./stack";
+import { ProcessCpu } from "./process-cpu";
 import { expectedText } from "../sim/text";
 
 export interface BatchRun {
@@ -26,6 +27,24 @@ export interface BatchRun {
   /** Output lines whose text is not the sim's. */
   wrongText: number;
   status: string;
+  /** Means of what the watcher sampled (every 250 ms) in each phase with the batch: where the slots went. */
+  sampled: Record<"half" | "full", PhaseSample>;
+  /** CPU of the router's workerd in the baseline phase, in cores (compare sampled.*.routerCores). */
+  baselineRouterCores: number;
+}
+
+/** Mean slots in use: upstream at the sims (active, and waiting for a sim slot), and in the tenant's gate. */
+interface PhaseSample {
+  samples: number;
+  simActive: number;
+  simWaiting: number;
+  gateInFlight: number;
+  gateBackground: number;
+  gateQueued: number;
+  /** Of gateQueued: background work waiting for a slot. */
+  gateQueuedBackground: number;
+  /** CPU the router's workerd processes used, in cores (1 = one core busy the whole time). */
+  routerCores: number;
 }
 
 const SLOTS_PER_SIM = 16;
@@ -61,7 +80,9 @@ export async function batchScenario(
   };
 
   log(`batch: baseline, ${capacity / 2} interactive clients for ${capacity} GPU slots`);
+  const routerCpu = new ProcessCpu("workerd");
   const baseline = await interactive(capacity / 2, "bl");
+  const baselineCores = round(routerCpu.cores(), 2);
 
   const questions = Array.from({ length: options.lines }, (_, i) => [{ role: "user", content: `batch line ${i}` }]);
   const jsonl = questions
@@ -90,22 +111,47 @@ export async function batchScenario(
   let batch: any = created;
   let done = false;
   const utilisation: number[] = [];
+  let phase: "half" | "full" | null = "half";
+  const samples: Record<"half" | "full", Omit<PhaseSample, "samples">[]> = { half: [], full: [] };
   const watching = (async () => {
     while (!done) {
       let active = 0;
-      for (let i = 0; i < fleet.specs.length; i++) active += (await fleet.stats(i)).active;
+      let waiting = 0;
+      for (let i = 0; i < fleet.specs.length; i++) {
+        const stats = await fleet.stats(i);
+        active += stats.active;
+        waiting += stats.waiting;
+      }
+      const gate = (await (
+        await fetch(`${sluiceUrl}/admin/tenants/batchmix/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+      ).json()) as { inFlight: number; backgroundInFlight: number; queue: { depth: number; byPriority: { background: number } } };
+      const cores = routerCpu.cores();
       batch = await (await v1(`batches/${created.id}`)).json();
       done = !["validating", "in_progress", "finalizing"].includes(batch.status);
       // While lines are left to run (finalizing writes files: no generation is left).
-      if (batch.status === "in_progress") utilisation.push(Math.min(1, active / capacity));
+      if (batch.status === "in_progress") {
+        utilisation.push(Math.min(1, active / capacity));
+        if (phase)
+          samples[phase].push({
+            simActive: active,
+            simWaiting: waiting,
+            gateInFlight: gate.inFlight,
+            gateBackground: gate.backgroundInFlight,
+            gateQueued: gate.queue.depth,
+            gateQueuedBackground: gate.queue.byPriority.background,
+            routerCores: cores,
+          });
+      }
       if (!done) await new Promise((r) => setTimeout(r, 250));
     }
   })();
 
   log(`batch: ${options.lines} lines submitted; ${capacity / 2} interactive clients beside it`);
   const half = await interactive(capacity / 2, "hb");
+  phase = "full";
   log(`batch: ${capacity} interactive clients beside it`);
   const full = await interactive(capacity, "fb");
+  phase = null;
   const interactiveCalls = half.length + full.length;
   // At most 10 minutes; the timer is cleared, or it would keep the benchmark's process alive that long.
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -142,10 +188,29 @@ export async function batchScenario(
     lost: options.lines - output.filter((l) => l !== "").length - errors.filter((l) => l !== "").length,
     wrongText,
     status: batch.status,
+    sampled: { half: meanOf(samples.half), full: meanOf(samples.full) },
+    baselineRouterCores: baselineCores,
   };
+  log(`batch: router CPU in the baseline ${baselineCores} cores`);
+  for (const p of ["half", "full"] as const) log(`batch: sampled (${p} capacity) ${JSON.stringify(run.sampled[p])}`);
   if (run.status !== "completed") violations.push(`batch: ended ${run.status}, not completed`);
   if (run.lost > 0) violations.push(`batch: ${run.lost} lines lost`);
   if (run.wrongText > 0) violations.push(`batch: ${run.wrongText} lines with the wrong text`);
   if (run.duplicates > 0) violations.push(`batch: ${run.duplicates} duplicate generations`);
   return run;
+}
+
+function meanOf(samples: Omit<PhaseSample, "samples">[]): PhaseSample {
+  const mean = (f: (s: Omit<PhaseSample, "samples">) => number) =>
+    samples.length ? round(samples.reduce((a, s) => a + f(s), 0) / samples.length, 1) : 0;
+  return {
+    samples: samples.length,
+    simActive: mean((s) => s.simActive),
+    simWaiting: mean((s) => s.simWaiting),
+    gateInFlight: mean((s) => s.gateInFlight),
+    gateBackground: mean((s) => s.gateBackground),
+    gateQueued: mean((s) => s.gateQueued),
+    gateQueuedBackground: mean((s) => s.gateQueuedBackground),
+    routerCores: round(samples.length ? samples.reduce((a, s) => a + s.routerCores, 0) / samples.length : 0, 2),
+  };
 }

@@ -13,6 +13,7 @@ function sampleStats(): GateStats {
     tenant: "acme",
     queue: { depth: 2, byPriority: { high: 0, normal: 2, low: 0, background: 0 }, oldestWaitMs: 40, drainPerSecond: 1.5 },
     inFlight: 4,
+    backgroundInFlight: 3,
     limits: null,
     counters: { ...metrics.counters },
     retryBudget: { requests: 10, retries: 1, allowed: 5 },
@@ -57,6 +58,7 @@ describe("prometheusText", () => {
   it("exports gauges, percentiles and per-backend families with labels", () => {
     expect(lines).toContain('sluice_queue_depth{tenant="acme",priority="normal"} 2');
     expect(lines).toContain('sluice_in_flight{tenant="acme"} 4');
+    expect(lines).toContain('sluice_background_in_flight{tenant="acme"} 3');
     expect(lines).toContain('sluice_rate_limit_per_minute{tenant="acme",limit="requests"} 600');
     expect(lines).toContain('sluice_rate_limit_available{tenant="acme",limit="requests"} 598');
     // A limit the tenant does not set has no samples.

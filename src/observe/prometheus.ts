@@ -72,6 +72,9 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   family("sluice_queue_oldest_wait_ms", "gauge", "How long the oldest queued request has waited.", [[tenant, stats.queue.oldestWaitMs]]);
   family("sluice_queue_drain_per_second", "gauge", "Slots freed per second, recently.", [[tenant, stats.queue.drainPerSecond]]);
   family("sluice_in_flight", "gauge", "Requests holding a slot.", [[tenant, stats.inFlight]]);
+  family("sluice_background_in_flight", "gauge", "Background work (batch lines, async generations) holding a slot.", [
+    [tenant, stats.backgroundInFlight],
+  ]);
   if (stats.limits) family("sluice_max_concurrency", "gauge", "The tenant's slot limit.", [[tenant, stats.limits.maxConcurrency]]);
   if (stats.retryBudget) {
     family("sluice_retry_budget_retries", "gauge", "Retries in the retry budget's window.", [[tenant, stats.retryBudget.retries]]);

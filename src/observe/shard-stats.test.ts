@@ -58,6 +58,7 @@ function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats
       drainPerSecond: 0.125,
     },
     inFlight: n,
+    backgroundInFlight: n - 1,
     limits: { ...config.limits, maxConcurrency: 20 },
     counters: { ...metrics.counters },
     retryBudget: { requests: n * 10, retries: n, allowed: n * 2 },
@@ -81,6 +82,7 @@ describe("mergeShardStats", () => {
       drainPerSecond: 0.25,
     });
     expect(merged.inFlight).toBe(5);
+    expect(merged.backgroundInFlight).toBe(3);
     expect(merged.counters.completed).toBe(5);
     expect(merged.counters.rejectedQueueFull).toBe(2);
     expect(merged.retryBudget).toEqual({ requests: 50, retries: 5, allowed: 10 });

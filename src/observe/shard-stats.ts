@@ -25,6 +25,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
       drainPerSecond: Math.round(sum((s) => s.queue.drainPerSecond) * 100) / 100,
     },
     inFlight: sum((s) => s.inFlight),
+    backgroundInFlight: sum((s) => s.backgroundInFlight),
     limits: config.limits,
     counters: sumRecords(parts.map((s) => s.counters)) as GateStats["counters"],
     retryBudget: sumPresent(parts.map((s) => s.retryBudget)),

@@ -362,7 +362,8 @@ export class GateCore {
 
   stats(tenant: string | null, journal: GateStats["journal"], now: number, options: { histograms?: boolean } = {}): GateStats {
     const sources = { tenant, journal, policies: this.policies, metrics: this.metrics, queue: this.tickets.queue, alerts: this.alerts };
-    return buildStats({ ...sources, inFlight: this.leases.size, drainPerSecond: this.drain.perSecond(now) }, now, options);
+    const inFlight = { inFlight: this.leases.size, backgroundInFlight: this.leases.background };
+    return buildStats({ ...sources, ...inFlight, drainPerSecond: this.drain.perSecond(now) }, now, options);
   }
 
   // ---- internals -------------------------------------------------------------------------------

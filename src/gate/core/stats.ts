@@ -40,6 +40,8 @@ export interface GateStats {
   tenant: string | null;
   queue: { depth: number; byPriority: Record<Priority, number>; oldestWaitMs: number; drainPerSecond: number };
   inFlight: number;
+  /** Of inFlight: background work (batch lines, async generations), bounded by limits.background. */
+  backgroundInFlight: number;
   limits: TenantConfig["limits"] | null;
   counters: Counters;
   retryBudget: { requests: number; retries: number; allowed: number } | null;
@@ -60,6 +62,7 @@ export interface StatsSources {
   policies: TenantPolicies;
   queue: BoundedPriorityQueue<unknown>;
   inFlight: number;
+  backgroundInFlight: number;
   drainPerSecond: number;
   metrics: GateMetrics;
   journal: { entries: number; bytes: number };
@@ -78,6 +81,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
       drainPerSecond: Math.round(s.drainPerSecond * 100) / 100,
     },
     inFlight: s.inFlight,
+    backgroundInFlight: s.backgroundInFlight,
     limits: policies.config?.limits ?? null,
     counters: { ...metrics.counters },
     retryBudget: policies.budget?.usage(now) ?? null,
