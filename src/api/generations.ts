@@ -12,7 +12,7 @@ import { errorResponse } from "../stream/errors";
 import type { ChatRequest } from "../config/chat-request";
 import { estimatePromptTokens, requestedMaxTokens } from "../config/chat-request";
 import { GenerationStore, MAX_OPEN_GENERATIONS, type GenerationObject } from "../jobs/generations";
-import { backgroundRecord } from "../jobs/background";
+import { backgroundRecord } from "../serve/detached";
 import { generationKey } from "../jobs/generate";
 import { gateName, shardFor } from "../admission/gate-naming";
 import { gateClient } from "../admission/gate-client";

@@ -2,11 +2,11 @@
 // consumer invocation watches the batches of its waiting lines, one read per batch every
 // CANCEL_POLL_MS (not one per line), and aborts the waiting lines of a batch that is cancelling.
 import { BatchStore } from "./batches";
-import type { LineStop } from "./background";
+import type { DetachedStop } from "../serve/detached";
 
 export const CANCEL_POLL_MS = 1_000;
 
-interface Watched extends LineStop {
+interface Watched extends DetachedStop {
   controller: AbortController;
 }
 
@@ -17,7 +17,7 @@ export class CancelWatch {
   constructor(private readonly db: D1Database) {}
 
   /** Runs a line of `batchId` with a stop the watch may pull; says whether it did. */
-  async during<T>(tenant: string, batchId: string, run: (stop: LineStop) => Promise<T>): Promise<{ result: T; stopped: boolean }> {
+  async during<T>(tenant: string, batchId: string, run: (stop: DetachedStop) => Promise<T>): Promise<{ result: T; stopped: boolean }> {
     const controller = new AbortController();
     const watched: Watched = { signal: controller.signal, controller };
     const key = JSON.stringify([tenant, batchId]);

@@ -14,7 +14,7 @@ import { logError } from "../log";
 import { parseBatchLine } from "./batch-input";
 import { type BatchObject, BatchStore } from "./batches";
 import { FileStore } from "./files";
-import { runInBackground } from "./background";
+import { serveDetached } from "../serve/detached";
 import { RETRYABLE, generate, generationGaveUp } from "./generate";
 import { CancelWatch } from "./cancel-watch";
 import type { JobMessage } from "./messages";
@@ -106,7 +106,7 @@ async function line(
   if (text === null) return record(env, batches, batch, job, false, failed("input_file_missing", "The batch's input file was deleted."));
   const request = parseBatchLine(text).body;
   const work = { tenant: job.tenant, config, key: `${batch.id}:${job.line}`, path: `/v1/batches/${batch.id}/lines/${job.line}`, request };
-  const run = await watch.during(job.tenant, batch.id, (stop) => runInBackground(env, work, stop));
+  const run = await watch.during(job.tenant, batch.id, (stop) => serveDetached(env, work, stop));
   if (run.stopped)
     return record(env, batches, batch, job, false, failed("batch_cancelled", "The batch was cancelled while this line waited for a slot."));
   const answer = run.result;

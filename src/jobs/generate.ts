@@ -1,11 +1,11 @@
-// An async generation's job: runs the stored request as background work (background.ts) under the
+// An async generation's job: runs the stored request as background work (serve/detached.ts) under the
 // generation's journal key, so a client re-attached to its stream and a redelivered message share
 // one generation, and stores the answer. What the queue gives up on ends failed, and as a dead
 // letter with its request, so it can be run again. Either way its webhook, if any, is told.
 import type { Env } from "../env";
 import { readTenantConfig } from "../config/store";
 import { recordGaveUp } from "./gave-up";
-import { runInBackground } from "./background";
+import { serveDetached } from "../serve/detached";
 import { type GenerationObject, GenerationStore } from "./generations";
 import type { JobMessage } from "./messages";
 import { announceEnd } from "./generation-webhook";
@@ -15,7 +15,7 @@ type GenerateJob = Extract<JobMessage, { kind: "generate" }>;
 /** Statuses worth another try later: the tenant's queue was full, every backend was down, the gate was away. */
 export const RETRYABLE = new Set([429, 500, 502, 503, 504]);
 
-/** The journal key a generation runs under (background.ts prefixes it). */
+/** The journal key a generation runs under (serve/detached.ts prefixes it). */
 export const generationKey = (id: string) => `gen:${id}`;
 
 export async function generate(job: GenerateJob, env: Env): Promise<"done" | "retry"> {
@@ -26,7 +26,7 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
   if (!ended(generation)) {
     await store.started(generation.id, Date.now());
     const work = { tenant: job.tenant, config, key: generationKey(generation.id), path: `/v1/generations/${generation.id}`, request };
-    const answer = await runInBackground(env, work, { signal: new AbortController().signal });
+    const answer = await serveDetached(env, work, { signal: new AbortController().signal });
     if (RETRYABLE.has(answer.status)) return "retry";
     await store.finish(generation.id, { status_code: answer.status, body: answer.body }, Date.now());
   }

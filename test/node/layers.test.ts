@@ -9,6 +9,8 @@ const LAYERS = [
   // What every layer may use: the log, the request's trace context.
   ["src/log.ts", "src/trace-context.ts"],
   ["src/config"],
+  // Workflow definitions, templates and run state: pure.
+  ["src/workflows/core"],
   ["src/gate/core"],
   ["src/gate"],
   ["src/stream"],
@@ -23,8 +25,8 @@ const LAYERS = [
   ["src/env.ts"],
   // Serving one chat request: admission, replay or join, dispatch, relay into a sink.
   ["src/serve"],
-  // Background work on Cloudflare Queues: files, batches.
-  ["src/jobs"],
+  // Background work on Cloudflare Queues (files, batches, async generations) and Workflows (runs).
+  ["src/jobs", "src/workflows"],
   ["src/api"],
   ["src/index.ts"],
 ];

@@ -1,28 +1,34 @@
-// A request run as background work (a batch line, an async generation): the same admission,
-// breakers, fallbacks, retry budget and resume as an interactive request, at the "background"
-// priority (the gate gives it only slots no interactive request waits for). It runs under a journal
-// key of its own (the batch and line, the generation), so a redelivered message joins the generation
-// still running or replays the stored answer: it never generates twice. Its failures are retried by
-// the queue, so they are not dead letters (the queue's dead-letter consumer makes the one).
+// A request with no client waiting on a connection (a batch line, an async generation, a workflow
+// step): the same admission, breakers, fallbacks, retry budget and resume as an interactive
+// request, at the priority its caller gives (background work: the gate gives it only slots no
+// interactive request waits for). It runs under a journal key of its own (the batch and line, the
+// generation, the run's step and attempt), so a redelivered message or a replayed workflow step
+// joins the generation still running or replays the stored answer: it never generates twice. Its
+// failures are its caller's to retry, so they are not dead letters (the caller makes the one).
 import type { Env } from "../env";
 import type { TenantConfig } from "../config/schema";
 import { estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
 import type { AdmitRequest } from "../gate/core/protocol";
+import type { Priority } from "../gate/core/queue";
 import { bodyHash } from "../admission/dedup-key";
 import { shardFor } from "../admission/gate-naming";
 import { JsonSink } from "../stream/json-sink";
 import { RequestLog } from "../observe/request-log";
 import { traceOf } from "../trace-context";
-import { type ResponseMeta, responseHeaders, serveLogged } from "../serve/serve";
+import { type ResponseMeta, responseHeaders, serveLogged } from "./serve";
 
-export interface LineAnswer {
+export interface DetachedAnswer {
   status: number;
   body: unknown;
   requestId: string;
+  /** The backend that answered (the last one tried). */
+  backend: string;
+  /** Upstream attempts made. */
+  attempts: number;
 }
 
-/** Stops a line while it waits for a slot (its batch was cancelled); `started` tells whether it runs already. */
-export interface LineStop {
+/** Stops the request while it waits for a slot (its batch was cancelled); `started` tells whether it runs already. */
+export interface DetachedStop {
   signal: AbortSignal;
   started?: () => boolean;
 }
@@ -33,14 +39,15 @@ export async function backgroundRecord(key: string, request: ChatRequest): Promi
 }
 
 /**
- * Runs `request` as background work under the journal key `key` (see backgroundRecord). `stop` may
- * abort it while it waits for a slot, never once it runs (this sets `started`).
+ * Runs `request` under the journal key `key` (see backgroundRecord), at `priority` (background
+ * unless said). `stop` may abort it while it waits for a slot, never once it runs (this sets `started`).
  */
-export async function runInBackground(
+export async function serveDetached(
   env: Env,
-  work: { tenant: string; config: TenantConfig; key: string; path: string; request: ChatRequest },
-  stop: LineStop,
-): Promise<LineAnswer> {
+  work: { tenant: string; config: TenantConfig; key: string; path: string; request: ChatRequest; priority?: Priority },
+  stop: DetachedStop,
+): Promise<DetachedAnswer> {
+  const priority = work.priority ?? "background";
   const { tenant, config } = work;
   const requestId = crypto.randomUUID();
   const trace = traceOf(undefined, undefined);
@@ -53,7 +60,7 @@ export async function runInBackground(
     record,
     requestId,
     alias: body.model,
-    priority: "background",
+    priority,
     promptTokens: estimatePromptTokens(body),
     maxTokens: requestedMaxTokens(body),
     shard: shardFor(record.key, config.limits.shards),
@@ -61,10 +68,16 @@ export async function runInBackground(
   const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
   const sink = new JsonSink(() => responseHeaders(requestId, trace.traceId, meta));
   const log = new RequestLog(requestId, trace.traceId, "POST", work.path, Date.now());
-  log.set({ tenant, model: body.model, priority: "background" });
+  log.set({ tenant, model: body.model, priority });
   stop.started = () => meta.attempts > 0;
   const options = { lastEventId: 0, detached: true, log, trace, deadLetter: false };
   await serveLogged(env, config, { admit, body, sink, signal: stop.signal, meta, options });
   const response = await sink.response;
-  return { status: response.status, body: await response.json().catch(() => null), requestId };
+  return {
+    status: response.status,
+    body: await response.json().catch(() => null),
+    requestId,
+    backend: meta.backend,
+    attempts: meta.attempts,
+  };
 }
