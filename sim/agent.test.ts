@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { agentAnswer, agentContinuation, agentDeltas } from "./agent";
+import { agentAnswer, agentContinuation, agentDeltas, jsonAnswerFor } from "./agent";
 import { expectedText } from "./text";
 
 const messages = [{ role: "user", content: "Find the weather." }];
@@ -48,5 +48,14 @@ describe("the sim's agent output", () => {
     expect(cut + agentContinuation({ model: "m", messages }, cut).content.join("")).toBe(text.join(""));
     const tools = { model: "m", messages, tools: ["search"] };
     expect(agentContinuation(tools, "").toolCalls).toEqual(agentAnswer(tools).toolCalls);
+  });
+
+  it("answers a JSON-mode request with a deterministic JSON object, and continues it exactly", () => {
+    const key = { model: "m", messages: [{ role: "user", content: "plan" }], json: true };
+    const text = agentAnswer(key).content.join("");
+    expect(JSON.parse(text)).toEqual(JSON.parse(jsonAnswerFor(key)));
+    expect(JSON.parse(text).questions).toHaveLength(3);
+    const cut = text.slice(0, 17);
+    expect(cut + agentContinuation(key, cut).content.join("")).toBe(text);
   });
 });

@@ -28,7 +28,27 @@ export interface AgentRequest extends CompletionKey {
   tools?: string[];
   /** The request asked for reasoning (`reasoning_effort`), whatever the model. */
   reasoning?: boolean;
+  /** The request asked for a JSON object (`response_format: {"type": "json_object"}`). */
+  json?: boolean;
 }
+
+/** Questions in a JSON answer: as many as a planner hands to three retrievers. */
+const JSON_QUESTIONS = 3;
+
+/**
+ * The JSON object the sim answers in JSON mode: `{"questions": [three texts], "answer": text}`,
+ * each text the deterministic completion of the request with a different seed.
+ */
+export function jsonAnswerFor(key: Omit<AgentRequest, "maxTokens">): string {
+  const text = (salt: number) =>
+    completionFor({ model: key.model, messages: key.messages, seed: (key.seed ?? 0) * 31 + salt })
+      .tokens.join("")
+      .trim();
+  return JSON.stringify({ questions: Array.from({ length: JSON_QUESTIONS }, (_, i) => text(i + 1)), answer: text(0) });
+}
+
+/** The JSON text in pieces of a few characters, as a tokenizer cuts it. */
+const jsonTokens = (json: string) => json.match(/[\s\S]{1,6}/g) ?? [];
 
 function hashOf(key: AgentRequest): number {
   const text = JSON.stringify([key.model, key.messages, key.seed ?? null, key.tools ?? null]);
@@ -44,6 +64,7 @@ export const isReasoningModel = (model: string) => model.includes("reason");
 
 /** The uninterrupted answer to `key`. */
 export function agentAnswer(key: AgentRequest): AgentAnswer {
+  if (key.json) return { reasoning: [], content: jsonTokens(jsonAnswerFor(key)), toolCalls: [], finishReason: "stop" };
   const reasoning = isReasoningModel(key.model)
     ? completionFor({ ...key, model: `${key.model}#thinking`, maxTokens: undefined }).tokens
     : [];
@@ -71,6 +92,12 @@ export function agentAnswer(key: AgentRequest): AgentAnswer {
  */
 export function agentContinuation(key: Omit<AgentRequest, "maxTokens">, prefix: string, maxTokensLeft?: number): AgentAnswer {
   if (key.tools && key.tools.length > 0) return { ...agentAnswer(key), reasoning: [] };
+  if (key.json) {
+    // The rest of the same object (a prefix that is not its start gets the object from the start, as a confused model would).
+    const json = jsonAnswerFor(key);
+    const rest = json.startsWith(prefix) ? json.slice(prefix.length) : json;
+    return { reasoning: [], content: jsonTokens(rest), toolCalls: [], finishReason: "stop" };
+  }
   const text = continuationFor(key, prefix, maxTokensLeft);
   return { reasoning: [], content: text.tokens, toolCalls: [], finishReason: text.finishReason };
 }

@@ -179,7 +179,8 @@ export class SimServer {
     const fault = this.faultFor(req, body);
     const o = this.options;
 
-    const failStatus = fault.status ?? (this.dice() < (fault.fail_rate ?? o.failRate) ? o.failStatus : undefined);
+    const matched = o.failMatching ? JSON.stringify(body.messages).includes(o.failMatching) : false;
+    const failStatus = fault.status ?? (matched || this.dice() < (fault.fail_rate ?? o.failRate) ? o.failStatus : undefined);
     if (failStatus !== undefined) {
       this.counters.failedInjected++;
       const retryAfter = fault.retry_after ?? o.retryAfterSec;
@@ -201,9 +202,10 @@ export class SimServer {
     const prefix = continuing ? String(last.content ?? "") : "";
     const original = continuing ? messages.slice(0, -1) : messages;
     const reasoning = typeof body.reasoning_effort === "string";
+    const jsonMode = (body.response_format as { type?: unknown } | undefined)?.type === "json_object" && !o.ignoreJsonMode;
     const answer = continuing
-      ? agentContinuation({ model: body.model, messages: original, seed, tools, reasoning }, prefix, maxTokens)
-      : agentAnswer({ model: body.model, messages: original, seed, maxTokens, tools, reasoning });
+      ? agentContinuation({ model: body.model, messages: original, seed, tools, reasoning, json: jsonMode }, prefix, maxTokens)
+      : agentAnswer({ model: body.model, messages: original, seed, maxTokens, tools, reasoning, json: jsonMode });
     const deltas = agentDeltas(answer);
 
     const stream = body.stream === true;
@@ -232,7 +234,7 @@ export class SimServer {
       // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
       promptTokens: Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0),
       firstTokenMs: fault.ttft_ms ?? o.firstTokenMs,
-      hold: typeof fault.hold === "string" ? fault.hold : undefined,
+      hold: typeof fault.hold === "string" ? fault.hold : o.holdNew || undefined,
       done: false,
     };
     res.on("close", () => {

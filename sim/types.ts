@@ -21,6 +21,12 @@ export interface SimOptions {
   hangRate: number;
   /** Seeds the fault dice, so a run is reproducible. */
   seed: number;
+  /** Answer `failStatus` to every request whose messages contain this text ("" fails none): one prompt's fault. */
+  failMatching?: string;
+  /** Hold every new generation under this name (as SimFault.hold does for one); "" holds none. */
+  holdNew?: string;
+  /** Answer a JSON-mode request (response_format json_object) with plain text, as a model that ignores it does. */
+  ignoreJsonMode?: boolean;
 }
 
 /** Per-request faults, from the `sim_fault` body field or the `x-sim-fault` header (JSON). */

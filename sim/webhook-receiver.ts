@@ -1,7 +1,8 @@
 // A webhook receiver for tests and the benchmark: records every POST it gets under /hooks/... (headers
 // and body, the last MAX_RECORDED), and answers each path with the status a test set for it (204 by
 // default), so a receiver can be made to fail and then heal. GET /received?path=/hooks/x lists what
-// a path got, oldest first; POST /answer {"path", "status"} sets a path's answer.
+// a path got, oldest first; POST /answer {"path", "status", "times"?} sets a path's answer (for the
+// next `times` requests only, then 204 again).
 import http from "node:http";
 
 export const MAX_RECORDED = 1_000;
@@ -19,7 +20,7 @@ export interface ReceivedWebhook {
 export class WebhookReceiver {
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   private received: ReceivedWebhook[] = [];
-  private readonly answers = new Map<string, number>();
+  private readonly answers = new Map<string, { status: number; times?: number }>();
 
   async listen(port = 0): Promise<number> {
     await new Promise<void>((resolve) => this.server.listen(port, "127.0.0.1", resolve));
@@ -48,12 +49,14 @@ export class WebhookReceiver {
       };
       if (req.method === "GET" && url.pathname === "/received") return send(200, this.receivedAt(url.searchParams.get("path") ?? ""));
       if (req.method === "POST" && url.pathname === "/answer") {
-        const { path, status } = JSON.parse(body) as { path: string; status: number };
-        this.answers.set(path, status);
-        return send(200, { path, status });
+        const { path, status, times } = JSON.parse(body) as { path: string; status: number; times?: number };
+        this.answers.set(path, { status, times });
+        return send(200, { path, status, times });
       }
       if (req.method === "POST" && url.pathname.startsWith("/hooks/")) {
-        const status = this.answers.get(url.pathname) ?? 204;
+        const answer = this.answers.get(url.pathname);
+        const status = answer?.status ?? 204;
+        if (answer?.times !== undefined && --answer.times <= 0) this.answers.delete(url.pathname);
         const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
         this.received = [
           ...this.received.slice(-(MAX_RECORDED - 1)),

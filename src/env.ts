@@ -2,6 +2,7 @@ import type { TenantGate } from "./gate/tenant-gate";
 import type { ConfigLog } from "./admin/config-log";
 import type { WebhookMessage } from "./observe/alerts/webhook-message";
 import type { JobMessage } from "./jobs/messages";
+import type { RunParams } from "./workflows/core/run-params";
 
 /** Bindings of the sluice Worker (see wrangler.toml). */
 export interface Env {
@@ -13,6 +14,8 @@ export interface Env {
   FILES: R2Bucket;
   /** Batch work: start, line and finalize messages (jobs/consumer.ts). */
   JOBS: Queue<JobMessage>;
+  /** Workflow runs (workflows/runner.ts). */
+  WORKFLOWS: Workflow<RunParams>;
   /** Webhook messages: the gates' alerts, and async generations' ends, for the webhook consumer (README, "Alerts"). */
   ALERTS: Queue<WebhookMessage>;
   /** The router's public URL (https://sluice.example.com): alerts link to its dashboard. */

@@ -16,10 +16,12 @@ import { queues } from "./api/queues";
 import { filesRoute } from "./api/files";
 import { batchesRoute } from "./api/batches";
 import { generationsRoute } from "./api/generations";
+import { workflowsRoute } from "./api/workflows";
 import type { JobMessage } from "./jobs/messages";
 
 export { TenantGate } from "./gate/tenant-gate";
 export { ConfigLog } from "./admin/config-log";
+export { SluiceWorkflow } from "./workflows/runner";
 
 const app = new Hono<AppEnv>();
 
@@ -32,6 +34,7 @@ app.route("/v1/models", modelsRoute);
 app.route("/v1/files", filesRoute);
 app.route("/v1/batches", batchesRoute);
 app.route("/v1/generations", generationsRoute);
+app.route("/v1/workflows", workflowsRoute);
 // The page before the admin routes' token check: it asks for the token itself.
 app.get("/admin/dashboard", dashboardPage);
 app.route("/admin", adminRoute);

@@ -15,6 +15,8 @@ import { operatorFieldsChanged, redactBackends, withOperatorFields } from "../co
 import { deleteTenant, forgetTenantGates, readTenantConfig, tenantGateCount } from "../config/store";
 import { deleteDeadLetters } from "../observe/dead-letters";
 import { deleteUndelivered } from "../observe/alerts/undelivered";
+import { WorkflowStore } from "../workflows/store";
+import { stopInstance } from "./workflows";
 import { FileStore } from "../jobs/files";
 import { BatchStore } from "../jobs/batches";
 import { GenerationStore } from "../jobs/generations";
@@ -36,6 +38,13 @@ const RollbackSchema = z.object({ version: z.number().int().positive() });
 const PATCH_TRIES = 3;
 
 const logOf = (env: Env, tenant: string) => configLogOf(env.CONFIG_LOG, tenant);
+
+/** Stops the tenant's open workflow runs, then erases its definitions and runs. */
+async function eraseWorkflows(env: Env, tenant: string): Promise<void> {
+  const store = new WorkflowStore(env.DB, tenant);
+  await Promise.all((await store.openRunIds()).map((id) => stopInstance(env, id)));
+  await store.deleteAll();
+}
 
 /** What the caller may see of a config or a change: a tenant admin sees no backend URLs or credentials. */
 const visible = <T extends object>(admin: AdminPrincipal, document: T): T =>
@@ -146,6 +155,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
       new FileStore(c.env.DB, c.env.FILES, tenant).deleteAll(),
       new BatchStore(c.env.DB, tenant).deleteAll(),
       new GenerationStore(c.env.DB, tenant).deleteAll(),
+      eraseWorkflows(c.env, tenant),
     ]);
     await logOf(c.env, tenant).erase();
     await forgetTenantGates(c.env, tenant);

@@ -15,6 +15,7 @@ import { tenantConfigRoute } from "./admin-config";
 import { adminKeysRoute, apiKeysRoute } from "./admin-keys";
 import { alertsRoute } from "./admin-alerts";
 import { adminGenerationsRoute, deadLettersRoute } from "./admin-dead-letters";
+import { adminWorkflowsRoute } from "./admin-workflows";
 
 /** The tenant's live stats, or null when it has no config. */
 async function tenantStats(env: Env, tenant: string, options: { histograms: boolean }): Promise<GateStats | null> {
@@ -52,6 +53,7 @@ export const adminRoute = new Hono<AppEnv>()
   .route("/tenants/:tenant/alerts", alertsRoute)
   .route("/tenants/:tenant/dead-letters", deadLettersRoute)
   .route("/tenants/:tenant/generations", adminGenerationsRoute)
+  .route("/tenants/:tenant/workflows", adminWorkflowsRoute)
   .get("/tenants/:tenant/stats", async (c) => {
     const stats = await tenantStats(c.env, c.req.param("tenant"), { histograms: false });
     return stats ? c.json(stats) : tenantNotFound(c.req.param("tenant"));

@@ -6,6 +6,7 @@ import type { WebhookMessage } from "../observe/alerts/webhook-message";
 import { configLogOf } from "../admin/config-log";
 import { type DeliveryDeps, deliverAlerts, recordDeadAlerts } from "../observe/alerts/delivery";
 import { logError } from "../log";
+import { outboundUrlPolicy } from "../serve/url-policy";
 import type { JobMessage } from "../jobs/messages";
 import { runDeadJobs, runJobs } from "../jobs/consumer";
 
@@ -19,10 +20,7 @@ function deliveryDeps(env: Env): DeliveryDeps {
   return {
     db: env.DB,
     secrets: (tenant) => configLogOf(env.CONFIG_LOG, tenant).signingSecrets(tenant),
-    urlPolicy: {
-      allowLocal: env.ALLOW_LOCAL_BACKENDS === "true",
-      routerHost: env.PUBLIC_URL ? new URL(env.PUBLIC_URL).host : "",
-    },
+    urlPolicy: outboundUrlPolicy(env),
     publicUrl: env.PUBLIC_URL,
     retryDelaySeconds: Number.isFinite(retryDelay) && retryDelay >= 0 ? retryDelay : 10,
   };

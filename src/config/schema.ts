@@ -131,6 +131,13 @@ export const DedupSchema = z.object({
   staleIfError: z.boolean().default(false),
 });
 
+export const WorkflowsSchema = z.object({
+  /** Hosts a workflow's effect steps may call (exact host names). */
+  effectHosts: z.array(z.string().min(1).max(253)).max(20).default([]),
+  /** Runs queued or running at once; more are refused with 429. */
+  maxConcurrentRuns: z.number().int().min(1).max(1_000).default(20),
+});
+
 export const DeadLettersSchema = z.object({
   /** Keep each dead letter's request body (up to 256 KiB), so it can be run again; false for privacy (redrive is then refused). */
   keepRequests: z.boolean().default(true),
@@ -148,6 +155,7 @@ export const TenantConfigSchema = z
     dedup: DedupSchema.default(DedupSchema.parse({})),
     alerts: AlertsSchema.default(AlertsSchema.parse({})),
     deadLetters: DeadLettersSchema.default(DeadLettersSchema.parse({})),
+    workflows: WorkflowsSchema.default(WorkflowsSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const backendIds = new Set<string>();

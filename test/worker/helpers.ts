@@ -31,7 +31,18 @@ export async function simControl(name: SimName, patch: Partial<SimOptions>): Pro
 /** Puts every sim back to healthy defaults with zeroed counters. */
 export async function resetSims(): Promise<void> {
   for (const name of Object.keys(env.SIM_PORTS) as SimName[]) {
-    await simControl(name, { failRate: 0, disconnectRate: 0, hangRate: 0, tokensPerSecond: 500, firstTokenMs: 5, maxConcurrency: 256 });
+    await simControl(name, {
+      failRate: 0,
+      disconnectRate: 0,
+      hangRate: 0,
+      tokensPerSecond: 500,
+      firstTokenMs: 5,
+      maxConcurrency: 256,
+      ignoreJsonMode: false,
+      holdNew: "",
+      failMatching: "",
+      failStatus: 503,
+    });
     await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/release`, { method: "POST", body: "{}" })).arrayBuffer();
     await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/stats/reset`, { method: "POST" })).arrayBuffer();
   }
@@ -167,9 +178,9 @@ export async function received(path: string): Promise<Received[]> {
   return (await fetch(`${RECEIVER}/received?path=${encodeURIComponent(path)}`)).json();
 }
 
-/** Makes the receiver answer `path` with `status`. */
-export async function answerWith(path: string, status: number): Promise<void> {
-  await (await fetch(`${RECEIVER}/answer`, { method: "POST", body: JSON.stringify({ path, status }) })).arrayBuffer();
+/** Makes the receiver answer `path` with `status` (the next `times` requests only, when given). */
+export async function answerWith(path: string, status: number, times?: number): Promise<void> {
+  await (await fetch(`${RECEIVER}/answer`, { method: "POST", body: JSON.stringify({ path, status, times }) })).arrayBuffer();
 }
 
 /** The tenant's current webhook signing secret. */

@@ -6,7 +6,7 @@
 // Idempotency-Key, made once). Pure.
 import * as z from "zod";
 import { topologicalOrder, upstreamOf } from "./dag";
-import { parseReference, parseTemplate, type Reference } from "./template";
+import { isJsonTemplate, parseReference, parseTemplate, type Reference } from "./template";
 
 export const MAX_STEPS = 50;
 export const MAX_DEFINITION_BYTES = 64 * 1024;
@@ -73,7 +73,7 @@ export const StepSchema = z.discriminatedUnion("kind", [
       .url()
       .refine((u) => /^https?:\/\//.test(u), "must be an http(s) URL"),
     method: z.enum(["POST", "PUT"]).default("POST"),
-    /** The body, templated; sent with content-type application/json. */
+    /** A JSON body whose {{references}} each stand for one value (filled in as JSON); sent as application/json. */
     body: template.default("{}"),
   }),
 ]);
@@ -129,8 +129,14 @@ function graphIssues(steps: readonly WorkflowStep[]): Issue[] {
         if (problem) issues.push({ path, message: problem });
       }
     };
-    if (s.kind === "effect") check(s.body, ["steps", i, "body"], false);
-    else
+    if (s.kind === "effect") {
+      check(s.body, ["steps", i, "body"], false);
+      if (!isJsonTemplate(s.body))
+        issues.push({
+          path: ["steps", i, "body"],
+          message: "must be JSON with each {{reference}} standing for one value (not inside quotes)",
+        });
+    } else
       s.messages.forEach((m, j) => {
         check(m.content, ["steps", i, "messages", j, "content"], s.kind === "map");
       });

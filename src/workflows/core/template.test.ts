@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseTemplate, render, type StepValue } from "./template";
+import { isJsonTemplate, parseTemplate, render, type StepValue } from "./template";
 
 const steps = new Map<string, StepValue>([
   ["plan", { ok: true, output: { questions: ["q1", "q2"], topic: "tides" } }],
@@ -33,5 +33,17 @@ describe("workflow templates", () => {
     expect(parseTemplate("{{ process.env }}")).toEqual({ problem: '"{{process.env}}" names neither input, item nor steps.<id>' });
     expect(parseTemplate("{{ input['a'] }}")).toMatchObject({ problem: /is not a reference/ });
     expect(parseTemplate("{{steps}}")).toMatchObject({ problem: /names neither/ });
+  });
+
+  it("in a JSON body, put every value in as JSON: an output cannot break out of its place", () => {
+    const hostile = new Map<string, StepValue>([["sum", { ok: true, output: 'x", "admin": true, "y": "' }]]);
+    const body = render(
+      '{"summary": {{steps.sum}}, "n": {{input.n}}, "none": {{input.nope}}}',
+      { input: { n: 2 }, steps: hostile },
+      "json",
+    );
+    expect(JSON.parse(body)).toEqual({ summary: 'x", "admin": true, "y": "', n: 2, none: null });
+    expect(isJsonTemplate('{"summary": {{steps.sum}}}')).toBe(true);
+    expect(isJsonTemplate('{"summary": "{{steps.sum}}"}')).toBe(false);
   });
 });

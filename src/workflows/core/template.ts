@@ -3,7 +3,9 @@
 //   input            the run's input          input.a.b     a field of it
 //   steps.<id>       a step's output          steps.<id>.f  a field of a JSON output
 //   item             a map step's list item   item.f        a field of it
-// Strings go in as they are, other values as JSON. A step that was skipped (an optional one that
+// In a message, strings go in as they are and other values as JSON; in an effect's JSON body every
+// value goes in as JSON (a string with its quotes and escapes), so no output can break out of its
+// place in the body. A step that was skipped (an optional one that
 // failed) goes in as a marker, MISSING, so a prompt says what is missing instead of passing it off.
 // Pure.
 
@@ -69,14 +71,34 @@ export function resolve(reference: Reference, scope: TemplateScope): { value: un
   return value === undefined ? undefined : { value };
 }
 
-/** The template with every reference filled in; a reference with no value becomes an empty string. */
-export function render(template: string, scope: TemplateScope): string {
+/**
+ * The template with every reference filled in. As "text", a reference with no value becomes an
+ * empty string; as "json", every value is JSON and one with no value is null.
+ */
+export function render(template: string, scope: TemplateScope, as: "text" | "json" = "text"): string {
   return template.replace(REFERENCE, (_whole, text: string) => {
     const reference = parseReference(text);
-    if (typeof reference === "string") return "";
-    const found = resolve(reference, scope);
-    if (!found) return "";
-    if ("missing" in found) return found.missing;
-    return typeof found.value === "string" ? found.value : JSON.stringify(found.value);
+    const found = typeof reference === "string" ? undefined : resolve(reference, scope);
+    const value = found === undefined ? undefined : "missing" in found ? found.missing : found.value;
+    if (as === "json") return value === undefined ? "null" : JSON.stringify(value);
+    if (value === undefined) return "";
+    return typeof value === "string" ? value : JSON.stringify(value);
   });
+}
+
+/** Whether a JSON template is JSON whatever its references hold (each stands for one value, never inside a string). */
+export function isJsonTemplate(template: string): boolean {
+  let inString = false;
+  for (let i = 0; i < template.length; i++) {
+    const c = template[i];
+    if (inString && c === "\\") i++;
+    else if (c === '"') inString = !inString;
+    else if (inString && c === "{" && template[i + 1] === "{") return false;
+  }
+  try {
+    JSON.parse(template.replace(REFERENCE, "null"));
+    return true;
+  } catch {
+    return false;
+  }
 }

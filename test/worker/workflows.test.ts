@@ -1,0 +1,337 @@
+// Workflows end to end on Miniflare's local Workflows: definitions through the admin API, runs of
+// planner -> retrievers (map) -> summarizer -> effect against real sims (one per role, so a fault
+// hits one role) and a real receiver for the effect; optional steps, partial success, invalid JSON,
+// a run stopped between steps and resumed, an effect that fails once, idempotent starts, cancel.
+import { SELF, env } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { jsonAnswerFor } from "../../sim/agent";
+import {
+  ADMIN,
+  answerWith,
+  createTenant,
+  eventually,
+  expectError,
+  RECEIVER,
+  received,
+  release,
+  resetSims,
+  simControl,
+  simStats,
+  simUrl,
+} from "./helpers";
+import type { TenantConfigInput } from "../../src/config/schema";
+
+beforeEach(resetSims);
+
+/** Runs go through Workflows, the gate and the sims: generous, never waited out when things work. */
+const RUN_WAIT_MS = 60_000;
+const RECEIVER_HOST = new URL(RECEIVER).hostname;
+
+/** planner on sim a, retrievers on sim b, summarizer on sim c: a fault on one sim hits one role. */
+function rolesConfig(overrides: Partial<TenantConfigInput> = {}): TenantConfigInput {
+  return {
+    backends: (["a", "b", "c"] as const).map((s) => ({ id: s, region: "us-east", url: simUrl(s), model: "sim-model" })),
+    models: { planner: { route: ["a"] }, retriever: { route: ["b"] }, summarizer: { route: ["c"] } },
+    retry: { maxAttempts: 1 },
+    breaker: { consecutiveFailures: 1000, minRequests: 1000 },
+    workflows: { effectHosts: [RECEIVER_HOST] },
+    ...overrides,
+  };
+}
+
+/** planner -> retrieve (map over its questions) + web (optional) -> summarize -> publish (effect to `hook`). */
+function researchWorkflow(hook: string, overrides: { retrieve?: object; web?: object; plan?: object } = {}) {
+  return {
+    steps: [
+      {
+        id: "plan",
+        kind: "llm",
+        model: "planner",
+        messages: [{ role: "user", content: "Plan three questions about {{input.topic}}" }],
+        output: { format: "json", required: ["questions"] },
+        attempts: 2,
+        ...overrides.plan,
+      },
+      {
+        id: "retrieve",
+        kind: "map",
+        needs: ["plan"],
+        over: "steps.plan.questions",
+        model: "retriever",
+        messages: [{ role: "user", content: "Answer briefly: {{item}}" }],
+        minSuccesses: 2,
+        attempts: 2,
+        ...overrides.retrieve,
+      },
+      {
+        id: "web",
+        kind: "llm",
+        needs: ["plan"],
+        optional: true,
+        model: "retriever",
+        attempts: 2,
+        messages: [{ role: "user", content: "Search the web for {{input.topic}}" }],
+        ...overrides.web,
+      },
+      {
+        id: "summarize",
+        kind: "llm",
+        needs: ["retrieve", "web"],
+        model: "summarizer",
+        messages: [{ role: "user", content: "Summarize: {{steps.retrieve}} Web: {{steps.web}}" }],
+      },
+      { id: "publish", kind: "effect", needs: ["summarize"], url: `${RECEIVER}${hook}`, body: '{"summary": {{steps.summarize}}}' },
+    ],
+  };
+}
+
+const admin = (path: string, init: RequestInit = {}) =>
+  SELF.fetch(`https://sluice.test/admin/tenants/${path}`, { ...init, headers: { ...ADMIN, "content-type": "application/json" } });
+const v1 = (key: string, path: string, init: RequestInit = {}) =>
+  SELF.fetch(`https://sluice.test/v1/workflows/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...(init.headers ?? {}) },
+  });
+
+async function setup(hook: string, overrides: Parameters<typeof researchWorkflow>[1] = {}, config: Partial<TenantConfigInput> = {}) {
+  const tenant = await createTenant(rolesConfig(config));
+  const put = await admin(`${tenant.tenant}/workflows/research`, {
+    method: "PUT",
+    body: JSON.stringify(researchWorkflow(hook, overrides)),
+  });
+  expect(put.status, await put.clone().text()).toBe(200);
+  return tenant;
+}
+
+async function start(key: string, headers: Record<string, string> = {}): Promise<any> {
+  const res = await v1(key, "research/runs", { method: "POST", body: JSON.stringify({ input: { topic: "tides" } }), headers });
+  expect(res.status, await res.clone().text()).toBeLessThan(300);
+  return res.json();
+}
+
+async function ended(key: string, id: string): Promise<any> {
+  let run: any;
+  await eventually(async () => {
+    run = await (await v1(key, `runs/${id}`)).json();
+    return ["completed", "partial", "failed", "cancelled"].includes(run.status);
+  }, RUN_WAIT_MS);
+  return run;
+}
+
+const stepOf = (run: any, id: string) => run.steps.find((s: any) => s.id === id);
+const planQuestions = () =>
+  JSON.parse(jsonAnswerFor({ model: "sim-model", messages: [{ role: "user", content: "Plan three questions about tides" }] })).questions;
+
+describe("workflow runs", () => {
+  it("run planner -> retrievers -> summarizer -> effect: every step once, the effect called once with its Idempotency-Key", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook);
+    const run = await ended(key, (await start(key)).id);
+    expect(run.status).toBe("completed");
+    expect(stepOf(run, "plan")).toMatchObject({ status: "succeeded", attempts: 1, backend: "a", output: { questions: planQuestions() } });
+    expect(stepOf(run, "retrieve")).toMatchObject({ status: "succeeded", items: { total: 3, succeeded: 3 } });
+    expect(stepOf(run, "retrieve").output).toHaveLength(3);
+    expect(stepOf(run, "summarize")).toMatchObject({ status: "succeeded", backend: "c" });
+    expect(typeof stepOf(run, "summarize").output).toBe("string");
+    expect(stepOf(run, "publish")).toMatchObject({ status: "succeeded", output: { status: 204 } });
+    const calls = await received(hook);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.headers["idempotency-key"]).toBe(`${run.id}:publish`);
+    expect(JSON.parse(calls[0]!.body)).toEqual({ summary: stepOf(run, "summarize").output });
+    // plan 1, retrievers 3 + web 1, summarizer 1.
+    expect([(await simStats("a")).requests, (await simStats("b")).requests, (await simStats("c")).requests]).toEqual([1, 4, 1]);
+  });
+
+  it("a retriever that always fails: optional, it is skipped and the run is partial; required, the run fails and keeps what completed", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    // web always fails (its own prompt), the map's items succeed.
+    const { key } = await setup(hook, { web: { model: "planner", output: { format: "json", required: ["nowhere"] } } });
+    const partial = await ended(key, (await start(key)).id);
+    expect(partial.status).toBe("partial");
+    expect(stepOf(partial, "web")).toMatchObject({
+      status: "skipped",
+      attempts: 2,
+      error: 'the answer\'s JSON lacks the required field "nowhere"',
+    });
+    // The summarizer saw the marker, not the output.
+    expect(stepOf(partial, "summarize").status).toBe("succeeded");
+    expect(await received(hook)).toHaveLength(1);
+
+    // Now the map's retrievers fail (sim b down) and the map is required: the run fails.
+    await simControl("b", { failRate: 1, failStatus: 503 });
+    const failed = await ended(key, (await start(key)).id);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatch(/^step retrieve failed: 0 of 3 items succeeded, 2 needed \(first error: HTTP 5\d\d/);
+    expect(stepOf(failed, "plan")).toMatchObject({ status: "succeeded", output: { questions: planQuestions() } });
+    expect(stepOf(failed, "summarize")).toMatchObject({ status: "not_run", error: "step retrieve failed" });
+    expect(stepOf(failed, "publish")).toMatchObject({ status: "not_run" });
+    expect(await received(hook)).toHaveLength(1);
+  });
+
+  it("three retrievers where one fails still feed the summarizer (minSuccesses 2): a partial success", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook);
+    // The third question's retriever is refused by its sim at every attempt.
+    await simControl("b", { failMatching: planQuestions()[2], failStatus: 503 });
+    const run = await ended(key, (await start(key)).id);
+    expect(run.status).toBe("partial");
+    expect(stepOf(run, "retrieve")).toMatchObject({ status: "succeeded", items: { total: 3, succeeded: 2 } });
+    expect(stepOf(run, "retrieve").output).toHaveLength(2);
+    expect(stepOf(run, "summarize").status).toBe("succeeded");
+    expect(stepOf(run, "publish").status).toBe("succeeded");
+    // Two items once each, the third twice (its attempts), and web once.
+    expect((await simStats("b")).requests).toBe(2 + 2 + 1);
+  });
+
+  it("a planner that answers with text instead of JSON is retried, then fails the run clearly", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook);
+    await simControl("a", { ignoreJsonMode: true });
+    const run = await ended(key, (await start(key)).id);
+    expect(run.status).toBe("failed");
+    expect(stepOf(run, "plan")).toMatchObject({
+      status: "failed",
+      attempts: 2,
+      error: expect.stringMatching(/^the answer is not JSON: "/),
+    });
+    expect(run.error).toMatch(/^step plan failed: the answer is not JSON/);
+    expect((await simStats("a")).requests).toBe(2);
+    expect((await simStats("b")).requests).toBe(0);
+  });
+
+  it("an effect whose endpoint fails once is called again with the same Idempotency-Key, and applied once", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook);
+    await answerWith(hook, 500, 1);
+    const run = await ended(key, (await start(key)).id);
+    expect(run.status).toBe("completed");
+    const calls = await received(hook);
+    expect(calls.map((c) => c.status)).toEqual([500, 204]);
+    expect(new Set(calls.map((c) => c.headers["idempotency-key"]))).toEqual(new Set([`${run.id}:publish`]));
+    expect(stepOf(run, "publish")).toMatchObject({ status: "succeeded", attempts: 2 });
+  });
+
+  it("a run stopped between steps resumes where it stopped: completed steps are not run again", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook);
+    await simControl("b", { holdNew: "wf" });
+    const { id } = await start(key);
+    // The planner is done and the four retriever calls wait at sim b.
+    await eventually(async () => (await simStats("b")).held === 4, RUN_WAIT_MS);
+    const instance = await env.WORKFLOWS.get(id);
+    await instance.pause();
+    await simControl("b", { holdNew: "" });
+    await release("wf", "b");
+    // Paused once nothing runs: its run() was stopped after the retrievers, before the summarizer.
+    await eventually(async () => (await instance.status()).status === "paused", RUN_WAIT_MS);
+    expect((await simStats("c")).requests).toBe(0);
+    await instance.resume();
+    const run = await ended(key, id);
+    expect(run.status).toBe("completed");
+    // Replayed from the durable steps, not called again.
+    expect([(await simStats("a")).requests, (await simStats("b")).requests, (await simStats("c")).requests]).toEqual([1, 4, 1]);
+    expect(await received(hook)).toHaveLength(1);
+  });
+
+  it("a second start with the same Idempotency-Key is the same run", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook);
+    const headers = { "idempotency-key": "start-once" };
+    const [one, two] = await Promise.all([start(key, headers), start(key, headers)]);
+    expect(two.id).toBe(one.id);
+    await ended(key, one.id);
+    expect((await start(key, headers)).id).toBe(one.id);
+    expect((await simStats("a")).requests).toBe(1);
+    const list = (await (await v1(key, "runs")).json()) as any;
+    expect(list.data.map((r: any) => r.id)).toEqual([one.id]);
+  });
+
+  it("follows a run's events as SSE, resumable with Last-Event-ID; cancel stops a run", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook);
+    const run = await ended(key, (await start(key)).id);
+    const all = await (await v1(key, `runs/${run.id}/events`)).text();
+    const events = [...all.matchAll(/^id: (\d+)\nevent: ([a-z._]+)\n/gm)].map((m) => [Number(m[1]), m[2]]);
+    expect(events[0]![1]).toBe("run.running");
+    expect(events.at(-1)![1]).toBe("run.completed");
+    expect(events.filter((e) => e[1] === "step.succeeded")).toHaveLength(5);
+    const [cut] = events[3]!;
+    const rest = await (await v1(key, `runs/${run.id}/events`, { headers: { "last-event-id": String(cut) } })).text();
+    expect([...rest.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))).toEqual(events.slice(4).map((e) => e[0]));
+
+    await simControl("a", { holdNew: "cancel-me" });
+    const held = await start(key);
+    await eventually(async () => (await simStats("a")).held === 1, RUN_WAIT_MS);
+    const cancelled = (await (await v1(key, `runs/${held.id}/cancel`, { method: "POST" })).json()) as any;
+    expect(cancelled.status).toBe("cancelled");
+    await expectError(await v1(key, `runs/${held.id}/cancel`, { method: "POST" }), 409, "run_ended");
+    await simControl("a", { holdNew: "" });
+    await release("cancel-me", "a");
+    expect(((await (await v1(key, `runs/${held.id}`)).json()) as any).status).toBe("cancelled");
+  });
+});
+
+describe("workflow definitions", () => {
+  it("refuse what would not run, with a 400 saying what", async () => {
+    const { tenant } = await createTenant(rolesConfig());
+    const put = (definition: unknown, name = "w") =>
+      admin(`${tenant}/workflows/${name}`, { method: "PUT", body: JSON.stringify(definition) });
+    const llm = (id: string, needs: string[], content = "x", model = "planner") => ({
+      id,
+      kind: "llm",
+      model,
+      needs,
+      messages: [{ role: "user", content }],
+    });
+    await expectError(await put({ steps: [llm("a", ["b"]), llm("b", ["a"])] }), 400, "invalid_request", /cycle: a -> b -> a/);
+    await expectError(await put({ steps: [llm("a", ["ghost"])] }), 400, "invalid_request", /unknown step "ghost"/);
+    await expectError(
+      await put({ steps: [llm("a", []), llm("b", [], "{{steps.a}}")] }),
+      400,
+      "invalid_request",
+      /not upstream of step "b"/,
+    );
+    await expectError(await put({ steps: [llm("a", [], "x", "nope")] }), 400, "invalid_workflow", /unknown model alias "nope"/);
+    await expectError(
+      await put({ steps: [{ id: "e", kind: "effect", url: "https://elsewhere.example.com/x" }] }),
+      400,
+      "invalid_workflow",
+      /host "elsewhere.example.com" is not in the tenant's workflows.effectHosts/,
+    );
+    await expectError(await put({ steps: [llm("a", [])] }, "runs"), 400, "invalid_workflow_name");
+    const big = { steps: [llm("a", [], "x".repeat(70_000))] };
+    expect((await put(big)).status).toBe(413);
+  });
+
+  it("a running workflow keeps the version it started with; a deleted one starts no run", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { tenant, key } = await setup(hook);
+    await simControl("a", { holdNew: "v1" });
+    const first = await start(key);
+    await eventually(async () => (await simStats("a")).held === 1, RUN_WAIT_MS);
+    // Version 2 has no effect step; the running run still has one.
+    const v2 = researchWorkflow(hook);
+    v2.steps = v2.steps.filter((s) => s.id !== "publish");
+    expect(((await (await admin(`${tenant}/workflows/research`, { method: "PUT", body: JSON.stringify(v2) })).json()) as any).version).toBe(
+      2,
+    );
+    await simControl("a", { holdNew: "" });
+    await release("v1", "a");
+    const run = await ended(key, first.id);
+    expect(run.version).toBe(1);
+    expect(stepOf(run, "publish").status).toBe("succeeded");
+    expect((await admin(`${tenant}/workflows/research`, { method: "DELETE" })).status).toBe(200);
+    await expectError(await v1(key, "research/runs", { method: "POST", body: "{}" }), 404, "workflow_not_found");
+  });
+
+  it("bounds runs at once per tenant with a 429", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { key } = await setup(hook, {}, { workflows: { effectHosts: [RECEIVER_HOST], maxConcurrentRuns: 1 } });
+    await simControl("a", { holdNew: "bound" });
+    const first = await start(key);
+    await expectError(await v1(key, "research/runs", { method: "POST", body: "{}" }), 429, "too_many_runs");
+    await simControl("a", { holdNew: "" });
+    await release("bound", "a");
+    await ended(key, first.id);
+  });
+});
