@@ -98,6 +98,13 @@ describe("README examples", () => {
       await fetch(`${router.url}/admin/tenants/demo`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     ).json();
     expect(demo.models.chat.fallbacks).toEqual(["chat-small", "chat-large"]);
+    // The workflow example: its run followed to its end, every step succeeded.
+    const followed = outputs.find((o) => o.includes("event: run.running"));
+    expect(followed).toMatch(/event: run\.completed\n/);
+    expect(followed!.match(/^event: step\.succeeded$/gm)).toHaveLength(3);
+    const ran = JSON.parse(outputs.find((o) => o.includes('"object":"workflow.run"'))!.trim().split("\n").at(-1)!);
+    expect(ran).toMatchObject({ status: "completed", workflow: "research" });
+    expect(ran.steps.find((s: { id: string }) => s.id === "retrieve").items).toEqual({ total: 3, succeeded: 3 });
   });
 
   it("json: the tenant config example is accepted as written", async () => {
