@@ -9,6 +9,7 @@ import { boundedBody, jsonBody, validJson } from "./validation";
 import { tenantNotFound } from "./admin-scope";
 import { configIssues, MAX_DEFINITION_BYTES, WorkflowDefinitionSchema } from "../workflows/core/definition";
 import { MAX_WORKFLOWS, WorkflowStore } from "../workflows/store";
+import { workflowSummary } from "../workflows/summary";
 
 /** A workflow's name: as an id, and never "runs" (GET /v1/workflows/runs/{id} reads a run). */
 export const validWorkflowName = (name: string) => /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/.test(name) && name !== "runs";
@@ -24,6 +25,11 @@ export const workflowNotFound = (name: string) => errorResponse(404, "workflow_n
 const definitionBody = boundedBody(() => ({ maxBytes: MAX_DEFINITION_BYTES, readTimeoutMs: 30_000 }));
 
 export const adminWorkflowsRoute = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const tenant = c.req.param("tenant")!;
+    if (!(await readTenantConfig(c.env, tenant))) return tenantNotFound(tenant);
+    return c.json(await workflowSummary(c.env.DB, tenant));
+  })
   .put("/:name", jsonBody, definitionBody, validJson(WorkflowDefinitionSchema), async (c) => {
     const tenant = c.req.param("tenant")!;
     const name = c.req.param("name");

@@ -16,6 +16,7 @@ import { adminKeysRoute, apiKeysRoute } from "./admin-keys";
 import { alertsRoute } from "./admin-alerts";
 import { adminGenerationsRoute, deadLettersRoute } from "./admin-dead-letters";
 import { adminWorkflowsRoute } from "./admin-workflows";
+import { workflowFamilies, workflowSummary } from "../workflows/summary";
 
 /** The tenant's live stats, or null when it has no config. */
 async function tenantStats(env: Env, tenant: string, options: { histograms: boolean }): Promise<GateStats | null> {
@@ -61,7 +62,8 @@ export const adminRoute = new Hono<AppEnv>()
   .get("/tenants/:tenant/metrics", async (c) => {
     const stats = await tenantStats(c.env, c.req.param("tenant"), { histograms: true });
     if (!stats) return tenantNotFound(c.req.param("tenant"));
-    return c.body(prometheusText([stats]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+    const workflows = workflowFamilies(c.req.param("tenant"), await workflowSummary(c.env.DB, c.req.param("tenant")));
+    return c.body(prometheusText([stats], workflows), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   })
   .get("/tenants/:tenant/dead-letters", async (c) => {
     const limit = pageLimit(c.req.query("limit"));

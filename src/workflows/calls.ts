@@ -12,6 +12,16 @@ import { checkOutput } from "./core/output-check";
 import { render, type TemplateScope } from "./core/template";
 import { MAX_OUTPUT_BYTES } from "./store";
 
+/** A failed attempt: what went wrong, and the backend that answered (none for an effect, or when no backend was reached). */
+export class CallFailure extends Error {
+  constructor(
+    message: string,
+    readonly backend: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
 export interface CallResult {
   output: unknown;
   backend: string | null;
@@ -37,6 +47,8 @@ export async function chatCall(env: Env, run: RunRef, step: ChatStep, scope: Tem
     ...(step.maxTokens !== undefined ? { max_tokens: step.maxTokens } : {}),
     ...(step.temperature !== undefined ? { temperature: step.temperature } : {}),
     ...(step.output ? { response_format: { type: "json_object" } } : {}),
+    // So the answer tells its tokens (the run's record keeps them per step).
+    stream_options: { include_usage: true },
   };
   const answer = await serveDetached(
     env,
@@ -55,11 +67,15 @@ export async function chatCall(env: Env, run: RunRef, step: ChatStep, scope: Tem
     choices?: Array<{ message?: { content?: string | null } }>;
     usage?: { completion_tokens?: number };
   } | null;
+  const backend = answer.backend || null;
   if (answer.status < 200 || answer.status >= 300)
-    throw new Error(`HTTP ${answer.status}${body?.error?.code ? ` ${body.error.code}` : ""}: ${body?.error?.message ?? "no answer"}`);
+    throw new CallFailure(
+      `HTTP ${answer.status}${body?.error?.code ? ` ${body.error.code}` : ""}: ${body?.error?.message ?? "no answer"}`,
+      backend,
+    );
   const checked = checkOutput(body?.choices?.[0]?.message?.content ?? "", step.output);
-  if (!checked.ok) throw new Error(checked.problem);
-  return { output: bounded(checked.output), backend: answer.backend || null, tokens: body?.usage?.completion_tokens ?? 0 };
+  if (!checked.ok) throw new CallFailure(checked.problem, backend);
+  return { output: bounded(checked.output), backend, tokens: body?.usage?.completion_tokens ?? 0 };
 }
 
 /**

@@ -13,7 +13,7 @@ import type { RunParams } from "./core/run-params";
 import { topologicalOrder } from "./core/dag";
 import { backoffMs, gaveUp, inputsFor, runOutcome, successesNeeded, type StepEnd } from "./core/run-state";
 import { resolve, type TemplateScope, parseReference } from "./core/template";
-import { type CallResult, chatCall, effectCall, type RunRef } from "./calls";
+import { CallFailure, type CallResult, chatCall, effectCall, type RunRef } from "./calls";
 import { WorkflowStore } from "./store";
 
 type Attempted = { ok: true; result: CallResult; attempts: number } | { ok: false; error: string; attempts: number };
@@ -82,6 +82,7 @@ class Run {
     await this.event(`step:${step.id}:end`, {
       type: `step.${status}`,
       step: step.id,
+      kind: step.kind,
       ...(status === "succeeded" ? (end.items ? { items: end.items } : {}) : { error: end.error }),
     });
     return end;
@@ -144,7 +145,11 @@ class Run {
           call(attempt).then(
             // Kept as JSON text: every output is JSON (the answer's text, or what it parsed to).
             ({ output, backend, tokens }) => ({ ok: true as const, output: JSON.stringify(output), backend, tokens }),
-            (err: unknown) => ({ ok: false as const, error: err instanceof Error ? err.message : String(err) }),
+            (err: unknown) => ({
+              ok: false as const,
+              error: err instanceof Error ? err.message : String(err),
+              backend: err instanceof CallFailure ? err.backend : null,
+            }),
           ),
       );
       if (kept.ok) {
@@ -160,7 +165,15 @@ class Run {
       }
       error = kept.error;
       await this.store.putStep(this.params.runId, { id: step.id, status: "running", attempts: attempt });
-      await this.event(`attempt:${name}#${attempt}`, { type: "step.attempt_failed", step: step.id, name, attempt, error });
+      await this.event(`attempt:${name}#${attempt}`, {
+        type: "step.attempt_failed",
+        step: step.id,
+        kind: step.kind,
+        name,
+        attempt,
+        backend: kept.backend,
+        error,
+      });
       if (attempt < step.attempts) await this.durable.sleep(`${name}#${attempt} backoff`, backoffMs(attempt, Math.random));
     }
     return { ok: false, error, attempts: step.attempts };

@@ -102,7 +102,13 @@ describe("README examples", () => {
     const followed = outputs.find((o) => o.includes("event: run.running"));
     expect(followed).toMatch(/event: run\.completed\n/);
     expect(followed!.match(/^event: step\.succeeded$/gm)).toHaveLength(3);
-    const ran = JSON.parse(outputs.find((o) => o.includes('"object":"workflow.run"'))!.trim().split("\n").at(-1)!);
+    const ran = JSON.parse(
+      outputs
+        .find((o) => o.includes('"object":"workflow.run"'))!
+        .trim()
+        .split("\n")
+        .at(-1)!,
+    );
     expect(ran).toMatchObject({ status: "completed", workflow: "research" });
     expect(ran.steps.find((s: { id: string }) => s.id === "retrieve").items).toEqual({ total: 3, succeeded: 3 });
   });

@@ -132,6 +132,8 @@ describe("workflow runs", () => {
     expect(stepOf(run, "retrieve")).toMatchObject({ status: "succeeded", items: { total: 3, succeeded: 3 } });
     expect(stepOf(run, "retrieve").output).toHaveLength(3);
     expect(stepOf(run, "summarize")).toMatchObject({ status: "succeeded", backend: "c" });
+    expect(stepOf(run, "summarize").tokens).toBeGreaterThan(0);
+    expect(stepOf(run, "summarize").ended_at).toBeGreaterThanOrEqual(stepOf(run, "summarize").started_at);
     expect(typeof stepOf(run, "summarize").output).toBe("string");
     expect(stepOf(run, "publish")).toMatchObject({ status: "succeeded", output: { status: 204 } });
     const calls = await received(hook);
@@ -145,7 +147,7 @@ describe("workflow runs", () => {
   it("a retriever that always fails: optional, it is skipped and the run is partial; required, the run fails and keeps what completed", async () => {
     const hook = `/hooks/wf-${crypto.randomUUID()}`;
     // web always fails (its own prompt), the map's items succeed.
-    const { key } = await setup(hook, { web: { model: "planner", output: { format: "json", required: ["nowhere"] } } });
+    const { tenant, key } = await setup(hook, { web: { model: "planner", output: { format: "json", required: ["nowhere"] } } });
     const partial = await ended(key, (await start(key)).id);
     expect(partial.status).toBe("partial");
     expect(stepOf(partial, "web")).toMatchObject({
@@ -166,6 +168,28 @@ describe("workflow runs", () => {
     expect(stepOf(failed, "summarize")).toMatchObject({ status: "not_run", error: "step retrieve failed" });
     expect(stepOf(failed, "publish")).toMatchObject({ status: "not_run" });
     expect(await received(hook)).toHaveLength(1);
+
+    // The operator's view: runs by outcome, failures by step and backend, skips, effect calls.
+    const summary = (await (await admin(`${tenant}/workflows`)).json()) as any;
+    expect(summary.runs).toEqual({ partial: 1, failed: 1 });
+    expect(summary.effectCalls).toBe(1);
+    expect(summary.stepFailures).toEqual(
+      expect.arrayContaining([
+        { step: "web", failed: 0, skipped: 2 },
+        { step: "retrieve", failed: 1, skipped: 0 },
+      ]),
+    );
+    // Three items, two attempts each, all refused by sim b; web's four bad answers came from sim a.
+    expect(summary.attemptFailures).toEqual(
+      expect.arrayContaining([
+        { step: "retrieve", backend: "b", failures: 6 },
+        { step: "web", backend: "a", failures: 4 },
+      ]),
+    );
+    const metrics = await (await admin(`${tenant}/metrics`)).text();
+    expect(metrics).toContain(`sluice_workflow_runs{tenant="${tenant}",status="failed"} 1`);
+    expect(metrics).toContain(`sluice_workflow_steps_skipped{tenant="${tenant}",step="web"} 2`);
+    expect(metrics).toContain(`sluice_workflow_effect_calls{tenant="${tenant}"} 1`);
   });
 
   it("three retrievers where one fails still feed the summarizer (minSuccesses 2): a partial success", async () => {
