@@ -358,4 +358,25 @@ describe("workflow definitions", () => {
     await release("bound", "a");
     await ended(key, first.id);
   });
+
+  it("a deleted tenant leaves no workflow, run, step or event behind, and its running runs are stopped", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { tenant, key } = await setup(hook);
+    const done = await ended(key, (await start(key)).id);
+    await simControl("a", { holdNew: "deleted" });
+    const held = await start(key);
+    await eventually(async () => (await simStats("a")).held === 1, RUN_WAIT_MS);
+    expect((await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}`, { method: "DELETE", headers: ADMIN })).status).toBe(200);
+    expect((await (await env.WORKFLOWS.get(held.id)).status()).status).toBe("terminated");
+    await simControl("a", { holdNew: "" });
+    await release("deleted", "a");
+    const count = async (sql: string) => (await env.DB.prepare(sql).bind(done.id, held.id).first<{ n: number }>())!.n;
+    expect(await count(`SELECT COUNT(*) AS n FROM workflow_runs WHERE id IN (?, ?)`)).toBe(0);
+    expect(await count(`SELECT COUNT(*) AS n FROM workflow_steps WHERE run_id IN (?, ?)`)).toBe(0);
+    expect(await count(`SELECT COUNT(*) AS n FROM workflow_events WHERE run_id IN (?, ?)`)).toBe(0);
+    const definitions = await env.DB.prepare(`SELECT COUNT(*) AS n FROM workflow_definitions WHERE tenant = ?`)
+      .bind(tenant)
+      .first<{ n: number }>();
+    expect(definitions!.n).toBe(0);
+  });
 });
