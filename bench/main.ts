@@ -27,6 +27,7 @@ import { writeReport } from "./report";
 import { judgeTargets, type RunResults } from "./targets";
 import { AlertWatch } from "./alert-watch";
 import { batchScenario } from "./batch";
+import { workflowScenario } from "./workflow";
 
 const { values: args } = parseArgs({
   options: {
@@ -39,7 +40,9 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log("Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,batch] [-- --out DIR]");
+  console.log(
+    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,batch,workflow] [-- --out DIR]",
+  );
   process.exit(0);
 }
 
@@ -155,6 +158,14 @@ async function main(): Promise<void> {
         fleet,
         sluice.url,
         { lines: QUICK ? 200 : 2_000, phaseMs: QUICK ? 5_000 : 20_000 },
+        (l) => console.log(`[bench] ${l}`),
+        violations,
+      );
+    if (wanted("workflow"))
+      results.workflow = await workflowScenario(
+        fleet,
+        sluice.url,
+        { runs: QUICK ? 50 : 200 },
         (l) => console.log(`[bench] ${l}`),
         violations,
       );

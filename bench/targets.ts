@@ -2,6 +2,7 @@
 // targets it met. Pure: results in, verdicts out.
 import type { AlertTimeline } from "./alert-watch";
 import type { BatchRun } from "./batch";
+import type { WorkflowBench } from "./workflow";
 import type { SystemRun as Run } from "./summary";
 
 export interface Verdict {
@@ -16,6 +17,7 @@ export interface RunResults {
   overload?: Record<string, Run>;
   chaos?: Record<string, Run>;
   batch?: BatchRun;
+  workflow?: WorkflowBench;
 }
 
 /** Interactive TTFT beside a batch: at most this much over the baseline without one. */
@@ -143,6 +145,23 @@ export function judgeTargets(results: RunResults): Verdict[] {
       target: "batch: zero duplicate generations, zero lost lines",
       measured: `${batch.duplicates} / ${batch.lost} (${batch.completed} of ${batch.lines} completed, ${batch.failed} failed)`,
       met: batch.duplicates === 0 && batch.lost === 0,
+    });
+  }
+
+  const workflow = results.workflow;
+  if (workflow) {
+    const { sluice: s, naive: n } = workflow;
+    const line = (r: typeof s) =>
+      `${r.completed} full, ${r.partial} partial, ${r.failed} failed of ${r.runs}; ${r.llmCallsPerRun} LLM calls a run; e2e p50 ${ms(r.endToEndMs.p50)}, p99 ${ms(r.endToEndMs.p99)}`;
+    verdicts.push({
+      target: "workflow: more runs end with an answer (fully or partially) than the naive chain",
+      measured: `sluice ${line(s)} | naive ${line(n)}`,
+      met: s.completed + s.partial > n.completed,
+    });
+    verdicts.push({
+      target: "workflow: exactly one effect call per run that reached its effect step",
+      measured: `${s.effectCallsPerRun} a run, ${s.repeatedEffects} applied twice (naive: ${n.effectCallsPerRun})`,
+      met: s.effectCallsPerRun === 1 && s.repeatedEffects === 0,
     });
   }
 

@@ -1,0 +1,214 @@
+// Scenario: a multi-step agent workflow under faults. `runs` runs at once of planner -> three
+// retrievers (map, minSuccesses 2) -> summarizer -> effect, on sims failing 20% of calls before the
+// first token and cutting 5% of streams mid-way; once through sluice's workflows, once as a naive
+// chain (each step a direct streamed call, any failure fails the run). Reported for each: runs
+// completed fully, partially, failed; LLM calls per run; effect calls per run (goal: exactly one per
+// run that reached it); end-to-end p50/p99.
+import pLimit from "p-limit";
+import { ADMIN_TOKEN, createTenant, type Fleet } from "./stack";
+import { MODEL } from "./load";
+import { percentiles, round, type Percentiles } from "./summary";
+import { readSse } from "../test/support/sse-transcript";
+import { WebhookReceiver } from "../sim/webhook-receiver";
+
+export interface ChainRun {
+  runs: number;
+  completed: number;
+  partial: number;
+  failed: number;
+  llmCallsPerRun: number;
+  /** Effect calls per run that reached its effect step. */
+  effectCallsPerRun: number;
+  /** Effect calls beyond one per idempotency key (sluice) or per run (naive). */
+  repeatedEffects: number;
+  endToEndMs: Percentiles;
+}
+
+export interface WorkflowBench {
+  sluice: ChainRun;
+  naive: ChainRun;
+}
+
+const QUESTION_PROMPT = "Plan three questions about";
+
+function definition(effectUrl: string) {
+  return {
+    steps: [
+      {
+        id: "plan",
+        kind: "llm",
+        model: "chat",
+        messages: [{ role: "user", content: `${QUESTION_PROMPT} {{input.topic}}` }],
+        output: { format: "json", required: ["questions"] },
+      },
+      {
+        id: "retrieve",
+        kind: "map",
+        needs: ["plan"],
+        over: "steps.plan.questions",
+        minSuccesses: 2,
+        concurrency: 3,
+        model: "chat",
+        messages: [{ role: "user", content: "Answer briefly: {{item}}" }],
+      },
+      {
+        id: "summarize",
+        kind: "llm",
+        needs: ["retrieve"],
+        model: "chat",
+        messages: [{ role: "user", content: "Summarize: {{steps.retrieve}}" }],
+      },
+      {
+        id: "publish",
+        kind: "effect",
+        needs: ["summarize"],
+        url: effectUrl,
+        body: '{"topic": {{input.topic}}, "summary": {{steps.summarize}}}',
+      },
+    ],
+  };
+}
+
+export async function workflowScenario(
+  fleet: Fleet,
+  sluiceUrl: string,
+  options: { runs: number },
+  log: (line: string) => void,
+  violations: string[],
+): Promise<WorkflowBench> {
+  const receiver = new WebhookReceiver();
+  const port = await receiver.listen();
+  try {
+    for (let i = 0; i < fleet.specs.length; i++)
+      await fleet.control(i, { failRate: 0.2, failStatus: 503, disconnectRate: 0.05, holdNew: "" });
+    const upstream = async () => {
+      let n = 0;
+      for (let i = 0; i < fleet.specs.length; i++) n += (await fleet.stats(i)).requests;
+      return n;
+    };
+
+    let before = await upstream();
+    log(`workflow: ${options.runs} runs through sluice`);
+    const sluice = await throughSluice(fleet, sluiceUrl, options.runs, `http://127.0.0.1:${port}/hooks/sluice`, receiver);
+    sluice.llmCallsPerRun = round(((await upstream()) - before) / options.runs, 2);
+
+    before = await upstream();
+    log(`workflow: ${options.runs} naive chains`);
+    const naive = await naiveChains(fleet, options.runs, `http://127.0.0.1:${port}/hooks/naive`, receiver);
+    naive.llmCallsPerRun = round(((await upstream()) - before) / options.runs, 2);
+    if (sluice.repeatedEffects > 0) violations.push(`workflow: ${sluice.repeatedEffects} effects applied more than once`);
+    if (sluice.completed + sluice.partial + sluice.failed !== options.runs) violations.push("workflow: runs that never ended");
+    return { sluice, naive };
+  } finally {
+    for (let i = 0; i < fleet.specs.length; i++) await fleet.control(i, { failRate: 0, disconnectRate: 0 });
+    await receiver.close();
+  }
+}
+
+async function throughSluice(
+  fleet: Fleet,
+  sluiceUrl: string,
+  runs: number,
+  effectUrl: string,
+  receiver: WebhookReceiver,
+): Promise<ChainRun> {
+  const key = await createTenant(sluiceUrl, "wfbench", fleet, {
+    limits: { maxConcurrency: 2_000, maxQueue: 5_000, maxQueueWaitMs: 60_000 },
+    workflows: { effectHosts: ["127.0.0.1"], maxConcurrentRuns: 1_000 },
+  });
+  const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
+  const put = await fetch(`${sluiceUrl}/admin/tenants/wfbench/workflows/research`, {
+    method: "PUT",
+    headers: admin,
+    body: JSON.stringify(definition(effectUrl)),
+  });
+  if (!put.ok) throw new Error(`workflow definition refused: ${await put.text()}`);
+  const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+  const ids = await Promise.all(
+    Array.from({ length: runs }, async (_, i) => {
+      const res = await fetch(`${sluiceUrl}/v1/workflows/research/runs`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ input: { topic: `topic ${i}` } }),
+      });
+      if (res.status !== 201) throw new Error(`run not started: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { id: string }).id;
+    }),
+  );
+  const limit = pLimit(16);
+  const ended = await Promise.all(
+    ids.map((id) =>
+      limit(async () => {
+        for (;;) {
+          const run = (await (await fetch(`${sluiceUrl}/v1/workflows/runs/${id}`, { headers })).json()) as any;
+          if (["completed", "partial", "failed", "cancelled"].includes(run.status)) return run;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }),
+    ),
+  );
+  const effects = receiver.receivedAt(new URL(effectUrl).pathname);
+  const applied = new Map<string, number>();
+  for (const e of effects)
+    if (e.status < 300) applied.set(e.headers["idempotency-key"]!, (applied.get(e.headers["idempotency-key"]!) ?? 0) + 1);
+  const reached = ended.filter((r) => r.steps.some((s: any) => s.id === "publish" && s.status !== "not_run")).length;
+  return {
+    runs,
+    completed: ended.filter((r) => r.status === "completed").length,
+    partial: ended.filter((r) => r.status === "partial").length,
+    failed: ended.filter((r) => r.status === "failed").length,
+    llmCallsPerRun: 0,
+    effectCallsPerRun: reached ? round(effects.length / reached, 2) : 0,
+    repeatedEffects: [...applied.values()].reduce((a, n) => a + n - 1, 0),
+    endToEndMs: percentiles(ended.map((r) => r.ended_at - r.created_at)),
+  };
+}
+
+/** The same DAG as a client would write it without a runner: direct streamed calls, any failure fails the run. */
+async function naiveChains(fleet: Fleet, runs: number, effectUrl: string, receiver: WebhookReceiver): Promise<ChainRun> {
+  let call = 0;
+  const complete = async (content: string, json = false): Promise<string> => {
+    const res = await fetch(`${fleet.url(call++ % fleet.specs.length)}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content }],
+        stream: true,
+        ...(json ? { response_format: { type: "json_object" } } : {}),
+      }),
+    });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const transcript = await readSse(res);
+    if (!transcript.done) throw new Error("stream cut");
+    return transcript.text;
+  };
+  let reached = 0;
+  const results = await Promise.all(
+    Array.from({ length: runs }, async (_, i) => {
+      const started = Date.now();
+      try {
+        const plan = JSON.parse(await complete(`${QUESTION_PROMPT} topic ${i}`, true)) as { questions: string[] };
+        const answers = await Promise.all(plan.questions.map((q) => complete(`Answer briefly: ${q}`)));
+        const summary = await complete(`Summarize: ${JSON.stringify(answers)}`);
+        reached++;
+        const effect = await fetch(`${effectUrl}-${i}`, { method: "POST", body: JSON.stringify({ topic: `topic ${i}`, summary }) });
+        if (!effect.ok) throw new Error(`effect HTTP ${effect.status}`);
+        return { ok: true, ms: Date.now() - started };
+      } catch {
+        return { ok: false, ms: Date.now() - started };
+      }
+    }),
+  );
+  const effects = Array.from({ length: runs }, (_, i) => receiver.receivedAt(`${new URL(effectUrl).pathname}-${i}`).length);
+  return {
+    runs,
+    completed: results.filter((r) => r.ok).length,
+    partial: 0,
+    failed: results.filter((r) => !r.ok).length,
+    llmCallsPerRun: 0,
+    effectCallsPerRun: reached ? round(effects.reduce((a, n) => a + n, 0) / reached, 2) : 0,
+    repeatedEffects: effects.reduce((a, n) => a + Math.max(0, n - 1), 0),
+    endToEndMs: percentiles(results.filter((r) => r.ok).map((r) => r.ms)),
+  };
+}
