@@ -1,5 +1,8 @@
 // The dashboard's calls to sluice's admin API, with the admin token from the page (never in a URL).
 import type { GateStats } from "../src/observe/prometheus";
+import type { WorkflowSummary } from "../src/workflows/core/summary";
+
+export type { WorkflowSummary };
 
 export type Stats = GateStats;
 
@@ -44,6 +47,10 @@ export class AdminApi {
 
   stats(tenant: string): Promise<Stats> {
     return this.get<Stats>(`/admin/tenants/${encodeURIComponent(tenant)}/stats`);
+  }
+
+  workflows(tenant: string): Promise<WorkflowSummary> {
+    return this.get<WorkflowSummary>(`/admin/tenants/${encodeURIComponent(tenant)}/workflows`);
   }
 
   async deadLetters(tenant: string): Promise<DeadLetter[]> {

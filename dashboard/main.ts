@@ -2,7 +2,7 @@
 // from the admin API. The admin token (operator's or a tenant admin key) is asked once and kept in
 // sessionStorage for this tab; it is sent as a header, never put in a URL.
 import uPlot from "uplot";
-import { AdminApi, type DeadLetter, type Stats, Unauthorized } from "./api";
+import { AdminApi, type DeadLetter, type Stats, Unauthorized, type WorkflowSummary } from "./api";
 import { breakerHealth, refusals, tenantHealth } from "./health";
 
 const TOKEN_KEY = "sluice-admin-token";
@@ -84,6 +84,24 @@ function renderFleet(rows: Array<{ tenant: string; stats: Stats | null }>): void
     cell(row, ms(stats.recent.lastMinute.ttftMs.p99));
     cell(row, stats.recent.lastMinute.requests);
   }
+}
+
+/** Runs by status, then the steps that failed or were skipped and the attempts that failed, by backend. */
+function renderWorkflows(w: WorkflowSummary | null): void {
+  if (!w) return text($("workflows"), "–");
+  const runs = Object.entries(w.runs).map(([status, n]) => `${n} ${status}`);
+  text($("workflows"), runs.length ? `${runs.join(", ")}; ${w.effectCalls} effect calls` : "no runs");
+  $("workflows").className = (w.runs.failed ?? 0) > 0 ? "bad" : (w.runs.partial ?? 0) > 0 ? "warn" : "";
+  $("workflow-failures").replaceChildren(
+    ...w.stepFailures.map((f) =>
+      Object.assign(document.createElement("li"), { textContent: `step ${f.step}: ${f.failed} failed, ${f.skipped} skipped` }),
+    ),
+    ...w.attemptFailures.map((f) =>
+      Object.assign(document.createElement("li"), {
+        textContent: `step ${f.step} on ${f.backend || "no backend"}: ${f.failures} failed attempts`,
+      }),
+    ),
+  );
 }
 
 function renderTenant(tenant: string, s: Stats, letters: DeadLetter[]): void {
@@ -200,7 +218,14 @@ async function refresh(): Promise<void> {
     renderFleet(rows);
     selected ??= tenants[0] ?? null;
     const current = rows.find((r) => r.tenant === selected);
-    if (selected && current?.stats) renderTenant(selected, current.stats, await api.deadLetters(selected).catch(() => []));
+    if (selected && current?.stats) {
+      const [letters, workflows] = await Promise.all([
+        api.deadLetters(selected).catch(() => []),
+        api.workflows(selected).catch(() => null),
+      ]);
+      renderTenant(selected, current.stats, letters);
+      renderWorkflows(workflows);
+    }
     text($("refreshes"), ++refreshes);
     text($("updated"), new Date().toLocaleTimeString());
     $("error").hidden = true;

@@ -4,16 +4,9 @@
 // window, not counters since the start.
 import type { MetricFamily } from "../observe/prometheus";
 import type { RunStatus } from "./core/run-state";
+import type { WorkflowSummary } from "./core/summary";
 
-export interface WorkflowSummary {
-  runs: Partial<Record<RunStatus, number>>;
-  /** Failed attempts (each a call that failed or gave a bad answer), by step and backend ("" when none was reached). */
-  attemptFailures: Array<{ step: string; backend: string; failures: number }>;
-  /** Steps that failed for good (required) or were skipped (optional), by step. */
-  stepFailures: Array<{ step: string; failed: number; skipped: number }>;
-  /** Calls effect steps made: each attempt is one. */
-  effectCalls: number;
-}
+export type { WorkflowSummary };
 
 /** At most this many (step, backend) rows: a tenant has at most 100 workflows of 50 steps. */
 const MAX_ROWS = 5_000;

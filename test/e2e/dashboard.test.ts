@@ -127,6 +127,28 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
       return done;
     });
     expect((await Promise.all(load)).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    // A workflow run, in the tenant's workflow panel once it ended.
+    const definition = { steps: [{ id: "ask", kind: "llm", model: "chat", messages: [{ role: "user", content: "{{input}}" }] }] };
+    const put = await fetch(`${stack.router.url}/admin/tenants/dash/workflows/one`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(definition),
+    });
+    expect(put.status).toBe(200);
+    const started = await fetch(`${stack.router.url}/v1/workflows/one/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ input: "hello" }),
+    });
+    const { id } = (await started.json()) as { id: string };
+    await eventually(async () => {
+      const run = (await (
+        await fetch(`${stack.router.url}/v1/workflows/runs/${id}`, { headers: { authorization: `Bearer ${KEY}` } })
+      ).json()) as any;
+      return run.status === "completed";
+    });
+    await nextRefresh();
+    expect(await page.getByTestId("workflows").textContent()).toBe("1 completed; 0 effect calls");
     // Kept for this tab only, and never sent in a URL; nothing loaded from anywhere but the router.
     expect(await page.evaluate(() => sessionStorage.getItem("sluice-admin-token"))).toBe(ADMIN_TOKEN);
     expect(requested.some((u) => u.includes(ADMIN_TOKEN))).toBe(false);
