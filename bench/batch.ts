@@ -45,6 +45,8 @@ interface PhaseSample {
   gateQueuedBackground: number;
   /** CPU the router's workerd processes used, in cores (1 = one core busy the whole time). */
   routerCores: number;
+  /** Slots in flight per backend, as the gate counts them (each backend's mean). */
+  gateByBackend: Record<string, number>;
 }
 
 const SLOTS_PER_SIM = 16;
@@ -124,7 +126,12 @@ export async function batchScenario(
       }
       const gate = (await (
         await fetch(`${sluiceUrl}/admin/tenants/batchmix/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
-      ).json()) as { inFlight: number; backgroundInFlight: number; queue: { depth: number; byPriority: { background: number } } };
+      ).json()) as {
+        inFlight: number;
+        backgroundInFlight: number;
+        queue: { depth: number; byPriority: { background: number } };
+        backends: Array<{ id: string; inFlight: number }>;
+      };
       const cores = routerCpu.cores();
       batch = await (await v1(`batches/${created.id}`)).json();
       done = !["validating", "in_progress", "finalizing"].includes(batch.status);
@@ -140,6 +147,7 @@ export async function batchScenario(
             gateQueued: gate.queue.depth,
             gateQueuedBackground: gate.queue.byPriority.background,
             routerCores: cores,
+            gateByBackend: Object.fromEntries(gate.backends.map((b) => [b.id, b.inFlight])),
           });
       }
       if (!done) await new Promise((r) => setTimeout(r, 250));
@@ -212,5 +220,8 @@ function meanOf(samples: Omit<PhaseSample, "samples">[]): PhaseSample {
     gateQueued: mean((s) => s.gateQueued),
     gateQueuedBackground: mean((s) => s.gateQueuedBackground),
     routerCores: round(samples.length ? samples.reduce((a, s) => a + s.routerCores, 0) / samples.length : 0, 2),
+    gateByBackend: Object.fromEntries(
+      Object.keys(samples[0]?.gateByBackend ?? {}).map((id) => [id, mean((s) => s.gateByBackend[id] ?? 0)]),
+    ),
   };
 }
