@@ -22,6 +22,18 @@ export interface ChainRun {
   /** Effect calls beyond one per idempotency key (sluice) or per run (naive). */
   repeatedEffects: number;
   endToEndMs: Percentiles;
+  /** Why runs failed: the commonest errors (numbers and ids blurred), with how many runs each. */
+  errors: Record<string, number>;
+}
+
+/** The commonest of `errors`, numbers and ids replaced by #, at most five. */
+function commonest(errors: string[]): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of errors) {
+    const key = e.replace(/\b(wfr_[0-9a-f]+|\d+)\b/g, "#").slice(0, 160);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, 5));
 }
 
 export interface WorkflowBench {
@@ -96,6 +108,7 @@ export async function workflowScenario(
     log(`workflow: ${options.runs} naive chains`);
     const naive = await naiveChains(fleet, options.runs, `http://127.0.0.1:${port}/hooks/naive`, receiver);
     naive.llmCallsPerRun = round(((await upstream()) - before) / options.runs, 2);
+    for (const [name, run] of Object.entries({ sluice, naive })) log(`workflow: ${name}'s failed runs: ${JSON.stringify(run.errors)}`);
     if (sluice.repeatedEffects > 0) violations.push(`workflow: ${sluice.repeatedEffects} effects applied more than once`);
     if (sluice.completed + sluice.partial + sluice.failed !== options.runs) violations.push("workflow: runs that never ended");
     return { sluice, naive };
@@ -161,6 +174,7 @@ async function throughSluice(
     effectCallsPerRun: reached ? round(effects.length / reached, 2) : 0,
     repeatedEffects: [...applied.values()].reduce((a, n) => a + n - 1, 0),
     endToEndMs: percentiles(ended.map((r) => r.ended_at - r.created_at)),
+    errors: commonest(ended.filter((r) => r.status === "failed").map((r) => r.error ?? "none")),
   };
 }
 
@@ -195,8 +209,8 @@ async function naiveChains(fleet: Fleet, runs: number, effectUrl: string, receiv
         const effect = await fetch(`${effectUrl}-${i}`, { method: "POST", body: JSON.stringify({ topic: `topic ${i}`, summary }) });
         if (!effect.ok) throw new Error(`effect HTTP ${effect.status}`);
         return { ok: true, ms: Date.now() - started };
-      } catch {
-        return { ok: false, ms: Date.now() - started };
+      } catch (err) {
+        return { ok: false, ms: Date.now() - started, error: err instanceof Error ? err.message : String(err) };
       }
     }),
   );
@@ -210,5 +224,6 @@ async function naiveChains(fleet: Fleet, runs: number, effectUrl: string, receiv
     effectCallsPerRun: reached ? round(effects.reduce((a, n) => a + n, 0) / reached, 2) : 0,
     repeatedEffects: effects.reduce((a, n) => a + Math.max(0, n - 1), 0),
     endToEndMs: percentiles(results.filter((r) => r.ok).map((r) => r.ms)),
+    errors: commonest(results.flatMap((r) => ("error" in r && r.error ? [r.error] : []))),
   };
 }

@@ -25,6 +25,8 @@ export interface DetachedAnswer {
   backend: string;
   /** Upstream attempts made. */
   attempts: number;
+  /** The answer's Retry-After, in seconds (a refusal's hint of when to come back). */
+  retryAfterSeconds?: number;
 }
 
 /** Stops the request while it waits for a slot (its batch was cancelled); `started` tells whether it runs already. */
@@ -73,11 +75,13 @@ export async function serveDetached(
   const options = { lastEventId: 0, detached: true, log, trace, deadLetter: false };
   await serveLogged(env, config, { admit, body, sink, signal: stop.signal, meta, options });
   const response = await sink.response;
+  const retryAfter = Number(response.headers.get("retry-after") ?? Number.NaN);
   return {
     status: response.status,
     body: await response.json().catch(() => null),
     requestId,
     backend: meta.backend,
     attempts: meta.attempts,
+    ...(Number.isFinite(retryAfter) ? { retryAfterSeconds: retryAfter } : {}),
   };
 }

@@ -12,15 +12,23 @@ import { checkOutput } from "./core/output-check";
 import { render, type TemplateScope } from "./core/template";
 import { MAX_OUTPUT_BYTES } from "./store";
 
-/** A failed attempt: what went wrong, and the backend that answered (none for an effect, or when no backend was reached). */
+/**
+ * A failed attempt: what went wrong, and the backend that answered (none for an effect, or when no
+ * backend was reached). `deferMs`: the router refused the call for now (see DEFERRED): come back
+ * after this long; it cost no attempt.
+ */
 export class CallFailure extends Error {
   constructor(
     message: string,
     readonly backend: string | null = null,
+    readonly deferMs?: number,
   ) {
     super(message);
   }
 }
+
+/** The router's "not now" answers (queue full or timed out, rate limited, every breaker open): a step waits them out. */
+export const DEFERRED: ReadonlySet<string> = new Set(["queue_full", "queue_timeout", "rate_limited", "no_backend_available"]);
 
 export interface CallResult {
   output: unknown;
@@ -68,11 +76,13 @@ export async function chatCall(env: Env, run: RunRef, step: ChatStep, scope: Tem
     usage?: { completion_tokens?: number };
   } | null;
   const backend = answer.backend || null;
-  if (answer.status < 200 || answer.status >= 300)
-    throw new CallFailure(
-      `HTTP ${answer.status}${body?.error?.code ? ` ${body.error.code}` : ""}: ${body?.error?.message ?? "no answer"}`,
-      backend,
-    );
+  if (answer.status < 200 || answer.status >= 300) {
+    const code = body?.error?.code;
+    const message = `HTTP ${answer.status}${code ? ` ${code}` : ""}: ${body?.error?.message ?? "no answer"}`;
+    // Refused before any backend was called: not the step's failure, the router's "later".
+    const deferMs = code && DEFERRED.has(code) && answer.attempts === 0 ? (answer.retryAfterSeconds ?? 1) * 1000 : undefined;
+    throw new CallFailure(message, backend, deferMs);
+  }
   const checked = checkOutput(body?.choices?.[0]?.message?.content ?? "", step.output);
   if (!checked.ok) throw new CallFailure(checked.problem, backend);
   return { output: bounded(checked.output), backend, tokens: body?.usage?.completion_tokens ?? 0 };

@@ -16,6 +16,11 @@ import { resolve, type TemplateScope, parseReference } from "./core/template";
 import { CallFailure, type CallResult, chatCall, effectCall, type RunRef } from "./calls";
 import { WorkflowStore } from "./store";
 
+/** Calls of one step the router may refuse for now before one counts as a failed attempt. */
+export const MAX_DEFERRALS = 20;
+/** The longest wait for one refusal (Retry-After is capped to it). */
+export const MAX_DEFERRAL_MS = 60_000;
+
 type Attempted = { ok: true; result: CallResult; attempts: number } | { ok: false; error: string; attempts: number };
 
 export class SluiceWorkflow extends WorkflowEntrypoint<Env, RunParams> {
@@ -129,28 +134,30 @@ class Run {
 
   /**
    * Up to the step's attempts of `call`, each a durable step named `<name>#<attempt>` (replayed, not
-   * made again, after a restart), with a durable jittered backoff between them.
+   * made again, after a restart), with a durable jittered backoff between them. A call the router
+   * refused for now (CallFailure.deferMs) costs no attempt: the run sleeps its Retry-After and makes
+   * the same attempt again (`<name>#<attempt>.<n>`), at most MAX_DEFERRALS times a step.
    */
   private async attempts(step: WorkflowStep, name: string, call: (attempt: number) => Promise<CallResult>): Promise<Attempted> {
     let error = "";
-    for (let attempt = 1; attempt <= step.attempts; attempt++) {
+    let deferrals = 0;
+    for (let attempt = 1, retake = 0; attempt <= step.attempts; ) {
+      const tryName = retake === 0 ? `${name}#${attempt}` : `${name}#${attempt}.${retake}`;
       // A failed attempt is a result the durable step keeps, like a success: a replay moves on to the
       // next attempt without making this one again. So a durable step that rejects was stopped by the
       // engine (the run paused, terminated, or its isolate going away): that goes up, never recorded as
       // the step's failure. (The call's own timeout ends it well before the engine's.)
-      const kept = await this.durable.do(
-        `${name}#${attempt}`,
-        { retries: { limit: 0, delay: 0 }, timeout: step.timeoutMs * 2 + 60_000 },
-        () =>
-          call(attempt).then(
-            // Kept as JSON text: every output is JSON (the answer's text, or what it parsed to).
-            ({ output, backend, tokens }) => ({ ok: true as const, output: JSON.stringify(output), backend, tokens }),
-            (err: unknown) => ({
-              ok: false as const,
-              error: err instanceof Error ? err.message : String(err),
-              backend: err instanceof CallFailure ? err.backend : null,
-            }),
-          ),
+      const kept = await this.durable.do(tryName, { retries: { limit: 0, delay: 0 }, timeout: step.timeoutMs * 2 + 60_000 }, () =>
+        call(attempt).then(
+          // Kept as JSON text: every output is JSON (the answer's text, or what it parsed to).
+          ({ output, backend, tokens }) => ({ ok: true as const, output: JSON.stringify(output), backend, tokens }),
+          (err: unknown) => ({
+            ok: false as const,
+            error: err instanceof Error ? err.message : String(err),
+            backend: err instanceof CallFailure ? err.backend : null,
+            deferMs: err instanceof CallFailure ? (err.deferMs ?? null) : null,
+          }),
+        ),
       );
       if (kept.ok) {
         const result: CallResult = { output: JSON.parse(kept.output), backend: kept.backend, tokens: kept.tokens };
@@ -164,6 +171,14 @@ class Run {
         return { ok: true, result, attempts: attempt };
       }
       error = kept.error;
+      if (kept.deferMs !== null && deferrals < MAX_DEFERRALS) {
+        deferrals++;
+        retake++;
+        const waitMs = Math.min(MAX_DEFERRAL_MS, Math.max(kept.deferMs, backoffMs(deferrals, Math.random)));
+        await this.event(`deferred:${tryName}`, { type: "step.deferred", step: step.id, name, attempt, waitMs, error });
+        await this.durable.sleep(`${tryName} wait`, waitMs);
+        continue;
+      }
       await this.store.putStep(this.params.runId, { id: step.id, status: "running", attempts: attempt });
       await this.event(`attempt:${name}#${attempt}`, {
         type: "step.attempt_failed",
@@ -175,6 +190,8 @@ class Run {
         error,
       });
       if (attempt < step.attempts) await this.durable.sleep(`${name}#${attempt} backoff`, backoffMs(attempt, Math.random));
+      attempt++;
+      retake = 0;
     }
     return { ok: false, error, attempts: step.attempts };
   }

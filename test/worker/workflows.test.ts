@@ -8,6 +8,7 @@ import { jsonAnswerFor } from "../../sim/agent";
 import {
   ADMIN,
   answerWith,
+  chat,
   createTenant,
   eventually,
   expectError,
@@ -255,6 +256,30 @@ describe("workflow runs", () => {
     // Replayed from the durable steps, not called again.
     expect([(await simStats("a")).requests, (await simStats("b")).requests, (await simStats("c")).requests]).toEqual([1, 4, 1]);
     expect(await received(hook)).toHaveLength(1);
+  });
+
+  it("a step the router refuses for now (its queue timed out) waits and comes back, without spending an attempt", async () => {
+    const { tenant, key } = await createTenant(rolesConfig({ limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 50 } }));
+    const solo = {
+      steps: [{ id: "ask", kind: "llm", model: "planner", attempts: 1, messages: [{ role: "user", content: "{{input.topic}}" }] }],
+    };
+    expect((await admin(`${tenant}/workflows/solo`, { method: "PUT", body: JSON.stringify(solo) })).status).toBe(200);
+    // The tenant's only slot is held: the step's call waits 50 ms in the queue and is refused, again and again.
+    const held = chat(key, { model: "planner", messages: [{ role: "user", content: "hold" }], sim_fault: { hold: "slot" } });
+    await eventually(async () => (await simStats("a")).held === 1, RUN_WAIT_MS);
+    const res = await v1(key, "solo/runs", { method: "POST", body: JSON.stringify({ input: { topic: "tides" } }) });
+    const { id } = (await res.json()) as { id: string };
+    const deferred = async () =>
+      (await env.DB.prepare(`SELECT COUNT(*) AS n FROM workflow_events WHERE run_id = ? AND key LIKE 'deferred:%'`)
+        .bind(id)
+        .first<{ n: number }>())!.n;
+    await eventually(async () => (await deferred()) >= 2, RUN_WAIT_MS);
+    expect(((await (await v1(key, `runs/${id}`)).json()) as any).status).toBe("running");
+    await release("slot", "a");
+    expect((await held).status).toBe(200);
+    const run = await ended(key, id);
+    expect(run.status).toBe("completed");
+    expect(stepOf(run, "ask")).toMatchObject({ status: "succeeded", attempts: 1 });
   });
 
   it("a second start with the same Idempotency-Key is the same run", async () => {
