@@ -10,6 +10,7 @@ import { MODEL } from "./load";
 import { percentiles, round, type Percentiles } from "./summary";
 import { readSse } from "../test/support/sse-transcript";
 import { WebhookReceiver } from "../sim/webhook-receiver";
+import { ProcessCpu } from "./process-cpu";
 
 export interface ChainRun {
   runs: number;
@@ -24,6 +25,8 @@ export interface ChainRun {
   endToEndMs: Percentiles;
   /** Why runs failed: the commonest errors (numbers and ids blurred), with how many runs each. */
   errors: Record<string, number>;
+  /** CPU of the router's workerd while the runs ran, in cores (sluice only). */
+  routerCores?: number;
 }
 
 /** The commonest of `errors`, numbers and ids replaced by #, at most five. */
@@ -101,7 +104,9 @@ export async function workflowScenario(
 
     let before = await upstream();
     log(`workflow: ${options.runs} runs through sluice`);
+    const cpu = new ProcessCpu("workerd");
     const sluice = await throughSluice(fleet, sluiceUrl, options.runs, `http://127.0.0.1:${port}/hooks/sluice`, receiver);
+    sluice.routerCores = round(cpu.cores(), 2);
     sluice.llmCallsPerRun = round(((await upstream()) - before) / options.runs, 2);
 
     before = await upstream();
@@ -109,6 +114,7 @@ export async function workflowScenario(
     const naive = await naiveChains(fleet, options.runs, `http://127.0.0.1:${port}/hooks/naive`, receiver);
     naive.llmCallsPerRun = round(((await upstream()) - before) / options.runs, 2);
     for (const [name, run] of Object.entries({ sluice, naive })) log(`workflow: ${name}'s failed runs: ${JSON.stringify(run.errors)}`);
+    log(`workflow: the router's CPU while the runs ran: ${sluice.routerCores} cores`);
     if (sluice.repeatedEffects > 0) violations.push(`workflow: ${sluice.repeatedEffects} effects applied more than once`);
     if (sluice.completed + sluice.partial + sluice.failed !== options.runs) violations.push("workflow: runs that never ended");
     return { sluice, naive };
@@ -152,9 +158,17 @@ async function throughSluice(
   const ended = await Promise.all(
     ids.map((id) =>
       limit(async () => {
-        for (;;) {
-          const run = (await (await fetch(`${sluiceUrl}/v1/workflows/runs/${id}`, { headers })).json()) as any;
-          if (["completed", "partial", "failed", "cancelled"].includes(run.status)) return run;
+        // A connection workerd closes as it is reused fails the poll (see load.ts): poll again, up to 10 times in a row.
+        for (let resets = 0; ; ) {
+          const run = (await fetch(`${sluiceUrl}/v1/workflows/runs/${id}`, { headers }).then(
+            (r) => r.json(),
+            (err: unknown) => {
+              if (++resets > 10) throw err;
+              return null;
+            },
+          )) as any;
+          if (run) resets = 0;
+          if (run && ["completed", "partial", "failed", "cancelled"].includes(run.status)) return run;
           await new Promise((r) => setTimeout(r, 500));
         }
       }),
