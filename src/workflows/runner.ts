@@ -11,15 +11,11 @@ import type { Env } from "../env";
 import type { WorkflowStep } from "./core/definition";
 import type { RunParams } from "./core/run-params";
 import { topologicalOrder } from "./core/dag";
-import { backoffMs, gaveUp, inputsFor, runOutcome, successesNeeded, type StepEnd } from "./core/run-state";
+import { gaveUp, inputsFor, runOutcome, successesNeeded, type StepEnd } from "./core/run-state";
+import { afterTry, FIRST_TRY, tryName } from "./core/tries";
 import { resolve, type TemplateScope, parseReference } from "./core/template";
 import { CallFailure, type CallResult, chatCall, effectCall, type RunRef } from "./calls";
 import { WorkflowStore } from "./store";
-
-/** Calls of one step the router may refuse for now before one counts as a failed attempt. */
-export const MAX_DEFERRALS = 20;
-/** The longest wait for one refusal (Retry-After is capped to it). */
-export const MAX_DEFERRAL_MS = 60_000;
 
 type Attempted = { ok: true; result: CallResult; attempts: number } | { ok: false; error: string; attempts: number };
 
@@ -133,22 +129,19 @@ class Run {
   }
 
   /**
-   * Up to the step's attempts of `call`, each a durable step named `<name>#<attempt>` (replayed, not
-   * made again, after a restart), with a durable jittered backoff between them. A call the router
-   * refused for now (CallFailure.deferMs) costs no attempt: the run sleeps its Retry-After and makes
-   * the same attempt again (`<name>#<attempt>.<n>`), at most MAX_DEFERRALS times a step.
+   * The tries of `call` (core/tries.ts): each a durable step, replayed and not made again after a
+   * restart; between them a durable sleep (the backoff, or a refusal's Retry-After).
    */
   private async attempts(step: WorkflowStep, name: string, call: (attempt: number) => Promise<CallResult>): Promise<Attempted> {
     let error = "";
-    let deferrals = 0;
-    for (let attempt = 1, retake = 0; attempt <= step.attempts; ) {
-      const tryName = retake === 0 ? `${name}#${attempt}` : `${name}#${attempt}.${retake}`;
-      // A failed attempt is a result the durable step keeps, like a success: a replay moves on to the
-      // next attempt without making this one again. So a durable step that rejects was stopped by the
-      // engine (the run paused, terminated, or its isolate going away): that goes up, never recorded as
-      // the step's failure. (The call's own timeout ends it well before the engine's.)
-      const kept = await this.durable.do(tryName, { retries: { limit: 0, delay: 0 }, timeout: step.timeoutMs * 2 + 60_000 }, () =>
-        call(attempt).then(
+    for (let t = FIRST_TRY; ; ) {
+      const named = tryName(name, t);
+      // A failed try is a result the durable step keeps, like a success: a replay moves on without
+      // making it again. So a durable step that rejects was stopped by the engine (the run paused,
+      // terminated, or its isolate going away): that goes up, never recorded as the step's failure.
+      // (The call's own timeout ends it well before the engine's.)
+      const kept = await this.durable.do(named, { retries: { limit: 0, delay: 0 }, timeout: step.timeoutMs * 2 + 60_000 }, () =>
+        call(t.attempt).then(
           // Kept as JSON text: every output is JSON (the answer's text, or what it parsed to).
           ({ output, backend, tokens }) => ({ ok: true as const, output: JSON.stringify(output), backend, tokens }),
           (err: unknown) => ({
@@ -159,41 +152,42 @@ class Run {
           }),
         ),
       );
+      const next = afterTry(t, kept, step.attempts, Math.random);
       if (kept.ok) {
         const result: CallResult = { output: JSON.parse(kept.output), backend: kept.backend, tokens: kept.tokens };
-        await this.store.putStep(this.params.runId, {
-          id: step.id,
-          status: "running",
-          attempts: attempt,
-          tokens: result.tokens,
-          backend: result.backend,
-        });
-        return { ok: true, result, attempts: attempt };
+        const record = { id: step.id, status: "running" as const, attempts: t.attempt, tokens: result.tokens, backend: result.backend };
+        await this.store.putStep(this.params.runId, record);
+        return { ok: true, result, attempts: t.attempt };
       }
       error = kept.error;
-      if (kept.deferMs !== null && deferrals < MAX_DEFERRALS) {
-        deferrals++;
-        retake++;
-        const waitMs = Math.min(MAX_DEFERRAL_MS, Math.max(kept.deferMs, backoffMs(deferrals, Math.random)));
-        await this.event(`deferred:${tryName}`, { type: "step.deferred", step: step.id, name, attempt, waitMs, error });
-        await this.durable.sleep(`${tryName} wait`, waitMs);
+      if (next.kind === "defer") {
+        await this.event(`deferred:${named}`, {
+          type: "step.deferred",
+          step: step.id,
+          name,
+          attempt: t.attempt,
+          waitMs: next.waitMs,
+          error,
+        });
+        await this.durable.sleep(`${named} wait`, next.waitMs);
+        t = next.next;
         continue;
       }
-      await this.store.putStep(this.params.runId, { id: step.id, status: "running", attempts: attempt });
-      await this.event(`attempt:${name}#${attempt}`, {
+      await this.store.putStep(this.params.runId, { id: step.id, status: "running", attempts: t.attempt });
+      const failed = {
         type: "step.attempt_failed",
         step: step.id,
         kind: step.kind,
         name,
-        attempt,
+        attempt: t.attempt,
         backend: kept.backend,
         error,
-      });
-      if (attempt < step.attempts) await this.durable.sleep(`${name}#${attempt} backoff`, backoffMs(attempt, Math.random));
-      attempt++;
-      retake = 0;
+      };
+      await this.event(`attempt:${name}#${t.attempt}`, failed);
+      if (next.kind !== "retry") return { ok: false, error, attempts: step.attempts };
+      await this.durable.sleep(`${name}#${t.attempt} backoff`, next.waitMs);
+      t = next.next;
     }
-    return { ok: false, error, attempts: step.attempts };
   }
 
   private event(key: string, event: Record<string, unknown>): Promise<void> {
