@@ -5,9 +5,8 @@ import type { AppEnv } from "./context";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
-import { ChatRequestSchema, estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
+import { ChatRequestSchema, type ChatRequest } from "../config/chat-request";
 import { CLIENT_PRIORITIES, type Priority } from "../gate/core/queue";
-import type { AdmitRequest } from "../gate/core/protocol";
 import { journalKeys, validIdempotencyKey } from "../admission/dedup-key";
 import type { Coordinates } from "../gate/core/regions";
 import { SseSink } from "../stream/sse-sink";
@@ -16,7 +15,7 @@ import type { ClientSink } from "../stream/sink";
 import { gateName, shardFor } from "../admission/gate-naming";
 import { prefersAsync, startGeneration } from "./generations";
 import { NO_WEBHOOK, namedWebhook } from "../jobs/generation-webhook";
-import { type ResponseMeta, type ServeOptions, responseHeaders, serveLogged, shedHints } from "../serve/serve";
+import { admitRequestFor, freshMeta, type ServeOptions, responseHeaders, serveLogged, shedHints } from "../serve/serve";
 
 /**
  * Answers 429 without parsing the body when the tenant's gate just said its queue is full (see
@@ -100,21 +99,11 @@ export const chatRoute = new Hono<AppEnv>().post(
     // Twins, replays and stored answers live in the shard their key hashes to.
     const shards = config.limits.shards;
     const shard = record ? shardFor(record.key, shards) : (c.get("shard") ?? shardFor(undefined, shards));
-    const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
+    const meta = freshMeta();
     const trace = c.get("trace");
     const headers = () => responseHeaders(requestId, trace.traceId, meta);
     const sink: ClientSink = body.stream ? new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }) : new JsonSink(headers);
-    const admit: AdmitRequest = {
-      tenant,
-      record,
-      requestId,
-      alias: body.model,
-      priority,
-      promptTokens: estimatePromptTokens(body),
-      maxTokens: requestedMaxTokens(body),
-      origin: originOf(c.req.raw),
-      shard,
-    };
+    const admit = admitRequestFor(body, { tenant, record, requestId, priority, origin: originOf(c.req.raw), shard });
     const stale = staleKey === undefined ? undefined : { key: staleKey, gate: gateName(tenant, shardFor(staleKey, shards)) };
     const log = c.get("requestLog");
     log.set({ tenant, model: body.model, priority });

@@ -10,15 +10,13 @@ import type { Env } from "../env";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import type { ChatRequest } from "../config/chat-request";
-import { estimatePromptTokens, requestedMaxTokens } from "../config/chat-request";
 import { GenerationStore, MAX_OPEN_GENERATIONS, type GenerationObject } from "../jobs/generations";
 import { backgroundRecord } from "../serve/detached";
 import { generationKey } from "../jobs/generate";
 import { gateName, shardFor } from "../admission/gate-naming";
 import { gateClient } from "../admission/gate-client";
 import { SseSink } from "../stream/sse-sink";
-import { type ResponseMeta, responseHeaders, serveLogged } from "../serve/serve";
-import type { AdmitRequest } from "../gate/core/protocol";
+import { admitRequestFor, freshMeta, responseHeaders, serveLogged } from "../serve/serve";
 
 /** Whether the request asks to be answered at once and run in the background (RFC 7240). */
 export const prefersAsync = (prefer: string | undefined) => prefer !== undefined && /(^|[\s,;])respond-async([\s,;=]|$)/i.test(prefer);
@@ -82,17 +80,8 @@ async function reattach(c: Context<AppEnv>, id: string, request: ChatRequest, la
   const trace = c.get("trace");
   const record = await backgroundRecord(generationKey(id), request);
   const body = { ...request, stream: true };
-  const admit: AdmitRequest = {
-    tenant,
-    record,
-    requestId,
-    alias: body.model,
-    priority: "normal",
-    promptTokens: estimatePromptTokens(body),
-    maxTokens: requestedMaxTokens(body),
-    shard: shardFor(record.key, config.limits.shards),
-  };
-  const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
+  const admit = admitRequestFor(body, { tenant, record, requestId, priority: "normal", shard: shardFor(record.key, config.limits.shards) });
+  const meta = freshMeta();
   const sink = new SseSink(() => responseHeaders(requestId, trace.traceId, meta), { clientStallMs: config.timeouts.clientStallMs });
   const log = c.get("requestLog");
   log.set({ tenant, model: body.model, priority: "normal" });

@@ -7,7 +7,7 @@
 // failures are its caller's to retry, so they are not dead letters (the caller makes the one).
 import type { Env } from "../env";
 import type { TenantConfig } from "../config/schema";
-import { estimatePromptTokens, requestedMaxTokens, type ChatRequest } from "../config/chat-request";
+import type { ChatRequest } from "../config/chat-request";
 import type { AdmitRequest } from "../gate/core/protocol";
 import type { Priority } from "../gate/core/queue";
 import { bodyHash } from "../admission/dedup-key";
@@ -15,7 +15,7 @@ import { shardFor } from "../admission/gate-naming";
 import { JsonSink } from "../stream/json-sink";
 import { RequestLog } from "../observe/request-log";
 import { traceOf } from "../trace-context";
-import { type ResponseMeta, responseHeaders, serveLogged } from "./serve";
+import { admitRequestFor, freshMeta, responseHeaders, serveLogged } from "./serve";
 
 export interface DetachedAnswer {
   status: number;
@@ -57,17 +57,8 @@ export async function serveDetached(
   // the sink gathers it into one answer.
   const body = { ...work.request, stream: true };
   const record = await backgroundRecord(work.key, work.request);
-  const admit: AdmitRequest = {
-    tenant,
-    record,
-    requestId,
-    alias: body.model,
-    priority,
-    promptTokens: estimatePromptTokens(body),
-    maxTokens: requestedMaxTokens(body),
-    shard: shardFor(record.key, config.limits.shards),
-  };
-  const meta: ResponseMeta = { backend: "", attempts: 0, queueMs: 0, degradations: [] };
+  const admit = admitRequestFor(body, { tenant, record, requestId, priority, shard: shardFor(record.key, config.limits.shards) });
+  const meta = freshMeta();
   const sink = new JsonSink(() => responseHeaders(requestId, trace.traceId, meta));
   const log = new RequestLog(requestId, trace.traceId, "POST", work.path, Date.now());
   log.set({ tenant, model: body.model, priority });

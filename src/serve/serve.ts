@@ -3,7 +3,7 @@
 // a sink. The chat route calls it with the client's sink; background work (batches) with a sink
 // that gathers the answer.
 import type { Env } from "../env";
-import type { ChatRequest } from "../config/chat-request";
+import { type ChatRequest, estimatePromptTokens, requestedMaxTokens } from "../config/chat-request";
 import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/core/protocol";
 import { writesDeadLetter } from "../gate/core/protocol";
 import { gateClient, type GateApi } from "../admission/gate-client";
@@ -34,6 +34,14 @@ export interface ResponseMeta {
   degradations: string[];
   /** "stored": answered from the journal; "joined": followed a twin's live generation. */
   replay?: "stored" | "joined";
+}
+
+/** A response's meta before anything happened: filled in as the request is served. */
+export const freshMeta = (): ResponseMeta => ({ backend: "", attempts: 0, queueMs: 0, degradations: [] });
+
+/** What the gate is asked to admit for `body`: the caller's fields, and the alias and token estimates of the body. */
+export function admitRequestFor(body: ChatRequest, fields: Omit<AdmitRequest, "alias" | "promptTokens" | "maxTokens">): AdmitRequest {
+  return { ...fields, alias: body.model, promptTokens: estimatePromptTokens(body), maxTokens: requestedMaxTokens(body) };
 }
 
 export interface ServeOptions {

@@ -14,6 +14,17 @@ const llm = (id: string, needs: string[] = [], optional = false) => ({
 const definition = WorkflowDefinitionSchema.parse({ steps: [llm("plan"), llm("web", ["plan"], true), llm("sum", ["plan", "web"])] });
 const [plan, web, sum] = definition.steps as [any, any, any];
 
+/** The run's outcome when plan, web and sum ended so. */
+const outcomeOf = (plan: StepEnd, web: StepEnd, sum: StepEnd) =>
+  runOutcome(
+    definition,
+    new Map([
+      ["plan", plan],
+      ["web", web],
+      ["sum", sum],
+    ]),
+  );
+
 describe("workflow run state", () => {
   it("a step gets its inputs, a skipped optional one as a marker; a failed required one blocks it", () => {
     const ends = new Map<string, StepEnd>([
@@ -32,47 +43,11 @@ describe("workflow run state", () => {
 
   it("a run is complete only when every step succeeded in full; partial with a skip or failed map items; failed with a failed required step", () => {
     const ok: StepEnd = { status: "succeeded", output: "x" };
-    expect(
-      runOutcome(
-        definition,
-        new Map([
-          ["plan", ok],
-          ["web", ok],
-          ["sum", ok],
-        ]),
-      ),
-    ).toBe("completed");
-    expect(
-      runOutcome(
-        definition,
-        new Map([
-          ["plan", ok],
-          ["web", gaveUp(web, "e")],
-          ["sum", ok],
-        ]),
-      ),
-    ).toBe("partial");
+    expect(outcomeOf(ok, ok, ok)).toBe("completed");
+    expect(outcomeOf(ok, gaveUp(web, "e"), ok)).toBe("partial");
     const someItems: StepEnd = { status: "succeeded", output: [], items: { total: 3, succeeded: 2 } };
-    expect(
-      runOutcome(
-        definition,
-        new Map([
-          ["plan", ok],
-          ["web", ok],
-          ["sum", someItems],
-        ]),
-      ),
-    ).toBe("partial");
-    expect(
-      runOutcome(
-        definition,
-        new Map([
-          ["plan", gaveUp(plan, "e")],
-          ["web", { status: "not_run", error: "plan failed" }],
-          ["sum", { status: "not_run", error: "" }],
-        ]),
-      ),
-    ).toBe("failed");
+    expect(outcomeOf(ok, ok, someItems)).toBe("partial");
+    expect(outcomeOf(gaveUp(plan, "e"), { status: "not_run", error: "plan failed" }, { status: "not_run", error: "" })).toBe("failed");
   });
 
   it("property: the outcome is failed exactly when a step failed or did not run, and complete exactly when all succeeded in full", () => {
