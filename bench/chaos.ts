@@ -1,0 +1,137 @@
+// Scenarios 3-5: chaos, for sluice, the naive pass-through and the peer. 20% of attempts fail
+// before the first token, 5% of streams are cut mid-way, and one region is down for the middle
+// third of the run: exact answers, attempts per call, leaked slots, dead letters, breaker alerts.
+import { callOnce, closedLoop, pick } from "./load";
+import { trafficMix } from "./traffic";
+import { round, summarize, type SystemRun } from "./summary";
+import { createTenant, type Fleet } from "./stack";
+import { AlertWatch } from "./alert-watch";
+import { configureFleet, deadLetterLines, diagLine, gateStats, measure, progress, settle, type TargetList } from "./measure";
+
+export interface ChaosParams {
+  chaosWorkers: number;
+  chaosMs: number;
+  longTokens: number;
+  seed: number;
+}
+
+export async function chaosScenario(
+  fleet: Fleet,
+  sluiceUrl: string,
+  targets: (key: string) => TargetList,
+  violations: string[],
+  P: ChaosParams,
+) {
+  // The chaos tenant's breaker alerts go to a local webhook receiver: "firing" during the outage, "resolved" after.
+  const alerts = await AlertWatch.start();
+  const key = await createTenant(
+    sluiceUrl,
+    "chaos",
+    fleet,
+    {
+      limits: { maxConcurrency: 5_000, maxQueue: 5_000 },
+      // Tuned for a fleet whose baseline is 20% failed attempts: a budget that covers it (0.5) and a
+      // breaker that trips on outages, not on runs of bad luck. Six attempts: with one region down,
+      // a long stream that dies mid-way continues on two backends that fail 20% of attempts and
+      // drop 5% of streams, and five attempts left about one request in a thousand exhausted (the
+      // dead letters of the runs show exactly that); a sixth costs an attempt only there.
+      retry: { maxAttempts: 6, baseDelayMs: 20, budgetRatio: 0.6, budgetWindowMs: 10_000 },
+      // An outage of seconds: the cooldown doubles per re-open up to 8 s, so a backend that is back is probed soon.
+      breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, maxCooldownMs: 8_000, consecutiveFailures: 8 },
+      timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
+      idempotency: { maxEntries: 1_000 },
+      alerts: alerts.config(),
+    },
+    { maxConcurrency: 64 },
+  );
+  // The first two sims (us-east) go down.
+  const down = fleet.specs.slice(0, 2).map((s) => s.id);
+  const out: Record<string, SystemRun> = {};
+  const sessions = trafficMix(100_000, { seed: P.seed, longTokens: P.longTokens });
+  for (const { target, system } of targets(key)) {
+    const name = pick(target, 0).name;
+    if (name === "direct") continue; // direct calls have no failover: the naive pass-through stands for them
+    await configureFleet(fleet, { failRate: 0.2, failStatus: 503, disconnectRate: 0.05, hangRate: 0, maxConcurrency: 64 });
+    let count = 0;
+    const stop = progress(
+      `chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${name === "passthrough" ? "naive pass-through" : name}`,
+      () => count,
+    );
+    // One region goes down for the middle third of the run and comes back.
+    // BENCH_DIAG=1: the gate's queue and each backend's breaker once a second, to see trips as they happen.
+    const diagStarted = Date.now();
+    const diag =
+      process.env.BENCH_DIAG && name === "sluice"
+        ? setInterval(
+            () =>
+              void gateStats(sluiceUrl, "chaos")
+                .then((st) => console.log(diagLine(st, diagStarted)))
+                .catch(() => {}),
+            1000,
+          )
+        : undefined;
+    let outageAt = 0;
+    let recoveryAt = 0;
+    const outage = setTimeout(() => {
+      outageAt = Date.now();
+      void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 })));
+    }, P.chaosMs * 0.3);
+    const recovery = setTimeout(() => {
+      recoveryAt = Date.now();
+      void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 })));
+    }, P.chaosMs * 0.6);
+    // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
+    const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${id}-${n}` }) : undefined;
+    const m = await measure(
+      system,
+      fleet,
+      () => closedLoop(target, sessions, P.chaosWorkers, P.chaosMs, () => count++, keys),
+      64 * fleet.specs.length,
+    );
+    clearTimeout(outage);
+    clearTimeout(recovery);
+    clearInterval(diag);
+    stop();
+    const summary = summarize(m.results, m.wallMs);
+    out[name] = {
+      system: name,
+      summary,
+      attemptsPerCall: m.attemptsPerCall,
+      router: m.router,
+      utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]),
+    };
+    if (name === "sluice") {
+      await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
+      const leaked = await waitForIdle(sluiceUrl, "chaos");
+      const stats = await gateStats(sluiceUrl, "chaos");
+      out[name]!.extra = {
+        leakedSlots: leaked,
+        gate: stats.counters,
+        journal: stats.journal,
+        deadLetters: await deadLetterLines(sluiceUrl, "chaos"),
+        alerts: await alerts.check(sluiceUrl, "chaos", down, { outageAt, recoveryAt }, violations, () =>
+          callOnce(pick(target, 0), { messages: [{ role: "user", content: "after the outage" }], maxTokens: 4 }),
+        ),
+      };
+      for (const bad of ["truncated", "duplicated", "mismatch", "transport_error", "corrupted_tool_call"] as const) {
+        if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
+      }
+      if (leaked > 0) violations.push(`chaos/sluice: ${leaked} slots still held after the run`);
+    }
+    await settle(fleet);
+  }
+  await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
+  await alerts.close();
+  return out;
+}
+
+/** In-flight leases left once load stops (after giving stragglers time to settle). */
+async function waitForIdle(routerUrl: string, tenant: string): Promise<number> {
+  let inFlight = 0;
+  for (let i = 0; i < 50; i++) {
+    inFlight = (await gateStats(routerUrl, tenant)).inFlight;
+    if (inFlight === 0) return 0;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return inFlight;
+}
