@@ -6,6 +6,7 @@ import type { Context, Env } from "hono";
 import type { output, ZodType } from "zod";
 import { describeIssues } from "../config/schema";
 import { errorResponse } from "../stream/errors";
+import { readWithin } from "../stream/read-within";
 
 /** Objects and arrays nested deeper than this are refused (hashing a body for its journal key walks it). */
 export const MAX_JSON_DEPTH = 64;
@@ -80,48 +81,6 @@ export async function readBodyWithin(request: Request, limits: BodyLimits): Prom
 }
 
 const tooLarge = (maxBytes: number) => errorResponse(413, "body_too_large", `The request body is larger than ${maxBytes} bytes.`);
-
-type BodyRead = { kind: "read"; bytes: Uint8Array } | { kind: "too_large" } | { kind: "timeout" } | { kind: "broken" };
-
-async function readWithin(body: ReadableStream<Uint8Array> | null, maxBytes: number, timeoutMs: number): Promise<BodyRead> {
-  if (!body) return { kind: "read", bytes: new Uint8Array() };
-  const reader = body.getReader();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    void reader.cancel().catch(() => {});
-  }, timeoutMs);
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (timedOut) return { kind: "timeout" };
-      if (done) return { kind: "read", bytes: concat(chunks, bytes) };
-      bytes += value.byteLength;
-      if (bytes > maxBytes) {
-        await reader.cancel().catch(() => {});
-        return { kind: "too_large" };
-      }
-      chunks.push(value);
-    }
-  } catch {
-    return timedOut ? { kind: "timeout" } : { kind: "broken" };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const all = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return all;
-}
 
 /** Validates the JSON body against `schema`, after refusing one nested deeper than MAX_JSON_DEPTH. */
 export function validJson<T extends ZodType>(schema: T) {

@@ -6,6 +6,7 @@ import type { ChatRequest } from "../config/chat-request";
 import { readTenantConfig } from "../config/store";
 import { backendUrlProblem } from "../config/backend-url";
 import { serveDetached } from "../serve/detached";
+import { readWithin } from "../stream/read-within";
 import { outboundUrlPolicy } from "../serve/url-policy";
 import type { ChatStep, WorkflowDefinition, WorkflowStep } from "./core/definition";
 import { checkOutput } from "./core/output-check";
@@ -118,8 +119,17 @@ export async function effectCall(
       err instanceof Error && err.name === "TimeoutError" ? `no answer in ${step.timeoutMs} ms` : "the call failed to connect",
     );
   }
-  const text = await response.text();
-  if (!response.ok) throw new Error(`the endpoint answered HTTP ${response.status}`);
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`the endpoint answered HTTP ${response.status}`);
+  }
+  // The answer is kept as the step's output: read at most that much, within the step's time.
+  const read = await readWithin(response.body, MAX_OUTPUT_BYTES, step.timeoutMs);
+  if (read.kind !== "read")
+    throw new Error(
+      read.kind === "too_large" ? `the endpoint's answer is over ${MAX_OUTPUT_BYTES} bytes` : "the endpoint's answer broke off",
+    );
+  const text = new TextDecoder().decode(read.bytes);
   let body: unknown = text;
   try {
     body = JSON.parse(text);

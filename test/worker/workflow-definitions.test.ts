@@ -92,4 +92,15 @@ describe("workflow definitions", () => {
       .first<{ n: number }>();
     expect(definitions!.n).toBe(0);
   });
+
+  it("an effect endpoint that answers without end is cut at 64 KiB: the step fails saying so", async () => {
+    const { tenant, key } = await createTenant(rolesConfig());
+    const endless = `http://127.0.0.1:${env.ROGUE_PORT}/endless-json`;
+    const definition = { steps: [{ id: "post", kind: "effect", url: endless, attempts: 1, body: "{}" }] };
+    expect((await admin(`${tenant}/workflows/endless`, { method: "PUT", body: JSON.stringify(definition) })).status).toBe(200);
+    const res = await v1(key, "endless/runs", { method: "POST", body: "{}" });
+    const run = await ended(key, ((await res.json()) as { id: string }).id);
+    expect(run.status).toBe("failed");
+    expect(stepOf(run, "post")).toMatchObject({ status: "failed", error: "the endpoint's answer is over 65536 bytes" });
+  });
 });
