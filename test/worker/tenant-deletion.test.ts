@@ -127,7 +127,12 @@ describe("DELETE /admin/tenants/{tenant}", () => {
     const { tenant, key } = await createTenant(simConfig(["a"]));
     // After two tokens the backend goes quiet (until the idle timeout, 10 s): the stream can only
     // end through the gate's answer to the first token, however slow the machine.
-    const running = chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { hold: "del-inflight", hang_after: 2 } });
+    const running = chat(key, {
+      model: "chat",
+      messages: MESSAGES,
+      stream: true,
+      sim_fault: { hold: "del-inflight", hang: true, hang_after: 2 },
+    });
     await eventually(async () => (await simStats("a")).held === 1);
     expect((await deleteTenant(tenant)).status).toBe(200);
     await release("del-inflight");
