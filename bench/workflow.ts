@@ -133,6 +133,10 @@ async function throughSluice(
 ): Promise<ChainRun> {
   const key = await createTenant(sluiceUrl, "wfbench", fleet, {
     limits: { maxConcurrency: 2_000, maxQueue: 5_000, maxQueueWaitMs: 60_000 },
+    // The chaos scenario's tuning (chaos.ts), for the same faults: a retry budget that covers a 25%
+    // failure rate, and a breaker that trips on outages rather than on runs of bad luck.
+    retry: { maxAttempts: 6, baseDelayMs: 20, budgetRatio: 0.6, budgetWindowMs: 10_000 },
+    breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, maxCooldownMs: 8_000, consecutiveFailures: 8 },
     workflows: { effectHosts: ["127.0.0.1"], maxConcurrentRuns: 1_000 },
   });
   const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
