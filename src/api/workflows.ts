@@ -61,9 +61,11 @@ export const workflowsRoute = new Hono<AppEnv>()
     if (!run) return runNotFound(id);
     if (ENDED_RUN.has(run.status)) return errorResponse(409, "run_ended", `Run ${id} already ended: ${run.status}.`);
     await stopInstance(c.env, id);
-    await store.setRunStatus(id, "cancelled", Date.now());
-    await store.addEvent(id, "run:end", { run: id, type: "run.cancelled" }, Date.now());
-    return c.json(await store.run(id));
+    // The run may have ended meanwhile: then it stays as it ended.
+    if (await store.setRunStatus(id, "cancelled", Date.now()))
+      await store.addEvent(id, "run:end", { run: id, type: "run.cancelled" }, Date.now());
+    const now = (await store.run(id))!;
+    return now.status === "cancelled" ? c.json(now) : errorResponse(409, "run_ended", `Run ${id} already ended: ${now.status}.`);
   })
   .post("/:name/runs", jsonBody, startBody, validJson(StartSchema), async (c) => {
     const tenant = c.get("tenant");
