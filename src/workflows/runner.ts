@@ -125,6 +125,13 @@ class Run {
       const firstError = results.find((r) => !r.ok) as { error: string } | undefined;
       return gaveUp(step, `${succeeded.length} of ${items.length} items succeeded, ${needed} needed (first error: ${firstError?.error})`);
     }
+    const tokens = succeeded.reduce((n, r) => n + r.result.tokens, 0);
+    await this.store.putStep(this.params.runId, {
+      id: step.id,
+      status: "running",
+      attempts: Math.max(...results.map((r) => r.attempts)),
+      tokens,
+    });
     return { status: "succeeded", output: succeeded.map((r) => r.result.output), items: counts };
   }
 
@@ -155,8 +162,11 @@ class Run {
       const next = afterTry(t, kept, step.attempts, Math.random);
       if (kept.ok) {
         const result: CallResult = { output: JSON.parse(kept.output), backend: kept.backend, tokens: kept.tokens };
-        const record = { id: step.id, status: "running" as const, attempts: t.attempt, tokens: result.tokens, backend: result.backend };
-        await this.store.putStep(this.params.runId, record);
+        // A map step's items add up their tokens at the end (map); a step's own success is its record.
+        if (step.kind !== "map") {
+          const record = { id: step.id, status: "running" as const, attempts: t.attempt, tokens: result.tokens, backend: result.backend };
+          await this.store.putStep(this.params.runId, record);
+        }
         return { ok: true, result, attempts: t.attempt };
       }
       error = kept.error;

@@ -18,6 +18,7 @@ describe("workflow runs", () => {
     expect(stepOf(run, "plan")).toMatchObject({ status: "succeeded", attempts: 1, backend: "a", output: { questions: planQuestions() } });
     expect(stepOf(run, "retrieve")).toMatchObject({ status: "succeeded", items: { total: 3, succeeded: 3 } });
     expect(stepOf(run, "retrieve").output).toHaveLength(3);
+    expect(stepOf(run, "retrieve").tokens).toBeGreaterThan(0);
     expect(stepOf(run, "summarize")).toMatchObject({ status: "succeeded", backend: "c" });
     expect(stepOf(run, "summarize").tokens).toBeGreaterThan(0);
     expect(stepOf(run, "summarize").ended_at).toBeGreaterThanOrEqual(stepOf(run, "summarize").started_at);
