@@ -11,6 +11,7 @@ import type { Env } from "../env";
 import { gatesOf } from "../admission/gate-client";
 import { fnv1a } from "../admission/gate-naming";
 import { prometheusText, type GateStats, type MetricFamily } from "../observe/prometheus";
+import { workflowFamilies, workflowSummary } from "../workflows/summary";
 import { mergeShardStats, withoutHistograms } from "../observe/shard-stats";
 
 /** Tenants one scrape reads, at most. Each costs a config read and a call per gate; a request may make about 10,000 subrequests. */
@@ -99,5 +100,16 @@ export const fleetMetricsRoute = new Hono<AppEnv>().get("/", async (c) => {
     samples: read.map(({ tenant, stats }) => [{ tenant }, stats ? 1 : 0]),
   };
   const stats = read.flatMap((r) => (r.stats ? [r.stats] : []));
-  return c.body(prometheusText(stats, [up]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+  // Each tenant's workflow gauges (D1); a tenant whose read fails loses them, not the scrape.
+  const workflows = await Promise.all(
+    configs.map(({ tenant }) =>
+      limit(() =>
+        workflowSummary(c.env.DB, tenant).then(
+          (summary) => workflowFamilies(tenant, summary),
+          () => [],
+        ),
+      ),
+    ),
+  );
+  return c.body(prometheusText(stats, [up, ...workflows.flat()]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
 });

@@ -2,10 +2,22 @@
 // summarizer -> effect against real sims (one per role, so a fault hits one role) and a real
 // receiver for the effect; optional steps, partial success, invalid JSON, a run stopped between
 // steps and resumed, an effect that fails once, a refusal waited out, idempotent starts, events, cancel.
-import { env } from "cloudflare:test";
+import { SELF, env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { admin, ended, planQuestions, rolesConfig, RUN_WAIT_MS, setup, start, stepOf, v1 } from "./workflow-helpers";
-import { answerWith, chat, createTenant, eventually, expectError, received, release, resetSims, simControl, simStats } from "./helpers";
+import {
+  ADMIN,
+  answerWith,
+  chat,
+  createTenant,
+  eventually,
+  expectError,
+  received,
+  release,
+  resetSims,
+  simControl,
+  simStats,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -78,6 +90,9 @@ describe("workflow runs", () => {
     expect(metrics).toContain(`sluice_workflow_runs{tenant="${tenant}",status="failed"} 1`);
     expect(metrics).toContain(`sluice_workflow_steps_skipped{tenant="${tenant}",step="web"} 2`);
     expect(metrics).toContain(`sluice_workflow_effect_calls{tenant="${tenant}"} 1`);
+    // And in the fleet's scrape, beside every other tenant's.
+    const fleet = await (await SELF.fetch("https://sluice.test/admin/metrics", { headers: ADMIN })).text();
+    expect(fleet).toContain(`sluice_workflow_runs{tenant="${tenant}",status="partial"} 1`);
   });
 
   it("three retrievers where one fails still feed the summarizer (minSuccesses 2): a partial success", async () => {
