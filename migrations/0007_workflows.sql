@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS workflow_runs (
 CREATE INDEX IF NOT EXISTS workflow_runs_by_tenant ON workflow_runs (tenant, created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS workflow_runs_by_key ON workflow_runs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
 
+-- Steps and events name their tenant too, so deleting the tenant erases them even if a run's record went first.
 CREATE TABLE IF NOT EXISTS workflow_steps (
+  tenant TEXT NOT NULL,
   run_id TEXT NOT NULL,
   step_id TEXT NOT NULL,
   status TEXT NOT NULL,
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS workflow_steps (
 
 CREATE TABLE IF NOT EXISTS workflow_events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL,
   run_id TEXT NOT NULL,
   -- One event per transition: a replayed workflow writes it again, and the second is ignored.
   key TEXT NOT NULL,
@@ -50,3 +53,5 @@ CREATE TABLE IF NOT EXISTS workflow_events (
   at INTEGER NOT NULL,
   UNIQUE (run_id, key)
 );
+CREATE INDEX IF NOT EXISTS workflow_events_by_tenant ON workflow_events (tenant);
+CREATE INDEX IF NOT EXISTS workflow_steps_by_tenant ON workflow_steps (tenant);

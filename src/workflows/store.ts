@@ -212,8 +212,8 @@ export class WorkflowStore {
     const output = step.output === undefined ? null : JSON.stringify(step.output);
     await this.db
       .prepare(
-        `INSERT INTO workflow_steps (run_id, step_id, status, attempts, backend, started_at, ended_at, tokens, output, error, items)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+        `INSERT INTO workflow_steps (run_id, step_id, status, attempts, backend, started_at, ended_at, tokens, output, error, items, tenant)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (run_id, step_id) DO UPDATE SET status = ?3, attempts = MAX(attempts, ?4), backend = COALESCE(?5, backend),
            started_at = COALESCE(started_at, ?6), ended_at = COALESCE(?7, ended_at), tokens = MAX(tokens, ?8),
            output = COALESCE(?9, output), error = COALESCE(?10, error), items = COALESCE(?11, items)`,
@@ -230,6 +230,7 @@ export class WorkflowStore {
         output,
         step.error ?? null,
         step.items ? JSON.stringify(step.items) : null,
+        this.tenant,
       )
       .run();
   }
@@ -237,8 +238,8 @@ export class WorkflowStore {
   /** Adds an event once per `key` (a replayed workflow writes it again). */
   async addEvent(runId: string, key: string, event: Record<string, unknown>, now: number): Promise<void> {
     await this.db
-      .prepare(`INSERT OR IGNORE INTO workflow_events (run_id, key, event, at) VALUES (?, ?, ?, ?)`)
-      .bind(runId, key, JSON.stringify({ ...event, at: new Date(now).toISOString() }), now)
+      .prepare(`INSERT OR IGNORE INTO workflow_events (tenant, run_id, key, event, at) VALUES (?, ?, ?, ?, ?)`)
+      .bind(this.tenant, runId, key, JSON.stringify({ ...event, at: new Date(now).toISOString() }), now)
       .run();
   }
 
@@ -252,13 +253,11 @@ export class WorkflowStore {
 
   /** Everything of the tenant's (tenant deletion). */
   async deleteAll(): Promise<void> {
-    const runs = `SELECT id FROM workflow_runs WHERE tenant = ?`;
-    await this.db.batch([
-      this.db.prepare(`DELETE FROM workflow_events WHERE run_id IN (${runs})`).bind(this.tenant),
-      this.db.prepare(`DELETE FROM workflow_steps WHERE run_id IN (${runs})`).bind(this.tenant),
-      this.db.prepare(`DELETE FROM workflow_runs WHERE tenant = ?`).bind(this.tenant),
-      this.db.prepare(`DELETE FROM workflow_definitions WHERE tenant = ?`).bind(this.tenant),
-    ]);
+    await this.db.batch(
+      ["workflow_events", "workflow_steps", "workflow_runs", "workflow_definitions"].map((table) =>
+        this.db.prepare(`DELETE FROM ${table} WHERE tenant = ?`).bind(this.tenant),
+      ),
+    );
   }
 
   private async dropExpired(now: number): Promise<void> {

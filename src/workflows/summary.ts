@@ -21,8 +21,8 @@ export async function workflowSummary(db: D1Database, tenant: string): Promise<W
       .prepare(
         `SELECT json_extract(e.event, '$.type') AS type, json_extract(e.event, '$.step') AS step,
                 json_extract(e.event, '$.kind') AS kind, COALESCE(json_extract(e.event, '$.backend'), '') AS backend, COUNT(*) AS n
-           FROM workflow_events e JOIN workflow_runs r ON r.id = e.run_id
-          WHERE r.tenant = ? AND json_extract(e.event, '$.type') IN ('step.attempt_failed', 'step.failed', 'step.skipped', 'step.succeeded')
+           FROM workflow_events e
+          WHERE e.tenant = ? AND json_extract(e.event, '$.type') IN ('step.attempt_failed', 'step.failed', 'step.skipped', 'step.succeeded')
           GROUP BY 1, 2, 3, 4 LIMIT ?`,
       )
       .bind(tenant, MAX_ROWS)
