@@ -131,7 +131,7 @@ class Run {
     await this.store.putStep(this.params.runId, {
       id: step.id,
       status: "running",
-      attempts: Math.max(...results.map((r) => r.attempts)),
+      attempts: Math.max(0, ...results.map((r) => r.attempts)),
       tokens,
     });
     return { status: "succeeded", output: succeeded.map((r) => r.result.output), items: counts };

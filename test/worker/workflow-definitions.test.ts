@@ -103,4 +103,28 @@ describe("workflow definitions", () => {
     expect(run.status).toBe("failed");
     expect(stepOf(run, "post")).toMatchObject({ status: "failed", error: "the endpoint's answer is over 65536 bytes" });
   });
+
+  it("a map over an empty list succeeds with no items; over something not a list, it fails saying so", async () => {
+    const { tenant, key } = await createTenant(rolesConfig());
+    const map = {
+      id: "each",
+      kind: "map",
+      over: "input.list",
+      model: "retriever",
+      attempts: 1,
+      messages: [{ role: "user", content: "{{item}}" }],
+    };
+    expect((await admin(`${tenant}/workflows/each`, { method: "PUT", body: JSON.stringify({ steps: [map] }) })).status).toBe(200);
+    const runWith = async (input: unknown) => {
+      const res = await v1(key, "each/runs", { method: "POST", body: JSON.stringify({ input }) });
+      return ended(key, ((await res.json()) as { id: string }).id);
+    };
+    const empty = await runWith({ list: [] });
+    expect(empty.status).toBe("completed");
+    expect(stepOf(empty, "each")).toMatchObject({ status: "succeeded", output: [], items: { total: 0, succeeded: 0 }, attempts: 0 });
+    const notList = await runWith({ list: "three things" });
+    expect(notList.status).toBe("failed");
+    expect(stepOf(notList, "each")).toMatchObject({ status: "failed", error: '"input.list" is not a list' });
+    expect((await simStats("b")).requests).toBe(0);
+  });
 });
