@@ -49,7 +49,7 @@ export const workflowsRoute = new Hono<AppEnv>()
     const last = c.req.header("last-event-id");
     if (last !== undefined && !/^\d{1,15}$/.test(last))
       return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be an event's id.");
-    if (!(await store.run(id))) return runNotFound(id);
+    if ((await store.runStatus(id)) === null) return runNotFound(id);
     return new Response(runEvents(store, id, Number(last ?? 0)), {
       headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
     });

@@ -29,10 +29,10 @@ export function runEvents(store: WorkflowStore, runId: string, afterSeq: number)
           controller.enqueue(encoder.encode(text));
           return;
         }
-        const run = await store.run(runId);
+        const status = await store.runStatus(runId);
         if (
-          !run ||
-          (ENDED_RUN.has(run.status) && (await store.events(runId, seq, 1)).length === 0) ||
+          status === null ||
+          (ENDED_RUN.has(status) && (await store.events(runId, seq, 1)).length === 0) ||
           Date.now() - started > MAX_STREAM_MS
         ) {
           controller.close();

@@ -43,7 +43,7 @@ class Run {
   async all(): Promise<string> {
     const { definition, runId } = this.params;
     // A run whose record is gone (its tenant was deleted) does nothing, and writes nothing.
-    if (!(await this.store.run(runId))) return "cancelled";
+    if ((await this.store.runStatus(runId)) === null) return "cancelled";
     await this.store.setRunStatus(runId, "running", Date.now());
     await this.event("run", { type: "run.running" });
     const order = topologicalOrder(definition.steps);

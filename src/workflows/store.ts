@@ -172,6 +172,15 @@ export class WorkflowStore {
     return row && { ...toRun(row), steps: steps.results.map(toStep) };
   }
 
+  /** The run's status alone (null: no such run of the tenant): what a follower polls. */
+  async runStatus(id: string): Promise<RunStatus | null> {
+    const row = await this.db
+      .prepare(`SELECT status FROM workflow_runs WHERE tenant = ? AND id = ?`)
+      .bind(this.tenant, id)
+      .first<{ status: RunStatus }>();
+    return row?.status ?? null;
+  }
+
   /** Newest first, `limit` after the run `after` (its id), without steps. */
   async runs(limit: number, after?: string): Promise<{ runs: Omit<RunObject, "steps">[]; more: boolean }> {
     const cursor = after
