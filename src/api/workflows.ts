@@ -57,9 +57,9 @@ export const workflowsRoute = new Hono<AppEnv>()
   .post("/runs/:id/cancel", async (c) => {
     const store = storeOf(c.env, c.get("tenant"));
     const id = c.req.param("id");
-    const run = await store.run(id);
-    if (!run) return runNotFound(id);
-    if (ENDED_RUN.has(run.status)) return errorResponse(409, "run_ended", `Run ${id} already ended: ${run.status}.`);
+    const status = await store.runStatus(id);
+    if (status === null) return runNotFound(id);
+    if (ENDED_RUN.has(status)) return errorResponse(409, "run_ended", `Run ${id} already ended: ${status}.`);
     await stopInstance(c.env, id);
     // The run may have ended meanwhile: then it stays as it ended.
     if (await store.setRunStatus(id, "cancelled", Date.now()))
