@@ -10,7 +10,7 @@ import type { Env } from "../env";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import type { ChatRequest } from "../config/chat-request";
-import { GenerationStore, MAX_OPEN_GENERATIONS, type GenerationObject } from "../jobs/generations";
+import { GenerationStore, generationEnded, MAX_OPEN_GENERATIONS, type GenerationObject } from "../jobs/generations";
 import { backgroundRecord } from "../serve/detached";
 import { generationKey } from "../jobs/generate";
 import { gateName, shardFor } from "../admission/gate-naming";
@@ -54,7 +54,7 @@ export const generationsRoute = new Hono<AppEnv>()
     const lastEvent = c.req.header("last-event-id");
     if (lastEvent !== undefined && !/^\d{1,9}$/.test(lastEvent))
       return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number.");
-    if (generation.status === "completed" || generation.status === "failed") {
+    if (generationEnded(generation)) {
       // Its journal entry, while kept, replays it chunk for chunk (so Last-Event-ID holds); after
       // that only the stored answer is left, whole.
       const record = await backgroundRecord(generationKey(id), request);

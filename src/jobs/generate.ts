@@ -6,7 +6,7 @@ import type { Env } from "../env";
 import { readTenantConfig } from "../config/store";
 import { recordGaveUp } from "./gave-up";
 import { serveDetached } from "../serve/detached";
-import { type GenerationObject, GenerationStore } from "./generations";
+import { GenerationStore, generationEnded } from "./generations";
 import type { JobMessage } from "./messages";
 import { announceEnd } from "./generation-webhook";
 
@@ -23,7 +23,7 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
   const [found, config] = await Promise.all([store.withRequest(job.generationId), readTenantConfig(env, job.tenant)]);
   if (!found || !config) return "done";
   const { generation, request, webhook } = found;
-  if (!ended(generation)) {
+  if (!generationEnded(generation)) {
     await store.started(generation.id, Date.now());
     const work = { tenant: job.tenant, config, key: generationKey(generation.id), path: `/v1/generations/${generation.id}`, request };
     const answer = await serveDetached(env, work, { signal: new AbortController().signal });
@@ -32,11 +32,9 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
   }
   // Told again when a delivery finds it ended: the last one may have stopped before telling.
   const final = await store.get(generation.id);
-  if (final && ended(final)) await announceEnd(env, config, { ...final, tenant: job.tenant }, webhook);
+  if (final && generationEnded(final)) await announceEnd(env, config, { ...final, tenant: job.tenant }, webhook);
   return "done";
 }
-
-const ended = (g: GenerationObject) => g.status === "completed" || g.status === "failed";
 
 /** The queue gave up on the generation: it ends failed, and becomes a dead letter that keeps its request. */
 export async function generationGaveUp(job: GenerateJob, env: Env): Promise<void> {

@@ -32,6 +32,9 @@ interface GenerationRow {
   webhook: string | null;
 }
 
+/** Completed or failed: it has its answer, and runs no more. */
+export const generationEnded = (g: Pick<GenerationObject, "status">) => g.status === "completed" || g.status === "failed";
+
 export const newGenerationId = () => `gen_${crypto.randomUUID().replaceAll("-", "")}`;
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
