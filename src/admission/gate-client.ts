@@ -14,6 +14,7 @@ export type GateApi = Pick<
   | "firstToken"
   | "checkpoint"
   | "retry"
+  | "adopt"
   | "settle"
   | "follow"
   | "storedAnswer"
@@ -45,6 +46,7 @@ export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: 
     firstToken: call("firstToken"),
     checkpoint: call("checkpoint"),
     retry: call("retry"),
+    adopt: call("adopt"),
     settle: call("settle"),
     follow: call("follow"),
     storedAnswer: call("storedAnswer"),

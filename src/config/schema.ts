@@ -47,6 +47,8 @@ export const ModelRouteSchema = z.object({
 
 /** A tenant's gates: limits.shards is at most this. */
 export const MAX_SHARDS = 32;
+/** The longest a request may run (timeouts.totalMs at most). */
+export const MAX_TOTAL_MS = 3_600_000;
 
 export const LimitsSchema = z.object({
   maxConcurrency: z.number().int().positive().max(100_000).default(64),
@@ -95,7 +97,7 @@ export const TimeoutsSchema = z.object({
   connectMs: z.number().int().positive().max(600_000).default(3_000),
   firstTokenMs: z.number().int().positive().max(600_000).default(15_000),
   idleMs: z.number().int().positive().max(600_000).default(10_000),
-  totalMs: z.number().int().positive().max(3_600_000).default(600_000),
+  totalMs: z.number().int().positive().max(MAX_TOTAL_MS).default(600_000),
   /** A streaming client that takes nothing for this long counts as gone (it would hold a slot). */
   clientStallMs: z.number().int().positive().max(600_000).default(60_000),
 });

@@ -1,12 +1,15 @@
 // What the dispatch loop is given and gives back, and the part of the gate it calls.
 import type { TraceContext } from "../trace-context";
 import type {
+  AdmitRequest,
   AttemptGrant,
   AttemptReport,
   Checkpoint,
   CheckpointAck,
   EntrySnapshot,
   LeaseCheck,
+  LeaseClaim,
+  RetryNeeds,
   RetryResult,
   SettleOutcome,
   Timeouts,
@@ -20,7 +23,7 @@ export interface GateCalls {
   renew(leaseId: string): Promise<LeaseCheck>;
   firstToken(leaseId: string): Promise<LeaseCheck>;
   checkpoint(leaseId: string, progress: Checkpoint): Promise<CheckpointAck>;
-  retry(leaseId: string, report: AttemptReport | null, needs: { deliveredChunks: number; mustContinue: boolean }): Promise<RetryResult>;
+  retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds): Promise<RetryResult>;
   /** `failureStatus`: the status the client was told of a failure (the gate counts dead letters by it). */
   settle(
     leaseId: string,
@@ -29,6 +32,8 @@ export interface GateCalls {
     progress?: Checkpoint,
     failureStatus?: number,
   ): Promise<void>;
+  /** Claims a lease the gate does not know (see lease-claim.ts). */
+  adopt(claim: LeaseClaim): Promise<LeaseCheck>;
 }
 
 export interface AttemptLogEntry {
@@ -53,6 +58,8 @@ export interface DispatchInput {
   requestId: string;
   gate: GateCalls;
   leaseId: string;
+  /** What the lease was granted for: told to a gate that no longer knows it (see lease-claim.ts). */
+  admit: AdmitRequest;
   grant: AttemptGrant;
   timeouts: Timeouts;
   body: Record<string, unknown>;

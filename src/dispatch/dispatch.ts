@@ -21,6 +21,7 @@ import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
 import { logError } from "../log";
 import { randomHex } from "../trace-context";
 import { Checkpointer } from "./checkpointer";
+import { LeaseState, claimingCalls } from "./lease-claim";
 import type { DispatchInput, DispatchResult, GateCalls, AttemptLogEntry } from "./dispatch-input";
 import { replayEntry } from "./replay";
 import { runAttempt } from "./run-attempt";
@@ -35,10 +36,11 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   };
   // A detached request ignores its client: the generation finishes for a later replay.
   const cancelled = input.detached ? leaseEnded.signal : AbortSignal.any([input.signal, input.sink.clientGone, leaseEnded.signal]);
+  const claiming = claimingCalls(input.gate, new LeaseState(input.leaseId, input.admit, input.grant));
   const watched = {
-    renew: async (leaseId: string) => watch(await input.gate.renew(leaseId)),
-    firstToken: async (leaseId: string) => watch(await input.gate.firstToken(leaseId)),
-    checkpoint: async (leaseId: string, p: Checkpoint) => watch(await input.gate.checkpoint(leaseId, p)),
+    renew: async (leaseId: string) => watch(await claiming.renew(leaseId)),
+    firstToken: async (leaseId: string) => watch(await claiming.firstToken(leaseId)),
+    checkpoint: async (leaseId: string, p: Checkpoint) => watch(await claiming.checkpoint(leaseId, p)),
   };
   const checkpointer = new Checkpointer(
     {
@@ -52,11 +54,11 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   );
   let settled = false;
   const gate: GateCalls = {
+    ...claiming,
     ...watched,
-    retry: (...args) => input.gate.retry(...args),
     settle: async (leaseId, report, outcome, _progress, failureStatus) => {
       settled = true;
-      await input.gate.settle(leaseId, report, outcome, checkpointer.final(), failureStatus);
+      await claiming.settle(leaseId, report, outcome, checkpointer.final(), failureStatus);
     },
   };
   // Checkpoints go out as chunks are relayed; this timer renews the lease while nothing flows

@@ -20,18 +20,25 @@ import type {
   CheckpointAck,
   FollowResult,
   LeaseCheck,
+  LeaseClaim,
   RetryNeeds,
   RetryResult,
   SettleOutcome,
 } from "./core/protocol";
 import type { GateStats } from "./core/stats";
-import { POLL_MS } from "./core/tickets";
 import { ReplayJournal } from "./journal";
 import { logError } from "../log";
 import { LeaseRows } from "./lease-rows";
 import { ALERT_EVALUATE_MS, type AlertMessage } from "./core/gate-alerts";
 import type { SavedAlerts } from "./core/alert-tracker";
 import { AlertOutbox } from "./alert-outbox";
+import { AlarmClocks } from "./alarm-clocks";
+import { OpenCalls } from "./open-calls";
+import { LEASE_TTL_MS } from "./core/lease-timing";
+import { MAX_TOTAL_MS } from "../config/schema";
+
+/** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
+const TOMBSTONE_MS = MAX_TOTAL_MS + LEASE_TTL_MS;
 
 /** The bindings the gate uses (a subset of the Worker's). */
 export interface GateEnv {
@@ -39,12 +46,6 @@ export interface GateEnv {
   CONFIG_CACHE_TTL_SECONDS?: string;
   /** Where alert messages go; the Worker's consumer posts them to webhooks (observe/alerts). */
   ALERTS: Queue<AlertMessage>;
-}
-
-/** An admit or poll call held open for a queued request. */
-interface OpenCall {
-  resolve: (result: AdmitResult) => void;
-  timer: ReturnType<typeof setTimeout>;
 }
 
 export class TenantGate extends DurableObject<GateEnv> {
@@ -56,17 +57,14 @@ export class TenantGate extends DurableObject<GateEnv> {
   private core!: GateCore;
   private journal!: ReplayJournal;
   private leaseRows!: LeaseRows<Lease>;
-  private readonly openCalls = new Map<string, OpenCall>();
+  private readonly openCalls = new OpenCalls((ticket) => this.core.pollEnded(ticket, Date.now()));
   /** Followers (joined twins) waiting for a journal entry to change, by key. */
   private readonly followers = new Map<string, Set<() => void>>();
   private wakeTimer: { at: number; handle: ReturnType<typeof setTimeout> } | undefined;
   private metricsSaveTimer: ReturnType<typeof setTimeout> | undefined;
   private outbox!: AlertOutbox;
-  /** The one durable alarm serves two clocks: the earliest lease deadline and the next alert evaluation. */
-  private leaseAlarmAt: number | undefined;
-  private alertAlarmAt: number | undefined;
-  /** What the storage alarm was last set to (undefined: none, or not known). */
-  private alarmSetAt: number | undefined;
+  /** The one durable alarm: lease deadlines, alert evaluations, a deleted tenant's mark. */
+  private readonly clocks = new AlarmClocks(this.ctx.storage);
 
   constructor(ctx: DurableObjectState, env: GateEnv) {
     super(ctx, env);
@@ -104,11 +102,15 @@ export class TenantGate extends DurableObject<GateEnv> {
     );
     // A pending or firing alert (or an unsent message) is looked at again soon after a restart.
     if (this.core.alerts.active().length > 0 || this.outbox.size > 0) {
-      this.alertAlarmAt = Date.now() + ALERT_EVALUATE_MS;
-      this.applyAlarm();
+      this.clocks.set("alerts", Date.now() + ALERT_EVALUATE_MS);
     }
     this.leaseRows = new LeaseRows<Lease>(this.ctx.storage);
     this.core.leases.restore(this.leaseRows.load());
+    const deleted = meta.get("deleted");
+    if (deleted !== undefined) {
+      this.core.markDeleted();
+      this.clocks.set("tombstone", Number(deleted));
+    }
   }
 
   // ---- RPC ---------------------------------------------------------------------------------------
@@ -116,16 +118,22 @@ export class TenantGate extends DurableObject<GateEnv> {
   /** Admits a request: a lease, a replay, a join, a rejection, or (after POLL_MS in the queue) a ticket to poll. */
   async admit(request: AdmitRequest): Promise<AdmitResult> {
     await this.ensureConfig(request.tenant, request.shard ?? 0);
-    return this.holdWhileQueued(this.core.admit(request, Date.now()));
+    return this.openCalls.hold(this.core.admit(request, Date.now()));
   }
 
   /** A queued request asks again. "unknown": the gate restarted or dropped it; the Worker admits it anew. */
   async poll(ticketId: string): Promise<AdmitResult> {
-    return this.holdWhileQueued(this.core.poll(ticketId, Date.now()));
+    return this.openCalls.hold(this.core.poll(ticketId, Date.now()));
   }
 
   async retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds): Promise<RetryResult> {
     return this.core.retry(leaseId, report, needs, Date.now());
+  }
+
+  /** A live request claims a lease this gate does not know (see GateCore.adopt). */
+  async adopt(claim: LeaseClaim): Promise<LeaseCheck> {
+    await this.ensureConfig(claim.admit.tenant, claim.admit.shard ?? 0);
+    return this.core.adopt(claim, Date.now());
   }
 
   async renew(leaseId: string): Promise<LeaseCheck> {
@@ -150,7 +158,10 @@ export class TenantGate extends DurableObject<GateEnv> {
     progress?: Checkpoint,
     failureStatus?: number,
   ): Promise<void> {
+    const stored = this.leaseRows.holds(leaseId);
     this.core.settle(leaseId, report, outcome, progress, Date.now(), failureStatus);
+    // The row's delete is written before the reply: a restart must not bring a settled lease back.
+    if (stored) this.leaseRows.flush();
   }
 
   /**
@@ -200,21 +211,29 @@ export class TenantGate extends DurableObject<GateEnv> {
   /**
    * The tenant is deleted: queued requests are answered `tenant_deleted` at once, and everything
    * stored (journal, leases, breakers, counters) is erased. Leases in flight end at their Worker's
-   * next call (a checkpoint, a renewal, the first token), which is answered `tenant_deleted`. A
-   * tenant re-created under the same id starts empty.
+   * next call (a checkpoint, a renewal, the first token), which is answered `tenant_deleted`, after
+   * a restart too: while leases were in flight, one row marks the deletion until TOMBSTONE_MS has
+   * passed, when the alarm erases it. A tenant re-created under the same id starts empty.
    */
   async erase(): Promise<void> {
+    // Only a request holding a lease can call again after this: a gate with none keeps no mark.
+    const inFlight = this.core.leases.size > 0;
     this.core.endForDeletion();
     this.journal.discard();
     this.leaseRows.discard();
     for (const timer of [this.wakeTimer?.handle, this.metricsSaveTimer]) if (timer !== undefined) clearTimeout(timer);
     this.wakeTimer = this.metricsSaveTimer = undefined;
     if (this.tenant) forgetTenantConfig(this.tenant);
-    this.leaseAlarmAt = this.alertAlarmAt = this.alarmSetAt = undefined;
-    await this.ctx.storage.deleteAlarm();
+    await this.clocks.clear();
     await this.ctx.storage.deleteAll();
     this.open();
     this.core.markDeleted();
+    if (inFlight) {
+      // The mark outlives a restart: a request still in flight then ends tenant_deleted, not lease_lost.
+      const until = Date.now() + TOMBSTONE_MS;
+      this.ctx.storage.sql.exec(`INSERT INTO meta (key, value) VALUES ('deleted', ?)`, String(until));
+      this.clocks.set("tombstone", until);
+    }
     this.configLoadedAt = Date.now();
     // Followers read their entry again: it is gone.
     for (const key of [...this.followers.keys()]) this.wakeFollowers(key);
@@ -227,42 +246,40 @@ export class TenantGate extends DurableObject<GateEnv> {
 
   /** Reclaims leases whose Worker went silent; evaluates the alert rules and sends what changed. */
   override async alarm(): Promise<void> {
-    this.alarmSetAt = undefined; // the alarm that fired is spent
+    this.clocks.fired();
     const now = Date.now();
+    const tombstone = this.clocks.get("tombstone");
+    if (tombstone !== undefined && now >= tombstone) {
+      // Every request of the deleted tenant has ended by now: nothing of it is left.
+      await this.clocks.clear();
+      await this.ctx.storage.deleteAll();
+      this.open();
+      return;
+    }
     this.core.reclaimExpired(now);
-    if (this.alertAlarmAt !== undefined && now >= this.alertAlarmAt) await this.evaluateAlerts(now);
-    this.applyAlarm();
+    const alerts = this.clocks.get("alerts");
+    if (alerts !== undefined && now >= alerts) await this.evaluateAlerts(now);
   }
 
   /** Runs the rules; what changed goes to the outbox (stored), then to the alert queue. */
   private async evaluateAlerts(now: number): Promise<void> {
-    this.alertAlarmAt = undefined;
+    let next: number | undefined;
     if (this.tenant !== null && this.core.config) {
-      const { messages, saved, next } = this.core.alerts.evaluate(this.tenant, this.shard, () => crypto.randomUUID(), now);
-      this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('alerts', ?)`, JSON.stringify(saved));
-      this.outbox.add(messages, this.tenant);
-      this.alertAlarmAt = next;
+      const evaluated = this.core.alerts.evaluate(this.tenant, this.shard, () => crypto.randomUUID(), now);
+      this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('alerts', ?)`, JSON.stringify(evaluated.saved));
+      this.outbox.add(evaluated.messages, this.tenant);
+      next = evaluated.next;
     }
     // Messages a failed send left behind are tried again at the next evaluation.
-    if (!(await this.outbox.send(this.env.ALERTS, this.tenant)))
-      this.alertAlarmAt = Math.min(this.alertAlarmAt ?? Infinity, now + ALERT_EVALUATE_MS);
-  }
-
-  /** The storage alarm at the earlier of the two clocks (see leaseAlarmAt). */
-  private applyAlarm(): void {
-    const times = [this.leaseAlarmAt, this.alertAlarmAt].filter((t) => t !== undefined);
-    const at = times.length > 0 ? Math.min(...times) : undefined;
-    if (at === this.alarmSetAt) return;
-    this.alarmSetAt = at;
-    void (at === undefined ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(at));
+    if (!(await this.outbox.send(this.env.ALERTS, this.tenant))) next = Math.min(next ?? Infinity, now + ALERT_EVALUATE_MS);
+    this.clocks.set("alerts", next);
   }
 
   /** The figures changed and the tenant has alert rules: an evaluation within ALERT_EVALUATE_MS, or at once. */
   private alertsWanted(now = false): void {
     const at = Date.now() + (now ? 0 : ALERT_EVALUATE_MS);
-    if (this.alertAlarmAt !== undefined && this.alertAlarmAt <= at) return;
-    this.alertAlarmAt = at;
-    this.applyAlarm();
+    const set = this.clocks.get("alerts");
+    if (set === undefined || set > at) this.clocks.set("alerts", at);
   }
 
   // ---- wiring ------------------------------------------------------------------------------------
@@ -276,15 +293,12 @@ export class TenantGate extends DurableObject<GateEnv> {
       // A lease a journal entry points to is written at once the first time (see GateHost.saveLease).
       saveLease: (lease) => this.leaseRows.save(lease, lease.recordKey !== undefined && !this.leaseRows.holds(lease.id)),
       dropLease: (id) => this.leaseRows.remove(id),
-      setAlarm: (at) => {
-        this.leaseAlarmAt = at;
-        this.applyAlarm();
-      },
+      setAlarm: (at) => this.clocks.set("leases", at),
       saveBreaker: (id, snapshot) =>
         storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, id, JSON.stringify(snapshot)),
       dropBreaker: (id) => storage.sql.exec(`DELETE FROM breakers WHERE backend_id = ?`, id),
       metricsChanged: () => this.scheduleMetricsSave(),
-      deliver: (ticketId, result) => this.deliver(ticketId, result),
+      deliver: (ticketId, result) => this.openCalls.deliver(ticketId, result),
       wakeAt: (at) => this.scheduleWake(at),
       alertsWanted: (now) => this.alertsWanted(now),
     };
@@ -315,8 +329,15 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.identityStored = false;
   }
 
-  /** Stores which tenant and shard this gate serves once it has a config: a deleted tenant's requests write nothing. */
+  /**
+   * Stores which tenant and shard this gate serves once it has a config (a deleted tenant's requests
+   * write nothing); a re-created tenant's config lifts the deletion mark.
+   */
   private storeIdentity(): void {
+    if (this.core.config && this.clocks.get("tombstone") !== undefined) {
+      this.ctx.storage.sql.exec(`DELETE FROM meta WHERE key = 'deleted'`);
+      this.clocks.set("tombstone", undefined);
+    }
     if (this.identityStored || !this.core.config || this.tenant === null) return;
     this.ctx.storage.sql.exec(
       `INSERT OR REPLACE INTO meta (key, value) VALUES ('tenant', ?), ('shard', ?)`,
@@ -324,35 +345,6 @@ export class TenantGate extends DurableObject<GateEnv> {
       String(this.shard),
     );
     this.identityStored = true;
-  }
-
-  /** A queued request's call stays open up to POLL_MS for its verdict, then answers "queued". */
-  private holdWhileQueued(result: AdmitResult): AdmitResult | Promise<AdmitResult> {
-    if (result.kind !== "queued") return result;
-    const id = result.ticket;
-    return new Promise((resolve) => {
-      const call: OpenCall = {
-        resolve,
-        timer: setTimeout(() => {
-          // A newer call for the same ticket (a repeated poll) took over: this one just ends.
-          if (this.openCalls.get(id) === call) {
-            this.openCalls.delete(id);
-            this.core.pollEnded(id, Date.now());
-          }
-          resolve(result);
-        }, POLL_MS),
-      };
-      this.openCalls.set(id, call);
-    });
-  }
-
-  private deliver(ticketId: string, result: AdmitResult): boolean {
-    const call = this.openCalls.get(ticketId);
-    if (!call) return false;
-    clearTimeout(call.timer);
-    this.openCalls.delete(ticketId);
-    call.resolve(result);
-    return true;
   }
 
   /** One timer, at the earliest time the core asked to be woken. */

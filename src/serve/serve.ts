@@ -158,6 +158,7 @@ async function serve(env: Env, call: ServeCall): Promise<Ending> {
     requestId: admit.requestId,
     gate,
     leaseId: admitted.leaseId,
+    admit,
     grant: admitted.grant,
     timeouts: admitted.timeouts,
     body,

@@ -201,7 +201,8 @@ describe("slot release", () => {
   it("after an exception inside the dispatch loop", async () => {
     const { tenant } = await createTenant(oneSlot());
     const gate = gateOf(tenant);
-    const admitted = await gate.admit({ tenant, requestId: "req-x", alias: "chat", priority: "normal", promptTokens: 10 });
+    const admit = { tenant, requestId: "req-x", alias: "chat", priority: "normal", promptTokens: 10 } as const;
+    const admitted = await gate.admit(admit);
     if (admitted.kind !== "lease") throw new Error("not admitted");
     expect((await gateStats(tenant)).inFlight).toBe(1);
     const sink = new JsonSink(() => ({}));
@@ -210,6 +211,7 @@ describe("slot release", () => {
         requestId: "req-x",
         gate,
         leaseId: admitted.leaseId,
+        admit,
         grant: admitted.grant,
         timeouts: admitted.timeouts,
         body: { model: "chat", messages: MESSAGES },

@@ -251,7 +251,7 @@ describe("journal appends, written behind", () => {
     expect(await gate.checkpoint("no-such-lease", progress(0, [9]))).toMatchObject({
       held: false,
       recorded: null,
-      ended: { code: "lease_lost" },
+      ended: { code: "lease_unknown" },
     });
     // Settling with a final checkpoint the journal refuses leaves an entry that is not replayed as complete.
     await gate.settle(admitted.leaseId, null, "complete", progress(6, [7]));

@@ -1,5 +1,5 @@
 // Deleting a tenant erases everything it owned, in every gate, and ends its requests at once.
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { gateName } from "../../src/admission/gate-naming";
 import { MAX_SHARDS } from "../../src/config/schema";
@@ -44,6 +44,20 @@ async function leftovers(tenant: string): Promise<string[]> {
     });
   }
   return found;
+}
+
+/**
+ * A gate that had requests in flight keeps one row marking the deletion, and an alarm to erase it
+ * (TenantGate.erase): checks that this is all, then lets the mark run out and the alarm erase it.
+ */
+async function expireDeletionMark(tenant: string): Promise<void> {
+  expect(await leftovers(tenant)).toEqual(["shard 0: 1 rows in meta", "shard 0: an alarm"]);
+  await runInDurableObject(gateOf(tenant), (_gate, state) => {
+    expect(state.storage.sql.exec<{ key: string }>(`SELECT key FROM meta`).one().key).toBe("deleted");
+    state.storage.sql.exec(`UPDATE meta SET value = ? WHERE key = 'deleted'`, String(Date.now() - 1));
+  });
+  await abortAllDurableObjects();
+  expect(await runDurableObjectAlarm(gateOf(tenant))).toBe(true);
 }
 
 const deadLetterRows = async (tenant: string) =>
@@ -140,6 +154,7 @@ describe("DELETE /admin/tenants/{tenant}", () => {
     const sse = await readSse(res);
     expect(sse.done).toBe(false);
     expect(sse.error?.error.code).toBe("tenant_deleted");
+    await expireDeletionMark(tenant);
     expect(await leftovers(tenant)).toEqual([]);
   });
 
@@ -155,6 +170,7 @@ describe("DELETE /admin/tenants/{tenant}", () => {
     await reading;
     expect(sse.error).toMatchObject({ error: { code: "tenant_deleted" }, partial: true });
     await eventually(async () => (await simStats("a")).active === 0);
+    await expireDeletionMark(tenant);
     expect(await leftovers(tenant)).toEqual([]);
   });
 });

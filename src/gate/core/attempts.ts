@@ -6,6 +6,7 @@ import { pickBackend } from "./backend-picker";
 import type { LeaseTable, Lease } from "./leases";
 import type { GateMetrics } from "./metrics";
 import { exhausted } from "./rejections";
+import { backendTarget } from "./lease-recovery";
 import type { TenantPolicies } from "./tenant-policies";
 
 /** How long a retry waits before asking again when every eligible backend is full. */
@@ -66,16 +67,14 @@ export class Attempts {
     this.leases.occupy(lease, backend.id, probe);
     this.metrics.attemptStarted(backend.id, continuation && backend.resume);
     this.leases.save(lease);
-    const { id, url, model, apiKey, resume } = backend;
     // Only a resumable backend continues delivered output; any other starts the answer over (a
     // non-streaming one, whose client has seen nothing).
-    const continues = continuation && resume;
     return {
       attempt: lease.attempts,
-      backend: { id, url, model, apiKey, resume, alias: entry.alias },
+      backend: backendTarget(backend, entry.alias),
       delayMs,
       probe,
-      continuation: continues,
+      continuation: continuation && backend.resume,
     };
   }
 

@@ -263,7 +263,7 @@ describe("leases", () => {
     expect(core.checkpoint("nope", { from: 0, chunks: [], text: "", tokens: 0 }, 3)).toMatchObject({
       held: false,
       recorded: null,
-      ended: { code: "lease_lost" },
+      ended: { code: "lease_unknown" },
     });
     core.settle(lease.leaseId, success("a"), "complete", { from: 3, chunks: ["4"], text: "abcd", tokens: 4 }, 4);
     expect(
@@ -285,7 +285,7 @@ describe("tenant deletion", () => {
 
     const { core: after, host: afterHost } = testCore(oneSlot());
     after.loadConfig(null, 0, new Map(), 3);
-    expect(after.renew(held.leaseId, 3)).toMatchObject({ held: false, ended: { status: 502, code: "lease_lost" } });
+    expect(after.renew(held.leaseId, 3)).toMatchObject({ held: false, ended: { status: 502, code: "lease_unknown" } });
     after.markDeleted();
     const gone = { held: false, ended: { status: 410, code: "tenant_deleted" } };
     expect(after.renew(held.leaseId, 4)).toMatchObject(gone);

@@ -22,17 +22,20 @@ import {
   type Checkpoint,
   type CheckpointAck,
   type LeaseCheck,
+  type LeaseClaim,
   type RetryNeeds,
   type RetryResult,
   type SettleOutcome,
   writesDeadLetter,
 } from "./protocol";
 import { closeEntry } from "./entry-close";
-import { exhausted, leaseEnded, rejections } from "./rejections";
+import { exhausted, leaseEnded, leaseLost, rejections } from "./rejections";
+import { adoptedLease, regrant } from "./lease-recovery";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
 import { TenantPolicies, backgroundLimit } from "./tenant-policies";
-import { TicketBook, type Ticket, type TwinGroup, type Waiter } from "./tickets";
+import { TicketBook, type Waiter } from "./tickets";
+import { WaitingRoom } from "./waiting-room";
 
 export class GateCore {
   readonly policies: TenantPolicies;
@@ -42,6 +45,7 @@ export class GateCore {
   readonly alerts: GateAlerts;
   private readonly attempts: Attempts;
   private readonly drain = new DrainRate();
+  private readonly waiting: WaitingRoom;
   /** The tenant was deleted (see endForDeletion) and no config has been installed since. */
   private deleted = false;
 
@@ -65,6 +69,7 @@ export class GateCore {
     const sources = { policies: this.policies, metrics: this.metrics, queue: this.tickets.queue };
     this.alerts = new GateAlerts(sources, (now) => host.alertsWanted(now), savedAlerts);
     this.attempts = new Attempts(this.policies, this.leases, this.metrics, () => host.random());
+    this.waiting = new WaitingRoom(this.tickets, this.metrics, this.drain, this.policies, host.journal);
   }
 
   get config(): TenantConfig | null {
@@ -101,13 +106,18 @@ export class GateCore {
       this.metrics.count("rejectedQueueFull", request.shedByWorker);
       this.metrics.count("shedByWorker", request.shedByWorker);
     }
+    // A resent admission (its reply was lost) gets what the first one got: its place in the queue or its lease.
+    if (this.tickets.has(request.requestId)) return this.tickets.listen(request.requestId, now);
+    const held = this.leases.ofRequest(request.requestId);
+    const again = held && regrant(held, this.policies, this.host.journal, now);
+    if (again) return again;
     const config = this.policies.config;
     if (!config) return this.deleted ? rejections.tenantDeleted() : rejections.tenantNotFound();
     const plan = buildRoutePlan(config, { ...request, inFlight: (id) => this.leases.inFlight(id) });
     if (!plan.ok) return { kind: "reject", status: plan.status, code: plan.code, message: plan.message };
-    const closedFor = breakersOpenFor(this.policies, plan.entries, now);
-    if (closedFor !== undefined) return this.noBackend(closedFor);
 
+    // A stored answer, a key reused with another body and a live twin are decided before any
+    // backend's availability: a replay calls no backend.
     let resumeFrom: EntrySnapshot | undefined;
     const record = request.record;
     if (record) {
@@ -118,12 +128,14 @@ export class GateCore {
       // The key's first request is still queued: this one waits for it rather than starting a
       // second generation. (An admission retried with the same request id goes the usual way.)
       const group = record.shared ? this.tickets.group(record.key) : undefined;
-      if (group && !this.tickets.has(request.requestId)) return this.waitBehind(group, request, config, now);
+      if (group) return this.waiting.waitBehind(group, request, config, now);
       if (decision?.kind === "takeover") resumeFrom = decision.entry;
       // A stored-only answer (stale-if-error) is kept until it expires, and a run already
       // recording one is left alone: this request then records nothing.
       if (entry && !record.shared && (entry.state === "complete" || this.isLive(entry))) request = { ...request, record: undefined };
     }
+    const closedFor = breakersOpenFor(this.policies, plan.entries, now);
+    if (closedFor !== undefined) return this.noBackend(closedFor);
 
     // Only a request that will call a backend counts: replays, joins and twins above cost none.
     const rateTokens = request.promptTokens + (request.maxTokens ?? 0);
@@ -146,7 +158,7 @@ export class GateCore {
       const granted = this.grant(waiter, now);
       if (granted) return granted;
     }
-    return this.enqueue(waiter, config, now);
+    return this.waiting.enqueue(waiter, config, now);
   }
 
   /** A queued request asks again: its verdict, "queued" (the caller holds the call open), or "unknown". */
@@ -166,71 +178,12 @@ export class GateCore {
   wake(now: number): void {
     for (const ticket of this.tickets.takeDue(now)) {
       this.metrics.count("rejectedQueueTimeout");
-      this.answerTicket(ticket, rejections.queueTimeout(ticket.deadline - ticket.enqueuedAt), now);
+      this.waiting.answer(ticket, rejections.queueTimeout(ticket.deadline - ticket.enqueuedAt), now);
     }
-    this.dropStale(now);
+    this.waiting.dropStale(now);
     this.tickets.forgetUnclaimed(now);
     const next = this.tickets.nextWake();
     if (next !== undefined) this.host.wakeAt(next);
-  }
-
-  private enqueue(waiter: Waiter, config: TenantConfig, now: number): AdmitResult {
-    const id = waiter.request.requestId;
-    const full = (shedForMs?: number) => {
-      this.metrics.count("rejectedQueueFull");
-      this.refundRate(waiter, now);
-      return rejections.queueFull(config.limits.maxQueue, this.drain.retryAfterSeconds(now, this.tickets.queue.size), shedForMs);
-    };
-    // A full queue stays full for a moment: Workers may repeat this verdict themselves meanwhile.
-    const shedForMs = config.limits.shedHintMs;
-    if (config.limits.maxQueue === 0 || this.tickets.has(id)) return full(config.limits.maxQueue === 0 ? shedForMs : undefined);
-    const ticket = this.tickets.ticket(waiter, now + config.limits.maxQueueWaitMs, now);
-    const offered = this.tickets.enqueue(ticket);
-    if (!offered.accepted) return full(shedForMs);
-    this.metrics.count("queued");
-    if (offered.displaced) {
-      this.metrics.count("rejectedQueueFull");
-      this.answerTicket(offered.displaced.value, rejections.displaced(this.drain.retryAfterSeconds(now, this.tickets.queue.size)), now);
-    }
-    return { kind: "queued", ticket: id };
-  }
-
-  /** A request whose key's first request is queued takes no place in the queue and shares its fate. */
-  private waitBehind(group: TwinGroup, request: AdmitRequest, config: TenantConfig, now: number): AdmitResult {
-    if (group.ticket.request.record!.bodyHash !== request.record!.bodyHash) return rejections.keyReused();
-    const waiter: Waiter = { request, plan: group.ticket.plan, degradations: group.ticket.degradations, enqueuedAt: now };
-    this.tickets.addTwin(group, this.tickets.ticket(waiter, now + config.limits.maxQueueWaitMs, now));
-    this.metrics.count("queuedTwins");
-    return { kind: "queued", ticket: request.requestId };
-  }
-
-  /** Gives a queued request its verdict, and its twins theirs (see releaseTwins). */
-  private answerTicket(ticket: Ticket, result: AdmitResult, now: number): void {
-    if (result.kind !== "lease") this.refundRate(ticket, now);
-    this.releaseTwins(ticket, result, now);
-    this.tickets.give(ticket, result);
-  }
-
-  /**
-   * A queued request left the queue with `result` (undefined: dropped, nobody polled it): its twins
-   * join its generation if it got a slot, get its verdict if it was turned away, and are admitted
-   * anew ("unknown") if it was dropped, so one of them takes its place.
-   */
-  private releaseTwins(ticket: Ticket, result: AdmitResult | undefined, now: number): void {
-    const twins = this.tickets.releaseGroup(ticket);
-    if (twins.length === 0) return;
-    const entry = result?.kind === "lease" ? this.host.journal.get(ticket.request.record!.key, now) : undefined;
-    const verdict: AdmitResult = entry ? { kind: "join", entry } : result?.kind === "reject" ? result : { kind: "unknown" };
-    for (const twin of twins) this.answerTicket(twin, verdict, now);
-  }
-
-  /** Queued requests nobody polls any more leave the queue; a twin of one takes its place. */
-  private dropStale(now: number): void {
-    for (const ticket of this.tickets.takeStale(now)) {
-      this.metrics.count("abandonedInQueue");
-      this.refundRate(ticket, now);
-      this.releaseTwins(ticket, undefined, now);
-    }
   }
 
   /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
@@ -264,17 +217,17 @@ export class GateCore {
   private handOutSlots(now: number): void {
     const config = this.policies.config;
     if (!config || this.tickets.queue.size === 0) return;
-    this.dropStale(now);
+    this.waiting.dropStale(now);
     const closedFor = (w: Waiter) => breakersOpenFor(this.policies, w.plan, now);
     for (const entry of this.tickets.queue.removeWhere((e) => closedFor(e.value) !== undefined)) {
-      this.answerTicket(entry.value, this.noBackend(closedFor(entry.value)!), now);
+      this.waiting.answer(entry.value, this.noBackend(closedFor(entry.value)!), now);
     }
     while (this.leases.size < config.limits.maxConcurrency) {
       const canStart = (w: Waiter) =>
         this.hasSlotFor(w.request, config) && pickBackend(this.policies, w.plan, 0, (w.resumeFrom?.tokens ?? 0) > 0, now).ok;
       const entry = this.tickets.queue.takeFirst((e) => canStart(e.value));
       if (!entry) break;
-      this.answerTicket(entry.value, this.grant(entry.value, now)!, now);
+      this.waiting.answer(entry.value, this.grant(entry.value, now)!, now);
     }
   }
 
@@ -284,10 +237,35 @@ export class GateCore {
   retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const lease = this.leases.get(leaseId);
     if (!lease) return exhausted.leaseGone(this.deleted);
+    // Resent after its reply was lost: the attempt that call started, not another one.
+    const started =
+      needs.attempt !== undefined && lease.attempts > needs.attempt ? regrant(lease, this.policies, this.host.journal, now) : undefined;
+    if (started?.kind === "lease")
+      return { kind: "attempt", grant: { ...started.grant, continuation: needs.deliveredChunks > 0 && started.grant.backend.resume } };
     const next = this.attempts.next(lease, report, needs, now);
     // A slot of a backend, or a breaker's state, may have changed for waiters in the queue.
     if (next.kind !== "wait") this.handOutSlots(now);
     return next;
+  }
+
+  /**
+   * A live request the gate does not know (it restarted before writing the lease, or reclaimed it)
+   * claims its lease: adopted and counted again, whatever the limits, as its backend is answering.
+   * Refused only for a deleted tenant, or one with no config.
+   */
+  adopt(claim: LeaseClaim, now: number): LeaseCheck {
+    if (this.leases.get(claim.leaseId)) return { held: true };
+    if (this.deleted) return this.gone();
+    if (!this.policies.config) return { held: false, ended: leaseLost() };
+    const lease = adoptedLease(claim, this.policies, (id) => this.leases.inFlight(id), now);
+    this.leases.add(lease);
+    if (claim.backendId !== null) {
+      this.leases.occupy(lease, claim.backendId, false);
+      lease.attempts = claim.attempts;
+    }
+    this.leases.save(lease);
+    this.metrics.count("adopted");
+    return { held: true };
   }
 
   /** Keeps a lease alive while the Worker relays; when it is gone (reclaimed, tenant deleted), says why. */
@@ -387,11 +365,5 @@ export class GateCore {
   private noBackend(retryAfterMs: number) {
     this.metrics.count("rejectedNoBackend");
     return rejections.noBackend(retryAfterMs);
-  }
-
-  /** A request charged to the rate limit got no slot after all: it gives its charge back. */
-  private refundRate(waiter: Waiter, now: number): void {
-    if (waiter.rateTokens !== undefined) this.policies.rateLimit?.refund(waiter.rateTokens, now);
-    waiter.rateTokens = undefined;
   }
 }

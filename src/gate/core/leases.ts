@@ -34,6 +34,8 @@ export interface Lease {
   promptTokens?: number;
   /** Background work (a batch line): counted against limits.background. */
   background?: true;
+  /** How the plan was degraded at admission (told again to a resent admission). */
+  degradations?: string[];
 }
 
 /** A new lease for `waiter`, its first attempt at plan index `cursor`. */
@@ -52,11 +54,14 @@ export function newLease(id: string, waiter: Waiter, cursor: number, now: number
     recordKey: request.record?.key,
     ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens, promptTokens: request.promptTokens } : {}),
     ...(request.priority === "background" ? { background: true as const } : {}),
+    ...(waiter.degradations.length > 0 ? { degradations: waiter.degradations } : {}),
   };
 }
 
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
+  /** Lease ids by request id: an admission resent for a request gets its lease again. */
+  private readonly byRequest = new Map<string, string>();
   private readonly perBackend = new Map<string, number>();
   private alarmAt: number | undefined;
   /** Leases of background work. */
@@ -76,6 +81,12 @@ export class LeaseTable {
     return this.leases.get(id);
   }
 
+  /** The lease held by the request with this id, if any. */
+  ofRequest(requestId: string): Lease | undefined {
+    const id = this.byRequest.get(requestId);
+    return id === undefined ? undefined : this.leases.get(id);
+  }
+
   /** Attempts in progress on the backend. */
   inFlight(backendId: string): number {
     return this.perBackend.get(backendId) ?? 0;
@@ -92,6 +103,7 @@ export class LeaseTable {
 
   add(lease: Lease): void {
     this.leases.set(lease.id, lease);
+    this.byRequest.set(lease.requestId, lease.id);
     if (lease.background) this.backgroundLeases++;
   }
 
@@ -125,6 +137,7 @@ export class LeaseTable {
   }
 
   remove(lease: Lease): void {
+    if (this.byRequest.get(lease.requestId) === lease.id) this.byRequest.delete(lease.requestId);
     if (this.leases.delete(lease.id) && lease.background) this.backgroundLeases--;
     this.host.dropLease(lease.id);
   }

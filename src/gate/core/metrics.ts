@@ -26,6 +26,8 @@ function newCounters() {
     failed: 0,
     cancelled: 0,
     abandoned: 0,
+    /** Leases the gate did not know (it restarted before writing them) and took back from their live request. */
+    adopted: 0,
     attempts: 0,
     retries: 0,
     continuations: 0,
@@ -57,6 +59,7 @@ export const COUNTER_HELP: Record<CounterName, string> = {
   failed: "Requests that failed before their first token.",
   cancelled: "Requests whose client went away.",
   abandoned: "Requests whose Worker stopped renewing the lease (reclaimed by the alarm).",
+  adopted: "Live requests whose lease the gate did not know (a restart before it was written) and counted again.",
   attempts: "Upstream attempts.",
   retries: "Attempts after the first of a request.",
   continuations: "Attempts that carried on a stream cut mid-way.",

@@ -165,6 +165,27 @@ export interface RetryNeeds {
   deliveredChunks: number;
   /** The client already holds part of the answer: only a continuation can carry on. */
   mustContinue: boolean;
+  /**
+   * The attempt the report is about (AttemptGrant.attempt). A retry resent after its reply was lost
+   * finds the lease already past it, and gets the attempt the first call started.
+   */
+  attempt?: number;
+}
+
+/**
+ * What a live request tells a gate that does not know its lease (it restarted before the lease was
+ * written, or reclaimed it): enough to adopt it (see core/lease-recovery.ts).
+ */
+export interface LeaseClaim {
+  leaseId: string;
+  /** The admission the lease was granted for. */
+  admit: AdmitRequest;
+  /** The backend of the attempt in progress; null between attempts. */
+  backendId: string | null;
+  /** Attempts made so far. */
+  attempts: number;
+  /** The attempt in progress produced its first token. */
+  answered: boolean;
 }
 
 export type RetryResult =

@@ -12,10 +12,18 @@ const TENANT_DELETED = {
   message: "This tenant was deleted while the request was in progress.",
 } as const;
 
-/** Why a lease is gone: the tenant was deleted, or (else) the gate reclaimed it from a silent Worker. */
+/** The gate does not know the lease: the Worker claims it (LeaseClaim); a request is never ended for this alone. */
+export const LEASE_UNKNOWN = "lease_unknown";
+
+/** Why a lease is gone: the tenant was deleted, or (else) the gate does not know it (see LEASE_UNKNOWN). */
 export function leaseEnded(tenantDeleted: boolean): LeaseEnded {
-  return tenantDeleted ? { ...TENANT_DELETED } : { status: 502, code: "lease_lost", message: "The request's lease expired." };
+  return tenantDeleted
+    ? { ...TENANT_DELETED }
+    : { status: 502, code: LEASE_UNKNOWN, message: "The gate does not know this request's lease." };
 }
+
+/** A claimed lease the gate cannot take back (its tenant has no config). */
+export const leaseLost = (): LeaseEnded => ({ status: 502, code: "lease_lost", message: "The request's lease was lost." });
 
 export const rejections = {
   tenantNotFound: (): Rejection => ({
