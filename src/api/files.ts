@@ -7,7 +7,7 @@ import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { readBodyWithin } from "./validation";
 import { MAX_FILE_BYTES, parseBatchInput } from "../jobs/batch-input";
-import { FileStore, MAX_TENANT_FILE_BYTES } from "../jobs/files";
+import { FileStore, MAX_FILENAME_CHARS, MAX_TENANT_FILE_BYTES } from "../jobs/files";
 
 /** Room for the multipart framing around the file. */
 const MULTIPART_OVERHEAD = 64 * 1024;
@@ -42,6 +42,12 @@ export const filesRoute = new Hono<AppEnv>()
     if (purpose !== "batch") return errorResponse(400, "invalid_purpose", 'purpose must be "batch" (the one kind of file sluice keeps).');
     if (typeof file === "string" || file === null) return errorResponse(400, "invalid_request", "The 'file' field must be a file.");
     if (file.size > MAX_FILE_BYTES) return errorResponse(413, "file_too_large", `A file holds at most ${MAX_FILE_BYTES} bytes.`);
+    if (file.name.length > MAX_FILENAME_CHARS)
+      return errorResponse(
+        400,
+        "filename_too_long",
+        `A file's name is at most ${MAX_FILENAME_CHARS} characters; this one has ${file.name.length}.`,
+      );
     const bytes = new Uint8Array(await file.arrayBuffer());
     const parsed = parseBatchInput(bytes);
     if (!parsed.ok) return errorResponse(400, "invalid_file", `Invalid batch file: ${parsed.message}.`);

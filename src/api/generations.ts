@@ -10,6 +10,7 @@ import type { Env } from "../env";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import type { ChatRequest } from "../config/chat-request";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../config/json-depth";
 import { GenerationStore, generationEnded, MAX_OPEN_GENERATIONS, type GenerationObject } from "../jobs/generations";
 import { backgroundRecord } from "../serve/detached";
 import { generationKey } from "../jobs/generate";
@@ -26,6 +27,8 @@ export const prefersAsync = (prefer: string | undefined) => prefer !== undefined
  * `webhook`: what the request's Sluice-Webhook header names (checked: namedWebhook), told when it ends.
  */
 export async function startGeneration(env: Env, tenant: string, request: ChatRequest, webhook?: string): Promise<Response> {
+  // A dead letter written before batch lines were checked may hold a body no route would take.
+  if (nestsDeeperThan(request, MAX_JSON_DEPTH)) return tooDeep();
   const store = new GenerationStore(env.DB, tenant);
   if ((await store.openCount()) >= MAX_OPEN_GENERATIONS)
     return errorResponse(429, "too_many_generations", `A tenant has at most ${MAX_OPEN_GENERATIONS} async generations waiting or running.`);
@@ -36,6 +39,8 @@ export async function startGeneration(env: Env, tenant: string, request: ChatReq
     headers: { location: `/v1/generations/${generation.id}`, "preference-applied": "respond-async" },
   });
 }
+
+const tooDeep = () => errorResponse(400, "json_too_deep", `The request nests objects or arrays more than ${MAX_JSON_DEPTH} deep.`);
 
 const notFound = (id: string) => errorResponse(404, "generation_not_found", `No generation ${id}.`);
 
@@ -54,6 +59,11 @@ export const generationsRoute = new Hono<AppEnv>()
     const lastEvent = c.req.header("last-event-id");
     if (lastEvent !== undefined && !/^\d{1,9}$/.test(lastEvent))
       return errorResponse(400, "invalid_last_event_id", "Last-Event-ID must be a chunk number.");
+    // Such a generation never runs (jobs/generate.ts ends it failed): it has no stream to join.
+    if (nestsDeeperThan(request, MAX_JSON_DEPTH))
+      return generationEnded(generation)
+        ? endedStream(generation)
+        : errorResponse(409, "generation_not_streamable", `Generation ${id} cannot be streamed; GET /v1/generations/${id} has its state.`);
     if (generationEnded(generation)) {
       // Its journal entry, while kept, replays it chunk for chunk (so Last-Event-ID holds); after
       // that only the stored answer is left, whole.

@@ -5,25 +5,9 @@ import { validator } from "hono/validator";
 import type { Context, Env } from "hono";
 import type { output, ZodType } from "zod";
 import { describeIssues } from "../config/schema";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../config/json-depth";
 import { errorResponse } from "../stream/errors";
 import { readWithin } from "../stream/read-within";
-
-/** Objects and arrays nested deeper than this are refused (hashing a body for its journal key walks it). */
-export const MAX_JSON_DEPTH = 64;
-
-/** Whether `value` nests objects and arrays more than `limit` deep. Iterative: any depth is safe to ask about. */
-export function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (node === null || typeof node !== "object") continue;
-    if (depth > limit) return true;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
-    }
-  }
-  return false;
-}
 
 /**
  * The media type of a Content-Type value, without parameters, if it is JSON: `application/json`

@@ -34,6 +34,11 @@ describe("batch input files", () => {
     expect(bad(line("a", { stream: true }))).toBe("line 1: body: body.stream must not be true: a batch line's answer is stored whole");
     expect(bad(line("a", { messages: [] }))).toBe("line 1: body.messages: messages must hold at least one message");
     expect(bad("\n\n")).toBe("the file holds no request");
+    // As the chat route refuses such a body (json_too_deep): hashing it for its key would overflow the stack.
+    const deep = `${"[".repeat(20_000)}${"]".repeat(20_000)}`;
+    expect(bad(`${line("a")}\n${line("b", { user_data: 0 }).replace('"user_data":0', `"user_data":${deep}`)}`)).toBe(
+      "line 2: nests objects or arrays more than 64 deep",
+    );
     expect(parseBatchInput(new Uint8Array([0xff, 0xfe]))).toEqual({ ok: false, message: "line 1: is not UTF-8" });
   });
 

@@ -5,6 +5,7 @@
 import * as z from "zod";
 import { ChatRequestSchema } from "../config/chat-request";
 import { describeIssues } from "../config/schema";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../config/json-depth";
 
 /** Lines per file at most (OpenAI's batches take up to 50,000; sluice's are smaller). */
 export const MAX_BATCH_LINES = 10_000;
@@ -56,6 +57,7 @@ export function parseBatchInput(bytes: Uint8Array): ParsedInput {
       } catch {
         return fail("is not JSON");
       }
+      if (nestsDeeperThan(json, MAX_JSON_DEPTH)) return fail(`nests objects or arrays more than ${MAX_JSON_DEPTH} deep`);
       const parsed = BatchLineSchema.safeParse(json);
       if (!parsed.success) return fail(describeIssues(parsed.error));
       if (seen.has(parsed.data.custom_id)) return fail(`custom_id "${parsed.data.custom_id}" is used by an earlier line`);

@@ -2,7 +2,8 @@
 // the batch is finalized into its output and error files. Every change of state is a conditional
 // UPDATE, so consumers racing on one batch (redeliveries, the last two lines at once) move it once.
 //   validating -> in_progress -> finalizing -> completed | expired | cancelled
-//   validating | in_progress -> cancelling -> finalizing;  a batch that cannot start -> failed
+//   validating | in_progress -> cancelling -> finalizing;  a batch that cannot go on -> failed
+//   (or cancelled, from cancelling or a cancelled batch's finalizing)
 /** Open (not final) batches a tenant may have at once. */
 export const MAX_OPEN_BATCHES = 20;
 /** Metadata pairs a batch may carry, and their sizes (as OpenAI's). */
@@ -195,14 +196,23 @@ export class BatchStore {
     ]);
   }
 
-  /** A batch that could not run at all (its input file vanished). */
+  /**
+   * A batch that cannot go on (its input file vanished, a step failed every delivery) ends now, from
+   * whatever open state it is in: `cancelled` if it was being cancelled, else `failed`.
+   */
   async fail(id: string, error: { code: string; message: string }, now: number): Promise<void> {
-    const errors = { object: "list", data: [{ ...error, line: null, param: null }] };
+    const errors = JSON.stringify({ object: "list", data: [{ ...error, line: null, param: null }] });
+    const at = seconds(now);
     await this.db
       .prepare(
-        `UPDATE batches SET status = 'failed', failed_at = ?, errors = ? WHERE tenant = ? AND id = ? AND status IN ('validating', 'in_progress')`,
+        `UPDATE batches SET
+           status = CASE WHEN cancelling_at IS NULL THEN 'failed' ELSE 'cancelled' END,
+           failed_at = CASE WHEN cancelling_at IS NULL THEN ? ELSE failed_at END,
+           cancelled_at = CASE WHEN cancelling_at IS NULL THEN cancelled_at ELSE ? END,
+           errors = ?
+         WHERE tenant = ? AND id = ? AND status IN ('validating', 'in_progress', 'cancelling', 'finalizing')`,
       )
-      .bind(seconds(now), JSON.stringify(errors), this.tenant, id)
+      .bind(at, at, errors, this.tenant, id)
       .run();
   }
 

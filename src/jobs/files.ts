@@ -5,6 +5,8 @@
 import type { LineIndex } from "./batch-input";
 
 export const MAX_TENANT_FILE_BYTES = 1024 * 1024 * 1024;
+/** A file's name is at most this many characters (as most file systems allow). */
+export const MAX_FILENAME_CHARS = 255;
 /** Batch output and error files are kept this long (seconds), as OpenAI's are. */
 export const OUTPUT_FILE_TTL_S = 30 * 86_400;
 
@@ -56,16 +58,22 @@ export class FileStore {
     now: number,
     id = newFileId(),
   ): Promise<FileObject> {
-    await this.bucket.put(this.key(id), file.bytes);
-    if (file.index) await this.bucket.put(`${this.key(id)}.index`, JSON.stringify(file.index));
     const createdAt = Math.floor(now / 1000);
     const expiresAt = file.purpose === "batch_output" ? createdAt + OUTPUT_FILE_TTL_S : null;
+    // The row first: an object in R2 is never without the row that counts it, lists it and deletes it.
     await this.db
       .prepare(
         `INSERT OR REPLACE INTO files (id, tenant, filename, purpose, bytes, lines, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .bind(id, this.tenant, file.filename, file.purpose, file.bytes.length, file.lines, createdAt, expiresAt)
       .run();
+    try {
+      await this.bucket.put(this.key(id), file.bytes);
+      if (file.index) await this.bucket.put(`${this.key(id)}.index`, JSON.stringify(file.index));
+    } catch (err) {
+      await this.delete(id).catch(() => {});
+      throw err;
+    }
     return toObject({
       id,
       filename: file.filename,

@@ -4,6 +4,7 @@
 // letter with its request, so it can be run again. Either way its webhook, if any, is told.
 import type { Env } from "../env";
 import { readTenantConfig } from "../config/store";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../config/json-depth";
 import { recordGaveUp } from "./gave-up";
 import { serveDetached } from "../serve/detached";
 import { GenerationStore, generationEnded } from "./generations";
@@ -23,7 +24,15 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
   const [found, config] = await Promise.all([store.withRequest(job.generationId), readTenantConfig(env, job.tenant)]);
   if (!found || !config) return "done";
   const { generation, request, webhook } = found;
-  if (!generationEnded(generation)) {
+  if (!generationEnded(generation) && nestsDeeperThan(request, MAX_JSON_DEPTH)) {
+    // Stored before every route checked the depth: it can never run (hashing it for its key would overflow the stack).
+    const message = `The request nests objects or arrays more than ${MAX_JSON_DEPTH} deep; it cannot run.`;
+    await store.finish(
+      generation.id,
+      { status_code: 400, body: { error: { message, type: "invalid_request_error", code: "json_too_deep" } } },
+      Date.now(),
+    );
+  } else if (!generationEnded(generation)) {
     await store.started(generation.id, Date.now());
     const work = { tenant: job.tenant, config, key: generationKey(generation.id), path: `/v1/generations/${generation.id}`, request };
     const answer = await serveDetached(env, work, { signal: new AbortController().signal });

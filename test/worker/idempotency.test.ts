@@ -6,6 +6,7 @@ import type { TenantGate } from "../../src/gate/tenant-gate";
 import {
   chat,
   createTenant,
+  expectError,
   expireLeases,
   gateOf,
   eventually,
@@ -285,6 +286,28 @@ describe("journal appends, written behind", () => {
     // What the gate said it recorded survives a restart.
     await abortAllDurableObjects();
     expect((await gateOf(tenant).follow(record.key, 0, 0)).chunks).toEqual([1, 2, 3].map(chunk));
+  });
+});
+
+describe("Idempotency-Key while every breaker is open", () => {
+  it("replays the stored answer without a backend, and refuses the key with another body (422), not 503", async () => {
+    const { tenant, key } = await createTenant(
+      simConfig(["a"], { retry: { maxAttempts: 2, baseDelayMs: 1 }, breaker: { consecutiveFailures: 2 } }),
+    );
+    const body = { model: "chat", messages: MESSAGES };
+    const first: any = await (await chat(key, body, { "idempotency-key": "k-open" })).json();
+    await simControl("a", { failRate: 1, failStatus: 503 });
+    await (await chat(key, body)).arrayBuffer();
+    expect((await gateStats(tenant)).backends[0].breaker).toBe("open");
+    const before = (await simStats("a")).requests;
+    const replay = await chat(key, { ...body, stream: true }, { "idempotency-key": "k-open" });
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get("x-sluice-replay")).toBe("stored");
+    expect((await readSse(replay)).text).toBe(first.choices[0].message.content);
+    await expectError(await chat(key, { ...body, max_tokens: 3 }, { "idempotency-key": "k-open" }), 422, "idempotency_key_reused");
+    expect((await simStats("a")).requests).toBe(before);
+    // A request that needs a backend is still told none is available.
+    await expectError(await chat(key, body), 503, "no_backend_available");
   });
 });
 
