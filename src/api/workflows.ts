@@ -21,13 +21,6 @@ const startBody = boundedBody(() => ({ maxBytes: MAX_INPUT_BYTES, readTimeoutMs:
 const runNotFound = (id: string) => errorResponse(404, "run_not_found", `No workflow run ${id.slice(0, 80)}.`);
 const storeOf = (env: Env, tenant: string) => new WorkflowStore(env.DB, tenant);
 
-/** A run's id: from the Idempotency-Key when there is one, so a retried start finds its run. */
-async function runIdFor(tenant: string, name: string, key: string | undefined): Promise<string> {
-  if (key === undefined) return `wfr_${crypto.randomUUID().replaceAll("-", "")}`;
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify([tenant, name, key])));
-  return `wfr_${[...new Uint8Array(digest).slice(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
-
 export const workflowsRoute = new Hono<AppEnv>()
   .use("*", tenantAuth)
   .get("/runs", async (c) => {
@@ -84,11 +77,16 @@ export const workflowsRoute = new Hono<AppEnv>()
     const limit = c.get("config").workflows.maxConcurrentRuns;
     if ((await store.openRuns()) >= limit)
       return errorResponse(429, "too_many_runs", `The tenant has ${limit} workflow runs queued or running (workflows.maxConcurrentRuns).`);
-    const id = await runIdFor(tenant, name, key);
+    // A fresh id every time, never one derived from the key: a tenant deleted and re-created under
+    // the same name must not meet its old runs' instances in Cloudflare Workflows.
+    const id = `wfr_${crypto.randomUUID().replaceAll("-", "")}`;
     const input = c.req.valid("json").input ?? null;
-    // A start racing one with the same key inserts nothing: it answers with the other's run.
-    if (!(await store.createRun({ id, name, version: stored.version, input, idempotencyKey: key }, Date.now())))
-      return c.json(await store.run(id), 200, { location: `/v1/workflows/runs/${id}` });
+    // A start racing one with the same key inserts nothing (the key is unique per tenant): it answers with the other's run.
+    if (!(await store.createRun({ id, name, version: stored.version, input, idempotencyKey: key }, Date.now()))) {
+      const winner = key === undefined ? null : await store.runIdByKey(key);
+      if (winner) return c.json(await store.run(winner), 200, { location: `/v1/workflows/runs/${winner}` });
+      return errorResponse(503, "run_not_started", `The run could not be recorded (request ${c.get("requestId")}); start it again.`);
+    }
     try {
       await c.env.WORKFLOWS.create({
         id,

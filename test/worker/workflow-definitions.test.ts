@@ -93,6 +93,20 @@ describe("workflow definitions", () => {
     expect(definitions!.n).toBe(0);
   });
 
+  it("a re-created tenant starts empty: the Idempotency-Key of a run of the deleted one starts a new run that runs", async () => {
+    const hook = `/hooks/wf-${crypto.randomUUID()}`;
+    const { tenant, key } = await setup(hook);
+    const headers = { "idempotency-key": "k1" };
+    const old = await ended(key, (await start(key, headers)).id);
+    expect((await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}`, { method: "DELETE", headers: ADMIN })).status).toBe(200);
+    const renewed = await createTenant(rolesConfig(), tenant);
+    expect((await admin(`${tenant}/workflows/research`, { method: "PUT", body: JSON.stringify(researchWorkflow(hook)) })).status).toBe(200);
+    const again = await start(renewed.key, headers);
+    expect(again.id).not.toBe(old.id);
+    expect((await ended(renewed.key, again.id)).status).toBe("completed");
+    expect((await start(renewed.key, headers)).id).toBe(again.id);
+  });
+
   it("an effect endpoint that answers without end is cut at 64 KiB: the step fails saying so", async () => {
     const { tenant, key } = await createTenant(rolesConfig());
     const endless = `http://127.0.0.1:${env.ROGUE_PORT}/endless-json`;
