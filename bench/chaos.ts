@@ -41,6 +41,8 @@ export async function chaosScenario(
       timeouts: { firstTokenMs: 5_000, idleMs: 5_000 },
       idempotency: { maxEntries: 1_000 },
       alerts: alerts.config(),
+      // The alert receiver listens on 127.0.0.1.
+      outbound: { allowPrivateHosts: true },
     },
     { maxConcurrency: 64 },
   );

@@ -138,6 +138,7 @@ async function throughSluice(
     retry: { maxAttempts: 6, baseDelayMs: 20, budgetRatio: 0.6, budgetWindowMs: 10_000 },
     breaker: { failureRate: 0.5, minRequests: 10, windowMs: 5_000, cooldownMs: 2_000, maxCooldownMs: 8_000, consecutiveFailures: 8 },
     workflows: { effectHosts: ["127.0.0.1"], maxConcurrentRuns: 1_000 },
+    outbound: { allowPrivateHosts: true },
   });
   const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" };
   const put = await fetch(`${sluiceUrl}/admin/tenants/wfbench/workflows/research`, {

@@ -10,6 +10,7 @@ import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, describeIssues, type TenantConfig } from "../config/schema";
 import { backendUrlProblem } from "../config/backend-url";
+import { backendUrlPolicy, outboundUrlPolicy } from "../serve/url-policy";
 import { type Json, applyMergePatch, mergePatchBetween } from "../config/merge-patch";
 import { operatorFieldsChanged, redactBackends, withOperatorFields } from "../config/operator-fields";
 import { deleteTenant, forgetTenantGates, readTenantConfig, tenantGateCount } from "../config/store";
@@ -71,16 +72,26 @@ const versionMismatch = (current: number) =>
 const invalidConfig = (error: Parameters<typeof describeIssues>[0]) =>
   errorResponse(400, "invalid_request", `Invalid config: ${describeIssues(error)}`);
 
-/** The 400 for a backend or webhook URL sluice will not call, or null. */
-function urlRefusal(c: { env: Env; req: { url: string } }, config: TenantConfig): Response | null {
-  const policy = { allowLocal: c.env.ALLOW_LOCAL_BACKENDS === "true", routerHost: new URL(c.req.url).host };
-  for (const [i, backend] of config.backends.entries()) {
-    const problem = backendUrlProblem(backend.url, policy);
-    if (problem) return errorResponse(400, "invalid_backend_url", `backends.${i}.url (backend "${backend.id}") ${problem}.`);
+/**
+ * The 400 for a backend, webhook or effect host sluice will not call, or null. Backends are judged
+ * when they change (`current`: the config before): a change to other fields never re-judges them.
+ */
+function urlRefusal(env: Env, config: TenantConfig, current?: TenantConfig): Response | null {
+  if (!current || mergePatchBetween(current.backends as unknown as Json, config.backends as unknown as Json) !== undefined) {
+    const policy = backendUrlPolicy(env);
+    for (const [i, backend] of config.backends.entries()) {
+      const problem = backendUrlProblem(backend.url, policy);
+      if (problem) return errorResponse(400, "invalid_backend_url", `backends.${i}.url (backend "${backend.id}") ${problem}.`);
+    }
   }
+  const outbound = outboundUrlPolicy(env, config);
   for (const [i, webhook] of config.alerts.webhooks.entries()) {
-    const problem = backendUrlProblem(webhook.url, policy);
+    const problem = backendUrlProblem(webhook.url, outbound);
     if (problem) return errorResponse(400, "invalid_webhook_url", `alerts.webhooks.${i}.url (webhook "${webhook.id}") ${problem}.`);
+  }
+  for (const [i, host] of config.workflows.effectHosts.entries()) {
+    const problem = backendUrlProblem(`http://${host}/`, outbound);
+    if (problem) return errorResponse(400, "invalid_effect_host", `workflows.effectHosts.${i} ("${host.slice(0, 80)}") ${problem}.`);
   }
   return null;
 }
@@ -98,7 +109,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     async (c) => {
       const tenant = c.req.param("tenant");
       const config = c.req.valid("json");
-      const problem = urlRefusal(c, config);
+      const problem = urlRefusal(c.env, config);
       if (problem) return problem;
       const log = logOf(c.env, tenant);
       const expected = expectedVersion(c.req.header("if-match"), await log.version());
@@ -129,7 +140,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
       if (fields.length > 0) return operatorFieldsRefusal(fields);
       const merged = TenantConfigSchema.safeParse(patched);
       if (!merged.success) return invalidConfig(merged.error);
-      const problem = urlRefusal(c, merged.data);
+      const problem = urlRefusal(c.env, merged.data, current.config);
       if (problem) return problem;
       // A patch that changes nothing makes no version.
       if (mergePatchBetween(current.config as unknown as Json, merged.data as unknown as Json) === undefined)

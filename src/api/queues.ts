@@ -7,6 +7,7 @@ import { configLogOf } from "../admin/config-log";
 import { type DeliveryDeps, deliverAlerts, recordDeadAlerts } from "../observe/alerts/delivery";
 import { logError } from "../log";
 import { outboundUrlPolicy } from "../serve/url-policy";
+import { readTenantConfig } from "../config/store";
 import type { JobMessage } from "../jobs/messages";
 import { runDeadJobs, runJobs } from "../jobs/consumer";
 
@@ -20,7 +21,10 @@ function deliveryDeps(env: Env): DeliveryDeps {
   return {
     db: env.DB,
     secrets: (tenant) => configLogOf(env.CONFIG_LOG, tenant).signingSecrets(tenant),
-    urlPolicy: outboundUrlPolicy(env),
+    urlPolicy: async (tenant) => {
+      const config = await readTenantConfig(env, tenant);
+      return config && outboundUrlPolicy(env, config);
+    },
     publicUrl: env.PUBLIC_URL,
     retryDelaySeconds: Number.isFinite(retryDelay) && retryDelay >= 0 ? retryDelay : 10,
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backendUrlProblem } from "./backend-url";
+import { backendUrlProblem, routerHostOf } from "./backend-url";
 
 const strict = { allowLocal: false, routerHost: "sluice.example.com" };
 const local = { allowLocal: true, routerHost: "sluice.example.com" };
@@ -18,6 +18,8 @@ describe("backendUrlProblem", () => {
       ["http://[::ffff:169.254.169.254]/", /link-local/],
       ["https://user:pass@gpu.example.net/v1", /credentials/],
       ["https://SLUICE.example.com/v1", /router itself/],
+      ["https://sluice.example.com./v1", /router itself/],
+      ["https://sluice.example.com:443/v1", /router itself/],
       ["ftp://gpu.example.net/v1", /http/],
     ];
     for (const [url, why] of cases) {
@@ -45,6 +47,22 @@ describe("backendUrlProblem", () => {
       expect(backendUrlProblem(url, strict), url).toMatch(/ALLOW_LOCAL_BACKENDS/);
       expect(backendUrlProblem(url, local), url).toBeUndefined();
     }
+  });
+
+  it("knows the router's host from its configured public URL alone, normalised", () => {
+    expect(routerHostOf("https://Sluice.Example.com./")).toBe("sluice.example.com");
+    expect(routerHostOf("http://localhost:8787")).toBe("localhost:8787");
+    expect(routerHostOf(undefined)).toBe("");
+    expect(routerHostOf("not a url")).toBe("");
+    // Without one, nothing is taken for the router (never a request's Host header).
+    expect(backendUrlProblem("https://anything.example.com/v1", { allowLocal: false, routerHost: "" })).toBeUndefined();
+  });
+
+  it("says what allows a local address", () => {
+    const outbound = { allowLocal: false, routerHost: "", localAllowedBy: "the operator allows it" };
+    expect(backendUrlProblem("http://127.0.0.1:9999/internal", outbound)).toBe(
+      "points at a loopback address; allowed only when the operator allows it",
+    );
   });
 
   it("tells the router from a backend on the same machine by the port", () => {

@@ -1,13 +1,32 @@
 // Where a backend may live. A tenant's config must not turn the router into a proxy for the cloud
 // metadata service, the machine it runs on, or itself. Loopback and private addresses are for
 // local development and private deployments: allowed only when the deployment opts in
-// (ALLOW_LOCAL_BACKENDS = "true"; `npm run dev` and the tests do).
+// (ALLOW_LOCAL_BACKENDS = "true"; `npm run dev` and the tests do). The same rules judge where sluice
+// sends webhooks and workflow effects (serve/url-policy.ts), with the operator's allowance too.
 
 export interface BackendUrlPolicy {
   /** Loopback, 0.0.0.0, private and unique-local addresses, and localhost names are allowed. */
   allowLocal: boolean;
-  /** The router's own host, with its port if not the default (the admin request's): a backend must not be it. */
+  /** The router's own host (of its configured PUBLIC_URL, see routerHostOf), or "" when unknown: a backend must not be it. */
   routerHost: string;
+  /** What allows a local address, for the refusal (default: the deployment's ALLOW_LOCAL_BACKENDS). */
+  localAllowedBy?: string;
+}
+
+/** A URL's host as compared with the router's: lower case, no trailing dot, the port only if not the default. */
+function comparableHost(url: URL): string {
+  const host = url.hostname.toLowerCase().replace(/\.$/, "");
+  return url.port ? `${host}:${url.port}` : host;
+}
+
+/** The router's own host, from its configured public URL (never from a request's Host header); "" when none. */
+export function routerHostOf(publicUrl: string | undefined): string {
+  if (!publicUrl) return "";
+  try {
+    return comparableHost(new URL(publicUrl));
+  } catch {
+    return "";
+  }
 }
 
 /** Hostnames of cloud metadata services: never a backend, whatever the deployment allows. */
@@ -23,13 +42,13 @@ export function backendUrlProblem(url: string, policy: BackendUrlPolicy): string
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return "must be an http(s) URL";
   if (parsed.username || parsed.password) return "must not embed credentials; put the key in apiKey";
-  if (parsed.host.toLowerCase() === policy.routerHost.toLowerCase()) return "points at this router itself";
+  if (policy.routerHost !== "" && comparableHost(parsed) === policy.routerHost) return "points at this router itself";
   const host = parsed.hostname.toLowerCase().replace(/\.$/, "");
   if (METADATA_HOSTS.has(host)) return "points at a cloud metadata service";
   const kind = addressKind(host);
   if (kind === "link-local") return "points at a link-local address (the cloud metadata service lives there)";
   if (kind !== "public" && !policy.allowLocal)
-    return `points at a ${kind} address; allowed only when the deployment sets ALLOW_LOCAL_BACKENDS = "true"`;
+    return `points at a ${kind} address; allowed only when ${policy.localAllowedBy ?? 'the deployment sets ALLOW_LOCAL_BACKENDS = "true"'}`;
   return undefined;
 }
 

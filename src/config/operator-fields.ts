@@ -5,9 +5,10 @@ import { type Json, mergePatchBetween, patchedPaths } from "./merge-patch";
 
 /**
  * Operator-only: `backends` (URLs, credentials, capacity: a tenant names backends by id in its
- * routes) and `limits` (concurrency, queue, rate limits, shards, body size).
+ * routes), `limits` (concurrency, queue, rate limits, shards, body size) and `outbound` (whether the
+ * tenant's webhooks and effects may reach private addresses).
  */
-export const OPERATOR_FIELDS = ["backends", "limits"] as const;
+export const OPERATOR_FIELDS = ["backends", "limits", "outbound"] as const;
 
 const isOperatorPath = (path: string) => OPERATOR_FIELDS.some((f) => path === f || path.startsWith(`${f}.`));
 
@@ -18,7 +19,7 @@ export function operatorFieldsChanged(current: TenantConfig, next: TenantConfig)
 
 /** `config` with the operator-only fields of `from`: a tenant's rollback restores its own fields only. */
 export function withOperatorFields(config: TenantConfig, from: TenantConfig): TenantConfig {
-  return { ...config, backends: from.backends, limits: from.limits };
+  return { ...config, backends: from.backends, limits: from.limits, outbound: from.outbound };
 }
 
 /** What a tenant admin sees of backends: their ids and traits, not their URLs or credentials. */

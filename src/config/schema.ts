@@ -140,6 +140,15 @@ export const WorkflowsSchema = z.object({
   maxConcurrentRuns: z.number().int().min(1).max(1_000).default(20),
 });
 
+/**
+ * Operator-only: where requests sluice makes on a tenant's behalf (alert and generation webhooks,
+ * workflow effects) may go. A tenant admin sets those URLs; loopback and private addresses need the
+ * operator's allowance here, besides the deployment's ALLOW_LOCAL_BACKENDS.
+ */
+export const OutboundSchema = z.object({
+  allowPrivateHosts: z.boolean().default(false),
+});
+
 export const DeadLettersSchema = z.object({
   /** Keep each dead letter's request body (up to 256 KiB), so it can be run again; false for privacy (redrive is then refused). */
   keepRequests: z.boolean().default(true),
@@ -158,6 +167,7 @@ export const TenantConfigSchema = z
     alerts: AlertsSchema.default(AlertsSchema.parse({})),
     deadLetters: DeadLettersSchema.default(DeadLettersSchema.parse({})),
     workflows: WorkflowsSchema.default(WorkflowsSchema.parse({})),
+    outbound: OutboundSchema.default(OutboundSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const backendIds = new Set<string>();

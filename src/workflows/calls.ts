@@ -103,7 +103,7 @@ export async function effectCall(
   if (!config) throw new Error("the tenant was deleted");
   const host = new URL(step.url).hostname;
   if (!config.workflows.effectHosts.includes(host)) throw new Error(`host "${host}" is no longer in the tenant's workflows.effectHosts`);
-  const refused = backendUrlProblem(step.url, outboundUrlPolicy(env));
+  const refused = backendUrlProblem(step.url, outboundUrlPolicy(env, config));
   if (refused) throw new Error(`the effect URL ${refused}`);
   let response: Response;
   try {

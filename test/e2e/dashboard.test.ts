@@ -64,6 +64,7 @@ beforeAll(async () => {
       // Opens after two failures in a row, and stays open for the test.
       breaker: { consecutiveFailures: 2, cooldownMs: 600_000, maxCooldownMs: 600_000 },
       limits: { maxConcurrency: 2, maxQueue: 10, maxQueueWaitMs: 120_000 },
+      outbound: { allowPrivateHosts: true },
       alerts: {
         webhooks: [{ id: "ops", url: `http://127.0.0.1:${receiverPort}/hooks/dash` }],
         rules: [{ id: "gpu-down", kind: "breaker_open", backends: ["use1"] }],

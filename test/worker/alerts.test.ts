@@ -47,6 +47,8 @@ function outageConfig(hookPath: string, alerts: Record<string, unknown> = {}): T
   return simConfig(["a"], {
     retry: { maxAttempts: 1 },
     breaker: { consecutiveFailures: 2, cooldownMs: 100, maxCooldownMs: 100 },
+    // The receiver listens on 127.0.0.1: the operator allows this tenant's webhooks there.
+    outbound: { allowPrivateHosts: true },
     alerts: {
       webhooks: [{ id: "ops", url: `${RECEIVER}${hookPath}` }],
       rules: [{ id: "gpu-down", kind: "breaker_open" }],
@@ -153,6 +155,7 @@ describe("alert rules, each provoked for real", () => {
         limits: { maxConcurrency: 1, maxQueue: 4, maxQueueWaitMs: 120_000 },
         retry: { maxAttempts: 2, budgetRatio: 0, budgetMinRetries: 0 },
         breaker: { consecutiveFailures: 100, minRequests: 100 },
+        outbound: { allowPrivateHosts: true },
         alerts: {
           webhooks: [{ id: "ops", url: `${RECEIVER}${hook}` }],
           rules: [
@@ -192,7 +195,7 @@ describe("alert rules, each provoked for real", () => {
 
 describe("alerts admin", () => {
   it("refuses a webhook sluice will not call, and a rule naming an unknown webhook, with a 400 saying which", async () => {
-    const { tenant } = await createTenant(simConfig(["a"]));
+    const { tenant } = await createTenant(simConfig(["a"], { outbound: { allowPrivateHosts: true } }));
     const patch = (alerts: unknown) => admin(tenant, { method: "PATCH", body: JSON.stringify({ alerts }) });
     await expectError(
       await patch({ webhooks: [{ id: "meta", url: "http://169.254.169.254/latest" }] }),

@@ -111,7 +111,9 @@ describe("generation webhooks", () => {
       { id: "named", url: `${RECEIVER}${named}` },
       { id: "default", url: `${RECEIVER}${fallback}` },
     ];
-    const tenant = await createTenant(simConfig(["a"], { alerts: { webhooks, generationWebhook: "default" } }));
+    const tenant = await createTenant(
+      simConfig(["a"], { alerts: { webhooks, generationWebhook: "default" }, outbound: { allowPrivateHosts: true } }),
+    );
     return { ...tenant, named, fallback };
   }
 

@@ -259,7 +259,8 @@ describe("request bodies", () => {
     const withUrl = (url: string) => JSON.stringify({ ...simConfig(["a"]), backends: [{ id: "a", region: "us-east", url, model: "m" }] });
     await expectError(await putTenant("meta", withUrl("http://169.254.169.254/latest")), 400, "invalid_backend_url", /link-local/);
     await expectError(await putTenant("creds", withUrl("https://u:p@gpu.example.net/v1")), 400, "invalid_backend_url", /credentials/);
-    await expectError(await putTenant("self", withUrl("https://sluice.test/v1")), 400, "invalid_backend_url", /router itself/);
+    // The router is where its PUBLIC_URL (wrangler.toml) says it is.
+    await expectError(await putTenant("self", withUrl("http://LOCALHOST.:8787/v1")), 400, "invalid_backend_url", /router itself/);
     const crlf = {
       ...simConfig(["a"]),
       backends: [{ id: "a", region: "us-east", url: simUrl("a"), model: "m", apiKey: "sk-1\r\nx-evil: 1" }],

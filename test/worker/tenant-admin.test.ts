@@ -140,6 +140,48 @@ describe("tenant admin keys", () => {
     expect((await patch(ADMIN, tenant, { limits: { maxConcurrency: 1000 } })).status).toBe(200);
   });
 
+  it("cannot make sluice call private addresses: effect hosts and webhooks there need the operator's allowance", async () => {
+    const { tenant } = await createTenant(simConfig(["a"]));
+    const { key: own } = await issueAdminKey(tenant);
+    // The deployment allows local backends (ALLOW_LOCAL_BACKENDS = "true" in these tests); that is not enough.
+    for (const host of ["127.0.0.1", "localhost", "10.0.0.8", "[::1]"])
+      await expectError(
+        await patch(own, tenant, { workflows: { effectHosts: [host] } }),
+        400,
+        "invalid_effect_host",
+        /outbound\.allowPrivateHosts/,
+      );
+    await expectError(
+      await patch(own, tenant, { alerts: { webhooks: [{ id: "x", url: "http://127.0.0.1:9999/internal/admin" }] } }),
+      400,
+      "invalid_webhook_url",
+      /outbound\.allowPrivateHosts/,
+    );
+    await expectError(await patch(own, tenant, { outbound: { allowPrivateHosts: true } }), 403, "operator_only_fields", /outbound/);
+    expect((await patch(own, tenant, { workflows: { effectHosts: ["hooks.example.com"] } })).status).toBe(200);
+    // The operator allows it for this tenant: then the tenant's admin may.
+    expect((await patch(ADMIN, tenant, { outbound: { allowPrivateHosts: true } })).status).toBe(200);
+    expect((await patch(own, tenant, { workflows: { effectHosts: ["127.0.0.1"] } })).status).toBe(200);
+    // The operator cannot take the allowance back while the tenant's config still relies on it.
+    await expectError(await patch(ADMIN, tenant, { outbound: { allowPrivateHosts: false } }), 400, "invalid_effect_host");
+  });
+
+  it("learn nothing of the operator's backends through the Host header: an unchanged backend is not judged again", async () => {
+    const { tenant } = await createTenant(simConfig(["a"]));
+    const { key: own } = await issueAdminKey(tenant);
+    const sim = new URL(simUrl("a")).host;
+    // As a request whose Host names the sim reaches the router on Cloudflare: that host is its URL's.
+    for (const [i, host] of [sim, `localhost:${new URL(simUrl("a")).port}`, "sluice.test"].entries()) {
+      const res = await SELF.fetch(`http://${host}/admin/tenants/${tenant}`, {
+        method: "PATCH",
+        headers: { authorization: `Bearer ${own}`, "content-type": "application/merge-patch+json", host },
+        body: JSON.stringify({ retry: { maxAttempts: 2 + i } }),
+      });
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(await res.text()).not.toContain("router itself");
+    }
+  });
+
   it("are never API keys, and API keys are never admin keys", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"]));
     const { key: own } = await issueAdminKey(tenant);

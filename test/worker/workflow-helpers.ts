@@ -19,6 +19,8 @@ export function rolesConfig(overrides: Partial<TenantConfigInput> = {}): TenantC
     retry: { maxAttempts: 1 },
     breaker: { consecutiveFailures: 1000, minRequests: 1000 },
     workflows: { effectHosts: [RECEIVER_HOST] },
+    // The receiver listens on 127.0.0.1: the operator allows this tenant's effects there.
+    outbound: { allowPrivateHosts: true },
     ...overrides,
   };
 }

@@ -19,8 +19,8 @@ export interface DeliveryDeps {
   db: D1Database;
   /** The tenant's signing secrets, current first (then one rotated out, in its grace period); null: the tenant is gone. */
   secrets(tenant: string): Promise<string[] | null>;
-  /** Where a webhook may live (the same rules as a backend's URL). */
-  urlPolicy: BackendUrlPolicy;
+  /** Where the tenant's webhooks may live now (serve/url-policy.ts: the operator's allowance may have changed); null: the tenant is gone. */
+  urlPolicy(tenant: string): Promise<BackendUrlPolicy | null>;
   /** The router's public URL, for the dashboard link (none: no link). */
   publicUrl?: string;
   /** The first retry's delay; each next one doubles it, up to MAX_RETRY_DELAY_SECONDS. */
@@ -47,7 +47,8 @@ async function deliverOne(message: Message<WebhookMessage>, deps: DeliveryDeps):
       message.ack();
       return;
     }
-    const refused = backendUrlProblem(webhook.url, deps.urlPolicy);
+    const policy = await deps.urlPolicy(event.tenant);
+    const refused = policy === null ? "belongs to a tenant that has no config" : backendUrlProblem(webhook.url, policy);
     if (refused) {
       await recordUndelivered(deps.db, message.body, `the webhook URL ${refused}`, Date.now());
       message.ack();
