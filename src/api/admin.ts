@@ -7,6 +7,7 @@ import { adminAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
 import { listTenants, readTenantConfig } from "../config/store";
 import { listDeadLetters } from "../observe/dead-letters";
+import { redact, redactionsOf } from "../observe/redact";
 import type { Env } from "../env";
 import { fleetMetricsRoute, PROMETHEUS_CONTENT_TYPE, statsOf } from "./metrics";
 import { prometheusText, type GateStats } from "../observe/prometheus";
@@ -70,6 +71,15 @@ export const adminRoute = new Hono<AppEnv>()
     const before = c.req.query("before");
     if (limit === null) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
     if (before !== undefined && !/^\d+$/.test(before)) return errorResponse(400, "invalid_before", "before must be a dead letter id.");
-    const items = await listDeadLetters(c.env.DB, c.req.param("tenant"), limit, before === undefined ? undefined : Number(before));
+    const tenant = c.req.param("tenant");
+    let items = await listDeadLetters(c.env.DB, tenant, limit, before === undefined ? undefined : Number(before));
+    // A tenant admin reads what backends said without the operator's keys and hosts (the operator reads it whole).
+    if (c.get("admin").kind === "tenant") {
+      const r = redactionsOf((await readTenantConfig(c.env, tenant))?.backends ?? []);
+      items = items.map((l) => ({
+        ...l,
+        attempts: l.attempts.map((a) => (a.errorDetail === undefined ? a : { ...a, errorDetail: redact(a.errorDetail, r) })),
+      }));
+    }
     return c.json({ object: "list", data: items, next_before: items.length === limit ? items[items.length - 1]!.id : null });
   });

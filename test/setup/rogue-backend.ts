@@ -37,10 +37,10 @@ export class RogueBackend {
     const behaviour = url.pathname.split("/")[1] ?? "";
     this.stats.requests[behaviour] = (this.stats.requests[behaviour] ?? 0) + 1;
     req.resume();
-    req.on("end", () => this.respond(behaviour, url, res));
+    req.on("end", () => this.respond(behaviour, url, res, req.headers.authorization ?? ""));
   }
 
-  private respond(behaviour: string, url: URL, res: http.ServerResponse): void {
+  private respond(behaviour: string, url: URL, res: http.ServerResponse, authorization: string): void {
     const sse = { "content-type": "text/event-stream" };
     switch (behaviour) {
       case "endless-line":
@@ -61,6 +61,12 @@ export class RogueBackend {
       case "auth-403":
         res.writeHead(behaviour === "auth-401" ? 401 : 403, { "content-type": "application/json" });
         return void res.end(JSON.stringify({ error: { message: "Incorrect API key provided: sk-revoked-upstream-secret", type: "auth" } }));
+      case "auth-echo":
+        // As some servers do: the key it was sent, and where it lives, in its error body.
+        res.writeHead(401, { "content-type": "application/json" });
+        return void res.end(
+          JSON.stringify({ error: { message: `Incorrect API key provided: ${authorization}`, at: `http://10.9.8.7:8000${url.pathname}` } }),
+        );
       case "redirect":
         res.writeHead(307, { location: url.searchParams.get("to") ?? "http://127.0.0.1:1/v1/chat/completions" });
         return void res.end();

@@ -13,6 +13,8 @@ export const ROGUE_BEHAVIOURS = [
   "auth-401",
   /** 403, likewise. */
   "auth-403",
+  /** 401 echoing the key it was sent and an internal URL in its error body. */
+  "auth-echo",
   /** A redirect to another backend (the target must never be called). */
   "redirect",
 ] as const;

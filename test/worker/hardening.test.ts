@@ -127,6 +127,29 @@ describe("a backend's 401 or 403", () => {
     expect(rogue).toMatchObject({ failures: 3, authFailures: 3, successes: 0 });
   });
 
+  it("reaches a tenant admin's dead letters without the operator's key or hosts; the operator reads it whole", async () => {
+    const secret = "0123456789abcdef-upstream";
+    const config = rogueOnly("auth-echo", { retry: { maxAttempts: 1 } });
+    const { tenant, key } = await createTenant({ ...config, backends: config.backends.map((b) => ({ ...b, apiKey: secret })) });
+    expect((await chat(key, { model: "chat", messages: MESSAGES })).status).toBe(502);
+    const issued = await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/admin-keys`, { method: "POST", headers: ADMIN });
+    const own = ((await issued.json()) as { key: string }).key;
+    const letters = async (auth: Record<string, string>) => {
+      let text = "";
+      await eventually(async () => {
+        text = await (await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/dead-letters`, { headers: auth })).text();
+        return text.includes("upstream_auth_failed");
+      });
+      return text;
+    };
+    const operator = await letters(ADMIN);
+    expect(operator).toContain(secret);
+    expect(operator).toContain("10.9.8.7");
+    const tenantView = await letters({ authorization: `Bearer ${own}` });
+    for (const hidden of [secret, "10.9.8.7", "127.0.0.1", rogueBase]) expect(tenantView).not.toContain(hidden);
+    expect(tenantView).toContain("Incorrect API key provided");
+  });
+
   it("never reaches the client as its own 401/403, nor with the backend's text", async () => {
     for (const behaviour of ["auth-401", "auth-403"] as const) {
       const { key } = await createTenant(rogueOnly(behaviour));
