@@ -54,8 +54,8 @@ export async function serveDetached(
   const requestId = crypto.randomUUID();
   const trace = traceOf(undefined, undefined);
   // Streamed from the backend, so the journal holds the answer as it comes (a re-attached stream follows it live);
-  // the sink gathers it into one answer.
-  const body = { ...work.request, stream: true };
+  // the sink gathers it into one answer, with the backend's usage, as a synchronous answer has it.
+  const body = { ...work.request, stream: true, stream_options: { include_usage: true } };
   const record = await backgroundRecord(work.key, work.request);
   const admit = admitRequestFor(body, { tenant, record, requestId, priority, shard: shardFor(record.key, config.limits.shards) });
   const meta = freshMeta();

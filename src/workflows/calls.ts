@@ -56,8 +56,6 @@ export async function chatCall(env: Env, run: RunRef, step: ChatStep, scope: Tem
     ...(step.maxTokens !== undefined ? { max_tokens: step.maxTokens } : {}),
     ...(step.temperature !== undefined ? { temperature: step.temperature } : {}),
     ...(step.output ? { response_format: { type: "json_object" } } : {}),
-    // So the answer tells its tokens (the run's record keeps them per step).
-    stream_options: { include_usage: true },
   };
   const answer = await serveDetached(
     env,

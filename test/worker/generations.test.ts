@@ -60,6 +60,10 @@ describe("async generations", () => {
     expect(done.response.body.choices[0].message.content).toBe(expectedText());
     expect(done.completed_at).toBeGreaterThanOrEqual(done.created_at);
     expect((await simStats("a")).requests).toBe(1);
+    // What the same request answered at once would have been: its usage too, the backend's counts.
+    const now: any = await (await chat(key, { model: "chat", messages: MESSAGES })).json();
+    expect(now.usage.completion_tokens).toBeGreaterThan(0);
+    expect(done.response.body.usage).toEqual(now.usage);
   });
 
   it("re-attach as SSE while running, and resume with Last-Event-ID: one generation, the exact text", async () => {
@@ -191,6 +195,8 @@ describe("dead letters run again", () => {
     const { id } = (await res.json()) as { id: string };
     const done = await until(() => admin(`${tenant}/generations/${id}`), "completed");
     expect(done.response.body.choices[0].message.content).toBe(expectedText());
+    expect(done.response.body.usage).toMatchObject({ prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number) });
+    expect(done.response.body.usage.completion_tokens).toBeGreaterThan(0);
   });
 
   it("redrives every letter a filter matches; one whose request was not kept is refused with 409", async () => {
