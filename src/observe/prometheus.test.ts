@@ -32,9 +32,11 @@ function sampleStats(): GateStats {
         window: { successes: 1, failures: 3 },
         inFlight: 2,
         maxConcurrency: 8,
-        attempts: 9,
+        attempts: 12,
         successes: 6,
         failures: 3,
+        cancelled: 1,
+        abandoned: 0,
         authFailures: 2,
         tokens: 120,
         wastedTokens: { regenerated: 7, restarted: 0 },
@@ -63,20 +65,20 @@ describe("prometheusText", () => {
     expect(lines).toContain('sluice_rate_limit_available{tenant="acme",limit="requests"} 598');
     // A limit the tenant does not set has no samples.
     expect(lines.some((l) => l.includes('limit="tokens"'))).toBe(false);
-    expect(lines).toContain('sluice_queue_wait_count{tenant="acme"} 3');
-    expect(lines.some((l) => l.startsWith('sluice_queue_wait_ms{tenant="acme",quantile="0.5"} '))).toBe(true);
-    // No samples yet: no quantiles, only the count.
-    expect(lines.some((l) => l.startsWith("sluice_request_duration_ms{"))).toBe(false);
-    expect(lines).toContain('sluice_request_duration_count{tenant="acme"} 0');
+    // Percentiles come from the histograms (histogram_quantile): no gauge carries a quantile label, no name a unit abbreviation.
+    expect(lines.some((l) => l.includes("quantile=") || /^sluice_\w+_ms[{ ]/.test(l))).toBe(false);
     const backend = 'tenant="acme",backend="use1-a",region="us \\"east\\"\\\\1"';
     expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="half-open"} 1`);
     expect(lines).toContain(`sluice_backend_breaker_state{${backend},state="open"} 0`);
     expect(lines).toContain(`sluice_backend_failures_total{${backend}} 3`);
+    // Attempts add up: successes + failures + cancelled + abandoned + in flight.
+    expect(lines).toContain(`sluice_backend_attempts_total{${backend}} 12`);
+    expect(lines).toContain(`sluice_backend_cancelled_total{${backend}} 1`);
+    expect(lines).toContain(`sluice_backend_abandoned_total{${backend}} 0`);
     expect(lines).toContain(`sluice_backend_auth_failures_total{${backend}} 2`);
     expect(lines).toContain(`sluice_backend_tokens_total{${backend}} 120`);
     expect(lines).toContain(`sluice_backend_wasted_tokens_total{${backend},cause="regenerated"} 7`);
     expect(lines).toContain(`sluice_backend_wasted_tokens_total{${backend},cause="restarted"} 0`);
-    expect(lines).toContain(`sluice_backend_ttft_ms{${backend},quantile="0.95"} 90`);
   });
 
   it("exports latencies as histograms a scraper can window: cumulative buckets in seconds, +Inf, sum and count", () => {

@@ -2,13 +2,14 @@
 // `GET /admin/tenants/{tenant}/metrics` (one tenant) and `GET /admin/metrics` (all of them). Every
 // sample has a `tenant` label; each family is declared once, with all tenants' samples under it,
 // as the format requires. Counters keep counting across gate restarts (they are stored), so rates
-// over them hold. Latencies are Prometheus histograms (`_seconds_bucket`, `_sum`, `_count`, since
-// the gate started counting), so a scraper computes any window with rate(); the same histograms'
-// lifetime percentiles are also exported as gauges with a `quantile` label.
+// over them hold. Latencies are Prometheus histograms in seconds (`_seconds_bucket`, `_sum`,
+// `_count`, since the gate started counting), so a scraper computes any window and percentile with
+// rate() and histogram_quantile(). Names follow Prometheus's conventions (promtool check metrics):
+// base units, counters ending in `_total`.
 import type { BreakerState } from "../gate/core/breaker";
 import { COUNTER_HELP, type CounterName } from "../gate/core/metrics";
 import type { GateStats } from "../gate/core/stats";
-import { EXPORTED_BOUNDS_MS, LatencyHistogram, type LatencySummary, type SavedHistogram } from "../gate/core/histogram";
+import { EXPORTED_BOUNDS_MS, LatencyHistogram, type SavedHistogram } from "../gate/core/histogram";
 
 export type { GateStats };
 export type Labels = Record<string, string>;
@@ -45,21 +46,6 @@ export function prometheusText(tenants: GateStats[], more: MetricFamily[] = []):
 
 function addTenant(stats: GateStats, family: AddFamily): void {
   const tenant = { tenant: stats.tenant ?? "" };
-  const percentiles = (name: string, help: string, rows: Array<[Labels, LatencySummary]>) => {
-    family(
-      `${name}_ms`,
-      "gauge",
-      `${help} (ms; upper bound of the histogram bucket, within ~10%).`,
-      rows.flatMap(([labels, p]) => quantiles(labels, p)),
-    );
-    family(
-      `${name}_count`,
-      "counter",
-      `Samples behind ${name}_ms.`,
-      rows.map(([labels, p]) => [labels, p.count]),
-    );
-  };
-
   for (const [name, value] of Object.entries(stats.counters) as Array<[CounterName, number]>) {
     family(`sluice_${snakeCase(name)}_total`, "counter", COUNTER_HELP[name], [[tenant, value]]);
   }
@@ -69,7 +55,9 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     "Requests waiting in the queue, by priority.",
     Object.entries(stats.queue.byPriority).map(([priority, n]) => [{ ...tenant, priority }, n]),
   );
-  family("sluice_queue_oldest_wait_ms", "gauge", "How long the oldest queued request has waited.", [[tenant, stats.queue.oldestWaitMs]]);
+  family("sluice_queue_oldest_wait_seconds", "gauge", "How long the oldest queued request has waited.", [
+    [tenant, stats.queue.oldestWaitMs / 1000],
+  ]);
   family("sluice_queue_drain_per_second", "gauge", "Slots freed per second, recently.", [[tenant, stats.queue.drainPerSecond]]);
   family("sluice_in_flight", "gauge", "Requests holding a slot.", [[tenant, stats.inFlight]]);
   family("sluice_background_in_flight", "gauge", "Background work (batch lines, async generations) holding a slot.", [
@@ -95,8 +83,6 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   }
   family("sluice_journal_entries", "gauge", "Replay journal entries stored.", [[tenant, stats.journal.entries]]);
   family("sluice_journal_bytes", "gauge", "Bytes of chunks in the replay journal.", [[tenant, stats.journal.bytes]]);
-  percentiles("sluice_queue_wait", "Time from admission to a slot", [[tenant, stats.latencyMs.queue]]);
-  percentiles("sluice_request_duration", "Time from a slot to the request's end", [[tenant, stats.latencyMs.total]]);
   if (stats.histograms) {
     family("sluice_queue_wait_seconds", "histogram", "Time from admission to a slot.", histogram(tenant, stats.histograms.queue));
     family(
@@ -129,7 +115,7 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   family(
     "sluice_backend_attempts_total",
     "counter",
-    "Attempts sent to the backend.",
+    "Attempts sent to the backend: successes + failures + cancelled + abandoned + those in flight.",
     backends.map(([l, b]) => [l, b.attempts]),
   );
   family(
@@ -143,6 +129,18 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     "counter",
     "Attempts the backend failed.",
     backends.map(([l, b]) => [l, b.failures]),
+  );
+  family(
+    "sluice_backend_cancelled_total",
+    "counter",
+    "Attempts stopped because the client went away (or the gate ended the request).",
+    backends.map(([l, b]) => [l, b.cancelled]),
+  );
+  family(
+    "sluice_backend_abandoned_total",
+    "counter",
+    "Attempts that ended without a report: their Worker stopped (reclaimed) or failed unexpectedly.",
+    backends.map(([l, b]) => [l, b.abandoned]),
   );
   family(
     "sluice_backend_auth_failures_total",
@@ -163,11 +161,6 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     backends.flatMap(([l, b]) =>
       (["regenerated", "restarted"] as const).map((cause): [Labels, number] => [{ ...l, cause }, b.wastedTokens[cause]]),
     ),
-  );
-  percentiles(
-    "sluice_backend_ttft",
-    "Time to the backend's first token",
-    backends.map(([l, b]) => [l, b.ttftMs]),
   );
   family(
     "sluice_backend_ttft_seconds",
@@ -191,17 +184,6 @@ function histogram(labels: Labels, saved: SavedHistogram): Array<[Labels, number
     [labels, sumMs / 1000, "_sum"],
     [labels, count, "_count"],
   ];
-}
-
-function quantiles(labels: Labels, p: LatencySummary): Array<[Labels, number]> {
-  const rows: Array<[Labels, number]> = [];
-  for (const [q, v] of [
-    ["0.5", p.p50],
-    ["0.95", p.p95],
-    ["0.99", p.p99],
-  ] as const)
-    if (v !== undefined) rows.push([{ ...labels, quantile: q }, v]);
-  return rows;
 }
 
 function labelText(labels: Labels): string {

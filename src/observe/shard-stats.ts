@@ -52,6 +52,8 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
         attempts: add((x) => x.attempts),
         successes: add((x) => x.successes),
         failures: add((x) => x.failures),
+        cancelled: add((x) => x.cancelled),
+        abandoned: add((x) => x.abandoned),
         authFailures: add((x) => x.authFailures),
         tokens: add((x) => x.tokens),
         wastedTokens: {

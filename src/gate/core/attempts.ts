@@ -119,7 +119,10 @@ export class Attempts {
 
   /** Ends the current attempt without a report (settled without one, or reclaimed): a probe is abandoned. */
   end(lease: Lease): void {
-    if (lease.backendId) this.policies.breaker(lease.backendId)?.onAbandon(lease.probe);
+    if (lease.backendId) {
+      this.policies.breaker(lease.backendId)?.onAbandon(lease.probe);
+      this.metrics.attemptAbandoned(lease.backendId);
+    }
     this.leases.vacate(lease);
   }
 }

@@ -76,6 +76,9 @@ describe("gate core properties", () => {
           for (const id of ["a", "b", "c"]) expect(core.leases.inFlight(id)).toBeLessThanOrEqual(BACKEND_SLOTS);
           for (const [ticket, got] of verdicts) expect(got.length, `ticket ${ticket}`).toBe(1);
           for (const l of leases.values()) expect(l.attempts).toBeLessThanOrEqual(2 * MAX_ATTEMPTS);
+          // Each backend's attempts add up: every one has ended one way, or is in flight.
+          for (const b of core.stats("t", { entries: 0, bytes: 0 }, now).backends)
+            expect(b.successes + b.failures + b.cancelled + b.abandoned + b.inFlight, `backend ${b.id}`).toBe(b.attempts);
         };
         const active = () => [...leases.keys()].filter((id) => !ended.has(id));
         const pick = <T>(list: T[], i: number) => (list.length ? list[i % list.length] : undefined);

@@ -73,10 +73,15 @@ export const COUNTER_HELP: Record<CounterName, string> = {
     "Completion tokens backends generated that no client got: a regenerated answer's repeated tool calls, a non-streaming answer started over.",
 };
 
+/** Per backend: attempts = successes + failures + cancelled + abandoned + the attempts in flight. */
 export interface BackendCounters {
   attempts: number;
   successes: number;
   failures: number;
+  /** Attempts stopped because the client went away (or the gate ended the request). */
+  cancelled: number;
+  /** Attempts that ended without a report: reclaimed from a silent Worker, or settled after an exception. */
+  abandoned: number;
   /** Of the failures: the backend refused sluice's credentials (401/403): its apiKey is wrong or revoked. */
   authFailures: number;
   /** Completion tokens relayed from the backend. */
@@ -96,6 +101,8 @@ export interface SavedMetrics {
       attempts: number;
       successes: number;
       failures: number;
+      cancelled?: number;
+      abandoned?: number;
       authFailures?: number;
       tokens?: number;
       wasted?: Partial<Record<WasteCause, number>>;
@@ -127,6 +134,8 @@ export class GateMetrics {
       c.attempts = b.attempts;
       c.successes = b.successes;
       c.failures = b.failures;
+      c.cancelled = b.cancelled ?? 0;
+      c.abandoned = b.abandoned ?? 0;
       c.authFailures = b.authFailures ?? 0;
       c.tokens = b.tokens ?? 0;
       for (const cause of WASTE_CAUSES) c.wasted[cause] = b.wasted?.[cause] ?? 0;
@@ -171,9 +180,11 @@ export class GateMetrics {
     const { backendId, outcome, ttftMs } = report;
     this.recent.attemptEnded(backendId, outcome === "failure", ttftMs, now);
     const c = this.backend(backendId);
-    if (outcome === "failure") c.failures++;
-    if (report.errorCode === "upstream_auth_failed") c.authFailures++;
-    else if (outcome !== "cancelled") c.successes++;
+    if (outcome === "failure") {
+      c.failures++;
+      if (report.errorCode === "upstream_auth_failed") c.authFailures++;
+    } else if (outcome === "cancelled") c.cancelled++;
+    else c.successes++;
     if (ttftMs !== undefined) c.ttft.record(ttftMs);
     c.tokens += tokens;
     this.counters.completionTokens += tokens;
@@ -181,6 +192,12 @@ export class GateMetrics {
       this.backend(w.backendId).wasted[w.cause] += w.tokens;
       this.counters.wastedTokens += w.tokens;
     }
+    this.changed();
+  }
+
+  /** An attempt ended without a report (see BackendCounters.abandoned). */
+  attemptAbandoned(backendId: string): void {
+    this.backend(backendId).abandoned++;
     this.changed();
   }
 
@@ -200,6 +217,8 @@ export class GateMetrics {
             attempts: c.attempts,
             successes: c.successes,
             failures: c.failures,
+            cancelled: c.cancelled,
+            abandoned: c.abandoned,
             authFailures: c.authFailures,
             tokens: c.tokens,
             wasted: { ...c.wasted },
@@ -219,6 +238,8 @@ export class GateMetrics {
           attempts: 0,
           successes: 0,
           failures: 0,
+          cancelled: 0,
+          abandoned: 0,
           authFailures: 0,
           tokens: 0,
           wasted: { regenerated: 0, restarted: 0 },

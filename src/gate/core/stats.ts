@@ -18,9 +18,14 @@ export interface BackendStats {
   window: { successes: number; failures: number };
   inFlight: number;
   maxConcurrency: number;
+  /** successes + failures + cancelled + abandoned + inFlight. */
   attempts: number;
   successes: number;
   failures: number;
+  /** Attempts stopped because the client went away (or the gate ended the request). */
+  cancelled: number;
+  /** Attempts that ended without a report: reclaimed from a silent Worker, or settled after an exception. */
+  abandoned: number;
   /** Failures where the backend refused sluice's credentials: a misconfigured apiKey while this grows. */
   authFailures: number;
   tokens: number;
@@ -103,6 +108,8 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         attempts: c?.attempts ?? 0,
         successes: c?.successes ?? 0,
         failures: c?.failures ?? 0,
+        cancelled: c?.cancelled ?? 0,
+        abandoned: c?.abandoned ?? 0,
         authFailures: c?.authFailures ?? 0,
         tokens: c?.tokens ?? 0,
         wastedTokens: { regenerated: c?.wasted.regenerated ?? 0, restarted: c?.wasted.restarted ?? 0 },
