@@ -45,7 +45,7 @@ export class AlertWatch {
     outageAt: number,
     recoveryAt: number,
     poke: () => Promise<unknown>,
-    waitMs = 90_000,
+    waitMs = 180_000,
   ): Promise<AlertTimeline> {
     const until = Date.now() + waitMs;
     const resolvedAll = () => down.every((b) => this.parsed().some((m) => m.type === "alert.resolved" && m.data.backend === b));

@@ -27,6 +27,22 @@ describe("pickBackend", () => {
     expect(pickBackend(v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 2, delayMs: 0 });
   });
 
+  it("gives a half-open backend of the requested model its probe, though a healthy one comes first; once, and never for a fallback model", () => {
+    const { v, breakers } = view();
+    breakers.get("b")!.onFailure(0);
+    // Cooled down: half-open, and the first fresh request probes it rather than going to a.
+    const pick = pickBackend(v, plan, 0, false, 1_000);
+    expect(pick).toEqual({ ok: true, cursor: 1, delayMs: 0 });
+    breakers.get("b")!.onAttempt(1_000);
+    // Its probe is out: the next request goes to a as before.
+    expect(pickBackend(v, plan, 0, false, 1_001)).toEqual({ ok: true, cursor: 0, delayMs: 0 });
+    // A half-open backend of a fallback model waits for that model's requests.
+    const { v: v2, breakers: b2 } = view();
+    b2.get("c")!.onFailure(0);
+    const withFallback = [...plan.slice(0, 2), { backendId: "c", alias: "chat-small" }];
+    expect(pickBackend(v2, withFallback, 0, false, 1_000)).toEqual({ ok: true, cursor: 0, delayMs: 0 });
+  });
+
   it("on a retry prefers another region, then the same region, then what already failed", () => {
     const { v } = view();
     expect(pickBackend(v, plan, 1, false, 0, { region: "us-east", failed: ["a"] })).toMatchObject({ cursor: 1 });

@@ -1,5 +1,6 @@
 // Which backend of a request's plan takes its next attempt. The first attempt takes the first
-// backend that can take it now; a retry steers away from what just failed (see pickBackend).
+// backend that can take it now, unless a backend of its model is half-open and wants its probe; a
+// retry steers away from what just failed (see pickBackend).
 import type { BackendConfig } from "../../config/schema";
 import type { CircuitBreaker } from "./breaker";
 import type { PlanEntry } from "./plan";
@@ -50,6 +51,8 @@ export function pickBackend(
   retry?: RetryAvoid,
 ): Pick {
   let deferred: { cursor: number; delayMs: number } | undefined;
+  /** A first attempt's pick when no half-open backend of the requested model wants its probe. */
+  let first: number | undefined;
   let sameRegion: number | undefined;
   let lastResort: number | undefined;
   let breakerWaitMs: number | undefined;
@@ -71,12 +74,18 @@ export function pickBackend(
     const waitMs = (view.notBefore(backend.id) ?? 0) - now;
     if (waitMs > 0) {
       if (!deferred || waitMs < deferred.delayMs) deferred = { cursor, delayMs: waitMs };
-    } else if (!retry) return { ok: true, cursor, delayMs: 0 };
-    else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now))
+    } else if (!retry) {
+      // A backend on probation gets its probe from a fresh request of its own model: otherwise one
+      // behind a healthy backend of its region would never be tried again, nor its alert resolved.
+      if (breaker.stateAt(now) === "half-open" && plan[cursor]!.alias === plan[from % plan.length]!.alias)
+        return { ok: true, cursor, delayMs: 0 };
+      first ??= cursor;
+    } else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now))
       lastResort ??= cursor;
     else if (backend.region === retry.region) sameRegion ??= cursor;
     else return { ok: true, cursor, delayMs: 0 };
   }
+  if (first !== undefined) return { ok: true, cursor: first, delayMs: 0 };
   const fallback = sameRegion ?? lastResort;
   if (fallback !== undefined) return { ok: true, cursor: fallback, delayMs: 0 };
   if (deferred) return { ok: true, ...deferred };
