@@ -12,6 +12,7 @@
 // After the banner, each request prints one line (the router's request log, rendered by
 // scripts/request-line.ts); --quiet turns them off.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import { parseArgs, stripVTControlCharacters } from "node:util";
 import { unstable_startWorker } from "wrangler";
@@ -99,8 +100,7 @@ async function main(): Promise<void> {
     });
     console.log(`[dev] router on workerd via Miniflare at ${miniflare.url}`);
   } else {
-    console.log("[dev] applying D1 migrations (local)...");
-    await run("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"]);
+    console.log(`[dev] D1 migrations: ${await applyMigrations()}`);
     console.log(`[dev] starting the wrangler dev server${values.inspect ? " with the DevTools inspector" : ""}...`);
     // wrangler prints the Worker's console.log with console.log (log level "log"), and its own line
     // per request too: the router's request line replaces that one.
@@ -152,10 +152,25 @@ async function seedDemoTenant(base: string): Promise<void> {
   }
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
+/**
+ * Applies the D1 migrations to the local database and says so in a few words: wrangler's own output
+ * is a table per migration (175 lines on a first run), shown only when it fails.
+ */
+function applyMigrations(): Promise<string> {
+  const args = ["wrangler", "d1", "migrations", "apply", "DB", "--local"];
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "inherit", "inherit"] });
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
+    const child = spawn("npx", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    child.on("exit", (code) => {
+      if (code !== 0) {
+        process.stderr.write(output);
+        return reject(new Error(`npx ${args.join(" ")} exited with ${code}`));
+      }
+      const applied = [...new Set(stripVTControlCharacters(output).match(/\b\d{4}_[\w-]+\.sql\b/g) ?? [])];
+      resolve(applied.length > 0 ? `applied ${applied.length} (${applied.join(", ")})` : "up to date");
+    });
   });
 }
 
@@ -184,8 +199,34 @@ async function shutdown(code: number): Promise<void> {
   process.exit(code);
 }
 
-// Whatever stops the dev server stops the sims and workerd with it: Ctrl-C, a process manager, a closed terminal.
+// Whatever stops the dev server stops the sims and workerd with it: Ctrl-C, a process manager, a closed
+// terminal. The npm script execs tsx, so a signal npm forwards (SIGINT, SIGTERM) reaches it; and when
+// the processes that started this one go away without passing a signal on (npm on SIGHUP, a kill -9),
+// this one stops too.
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void shutdown(0));
+const starters = startersOf(process.ppid);
+setInterval(() => {
+  if (starters.some((pid) => !alive(pid))) void shutdown(0);
+}, 1_000).unref();
+
+/** This process's parent (tsx) and, where /proc tells, the parent's parent (npm, or a shell). */
+function startersOf(parent: number): number[] {
+  try {
+    const grandparent = Number(readFileSync(`/proc/${parent}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+    return grandparent > 1 ? [parent, grandparent] : [parent];
+  } catch {
+    return [parent];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 main().catch((err: unknown) => {
   if (!(err instanceof DevFailure)) console.error(`[dev] ${String(err)}`);
   void shutdown(1);

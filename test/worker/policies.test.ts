@@ -299,9 +299,12 @@ describe("routing", () => {
     bRequests: number,
     bSuccessesFirst = 0,
   ): Promise<void> {
+    // b (eu-west, the other region) serves a fallback model of "chat": a fresh request of "chat"
+    // never probes it (a half-open backend's probe goes to its own model's requests), so only the
+    // retry's choice is tested.
     const { key } = await createTenant({
       ...simConfig(["a", "b", "c"]),
-      models: { chat: { route: ["a", "b", "c"], order: "pinned" }, "only-b": { route: ["b"] } },
+      models: { chat: { route: ["a", "c"], fallbacks: ["via-b"], order: "pinned" }, "via-b": { route: ["b"] }, "only-b": { route: ["b"] } },
       breaker,
     });
     for (let i = 0; i < bSuccessesFirst; i++)

@@ -251,12 +251,17 @@ export class GateCore {
   /**
    * A live request the gate does not know (it restarted before writing the lease, or reclaimed it)
    * claims its lease: adopted and counted again, whatever the limits, as its backend is answering.
-   * Refused only for a deleted tenant, or one with no config.
+   * Refused for a deleted tenant, one with no config, and a journaled request whose entry another
+   * request took over after the lease was reclaimed.
    */
   adopt(claim: LeaseClaim, now: number): LeaseCheck {
     if (this.leases.get(claim.leaseId)) return { held: true };
     if (this.deleted) return this.gone();
     if (!this.policies.config) return { held: false, ended: leaseLost() };
+    // A journaled request's work is its entry's: one reclaimed and taken over (or ended) by another
+    // request is not taken back, or the answer would be generated twice.
+    const key = claim.admit.record?.key;
+    if (key !== undefined && this.host.journal.get(key, now)?.leaseId !== claim.leaseId) return { held: false, ended: leaseLost() };
     const lease = adoptedLease(claim, this.policies, (id) => this.leases.inFlight(id), now);
     this.leases.add(lease);
     if (claim.backendId !== null) {

@@ -104,6 +104,18 @@ describe("a lease the gate does not know", () => {
     expect(core.stats("t", { entries: 0, bytes: 0 }, 2).backends.find((b) => b.id === "a")?.inFlight).toBe(1);
   });
 
+  it("is refused to a journaled request whose entry was reclaimed and taken over: its answer is another's now", () => {
+    const { core, host } = testCore();
+    const first = leaseOf(admit(core, host, keyed("first"), 0));
+    core.reclaimExpired(60_000);
+    const takeover = leaseOf(admit(core, host, keyed("again"), 60_001));
+    const claim = claimOf(first.leaseId, { admit: keyed("first") });
+    expect(core.adopt(claim, 60_002)).toMatchObject({ held: false, ended: { code: "lease_lost" } });
+    core.settle(takeover.leaseId, success("a"), "complete", undefined, 60_003);
+    expect(core.adopt(claim, 60_004)).toMatchObject({ held: false, ended: { code: "lease_lost" } });
+    expect(inFlight(core)).toBe(0);
+  });
+
   it("is refused for a deleted tenant, which it is told", () => {
     const { core } = testCore();
     core.loadConfig(null, 0, new Map(), 0);
