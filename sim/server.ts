@@ -261,6 +261,7 @@ export class SimServer {
     }
     if (body.sim_fault && typeof body.sim_fault === "object") fault = { ...fault, ...(body.sim_fault as SimFault) };
     if (fault.backend !== undefined && fault.backend !== this.options.id) return {};
+    if (fault.model !== undefined && fault.model !== body.model) return {};
     return fault;
   }
 

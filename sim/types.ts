@@ -33,6 +33,8 @@ export interface SimOptions {
 export interface SimFault {
   /** Apply only on the sim with this id. */
   backend?: string;
+  /** Apply only to requests for this model (the backend's model name): one model on a sim fails, another answers. */
+  model?: string;
   /** Answer this status before the first token. */
   status?: number;
   retry_after?: number;

@@ -39,7 +39,7 @@ export const deadLettersRoute = new Hono<AppEnv>()
         notKeptIds.push(letter.id);
         continue;
       }
-      const started = await startGeneration(c.env, tenant, letter.request);
+      const started = await startGeneration(c.env, tenant, letter.request, undefined, true);
       if (started.status !== 202) return started;
       data.push({ dead_letter_id: letter.id, generation_id: ((await started.json()) as { id: string }).id });
     }
@@ -53,7 +53,7 @@ export const deadLettersRoute = new Hono<AppEnv>()
     const request = await deadLetterRequest(c.env.DB, tenant, id);
     if (request === undefined) return errorResponse(404, "dead_letter_not_found", `Tenant "${tenant}" has no dead letter ${id}.`);
     if (request === null) return notKept(id);
-    return startGeneration(c.env, tenant, request);
+    return startGeneration(c.env, tenant, request, undefined, true);
   });
 
 export const adminGenerationsRoute = new Hono<AppEnv>().get("/:id", async (c) => {

@@ -26,14 +26,21 @@ export const prefersAsync = (prefer: string | undefined) => prefer !== undefined
  * Queues `request` as a generation; answers 202 with it, or 429 when the tenant has too many open.
  * `webhook`: what the request's Sluice-Webhook header names (checked: namedWebhook), told when it ends.
  */
-export async function startGeneration(env: Env, tenant: string, request: ChatRequest, webhook?: string): Promise<Response> {
+export async function startGeneration(
+  env: Env,
+  tenant: string,
+  request: ChatRequest,
+  webhook?: string,
+  /** A redriven dead letter: tried in one delivery (jobs/generate.ts). */
+  once?: true,
+): Promise<Response> {
   // A dead letter written before batch lines were checked may hold a body no route would take.
   if (nestsDeeperThan(request, MAX_JSON_DEPTH)) return tooDeep();
   const store = new GenerationStore(env.DB, tenant);
   if ((await store.openCount()) >= MAX_OPEN_GENERATIONS)
     return errorResponse(429, "too_many_generations", `A tenant has at most ${MAX_OPEN_GENERATIONS} async generations waiting or running.`);
   const generation = await store.create({ ...request, stream: false }, Date.now(), webhook);
-  await env.JOBS.send({ kind: "generate", tenant, generationId: generation.id }, { contentType: "json" });
+  await env.JOBS.send({ kind: "generate", tenant, generationId: generation.id, ...(once ? { once } : {}) }, { contentType: "json" });
   return Response.json(generation, {
     status: 202,
     headers: { location: `/v1/generations/${generation.id}`, "preference-applied": "respond-async" },

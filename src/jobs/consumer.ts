@@ -105,7 +105,7 @@ async function line(
   if (!config) return "done"; // the tenant was deleted
   if (text === null) return record(env, batches, batch, job, false, failed("input_file_missing", "The batch's input file was deleted."));
   const request = parseBatchLine(text).body;
-  const work = { tenant: job.tenant, config, key: `${batch.id}:${job.line}`, path: `/v1/batches/${batch.id}/lines/${job.line}`, request };
+  const work = { tenant: job.tenant, config, key: `${batch.id}:${job.line}`, job: `batch ${batch.id} line ${job.line}`, request };
   const run = await watch.during(job.tenant, batch.id, (stop) => serveDetached(env, work, stop));
   if (run.stopped)
     return record(env, batches, batch, job, false, failed("batch_cancelled", "The batch was cancelled while this line waited for a slot."));

@@ -34,9 +34,16 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
     );
   } else if (!generationEnded(generation)) {
     await store.started(generation.id, Date.now());
-    const work = { tenant: job.tenant, config, key: generationKey(generation.id), path: `/v1/generations/${generation.id}`, request };
+    const work = { tenant: job.tenant, config, key: generationKey(generation.id), job: `generation ${generation.id}`, request };
     const answer = await serveDetached(env, work, { signal: new AbortController().signal });
-    if (RETRYABLE.has(answer.status)) return "retry";
+    if (RETRYABLE.has(answer.status)) {
+      if (!job.once) return "retry";
+      // A redriven letter whose request still fails is a dead letter again at once: its one delivery
+      // already had its attempts under the retry budget, and a minute of redeliveries against a backend
+      // still down would only reopen its breaker.
+      await generationGaveUp(job, env, "The redriven request failed again (it is tried in one delivery).");
+      return "done";
+    }
     await store.finish(generation.id, { status_code: answer.status, body: answer.body }, Date.now());
   }
   // Told again when a delivery finds it ended: the last one may have stopped before telling.
@@ -45,14 +52,16 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
   return "done";
 }
 
-/** The queue gave up on the generation: it ends failed, and becomes a dead letter that keeps its request. */
-export async function generationGaveUp(job: GenerateJob, env: Env): Promise<void> {
+/** The queue gave up on the generation (or a redriven one failed again): it ends failed, and becomes a dead letter that keeps its request. */
+export async function generationGaveUp(
+  job: GenerateJob,
+  env: Env,
+  message = "The generation failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).",
+): Promise<void> {
   const store = new GenerationStore(env.DB, job.tenant);
   const found = await store.withRequest(job.generationId);
   if (!found) return;
   const { request, webhook } = found;
-  const message =
-    "The generation failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).";
   await store.finish(
     job.generationId,
     { status_code: 502, body: { error: { message, type: "server_error", code: "generation_failed" } } },

@@ -4,4 +4,5 @@ export type JobMessage =
   | { kind: "start"; tenant: string; batchId: string; from: number }
   | { kind: "line"; tenant: string; batchId: string; line: number; customId: string; offset: number; length: number }
   | { kind: "finalize"; tenant: string; batchId: string }
-  | { kind: "generate"; tenant: string; generationId: string };
+  /** `once`: a redriven dead letter, tried in one delivery only (see jobs/generate.ts). */
+  | { kind: "generate"; tenant: string; generationId: string; once?: true };

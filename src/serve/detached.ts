@@ -46,7 +46,8 @@ export async function backgroundRecord(key: string, request: ChatRequest): Promi
  */
 export async function serveDetached(
   env: Env,
-  work: { tenant: string; config: TenantConfig; key: string; path: string; request: ChatRequest; priority?: Priority },
+  /** `job`: what the work is, for its log line (method JOB): "generation gen_…", "batch batch_… line 3", … */
+  work: { tenant: string; config: TenantConfig; key: string; job: string; request: ChatRequest; priority?: Priority },
   stop: DetachedStop,
 ): Promise<DetachedAnswer> {
   const priority = work.priority ?? "background";
@@ -60,7 +61,7 @@ export async function serveDetached(
   const admit = admitRequestFor(body, { tenant, record, requestId, priority, shard: shardFor(record.key, config.limits.shards) });
   const meta = freshMeta();
   const sink = new JsonSink(() => responseHeaders(requestId, trace.traceId, meta));
-  const log = new RequestLog(requestId, trace.traceId, "POST", work.path, Date.now());
+  const log = new RequestLog(requestId, trace.traceId, "JOB", work.job, Date.now());
   log.set({ tenant, model: body.model, priority });
   stop.started = () => meta.attempts > 0;
   const options = { lastEventId: 0, detached: true, log, trace, deadLetter: false };

@@ -63,7 +63,7 @@ export async function chatCall(env: Env, run: RunRef, step: ChatStep, scope: Tem
       tenant: run.tenant,
       config,
       key: `wf:${run.runId}:${key}`,
-      path: `/v1/workflows/runs/${run.runId}`,
+      job: `workflow run ${run.runId} step ${key}`,
       request,
       priority: run.definition.priority,
     },

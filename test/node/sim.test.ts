@@ -72,6 +72,9 @@ describe("sim", () => {
     expect(cut.text).toBe(expectedText({ model: "m", messages }).split(" ").slice(0, 4).join(" "));
     const other = await stream({ sim_fault: { backend: "elsewhere", status: 500 } });
     expect(other.done).toBe(true);
+    // A fault for one model: another model on the same sim answers.
+    expect((await stream({ sim_fault: { model: "other-model", status: 500 } })).done).toBe(true);
+    expect((await stream({ sim_fault: { model: "m", status: 503 } })).status).toBe(503);
     const controller = new AbortController();
     const hung = stream({ sim_fault: { hang: true, hang_after: 2 } }, {}, controller.signal).catch(() => null);
     await eventually(() => sim.stats().hung === 1);
@@ -79,7 +82,7 @@ describe("sim", () => {
     controller.abort();
     await hung;
     await eventually(() => sim.stats().cancelled === 1);
-    expect(sim.stats()).toMatchObject({ failedInjected: 1, disconnectedInjected: 1, cancelled: 1, active: 0 });
+    expect(sim.stats()).toMatchObject({ failedInjected: 2, disconnectedInjected: 1, cancelled: 1, active: 0 });
   });
 
   it("queues generations beyond maxConcurrency, like a saturated GPU", async () => {

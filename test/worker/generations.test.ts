@@ -199,6 +199,26 @@ describe("dead letters run again", () => {
     expect(done.response.body.usage.completion_tokens).toBeGreaterThan(0);
   });
 
+  it("a redriven letter whose request still fails is tried in one delivery, then is a dead letter again", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 2, baseDelayMs: 1 } }));
+    await simControl("a", { failRate: 1 });
+    await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 502, "max_attempts");
+    const letters = async () => ((await (await admin(`${tenant}/dead-letters`)).json()) as any).data as any[];
+    await eventually(async () => (await letters()).length === 1);
+    const [letter] = await letters();
+    const before = (await simStats("a")).requests;
+    const res = await admin(`${tenant}/dead-letters/${letter.id}/redrive`, { method: "POST" });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const failed = await until(() => admin(`${tenant}/generations/${id}`), "failed");
+    expect(failed.response.body.error.code).toBe("generation_failed");
+    expect(failed.response.body.error.message).toMatch(/redriven request failed again/);
+    // One delivery's attempts (maxAttempts), not one per queue retry.
+    expect((await simStats("a")).requests - before).toBe(2);
+    await eventually(async () => (await letters()).length === 2);
+    expect((await letters())[0]).toMatchObject({ requestId: id, code: "generation_failed", redrivable: true });
+  });
+
   it("redrives every letter a filter matches; one whose request was not kept is refused with 409", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"], { retry: { maxAttempts: 1 } }));
     await simControl("a", { failRate: 1 });

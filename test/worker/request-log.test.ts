@@ -157,6 +157,15 @@ describe("trace context", () => {
   const PARENT = "00f067aa0ba902b7";
   const spanOf = (traceparent: string | undefined, trace: string) => traceparent?.match(new RegExp(`^00-${trace}-([0-9a-f]{16})-01$`))?.[1];
 
+  it("names background work for what it is: an async generation's run logs as JOB generation <id>, not a route", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"]));
+    const res = await chat(key, { model: "chat", messages: MESSAGES }, { prefer: "respond-async" });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    await eventually(async () => lines.some((l) => l.method === "JOB"), 60_000);
+    expect(lines.find((l) => l.method === "JOB")).toMatchObject({ path: `generation ${id}`, tenant, outcome: "complete", status: 200 });
+  });
+
   it("continues the client's trace into every backend attempt, a span each, and says so", async () => {
     const { key } = await createTenant(simConfig(["a", "b"]));
     const res = await chat(

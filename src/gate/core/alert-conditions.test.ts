@@ -28,6 +28,11 @@ describe("alert conditions", () => {
     const [o] = observe([rule], { ...quiet, backends: open }, 0);
     expect(o).toMatchObject({ subject: "a", figures: { breaker: "open", failures: 5, successes: 0 } });
     expect(o!.summary).toBe("The circuit breaker of backend a is open: 5 of 5 recent attempts failed.");
+    // Opened and closed again since the last look: it held as "open", and is closed now.
+    const [blip] = observe([rule], { ...quiet, backends: reclosed }, 5);
+    expect(blip).toMatchObject({ active: true, figures: { breaker: "open" }, cleared: { figures: { breaker: "closed" } } });
+    expect(blip!.summary).toBe("The circuit breaker of backend a opened: 0 of 1 recent attempts failed.");
+    expect(blip!.cleared!.summary).toBe("The circuit breaker of backend a is closed.");
   });
 
   it("queue_saturated: by depth share, by the oldest wait, or either", () => {

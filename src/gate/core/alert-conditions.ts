@@ -28,6 +28,11 @@ export interface Observation {
   rule: AlertRule;
   /** The backend a breaker alert is about. */
   subject?: string;
+  /**
+   * The condition held since the last evaluation but no longer holds now (a breaker that opened and
+   * closed again in between): what it is now, for the "resolved" that follows the "firing" at once.
+   */
+  cleared?: { figures: FigureValues; summary: string };
   active: boolean;
   figures: FigureValues;
   /** What is wrong (or that it no longer is), in a sentence. */
@@ -51,12 +56,20 @@ function observeRule(rule: AlertRule, f: AlertFigures, since: number): Observati
     case "breaker_open": {
       const watched = rule.backends ? f.backends.filter((b) => rule.backends!.includes(b.id)) : f.backends;
       return watched.map((b) => {
-        const active = b.breaker !== "closed" || b.openedAt > since;
-        const figures = { breaker: b.breaker, failures: b.failures, successes: b.successes };
-        const summary = active
-          ? `The circuit breaker of backend ${b.id} is ${b.breaker === "closed" ? "closed again after opening" : b.breaker}: ${b.failures} of ${b.failures + b.successes} recent attempts failed.`
-          : `The circuit breaker of backend ${b.id} is closed.`;
-        return { key: `${rule.id}/${b.id}`, rule, subject: b.id, active, figures, summary };
+        const blip = b.breaker === "closed" && b.openedAt > since;
+        const active = b.breaker !== "closed" || blip;
+        const counts = { failures: b.failures, successes: b.successes };
+        const closed = { figures: { breaker: "closed", ...counts }, summary: `The circuit breaker of backend ${b.id} is closed.` };
+        const held = blip ? "open" : b.breaker;
+        const summary = `The circuit breaker of backend ${b.id} ${blip ? "opened" : `is ${held}`}: ${b.failures} of ${b.failures + b.successes} recent attempts failed.`;
+        return {
+          key: `${rule.id}/${b.id}`,
+          rule,
+          subject: b.id,
+          active,
+          ...(active ? { figures: { breaker: held, ...counts }, summary } : closed),
+          ...(blip ? { cleared: closed } : {}),
+        };
       });
     }
     case "queue_saturated": {

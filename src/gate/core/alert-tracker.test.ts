@@ -19,6 +19,27 @@ describe("AlertTracker", () => {
     expect(t.size).toBe(0);
   });
 
+  it("tells a condition that held and cleared between two evaluations as a firing, then its resolution, in order", () => {
+    const t = new AlertTracker();
+    const blip: Observation = {
+      ...seen(true),
+      figures: { breaker: "open" },
+      cleared: { figures: { breaker: "closed" }, summary: "closed" },
+    };
+    const told = t.evaluate([blip], 0, 1_000);
+    expect(told.map((m) => [m.state, m.figures.breaker])).toEqual([
+      ["firing", "open"],
+      ["resolved", "closed"],
+    ]);
+    expect(t.active()).toEqual([]);
+    expect(t.evaluate([seen(false)], 0, 2_000)).toEqual([]);
+    // With forSeconds to wait, a blip fires nothing and starts no wait.
+    const patient = new AlertTracker();
+    expect(patient.evaluate([{ ...blip, rule: rule(5) }], 0, 1_000)).toEqual([]);
+    expect(patient.evaluate([seen(true, rule(5))], 0, 2_000)).toEqual([]);
+    expect(patient.evaluate([seen(true, rule(5))], 0, 6_500)).toEqual([]);
+  });
+
   it("waits forSeconds of the condition holding before it fires; a gap starts the wait over", () => {
     const t = new AlertTracker();
     const r = rule(60);

@@ -2,7 +2,8 @@
 // rule's `forSeconds`, firing once it has, resolved when the condition clears. A "firing" message
 // goes out once per change, and never sooner than the cooldown after the alert's previous one: a
 // condition that flaps is told once, and again only if it still holds when the cooldown ends.
-// Every "firing" is followed by one "resolved" (also when the rule or its backend leaves the config).
+// Every "firing" is followed by one "resolved" (also when the rule or its backend leaves the config;
+// at once, in the same evaluation, for a condition that held and cleared between two evaluations).
 // Stored by the gate (toJSON), so a restart neither repeats a message nor loses a resolution.
 import type { AlertKind } from "../../config/alerts-schema";
 import type { FigureValues, Observation } from "./alert-conditions";
@@ -86,6 +87,11 @@ export class AlertTracker {
         if (!t.firing && now - t.since >= forMs && cooled) {
           Object.assign(t, { firing: true, firedAt: now, firingSince: t.since });
           out.push(transition(o.key, t, "firing", t.since, now, o.figures, o.summary));
+        }
+        // Over already (it held between evaluations): the resolution follows its firing, in order.
+        if (o.cleared) {
+          if (t.firing) out.push(transition(o.key, t, "resolved", t.firingSince ?? now, now, o.cleared.figures, o.cleared.summary));
+          Object.assign(t, { firing: false, since: undefined });
         }
       } else if (t) {
         t.since = undefined;
