@@ -16,7 +16,7 @@ export interface Env {
   JOBS: Queue<JobMessage>;
   /** Workflow runs (workflows/runner.ts). */
   WORKFLOWS: Workflow<RunParams>;
-  /** Webhook messages: the gates' alerts, and async generations' ends, for the webhook consumer (README, "Alerts"). */
+  /** Webhook messages: the gates' alerts, and async generations' ends, for the webhook consumer (docs/operations.md, "Alerts"). */
   ALERTS: Queue<WebhookMessage>;
   /** The router's public URL (https://sluice.example.com): alerts link to its dashboard. */
   PUBLIC_URL?: string;

@@ -1,4 +1,4 @@
-// A tenant's workflow definitions (README, "Workflows"): PUT stores a new version (runs already
+// A tenant's workflow definitions (docs/workflows.md, "Workflows"): PUT stores a new version (runs already
 // started keep theirs), GET reads the newest, DELETE stops new runs. A definition is checked as a
 // DAG (definition.ts) and against the tenant's config: model aliases it has, effect hosts it allows.
 import { Hono } from "hono";

@@ -1,4 +1,4 @@
-// Workflow runs (README, "Workflows"): start one (an Idempotency-Key never starts a second), read it
+// Workflow runs (docs/workflows.md, "Workflows"): start one (an Idempotency-Key never starts a second), read it
 // with every step's status, attempts, backend, timings, tokens and output or error, follow its
 // events as SSE (resumable with Last-Event-ID), cancel it, list them.
 import { Hono } from "hono";

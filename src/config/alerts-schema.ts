@@ -1,4 +1,4 @@
-// A tenant's alerts (README, "Alerts"): webhook targets and the rules the gate evaluates. Each rule
+// A tenant's alerts (docs/operations.md, "Alerts"): webhook targets and the rules the gate evaluates. Each rule
 // names a condition on the gate's figures; it fires once its condition has held `forSeconds`, and
 // resolves when the condition clears. Checked beside the rest of the tenant config (schema.ts).
 import * as z from "zod";
@@ -53,7 +53,7 @@ export const AlertsSchema = z.object({
   rules: z.array(AlertRuleSchema).max(MAX_ALERT_RULES).default([]),
   /** The least time between two "firing" messages of one alert: a flapping condition does not page every minute. */
   cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
-  /** The webhook told when an async generation ends (README, "Async generations"); a request's Sluice-Webhook header overrides it. */
+  /** The webhook told when an async generation ends (docs/background-work.md, "Async generations"); a request's Sluice-Webhook header overrides it. */
   generationWebhook: id.optional(),
 });
 

@@ -1,4 +1,4 @@
-// Tenant configuration, validated with zod (README, "Tenant config"). Field names are fixed;
+// Tenant configuration, validated with zod (docs/admin-api.md, "Tenant config"). Field names are fixed;
 // every field beyond `backends` and `models` has a default so a minimal config is valid.
 import * as z from "zod";
 import { AlertsSchema, alertsIssues } from "./alerts-schema";

@@ -1,4 +1,4 @@
-// Tells a webhook that an async generation ended (README, "Async generations"): the one its request
+// Tells a webhook that an async generation ended (docs/background-work.md, "Async generations"): the one its request
 // named with Sluice-Webhook, else the tenant's alerts.generationWebhook, else none. The message goes
 // through the alert queue, so it is signed, retried and dead-lettered like an alert; the event's id
 // is the generation's, so a receiver drops the repeat a redelivered job may send.

@@ -1,6 +1,6 @@
 // One Analytics Engine data point per request, when the Worker has an `ANALYTICS` binding
 // (wrangler.toml, commented out by default): the request log line's figures, queryable with SQL
-// over any window (README "Request log"). Without the binding nothing is written.
+// over any window (docs/operations.md "Request log"). Without the binding nothing is written.
 import type { RequestLine } from "./request-log";
 
 /**

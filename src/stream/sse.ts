@@ -1,4 +1,4 @@
-// SSE framing of what sluice sends to clients. Pure string building; see README, "Streams".
+// SSE framing of what sluice sends to clients. Pure string building; see docs/client-api.md, "Streams".
 
 export interface ErrorBody {
   message: string;

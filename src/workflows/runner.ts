@@ -1,4 +1,4 @@
-// A workflow run on Cloudflare Workflows (README, "Workflows"). Every attempt of every step is one
+// A workflow run on Cloudflare Workflows (docs/workflows.md, "Workflows"). Every attempt of every step is one
 // durable `step.do`, so a crash or a redeploy resumes the run where it stopped: a completed attempt
 // is never made again (its output is replayed), and an effect that succeeded is never repeated.
 // Steps start as soon as what they need has ended, so independent steps run in parallel; a map

@@ -1,4 +1,4 @@
-// Workflows in D1 (README, "Workflows"): each tenant's definitions by version, and its runs with
+// Workflows in D1 (docs/workflows.md, "Workflows"): each tenant's definitions by version, and its runs with
 // their steps and events. Bounded: MAX_WORKFLOWS names a tenant, MAX_VERSIONS kept per name (a
 // version a run still uses stays), runs kept RUN_TTL_MS, a step's output at most MAX_OUTPUT_BYTES.
 import type { WorkflowDefinition } from "./core/definition";

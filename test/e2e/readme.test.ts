@@ -1,10 +1,11 @@
-// README's examples, run as written against a router on workerd with the demo tenant of `npm run
-// dev` (scripts/demo-tenant.ts), so the docs cannot drift: its addresses are rewritten to this
-// stack's ports and curl's progress meter is silenced, nothing else. Shell blocks run with bash and
-// curl, TypeScript blocks with tsx, the tenant config is PUT through the admin API.
+// The examples of README and of the docs pages it links, run as written against a router on workerd
+// with the demo tenant of `npm run dev` (scripts/demo-tenant.ts), so the docs cannot drift: their
+// addresses are rewritten to this stack's ports and curl's progress meter is silenced, nothing
+// else. Shell blocks run with bash and curl, TypeScript blocks with tsx, the tenant config is PUT
+// through the admin API.
 import { execFile, spawnSync } from "node:child_process";
 import { promisify } from "node:util";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,8 +21,16 @@ import { webhookPayload } from "../../src/observe/alerts/payload";
 import type { WebhookMessage } from "../../src/observe/alerts/webhook-message";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const README = readFileSync(path.join(ROOT, "README.md"), "utf8");
-const blocks = [...README.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, code: m[2]! }));
+/** README and every docs page with examples (the others hold results and notes, no code). */
+const DOCS = [
+  "README.md",
+  ...readdirSync(path.join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
+const blocks = DOCS.flatMap((file) =>
+  [...readFileSync(path.join(ROOT, file), "utf8").matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ file, lang: m[1]!, code: m[2]! })),
+);
 
 /** Blocks that are not run here, and why: the assertion below fails when another one appears. */
 const NOT_RUN: Array<{ marker: string; why: string }> = [
@@ -85,6 +94,10 @@ describe("README examples", () => {
     expect(shell.length).toBeGreaterThanOrEqual(2);
     const outputs: string[] = [];
     for (const b of shell) outputs.push(await run("bash", ["-euo", "pipefail", "-c", rewrite(b.code).replaceAll("curl ", "curl -sS ")]));
+    // The fallback recipe: llama-sim fails in both regions, chat-small's own backend answers.
+    expect(outputs.find((o) => /^x-sluice-backend:/im.test(o))).toMatch(/^x-sluice-backend: use1-small\r?$/im);
+    // The same Idempotency-Key twice: the second is answered from the first.
+    expect(outputs.find((o) => o.includes("(generated)"))).toMatch(/\(generated\)\nx-sluice-replay: (stored|joined)/i);
     const chat = outputs.find((o) => o.includes("chat.completion.chunk"));
     expect(chat).toBeDefined();
     expect(chat!.trimEnd().endsWith("data: [DONE]")).toBe(true);
@@ -98,6 +111,8 @@ describe("README examples", () => {
       await fetch(`${router.url}/admin/tenants/demo`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     ).json();
     expect(demo.models.chat.fallbacks).toEqual(["chat-small", "chat-large"]);
+    // The async example answered 202 with a generation.
+    expect(outputs.find((o) => o.includes('"object":"generation"'))).toContain('"status":"queued"');
     // The workflow example: its run followed to its end, every step succeeded.
     const followed = outputs.find((o) => o.includes("event: run.running"));
     expect(followed).toMatch(/event: run\.completed\n/);

@@ -14,7 +14,7 @@ import type { TenantPolicies } from "./tenant-policies";
 export const ALERT_EVALUATE_MS = 5_000;
 export const ALERT_IDLE_EVALUATE_MS = 60_000;
 
-/** What a webhook receives (README, "Alerts"), less the dashboard link the consumer adds. */
+/** What a webhook receives (docs/operations.md, "Alerts"), less the dashboard link the consumer adds. */
 export interface AlertEvent {
   /** Unique per message: the receiver's key for dropping a redelivered one (`webhook-id`). */
   id: string;

@@ -56,7 +56,7 @@ export interface GateStats {
   /** The last minute and the last five (see RecentActivity); a sharded tenant's are its gates' added up, percentiles the worst gate's. */
   recent: RecentSummary;
   backends: BackendStats[];
-  /** Alerts whose condition holds now, pending or firing (README, "Alerts"). */
+  /** Alerts whose condition holds now, pending or firing (docs/operations.md, "Alerts"). */
   alerts: ActiveAlert[];
   histograms?: { queue: SavedHistogram; total: SavedHistogram };
 }

@@ -1,4 +1,4 @@
-// The body a webhook receives (README, "Alerts" and "Async generations"): Standard Webhooks'
+// The body a webhook receives (docs/operations.md, "Alerts" and "Async generations"): Standard Webhooks'
 // envelope ({type, timestamp, data}) around the event, with a link to follow: the tenant on the
 // dashboard for an alert, the generation for a generation's end. Pure.
 import type { WebhookMessage } from "./webhook-message";

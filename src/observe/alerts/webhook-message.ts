@@ -1,5 +1,5 @@
-// What the webhook queue carries: a gate's alert, or the end of an async generation (README,
-// "Async generations"). Both go to one of the tenant's webhooks (config `alerts.webhooks`), signed
+// What the webhook queue carries: a gate's alert, or the end of an async generation
+// (docs/background-work.md, "Async generations"). Both go to one of the tenant's webhooks (config `alerts.webhooks`), signed
 // with the tenant's secret, retried and dead-lettered alike (delivery.ts).
 import type { AlertEvent, AlertMessage } from "../../gate/core/gate-alerts";
 

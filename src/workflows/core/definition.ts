@@ -1,4 +1,4 @@
-// A workflow definition (README, "Workflows"): a DAG of steps, checked with zod and then as a graph.
+// A workflow definition (docs/workflows.md, "Workflows"): a DAG of steps, checked with zod and then as a graph.
 // Kinds: `llm` (a chat request to one of the tenant's model aliases, messages templated from the
 // run's input and upstream outputs, optionally JSON checked against required fields or a JSON
 // Schema), `map` (the same over each item of an upstream list, `concurrency` at a time, done when

@@ -1,4 +1,4 @@
-// How a workflow run's steps ended, and what that makes of the run (README, "Workflows"). Partial
+// How a workflow run's steps ended, and what that makes of the run (docs/workflows.md, "Workflows"). Partial
 // success is an outcome of its own, never passed off as complete: an optional step skipped, or a
 // map step with failed items, makes a run `partial`; a required step that failed makes it `failed`
 // (what completed is kept). Pure.

@@ -1,4 +1,4 @@
-// The template syntax of workflow steps (README, "Workflows"): `{{ reference }}` inserts a value, and
+// The template syntax of workflow steps (docs/workflows.md, "Workflows"): `{{ reference }}` inserts a value, and
 // nothing else happens: no expressions, no code. A reference is one of
 //   input            the run's input          input.a.b     a field of it
 //   steps.<id>       a step's output          steps.<id>.f  a field of a JSON output
