@@ -1,14 +1,8 @@
 // Background work (batch lines) in the gate: it takes only the slots interactive requests leave
 // free, at most limits.background of them, and never stands in an interactive request's way.
 import { describe, expect, it } from "vitest";
-import type { AdmitResult, AttemptReport } from "./protocol";
-import { admit, request, testConfig, testCore } from "./test-host";
+import { admit, leaseOf, request, success, testConfig, testCore } from "./test-host";
 
-const success = (backendId: string): AttemptReport => ({ backendId, outcome: "success", durationMs: 5, chunks: 3 });
-const leaseOf = (r: AdmitResult) => {
-  if (r.kind !== "lease") throw new Error(`expected a lease, got ${JSON.stringify(r)}`);
-  return r;
-};
 const background = (id: string) => request(id, { priority: "background" });
 const limits = (l: Record<string, number>) => testConfig({ limits: { maxQueue: 8, maxQueueWaitMs: 60_000, ...l } });
 

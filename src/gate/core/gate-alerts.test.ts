@@ -2,18 +2,9 @@
 // it asks to be evaluated again.
 import { describe, expect, it } from "vitest";
 import { ALERT_EVALUATE_MS, ALERT_IDLE_EVALUATE_MS } from "./gate-alerts";
-import type { AttemptReport } from "./protocol";
-import { admit, request, testConfig, testCore } from "./test-host";
+import { admit, failure, request, success, testConfig, testCore } from "./test-host";
 import type { TenantConfigInput } from "../../config/schema";
 
-const failure = (backendId: string): AttemptReport => ({
-  backendId,
-  outcome: "failure",
-  durationMs: 5,
-  chunks: 0,
-  errorCode: "upstream_http_503",
-});
-const success = (backendId: string): AttemptReport => ({ backendId, outcome: "success", durationMs: 5, chunks: 3 });
 const hooks = [
   { id: "ops", url: "https://hooks.example/ops" },
   { id: "pager", url: "https://hooks.example/pager" },

@@ -2,25 +2,11 @@
 // leases and their reclaim. Every case runs in microseconds: time is an argument.
 import { describe, expect, it } from "vitest";
 import { LEASE_TTL_MS } from "./lease-timing";
-import type { AdmitResult, AttemptReport } from "./protocol";
 import { STALE_TICKET_MS } from "./tickets";
-import { admit, request, testBackend, testConfig, testCore } from "./test-host";
+import { admit, failure, leaseOf, request, success, testBackend, testConfig, testCore } from "./test-host";
 
 const oneSlot = (limits: Record<string, number> = {}) =>
   testConfig({ limits: { maxConcurrency: 1, maxQueue: 8, maxQueueWaitMs: 10_000, ...limits } });
-const leaseOf = (r: AdmitResult) => {
-  if (r.kind !== "lease") throw new Error(`expected a lease, got ${JSON.stringify(r)}`);
-  return r;
-};
-const failure = (backendId: string, extra: Partial<AttemptReport> = {}): AttemptReport => ({
-  backendId,
-  outcome: "failure",
-  durationMs: 5,
-  chunks: 0,
-  errorCode: "upstream_http_503",
-  ...extra,
-});
-const success = (backendId: string): AttemptReport => ({ backendId, outcome: "success", durationMs: 5, chunks: 3 });
 const fresh = { deliveredChunks: 0, mustContinue: false };
 
 describe("admission and the queue", () => {

@@ -2,21 +2,9 @@
 // any backend's availability. Every case runs in microseconds: time is an argument.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { AdmitResult, AttemptReport, LeaseClaim } from "./protocol";
-import { admit, request, testConfig, testCore } from "./test-host";
+import type { LeaseClaim } from "./protocol";
+import { admit, failure, leaseOf, request, success, testConfig, testCore } from "./test-host";
 
-const leaseOf = (r: AdmitResult) => {
-  if (r.kind !== "lease") throw new Error(`expected a lease, got ${JSON.stringify(r)}`);
-  return r;
-};
-const failure = (backendId: string): AttemptReport => ({
-  backendId,
-  outcome: "failure",
-  durationMs: 5,
-  chunks: 0,
-  errorCode: "upstream_http_503",
-});
-const success = (backendId: string): AttemptReport => ({ backendId, outcome: "success", durationMs: 5, chunks: 3 });
 const keyed = (id: string, hash = "h") => request(id, { record: { key: "idem:k", kind: "idempotency", bodyHash: hash, shared: true } });
 const inFlight = (core: ReturnType<typeof testCore>["core"]) => core.stats("t", { entries: 0, bytes: 0 }, 0).inFlight;
 

@@ -6,7 +6,7 @@ import { GateCore } from "./gate-core";
 import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./journal-entry";
 import type { Lease } from "./leases";
 import type { GateHost, JournalPort } from "./ports";
-import type { AdmitRequest, AdmitResult, Checkpoint } from "./protocol";
+import type { AdmitRequest, AdmitResult, AttemptReport, Checkpoint } from "./protocol";
 
 export class MemoryJournal implements JournalPort {
   readonly entries = new Map<string, EntrySnapshot & { expiresAt: number }>();
@@ -128,3 +128,22 @@ export function admit(core: GateCore, host: TestHost, req: AdmitRequest, now: nu
   if (result.kind === "queued") host.listening.add(result.ticket);
   return result;
 }
+
+/** The lease an admission granted; throws (failing the test) on any other answer. */
+export function leaseOf(r: AdmitResult): Extract<AdmitResult, { kind: "lease" }> {
+  if (r.kind !== "lease") throw new Error(`expected a lease, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+/** An attempt that failed before its first token (a 503). */
+export const failure = (backendId: string, extra: Partial<AttemptReport> = {}): AttemptReport => ({
+  backendId,
+  outcome: "failure",
+  durationMs: 5,
+  chunks: 0,
+  errorCode: "upstream_http_503",
+  ...extra,
+});
+
+/** An attempt that answered (3 chunks). */
+export const success = (backendId: string): AttemptReport => ({ backendId, outcome: "success", durationMs: 5, chunks: 3 });
