@@ -10,10 +10,14 @@ function bearer(header: string | undefined): string | null {
   return match ? match[1]! : null;
 }
 
-/** Resolves the tenant from `Authorization: Bearer <key>` and loads its config. */
+/**
+ * Resolves the tenant from `Authorization: Bearer <key>` or `x-api-key: <key>` (what the Anthropic
+ * SDK sends) and loads its config.
+ */
 export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
-  const key = bearer(c.req.header("authorization"));
-  if (!key) return errorResponse(401, "missing_api_key", "Missing API key: send it as 'Authorization: Bearer <key>'.");
+  const key = bearer(c.req.header("authorization")) ?? c.req.header("x-api-key")?.trim();
+  if (!key)
+    return errorResponse(401, "missing_api_key", "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.");
   const tenant = await apiKeys.owner(c.env, key);
   const config = tenant ? await readTenantConfig(c.env, tenant) : null;
   if (!tenant || !config) return errorResponse(401, "invalid_api_key", "Invalid API key.");

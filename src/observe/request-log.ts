@@ -35,6 +35,8 @@ export interface RequestLine {
   traceId: string;
   method: string;
   path: string;
+  /** The API the client spoke: "chat", "messages" (client requests of those routes only). */
+  surface?: string;
   tenant?: string;
   model?: string;
   priority?: string;
@@ -55,7 +57,9 @@ export interface RequestLine {
 /** Status for a client that left before any response started (nginx's convention). */
 export const CLIENT_CLOSED = 499;
 
-type Details = Partial<Pick<RequestLine, "tenant" | "model" | "priority" | "queueMs" | "promptTokens" | "completionTokens" | "backend">>;
+type Details = Partial<
+  Pick<RequestLine, "surface" | "tenant" | "model" | "priority" | "queueMs" | "promptTokens" | "completionTokens" | "backend">
+>;
 
 export class RequestLog {
   private details: Details = {};

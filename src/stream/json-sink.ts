@@ -1,8 +1,8 @@
 // The non-streaming side of a ClientSink: gathers the relayed chunks into one
 // `chat.completion` object, answered only when the generation is complete.
-import { errorResponse } from "./errors";
 import type { ClientChunk } from "./relay";
 import type { ClientSink, Failure, FramedChunk, HeaderSource } from "./sink";
+import { CHAT_SURFACE, type ChatCompletion, type Surface } from "./surface";
 
 interface ToolCallDraft {
   id?: string;
@@ -28,7 +28,10 @@ export class JsonSink implements ClientSink {
   private id = "";
   private created = 0;
 
-  constructor(private readonly headers: HeaderSource) {
+  constructor(
+    private readonly headers: HeaderSource,
+    private readonly surface: Surface = CHAT_SURFACE,
+  ) {
     this.response = new Promise((resolve) => (this.resolveResponse = resolve));
   }
 
@@ -83,21 +86,22 @@ export class JsonSink implements ClientSink {
     const message: Record<string, unknown> = { role: "assistant", content: calls.length && !this.content ? null : this.content };
     if (this.reasoning) message.reasoning_content = this.reasoning;
     if (calls.length) message.tool_calls = calls;
-    const body = {
+    const completion = {
       id: this.id,
       object: "chat.completion",
       created: this.created,
       model: this.model,
       choices: [{ index: 0, message, finish_reason: this.finishReason ?? "stop", logprobs: this.logprobs && { content: this.logprobs } }],
       ...(this.usage ? { usage: this.usage } : {}),
-    };
+    } as ChatCompletion;
+    const body = this.surface.answer(completion);
     this.answer(new Response(JSON.stringify(body), { status: 200, headers: { ...this.headers(), "content-type": "application/json" } }));
   }
 
   async fail(failure: Failure): Promise<void> {
     const headers: Record<string, string> = { ...this.headers() };
     if (failure.retryAfterSec !== undefined) headers["retry-after"] = String(failure.retryAfterSec);
-    this.answer(errorResponse(failure.status, failure.code, failure.message, headers));
+    this.answer(this.surface.errorResponse(failure, headers));
   }
 
   private answer(response: Response): void {

@@ -1,8 +1,10 @@
-// The SSE side of a ClientSink: `id: n` numbered chunks, `: comment` keepalives while queued or
-// waiting, `[DONE]` at the end, and the partial-completion error event when the stream breaks.
-import { errorBody, errorResponse } from "./errors";
-import { chunkEvent, commentLine, doneEvent, errorEvent } from "./sse";
+// The SSE side of a ClientSink: the surface's events for the relayed chunks (for chat completions,
+// `id: n` numbered chunks, `[DONE]` at the end, the partial-completion error event when the stream
+// breaks), and `: comment` keepalives while queued or waiting. Writes, backpressure and a client
+// that stops reading are handled here, whatever the surface.
+import { commentLine } from "./sse";
 import type { ClientSink, Failure, FramedChunk, HeaderSource } from "./sink";
+import { CHAT_SURFACE, type SseFraming, type Surface } from "./surface";
 
 /** Silence longer than this gets a comment line, so proxies keep the connection open. */
 export const KEEPALIVE_MS = 15_000;
@@ -49,11 +51,15 @@ export class SseSink implements ClientSink {
 
   private readonly keepaliveMs: number;
   private readonly clientStallMs: number;
+  private readonly framing: SseFraming;
+  private readonly nextId = () => ++this.eventId;
 
   constructor(
     private readonly headers: HeaderSource,
     timing: { keepaliveMs?: number; clientStallMs?: number } = {},
+    private readonly surface: Surface = CHAT_SURFACE,
   ) {
+    this.framing = surface.framing();
     this.keepaliveMs = timing.keepaliveMs ?? KEEPALIVE_MS;
     this.clientStallMs = timing.clientStallMs ?? CLIENT_STALL_MS;
     this.response = new Promise((resolve) => (this.resolveResponse = resolve));
@@ -72,9 +78,7 @@ export class SseSink implements ClientSink {
     if (chunks.length === 0) return Promise.resolve();
     this.commit();
     this.phase = "streaming";
-    let text = "";
-    for (const c of chunks) text += chunkEvent(++this.eventId, c.json);
-    return this.write(text);
+    return this.write(this.framing.chunks(chunks, this.nextId));
   }
 
   comment(text: string): Promise<void> {
@@ -84,7 +88,7 @@ export class SseSink implements ClientSink {
 
   async finish(): Promise<void> {
     this.commit();
-    await this.write(doneEvent());
+    await this.write(this.framing.done());
     await this.close();
   }
 
@@ -94,11 +98,10 @@ export class SseSink implements ClientSink {
       this.closed = true;
       const headers: Record<string, string> = { ...this.headers() };
       if (failure.retryAfterSec !== undefined) headers["retry-after"] = String(failure.retryAfterSec);
-      this.answer(errorResponse(failure.status, failure.code, failure.message, headers));
+      this.answer(this.surface.errorResponse(failure, headers));
       return;
     }
-    const { error } = errorBody(failure.status, failure.code, failure.message);
-    await this.write(errorEvent(error, completionTokens > 0, completionTokens, failure.cut)).catch(() => {});
+    await this.write(this.framing.error(failure, completionTokens)).catch(() => {});
     await this.close();
   }
 

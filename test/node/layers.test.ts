@@ -14,6 +14,8 @@ const LAYERS = [
   ["src/gate/core"],
   ["src/gate"],
   ["src/stream"],
+  // Translation between chat completions and the other APIs clients speak: pure, on stream's seam.
+  ["src/surfaces"],
   ["src/dispatch"],
   ["src/observe"],
   ["src/admission"],

@@ -30,7 +30,7 @@ import {
 } from "./protocol";
 import { closeEntry } from "./entry-close";
 import { exhausted, leaseEnded, leaseLost, rejections } from "./rejections";
-import { adoptedLease, regrant } from "./lease-recovery";
+import { adoptedLease, EndedLeases, regrant } from "./lease-recovery";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
 import { TenantPolicies, backgroundLimit } from "./tenant-policies";
@@ -46,6 +46,8 @@ export class GateCore {
   private readonly attempts: Attempts;
   private readonly drain = new DrainRate();
   private readonly waiting: WaitingRoom;
+  /** Leases settled lately: never claimed back (see EndedLeases). */
+  private readonly ended = new EndedLeases();
   /** The tenant was deleted (see endForDeletion) and no config has been installed since. */
   private deleted = false;
 
@@ -251,12 +253,13 @@ export class GateCore {
   /**
    * A live request the gate does not know (it restarted before writing the lease, or reclaimed it)
    * claims its lease: adopted and counted again, whatever the limits, as its backend is answering.
-   * Refused for a deleted tenant, one with no config, and a journaled request whose entry another
-   * request took over after the lease was reclaimed.
+   * Refused for a deleted tenant, one with no config, a lease settled lately (the claim crossed its
+   * settle), and a journaled request whose entry another request took over after a reclaim.
    */
   adopt(claim: LeaseClaim, now: number): LeaseCheck {
     if (this.leases.get(claim.leaseId)) return { held: true };
     if (this.deleted) return this.gone();
+    if (this.ended.has(claim.leaseId, now)) return { held: false, ended: leaseLost() };
     if (!this.policies.config) return { held: false, ended: leaseLost() };
     // A journaled request's work is its entry's: one reclaimed and taken over (or ended) by another
     // request is not taken back, or the answer would be generated twice.
@@ -312,6 +315,7 @@ export class GateCore {
     now: number,
     failureStatus?: number,
   ): void {
+    this.ended.note(leaseId, now);
     const lease = this.leases.get(leaseId);
     if (!lease) return; // already settled or reclaimed: settle is idempotent
     const config = this.policies.config;

@@ -2,6 +2,7 @@
 // any backend's availability. Every case runs in microseconds: time is an argument.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ENDED_MEMORY_MS, EndedLeases, MAX_ENDED } from "./lease-recovery";
 import type { LeaseClaim } from "./protocol";
 import { admit, failure, leaseOf, request, success, testConfig, testCore } from "./test-host";
 
@@ -102,6 +103,37 @@ describe("a lease the gate does not know", () => {
     core.settle(takeover.leaseId, success("a"), "complete", undefined, 60_003);
     expect(core.adopt(claim, 60_004)).toMatchObject({ held: false, ended: { code: "lease_lost" } });
     expect(inFlight(core)).toBe(0);
+  });
+
+  it("is refused once its request settled, though the claim arrives after the settle (they crossed)", () => {
+    const { core } = testCore();
+    core.settle("lost", null, "complete", undefined, 1);
+    expect(core.adopt(claimOf("lost"), 2)).toMatchObject({ held: false, ended: { code: "lease_lost" } });
+    expect(inFlight(core)).toBe(0);
+    // Remembered for a while, then forgotten: the memory is bounded in time (and count).
+    expect(core.adopt(claimOf("lost"), 1 + ENDED_MEMORY_MS)).toEqual({ held: true });
+  });
+
+  it("property: the memory of settled leases stays within its bounds", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 100_000 })), { maxLength: 200 }),
+        (notes) => {
+          const ended = new EndedLeases();
+          let now = 0;
+          for (const [id, dt] of notes) {
+            now += dt;
+            ended.note(`l${id}`, now);
+            expect(ended.has(`l${id}`, now)).toBe(true);
+          }
+          expect(ended.has("never", now)).toBe(false);
+        },
+      ),
+    );
+    const many = new EndedLeases();
+    for (let i = 0; i <= MAX_ENDED; i++) many.note(`l${i}`, 0);
+    expect(many.has("l0", 0)).toBe(false);
+    expect(many.has(`l${MAX_ENDED}`, 0)).toBe(true);
   });
 
   it("is refused for a deleted tenant, which it is told", () => {

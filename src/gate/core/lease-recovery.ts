@@ -67,3 +67,34 @@ export function adoptedLease(claim: LeaseClaim, policies: TenantPolicies, inFlig
   if (claim.answered) lease.answered = true;
   return lease;
 }
+
+/** How long a settled lease's id is remembered, and how many at most (the oldest go first). */
+export const ENDED_MEMORY_MS = 60_000;
+export const MAX_ENDED = 10_000;
+
+/**
+ * Leases settled lately, by id: a claim for one is refused. A request's claim and its settle may
+ * cross (the claim waits for the config while the settle is answered), and a settled lease must
+ * never come back. Bounded in time and count.
+ */
+export class EndedLeases {
+  private readonly ended = new Map<string, number>();
+
+  note(id: string, now: number): void {
+    this.ended.delete(id);
+    this.ended.set(id, now);
+    this.prune(now);
+  }
+
+  has(id: string, now: number): boolean {
+    this.prune(now);
+    return this.ended.has(id);
+  }
+
+  private prune(now: number): void {
+    for (const [id, at] of this.ended) {
+      if (this.ended.size <= MAX_ENDED && now - at < ENDED_MEMORY_MS) break;
+      this.ended.delete(id);
+    }
+  }
+}
