@@ -212,7 +212,15 @@ describe("README examples", () => {
       const listed = block.code.match(/const questions = (\[[^\]]*\]);/);
       const asked = listed ? (JSON.parse(listed[1]!) as string[]) : [...block.code.matchAll(/content: "([^"]+)"/g)].map((m) => m[1]!);
       if (!listed) expect(asked).toHaveLength(1);
-      const answers = asked.map((q) => expectedText({ model: "llama-sim", messages: [{ role: "user", content: q }] }).trim());
+      // An Anthropic example names max_tokens (the API requires it): the sim then runs to exactly that many.
+      const maxTokens = Number(block.code.match(/max_tokens: (\d+)/)?.[1] ?? Number.NaN);
+      const answers = asked.map((q) =>
+        expectedText({
+          model: "llama-sim",
+          messages: [{ role: "user", content: q }],
+          maxTokens: Number.isNaN(maxTokens) ? undefined : maxTokens,
+        }).trim(),
+      );
       expect(out.trim()).toBe(answers.join("\n"));
     }
   });
