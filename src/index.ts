@@ -9,6 +9,7 @@ import { logError } from "./log";
 import { chatRoute } from "./api/chat";
 import { modelsRoute } from "./api/models";
 import { messagesRoute } from "./api/messages";
+import { responsesRoute } from "./api/responses";
 import { adminRoute } from "./api/admin";
 import { allowedMethods } from "./api/allowed-methods";
 import { requestLogging } from "./api/request-logging";
@@ -32,6 +33,7 @@ app.get("/", (c) => c.json({ service: "sluice", docs: "https://github.com/sluice
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/v1/chat", chatRoute);
 app.route("/v1/messages", messagesRoute);
+app.route("/v1/responses", responsesRoute);
 app.route("/v1/models", modelsRoute);
 app.route("/v1/files", filesRoute);
 app.route("/v1/batches", batchesRoute);

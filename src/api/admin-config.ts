@@ -21,6 +21,7 @@ import { stopInstance } from "./workflows";
 import { FileStore } from "../jobs/files";
 import { BatchStore } from "../jobs/batches";
 import { GenerationStore } from "../jobs/generations";
+import { StoredResponses } from "../serve/stored-responses";
 import { gatesOf } from "../admission/gate-client";
 import { type ConfigChange, MAX_CONFIG_VERSIONS, configLogOf } from "../admin/config-log";
 import { actorOf, operatorOnly, tenantNotFound } from "./admin-scope";
@@ -166,6 +167,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
       new FileStore(c.env.DB, c.env.FILES, tenant).deleteAll(),
       new BatchStore(c.env.DB, tenant).deleteAll(),
       new GenerationStore(c.env.DB, tenant).deleteAll(),
+      new StoredResponses(c.env.DB, tenant).deleteAll(),
       eraseWorkflows(c.env, tenant),
     ]);
     await logOf(c.env, tenant).erase();

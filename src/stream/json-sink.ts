@@ -95,6 +95,7 @@ export class JsonSink implements ClientSink {
       ...(this.usage ? { usage: this.usage } : {}),
     } as ChatCompletion;
     const body = this.surface.answer(completion);
+    await this.surface.ended?.();
     this.answer(new Response(JSON.stringify(body), { status: 200, headers: { ...this.headers(), "content-type": "application/json" } }));
   }
 

@@ -88,7 +88,9 @@ export class SseSink implements ClientSink {
 
   async finish(): Promise<void> {
     this.commit();
-    await this.write(this.framing.done());
+    const end = this.framing.done();
+    await this.surface.ended?.();
+    await this.write(end);
     await this.close();
   }
 

@@ -23,6 +23,11 @@ export interface Surface {
   answer(completion: ChatCompletion): unknown;
   /** An error answered before anything else was sent. */
   errorResponse(failure: Failure, headers: Record<string, string>): Response;
+  /**
+   * Resolves once what the surface does with a whole answer is done (the Responses API stores it):
+   * the sinks deliver the answer's end only then, so a client's next request finds it.
+   */
+  ended?(): Promise<void>;
 }
 
 /** A gathered `chat.completion` (the JSON sink builds it from the relayed chunks). */
