@@ -19,7 +19,7 @@ import { gateName, shardFor } from "../admission/gate-naming";
 import { admitRequestFor, freshMeta, type ServeOptions, responseHeaders, serveLogged, shedHints } from "../serve/serve";
 
 export interface Answering {
-  /** The client's API, for its log line: "chat", "messages". */
+  /** The client's API, for its log line: "chat", "messages", "responses". */
   surface: string;
   /** How answers, streams and errors are told (undefined: chat completions). */
   speaks?: Surface;

@@ -1,0 +1,100 @@
+// The router on workerd with sims that speak only chat completions, called by the openai SDK's
+// Responses API: responses.create, responses.stream and its finalResponse, function tools and a
+// turn with their outputs by previous_response_id, and a cut stream: resumed exactly where a
+// backend can, raised as an APIError where none can (never a failed response taken for an answer).
+import OpenAI, { APIError } from "openai";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { agentAnswer } from "../../sim/agent";
+import { expectedText } from "../../sim/text";
+import { startStack, type Stack } from "./harness";
+
+let stack: Stack;
+let client: OpenAI;
+let plain: OpenAI;
+const KEY = "sk-e2e-responses-0123456789";
+const PLAIN_KEY = "sk-e2e-responses-plain-0123456789";
+const ASK = "Tell me about queues.";
+const user = [{ role: "user", content: ASK }];
+
+beforeAll(async () => {
+  stack = await startStack(["use1", "euw1"]);
+  const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
+  const backends = (resume: boolean) => [
+    { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim", resume },
+    { id: "euw1", region: "eu-west", url: url("euw1"), model: "llama-sim", resume },
+  ];
+  await stack.createTenant("responses", { backends: backends(true), models: { chat: { route: ["use1", "euw1"], order: "pinned" } } }, KEY);
+  await stack.createTenant(
+    "responses-plain",
+    { backends: backends(false), models: { chat: { route: ["use1"] } }, retry: { maxAttempts: 1 } },
+    PLAIN_KEY,
+  );
+  client = new OpenAI({ apiKey: KEY, baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
+  plain = new OpenAI({ apiKey: PLAIN_KEY, baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
+});
+
+afterAll(() => stack?.close());
+
+beforeEach(() => {
+  for (const sim of Object.values(stack.sims)) {
+    sim.configure({ failRate: 0, disconnectRate: 0, hangRate: 0 });
+    sim.resetStats();
+  }
+});
+
+describe("the openai SDK's Responses API against sluice on workerd", () => {
+  it("creates a response, and streams one to the same final response", async () => {
+    const created = await client.responses.create({ model: "chat", input: ASK });
+    expect(created.status).toBe("completed");
+    expect(created.output_text).toBe(expectedText({ model: "llama-sim", messages: user }));
+    const stream = client.responses.stream({ model: "chat", input: ASK });
+    let text = "";
+    stream.on("response.output_text.delta", (e) => (text += e.delta));
+    const final = await stream.finalResponse();
+    expect(text).toBe(created.output_text);
+    expect(final.output_text).toBe(created.output_text);
+    expect(final.usage?.output_tokens).toBeGreaterThan(0);
+  });
+
+  it("calls function tools, and goes on after their outputs by previous_response_id", async () => {
+    const tools = [
+      { type: "function" as const, name: "lookup", parameters: { type: "object", properties: { q: { type: "string" } } }, strict: false },
+    ];
+    const first = await client.responses.stream({ model: "chat", input: ASK, tools }).finalResponse();
+    const calls = first.output.filter((i) => i.type === "function_call");
+    const sim = agentAnswer({ model: "llama-sim", messages: user, tools: ["lookup"] });
+    expect(calls.map((c) => ({ call_id: c.call_id, name: c.name, arguments: c.arguments }))).toEqual(
+      sim.toolCalls.map((t) => ({ call_id: t.id, name: t.name, arguments: t.arguments })),
+    );
+    const second = await client.responses.create({
+      model: "chat",
+      tools,
+      previous_response_id: first.id,
+      input: calls.map((c) => ({ type: "function_call_output" as const, call_id: c.call_id, output: "a queue is a line" })),
+    });
+    expect(second.status).toBe("completed");
+    expect(second.previous_response_id).toBe(first.id);
+    expect((await client.responses.retrieve(second.id)).id).toBe(second.id);
+  });
+
+  it("gets a cut stream whole where a backend can resume it", async () => {
+    stack.sims.use1!.configure({ disconnectRate: 1 });
+    const final = await client.responses.stream({ model: "chat", input: ASK }).finalResponse();
+    expect(final.output_text).toBe(expectedText({ model: "llama-sim", messages: user }));
+    expect(stack.sims.use1!.stats().disconnectedInjected).toBe(1);
+  });
+
+  it("raises an APIError after the partial text where none can", async () => {
+    stack.sims.use1!.configure({ disconnectRate: 1 });
+    const stream = plain.responses.stream({ model: "chat", input: ASK });
+    let text = "";
+    stream.on("response.output_text.delta", (e) => (text += e.delta));
+    const error = await stream.finalResponse().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(APIError);
+    expect(text.length).toBeGreaterThan(0);
+    expect(expectedText({ model: "llama-sim", messages: user }).startsWith(text)).toBe(true);
+  });
+});
