@@ -27,6 +27,24 @@ describe("the sim's agent output", () => {
     }
   });
 
+  it("answers with text once given its tools' results, as an agent's model does", () => {
+    const asked = [{ role: "user", content: "Find it." }];
+    const first = agentAnswer({ model: "m", messages: asked, tools: ["lookup"] });
+    expect(first.finishReason).toBe("tool_calls");
+    const messages = [
+      ...asked,
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: first.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })),
+      },
+      ...first.toolCalls.map((c) => ({ role: "tool", tool_call_id: c.id, content: "found" })),
+    ];
+    const answer = agentAnswer({ model: "m", messages, tools: ["lookup"] });
+    expect(answer.toolCalls).toEqual([]);
+    expect(answer.content.join("")).toBe(expectedText({ model: "m", messages }));
+  });
+
   it("is deterministic", () => {
     const key = { model: "m", messages, tools: ["search"] };
     expect(agentDeltas(agentAnswer(key))).toEqual(agentDeltas(agentAnswer(key)));

@@ -1,5 +1,5 @@
 // The sim's deterministic agent output: what a model streams besides text. When a request offers
-// `tools`, the answer is one to three tool calls (OpenAI's `delta.tool_calls` shape, arguments split
+// `tools` (and its last message is not a tool's result, which it answers with text), the answer is one to three tool calls (OpenAI's `delta.tool_calls` shape, arguments split
 // into fragments at arbitrary points, finish_reason "tool_calls"); a model whose name contains
 // "reason", or a request with `reasoning_effort`, gets `reasoning_content` before its answer. Everything is a pure function of the
 // request, so tests rebuild the uninterrupted output and prove nothing was spliced.
@@ -68,7 +68,9 @@ export function agentAnswer(key: AgentRequest): AgentAnswer {
   const reasoning = isReasoningModel(key.model)
     ? completionFor({ ...key, model: `${key.model}#thinking`, maxTokens: undefined }).tokens
     : [];
-  if (key.tools && key.tools.length > 0) {
+  // Offered tools, a model calls them; given their results (the last message a tool's), it answers.
+  const lastRole = (key.messages.at(-1) as { role?: unknown } | undefined)?.role;
+  if (key.tools && key.tools.length > 0 && lastRole !== "tool") {
     const random = mulberry32(hashOf(key));
     const count = 1 + Math.floor(random() * 3);
     const toolCalls = Array.from({ length: count }, (_, i) => {
