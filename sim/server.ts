@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { agentAnswer, agentContinuation, agentDeltas, type AgentAnswer, type Delta } from "./agent";
 import { mulberry32 } from "./text";
 import { answerMessage, chunkOf, usageOf } from "./wire";
+import { embeddingsAnswer } from "./embeddings";
 import type { SimFault, SimOptions, SimStats } from "./types";
 
 export type { SimFault, SimOptions, SimStats };
@@ -149,13 +150,41 @@ export class SimServer {
         .catch((err: unknown) => json(res, 400, { error: { message: String(err), type: "invalid_request_error" } }));
       return;
     }
-    if (req.method === "POST" && (url.pathname === "/control" || url.pathname === "/v1/chat/completions")) {
+    if (
+      req.method === "POST" &&
+      (url.pathname === "/control" || url.pathname === "/v1/chat/completions" || url.pathname === "/v1/embeddings")
+    ) {
       readBody(req)
-        .then((body) => (url.pathname === "/control" ? this.control(body, res) : this.chat(req, body, res)))
+        .then((body) =>
+          url.pathname === "/control"
+            ? this.control(body, res)
+            : url.pathname === "/v1/embeddings"
+              ? this.embeddings(req, body, res)
+              : this.chat(req, body, res),
+        )
         .catch((err: unknown) => json(res, 400, { error: { message: String(err), type: "invalid_request_error" } }));
       return;
     }
     json(res, 404, { error: { message: `no route ${req.method} ${url.pathname}`, type: "invalid_request_error" } });
+  }
+
+  /** An embeddings request: the same faults as a chat request's before its first token, then the vectors. */
+  private embeddings(req: http.IncomingMessage, raw: string, res: http.ServerResponse): void {
+    this.counters.requests++;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return json(res, 400, { error: { message: "body is not JSON", type: "invalid_request_error" } });
+    }
+    const fault = this.faultFor(req, body);
+    const failStatus = fault.status ?? (this.dice() < (fault.fail_rate ?? this.options.failRate) ? this.options.failStatus : undefined);
+    if (failStatus !== undefined) {
+      this.counters.failedInjected++;
+      return json(res, failStatus, { error: { message: `sim ${this.options.id}: injected ${failStatus}`, type: "server_error" } });
+    }
+    const answer = embeddingsAnswer(body);
+    json(res, answer.status, answer.body);
   }
 
   private control(body: string, res: http.ServerResponse): void {

@@ -21,7 +21,7 @@ export interface Completion {
   finishReason: "stop" | "length";
 }
 
-function fnv1a(text: string): number {
+export function fnv1a(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

@@ -27,6 +27,12 @@ export const BackendSchema = z.object({
   resume: z.boolean().default(false),
   /** Context window in tokens; prompts estimated longer than this skip the backend. */
   contextTokens: z.number().int().positive().optional(),
+  /** What the backend serves; one that declares nothing is tried for both. */
+  serves: z
+    .array(z.enum(["chat", "embeddings"]))
+    .min(1)
+    .max(2)
+    .optional(),
   /** Coordinates, for regions not in sluice's built-in table. */
   lat: z.number().min(-90).max(90).optional(),
   lon: z.number().min(-180).max(180).optional(),

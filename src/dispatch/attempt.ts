@@ -4,32 +4,9 @@
 import { traceHeaders, type TraceContext } from "../trace-context";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { AttemptGrant, Timeouts } from "../gate/core/protocol";
-import { parseRetryAfter } from "./retry-after";
+import { AttemptError, upstreamHttpError } from "./upstream-error";
 import { describeChunk, type UpstreamChunk } from "../stream/chunk";
 import { StreamPace, type ReadSizePolicy } from "./read-size";
-
-/**
- * Why an attempt failed; `retryable` false means another backend would fail the same way. The
- * message is sluice's own words and may reach the client; `detail` is foreign text (what the
- * backend said, what the runtime threw), kept for the attempt log and dead letters only.
- */
-export class AttemptError extends Error {
-  readonly httpStatus?: number;
-  readonly retryAfterMs?: number;
-  readonly detail?: string;
-
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly retryable: boolean,
-    extra: { httpStatus?: number; retryAfterMs?: number; detail?: string } = {},
-  ) {
-    super(message);
-    this.httpStatus = extra.httpStatus;
-    this.retryAfterMs = extra.retryAfterMs;
-    this.detail = extra.detail;
-  }
-}
 
 export type UpstreamEvent = { kind: "chunk"; chunk: UpstreamChunk } | { kind: "done" };
 
@@ -52,7 +29,6 @@ export interface AttemptRequest {
   trace?: { context: TraceContext; spanId: string };
 }
 
-const MAX_ERROR_BODY_BYTES = 2048;
 /**
  * Largest upstream SSE event (or run of bytes without one), in bytes: a real chunk is a few KB. A
  * backend that sends a line without end fails the attempt here instead of growing the isolate's
@@ -134,7 +110,7 @@ export class UpstreamAttempt {
     } catch (err) {
       throw this.abortReason() ?? new AttemptError("connect_error", `Could not reach ${grant.backend.id}.`, true, { detail: String(err) });
     }
-    if (!response.ok) throw await this.httpError(response);
+    if (!response.ok) throw await upstreamHttpError(grant.backend.id, response);
     if (!response.body)
       throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, { httpStatus: response.status });
     this.reader = response.body.getReader({ mode: "byob" });
@@ -293,61 +269,4 @@ export class UpstreamAttempt {
     }
     return out;
   }
-
-  private async httpError(response: Response): Promise<AttemptError> {
-    const id = this.req.grant.backend.id;
-    const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), Date.now());
-    const text = await readPrefix(response, MAX_ERROR_BODY_BYTES);
-    const status = response.status;
-    if (status >= 300 && status < 400) {
-      const message = `${id} answered a redirect (${status}); sluice does not follow redirects.`;
-      return new AttemptError("upstream_redirect", message, true, { httpStatus: status, detail: text });
-    }
-    // The backend's key is wrong or revoked: the backend's problem, never the client's 401/403.
-    if (status === 401 || status === 403) {
-      const message = `${id} refused sluice's credentials (${status}): check its apiKey.`;
-      return new AttemptError("upstream_auth_failed", message, true, { httpStatus: status, detail: text });
-    }
-    // 4xx other than 408/429 means the request itself is wrong: no backend will like it better.
-    const retryable = status === 408 || status === 429 || status >= 500;
-    let said = text;
-    try {
-      const parsed = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
-      said = (typeof parsed.error === "string" ? parsed.error : parsed.error?.message) ?? parsed.message ?? text;
-    } catch {
-      /* not JSON: keep the text */
-    }
-    const code = `upstream_http_${status}`;
-    const extra = { httpStatus: status, retryAfterMs, detail: said.slice(0, 500) };
-    // A backend's verdict on the client's own request is passed on with its reason; the text of
-    // a backend's own failure (5xx, 408, 429) stays in the attempt log.
-    if (!retryable) return new AttemptError(code, `${id} answered ${status}${said ? `: ${said.slice(0, 500)}` : ""}`, false, extra);
-    return new AttemptError(code, `${id} answered ${status}.`, true, extra);
-  }
-}
-
-async function readPrefix(response: Response, maxBytes: number): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < maxBytes) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parts.push(value);
-      size += value.byteLength;
-    }
-  } catch {
-    /* a broken error body still leaves the status */
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.byteLength;
-  }
-  return new TextDecoder().decode(all.subarray(0, maxBytes)).trim();
 }

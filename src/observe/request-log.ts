@@ -35,7 +35,7 @@ export interface RequestLine {
   traceId: string;
   method: string;
   path: string;
-  /** The API the client spoke: "chat", "messages", "responses" (client requests of those routes only). */
+  /** The API the client spoke: "chat", "messages", "responses", "embeddings" (client requests of those routes only). */
   surface?: string;
   tenant?: string;
   model?: string;

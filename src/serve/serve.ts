@@ -228,7 +228,7 @@ async function followEntry(gate: GateApi, entry: EntrySnapshot, sink: ClientSink
  * Admission, polling while queued. A gate that restarts drops its queue (the poll answers
  * "unknown", or the call fails): the request is admitted again rather than lost.
  */
-async function admitThroughQueue(
+export async function admitThroughQueue(
   gate: GateApi,
   admit: AdmitRequest,
   signal: AbortSignal,

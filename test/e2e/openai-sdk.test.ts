@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually";
 import { agentAnswer, agentDeltas } from "../../sim/agent";
 import { expectedText } from "../../sim/text";
+import { embeddingOf } from "../../sim/embeddings";
 import { startStack, type Stack } from "./harness";
 
 let stack: Stack;
@@ -242,5 +243,15 @@ describe("openai SDK: files and batches", () => {
     }
     // Each line generated once.
     expect(Object.values(stack.sims).reduce((n, s) => n + s.stats().requests, 0)).toBe(12);
+  });
+});
+
+describe("openai SDK embeddings against sluice on workerd", () => {
+  it("gets the backend's vectors: base64 (the SDK's default, decoded by it) and float alike", async () => {
+    const asked = await client.embeddings.create({ model: "chat", input: ["a queue", "a lease"] });
+    expect(asked.data.map((d) => d.embedding)).toEqual([embeddingOf("llama-sim", "a queue"), embeddingOf("llama-sim", "a lease")]);
+    const floats = await client.embeddings.create({ model: "chat", input: "a queue", encoding_format: "float", dimensions: 3 });
+    expect(floats.data[0]!.embedding).toEqual(embeddingOf("llama-sim", "a queue", 3));
+    expect(floats.usage.prompt_tokens).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,8 @@
 // Reads that wait for several events (a busy isolate) against a real sim: the text stays exact, a
 // stream that breaks or stalls mid-batch ends with the right error and only a prefix delivered.
 import { beforeEach, describe, expect, it } from "vitest";
-import { type AttemptError, UpstreamAttempt } from "../../src/dispatch/attempt";
+import { UpstreamAttempt } from "../../src/dispatch/attempt";
+import type { AttemptError } from "../../src/dispatch/upstream-error";
 import { ReadSizePolicy } from "../../src/dispatch/read-size";
 import { expectedText, MESSAGES, resetSims, simUrl } from "./helpers";
 

@@ -12,6 +12,8 @@ export interface PlanEntry {
 
 export interface PlanInput {
   alias: string;
+  /** What the request asks for: only backends that serve it are in its plan (chat when absent). */
+  kind?: "chat" | "embeddings";
   origin?: Coordinates;
   promptTokens: number;
   maxTokens?: number;
@@ -50,7 +52,7 @@ export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePla
     const ordered = model.order === "pinned" ? model.route : orderByProximity(model.route, config, input);
     for (const id of ordered) {
       const b = backends.get(id);
-      if (!b || seenBackends.has(id)) continue;
+      if (!b || seenBackends.has(id) || (b.serves && !b.serves.includes(input.kind ?? "chat"))) continue;
       if (b.contextTokens !== undefined) {
         largestContext = Math.max(largestContext, b.contextTokens);
         if (input.promptTokens >= b.contextTokens) {
@@ -73,6 +75,13 @@ export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePla
       message: `The prompt is about ${input.promptTokens} tokens, more than the largest context window (${largestContext} tokens) of model "${input.alias}" and its fallbacks.`,
     };
   }
+  if (entries.length === 0)
+    return {
+      ok: false,
+      status: 400,
+      code: "model_not_served",
+      message: `No backend of model "${input.alias}" or its fallbacks serves ${input.kind ?? "chat"} (backends[].serves).`,
+    };
   if (tooLong > 0 && entries[0] && entries[0].alias !== alias) degradations.push(`context-window;from=${alias};to=${entries[0].alias}`);
   return { ok: true, entries, degradations };
 }

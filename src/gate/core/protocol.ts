@@ -17,6 +17,8 @@ export interface RecordSpec {
 
 export interface AdmitRequest {
   tenant: string;
+  /** Embeddings go to backends that serve them (config `serves`); chat when absent. */
+  kind?: "chat" | "embeddings";
   record?: RecordSpec;
   requestId: string;
   alias: string;
