@@ -8,13 +8,14 @@ import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
 import { BatchStore, MAX_METADATA_PAIRS, MAX_OPEN_BATCHES } from "../jobs/batches";
 import { FileStore } from "../jobs/files";
+import { BATCH_ENDPOINTS } from "../jobs/batch-input";
 import { listLimit } from "./files";
 
 const WINDOW_MS = 24 * 3600 * 1000;
 
 const CreateBatchSchema = z.object({
   input_file_id: z.string().min(1).max(64),
-  endpoint: z.literal("/v1/chat/completions", 'endpoint must be "/v1/chat/completions"'),
+  endpoint: z.enum(BATCH_ENDPOINTS, `endpoint must be one of ${BATCH_ENDPOINTS.join(", ")}`),
   completion_window: z.literal("24h", 'completion_window must be "24h"'),
   metadata: z
     .record(z.string().max(64), z.string().max(512))
@@ -39,10 +40,13 @@ export const batchesRoute = new Hono<AppEnv>()
       const file = await new FileStore(c.env.DB, c.env.FILES, tenant).get(asked.input_file_id);
       if (!file) return errorResponse(400, "invalid_input_file", `No file ${asked.input_file_id}.`);
       if (file.purpose !== "batch") return errorResponse(400, "invalid_input_file", `File ${file.id} is not a batch input file.`);
+      const endpoint = (await new FileStore(c.env.DB, c.env.FILES, tenant).index(file.id))?.endpoint ?? "/v1/chat/completions";
+      if (endpoint !== asked.endpoint)
+        return errorResponse(400, "invalid_input_file", `The lines of file ${file.id} are for ${endpoint}, not ${asked.endpoint}.`);
       if ((await batches.openCount()) >= MAX_OPEN_BATCHES)
         return errorResponse(429, "too_many_batches", `A tenant runs at most ${MAX_OPEN_BATCHES} batches at once; wait for one to end.`);
       const batch = await batches.create(
-        { inputFileId: file.id, total: file.lines, metadata: asked.metadata ?? null, windowMs: WINDOW_MS },
+        { inputFileId: file.id, total: file.lines, metadata: asked.metadata ?? null, windowMs: WINDOW_MS, endpoint },
         Date.now(),
       );
       await c.env.JOBS.send({ kind: "start", tenant, batchId: batch.id, from: 0 }, { contentType: "json" });

@@ -55,7 +55,7 @@ export const filesRoute = new Hono<AppEnv>()
     const now = Date.now();
     if ((await store.usedBytes(now)) + bytes.length > MAX_TENANT_FILE_BYTES)
       return errorResponse(400, "file_storage_full", `The tenant's files would exceed ${MAX_TENANT_FILE_BYTES} bytes; delete some first.`);
-    const index = { offsets: parsed.offsets, customIds: parsed.customIds };
+    const index = { offsets: parsed.offsets, customIds: parsed.customIds, endpoint: parsed.endpoint };
     return c.json(
       await store.create({ filename: file.name || "batch.jsonl", purpose: "batch", bytes, index, lines: parsed.offsets.length }, now),
     );

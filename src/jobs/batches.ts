@@ -4,6 +4,8 @@
 //   validating -> in_progress -> finalizing -> completed | expired | cancelled
 //   validating | in_progress -> cancelling -> finalizing;  a batch that cannot go on -> failed
 //   (or cancelled, from cancelling or a cancelled batch's finalizing)
+import type { BatchEndpoint } from "./batch-input";
+
 /** Open (not final) batches a tenant may have at once. */
 export const MAX_OPEN_BATCHES = 20;
 /** Metadata pairs a batch may carry, and their sizes (as OpenAI's). */
@@ -16,7 +18,7 @@ const OPEN: readonly BatchStatus[] = ["validating", "in_progress", "finalizing",
 export interface BatchObject {
   id: string;
   object: "batch";
-  endpoint: "/v1/chat/completions";
+  endpoint: BatchEndpoint;
   errors: { object: "list"; data: Array<{ code: string; message: string; line: number | null; param: string | null }> } | null;
   input_file_id: string;
   completion_window: "24h";
@@ -37,6 +39,7 @@ export interface BatchObject {
 }
 
 interface BatchRow {
+  endpoint: BatchEndpoint;
   id: string;
   status: BatchStatus;
   input_file_id: string;
@@ -77,13 +80,13 @@ export class BatchStore {
   }
 
   async create(
-    batch: { inputFileId: string; total: number; metadata: Record<string, string> | null; windowMs: number },
+    batch: { inputFileId: string; total: number; metadata: Record<string, string> | null; windowMs: number; endpoint?: BatchEndpoint },
     now: number,
   ): Promise<BatchObject> {
     const id = newBatchId();
     await this.db
       .prepare(
-        `INSERT INTO batches (id, tenant, status, input_file_id, metadata, total, created_at, expires_at) VALUES (?, ?, 'validating', ?, ?, ?, ?, ?)`,
+        `INSERT INTO batches (id, tenant, status, input_file_id, metadata, total, created_at, expires_at, endpoint) VALUES (?, ?, 'validating', ?, ?, ?, ?, ?, ?)`,
       )
       .bind(
         id,
@@ -93,6 +96,7 @@ export class BatchStore {
         batch.total,
         seconds(now),
         seconds(now + batch.windowMs),
+        batch.endpoint ?? "/v1/chat/completions",
       )
       .run();
     return (await this.get(id))!;
@@ -229,7 +233,7 @@ function toObject(r: BatchRow): BatchObject {
   return {
     id: r.id,
     object: "batch",
-    endpoint: "/v1/chat/completions",
+    endpoint: r.endpoint,
     errors: r.errors ? (JSON.parse(r.errors) as BatchObject["errors"]) : null,
     input_file_id: r.input_file_id,
     completion_window: "24h",

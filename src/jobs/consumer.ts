@@ -12,9 +12,9 @@ import { readTenantConfig } from "../config/store";
 import { recordGaveUp } from "./gave-up";
 import { logError } from "../log";
 import { parseBatchLine } from "./batch-input";
+import { chatRequestOf, runBatchLine } from "./batch-line";
 import { type BatchObject, BatchStore } from "./batches";
 import { FileStore } from "./files";
-import { serveDetached } from "../serve/detached";
 import { RETRYABLE, generate, generationGaveUp } from "./generate";
 import { CancelWatch } from "./cancel-watch";
 import type { JobMessage } from "./messages";
@@ -104,9 +104,8 @@ async function line(
   const text = await files.slice(batch.input_file_id, job.offset, job.length);
   if (!config) return "done"; // the tenant was deleted
   if (text === null) return record(env, batches, batch, job, false, failed("input_file_missing", "The batch's input file was deleted."));
-  const request = parseBatchLine(text).body;
-  const work = { tenant: job.tenant, config, key: `${batch.id}:${job.line}`, job: `batch ${batch.id} line ${job.line}`, request };
-  const run = await watch.during(job.tenant, batch.id, (stop) => serveDetached(env, work, stop));
+  const work = { tenant: job.tenant, key: `${batch.id}:${job.line}`, job: `batch ${batch.id} line ${job.line}` };
+  const run = await watch.during(job.tenant, batch.id, (stop) => runBatchLine(env, config, parseBatchLine(text), work, stop));
   if (run.stopped)
     return record(env, batches, batch, job, false, failed("batch_cancelled", "The batch was cancelled while this line waited for a slot."));
   const answer = run.result;
@@ -197,9 +196,17 @@ async function lineGaveUp(job: Extract<JobMessage, { kind: "line" }>, env: Env):
   if (!current) return;
   const why = "The line failed every delivery the jobs queue tried (its backends kept failing, or the tenant's queue stayed full).";
   const text = await new FileStore(env.DB, env.FILES, job.tenant).slice(current.input_file_id, job.offset, job.length);
-  const request = text === null ? undefined : parseBatchLine(text).body;
+  const line = text === null ? undefined : parseBatchLine(text);
+  const request = line && chatRequestOf(line);
   const requestId = `${job.batchId}:${job.line}`;
-  await recordGaveUp(env, { tenant: job.tenant, requestId, model: request?.model ?? "batch", code: "line_failed", message: why, request });
+  await recordGaveUp(env, {
+    tenant: job.tenant,
+    requestId,
+    model: line?.body.model ?? "batch",
+    code: "line_failed",
+    message: why,
+    request,
+  });
   const result = {
     id: `batch_req_${job.batchId}_${job.line}`,
     custom_id: job.customId,

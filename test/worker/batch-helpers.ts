@@ -26,12 +26,12 @@ export async function upload(key: string, lines: string[], purpose = "batch", fi
   return api(key, "files", { method: "POST", body: form });
 }
 
-export async function createBatch(key: string, lines: string[]): Promise<any> {
+export async function createBatch(key: string, lines: string[], endpoint = "/v1/chat/completions"): Promise<any> {
   const file = (await (await upload(key, lines)).json()) as { id: string };
   const res = await api(key, "batches", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { run: "test" } }),
+    body: JSON.stringify({ input_file_id: file.id, endpoint, completion_window: "24h", metadata: { run: "test" } }),
   });
   expect(res.status).toBe(200);
   return res.json();

@@ -6,6 +6,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import type { JobMessage } from "../../src/jobs/messages";
 import { BatchStore } from "../../src/jobs/batches";
+import { embeddingOf } from "../../sim/embeddings";
 import type { Env } from "../../src/env";
 import {
   ADMIN,
@@ -201,6 +202,39 @@ describe("batches", () => {
     const errors = await fileLines(key, done.error_file_id);
     expect(errors.map((e) => e.error.code)).toEqual(["batch_cancelled", "batch_cancelled", "batch_cancelled"]);
     expect((await simStats("a")).requests).toBe(1);
+  });
+});
+
+describe("batches of other endpoints", () => {
+  const of = (url: string, id: string, body: Record<string, unknown>) => JSON.stringify({ custom_id: id, method: "POST", url, body });
+
+  it("runs /v1/responses lines into response objects and /v1/embeddings lines into vectors; a batch's endpoint is its file's", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    const asked = ["r1", "r2"].map((id) => of("/v1/responses", id, { model: "chat", input: `batch question ${id}` }));
+    const responses = await until(key, (await createBatch(key, asked, "/v1/responses")).id, "completed");
+    expect(responses).toMatchObject({ endpoint: "/v1/responses", request_counts: { total: 2, completed: 2, failed: 0 } });
+    for (const out of await fileLines(key, responses.output_file_id)) {
+      expect(out.response.body).toMatchObject({ object: "response", status: "completed" });
+      expect(out.response.body.output_text).toBe(expectedText(messagesOf(out.custom_id)));
+    }
+    const embeddings = await until(
+      key,
+      (await createBatch(key, [of("/v1/embeddings", "e1", { model: "chat", input: ["a", "b"] })], "/v1/embeddings")).id,
+      "completed",
+    );
+    const [vectors] = await fileLines(key, embeddings.output_file_id);
+    expect(vectors.response.body.data.map((d: any) => d.embedding)).toEqual([embeddingOf("sim-model", "a"), embeddingOf("sim-model", "b")]);
+    const file = (await (await upload(key, asked)).json()) as { id: string };
+    await expectError(
+      await api(key, "batches", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/embeddings", completion_window: "24h" }),
+      }),
+      400,
+      "invalid_input_file",
+      /are for \/v1\/responses, not \/v1\/embeddings/,
+    );
   });
 });
 
