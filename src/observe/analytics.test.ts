@@ -9,6 +9,7 @@ const line: RequestLine = {
   traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
   method: "POST",
   path: "/v1/chat/completions",
+  surface: "chat",
   tenant: "acme",
   model: "chat",
   priority: "high",
@@ -31,7 +32,7 @@ describe("requestDataPoint", () => {
   it("indexes by tenant and keeps the line's figures in a fixed order", () => {
     expect(requestDataPoint(line)).toEqual({
       indexes: ["acme"],
-      blobs: ["partial", "chat", "use1-a", "stream_cut", "high", "POST", "/v1/chat/completions"],
+      blobs: ["partial", "chat", "use1-a", "stream_cut", "high", "POST", "/v1/chat/completions", "chat"],
       doubles: [200, 4, 35, 900, 12, 40, 2],
     });
   });
@@ -39,6 +40,7 @@ describe("requestDataPoint", () => {
   it("fills what a refusal does not have", () => {
     const refused: RequestLine = {
       ...line,
+      surface: undefined,
       tenant: undefined,
       model: undefined,
       priority: undefined,
@@ -54,7 +56,7 @@ describe("requestDataPoint", () => {
     };
     expect(requestDataPoint(refused)).toEqual({
       indexes: [""],
-      blobs: ["rejected", "", "", "invalid_api_key", "", "POST", "/v1/chat/completions"],
+      blobs: ["rejected", "", "", "invalid_api_key", "", "POST", "/v1/chat/completions", ""],
       doubles: [401, 0, -1, 900, 0, 0, 0],
     });
   });

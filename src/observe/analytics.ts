@@ -4,14 +4,23 @@
 import type { RequestLine } from "./request-log";
 
 /**
- * index: the tenant. blobs: outcome, model alias, backend, error code, priority, method, path.
+ * index: the tenant. blobs: outcome, model alias, backend, error code, priority, method, path, surface.
  * doubles: status, queue ms, TTFT ms (-1 without a token), total ms, prompt tokens, completion
  * tokens, attempts.
  */
 export function requestDataPoint(line: RequestLine): AnalyticsEngineDataPoint {
   return {
     indexes: [line.tenant ?? ""],
-    blobs: [line.outcome, line.model ?? "", line.backend ?? "", line.code ?? "", line.priority ?? "", line.method, line.path.slice(0, 256)],
+    blobs: [
+      line.outcome,
+      line.model ?? "",
+      line.backend ?? "",
+      line.code ?? "",
+      line.priority ?? "",
+      line.method,
+      line.path.slice(0, 256),
+      line.surface ?? "",
+    ],
     doubles: [
       line.status,
       line.queueMs ?? 0,

@@ -175,6 +175,14 @@ describe("POST /v1/messages", () => {
     );
   });
 
+  it("is held to the tenant's rate limits, told as Anthropic's rate_limit_error with Retry-After", async () => {
+    const { key } = await createTenant(simConfig(["a"], { limits: { requestsPerMinute: 1 } }));
+    expect((await messages(key, {})).status).toBe(200);
+    const limited = await messages(key, {});
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    await expectAnthropicError(limited, 429, "rate_limit_error", "rate_limited");
+  });
+
   it("counts tokens with sluice's estimate, and says it is one", async () => {
     const { key } = await createTenant(simConfig(["a"]));
     const res = await SELF.fetch("https://sluice.test/v1/messages/count_tokens", {

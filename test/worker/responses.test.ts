@@ -105,6 +105,26 @@ describe("POST /v1/responses", () => {
     expect(broken.some((e) => e.type === "response.completed")).toBe(false);
   });
 
+  it("replays by Idempotency-Key without a backend call, and is held to the tenant's rate limits", async () => {
+    const { key } = await createTenant(simConfig(["a"], { limits: { requestsPerMinute: 2 } }));
+    const keyed = (body: Record<string, unknown>) =>
+      SELF.fetch("https://sluice.test/v1/responses", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "idempotency-key": "resp-once" },
+        body: JSON.stringify({ model: "chat", input: ASK, ...body }),
+      });
+    const first: any = await (await keyed({})).json();
+    const again = await keyed({ stream: true });
+    expect(again.headers.get("x-sluice-replay")).toMatch(/stored|joined/);
+    expect(textOf(await events(again))).toBe(first.output_text);
+    expect((await simStats("a")).requests).toBe(1);
+    // A replay calls no backend and is not counted: two fresh requests use the minute's two.
+    await (await responses(key, {})).arrayBuffer();
+    const limited = await responses(key, {});
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    await expectError(limited, 429, "rate_limited");
+  });
+
   it("a deleted tenant's stored responses are gone", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"]));
     await (await responses(key, {})).arrayBuffer();
