@@ -104,15 +104,16 @@ export class GateCore {
 
   /** A lease, a replay, a join or a rejection; or "queued": the caller holds the call open (see tickets.ts). */
   admit(request: AdmitRequest, now: number): AdmitResult {
-    if (request.shedByWorker) {
-      this.metrics.count("rejectedQueueFull", request.shedByWorker);
-      this.metrics.count("shedByWorker", request.shedByWorker);
-    }
-    // A resent admission (its reply was lost) gets what the first one got: its place in the queue or its lease.
+    // A resent admission (its reply was lost) gets what the first one got, its place in the queue or
+    // its lease, and counts nothing again.
     if (this.tickets.has(request.requestId)) return this.tickets.listen(request.requestId, now);
     const held = this.leases.ofRequest(request.requestId);
     const again = held && regrant(held, this.policies, this.host.journal, now);
     if (again) return again;
+    if (request.shedByWorker) {
+      this.metrics.count("rejectedQueueFull", request.shedByWorker);
+      this.metrics.count("shedByWorker", request.shedByWorker);
+    }
     const config = this.policies.config;
     if (!config) return this.deleted ? rejections.tenantDeleted() : rejections.tenantNotFound();
     const plan = buildRoutePlan(config, { ...request, inFlight: (id) => this.leases.inFlight(id) });
