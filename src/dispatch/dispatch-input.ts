@@ -53,6 +53,24 @@ export interface AttemptLogEntry {
   spanId?: string;
 }
 
+/** The log entry of an attempt that `report` tells of. */
+export function attemptLogEntry(grant: AttemptGrant, report: AttemptReport, spanId: string): AttemptLogEntry {
+  return {
+    attempt: grant.attempt,
+    backendId: grant.backend.id,
+    continuation: grant.continuation,
+    startedAt: Date.now() - report.durationMs,
+    durationMs: report.durationMs,
+    outcome: report.outcome,
+    errorCode: report.errorCode,
+    errorMessage: report.errorMessage,
+    errorDetail: report.errorDetail,
+    httpStatus: report.httpStatus,
+    chunks: report.chunks,
+    spanId,
+  };
+}
+
 export interface DispatchInput {
   /** For log lines: what went wrong inside sluice is logged under it, never sent to the client. */
   requestId: string;

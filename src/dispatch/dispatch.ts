@@ -22,7 +22,7 @@ import { logError } from "../log";
 import { randomHex } from "../trace-context";
 import { Checkpointer } from "./checkpointer";
 import { LeaseState, claimingCalls } from "./lease-claim";
-import type { DispatchInput, DispatchResult, GateCalls, AttemptLogEntry } from "./dispatch-input";
+import { attemptLogEntry, type DispatchInput, type DispatchResult, type GateCalls, type AttemptLogEntry } from "./dispatch-input";
 import { replayEntry } from "./replay";
 import { runAttempt } from "./run-attempt";
 
@@ -129,20 +129,7 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     if (discarded) report.waste = [...(report.waste ?? []), discarded];
     discarded = undefined;
     lastReport = report;
-    log.push({
-      attempt: grant.attempt,
-      backendId: grant.backend.id,
-      continuation: grant.continuation,
-      startedAt: Date.now() - report.durationMs,
-      durationMs: report.durationMs,
-      outcome: report.outcome,
-      errorCode: report.errorCode,
-      errorMessage: report.errorMessage,
-      errorDetail: report.errorDetail,
-      httpStatus: report.httpStatus,
-      chunks: report.chunks,
-      spanId,
-    });
+    log.push(attemptLogEntry(grant, report, spanId));
 
     if (report.outcome === "success") {
       // The backend is done: its slot goes to the next waiter without waiting for the client to

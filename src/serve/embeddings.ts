@@ -11,6 +11,7 @@ import { gateClient } from "../admission/gate-client";
 import { gateName } from "../admission/gate-naming";
 import { LeaseState, claimingCalls } from "../dispatch/lease-claim";
 import { jsonAttempt } from "../dispatch/json-attempt";
+import { attemptLogEntry } from "../dispatch/dispatch-input";
 import { sleep } from "../dispatch/dispatch";
 import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
 import { errorResponse } from "../stream/errors";
@@ -85,25 +86,7 @@ export async function serveEmbeddings(env: Env, config: TenantConfig, call: Embe
         trace: { context: trace, spanId },
       });
       last = report;
-      log.addAttempts(
-        [
-          {
-            attempt: grant.attempt,
-            backendId: grant.backend.id,
-            continuation: false,
-            startedAt: Date.now() - report.durationMs,
-            durationMs: report.durationMs,
-            outcome: report.outcome,
-            errorCode: report.errorCode,
-            errorMessage: report.errorMessage,
-            errorDetail: report.errorDetail,
-            httpStatus: report.httpStatus,
-            chunks: 0,
-            spanId,
-          },
-        ],
-        (id) => config.backends.find((b) => b.id === id)?.region,
-      );
+      log.addAttempts([attemptLogEntry(grant, report, spanId)], (id) => config.backends.find((b) => b.id === id)?.region);
       if (report.outcome === "success") {
         await settle("complete");
         const usage = (answer as { usage?: { prompt_tokens?: unknown } } | null)?.usage;

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { describeIssues } from "../../config/schema";
 import { messageOf } from "./message";
 import { MessagesRequestSchema, toChatRequest } from "./request";
+import { chatCompletion } from "../test-streams";
 
 const parse = (body: Record<string, unknown>) => MessagesRequestSchema.safeParse({ model: "chat", max_tokens: 64, ...body });
 const chatOf = (body: Record<string, unknown>) => {
@@ -120,30 +121,12 @@ describe("a Messages request as a chat request", () => {
 
 describe("a chat completion as a Messages answer", () => {
   it("has thinking, text and tool_use blocks (arguments parsed), the stop reason and the backend's usage", () => {
-    const message = messageOf(
-      {
-        id: "chatcmpl-7",
-        object: "chat.completion",
-        created: 1,
-        model: "llama",
-        choices: [
-          {
-            index: 0,
-            message: {
-              role: "assistant",
-              content: "Sure.",
-              reasoning_content: "Why not.",
-              tool_calls: [{ id: "call_1", type: "function", function: { name: "get", arguments: '{"k":[1]}' } }],
-            },
-            finish_reason: "tool_calls",
-            logprobs: null,
-          },
-        ],
-        usage: { prompt_tokens: 20, completion_tokens: 8, prompt_tokens_details: { cached_tokens: 16 } },
-      },
-      [],
-      3,
+    const completion = chatCompletion(
+      "chatcmpl-7",
+      { id: "call_1", name: "get", arguments: '{"k":[1]}' },
+      { prompt_tokens: 20, completion_tokens: 8, prompt_tokens_details: { cached_tokens: 16 } },
     );
+    const message = messageOf(completion, [], 3);
     expect(message).toEqual({
       id: "msg_7",
       type: "message",

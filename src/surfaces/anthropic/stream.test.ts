@@ -5,14 +5,8 @@
 import fc from "fast-check";
 import { createParser } from "eventsource-parser";
 import { describe, expect, it } from "vitest";
-import type { FramedChunk } from "../../stream/sink";
 import { MessagesFraming } from "./stream";
-
-const framed = (chunk: Record<string, unknown>): FramedChunk => ({ chunk, json: JSON.stringify(chunk) });
-const delta = (d: Record<string, unknown>, finish: string | null = null) =>
-  framed({ id: "chatcmpl-1", model: "m", choices: [{ index: 0, delta: d, finish_reason: finish }] });
-const usage = (prompt: number, completion: number) =>
-  framed({ id: "chatcmpl-1", model: "m", choices: [], usage: { prompt_tokens: prompt, completion_tokens: completion } });
+import { backendStream, chunksOf, delta, framed, inBatches, usage } from "../test-streams";
 
 /** The events of an SSE text: [event name, data]. */
 function events(text: string): Array<[string, any]> {
@@ -125,63 +119,29 @@ describe("the Messages stream", () => {
   });
 
   it("property: any backend stream accumulates, as the SDK does, to the same thinking, text, tool calls, stop reason and counts", () => {
-    const piece = fc.string({ minLength: 1, maxLength: 6 });
-    const call = fc.record({
-      name: fc.constantFrom("get", "put", "find"),
-      input: fc.dictionary(fc.string({ maxLength: 4 }), fc.oneof(fc.integer(), fc.string())),
-    });
     fc.assert(
-      fc.property(
-        fc.array(piece, { maxLength: 5 }),
-        fc.array(piece, { maxLength: 8 }),
-        fc.array(call, { maxLength: 3 }),
-        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 5 }),
-        fc.integer({ min: 1, max: 1_000 }),
-        (reasoning, text, calls, cuts, completion) => {
-          const chunks: FramedChunk[] = [];
-          for (const r of reasoning) chunks.push(delta({ reasoning_content: r }));
-          for (const t of text) chunks.push(delta({ content: t }));
-          calls.forEach((c, i) => {
-            const args = JSON.stringify(c.input);
-            // The arguments split at arbitrary points, the first fragment naming the call.
-            let at = 0;
-            let k = 0;
-            chunks.push(
-              delta({ tool_calls: [{ index: i, id: `call_${i}`, type: "function", function: { name: c.name, arguments: "" } }] }),
-            );
-            while (at < args.length) {
-              const n = cuts[k++ % cuts.length]!;
-              chunks.push(delta({ tool_calls: [{ index: i, function: { arguments: args.slice(at, at + n) } }] }));
-              at += n;
-            }
-          });
-          chunks.push(delta({}, calls.length ? "tool_calls" : "stop"));
-          chunks.push(usage(11, completion));
-          const f = new MessagesFraming([], 5);
-          // Delivered in batches of any size, as the relay hands them over.
-          let out = "";
-          for (let i = 0; i < chunks.length; i += cuts[0]!) out += f.chunks(chunks.slice(i, i + cuts[0]!));
-          const message = accumulate(events(out + f.done()));
-          const blocks = message.content as any[];
-          expect(
-            blocks
-              .filter((b) => b.type === "thinking")
-              .map((b) => b.thinking)
-              .join(""),
-          ).toBe(reasoning.join(""));
-          expect(
-            blocks
-              .filter((b) => b.type === "text")
-              .map((b) => b.text)
-              .join(""),
-          ).toBe(text.join(""));
-          expect(blocks.filter((b) => b.type === "tool_use").map((b) => ({ id: b.id, name: b.name, input: b.input }))).toEqual(
-            calls.map((c, i) => ({ id: `call_${i}`, name: c.name, input: c.input })),
-          );
-          expect(message.stop_reason).toBe(calls.length ? "tool_use" : "end_turn");
-          expect(message.usage).toEqual({ input_tokens: 11, output_tokens: completion });
-        },
-      ),
+      fc.property(backendStream, (stream) => {
+        const f = new MessagesFraming([], 5);
+        const message = accumulate(events(inBatches(chunksOf(stream), stream.cuts[0]!, (b) => f.chunks(b)) + f.done()));
+        const blocks = message.content as any[];
+        expect(
+          blocks
+            .filter((b) => b.type === "thinking")
+            .map((b) => b.thinking)
+            .join(""),
+        ).toBe(stream.reasoning.join(""));
+        expect(
+          blocks
+            .filter((b) => b.type === "text")
+            .map((b) => b.text)
+            .join(""),
+        ).toBe(stream.text.join(""));
+        expect(blocks.filter((b) => b.type === "tool_use").map((b) => ({ id: b.id, name: b.name, input: b.input }))).toEqual(
+          stream.calls.map((c, i) => ({ id: `call_${i}`, name: c.name, input: c.input })),
+        );
+        expect(message.stop_reason).toBe(stream.calls.length ? "tool_use" : "end_turn");
+        expect(message.usage).toEqual({ input_tokens: stream.prompt, output_tokens: stream.completion });
+      }),
     );
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { describeIssues } from "../../config/schema";
 import { ResponsesRequestSchema, toChatRequest } from "./request";
 import { answerMessages, responseOf } from "./response";
+import { chatCompletion } from "../test-streams";
 
 const parsed = (body: Record<string, unknown>) => {
   const r = ResponsesRequestSchema.safeParse({ model: "chat", ...body });
@@ -93,42 +94,28 @@ describe("a Responses request as a chat request", () => {
 describe("a chat completion as a response", () => {
   it("has reasoning, message and function_call items, usage in the Responses API's terms, and what a later turn sends back", () => {
     const ctx = { id: "resp_9", createdAt: 1, request: parsed({ input: "hi", max_output_tokens: 20 }) };
-    const response = responseOf(ctx, {
-      id: "c",
-      object: "chat.completion",
-      created: 1,
-      model: "llama",
-      choices: [
-        {
-          index: 0,
-          message: {
-            role: "assistant",
-            content: "Yes.",
-            reasoning_content: "Think.",
-            tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }],
-          },
-          finish_reason: "tool_calls",
-          logprobs: null,
-        },
-      ],
-      usage: { prompt_tokens: 4, completion_tokens: 6, completion_tokens_details: { reasoning_tokens: 2 } },
-    });
+    const completion = chatCompletion(
+      "c",
+      { id: "call_1", name: "f", arguments: "{}" },
+      { prompt_tokens: 4, completion_tokens: 6, completion_tokens_details: { reasoning_tokens: 2 } },
+    );
+    const response = responseOf(ctx, completion);
     expect(response).toMatchObject({
       id: "resp_9",
       object: "response",
       status: "completed",
-      output_text: "Yes.",
+      output_text: "Sure.",
       max_output_tokens: 20,
       store: true,
       usage: { input_tokens: 4, output_tokens: 6, total_tokens: 10, output_tokens_details: { reasoning_tokens: 2 } },
       output: [
-        { type: "reasoning", id: "rs_9_0", content: [{ type: "reasoning_text", text: "Think." }] },
-        { type: "message", id: "msg_9_1", status: "completed", content: [{ type: "output_text", text: "Yes.", annotations: [] }] },
+        { type: "reasoning", id: "rs_9_0", content: [{ type: "reasoning_text", text: "Why not." }] },
+        { type: "message", id: "msg_9_1", status: "completed", content: [{ type: "output_text", text: "Sure.", annotations: [] }] },
         { type: "function_call", id: "fc_9_2", call_id: "call_1", name: "f", arguments: "{}", status: "completed" },
       ],
     });
     expect(answerMessages(response)).toEqual([
-      { role: "assistant", content: "Yes.", tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }] },
+      { role: "assistant", content: "Sure.", tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }] },
     ]);
   });
 });

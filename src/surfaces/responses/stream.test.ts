@@ -6,16 +6,11 @@ import fc from "fast-check";
 import { createParser } from "eventsource-parser";
 import { accumulateResponse } from "openai/lib/responses/ResponseAccumulator";
 import { describe, expect, it } from "vitest";
-import type { FramedChunk } from "../../stream/sink";
 import type { ResponseContext } from "./response";
 import { ResponsesRequestSchema } from "./request";
 import { ResponsesFraming } from "./stream";
+import { backendStream, chunksOf, delta, inBatches, usage } from "../test-streams";
 
-const framed = (chunk: Record<string, unknown>): FramedChunk => ({ chunk, json: JSON.stringify(chunk) });
-const delta = (d: Record<string, unknown>, finish: string | null = null) =>
-  framed({ id: "c", model: "m", choices: [{ index: 0, delta: d, finish_reason: finish }] });
-const usage = (prompt: number, completion: number) =>
-  framed({ id: "c", model: "m", choices: [], usage: { prompt_tokens: prompt, completion_tokens: completion } });
 const ctx = (): ResponseContext => ({ id: "resp_1", createdAt: 7, request: ResponsesRequestSchema.parse({ model: "chat", input: "hi" }) });
 
 function events(text: string): any[] {
@@ -114,50 +109,25 @@ describe("the Responses stream", () => {
   });
 
   it("property: any backend stream accumulates, in the SDK, to the same reasoning, text, calls, arguments and counts", () => {
-    const piece = fc.string({ minLength: 1, maxLength: 6 });
-    const call = fc.record({ name: fc.constantFrom("get", "put"), input: fc.dictionary(fc.string({ maxLength: 4 }), fc.integer()) });
     fc.assert(
-      fc.property(
-        fc.array(piece, { maxLength: 5 }),
-        fc.array(piece, { maxLength: 8 }),
-        fc.array(call, { maxLength: 3 }),
-        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 5 }),
-        fc.integer({ min: 1, max: 999 }),
-        (reasoning, text, calls, cuts, completion) => {
-          const chunks: FramedChunk[] = [];
-          for (const r of reasoning) chunks.push(delta({ reasoning_content: r }));
-          for (const t of text) chunks.push(delta({ content: t }));
-          calls.forEach((c, i) => {
-            const args = JSON.stringify(c.input);
-            chunks.push(delta({ tool_calls: [{ index: i, id: `call_${i}`, function: { name: c.name, arguments: "" } }] }));
-            for (let at = 0, k = 0; at < args.length; k++) {
-              const n = cuts[k % cuts.length]!;
-              chunks.push(delta({ tool_calls: [{ index: i, function: { arguments: args.slice(at, at + n) } }] }));
-              at += n;
-            }
-          });
-          chunks.push(delta({}, calls.length ? "tool_calls" : "stop"));
-          chunks.push(usage(3, completion));
-          const f = new ResponsesFraming(ctx());
-          let out = "";
-          for (let i = 0; i < chunks.length; i += cuts[0]!) out += f.chunks(chunks.slice(i, i + cuts[0]!));
-          const response = accumulate(events(out + f.done()));
-          const items = response.output as any[];
-          const reasoningText = items
-            .filter((i) => i.type === "reasoning")
-            .flatMap((i) => i.content.map((c: any) => c.text))
-            .join("");
-          expect(reasoningText).toBe(reasoning.join(""));
-          expect(response.output_text).toBe(text.join(""));
-          expect(
-            items
-              .filter((i) => i.type === "function_call")
-              .map((i) => ({ call_id: i.call_id, name: i.name, input: JSON.parse(i.arguments) })),
-          ).toEqual(calls.map((c, i) => ({ call_id: `call_${i}`, name: c.name, input: c.input })));
-          expect(response.status).toBe("completed");
-          expect(response.usage).toMatchObject({ input_tokens: 3, output_tokens: completion });
-        },
-      ),
+      fc.property(backendStream, (stream) => {
+        const f = new ResponsesFraming(ctx());
+        const response = accumulate(events(inBatches(chunksOf(stream), stream.cuts[0]!, (b) => f.chunks(b)) + f.done()));
+        const items = response.output as any[];
+        const reasoningText = items
+          .filter((i) => i.type === "reasoning")
+          .flatMap((i) => i.content.map((c: any) => c.text))
+          .join("");
+        expect(reasoningText).toBe(stream.reasoning.join(""));
+        expect(response.output_text).toBe(stream.text.join(""));
+        expect(
+          items
+            .filter((i) => i.type === "function_call")
+            .map((i) => ({ call_id: i.call_id, name: i.name, input: JSON.parse(i.arguments) })),
+        ).toEqual(stream.calls.map((c, i) => ({ call_id: `call_${i}`, name: c.name, input: c.input })));
+        expect(response.status).toBe("completed");
+        expect(response.usage).toMatchObject({ input_tokens: stream.prompt, output_tokens: stream.completion });
+      }),
     );
   });
 });
