@@ -6,7 +6,7 @@ import Anthropic, { APIError } from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { agentAnswer } from "../../sim/agent";
 import { expectedText } from "../../sim/text";
-import { startStack, type Stack } from "./harness";
+import { resumeTenants, startStack, type Stack } from "./harness";
 
 let stack: Stack;
 let client: Anthropic;
@@ -20,17 +20,7 @@ const expected = expectedText({ model: "llama-sim", messages, maxTokens: MAX });
 
 beforeAll(async () => {
   stack = await startStack(["use1", "euw1"]);
-  const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
-  const backends = (resume: boolean) => [
-    { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim", resume },
-    { id: "euw1", region: "eu-west", url: url("euw1"), model: "llama-sim", resume },
-  ];
-  await stack.createTenant("anthropic", { backends: backends(true), models: { chat: { route: ["use1", "euw1"], order: "pinned" } } }, KEY);
-  await stack.createTenant(
-    "anthropic-plain",
-    { backends: backends(false), models: { chat: { route: ["use1"] } }, retry: { maxAttempts: 1 } },
-    PLAIN_KEY,
-  );
+  await resumeTenants(stack, "anthropic", { resumable: KEY, plain: PLAIN_KEY });
   // The SDK sends x-api-key and anthropic-version, and posts to `${baseURL}/v1/messages`.
   client = new Anthropic({ apiKey: KEY, baseURL: stack.router.url, maxRetries: 0 });
   plain = new Anthropic({ apiKey: PLAIN_KEY, baseURL: stack.router.url, maxRetries: 0 });

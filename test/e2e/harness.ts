@@ -36,3 +36,26 @@ export async function startStack(simIds: string[]): Promise<Stack> {
     },
   };
 }
+
+/**
+ * Two tenants over the stack's "use1" and "euw1" sims (model llama-sim, alias "chat"): `resumable`
+ * routes over both, each able to resume a cut stream; `plain` over use1 alone, one attempt and no
+ * resume, so a cut stream has nowhere to go.
+ */
+export async function resumeTenants(stack: Stack, name: string, keys: { resumable: string; plain: string }): Promise<void> {
+  const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
+  const backends = (resume: boolean) => [
+    { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim", resume },
+    { id: "euw1", region: "eu-west", url: url("euw1"), model: "llama-sim", resume },
+  ];
+  await stack.createTenant(
+    name,
+    { backends: backends(true), models: { chat: { route: ["use1", "euw1"], order: "pinned" } } },
+    keys.resumable,
+  );
+  await stack.createTenant(
+    `${name}-plain`,
+    { backends: backends(false), models: { chat: { route: ["use1"] } }, retry: { maxAttempts: 1 } },
+    keys.plain,
+  );
+}

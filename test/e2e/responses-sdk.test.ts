@@ -6,7 +6,7 @@ import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { agentAnswer } from "../../sim/agent";
 import { expectedText } from "../../sim/text";
-import { startStack, type Stack } from "./harness";
+import { resumeTenants, startStack, type Stack } from "./harness";
 
 let stack: Stack;
 let client: OpenAI;
@@ -18,17 +18,7 @@ const user = [{ role: "user", content: ASK }];
 
 beforeAll(async () => {
   stack = await startStack(["use1", "euw1"]);
-  const url = (id: string) => `http://127.0.0.1:${stack.sims[id]!.port}/v1`;
-  const backends = (resume: boolean) => [
-    { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim", resume },
-    { id: "euw1", region: "eu-west", url: url("euw1"), model: "llama-sim", resume },
-  ];
-  await stack.createTenant("responses", { backends: backends(true), models: { chat: { route: ["use1", "euw1"], order: "pinned" } } }, KEY);
-  await stack.createTenant(
-    "responses-plain",
-    { backends: backends(false), models: { chat: { route: ["use1"] } }, retry: { maxAttempts: 1 } },
-    PLAIN_KEY,
-  );
+  await resumeTenants(stack, "responses", { resumable: KEY, plain: PLAIN_KEY });
   client = new OpenAI({ apiKey: KEY, baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
   plain = new OpenAI({ apiKey: PLAIN_KEY, baseURL: `${stack.router.url}/v1`, maxRetries: 0 });
 });

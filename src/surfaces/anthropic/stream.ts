@@ -4,27 +4,12 @@
 // message_stop. A broken stream ends with Anthropic's `error` event after what was sent, never
 // with message_stop, so the SDK raises rather than take a truncated answer for a whole one.
 // Stateful per response: the blocks open, the stop reason and usage seen so far.
+import { describeChunk, type ToolCallDelta, type UpstreamChunk } from "../../stream/chunk";
+import type { ClientChunk } from "../../stream/relay";
 import type { Failure, FramedChunk } from "../../stream/sink";
 import type { SseFraming } from "../../stream/surface";
 import { anthropicError } from "./errors";
 import { type AnthropicUsage, messageId, stopReasonOf, usageOf } from "./message";
-
-interface ToolCallFragment {
-  index?: number;
-  id?: string;
-  function?: { name?: string; arguments?: string };
-}
-
-interface ChunkShape {
-  id?: unknown;
-  model?: unknown;
-  usage?: Record<string, unknown> | null;
-  choices?: Array<{
-    delta?: { content?: unknown; reasoning_content?: unknown; tool_calls?: unknown };
-    finish_reason?: unknown;
-    stop_reason?: unknown;
-  }>;
-}
 
 const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
@@ -49,7 +34,7 @@ export class MessagesFraming implements SseFraming {
 
   chunks(chunks: FramedChunk[]): string {
     let out = "";
-    for (const { chunk } of chunks) out += this.chunk(chunk as ChunkShape);
+    for (const { chunk } of chunks) out += this.chunk(chunk);
     return out;
   }
 
@@ -65,37 +50,33 @@ export class MessagesFraming implements SseFraming {
     return `event: error\ndata: ${JSON.stringify({ ...data, partial: completionTokens > 0, completion_tokens: completionTokens, ...(failure.cut ? { cut: failure.cut } : {}) })}\n\n`;
   }
 
-  private chunk(c: ChunkShape): string {
-    let out = this.start(c);
-    const usage = usageOf(c.usage ?? undefined);
+  private chunk(raw: ClientChunk): string {
+    const c = describeChunk(raw as UpstreamChunk["raw"]);
+    let out = this.start(raw);
+    const usage = usageOf((raw.usage as Record<string, unknown> | null | undefined) ?? undefined);
     if (usage) this.usage = usage;
-    const choice = c.choices?.[0];
-    if (!choice) return out;
-    const delta = choice.delta ?? {};
-    if (typeof delta.reasoning_content === "string" && delta.reasoning_content !== "") {
+    if (c.reasoning) {
       out += this.into("thinking");
-      out += event("content_block_delta", {
-        index: this.open!.index,
-        delta: { type: "thinking_delta", thinking: delta.reasoning_content },
-      });
+      out += event("content_block_delta", { index: this.open!.index, delta: { type: "thinking_delta", thinking: c.reasoning } });
       this.outputTokens++;
     }
-    if (typeof delta.content === "string" && delta.content !== "") {
+    if (c.content) {
       out += this.into("text");
-      out += event("content_block_delta", { index: this.open!.index, delta: { type: "text_delta", text: delta.content } });
+      out += event("content_block_delta", { index: this.open!.index, delta: { type: "text_delta", text: c.content } });
       this.outputTokens++;
     }
-    if (Array.isArray(delta.tool_calls)) {
-      for (const call of delta.tool_calls as ToolCallFragment[]) out += this.toolFragment(call);
+    if (c.toolCalls) {
+      for (const call of c.toolCalls) out += this.toolFragment(call);
       this.outputTokens++;
     }
-    if (typeof choice.finish_reason === "string") this.finishReason = choice.finish_reason;
-    if (choice.stop_reason !== undefined && choice.stop_reason !== null) this.matchedStop = choice.stop_reason;
+    if (c.finishReason) this.finishReason = c.finishReason;
+    const matched = c.raw.choices?.[0]?.stop_reason;
+    if (matched !== undefined && matched !== null) this.matchedStop = matched;
     return out;
   }
 
   /** message_start, before the first event (from the first chunk's id and model). */
-  private start(c: ChunkShape): string {
+  private start(c: ClientChunk): string {
     if (this.started) return "";
     this.started = true;
     const message = {
@@ -120,7 +101,7 @@ export class MessagesFraming implements SseFraming {
     return out + event("content_block_start", { index: this.open.index, content_block: block });
   }
 
-  private toolFragment(call: ToolCallFragment): string {
+  private toolFragment(call: ToolCallDelta): string {
     const key = Number.isInteger(call.index) ? (call.index as number) : 0;
     let out = "";
     let tool = this.tools.get(key);

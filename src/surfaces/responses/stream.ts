@@ -4,21 +4,12 @@
 // Every event has its sequence_number. A broken stream ends with response.failed after what was
 // sent, never response.completed; its data carries the error at the top too, so the openai SDK
 // raises an APIError rather than hand back a failed response as if it were an answer.
+import { describeChunk, type ToolCallDelta, type UpstreamChunk } from "../../stream/chunk";
+import type { ClientChunk } from "../../stream/relay";
 import type { Failure, FramedChunk } from "../../stream/sink";
 import type { SseFraming } from "../../stream/surface";
 import { errorType } from "../../stream/errors";
 import { type OutputItem, type ResponseContext, callItem, itemId, messageItem, reasoningItem, responseObject, usageOf } from "./response";
-
-interface ChunkShape {
-  usage?: Record<string, unknown> | null;
-  choices?: Array<{ delta?: { content?: unknown; reasoning_content?: unknown; tool_calls?: unknown }; finish_reason?: unknown }>;
-}
-
-interface ToolCallFragment {
-  index?: number;
-  id?: string;
-  function?: { name?: string; arguments?: string };
-}
 
 /** An output item being streamed: its index, and what it holds so far. */
 interface Open {
@@ -45,7 +36,7 @@ export class ResponsesFraming implements SseFraming {
 
   chunks(chunks: FramedChunk[]): string {
     let out = this.start();
-    for (const { chunk } of chunks) out += this.chunk(chunk as ChunkShape);
+    for (const { chunk } of chunks) out += this.chunk(chunk);
     return out;
   }
 
@@ -82,25 +73,23 @@ export class ResponsesFraming implements SseFraming {
     return this.output.map((o) => this.finished(o));
   }
 
-  private chunk(c: ChunkShape): string {
+  private chunk(raw: ClientChunk): string {
+    const c = describeChunk(raw as UpstreamChunk["raw"]);
     let out = "";
-    const usage = usageOf(c.usage ?? undefined);
+    const usage = usageOf((raw.usage as Record<string, unknown> | null | undefined) ?? undefined);
     if (usage) this.usage = usage;
-    const choice = c.choices?.[0];
-    if (!choice) return out;
-    const delta = choice.delta ?? {};
-    if (typeof delta.reasoning_content === "string" && delta.reasoning_content !== "") {
+    if (c.reasoning) {
       out += this.into("reasoning");
-      this.open!.text += delta.reasoning_content;
-      out += this.event("response.reasoning_text.delta", { ...this.at(this.open!), content_index: 0, delta: delta.reasoning_content });
+      this.open!.text += c.reasoning;
+      out += this.event("response.reasoning_text.delta", { ...this.at(this.open!), content_index: 0, delta: c.reasoning });
     }
-    if (typeof delta.content === "string" && delta.content !== "") {
+    if (c.content) {
       out += this.into("message");
-      this.open!.text += delta.content;
-      out += this.event("response.output_text.delta", { ...this.at(this.open!), content_index: 0, delta: delta.content, logprobs: [] });
+      this.open!.text += c.content;
+      out += this.event("response.output_text.delta", { ...this.at(this.open!), content_index: 0, delta: c.content, logprobs: [] });
     }
-    if (Array.isArray(delta.tool_calls)) for (const call of delta.tool_calls as ToolCallFragment[]) out += this.toolFragment(call);
-    if (typeof choice.finish_reason === "string") this.finishReason = choice.finish_reason;
+    for (const call of c.toolCalls ?? []) out += this.toolFragment(call);
+    if (c.finishReason) this.finishReason = c.finishReason;
     return out;
   }
 
@@ -122,7 +111,7 @@ export class ResponsesFraming implements SseFraming {
     return out + this.event("response.content_part.added", { ...this.at(o), content_index: 0, part });
   }
 
-  private toolFragment(call: ToolCallFragment): string {
+  private toolFragment(call: ToolCallDelta): string {
     const key = Number.isInteger(call.index) ? (call.index as number) : 0;
     let out = "";
     let o = this.calls.get(key);
