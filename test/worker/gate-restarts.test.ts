@@ -19,6 +19,7 @@ import {
   release,
   resetSims,
   simConfig,
+  simStats,
   storedLeases,
 } from "./helpers";
 
@@ -38,7 +39,8 @@ describe("a gate restart just after admission, before the lease is written", () 
     const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 2 } }));
     const json = holder(key, "adopt");
     const sse = holder(key, "adopt", { stream: true });
-    await eventually(async () => (await gateStats(tenant)).inFlight === 2);
+    // Both reached the sim, which holds them until released (a release before that would be lost).
+    await eventually(async () => (await gateStats(tenant)).inFlight === 2 && (await simStats("a")).held === 2);
     await restartBeforeLeaseWrite(tenant);
     expect((await gateStats(tenant)).inFlight).toBe(0);
     await release("adopt");
@@ -72,7 +74,8 @@ describe("a gate restart just after settle", () => {
     const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 1, maxQueueWaitMs: 5_000 } }));
     for (const stream of [false, true]) {
       const held = holder(key, "settle", { stream }, { "idempotency-key": `k-settle-${stream}` });
-      await eventually(async () => (await storedLeases(tenant)) === 1);
+      // Released once the sim holds it: a keyed lease is written at admission, before the call reaches the sim.
+      await eventually(async () => (await storedLeases(tenant)) === 1 && (await simStats("a")).held === 1);
       await release("settle");
       await (await held).arrayBuffer();
       await eventually(async () => (await gateStats(tenant)).inFlight === 0);
@@ -90,7 +93,8 @@ describe("a tenant deleted, then its gate restarted, while a request is in fligh
     const { tenant, key } = await createTenant(simConfig(["a"]));
     const json = holder(key, "deleted");
     const sse = holder(key, "deleted", { stream: true });
-    await eventually(async () => (await gateStats(tenant)).inFlight === 2);
+    // Both reached the sim, which holds them until released (a release before that would be lost).
+    await eventually(async () => (await gateStats(tenant)).inFlight === 2 && (await simStats("a")).held === 2);
     const deleted = await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}`, { method: "DELETE", headers: ADMIN });
     expect(deleted.status).toBe(200);
     await abortAllDurableObjects();

@@ -122,7 +122,7 @@ describe("POST /v1/messages", () => {
     await expectAnthropicError(await messages(key, { max_tokens: undefined }), 400, "invalid_request_error", "invalid_request");
     await expectAnthropicError(await messages(key, { model: "nope" }), 404, "not_found_error", "model_not_found");
     const held = holder(key, "msg-full");
-    await eventually(async () => (await gateStats(tenant)).inFlight === 1);
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1 && (await simStats("a")).held === 1);
     const full = await messages(key, {});
     expect(Number(full.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     await expectAnthropicError(full, 429, "rate_limit_error", "queue_full");
