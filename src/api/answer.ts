@@ -5,6 +5,7 @@
 // are the same here for both.
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
+import { boundedBody } from "./validation";
 import type { AppEnv } from "./context";
 import { errorResponse } from "../stream/errors";
 import type { ChatRequest } from "../config/chat-request";
@@ -51,6 +52,12 @@ export const shedWhileFull = createMiddleware<AppEnv>(async (c, next) => {
   const headers: Record<string, string> = { "x-request-id": c.get("requestId") };
   if (shed.retryAfterSec !== undefined) headers["retry-after"] = String(shed.retryAfterSec);
   return errorResponse(shed.status, shed.code, shed.message, headers);
+});
+
+/** A client request's body, read within its tenant's limits (limits.maxBodyBytes and bodyReadTimeoutMs). */
+export const tenantBody = boundedBody<AppEnv>((c) => {
+  const { maxBodyBytes, bodyReadTimeoutMs } = c.get("config").limits;
+  return { maxBytes: maxBodyBytes, readTimeoutMs: bodyReadTimeoutMs };
 });
 
 /** The X-Priority header as a Priority ("normal" when absent), or undefined when it names none. */

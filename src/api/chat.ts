@@ -3,21 +3,18 @@ import { Hono } from "hono";
 import type { AppEnv } from "./context";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
-import { boundedBody, jsonBody, validJson } from "./validation";
+import { jsonBody, validJson } from "./validation";
 import { ChatRequestSchema, type ChatRequest } from "../config/chat-request";
 import { prefersAsync, startGeneration } from "./generations";
 import { NO_WEBHOOK, namedWebhook } from "../jobs/generation-webhook";
-import { answer, requestPriority, shedWhileFull } from "./answer";
+import { answer, requestPriority, shedWhileFull, tenantBody } from "./answer";
 
 export const chatRoute = new Hono<AppEnv>().post(
   "/completions",
   tenantAuth,
   shedWhileFull,
   jsonBody,
-  boundedBody<AppEnv>((c) => {
-    const { maxBodyBytes, bodyReadTimeoutMs } = c.get("config").limits;
-    return { maxBytes: maxBodyBytes, readTimeoutMs: bodyReadTimeoutMs };
-  }),
+  tenantBody,
   validJson(ChatRequestSchema),
   async (c) => {
     const body = c.req.valid("json") as ChatRequest;

@@ -4,22 +4,19 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./context";
 import { tenantAuth } from "./auth";
-import { boundedBody, jsonBody, validJson } from "./validation";
+import { jsonBody, validJson } from "./validation";
 import { EmbeddingsRequestSchema, type EmbeddingsRequest } from "../config/embeddings-request";
 import { shardFor } from "../admission/gate-naming";
 import { serveEmbeddings } from "../serve/embeddings";
 import { errorResponse } from "../stream/errors";
 import { logError } from "../log";
-import { requestPriority } from "./answer";
+import { requestPriority, tenantBody } from "./answer";
 
 export const embeddingsRoute = new Hono<AppEnv>().post(
   "/",
   tenantAuth,
   jsonBody,
-  boundedBody<AppEnv>((c) => {
-    const { maxBodyBytes, bodyReadTimeoutMs } = c.get("config").limits;
-    return { maxBytes: maxBodyBytes, readTimeoutMs: bodyReadTimeoutMs };
-  }),
+  tenantBody,
   validJson(EmbeddingsRequestSchema),
   async (c) => {
     const body = c.req.valid("json") as EmbeddingsRequest;

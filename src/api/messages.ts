@@ -9,12 +9,12 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./context";
 import { tenantAuth } from "./auth";
 import { errorCodeOf } from "../stream/errors";
-import { boundedBody, jsonBody, validJson } from "./validation";
+import { jsonBody, validJson } from "./validation";
 import { estimatePromptTokens } from "../config/chat-request";
 import { MessagesRequestSchema, type MessagesRequest, toChatRequest } from "../surfaces/anthropic/request";
 import { anthropicErrorResponse } from "../surfaces/anthropic/errors";
 import { messagesSurface } from "../surfaces/anthropic/surface";
-import { answer, requestPriority, shedWhileFull } from "./answer";
+import { answer, requestPriority, shedWhileFull, tenantBody } from "./answer";
 
 /**
  * Every error this route's middleware answers in OpenAI's shape (auth, body size, validation, a
@@ -29,11 +29,6 @@ const anthropicErrors = createMiddleware<AppEnv>(async (c, next) => {
   c.res = anthropicErrorResponse(c.res.status, code, error.message, { ...headers, "x-request-id": c.get("requestId") });
 });
 
-const body = boundedBody<AppEnv>((c) => {
-  const { maxBodyBytes, bodyReadTimeoutMs } = c.get("config").limits;
-  return { maxBytes: maxBodyBytes, readTimeoutMs: bodyReadTimeoutMs };
-});
-
 /** The count_tokens body: a Messages request whose max_tokens may be left out (it generates nothing). */
 const CountSchema = z.preprocess(
   (v) => (v !== null && typeof v === "object" && !Array.isArray(v) && !("max_tokens" in v) ? { ...v, max_tokens: 1 } : v),
@@ -42,7 +37,7 @@ const CountSchema = z.preprocess(
 
 export const messagesRoute = new Hono<AppEnv>()
   .use("*", anthropicErrors)
-  .post("/", tenantAuth, shedWhileFull, jsonBody, body, validJson(MessagesRequestSchema), async (c) => {
+  .post("/", tenantAuth, shedWhileFull, jsonBody, tenantBody, validJson(MessagesRequestSchema), async (c) => {
     const request = c.req.valid("json") as MessagesRequest;
     const priority = requestPriority(c);
     if (priority instanceof Response) return priority;
@@ -50,7 +45,7 @@ export const messagesRoute = new Hono<AppEnv>()
     const speaks = messagesSurface({ stopSequences: request.stop_sequences ?? [], promptEstimate: estimatePromptTokens(chat) });
     return answer(c, chat, priority, { surface: "messages", speaks, reconnects: false });
   })
-  .post("/count_tokens", tenantAuth, jsonBody, body, validJson(CountSchema), async (c) => {
+  .post("/count_tokens", tenantAuth, jsonBody, tenantBody, validJson(CountSchema), async (c) => {
     const chat = toChatRequest(c.req.valid("json") as MessagesRequest);
     // sluice counts no tokens itself: its estimate (characters / 4), which it says it is.
     return c.json({ input_tokens: estimatePromptTokens(chat), estimated: true }, 200, { "x-sluice-estimate": "characters/4" });

@@ -7,26 +7,21 @@ import { Hono } from "hono";
 import type { AppEnv } from "./context";
 import { tenantAuth } from "./auth";
 import { errorResponse } from "../stream/errors";
-import { boundedBody, jsonBody, validJson } from "./validation";
+import { jsonBody, validJson } from "./validation";
 import type { ChatMessage } from "../config/chat-request";
 import { conversationOf, ResponsesRequestSchema, type ResponsesRequest, toChatRequest } from "../surfaces/responses/request";
 import { answerMessages } from "../surfaces/responses/response";
 import { responsesSurface } from "../surfaces/responses/surface";
 import { StoredResponses } from "../serve/stored-responses";
 import { logError } from "../log";
-import { answer, requestPriority, shedWhileFull } from "./answer";
-
-const body = boundedBody<AppEnv>((c) => {
-  const { maxBodyBytes, bodyReadTimeoutMs } = c.get("config").limits;
-  return { maxBytes: maxBodyBytes, readTimeoutMs: bodyReadTimeoutMs };
-});
+import { answer, requestPriority, shedWhileFull, tenantBody } from "./answer";
 
 const notFound = (id: string) => errorResponse(404, "response_not_found", `No stored response ${id.slice(0, 80)}.`);
 const storeOf = (c: { env: AppEnv["Bindings"]; get: (k: "tenant") => string }) => new StoredResponses(c.env.DB, c.get("tenant"));
 
 export const responsesRoute = new Hono<AppEnv>()
   .use("*", tenantAuth)
-  .post("/", shedWhileFull, jsonBody, body, validJson(ResponsesRequestSchema), async (c) => {
+  .post("/", shedWhileFull, jsonBody, tenantBody, validJson(ResponsesRequestSchema), async (c) => {
     const request = c.req.valid("json") as ResponsesRequest;
     const priority = requestPriority(c);
     if (priority instanceof Response) return priority;
