@@ -16,6 +16,7 @@ export type GateApi = Pick<
   | "retry"
   | "adopt"
   | "settle"
+  | "cancel"
   | "follow"
   | "storedAnswer"
   | "applyConfig"
@@ -48,6 +49,7 @@ export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: 
     retry: call("retry"),
     adopt: call("adopt"),
     settle: call("settle"),
+    cancel: call("cancel"),
     follow: call("follow"),
     storedAnswer: call("storedAnswer"),
     applyConfig: call("applyConfig"),

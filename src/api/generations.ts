@@ -17,6 +17,7 @@ import { generationKey } from "../jobs/generate";
 import { gateName, shardFor } from "../admission/gate-naming";
 import { gateClient } from "../admission/gate-client";
 import { SseSink } from "../stream/sse-sink";
+import type { Surface } from "../stream/surface";
 import { admitRequestFor, freshMeta, responseHeaders, serveLogged } from "../serve/serve";
 
 /** Whether the request asks to be answered at once and run in the background (RFC 7240). */
@@ -34,17 +35,53 @@ export async function startGeneration(
   /** A redriven dead letter: tried in one delivery (jobs/generate.ts). */
   once?: true,
 ): Promise<Response> {
+  const generation = await queueGeneration(env, tenant, request, { webhook, once });
+  if (generation instanceof Response) return generation;
+  return Response.json(generation, {
+    status: 202,
+    headers: { location: `/v1/generations/${generation.id}`, "preference-applied": "respond-async" },
+  });
+}
+
+/** Stores `request` as a generation and queues its job; or the 400 or 429 that refuses it. */
+export async function queueGeneration(
+  env: Env,
+  tenant: string,
+  request: ChatRequest,
+  options: { webhook?: string; once?: true; id?: string },
+): Promise<GenerationObject | Response> {
   // A dead letter written before batch lines were checked may hold a body no route would take.
   if (nestsDeeperThan(request, MAX_JSON_DEPTH)) return tooDeep();
   const store = new GenerationStore(env.DB, tenant);
   if ((await store.openCount()) >= MAX_OPEN_GENERATIONS)
     return errorResponse(429, "too_many_generations", `A tenant has at most ${MAX_OPEN_GENERATIONS} async generations waiting or running.`);
-  const generation = await store.create({ ...request, stream: false }, Date.now(), webhook);
+  const generation = await store.create({ ...request, stream: false }, Date.now(), options.webhook, options.id);
+  const { once } = options;
   await env.JOBS.send({ kind: "generate", tenant, generationId: generation.id, ...(once ? { once } : {}) }, { contentType: "json" });
-  return Response.json(generation, {
-    status: 202,
-    headers: { location: `/v1/generations/${generation.id}`, "preference-applied": "respond-async" },
-  });
+  return generation;
+}
+
+/**
+ * Cancels an open generation: it is marked cancelled, and its gate stops its run, queued, running
+ * or not yet admitted (GateCore.cancel), in whichever Worker runs it. Null: no such generation;
+ * `cancelled` false: it had ended already.
+ */
+export async function cancelGeneration(
+  env: Env,
+  tenant: string,
+  shards: number,
+  id: string,
+): Promise<{ generation: GenerationObject; cancelled: boolean } | null> {
+  const store = new GenerationStore(env.DB, tenant);
+  const found = await store.withRequest(id);
+  if (!found) return null;
+  const cancelled = await store.cancel(id, Date.now());
+  // A request too deep to hash never runs (jobs/generate.ts).
+  if (cancelled && !nestsDeeperThan(found.request, MAX_JSON_DEPTH)) {
+    const record = await backgroundRecord(generationKey(id), found.request);
+    await gateClient(env.TENANT_GATE, gateName(tenant, shardFor(record.key, shards))).cancel(record);
+  }
+  return { generation: (await store.get(id))!, cancelled };
 }
 
 const tooDeep = () => errorResponse(400, "json_too_deep", `The request nests objects or arrays more than ${MAX_JSON_DEPTH} deep.`);
@@ -87,21 +124,41 @@ export const generationsRoute = new Hono<AppEnv>()
       }
     }
     return reattach(c, generation.id, request, Number(lastEvent ?? 0));
+  })
+  .post("/:id/cancel", async (c) => {
+    const id = c.req.param("id");
+    const found = await cancelGeneration(c.env, c.get("tenant"), c.get("config").limits.shards, id);
+    if (!found) return notFound(id);
+    const { generation, cancelled } = found;
+    if (!cancelled && generation.status !== "cancelled")
+      return errorResponse(409, "generation_ended", `Generation ${id} already ended (${generation.status}); it cannot be cancelled.`);
+    return c.json(generation);
   });
 
-/** Joins the running (or not yet started) generation through its journal key, as SSE. */
-async function reattach(c: Context<AppEnv>, id: string, request: ChatRequest, lastEventId: number): Promise<Response> {
+/**
+ * Joins the running (or not yet started) generation through its journal key, as SSE in `surface`
+ * (chat completions unless said).
+ */
+export async function reattach(
+  c: Context<AppEnv>,
+  id: string,
+  request: ChatRequest,
+  lastEventId: number,
+  surface?: { name: string; speaks: Surface; usage: boolean },
+): Promise<Response> {
   const tenant = c.get("tenant");
   const config = c.get("config");
   const requestId = c.get("requestId");
   const trace = c.get("trace");
   const record = await backgroundRecord(generationKey(id), request);
-  const body = { ...request, stream: true };
+  // The Responses API tells usage: its backend is asked for it.
+  const body = { ...request, stream: true, ...(surface?.usage ? { stream_options: { include_usage: true } } : {}) };
   const admit = admitRequestFor(body, { tenant, record, requestId, priority: "normal", shard: shardFor(record.key, config.limits.shards) });
   const meta = freshMeta();
-  const sink = new SseSink(() => responseHeaders(requestId, trace.traceId, meta), { clientStallMs: config.timeouts.clientStallMs });
+  const headers = () => responseHeaders(requestId, trace.traceId, meta);
+  const sink = new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }, surface?.speaks);
   const log = c.get("requestLog");
-  log.set({ tenant, model: body.model, priority: "normal" });
+  log.set({ tenant, model: body.model, priority: "normal", surface: surface?.name ?? "chat" });
   log.defer();
   // Detached: a generation started by this stream finishes even if the client leaves.
   c.executionCtx.waitUntil(

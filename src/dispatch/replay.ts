@@ -1,6 +1,7 @@
 // Answers from the journal: a stored generation sent again, and how a journaled stream ends.
 import { toFramed, type ClientSink } from "../stream/sink";
 import type { EntrySnapshot } from "../gate/core/protocol";
+import { CANCELLED } from "../gate/core/rejections";
 
 /**
  * Sends a journal entry's chunks after event `after` to the sink, then ends it: [DONE] for a
@@ -15,6 +16,7 @@ export async function replayEntry(entry: EntrySnapshot, sink: ClientSink, after:
 /** Ends a stream that relayed a journal entry: [DONE] when it completed, else the error event. */
 export async function endAsJournaled(sink: ClientSink, state: string, tokens: number, what: string): Promise<void> {
   if (state === "complete") return sink.finish();
+  if (state === "cancelled") return sink.fail({ ...CANCELLED }, tokens);
   await sink.fail(
     {
       status: 502,

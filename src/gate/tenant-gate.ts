@@ -21,6 +21,7 @@ import type {
   FollowResult,
   LeaseCheck,
   LeaseClaim,
+  RecordSpec,
   RetryNeeds,
   RetryResult,
   SettleOutcome,
@@ -162,6 +163,14 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.core.settle(leaseId, report, outcome, progress, Date.now(), failureStatus);
     // The row's delete is written before the reply: a restart must not bring a settled lease back.
     if (stored) this.leaseRows.flush();
+  }
+
+  /** Stops the request queued or running under the record's journal key (see GateCore.cancel); says whether there was one. */
+  async cancel(record: Pick<RecordSpec, "key" | "kind" | "bodyHash">): Promise<boolean> {
+    const found = this.core.cancel(record, Date.now());
+    // As at a settle: the lease row's delete is written before the reply.
+    if (found) this.leaseRows.flush();
+    return found;
   }
 
   /**

@@ -10,6 +10,7 @@ import { serveDetached } from "../serve/detached";
 import { GenerationStore, generationEnded } from "./generations";
 import type { JobMessage } from "./messages";
 import { announceEnd } from "./generation-webhook";
+import { BackgroundResponses, runsResponse } from "./background-responses";
 
 type GenerateJob = Extract<JobMessage, { kind: "generate" }>;
 
@@ -32,8 +33,8 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
       { status_code: 400, body: { error: { message, type: "invalid_request_error", code: "json_too_deep" } } },
       Date.now(),
     );
-  } else if (!generationEnded(generation)) {
-    await store.started(generation.id, Date.now());
+  } else if (generation.status === "running" || (await store.started(generation.id, Date.now()))) {
+    // Running already: a redelivery, which joins the run under its key. Cancelled meanwhile: nothing runs.
     const work = { tenant: job.tenant, config, key: generationKey(generation.id), job: `generation ${generation.id}`, request };
     const answer = await serveDetached(env, work, { signal: new AbortController().signal });
     if (RETRYABLE.has(answer.status)) {
@@ -47,8 +48,10 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
     await store.finish(generation.id, { status_code: answer.status, body: answer.body }, Date.now());
   }
   // Told again when a delivery finds it ended: the last one may have stopped before telling.
+  if (runsResponse(generation.id)) await new BackgroundResponses(env.DB, job.tenant).current(generation.id, Date.now());
   const final = await store.get(generation.id);
-  if (final && generationEnded(final)) await announceEnd(env, config, { ...final, tenant: job.tenant }, webhook);
+  if (final && generationEnded(final) && final.status !== "cancelled")
+    await announceEnd(env, config, { ...final, tenant: job.tenant }, webhook);
   return "done";
 }
 
@@ -60,7 +63,8 @@ export async function generationGaveUp(
 ): Promise<void> {
   const store = new GenerationStore(env.DB, job.tenant);
   const found = await store.withRequest(job.generationId);
-  if (!found) return;
+  // Ended meanwhile (cancelled, or answered by a stream that ran it): nothing was lost.
+  if (!found || generationEnded(found.generation)) return;
   const { request, webhook } = found;
   await store.finish(
     job.generationId,
@@ -75,6 +79,7 @@ export async function generationGaveUp(
     message,
     request,
   });
+  if (runsResponse(job.generationId)) await new BackgroundResponses(env.DB, job.tenant).current(job.generationId, Date.now());
   const [final, config] = await Promise.all([store.get(job.generationId), readTenantConfig(env, job.tenant)]);
   if (final && config) await announceEnd(env, config, { ...final, tenant: job.tenant }, webhook);
 }

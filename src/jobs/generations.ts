@@ -1,13 +1,13 @@
 // Async generations (`Prefer: respond-async`, and dead letters run again): the request and, once it
 // ended, its answer, in D1. Kept GENERATION_TTL_MS; at most MAX_OPEN_GENERATIONS waiting or running
 // per tenant.
-//   queued -> running -> completed | failed
+//   queued -> running -> completed | failed;  queued | running -> cancelled
 import type { ChatRequest } from "../config/chat-request";
 
 export const GENERATION_TTL_MS = 7 * 86_400_000;
 export const MAX_OPEN_GENERATIONS = 1_000;
 
-export type GenerationStatus = "queued" | "running" | "completed" | "failed";
+export type GenerationStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
 
 /** What GET /v1/generations/{id} answers. */
 export interface GenerationObject {
@@ -32,10 +32,16 @@ interface GenerationRow {
   webhook: string | null;
 }
 
-/** Completed or failed: it has its answer, and runs no more. */
-export const generationEnded = (g: Pick<GenerationObject, "status">) => g.status === "completed" || g.status === "failed";
+/** Completed, failed or cancelled: it has its answer, and runs no more. */
+export const generationEnded = (g: Pick<GenerationObject, "status">) => g.status !== "queued" && g.status !== "running";
 
 export const newGenerationId = () => `gen_${crypto.randomUUID().replaceAll("-", "")}`;
+
+/** What a cancelled generation answers (GET /v1/generations/{id}). */
+export const CANCELLED_ANSWER = {
+  status_code: 409,
+  body: { error: { message: "The generation was cancelled.", type: "invalid_request_error", code: "generation_cancelled" } },
+};
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
 export class GenerationStore {
@@ -56,8 +62,7 @@ export class GenerationStore {
    * A queued generation of `request` (old ones of the tenant are dropped first). `webhook`: the one
    * its request named ("none" for none); absent, the tenant's default when it ends.
    */
-  async create(request: ChatRequest, now: number, webhook?: string): Promise<GenerationObject> {
-    const id = newGenerationId();
+  async create(request: ChatRequest, now: number, webhook?: string, id = newGenerationId()): Promise<GenerationObject> {
     await this.db.batch([
       this.db.prepare(`DELETE FROM generations WHERE tenant = ? AND created_at < ?`).bind(this.tenant, seconds(now - GENERATION_TTL_MS)),
       this.db
@@ -78,12 +83,24 @@ export class GenerationStore {
     return row && { generation: toObject(row), request: JSON.parse(row.request) as ChatRequest, webhook: row.webhook };
   }
 
-  /** queued -> running. */
-  async started(id: string, now: number): Promise<void> {
-    await this.db
+  /** queued -> running; false when it was no longer queued (cancelled meanwhile). */
+  async started(id: string, now: number): Promise<boolean> {
+    const moved = await this.db
       .prepare(`UPDATE generations SET status = 'running', started_at = ? WHERE tenant = ? AND id = ? AND status = 'queued'`)
       .bind(seconds(now), this.tenant, id)
       .run();
+    return moved.meta.changes > 0;
+  }
+
+  /** queued | running -> cancelled; false when it had ended already. */
+  async cancel(id: string, now: number): Promise<boolean> {
+    const moved = await this.db
+      .prepare(
+        `UPDATE generations SET status = 'cancelled', completed_at = ?, result = ? WHERE tenant = ? AND id = ? AND status IN ('queued', 'running')`,
+      )
+      .bind(seconds(now), JSON.stringify(CANCELLED_ANSWER), this.tenant, id)
+      .run();
+    return moved.meta.changes > 0;
   }
 
   /** -> completed (a 2xx answer) or failed, with the answer. */

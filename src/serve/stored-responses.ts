@@ -37,19 +37,18 @@ export class StoredResponses {
   }
 
   async response(id: string, now: number): Promise<Record<string, unknown> | null> {
-    const row = await this.db
-      .prepare(`SELECT response FROM responses WHERE tenant = ? AND id = ? AND expires_at > ?`)
-      .bind(this.tenant, id, now)
-      .first<{ response: string }>();
-    return row ? (JSON.parse(row.response) as Record<string, unknown>) : null;
+    return (await this.entry(id, now))?.response ?? null;
   }
 
-  async conversation(id: string, now: number): Promise<ChatMessage[] | null> {
+  /** The response and its conversation. */
+  async entry(id: string, now: number): Promise<{ response: Record<string, unknown>; conversation: ChatMessage[] } | null> {
     const row = await this.db
-      .prepare(`SELECT conversation FROM responses WHERE tenant = ? AND id = ? AND expires_at > ?`)
+      .prepare(`SELECT response, conversation FROM responses WHERE tenant = ? AND id = ? AND expires_at > ?`)
       .bind(this.tenant, id, now)
-      .first<{ conversation: string }>();
-    return row ? (JSON.parse(row.conversation) as ChatMessage[]) : null;
+      .first<{ response: string; conversation: string }>();
+    return (
+      row && { response: JSON.parse(row.response) as Record<string, unknown>, conversation: JSON.parse(row.conversation) as ChatMessage[] }
+    );
   }
 
   async delete(id: string): Promise<boolean> {

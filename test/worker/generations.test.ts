@@ -104,6 +104,29 @@ describe("async generations", () => {
     await expectError(await api(b.key, `generations/${id}/stream`), 404, "generation_not_found");
     await until(() => api(a.key, `generations/${id}`), "completed");
   });
+
+  it("cancel: a running one stops at its backend and its stream ends generation_cancelled; an ended one cannot be", async () => {
+    const { key } = await createTenant(simConfig(["a"], { timeouts: { idleMs: 600_000 } }));
+    // Three tokens, then nothing until the call is dropped.
+    const id = await startAsync(key, { sim_fault: { hang: true, hang_after: 3 } });
+    const stream = await api(key, `generations/${id}/stream`);
+    const cancel = (which: string) =>
+      SELF.fetch(`https://sluice.test/v1/generations/${which}/cancel`, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+    const res = await cancel(id);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id, status: "cancelled", response: { status_code: 409 } });
+    const seen = await readSse(stream);
+    expect(seen.text.length).toBeGreaterThan(0);
+    expect(seen.error).toMatchObject({ error: { code: "generation_cancelled" }, partial: true });
+    expect(seen.done).toBe(false);
+    await eventually(async () => (await simStats("a")).cancelled === 1, WAIT_MS);
+    expect(await (await api(key, `generations/${id}`)).json()).toMatchObject({ status: "cancelled" });
+    expect((await cancel(id)).status).toBe(200);
+    await expectError(await cancel("gen_nope"), 404, "generation_not_found");
+    const done = await startAsync(key);
+    await until(() => api(key, `generations/${done}`), "completed");
+    await expectError(await cancel(done), 409, "generation_ended");
+  });
 });
 
 describe("generation webhooks", () => {

@@ -5,7 +5,7 @@ import { backoffDelayMs } from "./backoff";
 import { pickBackend } from "./backend-picker";
 import type { LeaseTable, Lease } from "./leases";
 import type { GateMetrics } from "./metrics";
-import { exhausted } from "./rejections";
+import { exhausted, leaseEnded } from "./rejections";
 import { backendTarget } from "./lease-recovery";
 import type { TenantPolicies } from "./tenant-policies";
 
@@ -26,7 +26,7 @@ export class Attempts {
    */
   next(lease: Lease, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const config = this.policies.config;
-    if (!config) return exhausted.leaseGone(false);
+    if (!config) return exhausted.leaseGone(leaseEnded(false));
     if (report) this.record(lease, report, now);
     if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
 

@@ -1,5 +1,5 @@
 // Properties of the gate core over random sequences of admissions, polls, first tokens, retries,
-// settles, expiries and config changes, played the way Workers and the shell would play them.
+// settles, cancels, expiries and config changes, played the way Workers and the shell would play them.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LEASE_TTL_MS } from "./lease-timing";
@@ -34,6 +34,7 @@ const op = fc.oneof(
     pick: fc.nat(),
     outcome: fc.constantFrom("complete" as const, "failed" as const, "cancelled" as const),
   }),
+  fc.record({ kind: fc.constant("cancel" as const), key: fc.integer({ min: 0, max: 2 }) }),
   fc.record({ kind: fc.constant("advance" as const), ms: fc.constantFrom(10, 500, 3_000, LEASE_TTL_MS + 1) }),
   fc.record({ kind: fc.constant("config" as const), maxConcurrency: fc.integer({ min: 1, max: 4 }) }),
 );
@@ -139,6 +140,16 @@ describe("gate core properties", () => {
           } else if (o.kind === "settle") {
             const id = pick(active(), o.pick);
             if (id) settle(id, o.outcome);
+          } else if (o.kind === "cancel") {
+            const key = `idem:${o.key}`;
+            const running = active().find((id) => core.leases.get(id)?.recordKey === key);
+            core.cancel({ key, kind: "idempotency", bodyHash: "h" }, now);
+            if (running) {
+              // Its Worker hears of it at its next call, and settles: a no-op now.
+              expect(core.renew(running, now)).toMatchObject({ held: false, ended: { code: "generation_cancelled" } });
+              settle(running, "failed");
+            }
+            expect(core.tickets.group(key)).toBeUndefined();
           } else if (o.kind === "advance") {
             now += o.ms;
             core.wake(now);

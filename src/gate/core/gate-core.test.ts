@@ -283,3 +283,53 @@ describe("tenant deletion", () => {
     expect(admit(after, afterHost, request("new owner"), 7).kind).toBe("lease");
   });
 });
+
+describe("cancel", () => {
+  const record = { key: "job:gen:x", bodyHash: "h", kind: "idempotency" as const, shared: true };
+
+  it("ends a running request's lease: its Worker is told at any call, its slot goes to the next, its entry replays as cancelled", () => {
+    const { core, host } = testCore(oneSlot());
+    const lease = leaseOf(admit(core, host, request("bg", { record, priority: "normal" }), 0));
+    core.checkpoint(lease.leaseId, { from: 0, chunks: ["1"], text: "a", tokens: 1 }, 1);
+    expect(admit(core, host, request("next"), 2).kind).toBe("queued");
+    expect(core.cancel(record, 3)).toBe(true);
+    expect(host.verdict("next")?.kind).toBe("lease");
+    const cancelled = { status: 409, code: "generation_cancelled" };
+    expect(core.renew(lease.leaseId, 4)).toMatchObject({ held: false, ended: cancelled });
+    expect(core.checkpoint(lease.leaseId, { from: 1, chunks: ["2"], text: "ab", tokens: 2 }, 4)).toMatchObject({
+      held: false,
+      ended: cancelled,
+    });
+    expect(core.retry(lease.leaseId, failure("a"), fresh, 4)).toMatchObject({ kind: "exhausted", ...cancelled });
+    // The Worker's claim and its settle after hearing of it change nothing.
+    const claim = { leaseId: lease.leaseId, admit: request("bg", { record }), backendId: "a", attempts: 1, answered: false };
+    expect(core.adopt(claim, 5)).toMatchObject({ held: false, ended: cancelled });
+    core.settle(lease.leaseId, null, "failed", undefined, 6, 409);
+    expect(core.renew(lease.leaseId, 7)).toMatchObject({ held: false, ended: cancelled });
+    expect(host.journal.get(record.key, 7)).toMatchObject({ state: "cancelled", chunks: ["1"] });
+    const stats = core.stats("t", { entries: 0, bytes: 0 }, 8);
+    expect(stats.counters).toMatchObject({ cancelled: 1, failed: 0 });
+    expect(stats.inFlight).toBe(1);
+    // A later request with the key gets what was made, not a new run.
+    expect(admit(core, host, request("again", { record }), 9)).toMatchObject({ kind: "replay", entry: { state: "cancelled" } });
+    expect(core.cancel(record, 10)).toBe(false);
+  });
+
+  it("refuses a queued request and its twins", () => {
+    const { core, host } = testCore(oneSlot());
+    leaseOf(admit(core, host, request("held"), 0));
+    admit(core, host, request("bg", { record }), 1);
+    admit(core, host, request("twin", { record }), 2);
+    expect(core.cancel(record, 3)).toBe(true);
+    for (const id of ["bg", "twin"]) expect(host.verdict(id)).toMatchObject({ kind: "reject", status: 409, code: "generation_cancelled" });
+    expect(core.tickets.queue.size).toBe(0);
+    expect(core.cancel({ ...record, key: "job:gen:other" }, 4)).toBe(false);
+  });
+
+  it("marks a key nothing runs under yet as cancelled, so its job, admitted later, runs nothing", () => {
+    const { core, host } = testCore(oneSlot());
+    expect(core.cancel(record, 0)).toBe(false);
+    expect(admit(core, host, request("late", { record }), 1)).toMatchObject({ kind: "replay", entry: { state: "cancelled", chunks: [] } });
+    expect(core.stats("t", { entries: 0, bytes: 0 }, 2).inFlight).toBe(0);
+  });
+});

@@ -23,13 +23,15 @@ import {
   type CheckpointAck,
   type LeaseCheck,
   type LeaseClaim,
+  type LeaseEnded,
   type RetryNeeds,
+  type RecordSpec,
   type RetryResult,
   type SettleOutcome,
   writesDeadLetter,
 } from "./protocol";
 import { closeEntry } from "./entry-close";
-import { exhausted, leaseEnded, leaseLost, rejections } from "./rejections";
+import { CANCELLED, exhausted, leaseEnded, leaseLost, rejections } from "./rejections";
 import { adoptedLease, EndedLeases, regrant } from "./lease-recovery";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
@@ -239,7 +241,7 @@ export class GateCore {
   /** A failed attempt's report: the request's next attempt, or why there is none (see Attempts.next). */
   retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const lease = this.leases.get(leaseId);
-    if (!lease) return exhausted.leaseGone(this.deleted);
+    if (!lease) return exhausted.leaseGone(this.endedWhy(leaseId, now));
     // Resent after its reply was lost: the attempt that call started, not another one.
     const started =
       needs.attempt !== undefined && lease.attempts > needs.attempt ? regrant(lease, this.policies, this.host.journal, now) : undefined;
@@ -259,8 +261,8 @@ export class GateCore {
    */
   adopt(claim: LeaseClaim, now: number): LeaseCheck {
     if (this.leases.get(claim.leaseId)) return { held: true };
-    if (this.deleted) return this.gone();
-    if (this.ended.has(claim.leaseId, now)) return { held: false, ended: leaseLost() };
+    if (this.deleted) return this.gone(claim.leaseId, now);
+    if (this.ended.has(claim.leaseId, now)) return { held: false, ended: this.ended.why(claim.leaseId, now) ?? leaseLost() };
     if (!this.policies.config) return { held: false, ended: leaseLost() };
     // A journaled request's work is its entry's: one reclaimed and taken over (or ended) by another
     // request is not taken back, or the answer would be generated twice.
@@ -280,7 +282,7 @@ export class GateCore {
   /** Keeps a lease alive while the Worker relays; when it is gone (reclaimed, tenant deleted), says why. */
   renew(leaseId: string, now: number): LeaseCheck {
     const lease = this.leases.get(leaseId);
-    if (!lease) return this.gone();
+    if (!lease) return this.gone(leaseId, now);
     lease.deadline = now + LEASE_TTL_MS;
     this.leases.save(lease);
     return { held: true };
@@ -289,7 +291,7 @@ export class GateCore {
   /** The current attempt produced its first token (see Attempts.firstToken); says whether the lease is still held. */
   firstToken(leaseId: string, now: number): LeaseCheck {
     const lease = this.leases.get(leaseId);
-    if (!lease) return this.gone();
+    if (!lease) return this.gone(leaseId, now);
     if (this.attempts.firstToken(lease, now)) this.handOutSlots(now);
     return { held: true };
   }
@@ -343,6 +345,42 @@ export class GateCore {
     this.leases.rescheduleAlarm();
   }
 
+  /**
+   * Stops the request queued or running under `record`'s journal key (a background generation's
+   * cancel). A queued one is refused, and its twins with it; a running one loses its lease (its
+   * Worker hears why at its next renewal or checkpoint, and stops the backend call) and its entry
+   * ends cancelled. With neither (its job not yet admitted), the key gets a cancelled entry. Later
+   * requests with the key replay it as cancelled, so nothing runs it again. Says whether a request
+   * was stopped.
+   */
+  cancel(record: Pick<RecordSpec, "key" | "kind" | "bodyHash">, now: number): boolean {
+    const { key } = record;
+    const group = this.tickets.group(key);
+    if (group) {
+      this.tickets.queue.remove(group.ticket.request.requestId);
+      this.waiting.answer(group.ticket, rejections.cancelled(), now);
+    }
+    const lease = this.leases.withRecordKey(key);
+    if (lease) {
+      this.ended.note(lease.id, now, CANCELLED);
+      this.attempts.end(lease);
+      this.host.journal.finish(key, lease.id, "cancelled", now);
+      if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
+      this.metrics.count("cancelled");
+      this.metrics.finished(now - lease.grantedAt, lease.attempts, now);
+      this.release(lease, now);
+      return true;
+    }
+    const entry = this.host.journal.get(key, now);
+    const config = this.policies.config;
+    if (config && entry?.state !== "complete" && entry?.state !== "cancelled") {
+      const mark = this.host.newId();
+      this.host.journal.begin(key, record.kind, record.bodyHash, mark, mark, config.idempotency, now);
+      this.host.journal.finish(key, mark, "cancelled", now);
+    }
+    return group !== undefined;
+  }
+
   /** A running entry whose lease is still held: its generation is going on right now. */
   isLive(entry: EntrySnapshot): boolean {
     return entry.state === "running" && entry.leaseId !== null && this.leases.get(entry.leaseId) !== undefined;
@@ -368,8 +406,13 @@ export class GateCore {
     this.handOutSlots(now);
   }
 
-  private gone(): LeaseCheck {
-    return { held: false, ended: leaseEnded(this.deleted) };
+  private gone(leaseId: string, now: number): LeaseCheck {
+    return { held: false, ended: this.endedWhy(leaseId, now) };
+  }
+
+  /** Why a lease the gate does not hold is gone: the gate ended it (a cancel), the tenant was deleted, or it is unknown. */
+  private endedWhy(leaseId: string, now: number): LeaseEnded {
+    return this.ended.why(leaseId, now) ?? leaseEnded(this.deleted);
   }
 
   private noBackend(retryAfterMs: number) {

@@ -1,7 +1,7 @@
 // A replay-journal entry as the gate's policy sees it: the request recorded under an Idempotency-Key
 // or a semantic key, its state and the chunks relayed so far (stored by gate/journal.ts).
 
-export type EntryState = "running" | "complete" | "partial" | "failed" | "abandoned";
+export type EntryState = "running" | "complete" | "partial" | "failed" | "abandoned" | "cancelled";
 export type EntryKind = "idempotency" | "semantic";
 
 export interface JournalLimits {

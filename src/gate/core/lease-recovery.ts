@@ -8,7 +8,7 @@ import type { BackendConfig } from "../../config/schema";
 import { newLease, type Lease } from "./leases";
 import { buildRoutePlan, type PlanEntry } from "./plan";
 import type { JournalPort } from "./ports";
-import type { AdmitRequest, AdmitResult, AttemptGrant, BackendTarget, LeaseClaim } from "./protocol";
+import type { AdmitRequest, AdmitResult, AttemptGrant, BackendTarget, LeaseClaim, LeaseEnded } from "./protocol";
 import type { TenantPolicies } from "./tenant-policies";
 
 /** What the Worker calls a backend with: the backend's address and the alias it serves in the plan. */
@@ -75,14 +75,16 @@ export const MAX_ENDED = 10_000;
 /**
  * Leases settled lately, by id: a claim for one is refused. A request's claim and its settle may
  * cross (the claim waits for the config while the settle is answered), and a settled lease must
- * never come back. Bounded in time and count.
+ * never come back. A lease the gate ended itself (a cancel) keeps why, which its Worker is told.
+ * Bounded in time and count.
  */
 export class EndedLeases {
-  private readonly ended = new Map<string, number>();
+  private readonly ended = new Map<string, { at: number; why?: LeaseEnded }>();
 
-  note(id: string, now: number): void {
+  /** `why`: the gate ended the lease (kept when the Worker's settle notes it again). */
+  note(id: string, now: number, why: LeaseEnded | undefined = this.ended.get(id)?.why): void {
     this.ended.delete(id);
-    this.ended.set(id, now);
+    this.ended.set(id, { at: now, ...(why ? { why } : {}) });
     this.prune(now);
   }
 
@@ -91,8 +93,14 @@ export class EndedLeases {
     return this.ended.has(id);
   }
 
+  /** Why the gate ended the lease, when it did (a cancel). */
+  why(id: string, now: number): LeaseEnded | undefined {
+    this.prune(now);
+    return this.ended.get(id)?.why;
+  }
+
   private prune(now: number): void {
-    for (const [id, at] of this.ended) {
+    for (const [id, { at }] of this.ended) {
       if (this.ended.size <= MAX_ENDED && now - at < ENDED_MEMORY_MS) break;
       this.ended.delete(id);
     }

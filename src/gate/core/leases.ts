@@ -87,6 +87,12 @@ export class LeaseTable {
     return id === undefined ? undefined : this.leases.get(id);
   }
 
+  /** The lease of the request running under journal key `key`, if any (leases are at most maxConcurrency). */
+  withRecordKey(key: string): Lease | undefined {
+    for (const lease of this.leases.values()) if (lease.recordKey === key) return lease;
+    return undefined;
+  }
+
   /** Attempts in progress on the backend. */
   inFlight(backendId: string): number {
     return this.perBackend.get(backendId) ?? 0;

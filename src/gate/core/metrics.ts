@@ -57,7 +57,7 @@ export const COUNTER_HELP: Record<CounterName, string> = {
   completed: "Requests that ended complete.",
   partial: "Requests that ended with the partial-completion error event.",
   failed: "Requests that failed before their first token.",
-  cancelled: "Requests whose client went away.",
+  cancelled: "Requests whose client went away, or that were cancelled (a background generation).",
   abandoned: "Requests whose Worker stopped renewing the lease (reclaimed by the alarm).",
   adopted: "Live requests whose lease the gate did not know (a restart before it was written) and counted again.",
   attempts: "Upstream attempts.",

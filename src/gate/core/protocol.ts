@@ -112,7 +112,7 @@ export interface Checkpoint {
 
 /** Why a request's lease is gone: the request ends now with this failure. */
 export interface LeaseEnded {
-  status: 410 | 502;
+  status: 409 | 410 | 502;
   code: string;
   message: string;
 }
@@ -194,7 +194,7 @@ export type RetryResult =
   | { kind: "attempt"; grant: AttemptGrant }
   /** Every eligible backend is at its concurrency limit: ask again after the delay. */
   | { kind: "wait"; delayMs: number }
-  | { kind: "exhausted"; status: 410 | 502 | 503; code: string; message: string; retryAfterSec?: number };
+  | { kind: "exhausted"; status: 409 | 410 | 502 | 503; code: string; message: string; retryAfterSec?: number };
 
 /** "stale": every backend failed and a stored answer was served instead. */
 export type SettleOutcome = "complete" | "partial" | "failed" | "cancelled" | "stale";

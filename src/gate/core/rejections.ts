@@ -22,6 +22,13 @@ export function leaseEnded(tenantDeleted: boolean): LeaseEnded {
     : { status: 502, code: LEASE_UNKNOWN, message: "The gate does not know this request's lease." };
 }
 
+/** The request was cancelled (a background generation's cancel): what its Worker, its twins and its followers are told. */
+export const CANCELLED = {
+  status: 409,
+  code: "generation_cancelled",
+  message: "The generation was cancelled.",
+} as const satisfies LeaseEnded;
+
 /** A claimed lease the gate cannot take back (its tenant has no config). */
 export const leaseLost = (): LeaseEnded => ({ status: 502, code: "lease_lost", message: "The request's lease was lost." });
 
@@ -34,6 +41,8 @@ export const rejections = {
   }),
 
   tenantDeleted: (): Rejection => ({ kind: "reject", ...TENANT_DELETED }),
+
+  cancelled: (): Rejection => ({ kind: "reject", ...CANCELLED }),
 
   keyReused: (): Rejection => ({
     kind: "reject",
@@ -95,7 +104,7 @@ export const rejections = {
 
 /** Why a request gets no further attempt. */
 export const exhausted = {
-  leaseGone: (tenantDeleted: boolean): Exhausted => ({ kind: "exhausted", ...leaseEnded(tenantDeleted) }),
+  leaseGone: (why: LeaseEnded): Exhausted => ({ kind: "exhausted", ...why }),
 
   maxAttempts: (attempts: number): Exhausted => ({
     kind: "exhausted",

@@ -19,6 +19,8 @@ export function replayDecision(entry: EntrySnapshot, record: RecordSpec, facts: 
   if (!record.shared) return undefined;
   if (facts.live) return { kind: "join", entry };
   if (entry.state === "complete") return entry.overflow ? rejections.replayUnavailable() : { kind: "replay", entry };
+  // A cancelled generation stays cancelled: what it made is handed back, ending as cancelled.
+  if (entry.state === "cancelled") return { kind: "replay", entry };
   if (entry.tokens === 0 && !entry.overflow) return { kind: "takeover", entry: { ...entry, chunks: [] } };
   // Part of the answer exists: carry on by continuation, or hand back what there is.
   if (facts.resumable && !entry.overflow) return { kind: "takeover", entry };

@@ -78,11 +78,12 @@ describe("a Responses request as a chat request", () => {
     });
   });
 
-  it("refuses what it cannot honour with the field's name: built-in tools, background, a file image, conversations", () => {
+  it("refuses what it cannot honour with the field's name: built-in tools, an unstored background response, a file image, conversations", () => {
     expect(problem({ input: "x", tools: [{ type: "web_search" }] })).toMatch(
       /tools\.0\.type: the built-in tool "web_search" is not supported/,
     );
-    expect(problem({ input: "x", background: true })).toMatch(/background is not supported/);
+    expect(problem({ input: "x", background: true, store: false })).toMatch(/background: a background response is stored/);
+    expect(problem({ input: "x", background: true })).toBe("ok");
     expect(problem({ input: [{ role: "user", content: [{ type: "input_image", file_id: "file-1" }] }] })).toMatch(
       /input\.0\.content\.0\.image_url/,
     );

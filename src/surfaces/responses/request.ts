@@ -66,7 +66,6 @@ const TextFormat = z.discriminatedUnion("type", [
 
 /** Fields of OpenAI's API sluice cannot honour against a chat completions backend (yet). */
 const UNSUPPORTED: Record<string, string> = {
-  background: "background responses are not supported yet: use Prefer: respond-async on /v1/chat/completions",
   conversation: "conversations are not supported: continue with previous_response_id",
   prompt: "stored prompts are not supported",
 };
@@ -80,6 +79,7 @@ export const ResponsesRequestSchema = z
     instructions: z.string().nullable().optional(),
     previous_response_id: z.string().min(1).max(256).nullable().optional(),
     store: z.boolean().nullable().optional(),
+    background: z.boolean().nullable().optional(),
     stream: z.boolean().nullable().optional(),
     tools: z
       .array(z.looseObject({ type: z.string() }))
@@ -100,6 +100,8 @@ export const ResponsesRequestSchema = z
     user: z.string().max(512).optional(),
   })
   .superRefine((req, ctx) => {
+    if (req.background && req.store === false)
+      ctx.addIssue({ code: "custom", path: ["background"], message: "a background response is stored: it cannot have store: false" });
     for (const [field, why] of Object.entries(UNSUPPORTED))
       if (field in req && req[field] !== undefined && req[field] !== null && req[field] !== false)
         ctx.addIssue({ code: "custom", path: [field], message: `${field} is not supported: ${why}` });

@@ -53,30 +53,22 @@ export function usageOf(usage: Record<string, unknown> | undefined): Record<stri
   };
 }
 
-export type ResponseStatus = "in_progress" | "completed" | "incomplete" | "failed";
+export type ResponseStatus = "queued" | "in_progress" | "completed" | "incomplete" | "failed" | "cancelled";
 
-/** The `response` object, in a given state. */
-export function responseObject(
-  ctx: ResponseContext,
-  status: ResponseStatus,
-  output: OutputItem[],
-  more: { usage?: Record<string, unknown>; error?: { code: string; message: string }; truncated?: boolean } = {},
-): Record<string, unknown> {
+/** What a response says of its request, in its own fields: the response before it has output. */
+export function responseShell(ctx: ResponseContext): Record<string, unknown> & { id: string } {
   const r = ctx.request;
-  const outputText = output
-    .filter((i) => i.type === "message")
-    .flatMap((i) => (i.content as Array<{ text: string }>).map((c) => c.text))
-    .join("");
   return {
     id: ctx.id,
     object: "response",
     created_at: ctx.createdAt,
-    status,
+    status: "queued",
+    background: r.background ?? false,
     model: r.model,
-    output,
-    output_text: outputText,
-    error: more.error ?? null,
-    incomplete_details: more.truncated ? { reason: "max_output_tokens" } : null,
+    output: [],
+    output_text: "",
+    error: null,
+    incomplete_details: null,
     instructions: r.instructions ?? null,
     previous_response_id: r.previous_response_id ?? null,
     store: r.store !== false,
@@ -89,23 +81,53 @@ export function responseObject(
     parallel_tool_calls: r.parallel_tool_calls ?? true,
     text: r.text ?? { format: { type: "text" } },
     reasoning: r.reasoning ?? { effort: null, summary: null },
+    usage: null,
+  };
+}
+
+type State = { usage?: Record<string, unknown>; error?: { code: string; message: string }; truncated?: boolean };
+
+/** The `response` object, in a given state. */
+export function responseObject(ctx: ResponseContext, status: ResponseStatus, output: OutputItem[], more: State = {}) {
+  return inState(responseShell(ctx), status, output, more);
+}
+
+/** A response (its shell, or itself in another state) in `status`, with `output`. */
+export function inState(shell: Record<string, unknown>, status: ResponseStatus, output: OutputItem[], more: State = {}) {
+  const outputText = output
+    .filter((i) => i.type === "message")
+    .flatMap((i) => (i.content as Array<{ text: string }>).map((c) => c.text))
+    .join("");
+  return {
+    ...shell,
+    status,
+    output,
+    output_text: outputText,
+    error: more.error ?? null,
+    incomplete_details: more.truncated ? { reason: "max_output_tokens" } : null,
     usage: more.usage ?? null,
   };
 }
 
 /** The whole answer as a completed (or, cut at max_output_tokens, incomplete) response. */
 export function responseOf(ctx: ResponseContext, completion: ChatCompletion): Record<string, unknown> {
+  return completedResponse(responseShell(ctx), completion);
+}
+
+/** `shell` (a response before it had output) completed by the chat completion that answered it. */
+export function completedResponse(shell: Record<string, unknown>, completion: ChatCompletion): Record<string, unknown> {
+  const id = String(shell.id);
   const choice = completion.choices[0];
   const m = choice?.message;
   const output: OutputItem[] = [];
-  if (m?.reasoning_content) output.push(reasoningItem(itemId(ctx.id, "reasoning", output.length), m.reasoning_content));
-  if (m?.content) output.push(messageItem(itemId(ctx.id, "message", output.length), m.content, "completed"));
+  if (m?.reasoning_content) output.push(reasoningItem(itemId(id, "reasoning", output.length), m.reasoning_content));
+  if (m?.content) output.push(messageItem(itemId(id, "message", output.length), m.content, "completed"));
   for (const call of m?.tool_calls ?? []) {
-    const id = itemId(ctx.id, "function_call", output.length);
-    output.push(callItem(id, call.id ?? id, call.function.name, call.function.arguments, "completed"));
+    const item = itemId(id, "function_call", output.length);
+    output.push(callItem(item, call.id ?? item, call.function.name, call.function.arguments, "completed"));
   }
   const truncated = choice?.finish_reason === "length";
-  return responseObject(ctx, truncated ? "incomplete" : "completed", output, { usage: usageOf(completion.usage), truncated });
+  return inState(shell, truncated ? "incomplete" : "completed", output, { usage: usageOf(completion.usage), truncated });
 }
 
 /** A response's output as the chat messages a later turn sends back: the assistant's text and its calls. */

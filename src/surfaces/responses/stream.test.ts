@@ -6,12 +6,12 @@ import fc from "fast-check";
 import { createParser } from "eventsource-parser";
 import { accumulateResponse } from "openai/lib/responses/ResponseAccumulator";
 import { describe, expect, it } from "vitest";
-import type { ResponseContext } from "./response";
+import { responseShell } from "./response";
 import { ResponsesRequestSchema } from "./request";
 import { ResponsesFraming } from "./stream";
 import { backendStream, chunksOf, delta, inBatches, usage } from "../test-streams";
 
-const ctx = (): ResponseContext => ({ id: "resp_1", createdAt: 7, request: ResponsesRequestSchema.parse({ model: "chat", input: "hi" }) });
+const shell = () => responseShell({ id: "resp_1", createdAt: 7, request: ResponsesRequestSchema.parse({ model: "chat", input: "hi" }) });
 
 function events(text: string): any[] {
   const out: any[] = [];
@@ -35,7 +35,7 @@ function accumulate(evs: any[]): any {
 describe("the Responses stream", () => {
   it("has the Responses API's events, numbered in order, and ends with response.completed holding the whole response", () => {
     let stored: unknown;
-    const f = new ResponsesFraming(ctx(), (r) => (stored = r));
+    const f = new ResponsesFraming(shell(), (r) => (stored = r));
     const text =
       f.chunks([
         delta({ reasoning_content: "Hm." }),
@@ -84,7 +84,7 @@ describe("the Responses stream", () => {
 
   it("ends a broken stream with response.failed (the error at its top too, so the SDK raises), never response.completed", () => {
     let stored: unknown = "untold";
-    const f = new ResponsesFraming(ctx(), (r) => (stored = r));
+    const f = new ResponsesFraming(shell(), (r) => (stored = r));
     const evs = events(
       f.chunks([delta({ content: "Hel" })]) + f.error({ status: 502, code: "max_attempts", message: "All 3 attempts failed." }, 1),
     );
@@ -100,7 +100,7 @@ describe("the Responses stream", () => {
   });
 
   it("says incomplete when the answer was cut at max_output_tokens", () => {
-    const f = new ResponsesFraming(ctx());
+    const f = new ResponsesFraming(shell());
     const last = events(f.chunks([delta({ content: "a" }, "length")]) + f.done()).at(-1);
     expect(last).toMatchObject({
       type: "response.incomplete",
@@ -111,7 +111,7 @@ describe("the Responses stream", () => {
   it("property: any backend stream accumulates, in the SDK, to the same reasoning, text, calls, arguments and counts", () => {
     fc.assert(
       fc.property(backendStream, (stream) => {
-        const f = new ResponsesFraming(ctx());
+        const f = new ResponsesFraming(shell());
         const response = accumulate(events(inBatches(chunksOf(stream), stream.cuts[0]!, (b) => f.chunks(b)) + f.done()));
         const items = response.output as any[];
         const reasoningText = items
@@ -129,5 +129,29 @@ describe("the Responses stream", () => {
         expect(response.usage).toMatchObject({ input_tokens: stream.prompt, output_tokens: stream.completion });
       }),
     );
+  });
+
+  it("property: re-attached with starting_after, it sends exactly the events after it, byte for byte", () => {
+    fc.assert(
+      fc.property(backendStream, fc.nat(), (stream, at) => {
+        const play = (f: ResponsesFraming) => inBatches(chunksOf(stream), stream.cuts[0]!, (b) => f.chunks(b)) + f.done();
+        const whole = play(new ResponsesFraming(shell()));
+        const all = events(whole);
+        const after = at % (all.length + 1);
+        const rest = events(play(new ResponsesFraming(shell(), () => {}, after - 1)));
+        expect(rest).toEqual(all.slice(after));
+      }),
+    );
+  });
+
+  it("ends a cancelled background response with response.failed, its response cancelled", () => {
+    const f = new ResponsesFraming(shell());
+    const cancel = { status: 409, code: "generation_cancelled", message: "The generation was cancelled." };
+    const last = events(f.chunks([delta({ content: "a" })]) + f.error(cancel, 1)).at(-1);
+    expect(last).toMatchObject({
+      type: "response.failed",
+      response: { status: "cancelled", output_text: "a" },
+      error: { code: "generation_cancelled" },
+    });
   });
 });

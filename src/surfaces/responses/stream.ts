@@ -3,13 +3,15 @@
 // done, and response.completed (or .incomplete, cut at max_output_tokens) with the whole response.
 // Every event has its sequence_number. A broken stream ends with response.failed after what was
 // sent, never response.completed; its data carries the error at the top too, so the openai SDK
-// raises an APIError rather than hand back a failed response as if it were an answer.
+// raises an APIError rather than hand back a failed response as if it were an answer. A cancelled
+// background response ends so too, its response's status "cancelled" (the API has no event for it).
 import { describeChunk, type ToolCallDelta, type UpstreamChunk } from "../../stream/chunk";
 import type { ClientChunk } from "../../stream/relay";
 import type { Failure, FramedChunk } from "../../stream/sink";
 import type { SseFraming } from "../../stream/surface";
 import { errorType } from "../../stream/errors";
-import { type OutputItem, type ResponseContext, callItem, itemId, messageItem, reasoningItem, responseObject, usageOf } from "./response";
+import { CANCELLED } from "../../gate/core/rejections";
+import { type OutputItem, callItem, inState, itemId, messageItem, reasoningItem, usageOf } from "./response";
 
 /** An output item being streamed: its index, and what it holds so far. */
 interface Open {
@@ -29,9 +31,12 @@ export class ResponsesFraming implements SseFraming {
   private usage: Record<string, unknown> | undefined;
 
   constructor(
-    private readonly ctx: ResponseContext,
+    /** The response before it has output (responseShell). */
+    private readonly shell: Record<string, unknown> & { id: string },
     /** Told of the response as it ended (null: it failed): the surface stores a whole one. */
     private readonly onEnd: (response: Record<string, unknown> | null) => void = () => {},
+    /** Events up to this sequence number are left out (a stream re-attached with starting_after). */
+    private readonly after = -1,
   ) {}
 
   chunks(chunks: FramedChunk[]): string {
@@ -43,7 +48,7 @@ export class ResponsesFraming implements SseFraming {
   done(): string {
     let out = this.start() + this.closeAll();
     const truncated = this.finishReason === "length";
-    const response = responseObject(this.ctx, truncated ? "incomplete" : "completed", this.items(), { usage: this.usage, truncated });
+    const response = inState(this.shell, truncated ? "incomplete" : "completed", this.items(), { usage: this.usage, truncated });
     out += this.event(truncated ? "response.incomplete" : "response.completed", { response });
     this.onEnd(response);
     return out;
@@ -51,20 +56,23 @@ export class ResponsesFraming implements SseFraming {
 
   error(failure: Failure, completionTokens: number): string {
     const error = { code: failure.code, message: failure.message };
-    const response = responseObject(this.ctx, "failed", this.items(), { usage: this.usage, error });
+    const status = failure.code === CANCELLED.code ? "cancelled" : "failed";
+    const response = inState(this.shell, status, this.items(), { usage: this.usage, error });
     this.onEnd(null);
     const partial = { partial: completionTokens > 0, completion_tokens: completionTokens, ...(failure.cut ? { cut: failure.cut } : {}) };
     return this.start() + this.event("response.failed", { response, error: { ...error, type: errorType(failure.status) }, ...partial });
   }
 
   private event(type: string, data: Record<string, unknown>): string {
-    return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: this.sequence++, ...data })}\n\n`;
+    const sequence = this.sequence++;
+    if (sequence <= this.after) return "";
+    return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence, ...data })}\n\n`;
   }
 
   private start(): string {
     if (this.started) return "";
     this.started = true;
-    const response = responseObject(this.ctx, "in_progress", []);
+    const response = inState(this.shell, "in_progress", []);
     return this.event("response.created", { response }) + this.event("response.in_progress", { response });
   }
 
@@ -101,7 +109,7 @@ export class ResponsesFraming implements SseFraming {
   private into(kind: "reasoning" | "message"): string {
     if (this.open?.item.type === kind) return "";
     let out = this.closeAll();
-    const id = itemId(this.ctx.id, kind, this.output.length);
+    const id = itemId(this.shell.id, kind, this.output.length);
     const item = kind === "message" ? messageItem(id, "", "in_progress") : { ...reasoningItem(id, ""), content: [] };
     const o: Open = { index: this.output.length, item, text: "", done: false };
     this.output.push(o);
@@ -117,7 +125,7 @@ export class ResponsesFraming implements SseFraming {
     let o = this.calls.get(key);
     if (!o) {
       out += this.closeOpen();
-      const id = itemId(this.ctx.id, "function_call", this.output.length);
+      const id = itemId(this.shell.id, "function_call", this.output.length);
       const item = callItem(id, call.id ?? id, call.function?.name ?? "", "", "in_progress");
       o = { index: this.output.length, item, text: "", done: false };
       this.output.push(o);
@@ -170,4 +178,21 @@ export class ResponsesFraming implements SseFraming {
     for (const o of this.calls.values()) out += this.close(o);
     return out;
   }
+}
+
+/**
+ * The stream of a response that ended when its events are no longer kept: response.created, then
+ * its end with the whole response (response.completed, .incomplete, or .failed with its error).
+ */
+export function endedStream(response: Record<string, unknown>): string {
+  const event = (sequence: number, type: string, data: Record<string, unknown>) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence, ...data })}\n\n`;
+  const created = event(0, "response.created", { response: inState(response, "in_progress", []) });
+  if (response.status === "completed" || response.status === "incomplete")
+    return created + event(1, `response.${response.status}`, { response });
+  const error =
+    response.status === "cancelled"
+      ? { code: CANCELLED.code, message: CANCELLED.message, type: errorType(CANCELLED.status) }
+      : { ...(response.error as object), type: errorType(502) };
+  return created + event(1, "response.failed", { response, error });
 }
