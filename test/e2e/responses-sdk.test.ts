@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { agentAnswer } from "../../sim/agent";
 import { expectedText } from "../../sim/text";
 import { resumeTenants, startStack, type Stack } from "./harness";
+import { eventually } from "../support/eventually";
 
 let stack: Stack;
 let client: OpenAI;
@@ -86,5 +87,32 @@ describe("the openai SDK's Responses API against sluice on workerd", () => {
     expect(error).toBeInstanceOf(APIError);
     expect(text.length).toBeGreaterThan(0);
     expect(expectedText({ model: "llama-sim", messages: user }).startsWith(text)).toBe(true);
+  });
+
+  it("runs a response in the background: polled with retrieve, its stream re-attached after a sequence number, cancelled", async () => {
+    const queued = await client.responses.create({ model: "chat", input: ASK, background: true });
+    expect(queued.status).toBe("queued");
+    let polled = queued;
+    await eventually(async () => (polled = await client.responses.retrieve(queued.id)).status === "completed", 60_000);
+    expect(polled.output_text).toBe(expectedText({ model: "llama-sim", messages: user }));
+
+    // Streamed in the background: the SDK's stream, then the same response's events again after #3.
+    const seen: Array<{ type: string; sequence_number: number }> = [];
+    const live = client.responses.stream({ model: "chat", input: ASK, background: true });
+    live.on("event", (e) => seen.push(e));
+    const final = await live.finalResponse();
+    const again: typeof seen = [];
+    for await (const e of await client.responses.retrieve(final.id, { stream: true, starting_after: 3 })) again.push(e);
+    expect(again).toEqual(seen.slice(4));
+    const resumed = await client.responses.stream({ response_id: final.id, starting_after: 3 }).finalResponse();
+    expect(resumed.output_text).toBe(final.output_text);
+
+    // Held before its first token, so it is still queued or running when cancelled.
+    const hold = `e2e-${Date.now()}`;
+    const held = await client.responses.create({ model: "chat", input: ASK, background: true, sim_fault: { hold } } as never);
+    const cancelled = await client.responses.cancel((held as { id: string }).id);
+    expect(cancelled.status).toBe("cancelled");
+    for (const sim of Object.values(stack.sims)) sim.release(hold);
+    expect((await client.responses.retrieve(cancelled.id)).status).toBe("cancelled");
   });
 });
