@@ -16,12 +16,13 @@ import { SseSink } from "../stream/sse-sink";
 import { JsonSink } from "../stream/json-sink";
 import type { ClientSink } from "../stream/sink";
 import type { Surface } from "../stream/surface";
+import type { SurfaceName } from "../gate/core/metrics";
 import { gateName, shardFor } from "../admission/gate-naming";
 import { admitRequestFor, freshMeta, type ServeOptions, responseHeaders, serveLogged, shedHints } from "../serve/serve";
 
 export interface Answering {
-  /** The client's API, for its log line: "chat", "messages", "responses". */
-  surface: string;
+  /** The client's API, for its log line and its counters. */
+  surface: SurfaceName;
   /** How answers, streams and errors are told (undefined: chat completions). */
   speaks?: Surface;
   /** Whether the surface numbers its stream's events, so a dropped stream may reconnect with Last-Event-ID. */
@@ -111,7 +112,7 @@ export async function answer(c: Context<AppEnv>, body: ChatRequest, priority: Pr
   const sink: ClientSink = body.stream
     ? new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }, how.speaks)
     : new JsonSink(headers, how.speaks);
-  const admit = admitRequestFor(body, { tenant, record, requestId, priority, origin: originOf(c.req.raw), shard });
+  const admit = admitRequestFor(body, { tenant, record, requestId, priority, origin: originOf(c.req.raw), shard, surface: how.surface });
   const stale = staleKey === undefined ? undefined : { key: staleKey, gate: gateName(tenant, shardFor(staleKey, shards)) };
   const log = c.get("requestLog");
   log.set({ tenant, model: body.model, priority, surface: how.surface });

@@ -18,6 +18,7 @@ import { gateName, shardFor } from "../admission/gate-naming";
 import { gateClient } from "../admission/gate-client";
 import { SseSink } from "../stream/sse-sink";
 import type { Surface } from "../stream/surface";
+import type { SurfaceName } from "../gate/core/metrics";
 import { admitRequestFor, freshMeta, responseHeaders, serveLogged } from "../serve/serve";
 
 /** Whether the request asks to be answered at once and run in the background (RFC 7240). */
@@ -144,7 +145,7 @@ export async function reattach(
   id: string,
   request: ChatRequest,
   lastEventId: number,
-  surface?: { name: string; speaks: Surface; usage: boolean },
+  surface?: { name: SurfaceName; speaks: Surface; usage: boolean },
 ): Promise<Response> {
   const tenant = c.get("tenant");
   const config = c.get("config");
@@ -153,7 +154,8 @@ export async function reattach(
   const record = await backgroundRecord(generationKey(id), request);
   // The Responses API tells usage: its backend is asked for it.
   const body = { ...request, stream: true, ...(surface?.usage ? { stream_options: { include_usage: true } } : {}) };
-  const admit = admitRequestFor(body, { tenant, record, requestId, priority: "normal", shard: shardFor(record.key, config.limits.shards) });
+  const shard = shardFor(record.key, config.limits.shards);
+  const admit = admitRequestFor(body, { tenant, record, requestId, priority: "normal", shard, surface: surface?.name });
   const meta = freshMeta();
   const headers = () => responseHeaders(requestId, trace.traceId, meta);
   const sink = new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }, surface?.speaks);

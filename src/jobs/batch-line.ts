@@ -40,7 +40,8 @@ export async function runBatchLine(
 ): Promise<LineAnswer> {
   const request = chatRequestOf(line);
   if (request) {
-    const answer = await serveDetached(env, { ...work, config, request }, stop);
+    const surface = line.url === "/v1/responses" ? "responses" : "chat";
+    const answer = await serveDetached(env, { ...work, config, request, surface }, stop);
     if (line.url !== "/v1/responses" || answer.status < 200 || answer.status >= 300) return answer;
     const ctx = { id: `resp_${work.key.replaceAll(/[^a-zA-Z0-9]/g, "_")}`, createdAt: Math.floor(Date.now() / 1000), request: line.body };
     return { ...answer, body: responseOf(ctx, answer.body as ChatCompletion) };

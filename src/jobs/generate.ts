@@ -35,7 +35,8 @@ export async function generate(job: GenerateJob, env: Env): Promise<"done" | "re
     );
   } else if (generation.status === "running" || (await store.started(generation.id, Date.now()))) {
     // Running already: a redelivery, which joins the run under its key. Cancelled meanwhile: nothing runs.
-    const work = { tenant: job.tenant, config, key: generationKey(generation.id), job: `generation ${generation.id}`, request };
+    const surface = runsResponse(generation.id) ? ("responses" as const) : ("chat" as const);
+    const work = { tenant: job.tenant, config, key: generationKey(generation.id), job: `generation ${generation.id}`, request, surface };
     const answer = await serveDetached(env, work, { signal: new AbortController().signal });
     if (RETRYABLE.has(answer.status)) {
       if (!job.once) return "retry";

@@ -5,6 +5,8 @@ import { prometheusText, type GateStats } from "./prometheus";
 function sampleStats(): GateStats {
   const metrics = new GateMetrics(() => {});
   metrics.count("completed", 3);
+  metrics.countFor("messages", "admitted");
+  metrics.countFor("messages", "partial");
   metrics.count("rejectedQueueFull", 2);
   metrics.queued(12, 0);
   metrics.queued(700, 0);
@@ -16,6 +18,7 @@ function sampleStats(): GateStats {
     backgroundInFlight: 3,
     limits: null,
     counters: { ...metrics.counters },
+    surfaces: metrics.surfaces,
     retryBudget: { requests: 10, retries: 1, allowed: 5 },
     rateLimit: { requests: { perMinute: 600, available: 598 }, tokens: null },
     journal: { entries: 7, bytes: 2048 },
@@ -55,6 +58,14 @@ describe("prometheusText", () => {
     expect(lines).toContain('sluice_completed_total{tenant="acme"} 3');
     expect(lines).toContain('sluice_rejected_queue_full_total{tenant="acme"} 2');
     expect(lines).toContain('sluice_queued_twins_total{tenant="acme"} 0');
+  });
+
+  it("counts requests per surface: given a slot, and how they ended", () => {
+    expect(lines).toContain("# TYPE sluice_surface_requests_total counter");
+    expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="messages",outcome="admitted"} 1');
+    expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="messages",outcome="partial"} 1');
+    expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="chat",outcome="served_stale"} 0');
+    expect(lines.filter((l) => l.startsWith("sluice_surface_requests_total{"))).toHaveLength(4 * 7);
   });
 
   it("exports gauges, percentiles and per-backend families with labels", () => {

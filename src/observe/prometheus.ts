@@ -7,7 +7,7 @@
 // rate() and histogram_quantile(). Names follow Prometheus's conventions (promtool check metrics):
 // base units, counters ending in `_total`.
 import type { BreakerState } from "../gate/core/breaker";
-import { COUNTER_HELP, type CounterName } from "../gate/core/metrics";
+import { COUNTER_HELP, SURFACE_COUNTERS, SURFACES, type CounterName } from "../gate/core/metrics";
 import type { GateStats } from "../gate/core/stats";
 import { EXPORTED_BOUNDS_MS, LatencyHistogram, type SavedHistogram } from "../gate/core/histogram";
 
@@ -49,6 +49,14 @@ function addTenant(stats: GateStats, family: AddFamily): void {
   for (const [name, value] of Object.entries(stats.counters) as Array<[CounterName, number]>) {
     family(`sluice_${snakeCase(name)}_total`, "counter", COUNTER_HELP[name], [[tenant, value]]);
   }
+  family(
+    "sluice_surface_requests_total",
+    "counter",
+    "Requests by the API their client spoke (surface): given a slot (outcome admitted), and how they ended.",
+    SURFACES.flatMap((surface) =>
+      SURFACE_COUNTERS.map((c) => [{ ...tenant, surface, outcome: snakeCase(c) }, stats.surfaces[surface][c]] as [Labels, number]),
+    ),
+  );
   family(
     "sluice_queue_depth",
     "gauge",

@@ -48,7 +48,8 @@ function backend(id: string, breaker: BreakerState, n: number, ttft: number[] = 
 /** One gate's stats as `stats({ histograms: true })` gives them. */
 function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats[]; oldestWaitMs?: number } = {}): GateStats {
   const metrics = new GateMetrics(() => {});
-  metrics.count("completed", n);
+  metrics.count("completed", n - 1);
+  metrics.countFor("responses", "completed");
   metrics.count("rejectedQueueFull", 1);
   const queue = histogramOf(options.queueMs ?? []);
   return {
@@ -63,6 +64,7 @@ function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats
     backgroundInFlight: n - 1,
     limits: { ...config.limits, maxConcurrency: 20 },
     counters: { ...metrics.counters },
+    surfaces: metrics.surfaces,
     retryBudget: { requests: n * 10, retries: n, allowed: n * 2 },
     rateLimit: { requests: { perMinute: 300, available: 300 - n }, tokens: null },
     journal: { entries: n, bytes: n * 100 },
@@ -87,6 +89,8 @@ describe("mergeShardStats", () => {
     expect(merged.backgroundInFlight).toBe(3);
     expect(merged.counters.completed).toBe(5);
     expect(merged.counters.rejectedQueueFull).toBe(2);
+    expect(merged.surfaces.responses.completed).toBe(2);
+    expect(merged.surfaces.chat).toMatchObject({ admitted: 0, completed: 0 });
     expect(merged.retryBudget).toEqual({ requests: 50, retries: 5, allowed: 10 });
     expect(merged.rateLimit).toEqual({ requests: { perMinute: 600, available: 595 }, tokens: null });
     expect(merged.journal).toEqual({ entries: 5, bytes: 500 });

@@ -8,6 +8,7 @@ import type { TenantConfig } from "../config/schema";
 import { LatencyHistogram, type LatencySummary, type SavedHistogram } from "../gate/core/histogram";
 import type { GateStats, RateUsage } from "../gate/core/stats";
 import { mergeRecent } from "../gate/core/recent";
+import { SURFACES } from "../gate/core/metrics";
 
 export type ShardedStats = GateStats & { shards: GateStats[] };
 
@@ -28,6 +29,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
     backgroundInFlight: sum((s) => s.backgroundInFlight),
     limits: config.limits,
     counters: sumRecords(parts.map((s) => s.counters)) as GateStats["counters"],
+    surfaces: Object.fromEntries(SURFACES.map((name) => [name, sumRecords(parts.map((s) => s.surfaces[name]))])) as GateStats["surfaces"],
     retryBudget: sumPresent(parts.map((s) => s.retryBudget)),
     rateLimit: mergedRateLimit(parts.map((s) => s.rateLimit)),
     journal: { entries: sum((s) => s.journal.entries), bytes: sum((s) => s.journal.bytes) },

@@ -10,6 +10,7 @@ import type { TenantConfig } from "../config/schema";
 import type { ChatRequest } from "../config/chat-request";
 import type { AdmitRequest } from "../gate/core/protocol";
 import type { Priority } from "../gate/core/queue";
+import type { SurfaceName } from "../gate/core/metrics";
 import { bodyHash } from "../admission/dedup-key";
 import { shardFor } from "../admission/gate-naming";
 import { JsonSink } from "../stream/json-sink";
@@ -47,7 +48,15 @@ export async function backgroundRecord(key: string, request: ChatRequest): Promi
 export async function serveDetached(
   env: Env,
   /** `job`: what the work is, for its log line (method JOB): "generation gen_…", "batch batch_… line 3", … */
-  work: { tenant: string; config: TenantConfig; key: string; job: string; request: ChatRequest; priority?: Priority },
+  work: {
+    tenant: string;
+    config: TenantConfig;
+    key: string;
+    job: string;
+    request: ChatRequest;
+    priority?: Priority;
+    surface?: SurfaceName;
+  },
   stop: DetachedStop,
 ): Promise<DetachedAnswer> {
   const priority = work.priority ?? "background";
@@ -58,11 +67,12 @@ export async function serveDetached(
   // the sink gathers it into one answer, with the backend's usage, as a synchronous answer has it.
   const body = { ...work.request, stream: true, stream_options: { include_usage: true } };
   const record = await backgroundRecord(work.key, work.request);
-  const admit = admitRequestFor(body, { tenant, record, requestId, priority, shard: shardFor(record.key, config.limits.shards) });
+  const shard = shardFor(record.key, config.limits.shards);
+  const admit = admitRequestFor(body, { tenant, record, requestId, priority, shard, surface: work.surface });
   const meta = freshMeta();
   const sink = new JsonSink(() => responseHeaders(requestId, trace.traceId, meta));
   const log = new RequestLog(requestId, trace.traceId, "JOB", work.job, Date.now());
-  log.set({ tenant, model: body.model, priority });
+  log.set({ tenant, model: body.model, priority, surface: work.surface ?? "chat" });
   stop.started = () => meta.attempts > 0;
   const options = { lastEventId: 0, detached: true, log, trace, deadLetter: false };
   await serveLogged(env, config, { admit, body, sink, signal: stop.signal, meta, options });

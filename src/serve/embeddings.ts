@@ -34,6 +34,7 @@ export async function serveEmbeddings(env: Env, config: TenantConfig, call: Embe
   const admit: AdmitRequest = {
     ...call.admit,
     kind: "embeddings",
+    surface: "embeddings",
     alias: body.model,
     promptTokens: estimateEmbeddingTokens(body),
     maxTokens: 0,

@@ -144,6 +144,29 @@ describe("request log line", () => {
     expect(requestDataPoint(line).indexes).toEqual([tenant]);
   });
 
+  it("names the surface in the line, and the tenant's counters count each surface's requests apart", async () => {
+    const { tenant, key } = await createTenant(simConfig(["a"]));
+    const post = (path: string, body: Record<string, unknown>) =>
+      SELF.fetch(`https://sluice.test/v1/${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "chat", ...body }),
+      });
+    const asked = {
+      chat: await chat(key, { model: "chat", messages: MESSAGES }),
+      messages: await post("messages", { max_tokens: 32, messages: MESSAGES }),
+      responses: await post("responses", { input: "Hello", store: false }),
+      embeddings: await post("embeddings", { input: "Hello" }),
+    };
+    for (const [surface, res] of Object.entries(asked)) {
+      expect(res.status, surface).toBe(200);
+      await res.arrayBuffer();
+      expect((await lineOf(res)).surface).toBe(surface);
+    }
+    const { surfaces } = await gateStats(tenant);
+    for (const surface of Object.keys(asked)) expect(surfaces[surface], surface).toMatchObject({ admitted: 1, completed: 1, failed: 0 });
+  });
+
   it("writes a line for every other route too", async () => {
     const res = await SELF.fetch("https://sluice.test/healthz");
     expect(await lineOf(res)).toMatchObject({ method: "GET", path: "/healthz", outcome: "complete", status: 200, attempts: [] });

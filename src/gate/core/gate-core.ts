@@ -203,7 +203,7 @@ export class GateCore {
     const record = request.record;
     if (record) this.host.journal.begin(record.key, record.kind, record.bodyHash, request.requestId, lease.id, config.idempotency, now);
     const grant = this.attempts.start(lease, pick.cursor, 0, continuing, now);
-    this.metrics.count("admitted");
+    this.metrics.countFor(request.surface, "admitted");
     this.metrics.count("promptTokens", request.promptTokens);
     const queueMs = now - waiter.enqueuedAt;
     this.metrics.queued(queueMs, now);
@@ -329,7 +329,7 @@ export class GateCore {
     // The estimate charged at admission becomes what the attempts generated (a lease reclaimed
     // from a dead Worker keeps the estimate).
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
-    this.metrics.count(outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
+    this.metrics.countFor(lease.surface, outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
     this.metrics.finished(now - lease.grantedAt, lease.attempts, now, !lease.background && writesDeadLetter(outcome, failureStatus));
     this.release(lease, now);
   }
@@ -338,7 +338,7 @@ export class GateCore {
   reclaimExpired(now: number): void {
     for (const lease of this.leases.expired(now)) {
       this.attempts.end(lease);
-      this.metrics.count("abandoned");
+      this.metrics.countFor(lease.surface, "abandoned");
       if (lease.recordKey) this.host.journal.finish(lease.recordKey, lease.id, "abandoned", now);
       this.release(lease, now);
     }
@@ -366,7 +366,7 @@ export class GateCore {
       this.attempts.end(lease);
       this.host.journal.finish(key, lease.id, "cancelled", now);
       if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
-      this.metrics.count("cancelled");
+      this.metrics.countFor(lease.surface, "cancelled");
       this.metrics.finished(now - lease.grantedAt, lease.attempts, now);
       this.release(lease, now);
       return true;

@@ -5,6 +5,7 @@ import type { GateHost } from "./ports";
 import type { PlanEntry } from "./plan";
 import type { Waiter } from "./tickets";
 import { LEASE_TTL_MS } from "./lease-timing";
+import type { SurfaceName } from "./metrics";
 
 export interface Lease {
   id: string;
@@ -36,6 +37,8 @@ export interface Lease {
   background?: true;
   /** How the plan was degraded at admission (told again to a resent admission). */
   degradations?: string[];
+  /** The API its client spoke, when not chat (its end is counted for it). */
+  surface?: SurfaceName;
 }
 
 /** A new lease for `waiter`, its first attempt at plan index `cursor`. */
@@ -55,6 +58,7 @@ export function newLease(id: string, waiter: Waiter, cursor: number, now: number
     ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens, promptTokens: request.promptTokens } : {}),
     ...(request.priority === "background" ? { background: true as const } : {}),
     ...(waiter.degradations.length > 0 ? { degradations: waiter.degradations } : {}),
+    ...(request.surface && request.surface !== "chat" ? { surface: request.surface } : {}),
   };
 }
 

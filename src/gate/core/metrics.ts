@@ -43,6 +43,19 @@ function newCounters() {
 }
 
 export type Counters = ReturnType<typeof newCounters>;
+
+/** The client APIs requests come in by (the request log line's `surface`). */
+export const SURFACES = ["chat", "messages", "responses", "embeddings"] as const;
+export type SurfaceName = (typeof SURFACES)[number];
+/** Per surface: requests given a slot, and how they ended (as the tenant's counters of the same names). */
+export const SURFACE_COUNTERS = ["admitted", "completed", "partial", "failed", "cancelled", "abandoned", "servedStale"] as const;
+export type SurfaceCounters = Record<(typeof SURFACE_COUNTERS)[number], number>;
+
+const newSurfaces = () =>
+  Object.fromEntries(SURFACES.map((s) => [s, Object.fromEntries(SURFACE_COUNTERS.map((c) => [c, 0]))])) as Record<
+    SurfaceName,
+    SurfaceCounters
+  >;
 export type CounterName = keyof Counters;
 
 /** What each counter counts, for metric exports (`GET /admin/tenants/{tenant}/metrics`). */
@@ -93,6 +106,7 @@ export interface BackendCounters {
 
 export interface SavedMetrics {
   counters: Partial<Counters>;
+  surfaces?: Partial<Record<SurfaceName, Partial<SurfaceCounters>>>;
   queueMs: SavedHistogram;
   totalMs: SavedHistogram;
   backends: Record<
@@ -113,6 +127,7 @@ export interface SavedMetrics {
 
 export class GateMetrics {
   readonly counters = newCounters();
+  readonly surfaces = newSurfaces();
   /** Time from admission to a slot. */
   readonly queueMs = new LatencyHistogram();
   /** Time from a slot to the request's end. */
@@ -127,6 +142,7 @@ export class GateMetrics {
   static restore(saved: SavedMetrics, changed: () => void): GateMetrics {
     const m = new GateMetrics(changed);
     for (const name of Object.keys(m.counters) as CounterName[]) m.counters[name] = saved.counters[name] ?? 0;
+    for (const surface of SURFACES) for (const c of SURFACE_COUNTERS) m.surfaces[surface][c] = saved.surfaces?.[surface]?.[c] ?? 0;
     m.queueMs.restore(saved.queueMs);
     m.totalMs.restore(saved.totalMs);
     for (const [id, b] of Object.entries(saved.backends)) {
@@ -147,6 +163,12 @@ export class GateMetrics {
   count(name: CounterName, n = 1): void {
     this.counters[name] += n;
     this.changed();
+  }
+
+  /** A request of `surface` (chat when absent) was given a slot, or ended so: counted for the tenant and for its surface. */
+  countFor(surface: SurfaceName | undefined, name: (typeof SURFACE_COUNTERS)[number]): void {
+    this.surfaces[surface ?? "chat"][name]++;
+    this.count(name);
   }
 
   queued(ms: number, now: number): void {
@@ -208,6 +230,7 @@ export class GateMetrics {
   toJSON(): SavedMetrics {
     return {
       counters: this.counters,
+      surfaces: this.surfaces,
       queueMs: this.queueMs.toJSON(),
       totalMs: this.totalMs.toJSON(),
       backends: Object.fromEntries(

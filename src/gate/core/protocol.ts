@@ -3,6 +3,7 @@
 import type { Priority } from "./queue";
 import type { Coordinates } from "./regions";
 import type { EntryKind, EntrySnapshot, EntryState } from "./journal-entry";
+import type { SurfaceName } from "./metrics";
 
 export type { EntrySnapshot };
 
@@ -30,6 +31,8 @@ export interface AdmitRequest {
   shedByWorker?: number;
   /** The tenant's gate this request was sent to, when the tenant has several (shards.ts). */
   shard?: number;
+  /** The API the client spoke (counted per surface); chat when absent. */
+  surface?: SurfaceName;
 }
 
 export interface BackendTarget {

@@ -2,7 +2,7 @@
 import type { TenantConfig } from "../../config/schema";
 import type { BreakerState } from "./breaker";
 import type { LatencySummary, SavedHistogram } from "./histogram";
-import type { Counters, GateMetrics } from "./metrics";
+import { SURFACES, type Counters, type GateMetrics, type SurfaceCounters, type SurfaceName } from "./metrics";
 import { PRIORITIES, type BoundedPriorityQueue, type Priority } from "./queue";
 import type { TenantPolicies } from "./tenant-policies";
 import type { WasteCause } from "./protocol";
@@ -49,6 +49,8 @@ export interface GateStats {
   backgroundInFlight: number;
   limits: TenantConfig["limits"] | null;
   counters: Counters;
+  /** Requests per client API (chat, messages, responses, embeddings): given a slot, and how they ended. */
+  surfaces: Record<SurfaceName, SurfaceCounters>;
   retryBudget: { requests: number; retries: number; allowed: number } | null;
   rateLimit: RateUsage | null;
   journal: { entries: number; bytes: number };
@@ -89,6 +91,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
     backgroundInFlight: s.backgroundInFlight,
     limits: policies.config?.limits ?? null,
     counters: { ...metrics.counters },
+    surfaces: Object.fromEntries(SURFACES.map((name) => [name, { ...metrics.surfaces[name] }])) as GateStats["surfaces"],
     retryBudget: policies.budget?.usage(now) ?? null,
     rateLimit: policies.rateLimit?.usage(now) ?? null,
     journal: s.journal,
