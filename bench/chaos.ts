@@ -1,10 +1,11 @@
 // Scenarios 3-5: chaos, for sluice, the naive pass-through and the peer. 20% of attempts fail
 // before the first token, 5% of streams are cut mid-way, and one region is down for the middle
 // third of the run: exact answers, attempts per call, leaked slots, dead letters, breaker alerts.
-import { callOnce, closedLoop, pick } from "./load";
-import { trafficMix } from "./traffic";
+// sluice's agent sessions run again over /v1/messages and /v1/responses, judged by the same rule.
+import { callOnce, closedLoop, pick, type Target, type TargetChoice } from "./load";
+import { trafficMix, type Session } from "./traffic";
 import { round, summarize, type SystemRun } from "./summary";
-import { createTenant, type Fleet } from "./stack";
+import { createTenant, type Fleet, type System } from "./stack";
 import { AlertWatch } from "./alert-watch";
 import { configureFleet, deadLetterLines, diagLine, gateStats, measure, progress, settle, type TargetList } from "./measure";
 
@@ -50,81 +51,114 @@ export async function chaosScenario(
   const down = fleet.specs.slice(0, 2).map((s) => s.id);
   const out: Record<string, SystemRun> = {};
   const sessions = trafficMix(100_000, { seed: P.seed, longTokens: P.longTokens });
+  const run = (target: TargetChoice, system: System | undefined, label: string, list: Session[], ms: number) =>
+    chaosRun(fleet, sluiceUrl, { target, system, label, sessions: list, ms, workers: P.chaosWorkers });
   for (const { target, system } of targets(key)) {
     const name = pick(target, 0).name;
     if (name === "direct") continue; // direct calls have no failover: the naive pass-through stands for them
-    await configureFleet(fleet, { failRate: 0.2, failStatus: 503, disconnectRate: 0.05, hangRate: 0, maxConcurrency: 64 });
-    let count = 0;
-    const stop = progress(
-      `chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${name === "passthrough" ? "naive pass-through" : name}`,
-      () => count,
-    );
-    // One region goes down for the middle third of the run and comes back.
-    // BENCH_DIAG=1: the gate's queue and each backend's breaker once a second, to see trips as they happen.
-    const diagStarted = Date.now();
-    const diag =
-      process.env.BENCH_DIAG && name === "sluice"
-        ? setInterval(
-            () =>
-              void gateStats(sluiceUrl, "chaos")
-                .then((st) => console.log(diagLine(st, diagStarted)))
-                .catch(() => {}),
-            1000,
-          )
-        : undefined;
-    let outageAt = 0;
-    let recoveryAt = 0;
-    const outage = setTimeout(() => {
-      outageAt = Date.now();
-      void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 })));
-    }, P.chaosMs * 0.3);
-    const recovery = setTimeout(() => {
-      recoveryAt = Date.now();
-      void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 })));
-    }, P.chaosMs * 0.6);
-    // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
-    const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${id}-${n}` }) : undefined;
-    const m = await measure(
-      system,
-      fleet,
-      () => closedLoop(target, sessions, P.chaosWorkers, P.chaosMs, () => count++, keys),
-      64 * fleet.specs.length,
-    );
-    clearTimeout(outage);
-    clearTimeout(recovery);
-    clearInterval(diag);
-    stop();
-    const summary = summarize(m.results, m.wallMs);
-    out[name] = {
-      system: name,
-      summary,
-      attemptsPerCall: m.attemptsPerCall,
-      router: m.router,
-      utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]),
-    };
+    const { summary, outcome } = await run(target, system, name === "passthrough" ? "naive pass-through" : name, sessions, P.chaosMs);
+    out[name] = outcome;
     if (name === "sluice") {
       await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
       const leaked = await waitForIdle(sluiceUrl, "chaos");
       const stats = await gateStats(sluiceUrl, "chaos");
-      out[name]!.extra = {
+      outcome.extra = {
         leakedSlots: leaked,
         gate: stats.counters,
         journal: stats.journal,
         deadLetters: await deadLetterLines(sluiceUrl, "chaos"),
-        alerts: await alerts.check(sluiceUrl, "chaos", down, { outageAt, recoveryAt }, violations, () =>
+        alerts: await alerts.check(sluiceUrl, "chaos", down, outcome.outageWindow!, violations, () =>
           callOnce(pick(target, 0), { messages: [{ role: "user", content: "after the outage" }], maxTokens: 4 }),
         ),
       };
-      for (const bad of ["truncated", "duplicated", "mismatch", "transport_error", "corrupted_tool_call"] as const) {
-        if (summary.outcomes[bad]) violations.push(`chaos/sluice: ${summary.outcomes[bad]} calls ${bad}`);
-      }
+      delete outcome.outageWindow;
+      brokenPromises("chaos/sluice", summary, violations);
       if (leaked > 0) violations.push(`chaos/sluice: ${leaked} slots still held after the run`);
+      // The agent sessions again, over the Anthropic Messages and OpenAI Responses routes (half the time each).
+      const agents = sessions.filter((s) => s.kind === "agent");
+      for (const surface of ["messages", "responses"] as const) {
+        const over = { ...(target as Target), surface };
+        const r = await run(over, system, `sluice agent sessions over /v1/${surface}`, agents, P.chaosMs / 2);
+        delete r.outcome.outageWindow;
+        out[`sluice-${surface}`] = { ...r.outcome, system: `sluice over /v1/${surface}` };
+        brokenPromises(`chaos/sluice over /v1/${surface}`, r.summary, violations);
+        await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
+        const stillHeld = await waitForIdle(sluiceUrl, "chaos");
+        if (stillHeld > 0) violations.push(`chaos/sluice over /v1/${surface}: ${stillHeld} slots still held after the run`);
+      }
     }
     await settle(fleet);
   }
   await configureFleet(fleet, { failRate: 0, disconnectRate: 0 });
   await alerts.close();
   return out;
+}
+
+/** What sluice must never answer, under any chaos: a truncated, duplicated or wrong answer, a broken stream, a corrupted tool call. */
+function brokenPromises(label: string, summary: ReturnType<typeof summarize>, violations: string[]): void {
+  for (const bad of ["truncated", "duplicated", "mismatch", "transport_error", "corrupted_tool_call"] as const) {
+    if (summary.outcomes[bad]) violations.push(`${label}: ${summary.outcomes[bad]} calls ${bad}`);
+  }
+}
+
+/**
+ * One system's chaos run: the fleet fails 20% of attempts and cuts 5% of streams, and us-east is
+ * down for the middle third of `ms`, while `workers` clients play `sessions`.
+ */
+async function chaosRun(
+  fleet: Fleet,
+  sluiceUrl: string,
+  o: { target: TargetChoice; system: System | undefined; label: string; sessions: Session[]; ms: number; workers: number },
+): Promise<{ summary: ReturnType<typeof summarize>; outcome: SystemRun & { outageWindow?: { outageAt: number; recoveryAt: number } } }> {
+  const name = pick(o.target, 0).name;
+  await configureFleet(fleet, { failRate: 0.2, failStatus: 503, disconnectRate: 0.05, hangRate: 0, maxConcurrency: 64 });
+  let count = 0;
+  const stop = progress(`chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${o.label}`, () => count);
+  // BENCH_DIAG=1: the gate's queue and each backend's breaker once a second, to see trips as they happen.
+  const diagStarted = Date.now();
+  const diag =
+    process.env.BENCH_DIAG && name === "sluice"
+      ? setInterval(
+          () =>
+            void gateStats(sluiceUrl, "chaos")
+              .then((st) => console.log(diagLine(st, diagStarted)))
+              .catch(() => {}),
+          1000,
+        )
+      : undefined;
+  const window = { outageAt: 0, recoveryAt: 0 };
+  const outage = setTimeout(() => {
+    window.outageAt = Date.now();
+    void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 1 })));
+  }, o.ms * 0.3);
+  const recovery = setTimeout(() => {
+    window.recoveryAt = Date.now();
+    void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 })));
+  }, o.ms * 0.6);
+  // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
+  const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${o.label}-${id}-${n}` }) : undefined;
+  const m = await measure(
+    o.system,
+    fleet,
+    () => closedLoop(o.target, o.sessions, o.workers, o.ms, () => count++, keys),
+    64 * fleet.specs.length,
+  );
+  clearTimeout(outage);
+  clearTimeout(recovery);
+  clearInterval(diag);
+  stop();
+  const summary = summarize(m.results, m.wallMs);
+  return {
+    summary,
+    outcome: {
+      system: name,
+      summary,
+      attemptsPerCall: m.attemptsPerCall,
+      router: m.router,
+      utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]),
+      outageWindow: window,
+    },
+  };
 }
 
 /** In-flight leases left once load stops (after giving stragglers time to settle). */

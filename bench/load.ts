@@ -2,6 +2,7 @@
 // against the deterministic text the sims produce.
 import http from "node:http";
 import { SseTranscript } from "../test/support/sse-transcript";
+import { MessagesTranscript, ResponsesTranscript, type StreamTranscript } from "../test/support/surface-transcripts";
 import { expectedText } from "../sim/text";
 import { agentAnswer, type ToolCall } from "../sim/agent";
 import type { Call } from "./traffic";
@@ -37,6 +38,46 @@ export interface Target {
   headers: Record<string, string>;
   /** Model name to send (an alias for sluice). */
   model: string;
+  /** The API the call speaks (chat completions unless said): sluice's Anthropic Messages and OpenAI Responses routes. */
+  surface?: "chat" | "messages" | "responses";
+}
+
+/** A call in the target's API: its path, body, and the transcript that reads its stream. */
+function requestFor(target: Target, call: Call): { path: string; body: string; transcript: StreamTranscript } {
+  const user = call.messages;
+  if (target.surface === "messages") {
+    const body = {
+      model: target.model,
+      // Anthropic requires max_tokens: a tool-calling step gets room for its calls.
+      max_tokens: call.maxTokens ?? 4_096,
+      messages: user,
+      tools: call.tools?.map((name) => ({ name, input_schema: { type: "object" } })),
+      thinking: call.reasoning ? { type: "enabled", budget_tokens: 1_024 } : undefined,
+      stream: true,
+    };
+    return { path: "messages", body: JSON.stringify(body), transcript: new MessagesTranscript() };
+  }
+  if (target.surface === "responses") {
+    const body = {
+      model: target.model,
+      input: user,
+      max_output_tokens: call.maxTokens,
+      tools: call.tools?.map((name) => ({ type: "function", name, parameters: { type: "object" } })),
+      reasoning: call.reasoning ? { effort: "low" } : undefined,
+      store: false,
+      stream: true,
+    };
+    return { path: "responses", body: JSON.stringify(body), transcript: new ResponsesTranscript() };
+  }
+  const body = {
+    model: target.model,
+    messages: user,
+    max_tokens: call.maxTokens,
+    tools: call.tools?.map((name) => ({ type: "function", function: { name, parameters: { type: "object" } } })),
+    reasoning_effort: call.reasoning ? "low" : undefined,
+    stream: true,
+  };
+  return { path: "chat/completions", body: JSON.stringify(body), transcript: new SseTranscript() };
 }
 
 // Idle sockets are dropped after 2 s: workerd closes a keep-alive connection idle for 5 s, and a
@@ -44,25 +85,15 @@ export interface Target {
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 2048, timeout: 2_000 });
 
 export function callOnce(target: Target, call: Call, extraHeaders: Record<string, string> = {}): Promise<CallResult> {
-  const tools = call.tools?.map((name) => ({ type: "function", function: { name, parameters: { type: "object" } } }));
-  const reasoning_effort = call.reasoning ? "low" : undefined;
-  const body = JSON.stringify({
-    model: target.model,
-    messages: call.messages,
-    max_tokens: call.maxTokens,
-    tools,
-    reasoning_effort,
-    stream: true,
-  });
+  const { path, body, transcript } = requestFor(target, call);
   const expected = expectedText({ model: MODEL, messages: call.messages, maxTokens: call.maxTokens });
   const expectedCalls = call.tools ? agentAnswer({ model: MODEL, messages: call.messages, tools: call.tools }).toolCalls : undefined;
   const expectedReasoning = call.reasoning
     ? agentAnswer({ model: MODEL, messages: call.messages, maxTokens: call.maxTokens, reasoning: true }).reasoning.join("")
     : "";
-  const url = new URL(`${target.baseUrl}/chat/completions`);
+  const url = new URL(`${target.baseUrl}/${path}`);
   const startedAt = performance.now();
   return new Promise((resolve) => {
-    const transcript = new SseTranscript();
     let ttftMs: number | undefined;
     let status = 0;
     let attempts: number | undefined;
@@ -182,7 +213,7 @@ export async function closedLoop(
 }
 
 /** A tool-calling answer against the true calls: whole, explicitly partial, or wrong (corrupted, or silently short). */
-function toolCallOutcome(t: SseTranscript, truth: ToolCall[], transportError: boolean): Outcome {
+function toolCallOutcome(t: StreamTranscript, truth: ToolCall[], transportError: boolean): Outcome {
   const got = t.toolCalls;
   const consistent =
     got.length <= truth.length &&

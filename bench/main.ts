@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { MODEL, type Target } from "./load";
 import { round } from "./summary";
 import {
+  createTenant,
   ensurePeers,
   getFreePort,
   startFleet,
@@ -25,7 +26,7 @@ import { judgeTargets, type RunResults } from "./targets";
 import { batchScenario } from "./batch";
 import { workflowScenario } from "./workflow";
 import { running, type TargetList } from "./measure";
-import { overhead } from "./overhead";
+import { overhead, surfaceCpu } from "./overhead";
 import { overloadScenario } from "./overload";
 import { chaosScenario } from "./chaos";
 
@@ -58,6 +59,7 @@ const P = QUICK
       chaosMs: 8_000,
       chaosWorkers: 24,
       overloadWorkers: 128,
+      surfaceCalls: 150,
     }
   : // Bursts of 100 are short: more rounds of them even out a noisy machine at little cost.
     {
@@ -69,6 +71,7 @@ const P = QUICK
       chaosMs: 40_000,
       chaosWorkers: 100,
       overloadWorkers: 128,
+      surfaceCalls: 500,
     };
 
 const SIMS: SimSpec[] = [
@@ -131,7 +134,13 @@ async function main(): Promise<void> {
   try {
     const only = args.only?.split(",");
     const wanted = (name: string) => !only || only.includes(name);
-    results.overhead = wanted("overhead") ? await overhead(fleet, sluice.url, targets, P) : {};
+    if (wanted("overhead")) {
+      results.overhead = await overhead(fleet, sluice.url, targets, P);
+      const target = targets(
+        await createTenant(sluice.url, "surfaces", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } }),
+      ).find((t) => t.system === sluice)!.target as Target;
+      results.surfaceCpu = await surfaceCpu(sluice, target, { calls: P.surfaceCalls, concurrency: 50, rounds: 3 });
+    }
     results.overload = wanted("overload") ? await overloadScenario(fleet, sluice.url, targets, P) : {};
     results.chaos = wanted("chaos") ? await chaosScenario(fleet, sluice.url, targets, violations, { ...P, seed: SEED }) : {};
     if (wanted("batch"))

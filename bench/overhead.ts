@@ -1,9 +1,10 @@
 // Scenario 1: overhead. 20-token streams at each concurrency level, through every system in turn
-// (rounds alternate them, so drift over time hits them alike): TTFT, throughput, the router's CPU.
-import { callOnce, pick, type CallResult } from "./load";
+// (rounds alternate them, so drift over time hits them alike): TTFT, throughput, the router's CPU;
+// and sluice's CPU per request on each API it speaks.
+import { callOnce, pick, type CallResult, type Target } from "./load";
 import { uniformCalls } from "./traffic";
 import { round, summarize, type SystemRun } from "./summary";
-import { createTenant, type Fleet } from "./stack";
+import { cpuPerCall, createTenant, type Fleet, type System } from "./stack";
 import { configureFleet, measure, progress, type TargetList } from "./measure";
 
 export interface OverheadParams {
@@ -79,4 +80,31 @@ export async function overhead(
     );
   }
   return out;
+}
+
+/**
+ * CPU per request on each API sluice speaks, against chat completions: the same 20-token streams
+ * over /v1/chat/completions, /v1/messages and /v1/responses (`store: false`, so translation alone
+ * is measured), at `concurrency`. A warm-up round, then `rounds` in which the surfaces take turns;
+ * each surface's median.
+ */
+export async function surfaceCpu(
+  sluice: System,
+  target: Target,
+  opts: { calls: number; concurrency: number; rounds: number },
+): Promise<Record<"chat" | "messages" | "responses", number>> {
+  const surfaces = ["chat", "messages", "responses"] as const;
+  const samples: Record<string, number[]> = { chat: [], messages: [], responses: [] };
+  const stop = progress(`overhead, CPU per request per surface (${opts.concurrency} concurrent 20-token streams)`, () =>
+    Object.values(samples).reduce((n, s) => n + s.length * opts.calls, 0),
+  );
+  for (let round_ = 0; round_ <= opts.rounds; round_++) {
+    for (const surface of surfaces) {
+      const m = await cpuPerCall(sluice, { ...target, surface }, { ...opts, tokens: 20, tag: `cpu-${surface}-${round_}` });
+      if (round_ > 0) samples[surface]!.push(m.msPerCall);
+    }
+  }
+  stop();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return Object.fromEntries(surfaces.map((s) => [s, round(median(samples[s]!), 3)])) as Record<(typeof surfaces)[number], number>;
 }

@@ -16,6 +16,8 @@ export interface RunResults {
   overhead?: Record<string, Record<string, Run>>;
   overload?: Record<string, Run>;
   chaos?: Record<string, Run>;
+  /** sluice's CPU per request (ms) on each API it speaks. */
+  surfaceCpu?: Record<string, number>;
   batch?: BatchRun;
   workflow?: WorkflowBench;
 }
@@ -34,6 +36,8 @@ const CHAOS_EXACT_SHARE = 0.999;
 const CHAOS_ATTEMPTS = 1.3;
 const UTILISATION_WHILE_QUEUED = 0.95;
 const REJECT_WITHIN_MS = 20;
+/** CPU per request on a translated API: at most this much over chat completions'. */
+const SURFACE_CPU_RATIO = 1.1;
 
 const ms = (n: number | undefined) => (n === undefined ? "–" : `${n} ms`);
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
@@ -123,6 +127,29 @@ export function judgeTargets(results: RunResults): Verdict[] {
       target: "chaos: zero truncated, duplicated or leaked",
       measured: `${o.truncated ?? 0} / ${o.duplicated ?? 0} / ${leaked ?? "–"}`,
       met: leaked === undefined ? undefined : wrong === 0 && leaked === 0,
+    });
+  }
+
+  for (const surface of ["messages", "responses"]) {
+    const run = results.chaos?.[`sluice-${surface}`];
+    if (!run) continue;
+    const o = run.summary.outcomes;
+    const explicit = (o.exact ?? 0) + (o.partial_with_error ?? 0) + (o.rejected ?? 0);
+    const corrupted = o.corrupted_tool_call ?? 0;
+    verdicts.push({
+      target: `chaos over /v1/${surface}: agent sessions 100% exact or explicit, zero corrupted tool calls`,
+      measured: `${pct(explicit / Math.max(1, run.summary.calls))} (${o.exact ?? 0} exact, ${explicit - (o.exact ?? 0)} explicit errors of ${run.summary.calls}), ${corrupted} corrupted`,
+      met: run.summary.calls > 0 && explicit === run.summary.calls && corrupted === 0,
+    });
+  }
+  const cpu = results.surfaceCpu;
+  for (const surface of ["messages", "responses"]) {
+    if (!cpu?.chat || cpu[surface] === undefined) continue;
+    const r = cpu[surface]! / cpu.chat;
+    verdicts.push({
+      target: `overhead: CPU per request over /v1/${surface} at most ${Math.round((SURFACE_CPU_RATIO - 1) * 100)}% over chat's`,
+      measured: `${cpu[surface]} ms vs ${cpu.chat} ms (${x(r)})`,
+      met: r <= SURFACE_CPU_RATIO,
     });
   }
 

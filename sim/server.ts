@@ -230,7 +230,9 @@ export class SimServer {
     const continuing = body.continue_final_message === true && last?.role === "assistant";
     const prefix = continuing ? String(last.content ?? "") : "";
     const original = continuing ? messages.slice(0, -1) : messages;
-    const reasoning = typeof body.reasoning_effort === "string";
+    // Asked for as OpenAI does, or as vLLM's reasoning models take it (what sluice maps Anthropic's `thinking` onto).
+    const thinking = (body.chat_template_kwargs as { enable_thinking?: unknown } | undefined)?.enable_thinking === true;
+    const reasoning = typeof body.reasoning_effort === "string" || thinking;
     const jsonMode = (body.response_format as { type?: unknown } | undefined)?.type === "json_object" && !o.ignoreJsonMode;
     const answer = continuing
       ? agentContinuation({ model: body.model, messages: original, seed, tools, reasoning, json: jsonMode }, prefix, maxTokens)

@@ -69,6 +69,26 @@ describe("judgeTargets", () => {
     expect(verdict(results, "overload: 429s")).toMatchObject({ met: false, measured: "p50 5 ms, p99 21 ms" });
   });
 
+  it("judges the agent sessions over each translated API, and its CPU per request against chat's", () => {
+    const results: RunResults = {
+      chaos: {
+        "sluice-messages": run("sluice over /v1/messages", { calls: 50, outcomes: { exact: 48, partial_with_error: 1, rejected: 1 } }),
+        "sluice-responses": run("sluice over /v1/responses", { calls: 50, outcomes: { exact: 49, corrupted_tool_call: 1 } }),
+      },
+      surfaceCpu: { chat: 2, messages: 2.2, responses: 2.3 },
+    };
+    expect(verdict(results, "chaos over /v1/messages")).toMatchObject({
+      met: true,
+      measured: "100.00% (48 exact, 2 explicit errors of 50), 0 corrupted",
+    });
+    expect(verdict(results, "chaos over /v1/responses")?.met).toBe(false);
+    expect(verdict(results, "overhead: CPU per request over /v1/messages")).toMatchObject({
+      met: true,
+      measured: "2.2 ms vs 2 ms (1.10x)",
+    });
+    expect(verdict(results, "overhead: CPU per request over /v1/responses")?.met).toBe(false);
+  });
+
   it("says neither met nor missed when the run lacks the figure", () => {
     const results: RunResults = { chaos: { sluice: run("sluice", { outcomes: { exact: 90, truncated: 1 } }) } };
     expect(verdict(results, "chaos: zero truncated")).toMatchObject({ met: undefined, measured: "1 / 0 / –" });
