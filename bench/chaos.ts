@@ -136,7 +136,8 @@ async function chaosRun(
     void Promise.all([0, 1].map((i) => fleet.control(i, { failRate: 0.2 })));
   }, o.ms * 0.6);
   // sluice's clients send an Idempotency-Key, so its journal works (and must stay bounded) under chaos.
-  const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${o.label}-${id}-${n}` }) : undefined;
+  const tag = o.label.replace(/[^A-Za-z0-9]+/g, "-");
+  const keys = name === "sluice" ? (id: string, n: number) => ({ "idempotency-key": `${tag}-${id}-${n}` }) : undefined;
   const m = await measure(
     o.system,
     fleet,

@@ -139,7 +139,7 @@ async function main(): Promise<void> {
       const target = targets(
         await createTenant(sluice.url, "surfaces", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } }),
       ).find((t) => t.system === sluice)!.target as Target;
-      results.surfaceCpu = await surfaceCpu(sluice, target, { calls: P.surfaceCalls, concurrency: 50, rounds: 3 });
+      results.surfaceCpu = await surfaceCpu(sluice, target, { calls: P.surfaceCalls, concurrency: 50, rounds: 3 }, violations);
     }
     results.overload = wanted("overload") ? await overloadScenario(fleet, sluice.url, targets, P) : {};
     results.chaos = wanted("chaos") ? await chaosScenario(fleet, sluice.url, targets, violations, { ...P, seed: SEED }) : {};

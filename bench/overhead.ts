@@ -92,6 +92,7 @@ export async function surfaceCpu(
   sluice: System,
   target: Target,
   opts: { calls: number; concurrency: number; rounds: number },
+  violations: string[],
 ): Promise<Record<"chat" | "messages" | "responses", number>> {
   const surfaces = ["chat", "messages", "responses"] as const;
   const samples: Record<string, number[]> = { chat: [], messages: [], responses: [] };
@@ -102,6 +103,8 @@ export async function surfaceCpu(
     for (const surface of surfaces) {
       const m = await cpuPerCall(sluice, { ...target, surface }, { ...opts, tokens: 20, tag: `cpu-${surface}-${round_}` });
       if (round_ > 0) samples[surface]!.push(m.msPerCall);
+      // CPU per request means something only for requests answered in full.
+      if (m.exact < opts.calls) violations.push(`overhead over /v1/${surface}: ${opts.calls - m.exact} of ${opts.calls} calls not exact`);
     }
   }
   stop();

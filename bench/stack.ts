@@ -216,23 +216,25 @@ export async function cpuPerCall(
   system: System,
   target: Target,
   opts: { calls: number; tokens: number; concurrency: number; tag: string },
-): Promise<{ msPerCall: number; cores: number; tokensPerSec: number }> {
+): Promise<{ msPerCall: number; cores: number; tokensPerSec: number; exact: number }> {
   const batch = uniformCalls(opts.calls, opts.tokens, opts.tag);
   const before = processUsage(system.pid)!.cpuSec;
   const started = Date.now();
   let next = 0;
   let tokens = 0;
+  let exact = 0;
   await Promise.all(
     Array.from({ length: opts.concurrency }, async () => {
       while (next < batch.length) {
         const result = await callOnce(target, batch[next++]!);
         tokens += result.tokens;
+        if (result.outcome === "exact") exact++;
       }
     }),
   );
   const cpuSec = processUsage(system.pid)!.cpuSec - before;
   const wallSec = (Date.now() - started) / 1000;
-  return { msPerCall: (1000 * cpuSec) / opts.calls, cores: cpuSec / wallSec, tokensPerSec: tokens / wallSec };
+  return { msPerCall: (1000 * cpuSec) / opts.calls, cores: cpuSec / wallSec, tokensPerSec: tokens / wallSec, exact };
 }
 
 export async function getFreePort(): Promise<number> {
