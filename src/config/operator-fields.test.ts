@@ -48,8 +48,8 @@ describe("redactBackends", () => {
   it("leaves out URLs and credentials, keeps ids and traits", () => {
     const seen = redactBackends(config);
     expect(seen.backends).toEqual([
-      { id: "a", region: "us-east", model: "m", maxConcurrency: 32, resume: false },
-      { id: "b", region: "eu-west", model: "m", maxConcurrency: 32, resume: false },
+      { id: "a", region: "us-east", model: "m", maxConcurrency: 32, resume: false, adaptiveConcurrency: false },
+      { id: "b", region: "eu-west", model: "m", maxConcurrency: 32, resume: false, adaptiveConcurrency: false },
     ]);
     expect(JSON.stringify(seen)).not.toMatch(/secret|example/);
     expect(redactBackends({ models: {} })).toEqual({ models: {} });

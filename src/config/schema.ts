@@ -25,6 +25,12 @@ export const BackendSchema = z.object({
   maxConcurrency: z.number().int().positive().max(100_000).default(32),
   /** Accepts a continuation request (vLLM's continue_final_message) to resume a broken stream. */
   resume: z.boolean().default(false),
+  /**
+   * Learn how many attempts the backend takes at once from its time to first token, up to
+   * maxConcurrency (gate/core/adaptive-limit.ts); its slow timeouts then leave its breaker and the
+   * retry budget alone.
+   */
+  adaptiveConcurrency: z.boolean().default(false),
   /** Context window in tokens; prompts estimated longer than this skip the backend. */
   contextTokens: z.number().int().positive().optional(),
   /** What the backend serves; one that declares nothing is tried for both. */

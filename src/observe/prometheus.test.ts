@@ -35,6 +35,8 @@ function sampleStats(): GateStats {
         window: { successes: 1, failures: 3 },
         inFlight: 2,
         maxConcurrency: 8,
+        limit: 6,
+        baselineTtftMs: 40,
         attempts: 12,
         successes: 6,
         failures: 3,
@@ -66,6 +68,10 @@ describe("prometheusText", () => {
     expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="messages",outcome="partial"} 1');
     expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="chat",outcome="served_stale"} 0');
     expect(lines.filter((l) => l.startsWith("sluice_surface_requests_total{"))).toHaveLength(4 * 7);
+  });
+
+  it("exports a backend's learned concurrency limit beside its maxConcurrency", () => {
+    expect(lines).toContain('sluice_backend_concurrency_limit{tenant="acme",backend="use1-a",region="us \\"east\\"\\\\1"} 6');
   });
 
   it("exports gauges, percentiles and per-backend families with labels", () => {

@@ -115,6 +115,12 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     backends.map(([l, b]) => [l, b.maxConcurrency]),
   );
   family(
+    "sluice_backend_concurrency_limit",
+    "gauge",
+    "Attempts the backend may hold now: its maxConcurrency, or the limit learned below it from its time to first token (adaptiveConcurrency).",
+    backends.map(([l, b]) => [l, b.limit]),
+  );
+  family(
     "sluice_backend_breaker_state",
     "gauge",
     "1 for the circuit breaker's current state.",

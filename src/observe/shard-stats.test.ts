@@ -32,6 +32,7 @@ function backend(id: string, breaker: BreakerState, n: number, ttft: number[] = 
     window: { successes: n, failures: 1 },
     inFlight: n,
     maxConcurrency: 99,
+    limit: n + 1,
     attempts: n * 2,
     successes: n,
     failures: 1,
@@ -126,6 +127,8 @@ describe("mergeShardStats", () => {
       tokens: 50,
       authFailures: 5,
       maxConcurrency: 10,
+      // Each gate's own limit (learned or its share of maxConcurrency), added up.
+      limit: 7,
       wastedTokens: { regenerated: 5, restarted: 10 },
     });
     expect(a?.window).toEqual({ successes: 5, failures: 2 });

@@ -51,6 +51,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
         window: { successes: add((x) => x.window.successes), failures: add((x) => x.window.failures) },
         inFlight: add((x) => x.inFlight),
         maxConcurrency: b.maxConcurrency,
+        limit: add((x) => x.limit),
         attempts: add((x) => x.attempts),
         successes: add((x) => x.successes),
         failures: add((x) => x.failures),

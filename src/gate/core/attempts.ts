@@ -27,7 +27,8 @@ export class Attempts {
   next(lease: Lease, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const config = this.policies.config;
     if (!config) return exhausted.leaseGone(leaseEnded(false));
-    if (report) this.record(lease, report, now);
+    // A slow backend's timeout (adaptive-limit.ts) is retried elsewhere without spending the budget.
+    const slow = report ? this.record(lease, report, now) === "slow" : false;
     if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
 
     // maxAttempts counts the attempts that delivered nothing: a long answer whose streams keep
@@ -45,7 +46,7 @@ export class Attempts {
       if (pick.reason === "breaker") return exhausted.breakersOpen(pick.retryAfterMs);
       return exhausted.noBackend(needs.mustContinue);
     }
-    if (!this.policies.budget!.tryRetry(now)) {
+    if (!slow && !this.policies.budget!.tryRetry(now)) {
       this.metrics.budgetDenied(now);
       return exhausted.budget();
     }
@@ -64,6 +65,7 @@ export class Attempts {
     const backend = this.policies.backend(entry.backendId)!;
     const { probe } = this.policies.breaker(backend.id)!.onAttempt(now);
     lease.cursor = cursor;
+    lease.attemptAt = now + delayMs;
     this.leases.occupy(lease, backend.id, probe);
     this.metrics.attemptStarted(backend.id, continuation && backend.resume);
     this.leases.save(lease);
@@ -78,11 +80,21 @@ export class Attempts {
     };
   }
 
-  /** The attempt in progress ended as `report` says: its breaker, its counters, its slot. */
-  record(lease: Lease, report: AttemptReport, now: number): void {
+  /**
+   * The attempt in progress ended as `report` says: its breaker, its counters, its slot. Says
+   * "slow" for a timeout of a backend that answers, but late: its learned limit was cut, and its
+   * breaker left alone.
+   */
+  record(lease: Lease, report: AttemptReport, now: number): "slow" | undefined {
     const breaker = this.policies.breaker(report.backendId);
     const before = breaker?.stateAt(now);
-    if (report.outcome === "failure") {
+    const timedOut = report.errorCode === "connect_timeout" || report.errorCode === "first_token_timeout";
+    const slow = report.outcome === "failure" && timedOut && this.policies.learned(report.backendId)?.timedOut(now) === "slow";
+    if (slow) {
+      breaker?.onAbandon(lease.probe);
+      if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
+      this.metrics.count("slowTimeouts");
+    } else if (report.outcome === "failure") {
       breaker?.onFailure(now, lease.probe);
       if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
       if (report.retryAfterMs !== undefined) this.policies.holdOff(report.backendId, report.retryAfterMs, now);
@@ -97,6 +109,7 @@ export class Attempts {
     this.metrics.attemptEnded(report, report.chunks, now);
     if (breaker) this.policies.saveBreaker(report.backendId, before, now);
     this.leases.vacate(lease);
+    return slow ? "slow" : undefined;
   }
 
   /**
@@ -109,12 +122,16 @@ export class Attempts {
     const backendId = lease.backendId;
     const breaker = backendId ? this.policies.breaker(backendId) : undefined;
     if (!backendId || !breaker || lease.answered) return false;
+    // The learned limit hears how long it took: a limit that grew has a slot for a waiter.
+    const learned = this.policies.learned(backendId);
+    const limitBefore = learned?.limit;
+    learned?.answered(now - (lease.attemptAt ?? lease.grantedAt), this.leases.inFlight(backendId), now);
     const before = breaker.stateAt(now);
     breaker.onSuccess(now, lease.probe);
     lease.probe = false;
     lease.answered = true;
     this.policies.saveBreaker(backendId, before, now);
-    return before !== "closed";
+    return before !== "closed" || (learned !== undefined && learned.limit > limitBefore!);
   }
 
   /** Ends the current attempt without a report (settled without one, or reclaimed): a probe is abandoned. */

@@ -7,13 +7,14 @@ import { testConfig } from "./test-host";
 const config = testConfig({ breaker: { consecutiveFailures: 1, minRequests: 100, cooldownMs: 1_000 } });
 const plan = ["a", "b", "c"].map((backendId) => ({ backendId, alias: "chat" }));
 
-function view(inFlight: Record<string, number> = {}, notBefore: Record<string, number> = {}) {
+function view(inFlight: Record<string, number> = {}, notBefore: Record<string, number> = {}, capacity: Record<string, number> = {}) {
   const breakers = new Map(config.backends.map((b) => [b.id, new CircuitBreaker(config.breaker)]));
   const backends = new Map<string, BackendConfig>(config.backends.map((b) => [b.id, b]));
   const v: BackendView = {
     backend: (id) => backends.get(id),
     breaker: (id) => breakers.get(id),
     inFlight: (id) => inFlight[id] ?? 0,
+    capacity: (id) => capacity[id] ?? backends.get(id)!.maxConcurrency,
     notBefore: (id) => notBefore[id],
   };
   return { v, breakers };
@@ -25,6 +26,13 @@ describe("pickBackend", () => {
     expect(pickBackend(v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 1, delayMs: 0 });
     breakers.get("b")!.onFailure(0);
     expect(pickBackend(v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 2, delayMs: 0 });
+  });
+
+  it("counts a backend full at its learned limit, below its maxConcurrency", () => {
+    const { v } = view({ a: 8 }, {}, { a: 8 });
+    expect(pickBackend(v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 1, delayMs: 0 });
+    const { v: all } = view({ a: 8, b: 8, c: 8 }, {}, { a: 8, b: 8, c: 8 });
+    expect(pickBackend(all, plan, 0, false, 0)).toEqual({ ok: false, reason: "capacity" });
   });
 
   it("gives a half-open backend of the requested model its probe, though a healthy one comes first; once, and never for a fallback model", () => {

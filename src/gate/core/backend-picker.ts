@@ -10,6 +10,8 @@ export interface BackendView {
   backend(id: string): BackendConfig | undefined;
   breaker(id: string): CircuitBreaker | undefined;
   inFlight(id: string): number;
+  /** Attempts it may hold now: its maxConcurrency, or the limit learned below it (adaptive-limit.ts). */
+  capacity(id: string): number;
   /** Until when the backend asked to be left alone (its Retry-After), if it did. */
   notBefore(id: string): number | undefined;
 }
@@ -67,7 +69,7 @@ export function pickBackend(
       breakerWaitMs = breakerWaitMs === undefined ? wait : Math.min(breakerWaitMs, wait);
       continue;
     }
-    if (view.inFlight(backend.id) >= backend.maxConcurrency) {
+    if (view.inFlight(backend.id) >= view.capacity(backend.id)) {
       capacityBlocked = true;
       continue;
     }

@@ -333,3 +333,54 @@ describe("cancel", () => {
     expect(core.stats("t", { entries: 0, bytes: 0 }, 2).inFlight).toBe(0);
   });
 });
+
+describe("a backend with adaptiveConcurrency", () => {
+  const adaptive = () =>
+    testConfig({
+      backends: [testBackend("a", "us-east", { maxConcurrency: 8, adaptiveConcurrency: true }), testBackend("b", "eu-west")],
+      models: { chat: { route: ["a", "b"], order: "pinned" } },
+      limits: { maxConcurrency: 64, maxQueue: 8, maxQueueWaitMs: 60_000 },
+      retry: { maxAttempts: 3, budgetMinRetries: 0, budgetRatio: 0 },
+    });
+  const onA = (id: string) => request(id, { alias: "chat" });
+
+  it("holds fewer attempts once its first tokens come late, and says so in its stats", () => {
+    const { core, host } = testCore(adaptive());
+    const fast = leaseOf(admit(core, host, onA("fast"), 0));
+    expect(fast.grant.backend.id).toBe("a");
+    core.firstToken(fast.leaseId, 20);
+    core.settle(fast.leaseId, success("a"), "complete", undefined, 30);
+    const slow = Array.from({ length: 8 }, (_, i) => leaseOf(admit(core, host, onA(`slow${i}`), 100)));
+    expect(slow.every((l) => l.grant.backend.id === "a")).toBe(true);
+    core.firstToken(slow[0]!.leaseId, 2_000); // 1,900 ms against a 20 ms baseline: queueing
+    const a = core.stats("t", { entries: 0, bytes: 0 }, 2_000).backends.find((b) => b.id === "a")!;
+    expect(a).toMatchObject({ maxConcurrency: 8, limit: 7, baselineTtftMs: 20 });
+    // Eight held on a limit of seven: the next request goes to b, though a's maxConcurrency has room after a settle.
+    core.settle(slow[1]!.leaseId, success("a"), "complete", undefined, 2_001);
+    expect(leaseOf(admit(core, host, onA("next"), 2_002)).grant.backend.id).toBe("b");
+  });
+
+  it("times out slow, not failing, while it answers lately: retried elsewhere without the budget, its breaker left closed", () => {
+    const { core, host } = testCore(adaptive());
+    const first = leaseOf(admit(core, host, onA("first"), 0));
+    core.firstToken(first.leaseId, 20);
+    core.settle(first.leaseId, success("a"), "complete", undefined, 30);
+    for (let i = 0; i < 10; i++) {
+      const lease = leaseOf(admit(core, host, onA(`t${i}`), 1_000 * (i + 1)));
+      expect(lease.grant.backend.id).toBe("a");
+      const next = core.retry(lease.leaseId, failure("a", { errorCode: "first_token_timeout" }), fresh, 1_000 * (i + 1) + 500);
+      // The budget allows no retry at all (ratio 0): a slow timeout's retry is not one it counts.
+      expect(next).toMatchObject({ kind: "attempt", grant: { backend: { id: "b" } } });
+      core.settle(lease.leaseId, success("b"), "complete", undefined, 1_000 * (i + 1) + 600);
+    }
+    const stats = core.stats("t", { entries: 0, bytes: 0 }, 20_000);
+    expect(stats.counters).toMatchObject({ slowTimeouts: 10, budgetDenied: 0 });
+    expect(stats.backends.find((b) => b.id === "a")).toMatchObject({ breaker: "closed", limit: 4 });
+    // Silent for a whole window: a timeout is a failure again, and the budget refuses its retry.
+    const late = leaseOf(admit(core, host, onA("late"), 60_000));
+    expect(core.retry(late.leaseId, failure("a", { errorCode: "first_token_timeout" }), fresh, 60_500)).toMatchObject({
+      kind: "exhausted",
+      code: "retry_budget_exhausted",
+    });
+  });
+});

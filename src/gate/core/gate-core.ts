@@ -10,7 +10,7 @@ import { DrainRate } from "./drain-rate";
 import type { EntrySnapshot } from "./journal-entry";
 import { LEASE_TTL_MS } from "./lease-timing";
 import { LeaseTable, newLease, type Lease } from "./leases";
-import { GateMetrics, type SavedMetrics } from "./metrics";
+import { GateMetrics, type SavedMetrics, type SurfaceCounter } from "./metrics";
 import { GateAlerts } from "./gate-alerts";
 import type { SavedAlerts } from "./alert-tracker";
 import { buildRoutePlan } from "./plan";
@@ -30,7 +30,7 @@ import {
   type SettleOutcome,
   writesDeadLetter,
 } from "./protocol";
-import { closeEntry } from "./entry-close";
+import { closeEntry, markCancelled } from "./entry-close";
 import { CANCELLED, exhausted, leaseEnded, leaseLost, rejections } from "./rejections";
 import { adoptedLease, EndedLeases, regrant } from "./lease-recovery";
 import { replayDecision } from "./replay-decision";
@@ -326,12 +326,8 @@ export class GateCore {
       closeEntry(this.host.journal, { key: lease.recordKey, leaseId: lease.id }, outcome, progress, config.idempotency, now);
     if (report) this.attempts.record(lease, report, now);
     else this.attempts.end(lease);
-    // The estimate charged at admission becomes what the attempts generated (a lease reclaimed
-    // from a dead Worker keeps the estimate).
-    if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
-    this.metrics.countFor(lease.surface, outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome);
-    this.metrics.finished(now - lease.grantedAt, lease.attempts, now, !lease.background && writesDeadLetter(outcome, failureStatus));
-    this.release(lease, now);
+    const counted = outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome;
+    this.close(lease, counted, now, !lease.background && writesDeadLetter(outcome, failureStatus));
   }
 
   /** Reclaims leases whose Worker went silent past their deadline. Idempotent, as alarms repeat. */
@@ -354,31 +350,18 @@ export class GateCore {
    * was stopped.
    */
   cancel(record: Pick<RecordSpec, "key" | "kind" | "bodyHash">, now: number): boolean {
-    const { key } = record;
-    const group = this.tickets.group(key);
-    if (group) {
-      this.tickets.queue.remove(group.ticket.request.requestId);
-      this.waiting.answer(group.ticket, rejections.cancelled(), now);
-    }
-    const lease = this.leases.withRecordKey(key);
+    const queued = this.waiting.cancel(record.key, now);
+    const lease = this.leases.withRecordKey(record.key);
     if (lease) {
       this.ended.note(lease.id, now, CANCELLED);
       this.attempts.end(lease);
-      this.host.journal.finish(key, lease.id, "cancelled", now);
-      if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
-      this.metrics.countFor(lease.surface, "cancelled");
-      this.metrics.finished(now - lease.grantedAt, lease.attempts, now);
-      this.release(lease, now);
+      this.host.journal.finish(record.key, lease.id, "cancelled", now);
+      this.close(lease, "cancelled", now);
       return true;
     }
-    const entry = this.host.journal.get(key, now);
     const config = this.policies.config;
-    if (config && entry?.state !== "complete" && entry?.state !== "cancelled") {
-      const mark = this.host.newId();
-      this.host.journal.begin(key, record.kind, record.bodyHash, mark, mark, config.idempotency, now);
-      this.host.journal.finish(key, mark, "cancelled", now);
-    }
-    return group !== undefined;
+    if (config) markCancelled(this.host.journal, record, this.host.newId(), config.idempotency, now);
+    return queued;
   }
 
   /** A running entry whose lease is still held: its generation is going on right now. */
@@ -398,6 +381,14 @@ export class GateCore {
   private hasSlotFor(request: AdmitRequest, config: TenantConfig): boolean {
     if (this.leases.size >= config.limits.maxConcurrency) return false;
     return request.priority !== "background" || this.leases.background < backgroundLimit(config);
+  }
+
+  /** A lease ends, counted as `outcome`: the rate limit's estimate becomes what it generated, its slot goes to the next waiter. */
+  private close(lease: Lease, outcome: SurfaceCounter, now: number, deadLettered = false): void {
+    if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
+    this.metrics.countFor(lease.surface, outcome);
+    this.metrics.finished(now - lease.grantedAt, lease.attempts, now, deadLettered);
+    this.release(lease, now);
   }
 
   private release(lease: Lease, now: number): void {

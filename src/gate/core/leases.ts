@@ -21,6 +21,8 @@ export interface Lease {
   backendId: string | null;
   probe: boolean;
   grantedAt: number;
+  /** When the current attempt calls its backend (after its backoff): its TTFT is counted from here. */
+  attemptAt?: number;
   deadline: number;
   /** Journal key the request records its chunks under, if any. */
   recordKey?: string;

@@ -32,6 +32,8 @@ function newCounters() {
     retries: 0,
     continuations: 0,
     budgetDenied: 0,
+    /** Timeouts of a backend that answers, but late (adaptiveConcurrency): its limit cut, its breaker and the budget left alone. */
+    slowTimeouts: 0,
     servedStale: 0,
     abandonedInQueue: 0,
     /** Requests that waited behind a queued request with the same key (one generation for both). */
@@ -49,7 +51,8 @@ export const SURFACES = ["chat", "messages", "responses", "embeddings"] as const
 export type SurfaceName = (typeof SURFACES)[number];
 /** Per surface: requests given a slot, and how they ended (as the tenant's counters of the same names). */
 export const SURFACE_COUNTERS = ["admitted", "completed", "partial", "failed", "cancelled", "abandoned", "servedStale"] as const;
-export type SurfaceCounters = Record<(typeof SURFACE_COUNTERS)[number], number>;
+export type SurfaceCounter = (typeof SURFACE_COUNTERS)[number];
+export type SurfaceCounters = Record<SurfaceCounter, number>;
 
 const newSurfaces = () =>
   Object.fromEntries(SURFACES.map((s) => [s, Object.fromEntries(SURFACE_COUNTERS.map((c) => [c, 0]))])) as Record<
@@ -77,6 +80,8 @@ export const COUNTER_HELP: Record<CounterName, string> = {
   retries: "Attempts after the first of a request.",
   continuations: "Attempts that carried on a stream cut mid-way.",
   budgetDenied: "Retries the retry budget refused.",
+  slowTimeouts:
+    "Timeouts of a backend with adaptiveConcurrency that answers, but late: its learned limit was cut, and neither its breaker nor the retry budget counted them.",
   servedStale: "Requests answered from a stored answer after every backend failed (stale-if-error).",
   abandonedInQueue: "Queued requests dropped because nobody polled their ticket.",
   queuedTwins: "Requests that waited behind a queued request with the same key.",
@@ -166,7 +171,7 @@ export class GateMetrics {
   }
 
   /** A request of `surface` (chat when absent) was given a slot, or ended so: counted for the tenant and for its surface. */
-  countFor(surface: SurfaceName | undefined, name: (typeof SURFACE_COUNTERS)[number]): void {
+  countFor(surface: SurfaceName | undefined, name: SurfaceCounter): void {
     this.surfaces[surface ?? "chat"][name]++;
     this.count(name);
   }

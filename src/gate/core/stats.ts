@@ -18,6 +18,10 @@ export interface BackendStats {
   window: { successes: number; failures: number };
   inFlight: number;
   maxConcurrency: number;
+  /** Attempts it may hold now: maxConcurrency, or the limit learned below it (adaptiveConcurrency). */
+  limit: number;
+  /** With adaptiveConcurrency: the unloaded TTFT its limit compares against, once seen. */
+  baselineTtftMs?: number;
   /** successes + failures + cancelled + abandoned + inFlight. */
   attempts: number;
   successes: number;
@@ -108,6 +112,8 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         window: breaker?.counts(now) ?? { successes: 0, failures: 0 },
         inFlight: policies.inFlight(b.id),
         maxConcurrency: b.maxConcurrency,
+        limit: policies.capacity(b.id),
+        ...baselineOf(policies.learned(b.id)?.baselineMs()),
         attempts: c?.attempts ?? 0,
         successes: c?.successes ?? 0,
         failures: c?.failures ?? 0,
@@ -124,3 +130,5 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
     ...(options.histograms ? { histograms: { queue: metrics.queueMs.toJSON(), total: metrics.totalMs.toJSON() } } : {}),
   };
 }
+
+const baselineOf = (ms: number | undefined) => (ms === undefined ? {} : { baselineTtftMs: Math.round(ms) });

@@ -8,6 +8,7 @@ import { RetryBudget } from "./budget";
 import type { GateHost } from "./ports";
 import { TenantRateLimit } from "./rate-limit";
 import { shardConfig } from "./shard-share";
+import { AdaptiveLimit } from "./adaptive-limit";
 
 /** Background work's slots at most: limits.background, or half the tenant's slots. */
 export function backgroundLimit(config: TenantConfig): number {
@@ -28,6 +29,8 @@ export class TenantPolicies implements BackendView {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly breakerSavedAt = new Map<string, number>();
   private readonly retryAfterUntil = new Map<string, number>();
+  /** Learned limits of the backends with adaptiveConcurrency. In memory: a restarted gate starts at maxConcurrency. */
+  private readonly limits = new Map<string, AdaptiveLimit>();
 
   constructor(
     private readonly host: Pick<GateHost, "saveBreaker" | "dropBreaker">,
@@ -60,6 +63,13 @@ export class TenantPolicies implements BackendView {
       this.breakers.set(id, current ? CircuitBreaker.restore(config.breaker, current) : new CircuitBreaker(config.breaker));
     }
     for (const id of [...this.breakers.keys()]) if (!this.backends.has(id)) this.breakers.delete(id);
+    for (const b of this.backends.values()) {
+      const learned = this.limits.get(b.id);
+      if (!b.adaptiveConcurrency) this.limits.delete(b.id);
+      else if (learned) learned.resize(b.maxConcurrency);
+      else this.limits.set(b.id, new AdaptiveLimit(b.maxConcurrency));
+    }
+    for (const id of [...this.limits.keys()]) if (!this.backends.has(id)) this.limits.delete(id);
   }
 
   backend(id: string): BackendConfig | undefined {
@@ -76,6 +86,15 @@ export class TenantPolicies implements BackendView {
 
   inFlight(id: string): number {
     return this.inFlightOf(id);
+  }
+
+  capacity(id: string): number {
+    return this.limits.get(id)?.limit ?? this.backends.get(id)?.maxConcurrency ?? 0;
+  }
+
+  /** The backend's learned limit, when it has adaptiveConcurrency. */
+  learned(id: string): AdaptiveLimit | undefined {
+    return this.limits.get(id);
   }
 
   notBefore(id: string): number | undefined {

@@ -56,6 +56,15 @@ export class WaitingRoom {
     this.tickets.give(ticket, result);
   }
 
+  /** The queued request with journal key `key` is cancelled: it and its twins are refused. Says whether there was one. */
+  cancel(key: string, now: number): boolean {
+    const group = this.tickets.group(key);
+    if (!group) return false;
+    this.tickets.queue.remove(group.ticket.request.requestId);
+    this.answer(group.ticket, rejections.cancelled(), now);
+    return true;
+  }
+
   /** Queued requests nobody polls any more leave the queue; a twin of one takes its place. */
   dropStale(now: number): void {
     for (const ticket of this.tickets.takeStale(now)) {
