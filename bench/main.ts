@@ -29,6 +29,7 @@ import { running, type TargetList } from "./measure";
 import { overhead, surfaceCpu } from "./overhead";
 import { overloadScenario } from "./overload";
 import { chaosScenario } from "./chaos";
+import { slowPoolScenario } from "./slow-pool";
 
 const { values: args } = parseArgs({
   options: {
@@ -42,7 +43,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(
-    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,batch,workflow] [-- --out DIR]",
+    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,slow-pool,batch,workflow] [-- --out DIR]",
   );
   process.exit(0);
 }
@@ -60,6 +61,8 @@ const P = QUICK
       chaosWorkers: 24,
       overloadWorkers: 128,
       surfaceCalls: 150,
+      slowPoolMs: 16_000,
+      slowPoolWorkers: 96,
     }
   : // Bursts of 100 are short: more rounds of them even out a noisy machine at little cost.
     {
@@ -72,6 +75,9 @@ const P = QUICK
       chaosWorkers: 100,
       overloadWorkers: 128,
       surfaceCalls: 500,
+      // The slow half is a minute.
+      slowPoolMs: 120_000,
+      slowPoolWorkers: 96,
     };
 
 const SIMS: SimSpec[] = [
@@ -143,6 +149,7 @@ async function main(): Promise<void> {
     }
     results.overload = wanted("overload") ? await overloadScenario(fleet, sluice.url, targets, P) : {};
     results.chaos = wanted("chaos") ? await chaosScenario(fleet, sluice.url, targets, violations, { ...P, seed: SEED }) : {};
+    if (wanted("slow-pool")) results.slowPool = await slowPoolScenario(fleet, sluice, P);
     if (wanted("batch"))
       results.batch = await batchScenario(
         fleet,

@@ -136,6 +136,27 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
     for (const d of sluiceChaos.deadLetters) lines.push(`- ${d}`);
   }
   lines.push("");
+  const slowPool = run.results.slowPool;
+  if (slowPool) {
+    lines.push(
+      "## Slow pool: every backend 5x slower for the middle half of the run, 1.5x its GPU slots offered",
+      "",
+      "| sluice's backends | calls | errors | slow timeouts | TTFT p50 / p99 before | during | after | TTFT back after the recovery |",
+      "|---|---|---|---|---|---|---|---|",
+    );
+    for (const [mode, r] of Object.entries(slowPool)) {
+      const t = (p: { p50?: number; p99?: number }) => `${fmt(p.p50)} / ${fmt(p.p99)}`;
+      const errors =
+        Object.entries(r.summary.errors)
+          .map(([k, v]) => `${k} × ${v}`)
+          .join(", ") || "none";
+      const recovered = r.recoveredAfterMs === undefined ? "never" : `${r.recoveredAfterMs} ms`;
+      lines.push(
+        `| ${mode === "fixed" ? "fixed maxConcurrency (32 a server of 16 slots)" : "adaptiveConcurrency (up to 32)"} | ${r.summary.calls} | ${errors} | ${r.slowTimeouts} | ${t(r.ttftMs.before)} | ${t(r.ttftMs.slow)} | ${t(r.ttftMs.after)} | ${recovered} |`,
+      );
+    }
+    lines.push("");
+  }
   if (run.violations.length) lines.push("## Invariants broken", "", ...run.violations.map((v) => `- ${v}`), "");
   else lines.push("Invariants held: no lost, truncated or duplicated text and no leaked slot in sluice's runs.", "");
 

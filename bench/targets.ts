@@ -2,6 +2,7 @@
 // targets it met. Pure: results in, verdicts out.
 import type { AlertTimeline } from "./alert-watch";
 import type { BatchRun } from "./batch";
+import type { SlowPoolRun } from "./slow-pool";
 import type { WorkflowBench } from "./workflow";
 import type { SystemRun as Run } from "./summary";
 
@@ -20,6 +21,8 @@ export interface RunResults {
   surfaceCpu?: Record<string, number>;
   batch?: BatchRun;
   workflow?: WorkflowBench;
+  /** Every backend 5x slower for a while: with a fixed maxConcurrency, and with adaptiveConcurrency. */
+  slowPool?: Record<"fixed" | "adaptive", SlowPoolRun>;
 }
 
 /** Interactive TTFT beside a batch: at most this much over the baseline without one. */
@@ -38,6 +41,8 @@ const UTILISATION_WHILE_QUEUED = 0.95;
 const REJECT_WITHIN_MS = 20;
 /** CPU per request on a translated API: at most this much over chat completions'. */
 const SURFACE_CPU_RATIO = 1.1;
+/** After a slow pool recovers, TTFT is back within this long. */
+const SLOW_POOL_RECOVERY_MS = 10_000;
 
 const ms = (n: number | undefined) => (n === undefined ? "–" : `${n} ms`);
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
@@ -150,6 +155,22 @@ export function judgeTargets(results: RunResults): Verdict[] {
       target: `overhead: CPU per request over /v1/${surface} at most ${Math.round((SURFACE_CPU_RATIO - 1) * 100)}% over chat's`,
       measured: `${cpu[surface]} ms vs ${cpu.chat} ms (${x(r)})`,
       met: r <= SURFACE_CPU_RATIO,
+    });
+  }
+
+  const slowPool = results.slowPool;
+  if (slowPool) {
+    const { fixed, adaptive } = slowPool;
+    verdicts.push({
+      target: "slow pool: no retry_budget_exhausted, no request failed (adaptiveConcurrency)",
+      measured: `${adaptive.retryBudgetExhausted} budget exhausted, ${adaptive.failed} failed of ${adaptive.summary.calls}, ${adaptive.slowTimeouts} slow timeouts (fixed maxConcurrency: ${fixed.retryBudgetExhausted} and ${fixed.failed} of ${fixed.summary.calls})`,
+      met: adaptive.retryBudgetExhausted === 0 && adaptive.failed === 0,
+    });
+    const recovered = (r: SlowPoolRun) => (r.recoveredAfterMs === undefined ? "never" : `${r.recoveredAfterMs} ms`);
+    verdicts.push({
+      target: `slow pool: TTFT back within ${SLOW_POOL_RECOVERY_MS / 1000} s of the recovery (adaptiveConcurrency)`,
+      measured: `${recovered(adaptive)} (fixed maxConcurrency: ${recovered(fixed)})`,
+      met: adaptive.recoveredAfterMs !== undefined && adaptive.recoveredAfterMs <= SLOW_POOL_RECOVERY_MS,
     });
   }
 

@@ -89,6 +89,23 @@ describe("judgeTargets", () => {
     expect(verdict(results, "overhead: CPU per request over /v1/responses")?.met).toBe(false);
   });
 
+  it("judges the slow pool by adaptiveConcurrency's run: nothing failed, TTFT back within 10 s", () => {
+    const pool = (failed: number, recoveredAfterMs?: number) => ({
+      summary: run("sluice", {}).summary,
+      failed,
+      retryBudgetExhausted: 0,
+      ttftMs: { before: {}, slow: {}, after: {} },
+      recoveredAfterMs,
+      slowTimeouts: 3,
+    });
+    const results: RunResults = { slowPool: { fixed: pool(40), adaptive: pool(0, 2_000) } };
+    expect(verdict(results, "slow pool: no retry_budget_exhausted")?.met).toBe(true);
+    expect(verdict(results, "slow pool: TTFT back")).toMatchObject({ met: true, measured: "2000 ms (fixed maxConcurrency: never)" });
+    const worse: RunResults = { slowPool: { fixed: pool(40), adaptive: pool(1, 12_000) } };
+    expect(verdict(worse, "slow pool: no retry_budget_exhausted")?.met).toBe(false);
+    expect(verdict(worse, "slow pool: TTFT back")?.met).toBe(false);
+  });
+
   it("says neither met nor missed when the run lacks the figure", () => {
     const results: RunResults = { chaos: { sluice: run("sluice", { outcomes: { exact: 90, truncated: 1 } }) } };
     expect(verdict(results, "chaos: zero truncated")).toMatchObject({ met: undefined, measured: "1 / 0 / –" });
