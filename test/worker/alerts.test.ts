@@ -65,7 +65,8 @@ describe("alerts", () => {
     const hook = `/hooks/outage-${crypto.randomUUID()}`;
     const { tenant, key } = await createTenant(outageConfig(hook));
     for (let i = 0; i < 2; i++) await expectError(await chat(key, failing), 502, "max_attempts");
-    expect((await gateStats(tenant)).backends[0].breaker).toBe("open");
+    // Opened; on a busy machine its 100 ms cooldown may have passed before this read (half-open), never closed without a success.
+    expect(["open", "half-open"]).toContain((await gateStats(tenant)).backends[0].breaker);
 
     await eventually(async () => (await received(hook)).length >= 1, ALERT_WAIT_MS);
     const [firing] = await received(hook);
