@@ -112,9 +112,7 @@ export const generationsRoute = new Hono<AppEnv>()
     if (generationEnded(generation)) {
       // Its journal entry, while kept, replays it chunk for chunk (so Last-Event-ID holds); after
       // that only the stored answer is left, whole.
-      const record = await backgroundRecord(generationKey(id), request);
-      const gate = gateClient(c.env.TENANT_GATE, gateName(c.get("tenant"), shardFor(record.key, c.get("config").limits.shards)));
-      if (!(await gate.storedAnswer(record.key))) {
+      if (!(await journalKeeps(c, id, request))) {
         if (lastEvent !== undefined)
           return errorResponse(
             409,
@@ -135,6 +133,13 @@ export const generationsRoute = new Hono<AppEnv>()
       return errorResponse(409, "generation_ended", `Generation ${id} already ended (${generation.status}); it cannot be cancelled.`);
     return c.json(generation);
   });
+
+/** Whether the tenant's journal still keeps an ended generation's whole run (its stream can be replayed event for event). */
+export async function journalKeeps(c: Context<AppEnv>, id: string, request: ChatRequest): Promise<boolean> {
+  const record = await backgroundRecord(generationKey(id), request);
+  const gate = gateClient(c.env.TENANT_GATE, gateName(c.get("tenant"), shardFor(record.key, c.get("config").limits.shards)));
+  return (await gate.storedAnswer(record.key)) !== null;
+}
 
 /**
  * Joins the running (or not yet started) generation through its journal key, as SSE in `surface`

@@ -20,13 +20,9 @@ import { endedStream } from "../surfaces/responses/stream";
 import { StoredResponses } from "../serve/stored-responses";
 import { BackgroundResponses, responseOpen } from "../jobs/background-responses";
 import { GenerationStore, generationEnded } from "../jobs/generations";
-import { generationKey } from "../jobs/generate";
-import { backgroundRecord } from "../serve/detached";
-import { gateClient } from "../admission/gate-client";
-import { gateName, shardFor } from "../admission/gate-naming";
 import { logError } from "../log";
 import { answer, requestPriority, shedWhileFull, tenantBody } from "./answer";
-import { cancelGeneration, queueGeneration, reattach } from "./generations";
+import { cancelGeneration, journalKeeps, queueGeneration, reattach } from "./generations";
 
 const notFound = (id: string) => errorResponse(404, "response_not_found", `No stored response ${id.slice(0, 80)}.`);
 const storeOf = (c: Context<AppEnv>) => new StoredResponses(c.env.DB, c.get("tenant"));
@@ -151,12 +147,8 @@ async function streamAgain(c: Context<AppEnv>, response: Record<string, unknown>
   const shell = { ...inState(response, "queued", []), id };
   if (found && !generationEnded(found.generation))
     return reattach(c, id, found.request, 0, { name: "responses", speaks: backgroundSurface(c, shell, after), usage: true });
-  if (found && found.generation.status === "completed") {
-    const record = await backgroundRecord(generationKey(id), found.request);
-    const gate = gateClient(c.env.TENANT_GATE, gateName(c.get("tenant"), shardFor(record.key, c.get("config").limits.shards)));
-    if (await gate.storedAnswer(record.key))
-      return reattach(c, id, found.request, 0, { name: "responses", speaks: backgroundSurface(c, shell, after), usage: true });
-  }
+  if (found && found.generation.status === "completed" && (await journalKeeps(c, id, found.request)))
+    return reattach(c, id, found.request, 0, { name: "responses", speaks: backgroundSurface(c, shell, after), usage: true });
   if (after !== undefined)
     return errorResponse(
       409,
