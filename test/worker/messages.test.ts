@@ -1,7 +1,7 @@
 // POST /v1/messages (Anthropic Messages) against sims that speak only chat completions: answers,
 // streams in Anthropic's event order, tools, and every promise chat keeps, in Anthropic's shapes:
 // the queue's 429, 529 when every breaker is open, fallbacks, exact resume, the error event after a
-// cut that cannot be resumed, replay by Idempotency-Key.
+// cut that cannot be resumed, replay by Idempotency-Key and joining a live generation.
 import { SELF } from "cloudflare:test";
 import { createParser } from "eventsource-parser";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -173,6 +173,23 @@ describe("POST /v1/messages", () => {
       "invalid_request_error",
       "invalid_last_event_id",
     );
+  });
+
+  it("joins a live generation by Idempotency-Key: one backend call, both clients get the whole message", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    const hold = `msg-join-${crypto.randomUUID()}`;
+    const first = messages(key, { stream: true, sim_fault: { hold, tps: 10 } }, { "idempotency-key": "msg-join" });
+    await eventually(async () => (await simStats("a")).held === 1);
+    // The first then takes four seconds to answer (10 tokens a second): the second arrives while it runs.
+    const second = messages(key, { stream: true, sim_fault: { hold, tps: 10 } }, { "idempotency-key": "msg-join" });
+    await release(hold);
+    const [a, b] = await Promise.all([first, second]);
+    expect(b.headers.get("x-sluice-replay")).toBe("joined");
+    const [ea, eb] = await Promise.all([events(a), events(b)]);
+    expect(ea.text).toBe(EXPECTED);
+    expect(eb.text).toBe(EXPECTED);
+    expect(eb.events.at(-1)![0]).toBe("message_stop");
+    expect((await simStats("a")).requests).toBe(1);
   });
 
   it("is held to the tenant's rate limits, told as Anthropic's rate_limit_error with Retry-After", async () => {

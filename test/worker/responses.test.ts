@@ -1,11 +1,26 @@
 // POST /v1/responses (OpenAI Responses) against sims that speak only chat completions: answers and
 // streams in the Responses API's events, function tools, stored responses and previous_response_id,
 // and chat's promises in this API's shapes: exact resume, response.failed after a cut that cannot be
-// resumed, a deleted tenant's stored responses gone.
+// resumed, replay and joining by Idempotency-Key, the queue's 429 and the breakers' 503, a deleted
+// tenant's stored responses gone.
 import { SELF, env } from "cloudflare:test";
 import { createParser } from "eventsource-parser";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, createTenant, expectError, expectedText, resetSims, resumableConfig, simConfig, simStats } from "./helpers";
+import {
+  ADMIN,
+  createTenant,
+  eventually,
+  expectError,
+  expectedText,
+  gateStats,
+  holder,
+  release,
+  resetSims,
+  resumableConfig,
+  simConfig,
+  simControl,
+  simStats,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -123,6 +138,51 @@ describe("POST /v1/responses", () => {
     const limited = await responses(key, {});
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     await expectError(limited, 429, "rate_limited");
+  });
+
+  it("joins a live generation by Idempotency-Key: one backend call, both clients get the whole response", async () => {
+    const { key } = await createTenant(simConfig(["a"]));
+    const hold = `resp-join-${crypto.randomUUID()}`;
+    const keyed = (body: Record<string, unknown>) =>
+      SELF.fetch("https://sluice.test/v1/responses", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "idempotency-key": "resp-join" },
+        body: JSON.stringify({ model: "chat", input: ASK, store: false, ...body }),
+      });
+    const first = keyed({ stream: true, sim_fault: { hold, tps: 10 } });
+    await eventually(async () => (await simStats("a")).held === 1);
+    // The first then takes four seconds to answer (10 tokens a second): the second arrives while it runs.
+    const second = keyed({ stream: true, sim_fault: { hold, tps: 10 } });
+    await release(hold);
+    const [a, b] = await Promise.all([first, second]);
+    expect(b.headers.get("x-sluice-replay")).toBe("joined");
+    for (const evs of await Promise.all([events(a), events(b)])) {
+      expect(textOf(evs)).toBe(expectedText(USER));
+      expect(evs.at(-1)).toMatchObject({ type: "response.completed" });
+    }
+    expect((await simStats("a")).requests).toBe(1);
+  });
+
+  it("tells a full queue as 429 with Retry-After, and every breaker open as 503, in OpenAI's shape", async () => {
+    const { tenant, key } = await createTenant(
+      simConfig(["a"], {
+        limits: { maxConcurrency: 1, maxQueue: 0 },
+        retry: { maxAttempts: 1 },
+        breaker: { consecutiveFailures: 1, cooldownMs: 60_000 },
+      }),
+    );
+    const held = holder(key, "resp-full");
+    await eventually(async () => (await gateStats(tenant)).inFlight === 1 && (await simStats("a")).held === 1);
+    const full = await responses(key, {});
+    expect(Number(full.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    await expectError(full, 429, "queue_full");
+    await release("resp-full");
+    await (await held).arrayBuffer();
+    await simControl("a", { failRate: 1, failStatus: 503 });
+    await responses(key, {}).then((r) => r.arrayBuffer());
+    const open = await responses(key, { stream: true });
+    expect(Number(open.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    await expectError(open, 503, "no_backend_available");
   });
 
   it("a deleted tenant's stored responses are gone", async () => {
