@@ -30,10 +30,12 @@ export class Attempts {
     // A slow backend's timeout (adaptive-limit.ts) is retried elsewhere without spending the budget.
     const slow = report ? this.record(lease, report, now) === "slow" : false;
     if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
+    if (slow) lease.slowed = (lease.slowed ?? 0) + 1;
 
-    // maxAttempts counts the attempts that delivered nothing: a long answer whose streams keep
-    // breaking after delivering text carries on, up to twice maxAttempts calls in all.
-    const fruitless = lease.attempts - (lease.progressed ?? 0);
+    // maxAttempts counts the attempts that delivered nothing and failed: a long answer whose streams
+    // keep breaking after delivering text, or a request whose backends are slow, not down, carries
+    // on, up to twice maxAttempts calls in all.
+    const fruitless = lease.attempts - (lease.progressed ?? 0) - (lease.slowed ?? 0);
     if (fruitless >= config.retry.maxAttempts || lease.attempts >= 2 * config.retry.maxAttempts)
       return exhausted.maxAttempts(lease.attempts);
     // After a backend failure, another region goes first: failures cluster by region (outages,

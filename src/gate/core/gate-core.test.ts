@@ -376,6 +376,29 @@ describe("a backend with adaptiveConcurrency", () => {
     const stats = core.stats("t", { entries: 0, bytes: 0 }, 20_000);
     expect(stats.counters).toMatchObject({ slowTimeouts: 10, budgetDenied: 0 });
     expect(stats.backends.find((b) => b.id === "a")).toMatchObject({ breaker: "closed", limit: 4 });
+    // Slow timeouts do not use up maxAttempts (3): a request goes on, up to twice that many calls.
+    const both = testCore(
+      testConfig({
+        backends: ["a", "b"].map((id) => testBackend(id, id === "a" ? "us-east" : "eu-west", { adaptiveConcurrency: true })),
+        models: { chat: { route: ["a", "b"], order: "pinned" } },
+        retry: { maxAttempts: 3 },
+      }),
+    );
+    // Both answer once (a's first attempt fails over to b), so both have answered lately.
+    const warm = leaseOf(admit(both.core, both.host, onA("warm"), 0));
+    both.core.firstToken(warm.leaseId, 10);
+    const onB = both.core.retry(warm.leaseId, failure("a", { errorCode: "upstream_http_503" }), fresh, 20);
+    expect(onB).toMatchObject({ kind: "attempt", grant: { backend: { id: "b" } } });
+    both.core.firstToken(warm.leaseId, 30);
+    both.core.settle(warm.leaseId, success("b"), "complete", undefined, 40);
+    expect(both.core.stats("t", { entries: 0, bytes: 0 }, 50).backends.map((b) => b.baselineTtftMs !== undefined)).toEqual([true, true]);
+    const patient = leaseOf(admit(both.core, both.host, onA("patient"), 1_000));
+    const verdicts = [1, 2, 3, 4, 5, 6].map((n) => {
+      const on = both.core.leases.get(patient.leaseId)!.backendId!;
+      return both.core.retry(patient.leaseId, failure(on, { errorCode: "first_token_timeout" }), fresh, 1_000 + n * 2_000).kind;
+    });
+    expect(verdicts).toEqual(["attempt", "attempt", "attempt", "attempt", "attempt", "exhausted"]);
+
     // Silent for a whole window: a timeout is a failure again, and the budget refuses its retry.
     const late = leaseOf(admit(core, host, onA("late"), 60_000));
     expect(core.retry(late.leaseId, failure("a", { errorCode: "first_token_timeout" }), fresh, 60_500)).toMatchObject({

@@ -15,6 +15,8 @@ export interface Lease {
   attempts: number;
   /** Of those, attempts that delivered text before they failed (see GateCore.retry). */
   progressed?: number;
+  /** Of those, attempts that timed out on a slow backend (adaptive-limit.ts): neither count toward maxAttempts. */
+  slowed?: number;
   /** Plan index of the current attempt. */
   cursor: number;
   /** The backend of the attempt in progress (null between attempts). */
