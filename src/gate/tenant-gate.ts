@@ -162,14 +162,15 @@ export class TenantGate extends DurableObject<GateEnv> {
     const stored = this.leaseRows.holds(leaseId);
     this.core.settle(leaseId, report, outcome, progress, Date.now(), failureStatus);
     // The row's delete is written before the reply: a restart must not bring a settled lease back.
-    if (stored) this.leaseRows.flush();
+    // Settles that arrive together share the write (a failed one fails the call, which is resent).
+    if (stored) await this.leaseRows.flushed();
   }
 
   /** Stops the request queued or running under the record's journal key (see GateCore.cancel); says whether there was one. */
   async cancel(record: Pick<RecordSpec, "key" | "kind" | "bodyHash">): Promise<boolean> {
     const found = this.core.cancel(record, Date.now());
     // As at a settle: the lease row's delete is written before the reply.
-    if (found) this.leaseRows.flush();
+    if (found) await this.leaseRows.flushed();
     return found;
   }
 
