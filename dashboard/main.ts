@@ -139,7 +139,7 @@ function renderTenant(tenant: string, s: Stats, letters: DeadLetter[]): void {
     cell(row, `${b.id} (${b.region})`);
     cell(row, b.breaker, `breaker-${b.id}`, breakerHealth(b.breaker));
     // A learned limit below maxConcurrency (adaptiveConcurrency) is what the backend may hold now.
-    cell(row, `${b.inFlight} / ${b.limit}${b.limit < b.maxConcurrency ? ` (learned; max ${b.maxConcurrency})` : ""}`);
+    cell(row, `${b.inFlight} / ${b.limit}${b.limit < b.maxConcurrency ? ` (learned; max ${b.maxConcurrency})` : ""}`, `load-${b.id}`);
     cell(row, recent ? `${Math.round(recent.failureRate * 100)}% of ${recent.attempts}` : "–");
     cell(row, ms(b.ttftMs.p99));
     cell(row, b.wastedTokens.regenerated + b.wastedTokens.restarted);

@@ -119,6 +119,10 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     });
     await nextRefresh();
     expect(await page.getByTestId("in-flight").textContent()).toBe("2 / 2");
+    // The backend's attempts against what it may hold now (its maxConcurrency: it learns no limit here).
+    const use1 = (await stats()).backends.find((b: { id: string }) => b.id === "use1");
+    expect(await page.getByTestId("load-use1").textContent()).toBe(`2 / ${use1.limit}`);
+    expect(use1.limit).toBe(use1.maxConcurrency);
     expect(await page.getByTestId("queue-depth").textContent()).toBe("3 / 10");
     // Each queued request is held too when it reaches the sim: release until all five are done.
     let done = false;
