@@ -92,13 +92,13 @@ export class Attempts {
     const before = breaker?.stateAt(now);
     const timedOut = report.errorCode === "connect_timeout" || report.errorCode === "first_token_timeout";
     const slow = report.outcome === "failure" && timedOut && this.policies.learned(report.backendId)?.timedOut(now) === "slow";
-    if (slow) {
-      breaker?.onAbandon(lease.probe);
+    if (report.outcome === "failure") {
       if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
-      this.metrics.count("slowTimeouts");
-    } else if (report.outcome === "failure") {
-      breaker?.onFailure(now, lease.probe);
-      if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
+      // A slow backend's breaker does not count the timeout (adaptive-limit.ts): it answers, late.
+      if (slow) {
+        breaker?.onAbandon(lease.probe);
+        this.metrics.count("slowTimeouts");
+      } else breaker?.onFailure(now, lease.probe);
       if (report.retryAfterMs !== undefined) this.policies.holdOff(report.backendId, report.retryAfterMs, now);
     } else if (report.outcome === "cancelled") {
       breaker?.onAbandon(lease.probe);
