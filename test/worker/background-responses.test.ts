@@ -4,7 +4,19 @@
 import { SELF, env } from "cloudflare:test";
 import { createParser } from "eventsource-parser";
 import { beforeEach, describe, expect, it } from "vitest";
-import { createTenant, eventually, expectError, expectedText, holder, oneSlot, release, resetSims, simConfig, simStats } from "./helpers";
+import {
+  createTenant,
+  eventually,
+  expectError,
+  expectedText,
+  holder,
+  oneSlot,
+  release,
+  resetSims,
+  simConfig,
+  simStats,
+  untilStatus,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -29,14 +41,7 @@ async function events(res: Response): Promise<any[]> {
   return out;
 }
 
-async function until(key: string, id: string, status: string): Promise<any> {
-  let response: any;
-  await eventually(async () => {
-    response = await (await get(key, `/${id}`)).json();
-    return response.status === status;
-  }, WAIT_MS);
-  return response;
-}
+const until = (key: string, id: string, status: string) => untilStatus(() => get(key, `/${id}`), status);
 
 describe("background responses", () => {
   it("answer queued at once, run as background work, and are polled to their end, which a next turn continues", async () => {

@@ -21,6 +21,7 @@ import {
   simConfig,
   simControl,
   simStats,
+  untilStatus,
 } from "./helpers";
 
 beforeEach(resetSims);
@@ -42,20 +43,11 @@ async function startAsync(key: string, body: Record<string, unknown> = {}, heade
   return generation.id;
 }
 
-async function until(read: () => Promise<Response>, status: string): Promise<any> {
-  let generation: any;
-  await eventually(async () => {
-    generation = await (await read()).json();
-    return generation.status === status;
-  }, WAIT_MS);
-  return generation;
-}
-
 describe("async generations", () => {
   it("answer 202 at once, run in the background, and keep the answer", async () => {
     const { key } = await createTenant(simConfig(["a"]));
     const id = await startAsync(key);
-    const done = await until(() => api(key, `generations/${id}`), "completed");
+    const done = await untilStatus(() => api(key, `generations/${id}`), "completed");
     expect(done.response.status_code).toBe(200);
     expect(done.response.body.choices[0].message.content).toBe(expectedText());
     expect(done.completed_at).toBeGreaterThanOrEqual(done.created_at);
@@ -92,7 +84,7 @@ describe("async generations", () => {
     const rest = await readSse(await api(key, `generations/${id}/stream`, { "last-event-id": lastId }));
     expect(head.text + rest.text).toBe(expectedText());
     expect(rest.done).toBe(true);
-    await until(() => api(key, `generations/${id}`), "completed");
+    await untilStatus(() => api(key, `generations/${id}`), "completed");
     expect((await simStats("a")).requests).toBe(1);
   });
 
@@ -102,7 +94,7 @@ describe("async generations", () => {
     const id = await startAsync(a.key);
     await expectError(await api(b.key, `generations/${id}`), 404, "generation_not_found");
     await expectError(await api(b.key, `generations/${id}/stream`), 404, "generation_not_found");
-    await until(() => api(a.key, `generations/${id}`), "completed");
+    await untilStatus(() => api(a.key, `generations/${id}`), "completed");
   });
 
   it("cancel: a running one stops at its backend and its stream ends generation_cancelled; an ended one cannot be", async () => {
@@ -124,7 +116,7 @@ describe("async generations", () => {
     expect((await cancel(id)).status).toBe(200);
     await expectError(await cancel("gen_nope"), 404, "generation_not_found");
     const done = await startAsync(key);
-    await until(() => api(key, `generations/${done}`), "completed");
+    await untilStatus(() => api(key, `generations/${done}`), "completed");
     await expectError(await cancel(done), 409, "generation_ended");
   });
 });
@@ -175,9 +167,9 @@ describe("generation webhooks", () => {
   it("tell a failed generation's end as generation.failed, with its status; 'none' tells nobody", async () => {
     const { tenant, key, fallback } = await hookedTenant();
     const silent = await startAsync(key, {}, { "sluice-webhook": "none" });
-    await until(() => api(key, `generations/${silent}`), "completed");
+    await untilStatus(() => api(key, `generations/${silent}`), "completed");
     const failing = await startAsync(key, { sim_fault: { status: 400 } });
-    const failed = await until(() => api(key, `generations/${failing}`), "failed");
+    const failed = await untilStatus(() => api(key, `generations/${failing}`), "failed");
     await eventually(async () => (await received(fallback)).length >= 1, WAIT_MS);
     const messages = await verified(tenant, fallback);
     expect(messages.map((m) => m.data.generation)).toEqual([failing]);
@@ -216,7 +208,7 @@ describe("dead letters run again", () => {
     const res = await admin(`${tenant}/dead-letters/${letter.id}/redrive`, { method: "POST" });
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
-    const done = await until(() => admin(`${tenant}/generations/${id}`), "completed");
+    const done = await untilStatus(() => admin(`${tenant}/generations/${id}`), "completed");
     expect(done.response.body.choices[0].message.content).toBe(expectedText());
     expect(done.response.body.usage).toMatchObject({ prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number) });
     expect(done.response.body.usage.completion_tokens).toBeGreaterThan(0);
@@ -233,7 +225,7 @@ describe("dead letters run again", () => {
     const res = await admin(`${tenant}/dead-letters/${letter.id}/redrive`, { method: "POST" });
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
-    const failed = await until(() => admin(`${tenant}/generations/${id}`), "failed");
+    const failed = await untilStatus(() => admin(`${tenant}/generations/${id}`), "failed");
     expect(failed.response.body.error.code).toBe("generation_failed");
     expect(failed.response.body.error.message).toMatch(/redriven request failed again/);
     // One delivery's attempts (maxAttempts), not one per queue retry.
@@ -257,7 +249,7 @@ describe("dead letters run again", () => {
     const bulk = (await res.json()) as any;
     expect(bulk.data).toHaveLength(2);
     expect(bulk.not_kept).toEqual([]);
-    for (const { generation_id } of bulk.data) await until(() => admin(`${tenant}/generations/${generation_id}`), "completed");
+    for (const { generation_id } of bulk.data) await untilStatus(() => admin(`${tenant}/generations/${generation_id}`), "completed");
     const none = (await (
       await admin(`${tenant}/dead-letters/redrive`, { method: "POST", body: JSON.stringify({ backend: "b" }) })
     ).json()) as any;

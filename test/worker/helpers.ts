@@ -188,3 +188,13 @@ export async function signingSecret(tenant: string): Promise<string> {
   const res = await SELF.fetch(`https://sluice.test/admin/tenants/${tenant}/alerts/signing-secret`, { headers: ADMIN });
   return ((await res.json()) as { secret: string }).secret;
 }
+
+/** Polls a resource (an async generation, a background response) until its `status` is `status`; its last body. */
+export async function untilStatus(read: () => Promise<Response>, status: string, timeoutMs = 60_000): Promise<any> {
+  let body: any;
+  await eventually(async () => {
+    body = await (await read()).json();
+    return body.status === status;
+  }, timeoutMs);
+  return body;
+}
