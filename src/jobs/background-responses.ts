@@ -46,7 +46,7 @@ export class BackgroundResponses {
     if (!generation) return entry;
     const response = responseAt(entry.response, generation);
     if (responseOpen(response)) return { ...entry, response };
-    return (await this.ended(id, response, now)) ?? entry;
+    return this.store(id, entry.conversation, response, now);
   }
 
   /** Writes the response's end, with the conversation it ended, unless one is stored already. */
@@ -54,7 +54,12 @@ export class BackgroundResponses {
     const entry = await this.stored.entry(id, now);
     if (!entry) return null;
     if (!responseOpen(entry.response)) return entry;
-    const conversation = [...entry.conversation, ...answerMessages(response)] as ChatMessage[];
+    return this.store(id, entry.conversation, response, now);
+  }
+
+  /** Stores an open response's end after `before`, the conversation up to its input. */
+  private async store(id: string, before: ChatMessage[], response: Record<string, unknown>, now: number) {
+    const conversation = [...before, ...answerMessages(response)] as ChatMessage[];
     await this.stored.save(id, conversation, response, now);
     return { response, conversation };
   }
