@@ -1,5 +1,6 @@
 import type { TenantGate } from "./gate/tenant-gate";
 import type { ConfigLog } from "./admin/config-log";
+import type { PoolGate } from "./pool/pool-gate";
 import type { WebhookMessage } from "./observe/alerts/webhook-message";
 import type { JobMessage } from "./jobs/messages";
 import type { RunParams } from "./workflows/core/run-params";
@@ -8,6 +9,8 @@ import type { RunParams } from "./workflows/core/run-params";
 export interface Env {
   TENANT_GATE: DurableObjectNamespace<TenantGate>;
   CONFIG_LOG: DurableObjectNamespace<ConfigLog>;
+  /** One per shared pool: its backends' capacity for all tenants (pool/pool-gate.ts). */
+  POOL_GATE: DurableObjectNamespace<PoolGate>;
   CONFIG: KVNamespace;
   DB: D1Database;
   /** Files: batch input and output (jobs/files.ts). */

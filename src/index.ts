@@ -24,6 +24,7 @@ import type { JobMessage } from "./jobs/messages";
 
 export { TenantGate } from "./gate/tenant-gate";
 export { ConfigLog } from "./admin/config-log";
+export { PoolGate } from "./pool/pool-gate";
 export { SluiceWorkflow } from "./workflows/runner";
 
 const app = new Hono<AppEnv>();

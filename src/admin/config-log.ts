@@ -7,7 +7,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { TenantConfig } from "../config/schema";
 import type { TenantGate } from "../gate/tenant-gate";
 import { type Json, mergePatchBetween } from "../config/merge-patch";
-import { noteTenantGates, readTenantConfig, writeTenantConfig } from "../config/store";
+import { noteTenantGates, readStoredTenantConfig, writeTenantConfig } from "../config/store";
 import type { StoreEnv } from "../config/store-env";
 import { gatesOf } from "../admission/gate-client";
 import { logError } from "../log";
@@ -121,7 +121,7 @@ export class ConfigLog extends DurableObject<ConfigLogEnv> {
   async current(tenant: string): Promise<{ version: number; config: TenantConfig } | null> {
     const latest = this.latest();
     if (latest) return { version: latest.version, config: JSON.parse(latest.config) as TenantConfig };
-    const stored = await readTenantConfig(this.env, tenant);
+    const stored = await readStoredTenantConfig(this.env, tenant);
     return stored && { version: 0, config: stored };
   }
 
@@ -162,7 +162,7 @@ export class ConfigLog extends DurableObject<ConfigLogEnv> {
     const current = latest?.version ?? 0;
     if (expected !== null && expected !== current) return { ok: false, current };
     const { tenant, config } = change;
-    const previous = latest ? (JSON.parse(latest.config) as TenantConfig) : await readTenantConfig(this.env, tenant);
+    const previous = latest ? (JSON.parse(latest.config) as TenantConfig) : await readStoredTenantConfig(this.env, tenant);
     const diff = mergePatchBetween(previous as unknown as Json, config as unknown as Json) ?? {};
     // Gates a request may reach are counted before the config that uses them is visible.
     await noteTenantGates(this.env, tenant, config.limits.shards);

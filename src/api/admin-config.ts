@@ -9,6 +9,7 @@ import type { Env } from "../env";
 import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, describeIssues, type TenantConfig } from "../config/schema";
+import { fleetIssues, listFleet } from "../config/fleet";
 import { backendUrlProblem } from "../config/backend-url";
 import { backendUrlPolicy, outboundUrlPolicy } from "../serve/url-policy";
 import { type Json, applyMergePatch, mergePatchBetween } from "../config/merge-patch";
@@ -46,6 +47,16 @@ async function eraseWorkflows(env: Env, tenant: string): Promise<void> {
   const store = new WorkflowStore(env.DB, tenant);
   await Promise.all((await store.openRunIds()).map((id) => stopInstance(env, id)));
   await store.deleteAll();
+}
+
+/** Every pool forgets the tenant (its credits and tokens served): it may have used any of them once. */
+async function forgetInPools(env: Env, tenant: string): Promise<void> {
+  let cursor: string | undefined;
+  do {
+    const page = await listFleet(env, "pool", 1000, cursor);
+    await Promise.all(page.ids.map((pool) => env.POOL_GATE.get(env.POOL_GATE.idFromName(pool)).forgetTenant(tenant)));
+    cursor = page.cursor ?? undefined;
+  } while (cursor !== undefined);
 }
 
 /** What the caller may see of a config or a change: a tenant admin sees no backend URLs or credentials. */
@@ -97,6 +108,12 @@ function urlRefusal(env: Env, config: TenantConfig, current?: TenantConfig): Res
   return null;
 }
 
+/** The 400 for backend ids and pools the config names that neither it nor the fleet defines, or null. */
+async function fleetRefusal(env: Env, config: TenantConfig): Promise<Response | null> {
+  const issues = await fleetIssues(env, config);
+  return issues.length === 0 ? null : invalidConfig({ issues });
+}
+
 const operatorFieldsRefusal = (fields: string[]) =>
   errorResponse(403, "operator_only_fields", `Only the operator (ADMIN_TOKEN) may change ${fields.join(", ")}.`);
 
@@ -110,7 +127,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     async (c) => {
       const tenant = c.req.param("tenant");
       const config = c.req.valid("json");
-      const problem = urlRefusal(c.env, config);
+      const problem = urlRefusal(c.env, config) ?? (await fleetRefusal(c.env, config));
       if (problem) return problem;
       const log = logOf(c.env, tenant);
       const expected = expectedVersion(c.req.header("if-match"), await log.version());
@@ -141,7 +158,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
       if (fields.length > 0) return operatorFieldsRefusal(fields);
       const merged = TenantConfigSchema.safeParse(patched);
       if (!merged.success) return invalidConfig(merged.error);
-      const problem = urlRefusal(c.env, merged.data, current.config);
+      const problem = urlRefusal(c.env, merged.data, current.config) ?? (await fleetRefusal(c.env, merged.data));
       if (problem) return problem;
       // A patch that changes nothing makes no version.
       if (mergePatchBetween(current.config as unknown as Json, merged.data as unknown as Json) === undefined)
@@ -161,6 +178,7 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     // letters and config history: what a request still in flight writes lands before this erase.
     const gates = Math.max(recorded ?? 1, previous?.limits.shards ?? 1);
     await Promise.all(gatesOf(c.env.TENANT_GATE, tenant, gates).map((gate) => gate.erase()));
+    await forgetInPools(c.env, tenant);
     await Promise.all([
       deleteDeadLetters(c.env.DB, tenant),
       deleteUndelivered(c.env.DB, tenant),
@@ -213,6 +231,8 @@ export const tenantConfigRoute = new Hono<AppEnv>()
     const target: TenantConfig = admin.kind === "tenant" ? withOperatorFields(stored, current.config) : stored;
     const parsed = TenantConfigSchema.safeParse(target);
     if (!parsed.success) return invalidConfig(parsed.error);
+    const refused = await fleetRefusal(c.env, parsed.data);
+    if (refused) return refused;
     const change: ConfigChange = { tenant, config: parsed.data, actor: actorOf(admin), kind: "rollback", rollbackOf: version };
     const asked = expectedVersion(c.req.header("if-match"), current.version);
     const committed = await log.commit(change, asked ?? current.version);

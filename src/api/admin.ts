@@ -18,6 +18,8 @@ import { alertsRoute } from "./admin-alerts";
 import { adminGenerationsRoute, deadLettersRoute } from "./admin-dead-letters";
 import { adminWorkflowsRoute } from "./admin-workflows";
 import { workflowFamilies, workflowSummary } from "../workflows/summary";
+import { pageLimit, readPage } from "./admin-paging";
+import { fleetBackendsRoute, poolsRoute } from "./admin-fleet";
 
 /** The tenant's live stats, or null when it has no config. */
 async function tenantStats(env: Env, tenant: string, options: { histograms: boolean }): Promise<GateStats | null> {
@@ -25,28 +27,21 @@ async function tenantStats(env: Env, tenant: string, options: { histograms: bool
   return config && statsOf(env, tenant, config, options);
 }
 
-/** A listing's `limit` query parameter (100 when absent), or null when it is not 1-1000. */
-function pageLimit(value: string | undefined): number | null {
-  const limit = Number(value ?? "100");
-  return Number.isInteger(limit) && limit >= 1 && limit <= 1000 ? limit : null;
-}
-
 export const adminRoute = new Hono<AppEnv>()
   .use("*", adminAuth)
   .use("/metrics", operatorOnly("read every tenant's metrics"))
   .route("/metrics", fleetMetricsRoute)
   .get("/tenants", operatorOnly("list the tenants"), async (c) => {
-    const limit = pageLimit(c.req.query("limit"));
-    if (limit === null) return errorResponse(400, "invalid_limit", "limit must be an integer from 1 to 1000.");
-    const cursor = c.req.query("cursor");
-    // KV refuses a cursor it did not hand out; any other failure is KV's, not the caller's.
-    const page = await listTenants(c.env, limit, cursor).catch((err: unknown) => {
-      if (cursor === undefined) throw err;
-      return null;
-    });
-    if (!page) return errorResponse(400, "invalid_cursor", "cursor must be the next_cursor of an earlier page.");
+    const page = await readPage(c.req.query(), (limit, cursor) => listTenants(c.env, limit, cursor));
+    if (page instanceof Response) return page;
     return c.json({ object: "list", data: page.tenants.map((tenant) => ({ tenant })), next_cursor: page.cursor });
   })
+  .use("/backends", operatorOnly("manage fleet backends"))
+  .use("/backends/*", operatorOnly("manage fleet backends"))
+  .use("/pools", operatorOnly("manage pools"))
+  .use("/pools/*", operatorOnly("manage pools"))
+  .route("/backends", fleetBackendsRoute)
+  .route("/pools", poolsRoute)
   .use("/tenants/:tenant", tenantScope)
   .use("/tenants/:tenant/*", tenantScope)
   .route("/tenants", tenantConfigRoute)

@@ -66,8 +66,8 @@ interface Issue {
   message: string;
 }
 
-/** What the config's alerts get wrong beyond their shape: duplicate ids, unknown webhooks and backends. */
-export function alertsIssues(alerts: AlertsConfig, backendIds: ReadonlySet<string>): Issue[] {
+/** What the config's alerts get wrong beyond their shape: duplicate ids, unknown webhooks (backends: backend-refs.ts). */
+export function alertsIssues(alerts: AlertsConfig): Issue[] {
   const issues: Issue[] = [];
   const webhookIds = new Set<string>();
   alerts.webhooks.forEach((w, i) => {
@@ -85,10 +85,6 @@ export function alertsIssues(alerts: AlertsConfig, backendIds: ReadonlySet<strin
     rule.webhooks?.forEach((w, j) => {
       if (!webhookIds.has(w)) issues.push({ path: ["alerts", "rules", i, "webhooks", j], message: `unknown webhook "${w}"` });
     });
-    if (rule.kind === "breaker_open")
-      rule.backends?.forEach((b, j) => {
-        if (!backendIds.has(b)) issues.push({ path: ["alerts", "rules", i, "backends", j], message: `unknown backend "${b}"` });
-      });
     if (rule.kind === "queue_saturated" && rule.depthShare === undefined && rule.waitMs === undefined)
       issues.push({ path: ["alerts", "rules", i], message: "set depthShare, waitMs or both" });
   });

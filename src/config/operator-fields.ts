@@ -5,10 +5,10 @@ import { type Json, mergePatchBetween, patchedPaths } from "./merge-patch";
 
 /**
  * Operator-only: `backends` (URLs, credentials, capacity: a tenant names backends by id in its
- * routes), `limits` (concurrency, queue, rate limits, shards, body size) and `outbound` (whether the
- * tenant's webhooks and effects may reach private addresses).
+ * routes), `limits` (concurrency, queue, rate limits, shards, body size), `outbound` (whether the
+ * tenant's webhooks and effects may reach private addresses) and `pools` (its weight on shared pools).
  */
-export const OPERATOR_FIELDS = ["backends", "limits", "outbound"] as const;
+export const OPERATOR_FIELDS = ["backends", "limits", "outbound", "pools"] as const;
 
 const isOperatorPath = (path: string) => OPERATOR_FIELDS.some((f) => path === f || path.startsWith(`${f}.`));
 
@@ -19,7 +19,7 @@ export function operatorFieldsChanged(current: TenantConfig, next: TenantConfig)
 
 /** `config` with the operator-only fields of `from`: a tenant's rollback restores its own fields only. */
 export function withOperatorFields(config: TenantConfig, from: TenantConfig): TenantConfig {
-  return { ...config, backends: from.backends, limits: from.limits, outbound: from.outbound };
+  return { ...config, backends: from.backends, limits: from.limits, outbound: from.outbound, pools: from.pools };
 }
 
 /** What a tenant admin sees of backends: their ids and traits, not their URLs or credentials. */

@@ -1,11 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { TenantConfigSchema, describeIssues } from "./schema";
+import { backendRefIssues } from "./backend-refs";
 
 const backends = [{ id: "a", region: "us-east", url: "https://a.example/v1", model: "m" }];
-const problems = (models: Record<string, unknown>) => {
-  const parsed = TenantConfigSchema.safeParse({ backends, models });
-  return parsed.success ? "" : describeIssues(parsed.error);
+const noFleet = { backends: new Set<string>(), pools: new Set<string>() };
+/** The schema's issues, then (for a config of the right shape) its backend ids' against an empty fleet. */
+const issuesOf = (input: unknown) => {
+  const parsed = TenantConfigSchema.safeParse(input);
+  if (!parsed.success) return describeIssues(parsed.error);
+  const issues = backendRefIssues(parsed.data, noFleet);
+  return issues.length === 0 ? "" : describeIssues({ issues });
 };
+const problems = (models: Record<string, unknown>) => issuesOf({ backends, models });
 
 describe("tenant config: model routes", () => {
   it("refuses a fallback cycle, naming the alias and the cycle", () => {
@@ -35,10 +41,7 @@ describe("tenant config: model routes", () => {
 });
 
 describe("tenant config: alerts", () => {
-  const parse = (alerts: unknown) => {
-    const parsed = TenantConfigSchema.safeParse({ backends, models: { chat: { route: ["a"] } }, alerts });
-    return parsed.success ? "" : describeIssues(parsed.error);
-  };
+  const parse = (alerts: unknown) => issuesOf({ backends, models: { chat: { route: ["a"] } }, alerts });
   const hook = { id: "ops", url: "https://hooks.example/sluice" };
 
   it("defaults to no webhooks, no rules and a five-minute cooldown", () => {

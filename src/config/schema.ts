@@ -1,5 +1,6 @@
 // Tenant configuration, validated with zod (docs/admin-api.md, "Tenant config"). Field names are fixed;
-// every field beyond `backends` and `models` has a default so a minimal config is valid.
+// every field beyond `models` has a default so a minimal config is valid. Which backend ids a config
+// may name depends on the fleet too: backend-refs.ts checks those against it.
 import * as z from "zod";
 import { AlertsSchema, alertsIssues } from "./alerts-schema";
 
@@ -42,6 +43,11 @@ export const BackendSchema = z.object({
   /** Coordinates, for regions not in sluice's built-in table. */
   lat: z.number().min(-90).max(90).optional(),
   lon: z.number().min(-180).max(180).optional(),
+  /**
+   * The shared pool of a fleet backend (config/fleet.ts), whose capacity the pool owns for all
+   * tenants. Set by the fleet only: a tenant config's own backends have none.
+   */
+  pool: id.optional(),
 });
 
 /** Model aliases per tenant, and how many fallback hops a request may take from the alias it named. */
@@ -161,6 +167,18 @@ export const OutboundSchema = z.object({
   allowPrivateHosts: z.boolean().default(false),
 });
 
+/** Operator-only: a tenant's share of a shared pool (README, "Shared pools"). */
+export const PoolShareSchema = z
+  .object({
+    /** Its share of the pool while the pool is saturated, against the other waiting tenants' weights. */
+    weight: z.number().int().min(1).max(1_000).default(1),
+    /** Slots it gets before any tenant gets more than its share, when it wants them. */
+    min: z.number().int().nonnegative().max(100_000).default(0),
+    /** Slots it never holds more of, however idle the pool. */
+    max: z.number().int().positive().max(100_000).optional(),
+  })
+  .refine((s) => s.max === undefined || s.max >= s.min, { message: "max must be at least min", path: ["max"] });
+
 export const DeadLettersSchema = z.object({
   /** Keep each dead letter's request body (up to 256 KiB), so it can be run again; false for privacy (redrive is then refused). */
   keepRequests: z.boolean().default(true),
@@ -168,7 +186,8 @@ export const DeadLettersSchema = z.object({
 
 export const TenantConfigSchema = z
   .object({
-    backends: z.array(BackendSchema).min(1).max(64),
+    /** The tenant's own backends; its routes may also name fleet backends (config/fleet.ts), or only those. */
+    backends: z.array(BackendSchema).max(64).default([]),
     models: z.record(id, ModelRouteSchema),
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     retry: RetrySchema.default(RetrySchema.parse({})),
@@ -180,11 +199,19 @@ export const TenantConfigSchema = z
     deadLetters: DeadLettersSchema.default(DeadLettersSchema.parse({})),
     workflows: WorkflowsSchema.default(WorkflowsSchema.parse({})),
     outbound: OutboundSchema.default(OutboundSchema.parse({})),
+    /** Operator-only: the tenant's weight, minimum and maximum on each shared pool it uses (weight 1 when absent). */
+    pools: z.record(id, PoolShareSchema).default({}),
   })
   .superRefine((cfg, ctx) => {
     const backendIds = new Set<string>();
     cfg.backends.forEach((b, i) => {
       if (backendIds.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate backend id "${b.id}"` });
+      if (b.pool !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["backends", i, "pool"],
+          message: "only a fleet backend has a pool: name one in a route instead",
+        });
       backendIds.add(b.id);
     });
     const aliasCount = Object.keys(cfg.models).length;
@@ -203,9 +230,6 @@ export const TenantConfigSchema = z
     const cycle = fallbackCycle(cfg.models);
     if (cycle) ctx.addIssue({ code: "custom", path: ["models", cycle[0]!, "fallbacks"], message: `fallback cycle: ${cycle.join(" -> ")}` });
     for (const [alias, m] of Object.entries(cfg.models)) {
-      m.route.forEach((b, i) => {
-        if (!backendIds.has(b)) ctx.addIssue({ code: "custom", path: ["models", alias, "route", i], message: `unknown backend "${b}"` });
-      });
       m.fallbacks.forEach((f, i) => {
         if (!Object.hasOwn(cfg.models, f))
           ctx.addIssue({ code: "custom", path: ["models", alias, "fallbacks", i], message: `unknown model alias "${f}"` });
@@ -246,7 +270,7 @@ export const TenantConfigSchema = z
           });
       });
     }
-    for (const issue of alertsIssues(cfg.alerts, backendIds)) ctx.addIssue({ code: "custom", ...issue });
+    for (const issue of alertsIssues(cfg.alerts)) ctx.addIssue({ code: "custom", ...issue });
     if (cfg.retry.maxDelayMs < cfg.retry.baseDelayMs)
       ctx.addIssue({ code: "custom", path: ["retry", "maxDelayMs"], message: "must be at least baseDelayMs" });
   });

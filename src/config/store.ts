@@ -5,12 +5,20 @@ import { TenantConfigSchema, type TenantConfig } from "./schema";
 import { TtlCache } from "./cache";
 import { adminKeys, apiKeys } from "./keyring";
 import { type StoreEnv, cacheTtlMs } from "./store-env";
+import { resolveTenantConfig } from "./fleet";
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const configs = new TtlCache<TenantConfig | null>(1_000);
 
+/** The tenant's config with the fleet backends its routes name among its backends (see resolveTenantConfig). */
 export async function readTenantConfig(env: StoreEnv, tenant: string): Promise<TenantConfig | null> {
+  const stored = await readStoredTenantConfig(env, tenant);
+  return stored && resolveTenantConfig(env, stored);
+}
+
+/** The tenant's config as stored: only its own backends (what the admin API reads and versions). */
+export async function readStoredTenantConfig(env: StoreEnv, tenant: string): Promise<TenantConfig | null> {
   const cached = configs.get(tenant);
   if (cached !== undefined) return cached;
   const raw = await env.CONFIG.get(`tenant:${tenant}`, "json");

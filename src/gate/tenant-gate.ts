@@ -37,6 +37,9 @@ import { AlarmClocks } from "./alarm-clocks";
 import { OpenCalls } from "./open-calls";
 import { LEASE_TTL_MS } from "./core/lease-timing";
 import { MAX_TOTAL_MS } from "../config/schema";
+import { resolveTenantConfig } from "../config/fleet";
+import type { PoolGate } from "../pool/pool-gate";
+import { PoolSync } from "./pool-sync";
 
 /** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
 const TOMBSTONE_MS = MAX_TOTAL_MS + LEASE_TTL_MS;
@@ -47,6 +50,8 @@ export interface GateEnv {
   CONFIG_CACHE_TTL_SECONDS?: string;
   /** Where alert messages go; the Worker's consumer posts them to webhooks (observe/alerts). */
   ALERTS: Queue<AlertMessage>;
+  /** Shared pools: the gate holds credits on their backends (pool-sync.ts). */
+  POOL_GATE: DurableObjectNamespace<PoolGate>;
 }
 
 export class TenantGate extends DurableObject<GateEnv> {
@@ -66,12 +71,19 @@ export class TenantGate extends DurableObject<GateEnv> {
   private outbox!: AlertOutbox;
   /** The one durable alarm: lease deadlines, alert evaluations, a deleted tenant's mark. */
   private readonly clocks = new AlarmClocks(this.ctx.storage);
+  private readonly poolSync = new PoolSync(
+    this.env.POOL_GATE,
+    () => this.core,
+    () => (this.tenant === null ? null : { holder: `${this.tenant}/${this.shard}`, tenant: this.tenant }),
+  );
 
   constructor(ctx: DurableObjectState, env: GateEnv) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       this.open();
       if (this.tenant) await this.loadConfig(this.tenant);
+      // Attempts in flight on shared backends (restored leases) are reported to their pools.
+      if (this.core.policies.pools.size > 0) this.poolSync.wanted();
     });
   }
 
@@ -213,7 +225,8 @@ export class TenantGate extends DurableObject<GateEnv> {
   /** Adopts a config just written by the admin API, without waiting for the KV cache. */
   async applyConfig(tenant: string, config: TenantConfig | null, shard = 0): Promise<void> {
     this.rememberTenant(tenant, shard);
-    this.core.applyConfig(config, shard, this.storedBreakers(), Date.now());
+    const resolved = config && (await resolveTenantConfig(this.env, config));
+    this.core.applyConfig(resolved, shard, this.storedBreakers(), Date.now());
     this.configLoadedAt = Date.now();
     this.storeIdentity();
   }
@@ -232,6 +245,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.journal.discard();
     this.leaseRows.discard();
     for (const timer of [this.wakeTimer?.handle, this.metricsSaveTimer]) if (timer !== undefined) clearTimeout(timer);
+    this.poolSync.stop();
     this.wakeTimer = this.metricsSaveTimer = undefined;
     if (this.tenant) forgetTenantConfig(this.tenant);
     await this.clocks.clear();
@@ -311,6 +325,7 @@ export class TenantGate extends DurableObject<GateEnv> {
       deliver: (ticketId, result) => this.openCalls.deliver(ticketId, result),
       wakeAt: (at) => this.scheduleWake(at),
       alertsWanted: (now) => this.alertsWanted(now),
+      poolsWanted: () => this.poolSync.wanted(),
     };
   }
 

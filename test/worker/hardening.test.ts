@@ -18,6 +18,7 @@ import {
   simConfig,
   simStats,
   simUrl,
+  type TestConfig,
 } from "./helpers";
 
 const rogueBase = `http://127.0.0.1:${env.ROGUE_PORT}`;
@@ -29,7 +30,7 @@ beforeEach(async () => {
 });
 
 /** A tenant whose alias "chat" tries the rogue backend first, then sim "a" (pinned order). */
-function rogueFirst(behaviour: RogueBehaviour, overrides: Partial<TenantConfigInput> = {}, query = ""): TenantConfigInput {
+function rogueFirst(behaviour: RogueBehaviour, overrides: Partial<TenantConfigInput> = {}, query = ""): TestConfig {
   const base = simConfig(["a"], overrides);
   return {
     ...base,
@@ -39,7 +40,7 @@ function rogueFirst(behaviour: RogueBehaviour, overrides: Partial<TenantConfigIn
 }
 
 /** The same, with the rogue backend alone in the route. */
-function rogueOnly(behaviour: RogueBehaviour, overrides: Partial<TenantConfigInput> = {}): TenantConfigInput {
+function rogueOnly(behaviour: RogueBehaviour, overrides: Partial<TenantConfigInput> = {}): TestConfig {
   return { ...rogueFirst(behaviour, overrides), models: { chat: { route: ["rogue"] } } };
 }
 

@@ -2,6 +2,9 @@
 import { SELF, abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import type { TenantConfigInput } from "../../src/config/schema";
+
+/** A config with its own backends listed (tests read and change them). */
+export type TestConfig = TenantConfigInput & { backends: NonNullable<TenantConfigInput["backends"]> };
 import type { TenantGate } from "../../src/gate/tenant-gate";
 import { expectedText as simExpectedText } from "../../sim/text";
 import type { SimOptions, SimStats } from "../../sim/types";
@@ -62,13 +65,13 @@ export async function createTenant(
 }
 
 /** simConfig with every backend marked resumable (`resume: true`). */
-export function resumableConfig(sims: SimName[], overrides: Partial<TenantConfigInput> = {}): TenantConfigInput {
+export function resumableConfig(sims: SimName[], overrides: Partial<TenantConfigInput> = {}): TestConfig {
   const config = simConfig(sims, overrides);
   return { ...config, backends: config.backends.map((b) => ({ ...b, resume: true })) };
 }
 
 /** A config with one backend per named sim, all serving model "sim-model" under alias "chat". */
-export function simConfig(sims: SimName[], overrides: Partial<TenantConfigInput> = {}): TenantConfigInput {
+export function simConfig(sims: SimName[], overrides: Partial<TenantConfigInput> = {}): TestConfig {
   return {
     backends: sims.map((s) => ({ id: s, region: s === "b" ? "eu-west" : "us-east", url: simUrl(s), model: "sim-model" })),
     models: { chat: { route: sims, order: "pinned" } },

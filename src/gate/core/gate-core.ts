@@ -38,6 +38,8 @@ import { buildStats, type GateStats } from "./stats";
 import { TenantPolicies, backgroundLimit } from "./tenant-policies";
 import { TicketBook, type Waiter } from "./tickets";
 import { WaitingRoom } from "./waiting-room";
+import { poolReports } from "./pool-credits";
+import type { SyncReply, SyncReport } from "../../pool/core/credit-ledger";
 
 export class GateCore {
   readonly policies: TenantPolicies;
@@ -163,7 +165,9 @@ export class GateCore {
       const granted = this.grant(waiter, now);
       if (granted) return granted;
     }
-    return this.waiting.enqueue(waiter, config, now);
+    const queued = this.waiting.enqueue(waiter, config, now);
+    if (this.policies.pools.size > 0) this.host.poolsWanted();
+    return queued;
   }
 
   /** A queued request asks again: its verdict, "queued" (the caller holds the call open), or "unknown". */
@@ -234,6 +238,31 @@ export class GateCore {
       if (!entry) break;
       this.waiting.answer(entry.value, this.grant(entry.value, now)!, now);
     }
+    if (this.tickets.queue.size > 0 && this.policies.pools.size > 0) this.host.poolsWanted();
+  }
+
+  // ---- shared pools ----------------------------------------------------------------------------
+
+  /** What to tell each pool whose credits the gate holds or wants (see pool-credits.ts); `holder`: this gate. */
+  poolReports(holder: { holder: string; tenant: string }, now: number): { pool: string; report: SyncReport }[] {
+    const { policies, leases, tickets } = this;
+    const cap = policies.config?.limits.maxConcurrency ?? 0;
+    const sources = { credits: policies.credits, pools: policies.pools, share: (p: string) => policies.share(p), cap };
+    return poolReports({ ...sources, leases: leases.all(), waiting: tickets.queue.entries() }, holder, now);
+  }
+
+  /** A pool answered a report sent at `sentAt` (or, with `reply` null, could not be reached): waiters may start. */
+  poolAnswered(pool: string, report: SyncReport, reply: SyncReply | null, sentAt: number, now: number): void {
+    const { credits } = this.policies;
+    if (reply) credits.granted(pool, reply, sentAt);
+    else
+      credits.unreachable(
+        pool,
+        report,
+        (this.policies.pools.get(pool) ?? []).map((b) => b.id),
+        now,
+      );
+    this.handOutSlots(now);
   }
 
   // ---- attempts --------------------------------------------------------------------------------
@@ -386,6 +415,9 @@ export class GateCore {
   /** A lease ends, counted as `outcome`: the rate limit's estimate becomes what it generated, its slot goes to the next waiter. */
   private close(lease: Lease, outcome: SurfaceCounter, now: number, deadLettered = false): void {
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
+    const served = lease.plan[lease.cursor]?.backendId;
+    if (served !== undefined && this.policies.backend(served)?.pool !== undefined)
+      this.policies.credits.served(served, (lease.promptTokens ?? 0) + (lease.tokens ?? 0));
     this.metrics.countFor(lease.surface, outcome);
     this.metrics.finished(now - lease.grantedAt, lease.attempts, now, deadLettered);
     this.release(lease, now);

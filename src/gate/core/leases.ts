@@ -34,8 +34,9 @@ export interface Lease {
   failed?: string[];
   /** Completion tokens the attempts reported so far. */
   tokens?: number;
-  /** Tokens charged to the tenant's rate limit at admission, and the prompt's share of them (settled at the end). */
+  /** Tokens charged to the tenant's rate limit at admission (settled at the end to the prompt and what was generated). */
   rateTokens?: number;
+  /** The prompt's estimated tokens. */
   promptTokens?: number;
   /** Background work (a batch line): counted against limits.background. */
   background?: true;
@@ -59,7 +60,8 @@ export function newLease(id: string, waiter: Waiter, cursor: number, now: number
     grantedAt: now,
     deadline: now + LEASE_TTL_MS,
     recordKey: request.record?.key,
-    ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens, promptTokens: request.promptTokens } : {}),
+    promptTokens: request.promptTokens,
+    ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens } : {}),
     ...(request.priority === "background" ? { background: true as const } : {}),
     ...(waiter.degradations.length > 0 ? { degradations: waiter.degradations } : {}),
     ...(request.surface && request.surface !== "chat" ? { surface: request.surface } : {}),
@@ -99,6 +101,10 @@ export class LeaseTable {
   withRecordKey(key: string): Lease | undefined {
     for (const lease of this.leases.values()) if (lease.recordKey === key) return lease;
     return undefined;
+  }
+
+  all(): IterableIterator<Lease> {
+    return this.leases.values();
   }
 
   /** Attempts in progress on the backend. */

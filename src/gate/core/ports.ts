@@ -55,4 +55,6 @@ export interface GateHost {
    * at once when `now` is given (a breaker opened: the page that matters most goes out first).
    */
   alertsWanted(now?: boolean): void;
+  /** Requests wait, and some may for credits of a fleet backend: report to the pools soon (GateCore.poolReports). */
+  poolsWanted(): void;
 }

@@ -91,6 +91,11 @@ export class BoundedPriorityQueue<T> {
     return removed;
   }
 
+  /** Every entry, in no particular order. */
+  entries(): IterableIterator<QueueEntry<T>> {
+    return this.byId.values();
+  }
+
   oldestEnqueuedAt(): number | undefined {
     let oldest: number | undefined;
     for (const p of PRIORITIES) {

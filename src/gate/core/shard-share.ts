@@ -24,7 +24,8 @@ export function shardConfig(config: TenantConfig, shard: number): TenantConfig {
   const rotated = (total: number, offset: number) => shareOf(total, shard < shards ? (shard + offset) % shards : shard, shards);
   return {
     ...config,
-    backends: config.backends.map((b, i) => ({ ...b, maxConcurrency: rotated(b.maxConcurrency, i) })),
+    // A fleet backend's slots are the pool's to share (credits): each shard asks for its own.
+    backends: config.backends.map((b, i) => (b.pool === undefined ? { ...b, maxConcurrency: rotated(b.maxConcurrency, i) } : b)),
     limits: {
       ...config.limits,
       maxConcurrency: rotated(config.limits.maxConcurrency, 0),

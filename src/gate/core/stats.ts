@@ -22,6 +22,8 @@ export interface BackendStats {
   limit: number;
   /** With adaptiveConcurrency: the unloaded TTFT its limit compares against, once seen. */
   baselineTtftMs?: number;
+  /** A fleet backend's pool, and the credits this gate holds there and should hold (its fair share): `limit` is at most `credits`. */
+  pool?: { id: string; credits: number; target: number };
   /** successes + failures + cancelled + abandoned + inFlight. */
   attempts: number;
   successes: number;
@@ -114,6 +116,9 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         maxConcurrency: b.maxConcurrency,
         limit: policies.capacity(b.id),
         ...baselineOf(policies.learned(b.id)?.baselineMs()),
+        ...(b.pool === undefined
+          ? {}
+          : { pool: { id: b.pool, credits: policies.credits.held(b.id), target: policies.credits.target(b.id) } }),
         attempts: c?.attempts ?? 0,
         successes: c?.successes ?? 0,
         failures: c?.failures ?? 0,

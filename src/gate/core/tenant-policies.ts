@@ -9,6 +9,8 @@ import type { GateHost } from "./ports";
 import { TenantRateLimit } from "./rate-limit";
 import { shardConfig } from "./shard-share";
 import { AdaptiveLimit } from "./adaptive-limit";
+import { PoolCredits } from "./pool-credits";
+import type { PoolShare } from "../../pool/core/credit-ledger";
 
 /** Background work's slots at most: limits.background, or half the tenant's slots. */
 export function backgroundLimit(config: TenantConfig): number {
@@ -31,6 +33,10 @@ export class TenantPolicies implements BackendView {
   private readonly retryAfterUntil = new Map<string, number>();
   /** Learned limits of the backends with adaptiveConcurrency. In memory: a restarted gate starts at maxConcurrency. */
   private readonly limits = new Map<string, AdaptiveLimit>();
+  /** Credits on fleet backends, granted by their pools. In memory: a restarted gate asks again. */
+  readonly credits = new PoolCredits();
+  /** The config's fleet backends, by pool. */
+  pools = new Map<string, BackendConfig[]>();
 
   constructor(
     private readonly host: Pick<GateHost, "saveBreaker" | "dropBreaker">,
@@ -48,6 +54,8 @@ export class TenantPolicies implements BackendView {
     const previous = this.config;
     this.config = config;
     this.backends = new Map((config?.backends ?? []).map((b) => [b.id, b]));
+    this.pools = new Map();
+    for (const b of this.backends.values()) if (b.pool !== undefined) this.pools.set(b.pool, [...(this.pools.get(b.pool) ?? []), b]);
     if (!config) return;
     if (!this.budget || JSON.stringify(previous?.retry) !== JSON.stringify(config.retry)) {
       const { budgetRatio: ratio, budgetMinRetries: minRetries, budgetWindowMs: windowMs } = config.retry;
@@ -89,7 +97,14 @@ export class TenantPolicies implements BackendView {
   }
 
   capacity(id: string): number {
-    return this.limits.get(id)?.limit ?? this.backends.get(id)?.maxConcurrency ?? 0;
+    const own = this.limits.get(id)?.limit ?? this.backends.get(id)?.maxConcurrency ?? 0;
+    return this.backends.get(id)?.pool === undefined ? own : Math.min(own, this.credits.usable(id));
+  }
+
+  /** The tenant's share of a pool (weight 1 when its config says nothing). */
+  share(pool: string): PoolShare {
+    const shares = this.config?.pools;
+    return shares && Object.hasOwn(shares, pool) ? shares[pool]! : { weight: 1, min: 0 };
   }
 
   /** The backend's learned limit, when it has adaptiveConcurrency. */

@@ -67,6 +67,7 @@ export class TestHost implements GateHost {
   metricsChanges = 0;
   alertRequests = 0;
   urgentAlertRequests = 0;
+  poolRequests = 0;
   private ids = 0;
 
   newId = () => `lease-${++this.ids}`;
@@ -79,6 +80,7 @@ export class TestHost implements GateHost {
   metricsChanged = () => void this.metricsChanges++;
   wakeAt = (at: number) => void this.wakes.push(at);
   alertsWanted = (now?: boolean) => void (now ? this.urgentAlertRequests++ : this.alertRequests++);
+  poolsWanted = () => void this.poolRequests++;
 
   deliver(ticket: string, result: AdmitResult): boolean {
     if (!this.listening.delete(ticket)) return false;

@@ -1,0 +1,185 @@
+// A gate's credits on shared backends (fleet backends, owned by their pool's PoolGate: see
+// pool/core/credit-ledger.ts). The gate hands its credits out locally, as slots of those backends,
+// so a request takes no extra round trip; off the request path it reports its demand to each pool
+// and adopts what the pool grants (sync). Demand is remembered for PEAK_MS, so a tenant keeps its
+// credits through a lull instead of giving them back between two bursts.
+import type { BackendConfig } from "../../config/schema";
+import type { BackendDemand, PoolShare, SyncReply, SyncReport } from "../../pool/core/credit-ledger";
+import type { Lease } from "./leases";
+import type { QueueEntry } from "./queue";
+import type { Waiter } from "./tickets";
+
+/** How often a gate that holds or wants credits syncs with their pool, at least. */
+export const RENEW_MS = 1_000;
+/** Demand is taken as its highest over this long. */
+export const PEAK_MS = 2_000;
+/** Credits stop being used this long before the pool would let them lapse (clocks and latency). */
+const LAPSE_MARGIN_MS = 5_000;
+
+interface Credit {
+  held: number;
+  target: number;
+}
+
+/** Slots wanted on a backend now: in flight and waiting, interactive and background. */
+export interface Demand {
+  inFlight: number;
+  interactive: number;
+  background: number;
+}
+
+export class PoolCredits {
+  private readonly credits = new Map<string, Credit>();
+  private readonly peaks = new Map<string, { interactive: number; at: number }>();
+  /** Tokens served on each fleet backend since the last report that reached its pool. */
+  private readonly tokens = new Map<string, number>();
+  /** When each pool's credits lapse (gate-local time). */
+  private readonly validUntil = new Map<string, number>();
+
+  /** Attempts the gate may have in flight on the fleet backend. */
+  held(backendId: string): number {
+    return this.credits.get(backendId)?.held ?? 0;
+  }
+
+  /**
+   * Attempts the gate may start up to: its credits, and no more than its fair share while it holds
+   * more (it gives the rest back as its attempts end).
+   */
+  usable(backendId: string): number {
+    const c = this.credits.get(backendId);
+    return c ? Math.min(c.held, c.target) : 0;
+  }
+
+  target(backendId: string): number {
+    return this.credits.get(backendId)?.target ?? 0;
+  }
+
+  served(backendId: string, tokens: number): void {
+    if (tokens > 0) this.tokens.set(backendId, (this.tokens.get(backendId) ?? 0) + tokens);
+  }
+
+  /** The report for one pool: each of its backends' demand now, and headroom up to its peak over PEAK_MS. */
+  report(
+    who: { holder: string; tenant: string; share: PoolShare },
+    backends: readonly BackendConfig[],
+    demand: (id: string) => Demand,
+    cap: number,
+    now: number,
+  ): SyncReport {
+    const out: Record<string, BackendDemand> = {};
+    for (const b of backends) {
+      const d = demand(b.id);
+      const peak = this.peaks.get(b.id);
+      if (!peak || now - peak.at > PEAK_MS || d.interactive >= peak.interactive)
+        this.peaks.set(b.id, { interactive: d.interactive, at: now });
+      const recent = this.peaks.get(b.id)!.interactive;
+      // Beyond what it wants now: its recent peak, and a little more so the next request of a
+      // growing load finds a credit waiting. The pool gives headroom only from what nobody wants.
+      const growth = d.interactive > 0 ? Math.max(1, Math.ceil(d.interactive / 8)) : 0;
+      out[b.id] = {
+        inFlight: d.inFlight,
+        want: Math.min(cap, d.interactive),
+        wantBackground: Math.min(cap, d.background),
+        headroom: Math.max(0, Math.min(cap, Math.max(recent, d.interactive + growth)) - d.interactive),
+        tokens: this.tokens.get(b.id) ?? 0,
+      };
+      this.tokens.delete(b.id);
+    }
+    return { ...who, backends: out };
+  }
+
+  /** The pool's answer to a report sent at `sentAt`. */
+  granted(pool: string, reply: SyncReply, sentAt: number): void {
+    for (const [id, grant] of Object.entries(reply.backends)) this.credits.set(id, { ...grant });
+    this.validUntil.set(pool, sentAt + reply.ttlMs - LAPSE_MARGIN_MS);
+  }
+
+  /**
+   * A report did not reach its pool: its tokens are counted in the next, and past the lapse the
+   * gate starts nothing more on the pool's backends (the pool gives the credits to others).
+   */
+  unreachable(pool: string, report: SyncReport, backendIds: readonly string[], now: number): void {
+    for (const [id, d] of Object.entries(report.backends)) this.served(id, d.tokens);
+    if (now < (this.validUntil.get(pool) ?? 0)) return;
+    for (const id of backendIds) this.credits.delete(id);
+  }
+
+  /** Whether the gate must keep syncing with the pool: it holds credits there, wants some, or did lately. */
+  active(backendIds: readonly string[], demand: (id: string) => Demand, now: number): boolean {
+    return backendIds.some((id) => {
+      const d = demand(id);
+      const peak = this.peaks.get(id);
+      const recent = peak !== undefined && now - peak.at <= PEAK_MS && peak.interactive > 0;
+      return this.held(id) > 0 || d.inFlight + d.interactive + d.background > 0 || recent || this.tokens.has(id);
+    });
+  }
+}
+
+/**
+ * Each fleet backend's demand: attempts in flight on it, and waiters whose plan names it first
+ * among fleet backends (a waiter asks one pool for one slot, not every backend of its plan).
+ */
+export function fleetDemand(
+  fleet: ReadonlySet<string>,
+  leases: Iterable<Lease>,
+  waiting: Iterable<QueueEntry<Waiter>>,
+): Map<string, Demand> {
+  const demand = new Map<string, Demand>();
+  const of = (id: string) => {
+    let d = demand.get(id);
+    if (!d) demand.set(id, (d = { inFlight: 0, interactive: 0, background: 0 }));
+    return d;
+  };
+  for (const lease of leases) {
+    if (lease.backendId === null || !fleet.has(lease.backendId)) continue;
+    const d = of(lease.backendId);
+    d.inFlight++;
+    if (lease.background) d.background++;
+    else d.interactive++;
+  }
+  for (const entry of waiting) {
+    const first = entry.value.plan.find((e) => fleet.has(e.backendId));
+    if (!first) continue;
+    const d = of(first.backendId);
+    if (entry.priority === "background") d.background++;
+    else d.interactive++;
+  }
+  return demand;
+}
+
+/** What the gate knows that a pool report needs. */
+export interface ReportSources {
+  credits: PoolCredits;
+  /** The fleet backends of the tenant's config, by pool. */
+  pools: ReadonlyMap<string, readonly BackendConfig[]>;
+  share(pool: string): PoolShare;
+  /** The most slots the gate could use (its share of the tenant's maxConcurrency). */
+  cap: number;
+  leases: Iterable<Lease>;
+  waiting: Iterable<QueueEntry<Waiter>>;
+}
+
+/** The reports for the pools whose credits the gate holds or wants; none when it has no fleet backends. */
+export function poolReports(
+  sources: ReportSources,
+  who: { holder: string; tenant: string },
+  now: number,
+): { pool: string; report: SyncReport }[] {
+  if (sources.pools.size === 0) return [];
+  const fleet = new Set([...sources.pools.values()].flatMap((bs) => bs.map((b) => b.id)));
+  const demand = fleetDemand(fleet, sources.leases, sources.waiting);
+  const of = (id: string) => demand.get(id) ?? { inFlight: 0, interactive: 0, background: 0 };
+  const reports: { pool: string; report: SyncReport }[] = [];
+  for (const [pool, backends] of sources.pools) {
+    if (
+      !sources.credits.active(
+        backends.map((b) => b.id),
+        of,
+        now,
+      )
+    )
+      continue;
+    reports.push({ pool, report: sources.credits.report({ ...who, share: sources.share(pool) }, backends, of, sources.cap, now) });
+  }
+  return reports;
+}
