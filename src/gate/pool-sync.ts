@@ -3,7 +3,7 @@
 // a time; a gate with waiters syncs at most every MIN_GAP_MS, and one that holds or wants credits
 // renews them every RENEW_MS (an idle gate, holding none, stays quiet).
 import type { GateCore } from "./core/gate-core";
-import { RENEW_MS } from "./core/pool-credits";
+import { RENEW_MS, poolReports } from "./core/pool-credits";
 import type { PoolGate } from "../pool/pool-gate";
 import { logError } from "../log";
 
@@ -59,7 +59,7 @@ export class PoolSync {
       if (!holder) return;
       const sentAt = Date.now();
       this.lastStart = sentAt;
-      const reports = this.core().poolReports(holder, sentAt);
+      const reports = poolReports(this.core(), holder, sentAt);
       synced = reports.length > 0;
       await Promise.all(
         reports.map(async ({ pool, report }) => {

@@ -11,8 +11,11 @@ const LAYERS = [
   ["src/config"],
   // Workflow definitions, templates and run state: pure.
   ["src/workflows/core"],
+  // A shared pool's credit ledger and fair shares: pure; the gate core holds credits from it.
+  ["src/pool/core"],
   ["src/gate/core"],
-  ["src/gate"],
+  // The tenant gates, and the pool gates they hold credits from.
+  ["src/gate", "src/pool"],
   ["src/stream"],
   // Translation between chat completions and the other APIs clients speak: pure, on stream's seam.
   ["src/surfaces"],

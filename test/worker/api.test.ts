@@ -193,11 +193,14 @@ describe("admin API", () => {
   it("rejects invalid configs with the issues", async () => {
     const bad = { backends: [{ id: "x", region: "us-east", url: "ftp://nope", model: "m" }], models: { chat: { route: ["y"] } } };
     const res = await admin("/tenants/acme", { method: "PUT", body: JSON.stringify(bad) });
+    await expectError(res, 400, "invalid_request", /backends\.0\.url: must be an http\(s\) URL$/);
+    // Backend ids are checked against the fleet once the config has its shape.
+    const unknown = { ...bad, backends: [{ ...bad.backends[0], url: "https://x.example/v1" }] };
     await expectError(
-      res,
+      await admin("/tenants/acme", { method: "PUT", body: JSON.stringify(unknown) }),
       400,
       "invalid_request",
-      /backends\.0\.url: must be an http\(s\) URL; models\.chat\.route\.0: unknown backend "y"/,
+      /^Invalid config: models\.chat\.route\.0: unknown backend "y"$/,
     );
     await expectError(await admin("/tenants/Bad Name!", { method: "PUT", body: "{}" }), 400, "invalid_tenant_id");
   });

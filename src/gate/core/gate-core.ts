@@ -38,7 +38,7 @@ import { buildStats, type GateStats } from "./stats";
 import { TenantPolicies, backgroundLimit } from "./tenant-policies";
 import { TicketBook, type Waiter } from "./tickets";
 import { WaitingRoom } from "./waiting-room";
-import { poolReports } from "./pool-credits";
+import { SlotDesk } from "./slot-desk";
 import type { SyncReply, SyncReport } from "../../pool/core/credit-ledger";
 
 export class GateCore {
@@ -50,6 +50,7 @@ export class GateCore {
   private readonly attempts: Attempts;
   private readonly drain = new DrainRate();
   private readonly waiting: WaitingRoom;
+  private readonly slots: SlotDesk;
   /** Leases settled lately: never claimed back (see EndedLeases). */
   private readonly ended = new EndedLeases();
   /** The tenant was deleted (see endForDeletion) and no config has been installed since. */
@@ -76,6 +77,8 @@ export class GateCore {
     this.alerts = new GateAlerts(sources, (now) => host.alertsWanted(now), savedAlerts);
     this.attempts = new Attempts(this.policies, this.leases, this.metrics, () => host.random());
     this.waiting = new WaitingRoom(this.tickets, this.metrics, this.drain, this.policies, host.journal);
+    const { policies, leases, tickets, metrics, attempts, waiting } = this;
+    this.slots = new SlotDesk({ host, policies, leases, tickets, metrics, attempts, waiting });
   }
 
   get config(): TenantConfig | null {
@@ -91,7 +94,7 @@ export class GateCore {
   /** A config the admin API just wrote: installed, and waiters it lets in get their slots. */
   applyConfig(config: TenantConfig | null, shard: number, stored: ReadonlyMap<string, BreakerSnapshot>, now: number): void {
     this.loadConfig(config, shard, stored, now);
-    this.handOutSlots(now);
+    this.slots.handOut(now);
   }
 
   /** The tenant is being deleted: queued requests and twins get `tenant_deleted` now (then see markDeleted). */
@@ -142,7 +145,7 @@ export class GateCore {
       if (entry && !record.shared && (entry.state === "complete" || this.isLive(entry))) request = { ...request, record: undefined };
     }
     const closedFor = breakersOpenFor(this.policies, plan.entries, now);
-    if (closedFor !== undefined) return this.noBackend(closedFor);
+    if (closedFor !== undefined) return this.slots.noBackend(closedFor);
 
     // Only a request that will call a backend counts: replays, joins and twins above cost none.
     const rateTokens = request.promptTokens + (request.maxTokens ?? 0);
@@ -161,8 +164,8 @@ export class GateCore {
       rateTokens: rate ? rateTokens : undefined,
     };
     // Waiters of a lower priority (held back by their backends, or background work by its limit) are not passed over.
-    if (this.tickets.queue.sizeAtOrAbove(request.priority) === 0 && this.hasSlotFor(request, config)) {
-      const granted = this.grant(waiter, now);
+    if (this.tickets.queue.sizeAtOrAbove(request.priority) === 0 && this.slots.hasSlotFor(request, config)) {
+      const granted = this.slots.grant(waiter, now);
       if (granted) return granted;
     }
     const queued = this.waiting.enqueue(waiter, config, now);
@@ -195,63 +198,7 @@ export class GateCore {
     if (next !== undefined) this.host.wakeAt(next);
   }
 
-  /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
-  private grant(waiter: Waiter, now: number): AdmitResult | undefined {
-    const config = this.policies.config!;
-    const continuing = (waiter.resumeFrom?.tokens ?? 0) > 0;
-    const pick = pickBackend(this.policies, waiter.plan, 0, continuing, now);
-    if (!pick.ok) return undefined;
-    const { request } = waiter;
-    const lease = newLease(this.host.newId(), waiter, pick.cursor, now);
-    this.leases.add(lease);
-    const record = request.record;
-    if (record) this.host.journal.begin(record.key, record.kind, record.bodyHash, request.requestId, lease.id, config.idempotency, now);
-    const grant = this.attempts.start(lease, pick.cursor, 0, continuing, now);
-    this.metrics.countFor(request.surface, "admitted");
-    this.metrics.count("promptTokens", request.promptTokens);
-    const queueMs = now - waiter.enqueuedAt;
-    this.metrics.queued(queueMs, now);
-    return {
-      kind: "lease",
-      leaseId: lease.id,
-      queueMs,
-      grant,
-      degradations: waiter.degradations,
-      timeouts: { ...config.timeouts },
-      resumeFrom: waiter.resumeFrom,
-    };
-  }
-
-  /** Hands free slots to waiters, highest priority first; fails waiters no backend can serve. */
-  private handOutSlots(now: number): void {
-    const config = this.policies.config;
-    if (!config || this.tickets.queue.size === 0) return;
-    this.waiting.dropStale(now);
-    const closedFor = (w: Waiter) => breakersOpenFor(this.policies, w.plan, now);
-    for (const entry of this.tickets.queue.removeWhere((e) => closedFor(e.value) !== undefined)) {
-      this.waiting.answer(entry.value, this.noBackend(closedFor(entry.value)!), now);
-    }
-    while (this.leases.size < config.limits.maxConcurrency) {
-      const canStart = (w: Waiter) =>
-        this.hasSlotFor(w.request, config) && pickBackend(this.policies, w.plan, 0, (w.resumeFrom?.tokens ?? 0) > 0, now).ok;
-      const entry = this.tickets.queue.takeFirst((e) => canStart(e.value));
-      if (!entry) break;
-      this.waiting.answer(entry.value, this.grant(entry.value, now)!, now);
-    }
-    if (this.tickets.queue.size > 0 && this.policies.pools.size > 0) this.host.poolsWanted();
-  }
-
-  // ---- shared pools ----------------------------------------------------------------------------
-
-  /** What to tell each pool whose credits the gate holds or wants (see pool-credits.ts); `holder`: this gate. */
-  poolReports(holder: { holder: string; tenant: string }, now: number): { pool: string; report: SyncReport }[] {
-    const { policies, leases, tickets } = this;
-    const cap = policies.config?.limits.maxConcurrency ?? 0;
-    const sources = { credits: policies.credits, pools: policies.pools, share: (p: string) => policies.share(p), cap };
-    return poolReports({ ...sources, leases: leases.all(), waiting: tickets.queue.entries() }, holder, now);
-  }
-
-  /** A pool answered a report sent at `sentAt` (or, with `reply` null, could not be reached): waiters may start. */
+  /** A pool answered this gate's report (see pool-credits.ts), or could not be reached (`reply` null): waiters may start. */
   poolAnswered(pool: string, report: SyncReport, reply: SyncReply | null, sentAt: number, now: number): void {
     const { credits } = this.policies;
     if (reply) credits.granted(pool, reply, sentAt);
@@ -262,7 +209,7 @@ export class GateCore {
         (this.policies.pools.get(pool) ?? []).map((b) => b.id),
         now,
       );
-    this.handOutSlots(now);
+    this.slots.handOut(now);
   }
 
   // ---- attempts --------------------------------------------------------------------------------
@@ -278,7 +225,7 @@ export class GateCore {
       return { kind: "attempt", grant: { ...started.grant, continuation: needs.deliveredChunks > 0 && started.grant.backend.resume } };
     const next = this.attempts.next(lease, report, needs, now);
     // A slot of a backend, or a breaker's state, may have changed for waiters in the queue.
-    if (next.kind !== "wait") this.handOutSlots(now);
+    if (next.kind !== "wait") this.slots.handOut(now);
     return next;
   }
 
@@ -321,7 +268,7 @@ export class GateCore {
   firstToken(leaseId: string, now: number): LeaseCheck {
     const lease = this.leases.get(leaseId);
     if (!lease) return this.gone(leaseId, now);
-    if (this.attempts.firstToken(lease, now)) this.handOutSlots(now);
+    if (this.attempts.firstToken(lease, now)) this.slots.handOut(now);
     return { held: true };
   }
 
@@ -406,12 +353,6 @@ export class GateCore {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  /** A slot of the tenant's; for background work, also one of limits.background (see backgroundLimit). */
-  private hasSlotFor(request: AdmitRequest, config: TenantConfig): boolean {
-    if (this.leases.size >= config.limits.maxConcurrency) return false;
-    return request.priority !== "background" || this.leases.background < backgroundLimit(config);
-  }
-
   /** A lease ends, counted as `outcome`: the rate limit's estimate becomes what it generated, its slot goes to the next waiter. */
   private close(lease: Lease, outcome: SurfaceCounter, now: number, deadLettered = false): void {
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
@@ -426,7 +367,7 @@ export class GateCore {
   private release(lease: Lease, now: number): void {
     this.leases.remove(lease);
     this.drain.record(now);
-    this.handOutSlots(now);
+    this.slots.handOut(now);
   }
 
   private gone(leaseId: string, now: number): LeaseCheck {
@@ -436,10 +377,5 @@ export class GateCore {
   /** Why a lease the gate does not hold is gone: the gate ended it (a cancel), the tenant was deleted, or it is unknown. */
   private endedWhy(leaseId: string, now: number): LeaseEnded {
     return this.ended.why(leaseId, now) ?? leaseEnded(this.deleted);
-  }
-
-  private noBackend(retryAfterMs: number) {
-    this.metrics.count("rejectedNoBackend");
-    return rejections.noBackend(retryAfterMs);
   }
 }

@@ -5,8 +5,9 @@
 // credits through a lull instead of giving them back between two bursts.
 import type { BackendConfig } from "../../config/schema";
 import type { BackendDemand, PoolShare, SyncReply, SyncReport } from "../../pool/core/credit-ledger";
-import type { Lease } from "./leases";
-import type { QueueEntry } from "./queue";
+import type { Lease, LeaseTable } from "./leases";
+import type { BoundedPriorityQueue, QueueEntry } from "./queue";
+import type { TenantPolicies } from "./tenant-policies";
 import type { Waiter } from "./tickets";
 
 /** How often a gate that holds or wants credits syncs with their pool, at least. */
@@ -147,39 +148,34 @@ export function fleetDemand(
   return demand;
 }
 
-/** What the gate knows that a pool report needs. */
+/** What of the gate core a pool report reads. */
 export interface ReportSources {
-  credits: PoolCredits;
-  /** The fleet backends of the tenant's config, by pool. */
-  pools: ReadonlyMap<string, readonly BackendConfig[]>;
-  share(pool: string): PoolShare;
-  /** The most slots the gate could use (its share of the tenant's maxConcurrency). */
-  cap: number;
-  leases: Iterable<Lease>;
-  waiting: Iterable<QueueEntry<Waiter>>;
+  policies: Pick<TenantPolicies, "credits" | "pools" | "share" | "config">;
+  leases: Pick<LeaseTable, "all">;
+  tickets: { queue: Pick<BoundedPriorityQueue<Waiter>, "entries"> };
 }
 
-/** The reports for the pools whose credits the gate holds or wants; none when it has no fleet backends. */
+/**
+ * The reports for the pools whose credits the gate holds or wants, `who` being this gate; none
+ * when its tenant has no fleet backends.
+ */
 export function poolReports(
-  sources: ReportSources,
+  core: ReportSources,
   who: { holder: string; tenant: string },
   now: number,
 ): { pool: string; report: SyncReport }[] {
-  if (sources.pools.size === 0) return [];
-  const fleet = new Set([...sources.pools.values()].flatMap((bs) => bs.map((b) => b.id)));
-  const demand = fleetDemand(fleet, sources.leases, sources.waiting);
+  const { credits, pools } = core.policies;
+  if (pools.size === 0) return [];
+  // The most slots the gate could use: its share of the tenant's maxConcurrency.
+  const cap = core.policies.config?.limits.maxConcurrency ?? 0;
+  const fleet = new Set([...pools.values()].flatMap((bs) => bs.map((b) => b.id)));
+  const demand = fleetDemand(fleet, core.leases.all(), core.tickets.queue.entries());
   const of = (id: string) => demand.get(id) ?? { inFlight: 0, interactive: 0, background: 0 };
   const reports: { pool: string; report: SyncReport }[] = [];
-  for (const [pool, backends] of sources.pools) {
-    if (
-      !sources.credits.active(
-        backends.map((b) => b.id),
-        of,
-        now,
-      )
-    )
-      continue;
-    reports.push({ pool, report: sources.credits.report({ ...who, share: sources.share(pool) }, backends, of, sources.cap, now) });
+  for (const [pool, backends] of pools) {
+    const ids = backends.map((b) => b.id);
+    if (credits.active(ids, of, now))
+      reports.push({ pool, report: credits.report({ ...who, share: core.policies.share(pool) }, backends, of, cap, now) });
   }
   return reports;
 }

@@ -1,0 +1,93 @@
+// Where waiters become leases: whether a request has a slot of its tenant's (and, for background
+// work, of limits.background), the grant of a lease on the first backend of its plan that can take
+// it, and the hand-out of free slots to the queue, highest priority first.
+import type { TenantConfig } from "../../config/schema";
+import type { Attempts } from "./attempts";
+import { breakersOpenFor, pickBackend } from "./backend-picker";
+import { type LeaseTable, newLease } from "./leases";
+import type { GateMetrics } from "./metrics";
+import type { GateHost } from "./ports";
+import type { AdmitRequest, AdmitResult } from "./protocol";
+import { rejections } from "./rejections";
+import { type TenantPolicies, backgroundLimit } from "./tenant-policies";
+import type { TicketBook, Waiter } from "./tickets";
+import type { WaitingRoom } from "./waiting-room";
+
+/** The parts of the gate core the desk works with. */
+export interface DeskParts {
+  readonly host: GateHost;
+  readonly policies: TenantPolicies;
+  readonly leases: LeaseTable;
+  readonly tickets: TicketBook;
+  readonly metrics: GateMetrics;
+  readonly attempts: Attempts;
+  readonly waiting: WaitingRoom;
+}
+
+export class SlotDesk {
+  constructor(private readonly core: DeskParts) {}
+
+  /** A slot of the tenant's; for background work, also one of limits.background (see backgroundLimit). */
+  hasSlotFor(request: AdmitRequest, config: TenantConfig): boolean {
+    const { leases } = this.core;
+    if (leases.size >= config.limits.maxConcurrency) return false;
+    return request.priority !== "background" || leases.background < backgroundLimit(config);
+  }
+
+  /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
+  grant(waiter: Waiter, now: number): AdmitResult | undefined {
+    const { host, policies, leases, attempts, metrics } = this.core;
+    const config = policies.config!;
+    const continuing = (waiter.resumeFrom?.tokens ?? 0) > 0;
+    const pick = pickBackend(policies, waiter.plan, 0, continuing, now);
+    if (!pick.ok) return undefined;
+    const { request } = waiter;
+    const lease = newLease(host.newId(), waiter, pick.cursor, now);
+    leases.add(lease);
+    const record = request.record;
+    if (record) host.journal.begin(record.key, record.kind, record.bodyHash, request.requestId, lease.id, config.idempotency, now);
+    const grant = attempts.start(lease, pick.cursor, 0, continuing, now);
+    metrics.countFor(request.surface, "admitted");
+    metrics.count("promptTokens", request.promptTokens);
+    const queueMs = now - waiter.enqueuedAt;
+    metrics.queued(queueMs, now);
+    return {
+      kind: "lease",
+      leaseId: lease.id,
+      queueMs,
+      grant,
+      degradations: waiter.degradations,
+      timeouts: { ...config.timeouts },
+      resumeFrom: waiter.resumeFrom,
+    };
+  }
+
+  /**
+   * Hands free slots to waiters, highest priority first; fails waiters no backend can serve. While
+   * some still wait and the tenant uses shared pools, the pools are asked for credits.
+   */
+  handOut(now: number): void {
+    const { host, policies, leases, tickets, waiting } = this.core;
+    const config = policies.config;
+    if (!config || tickets.queue.size === 0) return;
+    waiting.dropStale(now);
+    const closedFor = (w: Waiter) => breakersOpenFor(policies, w.plan, now);
+    for (const entry of tickets.queue.removeWhere((e) => closedFor(e.value) !== undefined)) {
+      waiting.answer(entry.value, this.noBackend(closedFor(entry.value)!), now);
+    }
+    while (leases.size < config.limits.maxConcurrency) {
+      const canStart = (w: Waiter) =>
+        this.hasSlotFor(w.request, config) && pickBackend(policies, w.plan, 0, (w.resumeFrom?.tokens ?? 0) > 0, now).ok;
+      const entry = tickets.queue.takeFirst((e) => canStart(e.value));
+      if (!entry) break;
+      waiting.answer(entry.value, this.grant(entry.value, now)!, now);
+    }
+    if (tickets.queue.size > 0 && policies.pools.size > 0) host.poolsWanted();
+  }
+
+  /** Every backend of a request's plan is shut (its breaker open) for `retryAfterMs`. */
+  noBackend(retryAfterMs: number) {
+    this.core.metrics.count("rejectedNoBackend");
+    return rejections.noBackend(retryAfterMs);
+  }
+}
