@@ -9,7 +9,7 @@ import type { Env } from "../env";
 import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, describeIssues, type TenantConfig } from "../config/schema";
-import { fleetIssues, listFleet } from "../config/fleet";
+import { allPools, fleetIssues } from "../config/fleet";
 import { backendUrlProblem } from "../config/backend-url";
 import { backendUrlPolicy, outboundUrlPolicy } from "../serve/url-policy";
 import { type Json, applyMergePatch, mergePatchBetween } from "../config/merge-patch";
@@ -51,12 +51,8 @@ async function eraseWorkflows(env: Env, tenant: string): Promise<void> {
 
 /** Every pool forgets the tenant (its credits and tokens served): it may have used any of them once. */
 async function forgetInPools(env: Env, tenant: string): Promise<void> {
-  let cursor: string | undefined;
-  do {
-    const page = await listFleet(env, "pool", 1000, cursor);
-    await Promise.all(page.ids.map((pool) => env.POOL_GATE.get(env.POOL_GATE.idFromName(pool)).forgetTenant(tenant)));
-    cursor = page.cursor ?? undefined;
-  } while (cursor !== undefined);
+  const pools = await allPools(env);
+  await Promise.all(pools.map((pool) => env.POOL_GATE.get(env.POOL_GATE.idFromName(pool)).forgetTenant(tenant)));
 }
 
 /** What the caller may see of a config or a change: a tenant admin sees no backend URLs or credentials. */

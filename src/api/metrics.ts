@@ -2,7 +2,7 @@
 // every tenant's in one Prometheus scrape (`GET /admin/metrics`). A scrape asks every listed
 // tenant's gates, so it wakes each of them: scrape every 30-60 s, not every second.
 import { Hono } from "hono";
-import pLimit from "p-limit";
+import pLimit, { type LimitFunction } from "p-limit";
 import type { AppEnv } from "./context";
 import { errorResponse } from "../stream/errors";
 import type { TenantConfig } from "../config/schema";
@@ -13,6 +13,8 @@ import { fnv1a } from "../admission/gate-naming";
 import { prometheusText, type GateStats, type MetricFamily } from "../observe/prometheus";
 import { workflowFamilies, workflowSummary } from "../workflows/summary";
 import { mergeShardStats, withoutHistograms } from "../observe/shard-stats";
+import { allPools } from "../config/fleet";
+import { poolFamilies } from "../observe/pool-metrics";
 
 /** Tenants one scrape reads, at most. Each costs a config read and a call per gate; a request may make about 10,000 subrequests. */
 export const MAX_SCRAPE_TENANTS = 1_000;
@@ -60,6 +62,30 @@ async function allTenants(env: Env): Promise<string[]> {
     cursor = page.cursor ?? undefined;
   } while (cursor);
   return tenants;
+}
+
+/** Every pool's families; a pool that does not answer costs its samples (`sluice_pool_up` says which). */
+async function poolFamiliesOf(env: Env, limit: LimitFunction): Promise<MetricFamily[]> {
+  const ids = await allPools(env);
+  const read = await Promise.all(
+    ids.map((pool) =>
+      limit(() =>
+        env.POOL_GATE.get(env.POOL_GATE.idFromName(pool))
+          .stats(pool)
+          .then(
+            (stats) => ({ pool, stats }),
+            () => ({ pool, stats: null }),
+          ),
+      ),
+    ),
+  );
+  const up: MetricFamily = {
+    name: "sluice_pool_up",
+    type: "gauge",
+    help: "1 when the pool's gate answered this scrape, 0 when it did not (its other samples are then missing).",
+    samples: read.map(({ pool, stats }) => [{ pool }, stats ? 1 : 0]),
+  };
+  return read.length === 0 ? [] : [up, ...poolFamilies(read.flatMap((r) => (r.stats ? [r.stats] : [])))];
 }
 
 export const fleetMetricsRoute = new Hono<AppEnv>().get("/", async (c) => {
@@ -111,5 +137,7 @@ export const fleetMetricsRoute = new Hono<AppEnv>().get("/", async (c) => {
       ),
     ),
   );
-  return c.body(prometheusText(stats, [up, ...workflows.flat()]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+  // The pools' families come once, with the first part of a split scrape.
+  const pools = part.k === 1 ? await poolFamiliesOf(c.env, limit) : [];
+  return c.body(prometheusText(stats, [up, ...workflows.flat(), ...pools]), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
 });

@@ -79,6 +79,18 @@ export async function listFleet(env: StoreEnv, kind: "backend" | "pool", limit: 
   return { ids: page.keys.map((k) => k.name.slice(prefix.length)), cursor: page.list_complete ? null : page.cursor };
 }
 
+/** Every pool's id (the operator keeps a few: they are read in pages of 1,000). */
+export async function allPools(env: StoreEnv): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listFleet(env, "pool", 1000, cursor);
+    ids.push(...page.ids);
+    cursor = page.cursor ?? undefined;
+  } while (cursor !== undefined);
+  return ids;
+}
+
 /**
  * The config with the fleet backends it names added to its backends (its own backends win an id
  * they share, which the admin API refuses anyway). A fleet backend deleted since is left out: its

@@ -121,6 +121,12 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     backends.map(([l, b]) => [l, b.limit]),
   );
   family(
+    "sluice_backend_pool_credits",
+    "gauge",
+    "Of a fleet backend (a shared pool's): credits this tenant's gates hold from the pool, the most attempts they may run on it.",
+    backends.flatMap(([l, b]) => (b.pool ? [[{ ...l, pool: b.pool.id }, b.pool.credits] as [Labels, number]] : [])),
+  );
+  family(
     "sluice_backend_breaker_state",
     "gauge",
     "1 for the circuit breaker's current state.",

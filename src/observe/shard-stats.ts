@@ -52,6 +52,9 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
         inFlight: add((x) => x.inFlight),
         maxConcurrency: b.maxConcurrency,
         limit: add((x) => x.limit),
+        ...(b.pool === undefined
+          ? {}
+          : { pool: { id: b.pool, credits: add((x) => x.pool?.credits ?? 0), target: add((x) => x.pool?.target ?? 0) } }),
         attempts: add((x) => x.attempts),
         successes: add((x) => x.successes),
         failures: add((x) => x.failures),

@@ -4,7 +4,7 @@
 // tenants go idle and after gates restart.
 import { abortAllDurableObjects, SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, eventually, MESSAGES, release, resetSims, simStats, simUrl, storedLeases } from "./helpers";
+import { ADMIN, chat, createTenant, eventually, gateStats, MESSAGES, release, resetSims, simStats, simUrl, storedLeases } from "./helpers";
 
 beforeEach(resetSims);
 
@@ -128,6 +128,30 @@ describe("shared pools", () => {
     await drain("pr", [...first, ...second]);
     expect((await simStats("a")).peakActive).toBe(4);
     await eventually(async () => (await poolStats(pool)).held === 0, WAIT_MS);
+  });
+});
+
+describe("shared pools: sharded tenants and metrics", () => {
+  it("never runs more than the capacity for a sharded tenant, and shows the pool in stats and Prometheus", {
+    timeout: TEST_MS,
+  }, async () => {
+    const { pool, backend } = await sharedBackend(4);
+    const sharded = await fleetTenant(backend, { limits: { maxConcurrency: 16, maxQueue: 64, maxQueueWaitMs: WAIT_MS, shards: 2 } });
+    const requests = held(sharded.key, "ps", 10);
+    await eventually(async () => (await simStats("a")).held === 4, WAIT_MS);
+    await eventually(async () => (await tenantIn(pool, sharded.tenant))?.inFlight === 4, WAIT_MS);
+    const stats = await gateStats(sharded.tenant);
+    expect(stats.backends.find((b: { id: string }) => b.id === backend)).toMatchObject({ inFlight: 4, pool: { id: pool, credits: 4 } });
+    const scrape = await (await admin("/metrics")).text();
+    expect(scrape).toContain(`sluice_pool_capacity{pool="${pool}",backend="${backend}"} 4`);
+    expect(scrape).toContain(`sluice_pool_tenant_credits_held{pool="${pool}",tenant="${sharded.tenant}"} 4`);
+    expect(scrape).toContain(`sluice_pool_up{pool="${pool}"} 1`);
+    const own = await (await admin(`/tenants/${sharded.tenant}/metrics`)).text();
+    expect(own).toMatch(
+      new RegExp(`sluice_backend_pool_credits\\{tenant="${sharded.tenant}",backend="${backend}",region="us-east",pool="${pool}"\\} 4`),
+    );
+    await drain("ps", requests);
+    expect((await simStats("a")).peakActive).toBe(4);
   });
 });
 
