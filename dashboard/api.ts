@@ -1,8 +1,9 @@
 // The dashboard's calls to sluice's admin API, with the admin token from the page (never in a URL).
 import type { GateStats } from "../src/observe/prometheus";
 import type { WorkflowSummary } from "../src/workflows/core/summary";
+import type { PoolStats } from "../src/pool/core/pool-stats";
 
-export type { WorkflowSummary };
+export type { PoolStats, WorkflowSummary };
 
 export type Stats = GateStats;
 
@@ -51,6 +52,14 @@ export class AdminApi {
 
   workflows(tenant: string): Promise<WorkflowSummary> {
     return this.get<WorkflowSummary>(`/admin/tenants/${encodeURIComponent(tenant)}/workflows`);
+  }
+
+  /** Every shared pool's stats (the first 100 pools); the operator's only: a tenant admin key gets none. */
+  async pools(): Promise<PoolStats[]> {
+    const page = await this.get<{ data: Array<{ id: string }> }>("/admin/pools?limit=100");
+    return Promise.all(
+      page.data.map(async (p) => (await this.get<{ stats: PoolStats }>(`/admin/pools/${encodeURIComponent(p.id)}`)).stats),
+    );
   }
 
   async deadLetters(tenant: string): Promise<DeadLetter[]> {

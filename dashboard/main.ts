@@ -2,7 +2,7 @@
 // from the admin API. The admin token (operator's or a tenant admin key) is asked once and kept in
 // sessionStorage for this tab; it is sent as a header, never put in a URL.
 import uPlot from "uplot";
-import { AdminApi, type DeadLetter, type Stats, Unauthorized, type WorkflowSummary } from "./api";
+import { AdminApi, type DeadLetter, type PoolStats, type Stats, Unauthorized, type WorkflowSummary } from "./api";
 import { breakerHealth, refusals, tenantHealth } from "./health";
 
 const TOKEN_KEY = "sluice-admin-token";
@@ -86,6 +86,41 @@ function renderFleet(rows: Array<{ tenant: string; stats: Stats | null }>): void
   }
 }
 
+const percent = (share: number) => `${Math.round(share * 100)}%`;
+
+/** Each pool: its credits held against its capacity, then each tenant's against its fair share and its weight. */
+function renderPools(pools: PoolStats[]): void {
+  $("pools").hidden = pools.length === 0;
+  const body = $<HTMLTableSectionElement>("pools-body");
+  body.replaceChildren();
+  for (const p of pools) {
+    const row = body.insertRow();
+    cell(row, p.pool);
+    cell(row, `all (${p.backends.map((b) => `${b.id}: ${b.inFlight}/${b.capacity}`).join(", ")})`);
+    cell(row, "–");
+    cell(row, `${p.held} / ${p.capacity}`, `pool-${p.pool}`);
+    cell(row, "–");
+    cell(
+      row,
+      p.backends.reduce((n, b) => n + b.waiting, 0),
+    );
+    cell(
+      row,
+      p.tenants.reduce((n, t) => n + t.tokens, 0),
+    );
+    for (const t of p.tenants) {
+      const r = body.insertRow();
+      cell(r, "");
+      cell(r, t.tenant);
+      cell(r, t.weight);
+      cell(r, `${t.held} / ${t.target}`, `pool-${p.pool}-${t.tenant}`);
+      cell(r, `${percent(t.share)} of ${percent(t.weightShare)}`, `share-${p.pool}-${t.tenant}`);
+      cell(r, t.waiting);
+      cell(r, t.tokens);
+    }
+  }
+}
+
 /** Runs by status, then the steps that failed or were skipped and the attempts that failed, by backend. */
 function renderWorkflows(w: WorkflowSummary | null): void {
   if (!w) return text($("workflows"), "–");
@@ -139,7 +174,13 @@ function renderTenant(tenant: string, s: Stats, letters: DeadLetter[]): void {
     cell(row, `${b.id} (${b.region})`);
     cell(row, b.breaker, `breaker-${b.id}`, breakerHealth(b.breaker));
     // A learned limit below maxConcurrency (adaptiveConcurrency) is what the backend may hold now.
-    cell(row, `${b.inFlight} / ${b.limit}${b.limit < b.maxConcurrency ? ` (learned; max ${b.maxConcurrency})` : ""}`, `load-${b.id}`);
+    // A fleet backend's limit is the credits its pool granted this tenant.
+    const why = b.pool
+      ? ` (pool ${b.pool.id}: ${b.pool.credits} credits)`
+      : b.limit < b.maxConcurrency
+        ? ` (learned; max ${b.maxConcurrency})`
+        : "";
+    cell(row, `${b.inFlight} / ${b.limit}${why}`, `load-${b.id}`);
     cell(row, recent ? `${Math.round(recent.failureRate * 100)}% of ${recent.attempts}` : "–");
     cell(row, ms(b.ttftMs.p99));
     cell(row, b.wastedTokens.regenerated + b.wastedTokens.restarted);
@@ -217,6 +258,7 @@ async function refresh(): Promise<void> {
     const tenants = own ? [own] : (await api.tenants()).slice(0, FLEET_LIMIT);
     const rows = await Promise.all(tenants.map(async (tenant) => ({ tenant, stats: await api.stats(tenant).catch(() => null) })));
     renderFleet(rows);
+    renderPools(own ? [] : await api.pools().catch(() => []));
     selected ??= tenants[0] ?? null;
     const current = rows.find((r) => r.tenant === selected);
     if (selected && current?.stats) {

@@ -160,6 +160,47 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     expect(requested.every((u) => u.startsWith(stack.router.url) || u.startsWith("data:"))).toBe(true);
   });
 
+  it("shows a shared pool: credits held against its capacity, each tenant's against its fair share and weight", async () => {
+    const put = (p: string, body: unknown) =>
+      fetch(`${stack.router.url}/admin${p}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect((await put("/pools/gpus", {})).status).toBe(200);
+    const url = `http://127.0.0.1:${stack.sims.euw1!.port}/v1`;
+    expect(
+      (await put("/backends/gpu-shared", { region: "eu-west", url, model: "llama-sim", maxConcurrency: 2, pool: "gpus" })).status,
+    ).toBe(200);
+    const poolKey = "sk-dash-pool-0123456789";
+    await stack.createTenant(
+      "dash-pool",
+      { models: { chat: { route: ["gpu-shared"] } }, pools: { gpus: { weight: 2 } }, limits: { maxQueueWaitMs: 120_000 } },
+      poolKey,
+    );
+    const held = Array.from({ length: 3 }, (_, i) =>
+      fetch(`${stack.router.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${poolKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: `pooled ${i}` }], sim_fault: { hold: "dash-pool" } }),
+      }),
+    );
+    const pool = async () => ((await (await stack.admin("/pools/gpus")).json()) as any).stats;
+    await eventually(async () => (await pool()).inFlight === 2);
+    await nextRefresh();
+    expect(await page.getByTestId("pool-gpus").textContent()).toBe("2 / 2");
+    const tenant = (await pool()).tenants.find((t: { tenant: string }) => t.tenant === "dash-pool");
+    expect(await page.getByTestId("pool-gpus-dash-pool").textContent()).toBe(`2 / ${tenant.target}`);
+    expect(await page.getByTestId("share-gpus-dash-pool").textContent()).toBe("100% of 100%");
+    let done = false;
+    void Promise.all(held.map(async (r) => (await r).arrayBuffer())).then(() => (done = true));
+    await eventually(() => {
+      stack.sims.euw1!.release("dash-pool");
+      return done;
+    });
+    expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200, 200]);
+  });
+
   it("shows a failing backend's breaker open within one refresh of the stats API saying so", async () => {
     stack.sims.use1!.configure({ failRate: 1, failStatus: 503 });
     await eventually(async () => {

@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "./harness";
+import { ADMIN_TOKEN, startStack, type Stack } from "./harness";
 
 const PROMTOOL = process.env.PROMTOOL_PATH ?? "/usr/bin/promtool";
 const hasPromtool = existsSync(PROMTOOL);
@@ -25,6 +25,20 @@ function lint(text: string): { problems: string; status: number | null } {
 describe.skipIf(!hasPromtool)("the Prometheus scrapes", () => {
   beforeAll(async () => {
     stack = await startStack(["use1", "euw1"]);
+    // A shared pool with one fleet backend, so the pool families are filled too.
+    const put = (p: string, body: unknown) =>
+      fetch(`${stack.router.url}/admin${p}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    await put("/pools/pool-lint", {});
+    await put("/backends/gpu-lint", {
+      region: "us-east",
+      url: `http://127.0.0.1:${stack.sims.use1!.port}/v1`,
+      model: "m",
+      pool: "pool-lint",
+    });
     await stack.createTenant(
       "lint",
       {
@@ -32,8 +46,9 @@ describe.skipIf(!hasPromtool)("the Prometheus scrapes", () => {
           { id: "use1", region: "us-east", url: `http://127.0.0.1:${stack.sims.use1!.port}/v1`, model: "m" },
           { id: "euw1", region: "eu-west", url: `http://127.0.0.1:${stack.sims.euw1!.port}/v1`, model: "m" },
         ],
-        models: { chat: { route: ["use1", "euw1"], order: "pinned" } },
+        models: { chat: { route: ["use1", "euw1"], order: "pinned" }, pooled: { route: ["gpu-lint"] } },
         limits: { requestsPerMinute: 1_000, tokensPerMinute: 1_000_000 },
+        pools: { "pool-lint": { weight: 2 } },
       },
       KEY,
     );
@@ -47,6 +62,7 @@ describe.skipIf(!hasPromtool)("the Prometheus scrapes", () => {
     await ask({ stream: true });
     await ask({ sim_fault: { backend: "use1", status: 503 } });
     await ask({ model: "missing" });
+    await ask({ model: "pooled" });
   });
 
   afterAll(async () => {
@@ -62,6 +78,8 @@ describe.skipIf(!hasPromtool)("the Prometheus scrapes", () => {
       expect(res.status).toBe(200);
       const text = await res.text();
       expect(text).toContain("sluice_backend_attempts_total");
+      expect(text).toContain("sluice_backend_pool_credits");
+      if (path === "/metrics") expect(text).toContain('sluice_pool_tenant_tokens_total{pool="pool-lint",tenant="lint"}');
       expect(lint(text)).toEqual({ problems: "", status: 0 });
     });
   }
