@@ -4,7 +4,7 @@
 // holds the policy; this shell stores the ledger in SQLite, so a restart neither forgets a holder's
 // credits nor hands them out twice).
 import { DurableObject } from "cloudflare:workers";
-import { CreditLedger, type SavedHolder, type SyncReply, type SyncReport } from "./core/credit-ledger";
+import { CreditLedger, type SavedHolder, type SavedTenant, type SyncReply, type SyncReport } from "./core/credit-ledger";
 import { type PoolStats, poolStats } from "./core/pool-stats";
 
 export class PoolGate extends DurableObject<Record<string, never>> {
@@ -19,14 +19,14 @@ export class PoolGate extends DurableObject<Record<string, never>> {
     const sql = this.ctx.storage.sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS backends (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS holders (holder TEXT PRIMARY KEY, data TEXT NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS served (tenant TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, data TEXT NOT NULL)`);
     for (const r of sql.exec<{ id: string; capacity: number }>(`SELECT id, capacity FROM backends`))
       this.ledger.setBackend(r.id, r.capacity);
     const holders = sql.exec<{ holder: string; data: string }>(`SELECT holder, data FROM holders`).toArray();
-    const served = sql.exec<{ tenant: string; data: string }>(`SELECT tenant, data FROM served`).toArray();
+    const tenants = sql.exec<{ tenant: string; data: string }>(`SELECT tenant, data FROM tenants`).toArray();
     this.ledger.restore(
       holders.map((r) => [r.holder, JSON.parse(r.data) as SavedHolder]),
-      served.map((r) => [r.tenant, JSON.parse(r.data) as Record<string, number>]),
+      tenants.map((r) => [r.tenant, JSON.parse(r.data) as SavedTenant]),
     );
   }
 
@@ -38,8 +38,8 @@ export class PoolGate extends DurableObject<Record<string, never>> {
     const saved = this.ledger.saved(report.holder);
     if (saved) sql.exec(`INSERT OR REPLACE INTO holders (holder, data) VALUES (?, ?)`, report.holder, JSON.stringify(saved));
     else sql.exec(`DELETE FROM holders WHERE holder = ?`, report.holder);
-    const tokens = this.ledger.savedTokens(report.tenant);
-    if (tokens) sql.exec(`INSERT OR REPLACE INTO served (tenant, data) VALUES (?, ?)`, report.tenant, JSON.stringify(tokens));
+    const tenant = this.ledger.savedTenant(report.tenant);
+    if (tenant) sql.exec(`INSERT OR REPLACE INTO tenants (tenant, data) VALUES (?, ?)`, report.tenant, JSON.stringify(tenant));
     return reply;
   }
 
@@ -63,7 +63,7 @@ export class PoolGate extends DurableObject<Record<string, never>> {
   /** The tenant is deleted: its gates' credits go back, and its counts are forgotten. */
   async forgetTenant(tenant: string): Promise<void> {
     this.ledger.forgetTenant(tenant);
-    this.ctx.storage.sql.exec(`DELETE FROM served WHERE tenant = ?`, tenant);
+    this.ctx.storage.sql.exec(`DELETE FROM tenants WHERE tenant = ?`, tenant);
     this.saveHolders();
   }
 

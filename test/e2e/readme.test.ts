@@ -111,6 +111,11 @@ describe("README examples", () => {
       await fetch(`${router.url}/admin/tenants/demo`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     ).json();
     expect(demo.models.chat.fallbacks).toEqual(["chat-small", "chat-large"]);
+    // The shared pool example: the pool's stats name its 16 slots, and a tenant with no backends of its own was served by them.
+    const pool = outputs.find((o) => o.includes('"stats":{"pool":"use1"'));
+    expect(pool).toMatch(/"capacity":16/);
+    expect(pool).toMatch(/"object":"chat\.completion"/);
+    expect(pool).toContain('"tenant":"team-b","weight":3');
     // The async example answered 202 with a generation.
     expect(outputs.find((o) => o.includes('"object":"generation"'))).toContain('"status":"queued"');
     // The workflow example: its run followed to its end, every step succeeded.

@@ -63,6 +63,11 @@ interface Holding {
   headroom: number;
 }
 
+export interface SavedTenant {
+  share: PoolShare;
+  tokens: Record<string, number>;
+}
+
 export interface SavedHolder {
   tenant: string;
   share: PoolShare;
@@ -89,8 +94,8 @@ export interface BackendLedgerView {
 export class CreditLedger {
   private readonly capacities = new Map<string, number>();
   private readonly holders = new Map<string, Holder>();
-  /** Tokens served per tenant and backend, since the pool started counting. */
-  private readonly served = new Map<string, Map<string, number>>();
+  /** Each tenant that synced: its share (as last reported) and the tokens served to it per backend. */
+  private readonly tenants = new Map<string, { share: PoolShare; tokens: Map<string, number> }>();
 
   /** Sets a backend's capacity (its maxConcurrency); 0 or less removes it. */
   setBackend(id: string, capacity: number): void {
@@ -120,7 +125,7 @@ export class CreditLedger {
     const reply: SyncReply = { backends: {}, ttlMs: CREDIT_TTL_MS };
     for (const [id, demand] of Object.entries(report.backends)) {
       if (!this.capacities.has(id)) continue;
-      this.count(report.tenant, id, demand.tokens);
+      this.note(report.tenant, report.share, id, demand.tokens);
       const holding = holder.backends.get(id) ?? { held: 0, inFlight: 0, want: 0, wantBackground: 0, headroom: 0 };
       holding.inFlight = demand.inFlight;
       holding.want = demand.want;
@@ -146,28 +151,28 @@ export class CreditLedger {
   }
 
   /** Holders and counts found in storage at start-up. */
-  restore(holders: Iterable<[string, SavedHolder]>, served: Iterable<[string, Record<string, number>]>): void {
+  restore(holders: Iterable<[string, SavedHolder]>, tenants: Iterable<[string, SavedTenant]>): void {
     for (const [key, h] of holders) this.holders.set(key, { ...h, backends: new Map(Object.entries(h.backends)) });
-    for (const [tenant, byBackend] of served) this.served.set(tenant, new Map(Object.entries(byBackend)));
+    for (const [tenant, t] of tenants) this.tenants.set(tenant, { share: t.share, tokens: new Map(Object.entries(t.tokens)) });
   }
 
-  /** A tenant's tokens served, as stored. */
-  savedTokens(tenant: string): Record<string, number> | undefined {
-    const byBackend = this.served.get(tenant);
-    return byBackend && Object.fromEntries(byBackend);
+  /** A tenant's share and tokens served, as stored. */
+  savedTenant(tenant: string): SavedTenant | undefined {
+    const t = this.tenants.get(tenant);
+    return t && { share: t.share, tokens: Object.fromEntries(t.tokens) };
   }
 
   /** Forgets everything (the pool is deleted). */
   forgetAll(): void {
     this.capacities.clear();
     this.holders.clear();
-    this.served.clear();
+    this.tenants.clear();
   }
 
   /** The tenant is deleted: its holders and its counts go. */
   forgetTenant(tenant: string): void {
     for (const [key, h] of this.holders) if (h.tenant === tenant) this.holders.delete(key);
-    this.served.delete(tenant);
+    this.tenants.delete(tenant);
   }
 
   /** Credits held on the backend, by all holders. */
@@ -206,19 +211,17 @@ export class CreditLedger {
   /** Tokens served per tenant (summed over the pool's backends). */
   tokensByTenant(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const [tenant, byBackend] of this.served)
+    for (const [tenant, t] of this.tenants)
       out.set(
         tenant,
-        [...byBackend.values()].reduce((a, b) => a + b, 0),
+        [...t.tokens.values()].reduce((a, b) => a + b, 0),
       );
     return out;
   }
 
-  /** Tenants with holders, and their shares. */
+  /** Each tenant's share, as it last reported it. */
   shares(): Map<string, PoolShare> {
-    const out = new Map<string, PoolShare>();
-    for (const h of this.holders.values()) out.set(h.tenant, h.share);
-    return out;
+    return new Map([...this.tenants].map(([tenant, t]) => [tenant, t.share]));
   }
 
   /**
@@ -269,10 +272,11 @@ export class CreditLedger {
     return targets;
   }
 
-  private count(tenant: string, backend: string, tokens: number): void {
-    if (!(tokens > 0)) return;
-    const byBackend = this.served.get(tenant) ?? new Map<string, number>();
-    byBackend.set(backend, (byBackend.get(backend) ?? 0) + tokens);
-    this.served.set(tenant, byBackend);
+  /** Notes the tenant's share and counts the tokens it was served on the backend. */
+  private note(tenant: string, share: PoolShare, backend: string, tokens: number): void {
+    const t = this.tenants.get(tenant) ?? { share, tokens: new Map<string, number>() };
+    t.share = share;
+    if (tokens > 0) t.tokens.set(backend, (t.tokens.get(backend) ?? 0) + tokens);
+    this.tenants.set(tenant, t);
   }
 }

@@ -73,7 +73,7 @@ export function poolStats(pool: string, ledger: CreditLedger, now: number): Pool
       t.inFlight += h.inFlight;
       t.waiting += h.waiting;
     }
-  for (const name of tokens.keys()) tenant(name);
+  for (const name of shares.keys()) tenant(name);
   const capacity = views.reduce((s, v) => s + v.capacity, 0);
   const active = [...tenants.values()].filter((t) => t.held + t.waiting > 0);
   const weights = active.reduce((s, t) => s + t.weight, 0);
