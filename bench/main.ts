@@ -30,6 +30,7 @@ import { overhead, surfaceCpu } from "./overhead";
 import { overloadScenario } from "./overload";
 import { chaosScenario } from "./chaos";
 import { slowPoolScenario } from "./slow-pool";
+import { noisyNeighbourScenario } from "./noisy-neighbour";
 
 const { values: args } = parseArgs({
   options: {
@@ -43,7 +44,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(
-    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,slow-pool,batch,workflow] [-- --out DIR]",
+    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,slow-pool,noisy-neighbour,batch,batch-pool,workflow] [-- --out DIR]",
   );
   process.exit(0);
 }
@@ -150,6 +151,8 @@ async function main(): Promise<void> {
     results.overload = wanted("overload") ? await overloadScenario(fleet, sluice.url, targets, P) : {};
     results.chaos = wanted("chaos") ? await chaosScenario(fleet, sluice.url, targets, violations, { ...P, seed: SEED }) : {};
     if (wanted("slow-pool")) results.slowPool = await slowPoolScenario(fleet, sluice, P);
+    if (wanted("noisy-neighbour"))
+      results.noisyNeighbour = await noisyNeighbourScenario(fleet, sluice.url, { phaseMs: QUICK ? 8_000 : 30_000 });
     if (wanted("batch"))
       results.batch = await batchScenario(
         fleet,

@@ -157,6 +157,20 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
     }
     lines.push("");
   }
+  const noisy = run.results.noisyNeighbour;
+  if (noisy) {
+    const t = (p: { p50?: number; p99?: number }) => `${fmt(p.p50)} / ${fmt(p.p99)}`;
+    lines.push(
+      "## Noisy neighbour: two tenants on a shared pool of 4 backends (16 GPU slots each, weight 1 each)",
+      "",
+      "The quiet tenant offers half its share (16 clients), alone, then beside a tenant offering five times its share (160 clients).",
+      "",
+      "| quiet tenant's TTFT p50 / p99 alone | beside the noisy one | its calls failed | peak open per backend (capacity) | utilisation while anyone waits | noisy tenant's 429s | tokens served (quiet / noisy) |",
+      "|---|---|---|---|---|---|---|",
+      `| ${t(noisy.ttftMs.alone)} | ${t(noisy.ttftMs.beside)} | ${noisy.aFailed} of ${noisy.aCalls} | ${noisy.peakOpen.join(", ")} (${noisy.capacityPerBackend}) | ${(noisy.utilisationWhileWaiting * 100).toFixed(1)}% | ${noisy.b429} of ${noisy.bCalls} | ${noisy.tokens.a} / ${noisy.tokens.b} |`,
+      "",
+    );
+  }
   if (run.violations.length) lines.push("## Invariants broken", "", ...run.violations.map((v) => `- ${v}`), "");
   else lines.push("Invariants held: no lost, truncated or duplicated text and no leaked slot in sluice's runs.", "");
 

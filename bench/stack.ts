@@ -25,7 +25,9 @@ export interface Fleet {
   ports: number[];
   url(i: number): string;
   control(i: number, patch: Partial<SimOptions>): Promise<void>;
-  stats(i: number): Promise<{ active: number; waiting: number; requests: number; cancelled: number }>;
+  stats(i: number): Promise<{ active: number; waiting: number; requests: number; cancelled: number; peakOpen: number }>;
+  /** Zeroes a sim's counters (its peaks among them). */
+  resetStats(i: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -69,6 +71,9 @@ export async function startFleet(specs: SimSpec[]): Promise<Fleet> {
     },
     async stats(i) {
       return (await fetch(`${base(i)}/stats`)).json() as never;
+    },
+    async resetStats(i) {
+      await (await fetch(`${base(i)}/stats/reset`, { method: "POST" })).arrayBuffer();
     },
     stop: () => stopChild(child),
   };
@@ -249,6 +254,41 @@ export async function getFreePort(): Promise<number> {
 }
 
 /** A tenant on sluice routing alias "chat" over every sim of the fleet, with an API key (returned). */
+/**
+ * A shared pool of the fleet's sims (README, "Shared pools"): the pool, and one fleet backend per
+ * sim taking `maxConcurrency` at once. Returns the backends' ids, for tenants' routes.
+ */
+export async function createPool(routerUrl: string, pool: string, fleet: Fleet, maxConcurrency: number): Promise<string[]> {
+  const put = async (path: string, body: unknown) => {
+    const res = await fetch(`${routerUrl}/admin${path}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (res.status !== 200) throw new Error(`PUT ${path}: ${res.status} ${await res.text()}`);
+    await res.arrayBuffer();
+  };
+  await put(`/pools/${pool}`, {});
+  const ids = fleet.specs.map((s) => `${pool}-${s.id}`);
+  for (const [i, s] of fleet.specs.entries())
+    await put(`/backends/${ids[i]}`, { region: s.region, url: fleet.url(i), model: MODEL, maxConcurrency, resume: true, pool });
+  return ids;
+}
+
+/** A tenant with no backends of its own, routing to fleet backends `ids` of `pool`; returns its API key. */
+export async function createPoolTenant(
+  routerUrl: string,
+  name: string,
+  pool: string,
+  ids: string[],
+  overrides: Record<string, unknown>,
+): Promise<string> {
+  const key = `sk-bench-${name}-0123456789`;
+  const config = { models: { chat: { route: ids } }, pools: { [pool]: { weight: 1 } }, ...overrides };
+  await createTenantWithKey({ fetch, baseUrl: routerUrl, adminToken: ADMIN_TOKEN, name, config, key });
+  return key;
+}
+
 export async function createTenant(
   routerUrl: string,
   name: string,

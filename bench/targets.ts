@@ -3,6 +3,7 @@
 import type { AlertTimeline } from "./alert-watch";
 import type { BatchRun } from "./batch";
 import type { SlowPoolRun } from "./slow-pool";
+import type { NoisyNeighbourRun } from "./noisy-neighbour";
 import type { WorkflowBench } from "./workflow";
 import type { SystemRun as Run } from "./summary";
 
@@ -23,6 +24,8 @@ export interface RunResults {
   workflow?: WorkflowBench;
   /** Every backend 5x slower for a while: with a fixed maxConcurrency, and with adaptiveConcurrency. */
   slowPool?: Record<"fixed" | "adaptive", SlowPoolRun>;
+  /** Two tenants on a shared pool, one offering five times its share. */
+  noisyNeighbour?: NoisyNeighbourRun;
 }
 
 /** Interactive TTFT beside a batch: at most this much over the baseline without one. */
@@ -41,6 +44,10 @@ const UTILISATION_WHILE_QUEUED = 0.95;
 const REJECT_WITHIN_MS = 20;
 /** CPU per request on a translated API: at most this much over chat completions'. */
 const SURFACE_CPU_RATIO = 1.1;
+/** A quiet tenant's TTFT p99 beside a noisy one on a shared pool: at most this much over alone. */
+const NOISY_TTFT_P99_RATIO = 1.2;
+/** Backend utilisation on a shared pool while any tenant waits: at least this. */
+const POOL_UTILISATION = 0.95;
 /** After a slow pool recovers, TTFT is back within this long. */
 const SLOW_POOL_RECOVERY_MS = 10_000;
 
@@ -171,6 +178,27 @@ export function judgeTargets(results: RunResults): Verdict[] {
       target: `slow pool: TTFT back within ${SLOW_POOL_RECOVERY_MS / 1000} s of the recovery (adaptiveConcurrency)`,
       measured: `${recovered(adaptive)} (fixed maxConcurrency: ${recovered(fixed)})`,
       met: adaptive.recoveredAfterMs !== undefined && adaptive.recoveredAfterMs <= SLOW_POOL_RECOVERY_MS,
+    });
+  }
+
+  const noisy = results.noisyNeighbour;
+  if (noisy) {
+    const { alone, beside } = noisy.ttftMs;
+    const r = ratio(beside.p99, alone.p99);
+    verdicts.push({
+      target: `noisy neighbour: the quiet tenant's TTFT p99 beside a tenant offering 5x its share at most ${NOISY_TTFT_P99_RATIO}x alone, nothing of it failed`,
+      measured: `${ms(beside.p99)} vs ${ms(alone.p99)} (${x(r)}; p50 ${ms(beside.p50)} vs ${ms(alone.p50)}), ${noisy.aFailed} of ${noisy.aCalls} failed; its gate queue wait p50/p99 ${ms(noisy.aQueueMs.p50)} / ${ms(noisy.aQueueMs.p99)}`,
+      met: r === undefined ? undefined : r <= NOISY_TTFT_P99_RATIO && noisy.aFailed === 0,
+    });
+    verdicts.push({
+      target: "noisy neighbour: no backend ever runs more than the pool's capacity for it",
+      measured: `peak open per backend ${noisy.peakOpen.join(", ")} of ${noisy.capacityPerBackend}`,
+      met: noisy.peakOpen.every((p) => p <= noisy.capacityPerBackend),
+    });
+    verdicts.push({
+      target: `noisy neighbour: backend utilisation at least ${POOL_UTILISATION * 100}% while anyone waits`,
+      measured: `${round2(noisy.utilisationWhileWaiting * 100)}%; the noisy tenant's 429s: ${noisy.b429} of ${noisy.bCalls}; tokens served ${noisy.tokens.a} (quiet) and ${noisy.tokens.b} (noisy)`,
+      met: noisy.utilisationWhileWaiting >= POOL_UTILISATION,
     });
   }
 

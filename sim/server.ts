@@ -75,7 +75,7 @@ export class SimServer {
   }
 
   private static zeroCounters() {
-    return { peakActive: 0, requests: 0, completed: 0, failedInjected: 0, disconnectedInjected: 0, hung: 0, cancelled: 0, tokens: 0 };
+    return { peakActive: 0, peakOpen: 0, requests: 0, completed: 0, failedInjected: 0, disconnectedInjected: 0, hung: 0, cancelled: 0, tokens: 0 };
   }
 
   async listen(): Promise<number> {
@@ -299,6 +299,7 @@ export class SimServer {
   /** Starts waiting generations while there is capacity, and keeps the ticker running while needed. */
   private schedule(): void {
     const now = performance.now();
+    this.counters.peakOpen = Math.max(this.counters.peakOpen, this.active.size + this.waiting.length);
     while (this.active.size < this.options.maxConcurrency && this.waiting.length) {
       const gen = this.waiting.shift()!;
       if (gen.done) continue;

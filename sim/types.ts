@@ -66,6 +66,8 @@ export interface SimStats {
   /** Generations held until released (SimFault.hold). */
   held: number;
   peakActive: number;
+  /** Most requests open at once: generating, and waiting for a slot as on a saturated GPU. */
+  peakOpen: number;
   requests: number;
   completed: number;
   failedInjected: number;

@@ -55,7 +55,8 @@ describe("the gate core on a shared pool", () => {
     for (const l of leases.slice(0, 2)) core.settle(l.leaseId, { ...success("gpu"), chunks: 40 }, "complete", undefined, 5);
     expect(admit(core, host, request("r4"), 6).kind).toBe("queued");
     const report = poolReports(core, who, 7)[0]!.report.backends.gpu!;
-    expect(report).toMatchObject({ inFlight: 2, want: 3, tokens: 2 * (10 + 40) });
+    // It wants 3 now (2 in flight, 1 waiting), 4 at its peak since its last report.
+    expect(report).toMatchObject({ inFlight: 2, want: 4, tokens: 2 * (10 + 40) });
     // Tokens are reported once.
     expect(poolReports(core, who, 8)[0]!.report.backends.gpu!.tokens).toBe(0);
   });
@@ -74,13 +75,14 @@ describe("the gate core on a shared pool", () => {
     expect(admit(core, host, request("r3"), 30_001).kind).toBe("queued");
   });
 
-  it("keeps a peak's credits as headroom through a lull, then lets them go", () => {
+  it("keeps a peak's credits through a lull, then lets them go", () => {
     const { core, host } = fleetCore();
     const ids = Array.from({ length: 8 }, (_, i) => `r${i}`);
     for (const id of ids) admit(core, host, request(id), 0);
     core.poolAnswered("p", poolReports(core, who, 0)[0]!.report, reply(9), 0, 1);
     for (const d of host.delivered) core.settle(leaseOf(d.result).leaseId, success("gpu"), "complete", undefined, 2);
-    expect(poolReports(core, who, 3)[0]!.report.backends.gpu).toMatchObject({ inFlight: 0, want: 0, headroom: 8 });
+    // Nothing in flight or waiting, but 8 at its peak a moment ago: it still wants 8 (and 1 to grow).
+    expect(poolReports(core, who, 3)[0]!.report.backends.gpu).toMatchObject({ inFlight: 0, want: 8, headroom: 1 });
     core.poolAnswered("p", poolReports(core, who, 4)[0]!.report, reply(8), 4, 5);
     // Past the peak's memory: it wants nothing, and once the pool took its credits back, it stops reporting.
     const later = 4 + RENEW_MS * 3;

@@ -73,6 +73,8 @@ export class LeaseTable {
   /** Lease ids by request id: an admission resent for a request gets its lease again. */
   private readonly byRequest = new Map<string, string>();
   private readonly perBackend = new Map<string, number>();
+  /** The most attempts in flight on each backend since takeHighWater last read it. */
+  private readonly highWater = new Map<string, number>();
   private alarmAt: number | undefined;
   /** Leases of background work. */
   private backgroundLeases = 0;
@@ -175,7 +177,16 @@ export class LeaseTable {
     this.host.setAlarm(earliest);
   }
 
+  /** The most attempts in flight on the backend since the last call (a demand report between two samples). */
+  takeHighWater(backendId: string): number {
+    const most = Math.max(this.highWater.get(backendId) ?? 0, this.inFlight(backendId));
+    this.highWater.delete(backendId);
+    return most;
+  }
+
   private addInFlight(backendId: string, delta: number): void {
-    this.perBackend.set(backendId, Math.max(0, this.inFlight(backendId) + delta));
+    const n = Math.max(0, this.inFlight(backendId) + delta);
+    this.perBackend.set(backendId, n);
+    if (n > (this.highWater.get(backendId) ?? 0)) this.highWater.set(backendId, n);
   }
 }

@@ -1,8 +1,9 @@
 // A gate's credits on shared backends (fleet backends, owned by their pool's PoolGate: see
 // pool/core/credit-ledger.ts). The gate hands its credits out locally, as slots of those backends,
 // so a request takes no extra round trip; off the request path it reports its demand to each pool
-// and adopts what the pool grants (sync). Demand is remembered for PEAK_MS, so a tenant keeps its
-// credits through a lull instead of giving them back between two bursts.
+// and adopts what the pool grants (sync). Demand is taken at its peak since the last report and over
+// PEAK_MS, so a tenant keeps the credits of a steady load instead of giving one back each time a
+// report falls between two of its requests.
 import type { BackendConfig } from "../../config/schema";
 import type { BackendDemand, PoolShare, SyncReply, SyncReport } from "../../pool/core/credit-ledger";
 import type { Lease, LeaseTable } from "./leases";
@@ -12,8 +13,8 @@ import type { Waiter } from "./tickets";
 
 /** How often a gate that holds or wants credits syncs with their pool, at least. */
 export const RENEW_MS = 1_000;
-/** Demand is taken as its highest over this long. */
-export const PEAK_MS = 2_000;
+/** Demand is taken as its highest over this long (and since the last report). */
+export const PEAK_MS = 1_000;
 /** Credits stop being used this long before the pool would let them lapse (clocks and latency). */
 const LAPSE_MARGIN_MS = 5_000;
 
@@ -27,6 +28,8 @@ export interface Demand {
   inFlight: number;
   interactive: number;
   background: number;
+  /** The most attempts it had in flight since the last report (its demand between two samples). */
+  highWater?: number;
 }
 
 export class PoolCredits {
@@ -59,7 +62,11 @@ export class PoolCredits {
     if (tokens > 0) this.tokens.set(backendId, (this.tokens.get(backendId) ?? 0) + tokens);
   }
 
-  /** The report for one pool: each of its backends' demand now, and headroom up to its peak over PEAK_MS. */
+  /**
+   * The report for one pool: each of its backends' interactive demand at its peak over PEAK_MS (so a
+   * tenant does not give back, between two requests, the credit its next one needs), background
+   * demand now, and a little headroom for a growing load.
+   */
   report(
     who: { holder: string; tenant: string; share: PoolShare },
     backends: readonly BackendConfig[],
@@ -70,18 +77,17 @@ export class PoolCredits {
     const out: Record<string, BackendDemand> = {};
     for (const b of backends) {
       const d = demand(b.id);
+      const sample = Math.max(d.interactive, (d.highWater ?? 0) - d.background);
       const peak = this.peaks.get(b.id);
-      if (!peak || now - peak.at > PEAK_MS || d.interactive >= peak.interactive)
-        this.peaks.set(b.id, { interactive: d.interactive, at: now });
-      const recent = this.peaks.get(b.id)!.interactive;
-      // Beyond what it wants now: its recent peak, and a little more so the next request of a
-      // growing load finds a credit waiting. The pool gives headroom only from what nobody wants.
-      const growth = d.interactive > 0 ? Math.max(1, Math.ceil(d.interactive / 8)) : 0;
+      if (!peak || now - peak.at > PEAK_MS || sample >= peak.interactive) this.peaks.set(b.id, { interactive: sample, at: now });
+      const want = Math.min(cap, Math.max(sample, this.peaks.get(b.id)!.interactive));
+      // The pool gives headroom only from what nobody wants.
+      const growth = want > 0 ? Math.max(1, Math.ceil(want / 8)) : 0;
       out[b.id] = {
         inFlight: d.inFlight,
-        want: Math.min(cap, d.interactive),
+        want,
         wantBackground: Math.min(cap, d.background),
-        headroom: Math.max(0, Math.min(cap, Math.max(recent, d.interactive + growth)) - d.interactive),
+        headroom: Math.min(cap - want, growth),
         tokens: this.tokens.get(b.id) ?? 0,
       };
       this.tokens.delete(b.id);
@@ -117,11 +123,13 @@ export class PoolCredits {
 }
 
 /**
- * Each fleet backend's demand: attempts in flight on it, and waiters whose plan names it first
- * among fleet backends (a waiter asks one pool for one slot, not every backend of its plan).
+ * Each fleet backend's demand: attempts in flight on it, and each waiter counted once, on the first
+ * fleet backend of its plan with room for it (its capacity, `capacityOf`, less what is in flight
+ * and what waiters before it took), or on its first fleet backend when none has: the way its
+ * attempt would be placed, so a tenant asks every backend of its routes for what it would use there.
  */
 export function fleetDemand(
-  fleet: ReadonlySet<string>,
+  capacityOf: (backendId: string) => number | undefined,
   leases: Iterable<Lease>,
   waiting: Iterable<QueueEntry<Waiter>>,
 ): Map<string, Demand> {
@@ -132,16 +140,20 @@ export function fleetDemand(
     return d;
   };
   for (const lease of leases) {
-    if (lease.backendId === null || !fleet.has(lease.backendId)) continue;
+    if (lease.backendId === null || capacityOf(lease.backendId) === undefined) continue;
     const d = of(lease.backendId);
     d.inFlight++;
     if (lease.background) d.background++;
     else d.interactive++;
   }
   for (const entry of waiting) {
-    const first = entry.value.plan.find((e) => fleet.has(e.backendId));
-    if (!first) continue;
-    const d = of(first.backendId);
+    const fleet = entry.value.plan.filter((e) => capacityOf(e.backendId) !== undefined);
+    if (fleet.length === 0) continue;
+    const room = fleet.find((e) => {
+      const d = demand.get(e.backendId);
+      return (d ? d.interactive + d.background : 0) < capacityOf(e.backendId)!;
+    });
+    const d = of((room ?? fleet[0]!).backendId);
     if (entry.priority === "background") d.background++;
     else d.interactive++;
   }
@@ -151,7 +163,7 @@ export function fleetDemand(
 /** What of the gate core a pool report reads. */
 export interface ReportSources {
   policies: Pick<TenantPolicies, "credits" | "pools" | "share" | "config">;
-  leases: Pick<LeaseTable, "all">;
+  leases: Pick<LeaseTable, "all" | "takeHighWater">;
   tickets: { queue: Pick<BoundedPriorityQueue<Waiter>, "entries"> };
 }
 
@@ -168,9 +180,10 @@ export function poolReports(
   if (pools.size === 0) return [];
   // The most slots the gate could use: its share of the tenant's maxConcurrency.
   const cap = core.policies.config?.limits.maxConcurrency ?? 0;
-  const fleet = new Set([...pools.values()].flatMap((bs) => bs.map((b) => b.id)));
-  const demand = fleetDemand(fleet, core.leases.all(), core.tickets.queue.entries());
+  const capacities = new Map([...pools.values()].flatMap((bs) => bs.map((b) => [b.id, b.maxConcurrency] as const)));
+  const demand = fleetDemand((id) => capacities.get(id), core.leases.all(), core.tickets.queue.entries());
   const of = (id: string) => demand.get(id) ?? { inFlight: 0, interactive: 0, background: 0 };
+  const reporting = (id: string) => ({ ...of(id), highWater: core.leases.takeHighWater(id) });
   const reports: { pool: string; report: SyncReport }[] = [];
   for (const [pool, backends] of pools) {
     const ids = backends.map((b) => b.id);
