@@ -7,7 +7,7 @@
 import { closedLoop, MODEL, type Target } from "./load";
 import { round, summarize, type Percentiles } from "./summary";
 import { uniformCalls } from "./traffic";
-import { ADMIN_TOKEN, createTenant, type Fleet } from "./stack";
+import { ADMIN_TOKEN, createPool, createPoolTenant, createTenant, type Fleet } from "./stack";
 import { ProcessCpu } from "./process-cpu";
 import { expectedText } from "../sim/text";
 
@@ -54,20 +54,19 @@ const SLOTS_PER_SIM = 16;
 export async function batchScenario(
   fleet: Fleet,
   sluiceUrl: string,
-  options: { lines: number; phaseMs: number },
+  /** `pool`: the tenant's backends are a shared pool's fleet backends (README, "Shared pools"), not its own. */
+  options: { lines: number; phaseMs: number; pool?: string },
   log: (line: string) => void,
   violations: string[],
 ): Promise<BatchRun> {
   const capacity = SLOTS_PER_SIM * fleet.specs.length;
   for (let i = 0; i < fleet.specs.length; i++) await fleet.control(i, { failRate: 0, disconnectRate: 0, maxConcurrency: SLOTS_PER_SIM });
   // limits.background is left at its default: half the slots.
-  const key = await createTenant(
-    sluiceUrl,
-    "batchmix",
-    fleet,
-    { limits: { maxConcurrency: capacity + 2 * fleet.specs.length, maxQueue: 5_000, maxQueueWaitMs: 60_000 } },
-    { maxConcurrency: SLOTS_PER_SIM + 2 },
-  );
+  const limits = { limits: { maxConcurrency: capacity + 2 * fleet.specs.length, maxQueue: 5_000, maxQueueWaitMs: 60_000 } };
+  const tenant = options.pool ? "batchpool" : "batchmix";
+  const key = options.pool
+    ? await createPoolTenant(sluiceUrl, tenant, options.pool, await createPool(sluiceUrl, options.pool, fleet, SLOTS_PER_SIM + 2), limits)
+    : await createTenant(sluiceUrl, tenant, fleet, limits, { maxConcurrency: SLOTS_PER_SIM + 2 });
   const v1 = (path: string, init: RequestInit = {}) =>
     fetch(`${sluiceUrl}/v1/${path}`, { ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers ?? {}) } });
   const target: Target = { name: "sluice", baseUrl: `${sluiceUrl}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
@@ -125,7 +124,7 @@ export async function batchScenario(
         waiting += stats.waiting;
       }
       const gate = (await (
-        await fetch(`${sluiceUrl}/admin/tenants/batchmix/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+        await fetch(`${sluiceUrl}/admin/tenants/${tenant}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
       ).json()) as {
         inFlight: number;
         backgroundInFlight: number;

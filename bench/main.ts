@@ -161,6 +161,14 @@ async function main(): Promise<void> {
         (l) => console.log(`[bench] ${l}`),
         violations,
       );
+    if (wanted("batch-pool"))
+      results.batchPool = await batchScenario(
+        fleet,
+        sluice.url,
+        { lines: QUICK ? 200 : 2_000, phaseMs: QUICK ? 5_000 : 20_000, pool: "bench-batch" },
+        (l) => console.log(`[bench] pool ${l}`),
+        violations,
+      );
     if (wanted("workflow"))
       results.workflow = await workflowScenario(
         fleet,

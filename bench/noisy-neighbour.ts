@@ -26,7 +26,10 @@ export interface NoisyNeighbourRun {
   utilisationWhileWaiting: number;
   /** Tokens the pool served each tenant. */
   tokens: { a: number; b: number };
-  /** The quiet tenant's wait in its gate's queue (ms, both phases), as its gate counts it. */
+  /**
+   * The quiet tenant's wait in its gate for a slot (a credit of the pool) while the noisy one ran, as
+   * its gate's queue-wait histogram counts it: the bucket bounds (ms) its p50 and p99 fall under.
+   */
   aQueueMs: { p50?: number; p99?: number };
 }
 
@@ -54,10 +57,10 @@ export async function noisyNeighbourScenario(fleet: Fleet, sluiceUrl: string, op
   for (let i = 0; i < fleet.specs.length; i++) await fleet.resetStats(i);
   // A runs throughout; B joins for the second half, as a neighbour turning noisy would.
   const stop = progress(`noisy neighbour: A (${share / 2} clients), B (${share * 5} clients) joining halfway`, () => count);
-  const startedAt = performance.now();
   const quiet = closedLoop(a, sessions("nn-a"), share / 2, 2 * options.phaseMs, () => count++);
   await new Promise((r) => setTimeout(r, options.phaseMs));
   const joinedAt = performance.now();
+  const waitsBefore = await queueWaitBuckets(sluiceUrl, "nn-a");
   let sampling = true;
   const busy: number[] = [];
   const sampler = (async () => {
@@ -71,17 +74,12 @@ export async function noisyNeighbourScenario(fleet: Fleet, sluiceUrl: string, op
   })();
   const noisy = await closedLoop(b, sessions("nn-b"), share * 5, options.phaseMs, () => count++);
   sampling = false;
+  const waitsBeside = await queueWaitBuckets(sluiceUrl, "nn-a");
   const quietResults = await quiet;
   stop();
   await sampler;
   const alone = quietResults.filter((r) => r.startedAt < joinedAt);
   const beside = quietResults.filter((r) => r.startedAt >= joinedAt);
-  if (process.env.NN_DEBUG)
-    console.log(
-      JSON.stringify(
-        beside.filter((r) => (r.ttftMs ?? 0) > 150).map((r) => [Math.round(r.startedAt - startedAt), Math.round(r.ttftMs ?? -1)]),
-      ),
-    );
   const peakOpen: number[] = [];
   for (let i = 0; i < fleet.specs.length; i++) peakOpen.push((await fleet.stats(i)).peakOpen);
   await settle(fleet);
@@ -90,7 +88,6 @@ export async function noisyNeighbourScenario(fleet: Fleet, sluiceUrl: string, op
   ).json()) as {
     stats: { tenants: Array<{ tenant: string; tokens: number }> };
   };
-  const aGate = (await gateStats(sluiceUrl, "nn-a")) as unknown as { latencyMs: { queue: { p50?: number; p99?: number } } };
   const tokensOf = (t: string) => pool.stats.tenants.find((x) => x.tenant === t)?.tokens ?? 0;
   await configureFleet(fleet, { maxConcurrency: 5_000 });
   const ttfts = (rs: CallResult[]) => percentiles(rs.filter((r) => r.ttftMs !== undefined).map((r) => r.ttftMs!));
@@ -105,6 +102,24 @@ export async function noisyNeighbourScenario(fleet: Fleet, sluiceUrl: string, op
     gpuSlotsPerBackend: GPU_SLOTS,
     utilisationWhileWaiting: busy.length ? round(busy.reduce((x, y) => x + y, 0) / busy.length, 3) : 0,
     tokens: { a: tokensOf("nn-a"), b: tokensOf("nn-b") },
-    aQueueMs: { p50: aGate.latencyMs.queue.p50, p99: aGate.latencyMs.queue.p99 },
+    aQueueMs: { p50: bucketOf(waitsBefore, waitsBeside, 0.5), p99: bucketOf(waitsBefore, waitsBeside, 0.99) },
   };
+}
+
+/** The tenant's queue-wait histogram (Prometheus), as cumulative counts by bucket bound in ms. */
+async function queueWaitBuckets(sluiceUrl: string, tenant: string): Promise<Array<[number, number]>> {
+  const text = await (
+    await fetch(`${sluiceUrl}/admin/tenants/${tenant}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  ).text();
+  return [...text.matchAll(/^sluice_queue_wait_seconds_bucket\{[^}]*le="([^"]+)"\} (\d+)$/gm)].map((m) => [
+    m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]) * 1000,
+    Number(m[2]),
+  ]);
+}
+
+/** The bucket bound (ms) under which quantile `q` of the waits between two readings falls. */
+function bucketOf(before: Array<[number, number]>, after: Array<[number, number]>, q: number): number | undefined {
+  const counts = after.map(([le, n], i): [number, number] => [le, n - (before[i]?.[1] ?? 0)]);
+  const total = counts.at(-1)?.[1] ?? 0;
+  return total === 0 ? undefined : counts.find(([, n]) => n >= q * total)?.[0];
 }
