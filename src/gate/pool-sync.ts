@@ -7,13 +7,19 @@ import { RENEW_MS, poolReports } from "./core/pool-credits";
 import type { PoolGate } from "../pool/pool-gate";
 import { logError } from "../log";
 
-/** The least time between two syncs of a gate whose requests wait for credits. */
+/**
+ * The least time between two syncs of a gate whose requests wait for credits; doubled after each
+ * sync that left it short with nothing more (others' attempts must end first), up to MAX_GAP_MS,
+ * so a saturated pool is not asked 40 times a second by every gate that waits.
+ */
 const MIN_GAP_MS = 25;
+const MAX_GAP_MS = 100;
 
 export class PoolSync {
   private running = false;
   private again = false;
   private lastStart = 0;
+  private gapMs = MIN_GAP_MS;
   private timer: { at: number; handle: ReturnType<typeof setTimeout> } | undefined;
 
   constructor(
@@ -25,7 +31,7 @@ export class PoolSync {
 
   /** Sync soon (requests wait). */
   wanted(): void {
-    this.schedule(this.lastStart + MIN_GAP_MS);
+    this.schedule(this.lastStart + this.gapMs);
   }
 
   /** No more syncs (the tenant was deleted). */
@@ -54,6 +60,7 @@ export class PoolSync {
     }
     this.running = true;
     let synced = false;
+    let stalled = false;
     try {
       const holder = this.holder();
       if (!holder) return;
@@ -70,9 +77,10 @@ export class PoolSync {
               logError(undefined, "pool not reached", err, { pool, holder: holder.holder });
               return null;
             });
-          this.core().poolAnswered(pool, report, reply, sentAt, Date.now());
+          if (this.core().poolAnswered(pool, report, reply, sentAt, Date.now())) stalled = true;
         }),
       );
+      this.gapMs = stalled ? Math.min(MAX_GAP_MS, this.gapMs * 2) : MIN_GAP_MS;
     } finally {
       this.running = false;
       if (this.again) {

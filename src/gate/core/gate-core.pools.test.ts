@@ -75,6 +75,19 @@ describe("the gate core on a shared pool", () => {
     expect(admit(core, host, request("r3"), 30_001).kind).toBe("queued");
   });
 
+  it("holds nothing on a backend its pool no longer answers for, and says when it is short with nothing more", () => {
+    const { core, host } = fleetCore();
+    admit(core, host, request("r0"), 0);
+    const report = poolReports(core, who, 0)[0]!.report;
+    // Short of its share (1 of 4) and granted more than before: not stalled.
+    expect(core.poolAnswered("p", report, reply(1, 4), 0, 1)).toBe(false);
+    // Still 1 of 4: stalled, its sync backs off.
+    expect(core.poolAnswered("p", poolReports(core, who, 2)[0]!.report, reply(1, 4), 2, 3)).toBe(true);
+    // The backend left the pool (deleted, or moved): nothing starts on it.
+    core.poolAnswered("p", poolReports(core, who, 4)[0]!.report, { backends: {}, ttlMs: 30_000 }, 4, 5);
+    expect(core.policies.capacity("gpu")).toBe(0);
+  });
+
   it("keeps a peak's credits through a lull, then lets them go", () => {
     const { core, host } = fleetCore();
     const ids = Array.from({ length: 8 }, (_, i) => `r${i}`);

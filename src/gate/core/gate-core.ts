@@ -198,18 +198,22 @@ export class GateCore {
     if (next !== undefined) this.host.wakeAt(next);
   }
 
-  /** A pool answered this gate's report (see pool-credits.ts), or could not be reached (`reply` null): waiters may start. */
-  poolAnswered(pool: string, report: SyncReport, reply: SyncReply | null, sentAt: number, now: number): void {
-    const { credits } = this.policies;
-    if (reply) credits.granted(pool, reply, sentAt);
-    else
+  /**
+   * A pool answered this gate's report (see pool-credits.ts), or could not be reached (`reply` null):
+   * waiters may start. Says whether the pool granted more credits than the gate held.
+   */
+  poolAnswered(pool: string, report: SyncReport, reply: SyncReply | null, sentAt: number, now: number): boolean {
+    const { credits, pools } = this.policies;
+    const grew = reply ? credits.granted(pool, report, reply, sentAt) : false;
+    if (!reply)
       credits.unreachable(
         pool,
         report,
-        (this.policies.pools.get(pool) ?? []).map((b) => b.id),
+        (pools.get(pool) ?? []).map((b) => b.id),
         now,
       );
     this.slots.handOut(now);
+    return grew;
   }
 
   // ---- attempts --------------------------------------------------------------------------------

@@ -96,9 +96,22 @@ export class PoolCredits {
   }
 
   /** The pool's answer to a report sent at `sentAt`. */
-  granted(pool: string, reply: SyncReply, sentAt: number): void {
-    for (const [id, grant] of Object.entries(reply.backends)) this.credits.set(id, { ...grant });
+  /**
+   * The pool's answer to `report`, sent at `sentAt`: a backend the report named and the answer does
+   * not (the pool no longer has it) holds no credits. Says whether the gate is still short: it
+   * got no more credits and holds fewer than its share of some backend (others' attempts must end first).
+   */
+  granted(pool: string, report: SyncReport, reply: SyncReply, sentAt: number): boolean {
+    let grew = false;
+    let short = false;
+    for (const id of Object.keys(report.backends)) {
+      const grant = Object.hasOwn(reply.backends, id) ? reply.backends[id]! : { held: 0, target: 0 };
+      if (grant.held > this.held(id)) grew = true;
+      if (grant.held < grant.target) short = true;
+      this.credits.set(id, { ...grant });
+    }
     this.validUntil.set(pool, sentAt + reply.ttlMs - LAPSE_MARGIN_MS);
+    return short && !grew;
   }
 
   /**
