@@ -75,6 +75,14 @@ describe("the gate core on a shared pool", () => {
     expect(admit(core, host, request("r3"), 30_001).kind).toBe("queued");
   });
 
+  it("reports background work apart, so the pool gives it only what interactive demand leaves", () => {
+    const { core, host } = fleetCore();
+    admit(core, host, request("chat"), 0);
+    admit(core, host, request("line-1", { priority: "background" }), 0);
+    admit(core, host, request("line-2", { priority: "background" }), 0);
+    expect(poolReports(core, who, 1)[0]!.report.backends.gpu).toMatchObject({ want: 1, wantBackground: 2 });
+  });
+
   it("holds nothing on a backend its pool no longer answers for, and says when it is short with nothing more", () => {
     const { core, host } = fleetCore();
     admit(core, host, request("r0"), 0);
