@@ -1,5 +1,7 @@
-// `npm run bench:ab -- --base <commit> [--concurrency 1000] [--calls 2000] [--tokens 20] [--rounds 6]`:
+// `npm run bench:ab -- --base <commit> [--concurrency 1000] [--calls 2000] [--tokens 20] [--rounds 6] [--pool]`:
 // sluice's CPU per request, the working tree against a commit, in alternating rounds on one machine.
+// With --pool, the working tree's tenant routes to a shared pool's fleet backends (the base's to
+// its own backends): what credits from a pool cost a request.
 // This machine's speed drifts more between runs than most changes move the figures, so only
 // rounds taken side by side, in turns, can show a small change. The base is checked out as a git
 // worktree under bench/tmp (it resolves packages from this tree's node_modules).
@@ -7,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { cpuPerCall, createTenant, startMeasuringFleet, startSluice, type System } from "./stack";
+import { cpuPerCall, createPool, createPoolTenant, createTenant, startMeasuringFleet, startSluice, type System } from "./stack";
 
 const { values: args } = parseArgs({
   options: {
@@ -16,6 +18,7 @@ const { values: args } = parseArgs({
     calls: { type: "string", default: "2000" },
     tokens: { type: "string", default: "20" },
     rounds: { type: "string", default: "6" },
+    pool: { type: "boolean", default: false },
   },
 });
 if (!args.base) {
@@ -33,8 +36,13 @@ execFileSync("git", ["worktree", "add", "--detach", baseDir, commit], { stdio: "
 
 const fleet = await startMeasuringFleet();
 const systems = [await startSluice(path.join(baseDir, "src/index.ts"), `base ${commit}`), await startSluice(undefined, "working tree")];
+const limits = { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } };
 const keys = await Promise.all(
-  systems.map((s, i) => createTenant(s.url, `ab${i}`, fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } })),
+  systems.map(async (s, i) =>
+    args.pool && i === 1
+      ? createPoolTenant(s.url, `ab${i}`, "ab-pool", await createPool(s.url, "ab-pool", fleet, 5_000), limits)
+      : createTenant(s.url, `ab${i}`, fleet, limits),
+  ),
 );
 const cpuMs: number[][] = systems.map(() => []);
 
