@@ -47,6 +47,17 @@ async function nextRefresh(): Promise<void> {
   await eventually(async () => (await refreshes()) > seen);
 }
 
+/** Releases `hold` on the sim until every response has been read whole; their statuses. */
+async function releaseAll(sim: string, hold: string, responses: Promise<Response>[]): Promise<number[]> {
+  let done = false;
+  void Promise.all(responses.map(async (r) => (await r).arrayBuffer())).then(() => (done = true));
+  await eventually(() => {
+    stack.sims[sim]!.release(hold);
+    return done;
+  });
+  return (await Promise.all(responses)).map((r) => r.status);
+}
+
 beforeAll(async () => {
   if (!hasChromium) return;
   stack = await startStack(["use1", "euw1"]);
@@ -125,13 +136,7 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     expect(use1.limit).toBe(use1.maxConcurrency);
     expect(await page.getByTestId("queue-depth").textContent()).toBe("3 / 10");
     // Each queued request is held too when it reaches the sim: release until all five are done.
-    let done = false;
-    void Promise.all(load.map(async (r) => (await r).arrayBuffer())).then(() => (done = true));
-    await eventually(() => {
-      stack.sims.use1!.release("dash-load");
-      return done;
-    });
-    expect((await Promise.all(load)).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(await releaseAll("use1", "dash-load", load)).toEqual([200, 200, 200, 200, 200]);
     // A workflow run, in the tenant's workflow panel once it ended.
     const definition = { steps: [{ id: "ask", kind: "llm", model: "chat", messages: [{ role: "user", content: "{{input}}" }] }] };
     const put = await fetch(`${stack.router.url}/admin/tenants/dash/workflows/one`, {
@@ -192,13 +197,7 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     const tenant = (await pool()).tenants.find((t: { tenant: string }) => t.tenant === "dash-pool");
     expect(await page.getByTestId("pool-gpus-dash-pool").textContent()).toBe(`2 / ${tenant.target}`);
     expect(await page.getByTestId("share-gpus-dash-pool").textContent()).toBe("100% of 100%");
-    let done = false;
-    void Promise.all(held.map(async (r) => (await r).arrayBuffer())).then(() => (done = true));
-    await eventually(() => {
-      stack.sims.euw1!.release("dash-pool");
-      return done;
-    });
-    expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(await releaseAll("euw1", "dash-pool", held)).toEqual([200, 200, 200]);
   });
 
   it("shows a failing backend's breaker open within one refresh of the stats API saying so", async () => {
