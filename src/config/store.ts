@@ -11,10 +11,21 @@ export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const configs = new TtlCache<TenantConfig | null>(1_000);
 
+/**
+ * Each cached config's resolved form (resolveTenantConfig), while the cache holds the same object: a
+ * config naming no fleet backend is its own; one naming some is resolved again after the cache's TTL.
+ */
+const resolved = new WeakMap<TenantConfig, { config: TenantConfig; until: number }>();
+
 /** The tenant's config with the fleet backends its routes name among its backends (see resolveTenantConfig). */
 export async function readTenantConfig(env: StoreEnv, tenant: string): Promise<TenantConfig | null> {
   const stored = await readStoredTenantConfig(env, tenant);
-  return stored && resolveTenantConfig(env, stored);
+  if (!stored) return null;
+  const known = resolved.get(stored);
+  if (known && known.until > Date.now()) return known.config;
+  const config = await resolveTenantConfig(env, stored);
+  resolved.set(stored, { config, until: config === stored ? Number.POSITIVE_INFINITY : Date.now() + cacheTtlMs(env) });
+  return config;
 }
 
 /** The tenant's config as stored: only its own backends (what the admin API reads and versions). */
