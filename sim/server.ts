@@ -75,7 +75,17 @@ export class SimServer {
   }
 
   private static zeroCounters() {
-    return { peakActive: 0, peakOpen: 0, requests: 0, completed: 0, failedInjected: 0, disconnectedInjected: 0, hung: 0, cancelled: 0, tokens: 0 };
+    return {
+      peakActive: 0,
+      peakOpen: 0,
+      requests: 0,
+      completed: 0,
+      failedInjected: 0,
+      disconnectedInjected: 0,
+      hung: 0,
+      cancelled: 0,
+      tokens: 0,
+    };
   }
 
   async listen(): Promise<number> {

@@ -96,6 +96,20 @@ describe("the gate core on a shared pool", () => {
     expect(core.policies.capacity("gpu")).toBe(0);
   });
 
+  it("reports its most in flight since the last report, so a report between two requests gives no credit back", () => {
+    const { core, host } = fleetCore();
+    for (const id of ["r0", "r1", "r2", "r3"]) admit(core, host, request(id), 0);
+    core.poolAnswered("p", poolReports(core, who, 0)[0]!.report, reply(4), 0, 1);
+    const leases = host.delivered.map((d) => leaseOf(d.result));
+    expect(leases).toHaveLength(4);
+    expect(poolReports(core, who, 2)[0]!.report.backends.gpu).toMatchObject({ inFlight: 4, want: 4 });
+    // Long after (its peak forgotten), one request ends and its client has not sent the next yet.
+    core.settle(leases[0]!.leaseId, success("gpu"), "complete", undefined, 5_000);
+    expect(poolReports(core, who, 5_001)[0]!.report.backends.gpu).toMatchObject({ inFlight: 3, want: 4 });
+    // The next report, with nothing more in flight meanwhile, says 3.
+    expect(poolReports(core, who, 10_000)[0]!.report.backends.gpu).toMatchObject({ inFlight: 3, want: 3 });
+  });
+
   it("keeps a peak's credits through a lull, then lets them go", () => {
     const { core, host } = fleetCore();
     const ids = Array.from({ length: 8 }, (_, i) => `r${i}`);

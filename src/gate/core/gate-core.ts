@@ -4,12 +4,12 @@
 // TenantGate Durable Object (../tenant-gate.ts) wires it to the platform.
 import type { TenantConfig } from "../../config/schema";
 import { Attempts } from "./attempts";
-import { breakersOpenFor, pickBackend } from "./backend-picker";
+import { breakersOpenFor } from "./backend-picker";
 import type { BreakerSnapshot } from "./breaker";
 import { DrainRate } from "./drain-rate";
 import type { EntrySnapshot } from "./journal-entry";
 import { LEASE_TTL_MS } from "./lease-timing";
-import { LeaseTable, newLease, type Lease } from "./leases";
+import { LeaseTable, type Lease } from "./leases";
 import { GateMetrics, type SavedMetrics, type SurfaceCounter } from "./metrics";
 import { GateAlerts } from "./gate-alerts";
 import type { SavedAlerts } from "./alert-tracker";
@@ -35,7 +35,7 @@ import { CANCELLED, exhausted, leaseEnded, leaseLost, rejections } from "./rejec
 import { adoptedLease, EndedLeases, regrant } from "./lease-recovery";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
-import { TenantPolicies, backgroundLimit } from "./tenant-policies";
+import { TenantPolicies } from "./tenant-policies";
 import { TicketBook, type Waiter } from "./tickets";
 import { WaitingRoom } from "./waiting-room";
 import { SlotDesk } from "./slot-desk";

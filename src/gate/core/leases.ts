@@ -73,7 +73,7 @@ export class LeaseTable {
   /** Lease ids by request id: an admission resent for a request gets its lease again. */
   private readonly byRequest = new Map<string, string>();
   private readonly perBackend = new Map<string, number>();
-  /** The most attempts in flight on each backend since takeHighWater last read it. */
+  /** The most attempts in flight on each backend since takeHighWater last read it (for fleet backends only: see takeHighWater). */
   private readonly highWater = new Map<string, number>();
   private alarmAt: number | undefined;
   /** Leases of background work. */
@@ -180,7 +180,7 @@ export class LeaseTable {
   /** The most attempts in flight on the backend since the last call (a demand report between two samples). */
   takeHighWater(backendId: string): number {
     const most = Math.max(this.highWater.get(backendId) ?? 0, this.inFlight(backendId));
-    this.highWater.delete(backendId);
+    this.highWater.set(backendId, this.inFlight(backendId));
     return most;
   }
 

@@ -201,7 +201,7 @@ export function poolReports(
   for (const [pool, backends] of pools) {
     const ids = backends.map((b) => b.id);
     if (credits.active(ids, of, now))
-      reports.push({ pool, report: credits.report({ ...who, share: core.policies.share(pool) }, backends, of, cap, now) });
+      reports.push({ pool, report: credits.report({ ...who, share: core.policies.share(pool) }, backends, reporting, cap, now) });
   }
   return reports;
 }
