@@ -180,7 +180,9 @@ function renderTenant(tenant: string, s: Stats, letters: DeadLetter[]): void {
       : b.limit < b.maxConcurrency
         ? ` (learned; max ${b.maxConcurrency})`
         : "";
-    cell(row, `${b.inFlight} / ${b.limit}${why}`, `load-${b.id}`);
+    // What the server says of itself (its /metrics), beside sluice's own count.
+    const server = b.reported ? `; server: ${b.reported.running} running, ${b.reported.waiting} waiting` : "";
+    cell(row, `${b.inFlight} / ${b.limit}${why}${server}`, `load-${b.id}`);
     cell(row, recent ? `${Math.round(recent.failureRate * 100)}% of ${recent.attempts}` : "–");
     cell(row, ms(b.ttftMs.p99));
     cell(row, b.wastedTokens.regenerated + b.wastedTokens.restarted);

@@ -1,6 +1,7 @@
 // The simulated GPU backend: an OpenAI-compatible /v1/chat/completions server with deterministic
 // output and injectable faults. One shared ticker paces every stream, so a process holds 1,000+
 // concurrent streams without a timer per token.
+import { vllmMetrics } from "./metrics";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { agentAnswer, agentContinuation, agentDeltas, type AgentAnswer, type Delta } from "./agent";
@@ -152,6 +153,11 @@ export class SimServer {
       return json(res, 200, this.stats());
     }
     if (req.method === "GET" && url.pathname === "/health") return json(res, 200, { ok: true });
+    if (req.method === "GET" && url.pathname === "/metrics") {
+      if (this.options.metrics === false) return json(res, 404, { error: { message: "Not Found", type: "not_found" } });
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+      return void res.end(vllmMetrics(this.active.size, this.waiting.length, this.options.maxConcurrency));
+    }
     if (req.method === "GET" && url.pathname === "/v1/models")
       return json(res, 200, { object: "list", data: [{ id: "sim", object: "model", owned_by: this.options.id }] });
     if (req.method === "POST" && url.pathname === "/release") {

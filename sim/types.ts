@@ -27,6 +27,8 @@ export interface SimOptions {
   holdNew?: string;
   /** Answer a JSON-mode request (response_format json_object) with plain text, as a model that ignores it does. */
   ignoreJsonMode?: boolean;
+  /** Serve vLLM's Prometheus metrics at GET /metrics (true by default); false answers 404 there, as a server without them. */
+  metrics?: boolean;
 }
 
 /** Per-request faults, from the `sim_fault` body field or the `x-sim-fault` header (JSON). */

@@ -66,7 +66,7 @@ export const fleetBackendsRoute = new Hono<AppEnv>()
     const previous = await readFleetBackend(c.env, id);
     const backend: FleetBackend = { ...body, id, ...(body.apiKey === undefined && previous?.apiKey ? { apiKey: previous.apiKey } : {}) };
     // The pool owns the capacity before any tenant can route to the backend.
-    await poolGate(c.env, backend.pool).setBackend(id, backend.maxConcurrency);
+    await poolGate(c.env, backend.pool).setBackend(id, backend.maxConcurrency, { id, url: backend.url, apiKey: backend.apiKey });
     if (previous && previous.pool !== backend.pool) await poolGate(c.env, previous.pool).dropBackend(id);
     await writeFleetBackend(c.env, backend);
     return c.json(visible(backend));

@@ -40,6 +40,7 @@ import { MAX_TOTAL_MS } from "../config/schema";
 import { resolveTenantConfig } from "../config/fleet";
 import type { PoolGate } from "../pool/pool-gate";
 import { PoolSync } from "./pool-sync";
+import { LoadPoller } from "../pool/load-poller";
 
 /** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
 const TOMBSTONE_MS = MAX_TOTAL_MS + LEASE_TTL_MS;
@@ -71,6 +72,11 @@ export class TenantGate extends DurableObject<GateEnv> {
   private outbox!: AlertOutbox;
   /** The one durable alarm: lease deadlines, alert evaluations, a deleted tenant's mark. */
   private readonly clocks = new AlarmClocks(this.ctx.storage);
+  /** Reads the tenant's own backends' load from their /metrics while requests come (a pool reads its own). */
+  private readonly loadPoller = new LoadPoller(
+    () => this.core.policies.backendList().filter((b) => b.pool === undefined),
+    (id, load, at) => this.core.policies.reportLoad(id, load, at),
+  );
   private readonly poolSync = new PoolSync(
     this.env.POOL_GATE,
     () => this.core,
@@ -131,6 +137,7 @@ export class TenantGate extends DurableObject<GateEnv> {
   /** Admits a request: a lease, a replay, a join, a rejection, or (after POLL_MS in the queue) a ticket to poll. */
   async admit(request: AdmitRequest): Promise<AdmitResult> {
     await this.ensureConfig(request.tenant, request.shard ?? 0);
+    this.loadPoller.active();
     return this.openCalls.hold(this.core.admit(request, Date.now()));
   }
 
@@ -246,6 +253,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.leaseRows.discard();
     for (const timer of [this.wakeTimer?.handle, this.metricsSaveTimer]) if (timer !== undefined) clearTimeout(timer);
     this.poolSync.stop();
+    this.loadPoller.stop();
     this.wakeTimer = this.metricsSaveTimer = undefined;
     if (this.tenant) forgetTenantConfig(this.tenant);
     await this.clocks.clear();

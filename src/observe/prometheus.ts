@@ -120,6 +120,25 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     "Attempts the backend may hold now: its maxConcurrency, or the limit learned below it from its time to first token (adaptiveConcurrency).",
     backends.map(([l, b]) => [l, b.limit]),
   );
+  const reported = backends.filter(([, b]) => b.reported !== undefined);
+  family(
+    "sluice_backend_reported_running",
+    "gauge",
+    "Requests the backend's server says it is running (its /metrics: vLLM, SGLang or TGI), beside sluice's own count, sluice_backend_in_flight.",
+    reported.map(([l, b]) => [l, b.reported!.running]),
+  );
+  family(
+    "sluice_backend_reported_waiting",
+    "gauge",
+    "Requests the backend's server says are queued inside it; a server whose queue grows gets fewer new requests.",
+    reported.map(([l, b]) => [l, b.reported!.waiting]),
+  );
+  family(
+    "sluice_backend_reported_kv_cache_usage_ratio",
+    "gauge",
+    "Share of its KV cache the backend's server says is in use (0-1).",
+    reported.flatMap(([l, b]) => (b.reported!.kvCacheUsage === undefined ? [] : [[l, b.reported!.kvCacheUsage] as [Labels, number]])),
+  );
   family(
     "sluice_backend_pool_credits",
     "gauge",

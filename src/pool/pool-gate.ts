@@ -6,9 +6,19 @@
 import { DurableObject } from "cloudflare:workers";
 import { CreditLedger, type SavedHolder, type SavedTenant, type SyncReply, type SyncReport } from "./core/credit-ledger";
 import { type PoolStats, poolStats } from "./core/pool-stats";
+import { type BackendLoad, LOAD_FRESH_MS } from "./core/backend-load";
+import { LoadPoller, type LoadSource } from "./load-poller";
 
 export class PoolGate extends DurableObject<Record<string, never>> {
   private readonly ledger = new CreditLedger();
+  /** Where each backend's metrics are read. */
+  private readonly sources = new Map<string, LoadSource>();
+  /** What each backend last said of its load, and when (in memory: read again within seconds). */
+  private readonly loads = new Map<string, { load: BackendLoad; at: number }>();
+  private readonly loadPoller = new LoadPoller(
+    () => [...this.sources.values()],
+    (id, load, at) => (load ? this.loads.set(id, { load, at }) : this.loads.delete(id)),
+  );
 
   constructor(ctx: DurableObjectState, env: Record<string, never>) {
     super(ctx, env);
@@ -17,7 +27,7 @@ export class PoolGate extends DurableObject<Record<string, never>> {
 
   private open(): void {
     const sql = this.ctx.storage.sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS backends (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS backends (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, source TEXT)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS holders (holder TEXT PRIMARY KEY, data TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, data TEXT NOT NULL)`);
     for (const r of sql.exec<{ id: string; capacity: number }>(`SELECT id, capacity FROM backends`))
@@ -33,7 +43,8 @@ export class PoolGate extends DurableObject<Record<string, never>> {
   /** A tenant gate's report: the credits it holds now, and its targets (see CreditLedger.sync). */
   async sync(report: SyncReport): Promise<SyncReply> {
     const now = Date.now();
-    const reply = this.ledger.sync(report, now);
+    const reply: SyncReply = { ...this.ledger.sync(report, now), loads: this.freshLoads(now) };
+    this.loadPoller.active();
     const sql = this.ctx.storage.sql;
     const saved = this.ledger.saved(report.holder);
     if (saved) sql.exec(`INSERT OR REPLACE INTO holders (holder, data) VALUES (?, ?)`, report.holder, JSON.stringify(saved));
@@ -43,15 +54,23 @@ export class PoolGate extends DurableObject<Record<string, never>> {
     return reply;
   }
 
-  /** A fleet backend joins the pool, or its capacity changed. */
-  async setBackend(id: string, capacity: number): Promise<void> {
+  /** A fleet backend joins the pool, or changed (its capacity; where its metrics are read). */
+  async setBackend(id: string, capacity: number, source: LoadSource): Promise<void> {
     this.ledger.setBackend(id, capacity);
-    this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO backends (id, capacity) VALUES (?, ?)`, id, capacity);
+    this.sources.set(id, source);
+    this.ctx.storage.sql.exec(
+      `INSERT OR REPLACE INTO backends (id, capacity, source) VALUES (?, ?, ?)`,
+      id,
+      capacity,
+      JSON.stringify(source),
+    );
   }
 
   /** A fleet backend left the pool (deleted, or moved to another pool). */
   async dropBackend(id: string): Promise<void> {
     this.ledger.setBackend(id, 0);
+    this.sources.delete(id);
+    this.loads.delete(id);
     this.ctx.storage.sql.exec(`DELETE FROM backends WHERE id = ?`, id);
     this.saveHolders();
   }
@@ -68,14 +87,24 @@ export class PoolGate extends DurableObject<Record<string, never>> {
   }
 
   async stats(pool: string): Promise<PoolStats> {
-    return poolStats(pool, this.ledger, Date.now());
+    return poolStats(pool, this.ledger, this.freshLoads(Date.now()), Date.now());
   }
 
   /** The pool is deleted (it has no backends left): nothing of it stays. */
   async erase(): Promise<void> {
     await this.ctx.storage.deleteAll();
     this.ledger.forgetAll();
+    this.loadPoller.stop();
+    this.sources.clear();
+    this.loads.clear();
     this.open();
+  }
+
+  /** The backends' loads read lately (within LOAD_FRESH_MS), with their age. */
+  private freshLoads(now: number): Record<string, BackendLoad & { ageMs: number }> {
+    const out: Record<string, BackendLoad & { ageMs: number }> = {};
+    for (const [id, { load, at }] of this.loads) if (now - at <= LOAD_FRESH_MS) out[id] = { ...load, ageMs: now - at };
+    return out;
   }
 
   /** Rewrites the holders table from the ledger (after a change that touched many holders). */

@@ -79,6 +79,8 @@ describe.skipIf(!hasPromtool)("the Prometheus scrapes", () => {
       const text = await res.text();
       expect(text).toContain("sluice_backend_attempts_total");
       expect(text).toContain("sluice_backend_pool_credits");
+      // The sims' own /metrics, read by the gate while requests come.
+      expect(text).toContain("sluice_backend_reported_waiting");
       if (path === "/metrics") expect(text).toContain('sluice_pool_tenant_tokens_total{pool="pool-lint",tenant="lint"}');
       expect(lint(text)).toEqual({ problems: "", status: 0 });
     });

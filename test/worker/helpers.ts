@@ -45,6 +45,7 @@ export async function resetSims(): Promise<void> {
       holdNew: "",
       failMatching: "",
       failStatus: 503,
+      metrics: true,
     });
     await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/release`, { method: "POST", body: "{}" })).arrayBuffer();
     await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/stats/reset`, { method: "POST" })).arrayBuffer();

@@ -229,13 +229,22 @@ describe("fleet admin", () => {
     expect(((await patch.json()) as any).error.message).toMatch(/pools/);
   });
 
-  it("serves a tenant through a fleet backend, and a deleted tenant leaves nothing in the pool", async () => {
+  it("serves a tenant through a fleet backend, reads its load, and a deleted tenant leaves nothing in the pool", {
+    timeout: TEST_MS,
+  }, async () => {
     const { pool, backend } = await sharedBackend(2);
     const { tenant, key } = await fleetTenant(backend);
     const res = await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 4 });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
     await eventually(async () => (await tenantIn(pool, tenant))?.tokens > 0, WAIT_MS);
+    // The pool reads its backend's /metrics, and its gates get the reading with their credits.
+    await eventually(async () => (await poolStats(pool)).backends[0].reported !== undefined, WAIT_MS);
+    expect((await poolStats(pool)).backends[0].reported).toMatchObject({ running: expect.any(Number), waiting: expect.any(Number) });
+    await eventually(
+      async () => (await gateStats(tenant)).backends.find((b: { id: string }) => b.id === backend)?.reported !== undefined,
+      WAIT_MS,
+    );
     expect((await admin(`/tenants/${tenant}`, "DELETE")).status).toBe(200);
     expect(await tenantIn(pool, tenant)).toBeUndefined();
   });

@@ -7,7 +7,12 @@ import { testConfig } from "./test-host";
 const config = testConfig({ breaker: { consecutiveFailures: 1, minRequests: 100, cooldownMs: 1_000 } });
 const plan = ["a", "b", "c"].map((backendId) => ({ backendId, alias: "chat" }));
 
-function view(inFlight: Record<string, number> = {}, notBefore: Record<string, number> = {}, capacity: Record<string, number> = {}) {
+function view(
+  inFlight: Record<string, number> = {},
+  notBefore: Record<string, number> = {},
+  capacity: Record<string, number> = {},
+  waiting: Record<string, number> = {},
+) {
   const breakers = new Map(config.backends.map((b) => [b.id, new CircuitBreaker(config.breaker)]));
   const backends = new Map<string, BackendConfig>(config.backends.map((b) => [b.id, b]));
   const v: BackendView = {
@@ -16,6 +21,7 @@ function view(inFlight: Record<string, number> = {}, notBefore: Record<string, n
     inFlight: (id) => inFlight[id] ?? 0,
     capacity: (id) => capacity[id] ?? backends.get(id)!.maxConcurrency,
     notBefore: (id) => notBefore[id],
+    load: (id) => (Object.hasOwn(waiting, id) ? { waiting: waiting[id]! } : undefined),
   };
   return { v, breakers };
 }
@@ -33,6 +39,17 @@ describe("pickBackend", () => {
     expect(pickBackend(v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 1, delayMs: 0 });
     const { v: all } = view({ a: 8, b: 8, c: 8 }, {}, { a: 8, b: 8, c: 8 });
     expect(pickBackend(all, plan, 0, false, 0)).toEqual({ ok: false, reason: "capacity" });
+  });
+
+  it("passes over a server that queues requests of its own for one of the same model that queues fewer", () => {
+    // a reports 5 waiting inside it, b 2, c none: the first attempt goes to c.
+    expect(pickBackend(view({}, {}, {}, { a: 5, b: 2, c: 0 }).v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 2, delayMs: 0 });
+    // A server without a report counts as queueing nothing; one that queues nothing keeps its place first.
+    expect(pickBackend(view({}, {}, {}, { a: 5 }).v, plan, 0, false, 0)).toMatchObject({ cursor: 1 });
+    expect(pickBackend(view({}, {}, {}, { a: 0, b: 0 }).v, plan, 0, false, 0)).toMatchObject({ cursor: 0 });
+    // Never for a fallback model's backend: a fallback stays a fallback.
+    const withFallback = [...plan.slice(0, 1), { backendId: "b", alias: "chat-small" }];
+    expect(pickBackend(view({}, {}, {}, { a: 5 }).v, withFallback, 0, false, 0)).toMatchObject({ cursor: 0 });
   });
 
   it("gives a half-open backend of the requested model its probe, though a healthy one comes first; once, and never for a fallback model", () => {

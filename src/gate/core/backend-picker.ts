@@ -1,6 +1,7 @@
 // Which backend of a request's plan takes its next attempt. The first attempt takes the first
-// backend that can take it now, unless a backend of its model is half-open and wants its probe; a
-// retry steers away from what just failed (see pickBackend).
+// backend that can take it now (or, of its model, one whose server reports a shorter queue of its
+// own), unless a backend of its model is half-open and wants its probe; a retry steers away from
+// what just failed (see pickBackend).
 import type { BackendConfig } from "../../config/schema";
 import type { CircuitBreaker } from "./breaker";
 import type { PlanEntry } from "./plan";
@@ -14,6 +15,8 @@ export interface BackendView {
   capacity(id: string): number;
   /** Until when the backend asked to be left alone (its Retry-After), if it did. */
   notBefore(id: string): number | undefined;
+  /** What the backend reported of its own load lately (its /metrics), if anything. */
+  load(id: string, now: number): { waiting: number } | undefined;
 }
 
 /** What a retry steers away from. */
@@ -37,7 +40,9 @@ export type Pick =
 export const FAILING_MIN_FAILURES = 3;
 
 /**
- * The next backend of the plan from `from` on (cyclically) that can take an attempt now. A retry
+ * The next backend of the plan from `from` on (cyclically) that can take an attempt now; for a first
+ * attempt, when its server reports requests waiting inside it, a later one of the same model whose
+ * server reports fewer (a server whose queue grows loses traffic before it starts failing). A retry
  * (`retry` given) prefers, in turn: a backend in another region than the one that just failed; one
  * in the same region; one that failed for this request, is failing (see failingMostly; its breaker
  * not yet open), or is on probation (half-open: a probe should be a fresh request, not one that
@@ -55,6 +60,9 @@ export function pickBackend(
   let deferred: { cursor: number; delayMs: number } | undefined;
   /** A first attempt's pick when no half-open backend of the requested model wants its probe. */
   let first: number | undefined;
+  /** Requests queued inside the server of `first`, as it reported them. */
+  let firstWaiting = 0;
+  const waitingAt = (id: string) => view.load(id, now)?.waiting ?? 0;
   let sameRegion: number | undefined;
   let lastResort: number | undefined;
   let breakerWaitMs: number | undefined;
@@ -81,7 +89,14 @@ export function pickBackend(
       // behind a healthy backend of its region would never be tried again, nor its alert resolved.
       if (breaker.stateAt(now) === "half-open" && plan[cursor]!.alias === plan[from % plan.length]!.alias)
         return { ok: true, cursor, delayMs: 0 };
-      first ??= cursor;
+      // A server that queues requests of its own loses them to another of the same model that queues fewer.
+      if (first === undefined) {
+        first = cursor;
+        firstWaiting = waitingAt(backend.id);
+      } else if (firstWaiting > 0 && plan[cursor]!.alias === plan[first]!.alias && waitingAt(backend.id) < firstWaiting) {
+        first = cursor;
+        firstWaiting = waitingAt(backend.id);
+      }
     } else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now))
       lastResort ??= cursor;
     else if (backend.region === retry.region) sameRegion ??= cursor;

@@ -200,11 +200,12 @@ export class GateCore {
 
   /**
    * A pool answered this gate's report (see pool-credits.ts), or could not be reached (`reply` null):
-   * waiters may start. Says whether the pool granted more credits than the gate held.
+   * its backends' loads are noted, and waiters may start. Says whether the gate is still short of
+   * its share with no more credits than before (its next report may wait longer).
    */
   poolAnswered(pool: string, report: SyncReport, reply: SyncReply | null, sentAt: number, now: number): boolean {
     const { credits, pools } = this.policies;
-    const grew = reply ? credits.granted(pool, report, reply, sentAt) : false;
+    const stalled = reply ? credits.granted(pool, report, reply, sentAt) : false;
     if (!reply)
       credits.unreachable(
         pool,
@@ -212,8 +213,9 @@ export class GateCore {
         (pools.get(pool) ?? []).map((b) => b.id),
         now,
       );
+    for (const [id, load] of Object.entries(reply?.loads ?? {})) this.policies.reportLoad(id, load, now - load.ageMs);
     this.slots.handOut(now);
-    return grew;
+    return stalled;
   }
 
   // ---- attempts --------------------------------------------------------------------------------

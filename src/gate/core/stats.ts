@@ -22,6 +22,8 @@ export interface BackendStats {
   limit: number;
   /** With adaptiveConcurrency: the unloaded TTFT its limit compares against, once seen. */
   baselineTtftMs?: number;
+  /** What the backend's server last reported of its own load (its /metrics), when fresh: beside `inFlight`, sluice's own count. */
+  reported?: { running: number; waiting: number; kvCacheUsage?: number; ageMs: number };
   /** A fleet backend's pool, and the credits this gate holds there and should hold (its fair share): `limit` is at most `credits`. */
   pool?: { id: string; credits: number; target: number };
   /** successes + failures + cancelled + abandoned + inFlight. */
@@ -116,6 +118,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         maxConcurrency: b.maxConcurrency,
         limit: policies.capacity(b.id),
         ...baselineOf(policies.learned(b.id)?.baselineMs()),
+        ...reportedOf(policies.load(b.id, now)),
         ...(b.pool === undefined
           ? {}
           : { pool: { id: b.pool, credits: policies.credits.held(b.id), target: policies.credits.target(b.id) } }),
@@ -136,4 +139,5 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
   };
 }
 
+const reportedOf = (load: BackendStats["reported"] | undefined) => (load === undefined ? {} : { reported: load });
 const baselineOf = (ms: number | undefined) => (ms === undefined ? {} : { baselineTtftMs: Math.round(ms) });

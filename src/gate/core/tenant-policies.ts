@@ -10,6 +10,7 @@ import { TenantRateLimit } from "./rate-limit";
 import { shardConfig } from "./shard-share";
 import { AdaptiveLimit } from "./adaptive-limit";
 import { PoolCredits } from "./pool-credits";
+import { type BackendLoad, LOAD_FRESH_MS } from "../../pool/core/backend-load";
 import type { PoolShare } from "../../pool/core/credit-ledger";
 
 /** Background work's slots at most: limits.background, or half the tenant's slots. */
@@ -37,6 +38,8 @@ export class TenantPolicies implements BackendView {
   readonly credits = new PoolCredits();
   /** The config's fleet backends, by pool. */
   pools = new Map<string, BackendConfig[]>();
+  /** What each backend last said of its own load (its /metrics), and when. In memory. */
+  private readonly loads = new Map<string, { load: BackendLoad; at: number }>();
 
   constructor(
     private readonly host: Pick<GateHost, "saveBreaker" | "dropBreaker">,
@@ -110,6 +113,19 @@ export class TenantPolicies implements BackendView {
   /** The backend's learned limit, when it has adaptiveConcurrency. */
   learned(id: string): AdaptiveLimit | undefined {
     return this.limits.get(id);
+  }
+
+  /** The backend's own account of its load, read at `at`; null: it has none (no /metrics, or no gauges there). */
+  reportLoad(id: string, load: BackendLoad | null, at: number): void {
+    if (load && this.backends.has(id)) this.loads.set(id, { load, at });
+    else this.loads.delete(id);
+  }
+
+  /** The backend's reported load, if it was read within LOAD_FRESH_MS, and how old it is. */
+  load(id: string, now: number): (BackendLoad & { ageMs: number }) | undefined {
+    const reported = this.loads.get(id);
+    if (!reported || now - reported.at > LOAD_FRESH_MS) return undefined;
+    return { ...reported.load, ageMs: Math.max(0, now - reported.at) };
   }
 
   notBefore(id: string): number | undefined {

@@ -6,6 +6,7 @@
 // gate has more in flight than it was granted (an adopted request is counted, whatever it costs).
 // Credits of a holder that stops syncing lapse after CREDIT_TTL_MS and go back to the pool.
 import { fairShares } from "./fair-share";
+import type { BackendLoad } from "./backend-load";
 
 /** A holder that has not synced for this long loses its credits (a gate renews far more often). */
 export const CREDIT_TTL_MS = 30_000;
@@ -53,6 +54,8 @@ export interface SyncReply {
   backends: Record<string, BackendGrant>;
   /** Its credits lapse this long after it sent the report, unless it syncs again. */
   ttlMs: number;
+  /** What the pool's backends last said of their own load, and how long ago (the pool's gate adds these). */
+  loads?: Record<string, BackendLoad & { ageMs: number }>;
 }
 
 interface Holding {

@@ -1,6 +1,7 @@
 // What the operator sees of a pool: each backend's capacity, credits held and attempts in flight,
 // and each tenant's share of the pool against its weight, what it waits for and tokens served.
 import type { CreditLedger } from "./credit-ledger";
+import type { BackendLoad } from "./backend-load";
 
 export interface PoolBackendStats {
   id: string;
@@ -10,6 +11,8 @@ export interface PoolBackendStats {
   inFlight: number;
   /** Slots its holders want beyond what is in flight. */
   waiting: number;
+  /** What its server last said of its own load (its /metrics), when fresh. */
+  reported?: BackendLoad & { ageMs: number };
 }
 
 export interface PoolTenantStats {
@@ -39,7 +42,12 @@ export interface PoolStats {
   tenants: PoolTenantStats[];
 }
 
-export function poolStats(pool: string, ledger: CreditLedger, now: number): PoolStats {
+export function poolStats(
+  pool: string,
+  ledger: CreditLedger,
+  loads: Readonly<Record<string, BackendLoad & { ageMs: number }>>,
+  now: number,
+): PoolStats {
   const views = ledger.view(now);
   const shares = ledger.shares();
   const tokens = ledger.tokensByTenant();
@@ -92,6 +100,7 @@ export function poolStats(pool: string, ledger: CreditLedger, now: number): Pool
       held: v.held,
       inFlight: v.inFlight,
       waiting: v.holders.reduce((s, h) => s + h.waiting, 0),
+      ...(Object.hasOwn(loads, v.id) ? { reported: loads[v.id] } : {}),
     })),
     tenants: [...tenants.values()].sort((a, b) => (a.tenant < b.tenant ? -1 : 1)),
   };
