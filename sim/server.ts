@@ -2,6 +2,7 @@
 // output and injectable faults. One shared ticker paces every stream, so a process holds 1,000+
 // concurrent streams without a timer per token.
 import { vllmMetrics } from "./metrics";
+import { json, readBody } from "./http-body";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { agentAnswer, agentContinuation, agentDeltas, type AgentAnswer, type Delta } from "./agent";
@@ -404,30 +405,4 @@ export class SimServer {
     const i = this.waiting.indexOf(gen);
     if (i >= 0) this.waiting.splice(i, 1);
   }
-}
-
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return void res.end();
-  res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify(body));
-}
-
-const MAX_SIM_BODY_BYTES = 8 * 1024 * 1024;
-
-function readBody(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on("data", (part: Buffer) => {
-      size += part.length;
-      if (size > MAX_SIM_BODY_BYTES) {
-        reject(new Error("body too large"));
-        req.destroy();
-        return;
-      }
-      parts.push(part);
-    });
-    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    req.on("error", reject);
-  });
 }
