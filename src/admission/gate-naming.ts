@@ -2,6 +2,7 @@
 // spread over `limits.shards` gates (gate/core/shard-share.ts gives each its share of the limits). A
 // request with a journal key (Idempotency-Key, semantic key) always goes to the shard its key hashes
 // to, where its twins, replays and stored answer are; any other request goes to a random shard.
+import { fnv1a } from "../hash";
 
 /** The Durable Object name of a tenant's shard. Shard 0 keeps the tenant's own name. */
 export function gateName(tenant: string, shard: number): string {
@@ -13,14 +14,4 @@ export function shardFor(key: string | undefined, shards: number, random: () => 
   if (shards <= 1) return 0;
   if (key === undefined) return Math.min(shards - 1, Math.floor(random() * shards));
   return fnv1a(key) % shards;
-}
-
-/** FNV-1a (32 bits, unsigned): cheap, and spreads similar strings ("idem:job-1", "idem:job-2") evenly. */
-export function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
 }

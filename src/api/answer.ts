@@ -112,7 +112,12 @@ export async function answer(c: Context<AppEnv>, body: ChatRequest, priority: Pr
   const sink: ClientSink = body.stream
     ? new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }, how.speaks)
     : new JsonSink(headers, how.speaks);
-  const admit = admitRequestFor(body, { tenant, record, requestId, priority, origin: originOf(c.req.raw), shard, surface: how.surface });
+  const session = c.req.header("x-session-id")?.slice(0, 256);
+  const admit = admitRequestFor(
+    body,
+    { tenant, record, requestId, priority, origin: originOf(c.req.raw), shard, surface: how.surface },
+    session,
+  );
   const stale = staleKey === undefined ? undefined : { key: staleKey, gate: gateName(tenant, shardFor(staleKey, shards)) };
   const log = c.get("requestLog");
   log.set({ tenant, model: body.model, priority, surface: how.surface });

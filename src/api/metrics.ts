@@ -9,7 +9,7 @@ import type { TenantConfig } from "../config/schema";
 import { listTenants, readTenantConfig } from "../config/store";
 import type { Env } from "../env";
 import { gatesOf } from "../admission/gate-client";
-import { fnv1a } from "../admission/gate-naming";
+import { fnv1a } from "../hash";
 import { prometheusText, type GateStats, type MetricFamily } from "../observe/prometheus";
 import { workflowFamilies, workflowSummary } from "../workflows/summary";
 import { mergeShardStats, withoutHistograms } from "../observe/shard-stats";

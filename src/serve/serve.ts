@@ -2,6 +2,7 @@
 // while queued), then a replay, a join of a live twin, or a dispatch to the backends, relayed into
 // a sink. The chat route calls it with the client's sink; background work (batches) with a sink
 // that gathers the answer.
+import { affinityKey } from "../admission/affinity-key";
 import type { Env } from "../env";
 import { type ChatRequest, estimatePromptTokens, requestedMaxTokens } from "../config/chat-request";
 import type { AdmitRequest, AdmitResult, EntrySnapshot } from "../gate/core/protocol";
@@ -39,9 +40,17 @@ export interface ResponseMeta {
 /** A response's meta before anything happened: filled in as the request is served. */
 export const freshMeta = (): ResponseMeta => ({ backend: "", attempts: 0, queueMs: 0, degradations: [] });
 
-/** What the gate is asked to admit for `body`: the caller's fields, and the alias and token estimates of the body. */
-export function admitRequestFor(body: ChatRequest, fields: Omit<AdmitRequest, "alias" | "promptTokens" | "maxTokens">): AdmitRequest {
-  return { ...fields, alias: body.model, promptTokens: estimatePromptTokens(body), maxTokens: requestedMaxTokens(body) };
+/**
+ * What the gate is asked to admit for `body`: the caller's fields, and the alias, token estimates
+ * and affinity (its session as `session` names it, or its conversation) of the body.
+ */
+export function admitRequestFor(
+  body: ChatRequest,
+  fields: Omit<AdmitRequest, "alias" | "promptTokens" | "maxTokens" | "affinity">,
+  session?: string,
+): AdmitRequest {
+  const estimates = { promptTokens: estimatePromptTokens(body), maxTokens: requestedMaxTokens(body) };
+  return { ...fields, alias: body.model, ...estimates, affinity: affinityKey(body, session) };
 }
 
 export interface ServeOptions {

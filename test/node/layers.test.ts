@@ -6,8 +6,8 @@ import { describe, expect, it } from "vitest";
 
 /** Lowest first. Within a layer, folders may import each other's modules. */
 const LAYERS = [
-  // What every layer may use: the log, the request's trace context.
-  ["src/log.ts", "src/trace-context.ts"],
+  // What every layer may use: the log, the request's trace context, a string hash.
+  ["src/log.ts", "src/trace-context.ts", "src/hash.ts"],
   ["src/config"],
   // Workflow definitions, templates and run state: pure.
   ["src/workflows/core"],

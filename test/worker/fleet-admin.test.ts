@@ -4,7 +4,7 @@ import { env, SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ADMIN, chat, createTenant, expectError, MESSAGES, resetSims, simConfig } from "./helpers";
 import { MAX_SCRAPE_GATES, MAX_SCRAPE_TENANTS } from "../../src/api/metrics";
-import { fnv1a } from "../../src/admission/gate-naming";
+import { fnv1a } from "../../src/hash";
 
 beforeEach(resetSims);
 

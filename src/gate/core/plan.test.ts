@@ -32,6 +32,24 @@ describe("buildRoutePlan", () => {
     expect(ids(buildRoutePlan(twin, { ...input, origin: NEW_YORK, inFlight: (id) => (id === "a" ? 9 : 1) }))).toEqual(["chat:b", "chat:a"]);
   });
 
+  it("breaks distance ties in a request's affinity order instead, whatever the load, the same for every turn", () => {
+    const four = config({
+      backends: ["a", "b", "c", "d"].map((id) => backend(id, "us-east")),
+      models: { chat: { route: ["a", "b", "c", "d"] } },
+    });
+    const plan = (affinity: string, inFlight = (_: string) => 0) =>
+      ids(buildRoutePlan(four, { ...input, origin: NEW_YORK, affinity, inFlight })) as string[];
+    // Loads do not reorder a conversation's backends: it returns to the one that holds its prefix.
+    expect(plan("conv-1", (id) => (id === plan("conv-1")[0]!.slice(5) ? 30 : 0))).toEqual(plan("conv-1"));
+    // Conversations spread over the backends.
+    const firsts = new Set(Array.from({ length: 40 }, (_, i) => plan(`conv-${i}`)[0]));
+    expect(firsts.size).toBe(4);
+    // Distance still comes first.
+    const two = config({ backends: [backend("near", "us-east"), backend("far", "eu-west")], models: { chat: { route: ["far", "near"] } } });
+    for (let i = 0; i < 10; i++)
+      expect(ids(buildRoutePlan(two, { ...input, origin: NEW_YORK, affinity: `c${i}` }))).toEqual(["chat:near", "chat:far"]);
+  });
+
   it("sends requests over the token budget to the configured model, saying so", () => {
     const budget = config({
       ...base,

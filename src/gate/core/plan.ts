@@ -1,8 +1,10 @@
 // The route plan: which backends a request may use, in order. A model alias's own backends come
-// first (nearest region first unless the tenant pinned the order; among equals, fewest in flight),
+// first (nearest region first unless the tenant pinned the order; among equals, fewest in flight,
+// or the order a request's affinity fixes),
 // then each fallback model's. Degradations (token budget, context window) reroute up front.
 import { modelRoute, type BackendConfig, type TenantConfig } from "../../config/schema";
 import { distanceKm, regionCoordinates, type Coordinates } from "./regions";
+import { affinityScore } from "./affinity";
 
 export interface PlanEntry {
   backendId: string;
@@ -18,6 +20,8 @@ export interface PlanInput {
   promptTokens: number;
   maxTokens?: number;
   inFlight: (backendId: string) => number;
+  /** The request's affinity key: equally near backends in the order it fixes, not by load (affinity.ts). */
+  affinity?: string;
 }
 
 export type RoutePlan =
@@ -114,8 +118,12 @@ function orderByProximity(route: string[], config: TenantConfig, input: PlanInpu
     // Round to 500 km bands: backends in one metro area count as equally near.
     return Math.round(distanceKm(input.origin, at) / 500);
   };
+  // Among equals: fewest in flight, or, for a request with an affinity, the backends in its own order
+  // (the same for every turn of its conversation; a full backend is passed over by the picker).
+  const { affinity } = input;
+  const order = (id: string) => (affinity === undefined ? input.inFlight(id) : -affinityScore(affinity, id));
   return route
-    .map((id, index) => ({ id, index, d: distance(id), load: input.inFlight(id) }))
-    .sort((a, b) => a.d - b.d || a.load - b.load || a.index - b.index)
+    .map((id, index) => ({ id, index, d: distance(id), order: order(id) }))
+    .sort((a, b) => a.d - b.d || a.order - b.order || a.index - b.index)
     .map((x) => x.id);
 }

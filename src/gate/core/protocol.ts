@@ -33,6 +33,8 @@ export interface AdmitRequest {
   shard?: number;
   /** The API the client spoke (counted per surface); chat when absent. */
   surface?: SurfaceName;
+  /** Its session or conversation (admission/affinity-key.ts): equally near backends are tried in an order it fixes. */
+  affinity?: string;
 }
 
 export interface BackendTarget {
