@@ -31,6 +31,7 @@ import { overloadScenario } from "./overload";
 import { chaosScenario } from "./chaos";
 import { slowPoolScenario } from "./slow-pool";
 import { noisyNeighbourScenario } from "./noisy-neighbour";
+import { multiTurnScenario } from "./multi-turn";
 
 const { values: args } = parseArgs({
   options: {
@@ -44,7 +45,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(
-    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,slow-pool,noisy-neighbour,batch,batch-pool,workflow] [-- --out DIR]",
+    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,slow-pool,multi-turn,noisy-neighbour,batch,batch-pool,workflow] [-- --out DIR]",
   );
   process.exit(0);
 }
@@ -151,6 +152,12 @@ async function main(): Promise<void> {
     results.overload = wanted("overload") ? await overloadScenario(fleet, sluice.url, targets, P) : {};
     results.chaos = wanted("chaos") ? await chaosScenario(fleet, sluice.url, targets, violations, { ...P, seed: SEED }) : {};
     if (wanted("slow-pool")) results.slowPool = await slowPoolScenario(fleet, sluice, P);
+    if (wanted("multi-turn"))
+      results.multiTurn = await multiTurnScenario(
+        fleet,
+        sluice.url,
+        QUICK ? { conversations: 20, turns: 5 } : { conversations: 100, turns: 10 },
+      );
     if (wanted("noisy-neighbour"))
       results.noisyNeighbour = await noisyNeighbourScenario(fleet, sluice.url, { phaseMs: QUICK ? 8_000 : 30_000 });
     if (wanted("batch"))

@@ -25,7 +25,15 @@ export interface Fleet {
   ports: number[];
   url(i: number): string;
   control(i: number, patch: Partial<SimOptions>): Promise<void>;
-  stats(i: number): Promise<{ active: number; waiting: number; requests: number; cancelled: number; peakOpen: number }>;
+  stats(i: number): Promise<{
+    active: number;
+    waiting: number;
+    requests: number;
+    cancelled: number;
+    peakOpen: number;
+    prefixQueryTokens: number;
+    prefixHitTokens: number;
+  }>;
   /** Zeroes a sim's counters (its peaks among them). */
   resetStats(i: number): Promise<void>;
   stop(): Promise<void>;

@@ -4,6 +4,7 @@ import type { AlertTimeline } from "./alert-watch";
 import type { BatchRun } from "./batch";
 import type { SlowPoolRun } from "./slow-pool";
 import type { NoisyNeighbourRun } from "./noisy-neighbour";
+import { MULTI_TURN_CAPACITY, type MultiTurnRun } from "./multi-turn";
 import type { WorkflowBench } from "./workflow";
 import type { SystemRun as Run } from "./summary";
 
@@ -26,6 +27,8 @@ export interface RunResults {
   workflow?: WorkflowBench;
   /** Every backend 5x slower for a while: with a fixed maxConcurrency, and with adaptiveConcurrency. */
   slowPool?: Record<"fixed" | "adaptive", SlowPoolRun>;
+  /** Conversations over backends with prefix caches: with affinity, and least-loaded. */
+  multiTurn?: Record<"affinity" | "leastLoaded", MultiTurnRun>;
   /** Two tenants on a shared pool, one offering five times its share. */
   noisyNeighbour?: NoisyNeighbourRun;
 }
@@ -46,6 +49,10 @@ const UTILISATION_WHILE_QUEUED = 0.95;
 const REJECT_WITHIN_MS = 20;
 /** CPU per request on a translated API: at most this much over chat completions'. */
 const SURFACE_CPU_RATIO = 1.1;
+/** Prefix-cache hit rate with affinity: at least this. */
+const MULTI_TURN_HIT_RATE = 0.8;
+/** TTFT p50 with affinity: at most this share of least-loaded routing's. */
+const MULTI_TURN_TTFT_RATIO = 0.7;
 /** A quiet tenant's TTFT p99 beside a noisy one on a shared pool: at most this much over alone. */
 const NOISY_TTFT_P99_RATIO = 1.2;
 /** Interactive TTFT p99 beside a batch on a shared pool: at most this much over without. */
@@ -182,6 +189,27 @@ export function judgeTargets(results: RunResults): Verdict[] {
       target: `slow pool: TTFT back within ${SLOW_POOL_RECOVERY_MS / 1000} s of the recovery (adaptiveConcurrency)`,
       measured: `${recovered(adaptive)} (fixed maxConcurrency: ${recovered(fixed)})`,
       met: adaptive.recoveredAfterMs !== undefined && adaptive.recoveredAfterMs <= SLOW_POOL_RECOVERY_MS,
+    });
+  }
+
+  const turns = results.multiTurn;
+  if (turns) {
+    const { affinity, leastLoaded } = turns;
+    verdicts.push({
+      target: `multi-turn sessions: prefix-cache hit rate at least ${MULTI_TURN_HIT_RATE * 100}% with affinity`,
+      measured: `${pct(affinity.hitRate)} (least-loaded: ${pct(leastLoaded.hitRate)}); ${affinity.failed} of ${affinity.turns} turns failed`,
+      met: affinity.hitRate >= MULTI_TURN_HIT_RATE && affinity.failed === 0,
+    });
+    const r = ratio(affinity.ttftMs.p50, leastLoaded.ttftMs.p50);
+    verdicts.push({
+      target: `multi-turn sessions: TTFT p50 at least ${Math.round((1 - MULTI_TURN_TTFT_RATIO) * 100)}% lower with affinity than least-loaded`,
+      measured: `${ms(affinity.ttftMs.p50)} vs ${ms(leastLoaded.ttftMs.p50)} (${x(r)}); p99 ${ms(affinity.ttftMs.p99)} vs ${ms(leastLoaded.ttftMs.p99)}`,
+      met: r === undefined ? undefined : r <= MULTI_TURN_TTFT_RATIO,
+    });
+    verdicts.push({
+      target: "multi-turn sessions: no backend above its capacity",
+      measured: `peak open per backend ${affinity.peakOpen.join(", ")} with affinity, ${leastLoaded.peakOpen.join(", ")} least-loaded, of ${MULTI_TURN_CAPACITY}`,
+      met: [...affinity.peakOpen, ...leastLoaded.peakOpen].every((p) => p <= MULTI_TURN_CAPACITY),
     });
   }
 

@@ -2,6 +2,7 @@
 // output and injectable faults. One shared ticker paces every stream, so a process holds 1,000+
 // concurrent streams without a timer per token.
 import { vllmMetrics } from "./metrics";
+import { PrefixCache } from "./prefix-cache";
 import { json, readBody } from "./http-body";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -67,6 +68,7 @@ export class SimServer {
   private counters = SimServer.zeroCounters();
   /** The traceparent headers received, for tests of trace propagation (the last MAX_TRACEPARENTS). */
   private traceparents: string[] = [];
+  private readonly prefixCache = new PrefixCache(() => this.options.prefixCacheBlocks ?? 0);
 
   constructor(options: Partial<SimOptions> = {}) {
     this.options = { ...DEFAULT_SIM_OPTIONS, ...options };
@@ -117,6 +119,8 @@ export class SimServer {
       waiting: this.waiting.length,
       held,
       ...this.counters,
+      prefixQueryTokens: this.prefixCache.queryTokens,
+      prefixHitTokens: this.prefixCache.hitTokens,
       traceparents: [...this.traceparents],
     };
   }
@@ -137,6 +141,7 @@ export class SimServer {
 
   resetStats(): void {
     this.counters = SimServer.zeroCounters();
+    this.prefixCache.reset();
     this.traceparents = [];
   }
 
@@ -157,7 +162,8 @@ export class SimServer {
     if (req.method === "GET" && url.pathname === "/metrics") {
       if (this.options.metrics === false) return json(res, 404, { error: { message: "Not Found", type: "not_found" } });
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
-      return void res.end(vllmMetrics(this.active.size, this.waiting.length, this.options.maxConcurrency));
+      const cache = { queries: this.prefixCache.queryTokens, hits: this.prefixCache.hitTokens };
+      return void res.end(vllmMetrics(this.active.size, this.waiting.length, this.options.maxConcurrency, cache));
     }
     if (req.method === "GET" && url.pathname === "/v1/models")
       return json(res, 200, { object: "list", data: [{ id: "sim", object: "model", owned_by: this.options.id }] });
@@ -281,7 +287,7 @@ export class SimServer {
       compact: fault.compact === true,
       // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
       promptTokens: Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0),
-      firstTokenMs: fault.ttft_ms ?? o.firstTokenMs,
+      firstTokenMs: fault.ttft_ms ?? Math.round(o.firstTokenMs * (1 - (o.prefixCacheBlocks ? this.prefixCache.serve(original) : 0))),
       hold: typeof fault.hold === "string" ? fault.hold : o.holdNew || undefined,
       done: false,
     };

@@ -29,6 +29,11 @@ export interface SimOptions {
   ignoreJsonMode?: boolean;
   /** Serve vLLM's Prometheus metrics at GET /metrics (true by default); false answers 404 there, as a server without them. */
   metrics?: boolean;
+  /**
+   * Model a prefix cache of this many blocks (messages): a prompt's cached leading share cuts its
+   * first-token delay in proportion (prefix-cache.ts). 0 (the default) models none.
+   */
+  prefixCacheBlocks?: number;
 }
 
 /** Per-request faults, from the `sim_fault` body field or the `x-sim-fault` header (JSON). */
@@ -70,6 +75,9 @@ export interface SimStats {
   peakActive: number;
   /** Most requests open at once: generating, and waiting for a slot as on a saturated GPU. */
   peakOpen: number;
+  /** Prompt tokens looked up in the prefix cache, and of them found (with prefixCacheBlocks). */
+  prefixQueryTokens: number;
+  prefixHitTokens: number;
   requests: number;
   completed: number;
   failedInjected: number;

@@ -59,6 +59,11 @@ export const ModelRouteSchema = z.object({
   fallbacks: z.array(id).max(8).default([]),
   /** "nearest": order backends by distance to the request's colo; "pinned": as listed. */
   order: z.enum(["nearest", "pinned"]).default("nearest"),
+  /**
+   * Among equally near backends, a session's turns go to the one that served it before (its prefix
+   * is in that server's cache: gate/core/affinity.ts); false: to the one with fewest in flight.
+   */
+  affinity: z.boolean().default(true),
   /** Requests asking for more than `maxTokens` output tokens go to alias `to` instead. */
   tokenBudget: z.object({ maxTokens: z.number().int().positive(), to: id }).optional(),
 });

@@ -44,6 +44,11 @@ describe("buildRoutePlan", () => {
     // Conversations spread over the backends.
     const firsts = new Set(Array.from({ length: 40 }, (_, i) => plan(`conv-${i}`)[0]));
     expect(firsts.size).toBe(4);
+    // A model that asks for none is ordered by load.
+    const loadOnly = config({ ...four, models: { chat: { route: ["a", "b", "c", "d"], affinity: false } } });
+    expect(
+      ids(buildRoutePlan(loadOnly, { ...input, origin: NEW_YORK, affinity: "conv-1", inFlight: (id) => (id === "d" ? 0 : 5) })),
+    ).toEqual(["chat:d", "chat:a", "chat:b", "chat:c"]);
     // Distance still comes first.
     const two = config({ backends: [backend("near", "us-east"), backend("far", "eu-west")], models: { chat: { route: ["far", "near"] } } });
     for (let i = 0; i < 10; i++)

@@ -53,7 +53,10 @@ export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePla
     seenAliases.add(modelAlias);
     const model = modelRoute(config, modelAlias);
     if (!model) return;
-    const ordered = model.order === "pinned" ? model.route : orderByProximity(model.route, config, input);
+    const ordered =
+      model.order === "pinned"
+        ? model.route
+        : orderByProximity(model.route, config, model.affinity ? input : { ...input, affinity: undefined });
     for (const id of ordered) {
       const b = backends.get(id);
       if (!b || seenBackends.has(id) || (b.serves && !b.serves.includes(input.kind ?? "chat"))) continue;

@@ -1,0 +1,95 @@
+// Scenario: multi-turn sessions. Conversations of several turns each (every turn resends the
+// conversation so far, after a long system prompt all share) over four backends whose sims model a
+// prefix cache: a prompt's cached leading share cuts its prefill (a 200 ms first-token delay when
+// nothing is cached). Run with affinity (a conversation's turns go to the backend that served it)
+// and with least-loaded routing (`affinity: false`). Reported: prefix-cache hit rate (cached prompt
+// tokens over all, from the sims), TTFT p50/p99, and each sim's peak of open generations against
+// sluice's maxConcurrency for it.
+import { callOnce, type Target } from "./load";
+import { percentiles, type Percentiles } from "./summary";
+import { createTenant, type Fleet } from "./stack";
+import { configureFleet, progress, settle } from "./measure";
+
+export interface MultiTurnRun {
+  turns: number;
+  failed: number;
+  /** Cached prompt tokens over prompt tokens, at the sims. */
+  hitRate: number;
+  ttftMs: Percentiles;
+  peakOpen: number[];
+}
+
+const CAPACITY = 32;
+const SYSTEM = `You are a meticulous travel planner. ${"Answer with a day-by-day plan, costs in euros, and one restaurant a day. ".repeat(30)}`;
+
+export async function multiTurnScenario(
+  fleet: Fleet,
+  sluiceUrl: string,
+  options: { conversations: number; turns: number },
+): Promise<Record<"affinity" | "leastLoaded", MultiTurnRun>> {
+  await configureFleet(fleet, {
+    failRate: 0,
+    disconnectRate: 0,
+    hangRate: 0,
+    maxConcurrency: CAPACITY,
+    tokensPerSecond: 100,
+    firstTokenMs: 200,
+    prefixCacheBlocks: 5_000,
+  });
+  const out: Partial<Record<"affinity" | "leastLoaded", MultiTurnRun>> = {};
+  for (const mode of ["leastLoaded", "affinity"] as const) {
+    const route = fleet.specs.map((s) => s.id);
+    const key = await createTenant(
+      sluiceUrl,
+      mode === "affinity" ? "mt-affinity" : "mt-least-loaded",
+      fleet,
+      {
+        limits: { maxConcurrency: 5_000, maxQueue: 5_000, maxQueueWaitMs: 60_000 },
+        models: { chat: { route, affinity: mode === "affinity" } },
+      },
+      { maxConcurrency: CAPACITY },
+    );
+    const target: Target = { name: "sluice", baseUrl: `${sluiceUrl}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
+    for (let i = 0; i < fleet.specs.length; i++) await fleet.resetStats(i);
+    let count = 0;
+    const stop = progress(`multi-turn sessions (${options.conversations} x ${options.turns} turns), ${mode}`, () => count);
+    const results = (
+      await Promise.all(
+        Array.from({ length: options.conversations }, async (_, c) => {
+          const messages: Array<{ role: string; content: string }> = [{ role: "system", content: SYSTEM }];
+          const done = [];
+          for (let t = 0; t < options.turns; t++) {
+            messages.push({ role: "user", content: `Trip ${c} (${mode}): and day ${t + 1}?` });
+            const r = await callOnce(target, { messages: [...messages], maxTokens: 20 });
+            count++;
+            done.push(r);
+            messages.push({ role: "assistant", content: `Day ${t + 1} of trip ${c}.` });
+          }
+          return done;
+        }),
+      )
+    ).flat();
+    stop();
+    let queries = 0;
+    let hits = 0;
+    const peakOpen: number[] = [];
+    for (let i = 0; i < fleet.specs.length; i++) {
+      const s = await fleet.stats(i);
+      queries += s.prefixQueryTokens;
+      hits += s.prefixHitTokens;
+      peakOpen.push(s.peakOpen);
+    }
+    out[mode] = {
+      turns: results.length,
+      failed: results.filter((r) => r.outcome !== "exact").length,
+      hitRate: queries === 0 ? 0 : Math.round((hits / queries) * 1000) / 1000,
+      ttftMs: percentiles(results.filter((r) => r.ttftMs !== undefined).map((r) => r.ttftMs!)),
+      peakOpen,
+    };
+    await settle(fleet);
+  }
+  await configureFleet(fleet, { maxConcurrency: 5_000, firstTokenMs: 5, prefixCacheBlocks: 0 });
+  return out as Record<"affinity" | "leastLoaded", MultiTurnRun>;
+}
+
+export const MULTI_TURN_CAPACITY = CAPACITY;
