@@ -55,9 +55,12 @@ describe("affinity", () => {
     const away = await ask(key, turn("Lisbon", 7));
     expect(away).not.toBe(home);
     let ended = false;
-    const all = Promise.all(held.map(async (r) => (await (await r).arrayBuffer(), (await r).headers.get("x-sluice-backend")))).finally(
-      () => (ended = true),
-    );
+    const backendOf = async (pending: Promise<Response>) => {
+      const res = await pending;
+      await res.arrayBuffer();
+      return res.headers.get("x-sluice-backend");
+    };
+    const all = Promise.all(held.map(backendOf)).finally(() => (ended = true));
     await eventually(async () => {
       await release("aff", home as "a");
       return ended;
