@@ -140,6 +140,12 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     reported.flatMap(([l, b]) => (b.reported!.kvCacheUsage === undefined ? [] : [[l, b.reported!.kvCacheUsage] as [Labels, number]])),
   );
   family(
+    "sluice_backend_reported_prefix_cache_hit_ratio",
+    "gauge",
+    "Share of prompt tokens the backend's server found in its prefix cache between its last two readings (vLLM's prefix_cache counters).",
+    reported.flatMap(([l, b]) => (b.reported!.prefixHitRate === undefined ? [] : [[l, b.reported!.prefixHitRate] as [Labels, number]])),
+  );
+  family(
     "sluice_backend_pool_credits",
     "gauge",
     "Of a fleet backend (a shared pool's): credits this tenant's gates hold from the pool, the most attempts they may run on it.",

@@ -166,3 +166,24 @@ describe("the gate core on a shared pool: property", () => {
     );
   });
 });
+
+describe("a backend's reported load", () => {
+  it("keeps the latest reading for LOAD_FRESH_MS, with the prefix-cache hit rate between readings", () => {
+    const { core } = testCore();
+    const read = (queries: number, hits: number, at: number) =>
+      core.policies.reportLoad("a", { running: 3, waiting: 1, prefixCache: { queries, hits } }, at);
+    read(100, 0, 0);
+    expect(core.policies.load("a", 0)).toEqual({ running: 3, waiting: 1, ageMs: 0 });
+    read(300, 150, 1_000);
+    expect(core.policies.load("a", 1_500)).toEqual({ running: 3, waiting: 1, prefixHitRate: 0.75, ageMs: 500 });
+    // No new queries: the last rate stands.
+    read(300, 150, 2_000);
+    expect(core.policies.load("a", 2_000)?.prefixHitRate).toBe(0.75);
+    expect(core.policies.load("a", 2_000 + 10_001)).toBeUndefined();
+    // A backend the config does not have is not noted; a server with no metrics clears its reading.
+    core.policies.reportLoad("zz", { running: 1, waiting: 0 }, 0);
+    expect(core.policies.load("zz", 0)).toBeUndefined();
+    core.policies.reportLoad("a", null, 3_000);
+    expect(core.policies.load("a", 3_000)).toBeUndefined();
+  });
+});

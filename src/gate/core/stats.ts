@@ -23,7 +23,7 @@ export interface BackendStats {
   /** With adaptiveConcurrency: the unloaded TTFT its limit compares against, once seen. */
   baselineTtftMs?: number;
   /** What the backend's server last reported of its own load (its /metrics), when fresh: beside `inFlight`, sluice's own count. */
-  reported?: { running: number; waiting: number; kvCacheUsage?: number; ageMs: number };
+  reported?: { running: number; waiting: number; kvCacheUsage?: number; prefixHitRate?: number; ageMs: number };
   /** A fleet backend's pool, and the credits this gate holds there and should hold (its fair share): `limit` is at most `credits`. */
   pool?: { id: string; credits: number; target: number };
   /** successes + failures + cancelled + abandoned + inFlight. */

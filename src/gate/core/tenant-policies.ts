@@ -38,8 +38,8 @@ export class TenantPolicies implements BackendView {
   readonly credits = new PoolCredits();
   /** The config's fleet backends, by pool. */
   pools = new Map<string, BackendConfig[]>();
-  /** What each backend last said of its own load (its /metrics), and when. In memory. */
-  private readonly loads = new Map<string, { load: BackendLoad; at: number }>();
+  /** What each backend last said of its own load (its /metrics), when, and its prefix-cache hit rate lately. In memory. */
+  private readonly loads = new Map<string, { load: BackendLoad; at: number; prefixHitRate?: number }>();
 
   constructor(
     private readonly host: Pick<GateHost, "saveBreaker" | "dropBreaker">,
@@ -117,15 +117,23 @@ export class TenantPolicies implements BackendView {
 
   /** The backend's own account of its load, read at `at`; null: it has none (no /metrics, or no gauges there). */
   reportLoad(id: string, load: BackendLoad | null, at: number): void {
-    if (load && this.backends.has(id)) this.loads.set(id, { load, at });
-    else this.loads.delete(id);
+    if (!load || !this.backends.has(id)) return void this.loads.delete(id);
+    // The hit rate between this reading and the last one with new queries (the counters only grow).
+    const before = this.loads.get(id);
+    const queried = (load.prefixCache?.queries ?? 0) - (before?.load.prefixCache?.queries ?? 0);
+    const hit = (load.prefixCache?.hits ?? 0) - (before?.load.prefixCache?.hits ?? 0);
+    const prefixHitRate =
+      before?.load.prefixCache && load.prefixCache && queried > 0 ? Math.min(1, Math.max(0, hit / queried)) : before?.prefixHitRate;
+    this.loads.set(id, { load, at, ...(prefixHitRate === undefined ? {} : { prefixHitRate }) });
   }
 
   /** The backend's reported load, if it was read within LOAD_FRESH_MS, and how old it is. */
-  load(id: string, now: number): (BackendLoad & { ageMs: number }) | undefined {
+  load(id: string, now: number): (BackendLoad & { ageMs: number; prefixHitRate?: number }) | undefined {
     const reported = this.loads.get(id);
     if (!reported || now - reported.at > LOAD_FRESH_MS) return undefined;
-    return { ...reported.load, ageMs: Math.max(0, now - reported.at) };
+    const { prefixCache: _counters, ...load } = reported.load;
+    const rate = reported.prefixHitRate === undefined ? {} : { prefixHitRate: reported.prefixHitRate };
+    return { ...load, ...rate, ageMs: Math.max(0, now - reported.at) };
   }
 
   notBefore(id: string): number | undefined {

@@ -25,7 +25,12 @@ describe("parseBackendLoad", () => {
       kvCacheUsage: 0.4,
     });
     expect(parseBackendLoad("tgi_batch_current_size 5\ntgi_queue_size 9\n")).toEqual({ running: 5, waiting: 9 });
-    expect(parseBackendLoad(vllmMetrics(3, 6, 4))).toEqual({ running: 3, waiting: 6, kvCacheUsage: 0.75 });
+    expect(parseBackendLoad(vllmMetrics(3, 6, 4, { queries: 900, hits: 600 }))).toEqual({
+      running: 3,
+      waiting: 6,
+      kvCacheUsage: 0.75,
+      prefixCache: { queries: 900, hits: 600 },
+    });
   });
 
   it("reports nothing for a server without those gauges, and skips values that are not counts", () => {

@@ -1,5 +1,5 @@
 // What a GPU server says of its own load, read from its Prometheus metrics (GET /metrics): requests
-// running and waiting, and how full its KV cache is. vLLM's gauges, or SGLang's or TGI's where a
+// running and waiting, how full its KV cache is, and its prefix cache's queries and hits. vLLM's gauges, or SGLang's or TGI's where a
 // server has those instead; a server whose text has none of them reports nothing (undefined).
 
 export interface BackendLoad {
@@ -9,12 +9,17 @@ export interface BackendLoad {
   waiting: number;
   /** Share of its KV cache in use (0-1), when it says. */
   kvCacheUsage?: number;
+  /** Its prefix cache's counters since it started, in tokens (vLLM's), when it says. */
+  prefixCache?: { queries: number; hits: number };
 }
 
 /** Metric names by what they mean; each server speaks one set (summed over its series, e.g. per model). */
 const RUNNING = ["vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size"];
 const WAITING = ["vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size"];
 const KV_CACHE = ["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage"];
+const PREFIX_QUERIES = "vllm:prefix_cache_queries_total";
+const PREFIX_HITS = "vllm:prefix_cache_hits_total";
+const SUMMED = [...RUNNING, ...WAITING, PREFIX_QUERIES, PREFIX_HITS];
 
 /** A reading counts for this long after it was taken. */
 export const LOAD_FRESH_MS = 10_000;
@@ -33,7 +38,7 @@ export function parseBackendLoad(text: string): BackendLoad | undefined {
     const nameEnd = brace >= 0 ? brace : line.indexOf(" ");
     if (nameEnd <= 0) continue;
     const name = line.slice(0, nameEnd);
-    if (!RUNNING.includes(name) && !WAITING.includes(name) && !KV_CACHE.includes(name)) continue;
+    if (!SUMMED.includes(name) && !KV_CACHE.includes(name)) continue;
     const rest = brace >= 0 ? line.slice(line.lastIndexOf("}") + 1) : line.slice(nameEnd);
     const value = Number(rest.trim().split(/\s+/)[0]);
     if (!Number.isFinite(value) || value < 0) continue;
@@ -44,5 +49,12 @@ export function parseBackendLoad(text: string): BackendLoad | undefined {
   const running = first(RUNNING);
   const waiting = first(WAITING);
   if (running === undefined && waiting === undefined) return undefined;
-  return { running: running ?? 0, waiting: waiting ?? 0, ...(kv.length > 0 ? { kvCacheUsage: Math.max(...kv) } : {}) };
+  const queries = sums.get(PREFIX_QUERIES);
+  const hits = sums.get(PREFIX_HITS);
+  return {
+    running: running ?? 0,
+    waiting: waiting ?? 0,
+    ...(kv.length > 0 ? { kvCacheUsage: Math.max(...kv) } : {}),
+    ...(queries !== undefined && hits !== undefined ? { prefixCache: { queries, hits } } : {}),
+  };
 }
