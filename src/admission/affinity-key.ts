@@ -20,11 +20,19 @@ export function affinityKey(body: ChatRequest, session?: string): string {
 
 function opening(body: ChatRequest): string {
   const parts: string[] = [];
+  let length = 0;
+  const add = (part: string) => {
+    parts.push(part.slice(0, MAX_OPENING_CHARS - length));
+    length += parts[parts.length - 1]!.length;
+  };
   const firstUser = body.messages.find((m) => m.role === "user");
   for (const m of body.messages) {
-    if (m.role === "system" || m.role === "developer" || m === firstUser) parts.push(`${m.role}:${JSON.stringify(m.content ?? "")}`);
+    if (length >= MAX_OPENING_CHARS) break;
+    // Text is taken as it is (no copy of a long prompt); content parts as JSON.
+    if (m.role === "system" || m.role === "developer" || m === firstUser)
+      add(`${m.role}:${typeof m.content === "string" ? m.content : JSON.stringify(m.content ?? "")}`);
     if (m === firstUser) break;
   }
-  if (body.tools !== undefined) parts.push(`tools:${JSON.stringify(body.tools)}`);
-  return parts.join("\n").slice(0, MAX_OPENING_CHARS);
+  if (body.tools !== undefined && length < MAX_OPENING_CHARS) add(`tools:${JSON.stringify(body.tools)}`);
+  return parts.join("\n");
 }
