@@ -133,7 +133,9 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     // The backend's attempts against what it may hold now (its maxConcurrency: it learns no limit here).
     const use1 = (await stats()).backends.find((b: { id: string }) => b.id === "use1");
     // Beside it, what the sim's /metrics said when last read (every 2 s, so it may lag): at most the two held there.
-    expect(await page.getByTestId("load-use1").textContent()).toMatch(new RegExp(`^2 / ${use1.limit}(; server: [0-2] running, 0 waiting)?$`));
+    expect(await page.getByTestId("load-use1").textContent()).toMatch(
+      new RegExp(`^2 / ${use1.limit}(; server: [0-2] running, 0 waiting)?$`),
+    );
     expect(use1.limit).toBe(use1.maxConcurrency);
     expect(await page.getByTestId("queue-depth").textContent()).toBe("3 / 10");
     // Each queued request is held too when it reaches the sim: release until all five are done.
