@@ -30,8 +30,11 @@ export class PoolGate extends DurableObject<Record<string, never>> {
     sql.exec(`CREATE TABLE IF NOT EXISTS backends (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, source TEXT)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS holders (holder TEXT PRIMARY KEY, data TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, data TEXT NOT NULL)`);
-    for (const r of sql.exec<{ id: string; capacity: number }>(`SELECT id, capacity FROM backends`))
+    for (const r of sql.exec<{ id: string; capacity: number; source: string | null }>(`SELECT id, capacity, source FROM backends`)) {
       this.ledger.setBackend(r.id, r.capacity);
+      // Where its metrics are read comes back too, so a restarted pool goes on reading them.
+      if (r.source) this.sources.set(r.id, JSON.parse(r.source) as LoadSource);
+    }
     const holders = sql.exec<{ holder: string; data: string }>(`SELECT holder, data FROM holders`).toArray();
     const tenants = sql.exec<{ tenant: string; data: string }>(`SELECT tenant, data FROM tenants`).toArray();
     this.ledger.restore(

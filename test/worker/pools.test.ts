@@ -125,6 +125,8 @@ describe("shared pools", () => {
     await eventually(async () => (await tenantIn(pool, other.tenant))?.waiting > 0, WAIT_MS);
     expect((await simStats("a")).held).toBe(4);
     expect((await poolStats(pool)).held).toBe(4);
+    // The restarted pool goes on reading its backend's /metrics (its readings are not kept: this one is new).
+    await eventually(async () => (await poolStats(pool)).backends[0].reported?.running === 4, WAIT_MS);
     await drain("pr", [...first, ...second]);
     expect((await simStats("a")).peakActive).toBe(4);
     await eventually(async () => (await poolStats(pool)).held === 0, WAIT_MS);

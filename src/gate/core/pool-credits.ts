@@ -95,7 +95,6 @@ export class PoolCredits {
     return { ...who, backends: out };
   }
 
-  /** The pool's answer to a report sent at `sentAt`. */
   /**
    * The pool's answer to `report`, sent at `sentAt`: a backend the report named and the answer does
    * not (the pool no longer has it) holds no credits. Says whether the gate is still short: it
