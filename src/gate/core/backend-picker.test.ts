@@ -21,7 +21,7 @@ function view(
     inFlight: (id) => inFlight[id] ?? 0,
     capacity: (id) => capacity[id] ?? backends.get(id)!.maxConcurrency,
     notBefore: (id) => notBefore[id],
-    load: (id) => (Object.hasOwn(waiting, id) ? { waiting: waiting[id]! } : undefined),
+    waiting: (id) => (Object.hasOwn(waiting, id) ? waiting[id]! : 0),
   };
   return { v, breakers };
 }

@@ -15,8 +15,8 @@ export interface BackendView {
   capacity(id: string): number;
   /** Until when the backend asked to be left alone (its Retry-After), if it did. */
   notBefore(id: string): number | undefined;
-  /** What the backend reported of its own load lately (its /metrics), if anything. */
-  load(id: string, now: number): { waiting: number } | undefined;
+  /** Requests the backend's server lately said are queued inside it (its /metrics); 0 without a reading. */
+  waiting(id: string, now: number): number;
 }
 
 /** What a retry steers away from. */
@@ -62,7 +62,7 @@ export function pickBackend(
   let first: number | undefined;
   /** Requests queued inside the server of `first`, as it reported them. */
   let firstWaiting = 0;
-  const waitingAt = (id: string) => view.load(id, now)?.waiting ?? 0;
+  const waitingAt = (id: string) => view.waiting(id, now);
   let sameRegion: number | undefined;
   let lastResort: number | undefined;
   let breakerWaitMs: number | undefined;

@@ -127,6 +127,11 @@ export class TenantPolicies implements BackendView {
     this.loads.set(id, { load, at, ...(prefixHitRate === undefined ? {} : { prefixHitRate }) });
   }
 
+  waiting(id: string, now: number): number {
+    const reported = this.loads.get(id);
+    return reported && now - reported.at <= LOAD_FRESH_MS ? reported.load.waiting : 0;
+  }
+
   /** The backend's reported load, if it was read within LOAD_FRESH_MS, and how old it is. */
   load(id: string, now: number): (BackendLoad & { ageMs: number; prefixHitRate?: number }) | undefined {
     const reported = this.loads.get(id);
