@@ -40,6 +40,7 @@ import { MAX_TOTAL_MS } from "../config/schema";
 import { resolveTenantConfig } from "../config/fleet";
 import type { PoolGate } from "../pool/pool-gate";
 import { PoolSync } from "./pool-sync";
+import { Followers } from "./followers";
 import { LoadPoller } from "../pool/load-poller";
 
 /** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
@@ -66,7 +67,7 @@ export class TenantGate extends DurableObject<GateEnv> {
   private leaseRows!: LeaseRows<Lease>;
   private readonly openCalls = new OpenCalls((ticket) => this.core.pollEnded(ticket, Date.now()));
   /** Followers (joined twins) waiting for a journal entry to change, by key. */
-  private readonly followers = new Map<string, Set<() => void>>();
+  private readonly followers = new Followers();
   private wakeTimer: { at: number; handle: ReturnType<typeof setTimeout> } | undefined;
   private metricsSaveTimer: ReturnType<typeof setTimeout> | undefined;
   private outbox!: AlertOutbox;
@@ -100,7 +101,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
     // Followers hear of appended chunks once they are written, and of a run's end.
     this.journal = new ReplayJournal(sql, (keys) => {
-      for (const key of keys) this.wakeFollowers(key);
+      for (const key of keys) this.followers.wake(key);
     });
     const meta = new Map(
       sql
@@ -208,18 +209,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     };
     const now = read();
     if (now) return now;
-    await new Promise<void>((resolve) => {
-      const set = this.followers.get(key) ?? new Set();
-      this.followers.set(key, set);
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) this.followers.delete(key);
-        resolve();
-      };
-      const timer = setTimeout(done, waitMs);
-      set.add(done);
-    });
+    await this.followers.wait(key, waitMs);
     return read() ?? { chunks: [], state: "running", tokens: 0 };
   }
 
@@ -268,7 +258,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     }
     this.configLoadedAt = Date.now();
     // Followers read their entry again: it is gone.
-    for (const key of [...this.followers.keys()]) this.wakeFollowers(key);
+    this.followers.wakeAll();
   }
 
   /** A sharded tenant's gates send their histograms too (`histograms: true`): percentiles do not add up. */
@@ -389,10 +379,6 @@ export class TenantGate extends DurableObject<GateEnv> {
       this.core.wake(Math.max(Date.now(), at));
     }, at - Date.now());
     this.wakeTimer = { at, handle };
-  }
-
-  private wakeFollowers(key: string): void {
-    for (const done of [...(this.followers.get(key) ?? [])]) done();
   }
 
   /** Stores the metrics a moment after a change, once for a burst of changes (see METRICS_SAVE_MS). */

@@ -1,0 +1,31 @@
+// Followers of journal keys: calls waiting (up to a time) for a key's entry to change, as a joined
+// twin waits for its live generation's next chunks. The journal wakes a key's followers when it
+// writes the key's chunks or ends its run; a deleted tenant's gate wakes them all.
+
+export class Followers {
+  private readonly waiting = new Map<string, Set<() => void>>();
+
+  /** Resolves when `key` is woken, or after `waitMs`. */
+  wait(key: string, waitMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const set = this.waiting.get(key) ?? new Set();
+      this.waiting.set(key, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0) this.waiting.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      set.add(done);
+    });
+  }
+
+  wake(key: string): void {
+    for (const done of [...(this.waiting.get(key) ?? [])]) done();
+  }
+
+  wakeAll(): void {
+    for (const key of [...this.waiting.keys()]) this.wake(key);
+  }
+}
