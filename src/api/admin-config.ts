@@ -10,6 +10,7 @@ import { errorResponse } from "../stream/errors";
 import { boundedBody, jsonBody, validJson } from "./validation";
 import { TenantConfigSchema, describeIssues, type TenantConfig } from "../config/schema";
 import { allPools, fleetIssues } from "../config/fleet";
+import { poolGateOf } from "../pool/pool-gate";
 import { backendUrlProblem } from "../config/backend-url";
 import { backendUrlPolicy, outboundUrlPolicy } from "../serve/url-policy";
 import { type Json, applyMergePatch, mergePatchBetween } from "../config/merge-patch";
@@ -52,7 +53,7 @@ async function eraseWorkflows(env: Env, tenant: string): Promise<void> {
 /** Every pool forgets the tenant (its credits and tokens served): it may have used any of them once. */
 async function forgetInPools(env: Env, tenant: string): Promise<void> {
   const pools = await allPools(env);
-  await Promise.all(pools.map((pool) => env.POOL_GATE.get(env.POOL_GATE.idFromName(pool)).forgetTenant(tenant)));
+  await Promise.all(pools.map((pool) => poolGateOf(env.POOL_GATE, pool).forgetTenant(tenant)));
 }
 
 /** What the caller may see of a config or a change: a tenant admin sees no backend URLs or credentials. */

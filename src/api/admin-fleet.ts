@@ -24,9 +24,9 @@ import {
   writePool,
 } from "../config/fleet";
 import { BackendSchema } from "../config/schema";
+import { poolGateOf } from "../pool/pool-gate";
 
-const poolGate = (env: Env, pool: string, locationHint?: DurableObjectLocationHint) =>
-  env.POOL_GATE.get(env.POOL_GATE.idFromName(pool), locationHint ? { locationHint } : undefined);
+const poolGate = (env: Env, pool: string, locationHint?: DurableObjectLocationHint) => poolGateOf(env.POOL_GATE, pool, locationHint);
 
 /** What the operator reads of a fleet backend: everything but its key. */
 function visible(backend: FleetBackend) {

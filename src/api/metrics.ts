@@ -15,6 +15,7 @@ import { workflowFamilies, workflowSummary } from "../workflows/summary";
 import { mergeShardStats, withoutHistograms } from "../observe/shard-stats";
 import { allPools } from "../config/fleet";
 import { poolFamilies } from "../observe/pool-metrics";
+import { poolGateOf } from "../pool/pool-gate";
 
 /** Tenants one scrape reads, at most. Each costs a config read and a call per gate; a request may make about 10,000 subrequests. */
 export const MAX_SCRAPE_TENANTS = 1_000;
@@ -70,7 +71,7 @@ async function poolFamiliesOf(env: Env, limit: LimitFunction): Promise<MetricFam
   const read = await Promise.all(
     ids.map((pool) =>
       limit(() =>
-        env.POOL_GATE.get(env.POOL_GATE.idFromName(pool))
+        poolGateOf(env.POOL_GATE, pool)
           .stats(pool)
           .then(
             (stats) => ({ pool, stats }),

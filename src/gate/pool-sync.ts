@@ -4,7 +4,7 @@
 // renews them every RENEW_MS (an idle gate, holding none, stays quiet).
 import type { GateCore } from "./core/gate-core";
 import { RENEW_MS, poolReports } from "./core/pool-credits";
-import type { PoolGate } from "../pool/pool-gate";
+import { type PoolGate, poolGateOf } from "../pool/pool-gate";
 import { logError } from "../log";
 
 /**
@@ -70,8 +70,7 @@ export class PoolSync {
       synced = reports.length > 0;
       await Promise.all(
         reports.map(async ({ pool, report }) => {
-          const reply = await this.pools
-            .get(this.pools.idFromName(pool))
+          const reply = await poolGateOf(this.pools, pool)
             .sync(report)
             .catch((err: unknown) => {
               logError(undefined, "pool not reached", err, { pool, holder: holder.holder });

@@ -9,6 +9,15 @@ import { type PoolStats, poolStats } from "./core/pool-stats";
 import { type BackendLoad, LOAD_FRESH_MS } from "./core/backend-load";
 import { LoadPoller, type LoadSource } from "./load-poller";
 
+/** A pool's gate by the pool's id; `locationHint` places it, on its first call only. */
+export function poolGateOf(
+  namespace: DurableObjectNamespace<PoolGate>,
+  pool: string,
+  locationHint?: DurableObjectLocationHint,
+): DurableObjectStub<PoolGate> {
+  return namespace.get(namespace.idFromName(pool), locationHint ? { locationHint } : undefined);
+}
+
 export class PoolGate extends DurableObject<Record<string, never>> {
   private readonly ledger = new CreditLedger();
   /** Where each backend's metrics are read. */
