@@ -32,6 +32,8 @@ import { chaosScenario } from "./chaos";
 import { slowPoolScenario } from "./slow-pool";
 import { noisyNeighbourScenario } from "./noisy-neighbour";
 import { multiTurnScenario } from "./multi-turn";
+import { slowStartsScenario } from "./slow-starts";
+import { growingQueueScenario } from "./growing-queue";
 
 const { values: args } = parseArgs({
   options: {
@@ -45,7 +47,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(
-    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,slow-pool,multi-turn,noisy-neighbour,batch,batch-pool,workflow] [-- --out DIR]",
+    "Usage: npm run bench [-- --quick] [-- --seed N] [-- --no-peer] [-- --only overhead,overload,chaos,slow-pool,multi-turn,slow-starts,growing-queue,noisy-neighbour,batch,batch-pool,workflow] [-- --out DIR]",
   );
   process.exit(0);
 }
@@ -158,6 +160,13 @@ async function main(): Promise<void> {
         sluice.url,
         QUICK ? { conversations: 20, turns: 5 } : { conversations: 100, turns: 10 },
       );
+    if (wanted("slow-starts"))
+      results.slowStarts = await slowStartsScenario(
+        fleet,
+        sluice.url,
+        QUICK ? { calls: 400, concurrency: 20 } : { calls: 3_000, concurrency: 50 },
+      );
+    if (wanted("growing-queue")) results.growingQueue = await growingQueueScenario(fleet, sluice.url, { phaseMs: QUICK ? 8_000 : 30_000 });
     if (wanted("noisy-neighbour"))
       results.noisyNeighbour = await noisyNeighbourScenario(fleet, sluice.url, { phaseMs: QUICK ? 8_000 : 30_000 });
     if (wanted("batch"))

@@ -1,5 +1,5 @@
 // Scenario: multi-turn sessions. Conversations of several turns each (every turn resends the
-// conversation so far, after a long system prompt all share) over four backends whose sims model a
+// conversation so far, answers of a typical length included, after a long system prompt all share) over four backends whose sims model a
 // prefix cache: a prompt's cached leading share cuts its prefill (a 200 ms first-token delay when
 // nothing is cached). Run with affinity (a conversation's turns go to the backend that served it)
 // and with least-loaded routing (`affinity: false`). Reported: prefix-cache hit rate (cached prompt
@@ -20,6 +20,13 @@ export interface MultiTurnRun {
 }
 
 const CAPACITY = 32;
+/**
+ * What the client resends of each answer it got: a reply of a typical length (about 200 tokens),
+ * though the sim is asked for 20 tokens a turn to keep the run short. The conversation then
+ * outgrows the shared system prompt within a few turns, as real ones do.
+ */
+const reply = (c: number, t: number) =>
+  `Day ${t + 1} of trip ${c}: ${"Morning walk through the old town, lunch at the market hall, a museum in the afternoon, dinner by the river. ".repeat(7)}`;
 const SYSTEM = `You are a meticulous travel planner. ${"Answer with a day-by-day plan, costs in euros, and one restaurant a day. ".repeat(30)}`;
 
 export async function multiTurnScenario(
@@ -63,7 +70,7 @@ export async function multiTurnScenario(
             const r = await callOnce(target, { messages: [...messages], maxTokens: 20 });
             count++;
             done.push(r);
-            messages.push({ role: "assistant", content: `Day ${t + 1} of trip ${c}.` });
+            messages.push({ role: "assistant", content: reply(c, t) });
           }
           return done;
         }),

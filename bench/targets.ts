@@ -6,6 +6,8 @@ import type { SlowPoolRun } from "./slow-pool";
 import type { NoisyNeighbourRun } from "./noisy-neighbour";
 import { MULTI_TURN_CAPACITY, type MultiTurnRun } from "./multi-turn";
 import type { WorkflowBench } from "./workflow";
+import { SLOW_START_FACTOR, SLOW_START_RATE, type SlowStartsRun } from "./slow-starts";
+import type { GrowingQueueRun } from "./growing-queue";
 import type { SystemRun as Run } from "./summary";
 
 export interface Verdict {
@@ -29,6 +31,10 @@ export interface RunResults {
   slowPool?: Record<"fixed" | "adaptive", SlowPoolRun>;
   /** Conversations over backends with prefix caches: with affinity, and least-loaded. */
   multiTurn?: Record<"affinity" | "leastLoaded", MultiTurnRun>;
+  /** One backend in four slow to start one time in ten: without hedging, and with it. */
+  slowStarts?: Record<"plain" | "hedged", SlowStartsRun>;
+  /** One backend's capacity halves mid-run: routed with the servers' reported queues, and by sluice's own count alone. */
+  growingQueue?: Record<"serverState" | "ownCount", GrowingQueueRun>;
   /** Two tenants on a shared pool, one offering five times its share. */
   noisyNeighbour?: NoisyNeighbourRun;
 }
@@ -55,6 +61,9 @@ const MULTI_TURN_HIT_RATE = 0.8;
 const MULTI_TURN_TTFT_RATIO = 0.7;
 /** A quiet tenant's TTFT p99 beside a noisy one on a shared pool: at most this much over alone. */
 const NOISY_TTFT_P99_RATIO = 1.2;
+/** Slow starts: TTFT p99 with hedging at most this much of without, for at most this many more attempts. */
+const SLOW_STARTS_TTFT_RATIO = 0.5;
+const SLOW_STARTS_EXTRA_ATTEMPTS = 0.05;
 /** Interactive TTFT p99 beside a batch on a shared pool: at most this much over without. */
 const POOL_BATCH_TTFT_RATIO = 1.2;
 /** Backend utilisation on a shared pool while any tenant waits: at least this. */
@@ -210,6 +219,39 @@ export function judgeTargets(results: RunResults): Verdict[] {
       target: "multi-turn sessions: no backend above its capacity",
       measured: `peak open per backend ${affinity.peakOpen.join(", ")} with affinity, ${leastLoaded.peakOpen.join(", ")} least-loaded, of ${MULTI_TURN_CAPACITY}`,
       met: [...affinity.peakOpen, ...leastLoaded.peakOpen].every((p) => p <= MULTI_TURN_CAPACITY),
+    });
+  }
+
+  const slow = results.slowStarts;
+  if (slow) {
+    const { plain, hedged } = slow;
+    const r = ratio(hedged.ttftMs.p99, plain.ttftMs.p99);
+    verdicts.push({
+      target: `slow starts (1 backend in 4 slow to start ${SLOW_START_RATE * 100}% of the time, ${SLOW_START_FACTOR}x): TTFT p99 at most ${SLOW_STARTS_TTFT_RATIO}x with hedging, nothing failed`,
+      measured: `${ms(hedged.ttftMs.p99)} vs ${ms(plain.ttftMs.p99)} (${x(r)}; p50 ${ms(hedged.ttftMs.p50)} vs ${ms(plain.ttftMs.p50)}); ${hedged.failed + plain.failed} of ${hedged.calls + plain.calls} failed`,
+      met: r === undefined ? undefined : r <= SLOW_STARTS_TTFT_RATIO && hedged.failed + plain.failed === 0,
+    });
+    const extra = plain.attemptsPerCall === 0 ? undefined : hedged.attemptsPerCall / plain.attemptsPerCall - 1;
+    verdicts.push({
+      target: `slow starts: at most ${SLOW_STARTS_EXTRA_ATTEMPTS * 100}% more upstream attempts with hedging`,
+      measured: `${extra === undefined ? "–" : pct(extra)} (${hedged.attemptsPerCall} vs ${plain.attemptsPerCall} per call; ${hedged.hedges.started} hedges, ${hedged.hedges.won} won, ${hedged.hedges.denied} refused by the budget)`,
+      met: extra === undefined ? undefined : extra <= SLOW_STARTS_EXTRA_ATTEMPTS,
+    });
+  }
+
+  const growing = results.growingQueue;
+  if (growing) {
+    const { serverState, ownCount } = growing;
+    verdicts.push({
+      target:
+        "growing queue: the backend whose capacity halved keeps less traffic, and TTFT p99 is lower, routing by the servers' reported queues than by sluice's own count",
+      measured: `its share ${pct(serverState.shrunkShare)} vs ${pct(ownCount.shrunkShare)}; TTFT p99 ${ms(serverState.ttftMs.p99)} vs ${ms(ownCount.ttftMs.p99)} (p50 ${ms(serverState.ttftMs.p50)} vs ${ms(ownCount.ttftMs.p50)}); ${serverState.failed + ownCount.failed} failed`,
+      met:
+        serverState.ttftMs.p99 === undefined || ownCount.ttftMs.p99 === undefined
+          ? undefined
+          : serverState.shrunkShare < ownCount.shrunkShare &&
+            serverState.ttftMs.p99 < ownCount.ttftMs.p99 &&
+            serverState.failed + ownCount.failed === 0,
     });
   }
 

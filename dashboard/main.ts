@@ -88,6 +88,13 @@ function renderFleet(rows: Array<{ tenant: string; stats: Stats | null }>): void
 
 const percent = (share: number) => `${Math.round(share * 100)}%`;
 
+/** What a server said of its own load: batch, queue, KV cache and prefix-cache hits, as far as it tells. */
+function serverLoad(r: NonNullable<Stats["backends"][number]["reported"]>): string {
+  const kv = r.kvCacheUsage === undefined ? "" : `, KV cache ${percent(r.kvCacheUsage)}`;
+  const prefix = r.prefixHitRate === undefined ? "" : `, prefix hits ${percent(r.prefixHitRate)}`;
+  return `${r.running} running, ${r.waiting} waiting${kv}${prefix}`;
+}
+
 /** Each pool: its credits held against its capacity, then each tenant's against its fair share and its weight. */
 function renderPools(pools: PoolStats[]): void {
   $("pools").hidden = pools.length === 0;
@@ -181,10 +188,11 @@ function renderTenant(tenant: string, s: Stats, letters: DeadLetter[]): void {
         ? ` (learned; max ${b.maxConcurrency})`
         : "";
     // What the server says of itself (its /metrics), beside sluice's own count.
-    const server = b.reported ? `; server: ${b.reported.running} running, ${b.reported.waiting} waiting` : "";
+    const server = b.reported ? `; server: ${serverLoad(b.reported)}` : "";
     cell(row, `${b.inFlight} / ${b.limit}${why}${server}`, `load-${b.id}`);
     cell(row, recent ? `${Math.round(recent.failureRate * 100)}% of ${recent.attempts}` : "–");
     cell(row, ms(b.ttftMs.p99));
+    cell(row, `${b.hedged} / ${b.hedges}`, `hedges-${b.id}`);
     cell(row, b.wastedTokens.regenerated + b.wastedTokens.restarted);
   }
   $("alerts").replaceChildren(

@@ -287,7 +287,8 @@ export class SimServer {
       compact: fault.compact === true,
       // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
       promptTokens: Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0),
-      firstTokenMs: fault.ttft_ms ?? Math.round(o.firstTokenMs * (1 - (o.prefixCacheBlocks ? this.prefixCache.serve(original) : 0))),
+      firstTokenMs:
+        fault.ttft_ms ?? Math.round(o.firstTokenMs * (1 - (o.prefixCacheBlocks ? this.prefixCache.serve(original) : 0)) * this.slowStart()),
       hold: typeof fault.hold === "string" ? fault.hold : o.holdNew || undefined,
       done: false,
     };
@@ -303,6 +304,12 @@ export class SimServer {
     }
     this.waiting.push(gen);
     this.schedule();
+  }
+
+  /** The first-token delay's factor: slowStartFactor for a slow start (slowStartRate of them), else 1. */
+  private slowStart(): number {
+    const rate = this.options.slowStartRate ?? 0;
+    return rate > 0 && this.dice() < rate ? (this.options.slowStartFactor ?? 10) : 1;
   }
 
   private faultFor(req: http.IncomingMessage, body: Record<string, unknown>): SimFault {

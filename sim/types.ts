@@ -19,6 +19,10 @@ export interface SimOptions {
   disconnectRate: number;
   /** Share of requests that get headers and then nothing at all. */
   hangRate: number;
+  /** Share of generations slow to start (a long prefill ahead of them, a throttled GPU): their first token takes `slowStartFactor` times firstTokenMs. */
+  slowStartRate?: number;
+  /** How many times firstTokenMs a slow start takes (10 by default). */
+  slowStartFactor?: number;
   /** Seeds the fault dice, so a run is reproducible. */
   seed: number;
   /** Answer `failStatus` to every request whose messages contain this text ("" fails none): one prompt's fault. */

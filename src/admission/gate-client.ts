@@ -12,6 +12,8 @@ export type GateApi = Pick<
   | "poll"
   | "renew"
   | "firstToken"
+  | "hedge"
+  | "hedgeEnded"
   | "checkpoint"
   | "retry"
   | "adopt"
@@ -45,6 +47,8 @@ export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: 
     poll: call("poll"),
     renew: call("renew"),
     firstToken: call("firstToken"),
+    hedge: call("hedge"),
+    hedgeEnded: call("hedgeEnded"),
     checkpoint: call("checkpoint"),
     retry: call("retry"),
     adopt: call("adopt"),

@@ -116,6 +116,21 @@ export const BreakerSchema = z.object({
   halfOpenProbes: z.number().int().positive().max(100).default(1),
 });
 
+/**
+ * Hedged first tokens (gate/core/hedging.ts): an attempt whose first token is later than most of its
+ * model's lately gets a twin on another backend of the model; the first to produce a token goes on.
+ * Off by default: a hedge spends GPU work on an answer that may be thrown away.
+ */
+export const HedgingSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** Hedges at most this share of requests over the retry budget's window (at least one per window). */
+  budgetRatio: z.number().min(0).max(1).default(0.05),
+  /** First tokens of the model seen in the last minute before its p95 is trusted as the hedge's delay. */
+  minSamples: z.number().int().min(1).max(10_000).default(20),
+  /** Never hedge sooner than this after the attempt started. */
+  minDelayMs: z.number().int().nonnegative().max(600_000).default(50),
+});
+
 export const TimeoutsSchema = z.object({
   connectMs: z.number().int().positive().max(600_000).default(3_000),
   firstTokenMs: z.number().int().positive().max(600_000).default(15_000),
@@ -198,6 +213,7 @@ export const TenantConfigSchema = z
     retry: RetrySchema.default(RetrySchema.parse({})),
     breaker: BreakerSchema.default(BreakerSchema.parse({})),
     timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
+    hedging: HedgingSchema.default(HedgingSchema.parse({})),
     idempotency: IdempotencySchema.default(IdempotencySchema.parse({})),
     dedup: DedupSchema.default(DedupSchema.parse({})),
     alerts: AlertsSchema.default(AlertsSchema.parse({})),
@@ -329,6 +345,7 @@ export function modelRoute(config: TenantConfig, alias: string): TenantConfig["m
 export type TenantConfigInput = z.input<typeof TenantConfigSchema>;
 export type BackendConfig = TenantConfig["backends"][number];
 export type ModelRoute = TenantConfig["models"][string];
+export type HedgingConfig = TenantConfig["hedging"];
 
 /** Turns zod issues into one readable sentence: "backends.0.url: must be an http(s) URL; ...". */
 export function describeIssues(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }, limit = 5): string {

@@ -7,6 +7,8 @@ import type {
   Checkpoint,
   CheckpointAck,
   EntrySnapshot,
+  HedgeKept,
+  HedgeResult,
   LeaseCheck,
   LeaseClaim,
   RetryNeeds,
@@ -17,11 +19,17 @@ import type {
 import type { ClientSink, Failure } from "../stream/sink";
 import type { StreamProgress } from "../stream/relay";
 import type { ReadSizePolicy } from "./read-size";
+import type { RouteReason } from "../gate/core/route-reason";
 
 /** The part of the TenantGate the loop needs; a narrow seam for the RPC stub. */
 export interface GateCalls {
   renew(leaseId: string): Promise<LeaseCheck>;
-  firstToken(leaseId: string): Promise<LeaseCheck>;
+  /** `ttftMs`: how long after the attempt started its first token came (the hedge delay is learned from it). */
+  firstToken(leaseId: string, ttftMs?: number): Promise<LeaseCheck>;
+  /** The attempt's first token is late (AttemptGrant.hedgeAfterMs): a hedge on another backend, or none. */
+  hedge(leaseId: string): Promise<HedgeResult>;
+  /** The race between the attempt and its hedge ended: `kept` goes on, `dropped` tells how the other ended. */
+  hedgeEnded(leaseId: string, kept: HedgeKept, dropped: AttemptReport): Promise<void>;
   checkpoint(leaseId: string, progress: Checkpoint): Promise<CheckpointAck>;
   retry(leaseId: string, report: AttemptReport | null, needs: RetryNeeds): Promise<RetryResult>;
   /** `failureStatus`: the status the client was told of a failure (the gate counts dead letters by it). */
@@ -39,6 +47,8 @@ export interface GateCalls {
 export interface AttemptLogEntry {
   attempt: number;
   backendId: string;
+  /** Why the attempt went to that backend. */
+  route?: RouteReason;
   continuation: boolean;
   startedAt: number;
   durationMs: number;
@@ -58,6 +68,7 @@ export function attemptLogEntry(grant: AttemptGrant, report: AttemptReport, span
   return {
     attempt: grant.attempt,
     backendId: grant.backend.id,
+    route: grant.route,
     continuation: grant.continuation,
     startedAt: Date.now() - report.durationMs,
     durationMs: report.durationMs,

@@ -25,6 +25,7 @@ import { LeaseState, claimingCalls } from "./lease-claim";
 import { attemptLogEntry, type DispatchInput, type DispatchResult, type GateCalls, type AttemptLogEntry } from "./dispatch-input";
 import { replayEntry } from "./replay";
 import { runAttempt } from "./run-attempt";
+import { sleep } from "./sleep";
 
 export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   // The gate says a lease is gone (tenant deleted, or reclaimed from a Worker it thought dead) in
@@ -39,7 +40,7 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   const claiming = claimingCalls(input.gate, new LeaseState(input.leaseId, input.admit, input.grant));
   const watched = {
     renew: async (leaseId: string) => watch(await claiming.renew(leaseId)),
-    firstToken: async (leaseId: string) => watch(await claiming.firstToken(leaseId)),
+    firstToken: async (leaseId: string, ttftMs?: number) => watch(await claiming.firstToken(leaseId, ttftMs)),
     checkpoint: async (leaseId: string, p: Checkpoint) => watch(await claiming.checkpoint(leaseId, p)),
   };
   const checkpointer = new Checkpointer(
@@ -124,12 +125,14 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     progress.startAttempt(grant.continuation);
     sink.setPhase(progress.tokens > 0 ? "streaming" : "waiting");
 
-    const spanId = randomHex(8);
-    const { report, error } = await runAttempt(input, grant, checkpointer, regeneration, spanId);
+    const run = await runAttempt(input, grant, checkpointer, regeneration, randomHex(8));
+    const { report, error } = run;
+    // A hedge that won is the attempt in progress now.
+    grant = run.grant;
     if (discarded) report.waste = [...(report.waste ?? []), discarded];
     discarded = undefined;
     lastReport = report;
-    log.push(attemptLogEntry(grant, report, spanId));
+    log.push(...run.dropped, attemptLogEntry(grant, report, run.spanId));
 
     if (report.outcome === "success") {
       // The backend is done: its slot goes to the next waiter without waiting for the client to
@@ -248,20 +251,4 @@ function abandonedReport(grant: AttemptGrant): AttemptReport {
 
 function clientStatus(status: number | undefined): number {
   return status !== undefined && status >= 400 && status < 500 ? status : 400;
-}
-
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

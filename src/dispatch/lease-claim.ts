@@ -41,6 +41,8 @@ const unknown = (r: LeaseCheck | CheckpointAck | RetryResult): boolean =>
 
 /** `gate`'s calls for the lease `state` describes, each made again once after a successful claim. */
 export function claimingCalls(gate: GateCalls, state: LeaseState): GateCalls {
+  /** The hedge racing the attempt in progress, if any: the attempt in progress once it wins. */
+  let hedgeGrant: AttemptGrant | undefined;
   const claimed = async <R extends LeaseCheck | CheckpointAck | RetryResult>(call: () => Promise<R>): Promise<R> => {
     const first = await call();
     if (!unknown(first) || state.settled) return first;
@@ -50,8 +52,8 @@ export function claimingCalls(gate: GateCalls, state: LeaseState): GateCalls {
   };
   return {
     renew: (id) => claimed(() => gate.renew(id)),
-    firstToken: async (id) => {
-      const check = await claimed(() => gate.firstToken(id));
+    firstToken: async (id, ttftMs) => {
+      const check = await claimed(() => gate.firstToken(id, ttftMs));
       if (check.held) state.answered = true;
       return check;
     },
@@ -67,5 +69,16 @@ export function claimingCalls(gate: GateCalls, state: LeaseState): GateCalls {
       return gate.settle(...args);
     },
     adopt: (claim) => gate.adopt(claim),
+    // A gate that does not know the lease starts no hedge; the race's end is then nothing to it.
+    hedge: async (id) => {
+      const hedge = await gate.hedge(id);
+      hedgeGrant = hedge.kind === "hedge" ? hedge.grant : undefined;
+      return hedge;
+    },
+    hedgeEnded: async (id, kept, dropped) => {
+      if (kept === "hedge" && hedgeGrant) state.started(hedgeGrant);
+      hedgeGrant = undefined;
+      await gate.hedgeEnded(id, kept, dropped);
+    },
   };
 }

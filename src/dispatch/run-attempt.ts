@@ -1,15 +1,28 @@
 // One attempt of the dispatch loop: call the granted backend and relay its chunks to the client
-// sink (holding back those before the first token), stopping at the client's max_tokens.
+// sink (holding back those before the first token), stopping at the client's max_tokens. A late
+// first token may be hedged (hedge-race.ts): the attempt that goes on may then be the hedge.
 import type { AttemptGrant, AttemptReport } from "../gate/core/protocol";
 import type { FramedChunk } from "../stream/sink";
 import { describeChunk, type UpstreamChunk } from "../stream/chunk";
 import { logError } from "../log";
-import { UpstreamAttempt } from "./attempt";
-import { AttemptError } from "./upstream-error";
+import type { UpstreamEvent } from "./attempt";
+import { AttemptError, failureOf } from "./upstream-error";
 import type { Checkpointer } from "./checkpointer";
-import type { DispatchInput } from "./dispatch-input";
+import type { AttemptLogEntry, DispatchInput } from "./dispatch-input";
 import { completionChunkCap } from "./token-cap";
 import type { Regeneration } from "../stream/regeneration";
+import { contender, firstTokenRace, type Race } from "./hedge-race";
+
+/** How an attempt went; with a hedge, of the attempt that went on. */
+export interface AttemptRun {
+  report: AttemptReport;
+  error?: AttemptError;
+  /** The grant of the attempt the report is about: a hedge that won, or the one given. */
+  grant: AttemptGrant;
+  spanId: string;
+  /** Attempts that lost or failed in a hedge race before it. */
+  dropped: AttemptLogEntry[];
+}
 
 /** Runs one attempt to its end and says how it went. Never throws. */
 export async function runAttempt(
@@ -20,18 +33,21 @@ export async function runAttempt(
   regeneration: Regeneration | undefined,
   /** The attempt's span in the request's trace. */
   spanId: string,
-): Promise<{ report: AttemptReport; error?: AttemptError }> {
+): Promise<AttemptRun> {
   const { progress, signal } = input;
-  const attempt = new UpstreamAttempt({
-    grant,
-    body: input.body,
-    partialText: progress.text,
-    deliveredTokens: progress.tokens,
-    timeouts: input.timeouts,
-    deadline: input.deadline,
-    signal,
-    readSizes: input.readSizes,
-    trace: input.trace && { context: input.trace, spanId },
+  // Only an answer's start is hedged: output the client has is never raced.
+  const hedgeable = !regeneration && progress.tokens === 0;
+  const race: Race = {
+    current: contender(input, hedgeable ? grant : { ...grant, hedgeAfterMs: undefined }, spanId),
+    dropped: [],
+    told: Promise.resolve(),
+  };
+  const run = (report: AttemptReport, error?: AttemptError): AttemptRun => ({
+    report,
+    error,
+    grant: race.current.grant,
+    spanId: race.current.spanId,
+    dropped: race.dropped,
   });
   // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
   const held: UpstreamChunk[] = [];
@@ -39,15 +55,20 @@ export async function runAttempt(
   let chunks = 0;
   let tokenSeen = false;
   let finished = false;
-  const base = { backendId: grant.backend.id };
+  const base = () => ({ backendId: race.current.grant.backend.id });
   const waste = () =>
     regeneration && regeneration.skipped > 0
-      ? { waste: [{ backendId: grant.backend.id, cause: "regenerated" as const, tokens: regeneration.skipped }] }
+      ? { waste: [{ backendId: race.current.grant.backend.id, cause: "regenerated" as const, tokens: regeneration.skipped }] }
       : {};
   try {
-    await attempt.open();
+    let pending: UpstreamEvent[] | undefined;
+    if (hedgeable) pending = await firstTokenRace(input, race);
+    else await race.current.attempt.open();
+    const { attempt, grant: served } = race.current;
+    const ended = () => ({ ...base(), ...waste(), durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks });
     for (;;) {
-      const events = await attempt.next();
+      const events = pending ?? (await attempt.next());
+      pending = undefined;
       let done = false;
       let firstToken = false;
       for (const event of events) {
@@ -57,7 +78,7 @@ export async function runAttempt(
         }
         const verdict = regeneration ? regeneration.take(event.chunk) : { kind: "relay" as const, chunk: event.chunk };
         if (verdict.kind === "skip") continue;
-        if (verdict.kind === "diverged") throw new AttemptError("regeneration_diverged", `${grant.backend.id}: ${verdict.why}.`, false);
+        if (verdict.kind === "diverged") throw new AttemptError("regeneration_diverged", `${served.backend.id}: ${verdict.why}.`, false);
         firstToken ||= !tokenSeen && verdict.chunk.isToken;
         tokenSeen ||= verdict.chunk.isToken;
         held.push(verdict.chunk);
@@ -65,9 +86,10 @@ export async function runAttempt(
       if (tokenSeen || done) {
         const relayed = relay(held.splice(0), input, checkpointer);
         // The breaker hears of the success now, as it hears of failures: when they happen. The
-        // call goes out after the first token's write, which it would otherwise delay.
+        // call goes out after the first token's write, which it would otherwise delay, and after
+        // the gate heard which attempt won a hedge race.
         if (firstToken) {
-          void input.gate.firstToken(input.leaseId).catch(() => {});
+          void race.told.then(() => input.gate.firstToken(input.leaseId, attempt.ttftMs)).catch(() => {});
           input.onFirstToken?.();
         }
         chunks += await relayed;
@@ -75,60 +97,37 @@ export async function runAttempt(
       if (!done && cap !== undefined && progress.tokens >= cap) {
         // The backend ignores max_tokens: the stream ends as OpenAI ends it, and the upstream call
         // is cancelled (the attempt is not `finished`).
-        chunks += await relay([lengthFinish(grant.backend.model)], input, checkpointer);
-        return {
-          report: { ...base, ...waste(), outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks },
-        };
+        chunks += await relay([lengthFinish(served.backend.model)], input, checkpointer);
+        return run({ ...ended(), outcome: "success" });
       }
       if (done) {
         finished = true;
-        return {
-          report: { ...base, ...waste(), outcome: "success", durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks },
-        };
+        return run({ ...ended(), outcome: "success" });
       }
     }
   } catch (err) {
+    const { attempt } = race.current;
     const durationMs = Date.now() - attempt.startedAt;
     const clientLeft = signal.aborted || err instanceof ClientGone;
     if (clientLeft)
-      return {
-        report: { ...base, ...waste(), outcome: "cancelled", errorCode: "client_disconnected", durationMs, ttftMs: attempt.ttftMs, chunks },
-      };
-    // The backend worked; its answer differs from the one the client has (no breaker failure).
-    if (err instanceof AttemptError && err.code === "regeneration_diverged") {
-      const report = {
-        ...base,
+      return run({
+        ...base(),
         ...waste(),
-        outcome: "cancelled" as const,
-        errorCode: err.code,
-        errorMessage: err.message,
-        durationMs,
-        chunks,
-      };
-      return { error: err, report };
-    }
-    if (!(err instanceof AttemptError)) logError(input.requestId, "relaying failed", err);
-    const error =
-      err instanceof AttemptError ? err : new AttemptError("relay_error", "Relaying failed inside sluice.", true, { detail: String(err) });
-    return {
-      error,
-      report: {
-        ...base,
-        ...waste(),
-        outcome: error.retryable || error.code === "total_timeout" ? "failure" : "client_error",
-        errorCode: error.code,
-        errorMessage: error.message,
-        errorDetail: error.detail,
-        httpStatus: error.httpStatus,
-        retryAfterMs: error.retryAfterMs,
+        outcome: "cancelled",
+        errorCode: "client_disconnected",
         durationMs,
         ttftMs: attempt.ttftMs,
         chunks,
-      },
-    };
+      });
+    // The backend worked; its answer differs from the one the client has (no breaker failure).
+    if (err instanceof AttemptError && err.code === "regeneration_diverged")
+      return run({ ...base(), ...waste(), outcome: "cancelled", errorCode: err.code, errorMessage: err.message, durationMs, chunks }, err);
+    if (!(err instanceof AttemptError)) logError(input.requestId, "relaying failed", err);
+    const { error, fields } = failureOf(err);
+    return run({ ...base(), ...waste(), ...fields, durationMs, ttftMs: attempt.ttftMs, chunks }, error);
   } finally {
-    if (finished) attempt.release();
-    else attempt.cancel();
+    if (finished) race.current.attempt.release();
+    else race.current.attempt.cancel();
   }
 }
 

@@ -1,6 +1,7 @@
 // How an upstream call failed, in sluice's words (may reach the client) and with the backend's
 // own (the attempt log only): AttemptError, and a backend's HTTP error answer classified (a
 // redirect, bad credentials, the client's own request at fault, or the backend's failure).
+import type { AttemptReport } from "../gate/core/protocol";
 import { parseRetryAfter } from "./retry-after";
 
 const MAX_ERROR_BODY_BYTES = 2048;
@@ -27,6 +28,26 @@ export class AttemptError extends Error {
     this.detail = extra.detail;
   }
 }
+
+/**
+ * What an attempt's report says of its failure: `err` itself when it is an AttemptError, otherwise
+ * a fault of sluice's own relaying (retryable; its text goes to the attempt log only).
+ */
+export function failureOf(err: unknown): { error: AttemptError; fields: Pick<AttemptReport, FailureField> } {
+  const error =
+    err instanceof AttemptError ? err : new AttemptError("relay_error", "Relaying failed inside sluice.", true, { detail: String(err) });
+  const fields = {
+    outcome: error.retryable || error.code === "total_timeout" ? ("failure" as const) : ("client_error" as const),
+    errorCode: error.code,
+    errorMessage: error.message,
+    errorDetail: error.detail,
+    httpStatus: error.httpStatus,
+    retryAfterMs: error.retryAfterMs,
+  };
+  return { error, fields };
+}
+
+type FailureField = "outcome" | "errorCode" | "errorMessage" | "errorDetail" | "httpStatus" | "retryAfterMs";
 
 /** The error for a backend's non-2xx answer: retryable unless the request itself is at fault. */
 export async function upstreamHttpError(id: string, response: Response): Promise<AttemptError> {

@@ -19,6 +19,8 @@ import type {
   Checkpoint,
   CheckpointAck,
   FollowResult,
+  HedgeKept,
+  HedgeResult,
   LeaseCheck,
   LeaseClaim,
   RecordSpec,
@@ -28,7 +30,6 @@ import type {
 } from "./core/protocol";
 import type { GateStats } from "./core/stats";
 import { ReplayJournal } from "./journal";
-import { logError } from "../log";
 import { LeaseRows } from "./lease-rows";
 import { ALERT_EVALUATE_MS, type AlertMessage } from "./core/gate-alerts";
 import type { SavedAlerts } from "./core/alert-tracker";
@@ -42,6 +43,7 @@ import type { PoolGate } from "../pool/pool-gate";
 import { PoolSync } from "./pool-sync";
 import { Followers } from "./followers";
 import { LoadPoller } from "../pool/load-poller";
+import { FlushTimer } from "./flush-timer";
 
 /** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
 const TOMBSTONE_MS = MAX_TOTAL_MS + LEASE_TTL_MS;
@@ -69,7 +71,13 @@ export class TenantGate extends DurableObject<GateEnv> {
   /** Followers (joined twins) waiting for a journal entry to change, by key. */
   private readonly followers = new Followers();
   private wakeTimer: { at: number; handle: ReturnType<typeof setTimeout> } | undefined;
-  private metricsSaveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Stores the metrics a moment after a change, once for a burst of changes (see METRICS_SAVE_MS); a failed write waits for the next change. */
+  private readonly metricsSave = new FlushTimer(
+    () => this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('metrics', ?)`, JSON.stringify(this.core.metrics)),
+    METRICS_SAVE_MS,
+    "gate metrics",
+    () => false,
+  );
   private outbox!: AlertOutbox;
   /** The one durable alarm: lease deadlines, alert evaluations, a deleted tenant's mark. */
   private readonly clocks = new AlarmClocks(this.ctx.storage);
@@ -161,8 +169,16 @@ export class TenantGate extends DurableObject<GateEnv> {
     return this.core.renew(leaseId, Date.now());
   }
 
-  async firstToken(leaseId: string): Promise<LeaseCheck> {
-    return this.core.firstToken(leaseId, Date.now());
+  async firstToken(leaseId: string, ttftMs?: number): Promise<LeaseCheck> {
+    return this.core.firstToken(leaseId, Date.now(), ttftMs);
+  }
+
+  async hedge(leaseId: string): Promise<HedgeResult> {
+    return this.core.hedge(leaseId, Date.now());
+  }
+
+  async hedgeEnded(leaseId: string, kept: HedgeKept, dropped: AttemptReport): Promise<void> {
+    this.core.hedgeEnded(leaseId, kept, dropped, Date.now());
   }
 
   /** Commits relayed chunks; answered once they are written, so the caller may forget them. */
@@ -241,10 +257,11 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.core.endForDeletion();
     this.journal.discard();
     this.leaseRows.discard();
-    for (const timer of [this.wakeTimer?.handle, this.metricsSaveTimer]) if (timer !== undefined) clearTimeout(timer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer.handle);
+    this.metricsSave.cancel();
     this.poolSync.stop();
     this.loadPoller.stop();
-    this.wakeTimer = this.metricsSaveTimer = undefined;
+    this.wakeTimer = undefined;
     if (this.tenant) forgetTenantConfig(this.tenant);
     await this.clocks.clear();
     await this.ctx.storage.deleteAll();
@@ -319,7 +336,7 @@ export class TenantGate extends DurableObject<GateEnv> {
       saveBreaker: (id, snapshot) =>
         storage.sql.exec(`INSERT OR REPLACE INTO breakers (backend_id, data) VALUES (?, ?)`, id, JSON.stringify(snapshot)),
       dropBreaker: (id) => storage.sql.exec(`DELETE FROM breakers WHERE backend_id = ?`, id),
-      metricsChanged: () => this.scheduleMetricsSave(),
+      metricsChanged: () => this.metricsSave.schedule(),
       deliver: (ticketId, result) => this.openCalls.deliver(ticketId, result),
       wakeAt: (at) => this.scheduleWake(at),
       alertsWanted: (now) => this.alertsWanted(now),
@@ -379,18 +396,5 @@ export class TenantGate extends DurableObject<GateEnv> {
       this.core.wake(Math.max(Date.now(), at));
     }, at - Date.now());
     this.wakeTimer = { at, handle };
-  }
-
-  /** Stores the metrics a moment after a change, once for a burst of changes (see METRICS_SAVE_MS). */
-  private scheduleMetricsSave(): void {
-    this.metricsSaveTimer ??= setTimeout(() => {
-      this.metricsSaveTimer = undefined;
-      try {
-        this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('metrics', ?)`, JSON.stringify(this.core.metrics));
-      } catch (err) {
-        // The next change tries again; say so rather than leave an uncaught exception in a timer.
-        logError(undefined, "gate metrics not stored", err, { tenant: this.tenant });
-      }
-    }, METRICS_SAVE_MS);
   }
 }

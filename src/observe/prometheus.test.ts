@@ -43,6 +43,8 @@ function sampleStats(): GateStats {
         cancelled: 1,
         abandoned: 0,
         authFailures: 2,
+        hedged: 4,
+        hedges: 1,
         tokens: 120,
         wastedTokens: { regenerated: 7, restarted: 0 },
         ttftMs: { count: 6, p50: 45, p95: 90, p99: 90 },
@@ -96,6 +98,8 @@ describe("prometheusText", () => {
     expect(lines).toContain(`sluice_backend_tokens_total{${backend}} 120`);
     expect(lines).toContain(`sluice_backend_wasted_tokens_total{${backend},cause="regenerated"} 7`);
     expect(lines).toContain(`sluice_backend_wasted_tokens_total{${backend},cause="restarted"} 0`);
+    expect(lines).toContain(`sluice_backend_hedged_total{${backend}} 4`);
+    expect(lines).toContain(`sluice_backend_hedges_total{${backend}} 1`);
   });
 
   it("exports latencies as histograms a scraper can window: cumulative buckets in seconds, +Inf, sum and count", () => {

@@ -7,7 +7,7 @@
 // rate() and histogram_quantile(). Names follow Prometheus's conventions (promtool check metrics):
 // base units, counters ending in `_total`.
 import type { BreakerState } from "../gate/core/breaker";
-import { COUNTER_HELP, SURFACE_COUNTERS, SURFACES, type CounterName } from "../gate/core/metrics";
+import { COUNTER_HELP, SURFACE_COUNTERS, SURFACES, WASTE_CAUSES, type CounterName } from "../gate/core/metrics";
 import type { GateStats } from "../gate/core/stats";
 import { EXPORTED_BOUNDS_MS, LatencyHistogram, type SavedHistogram } from "../gate/core/histogram";
 
@@ -194,6 +194,18 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     backends.map(([l, b]) => [l, b.authFailures]),
   );
   family(
+    "sluice_backend_hedged_total",
+    "counter",
+    "Attempts on the backend whose first token was late enough to be hedged on another backend.",
+    backends.map(([l, b]) => [l, b.hedged]),
+  );
+  family(
+    "sluice_backend_hedges_total",
+    "counter",
+    "Hedge attempts the backend took for another backend's late first token.",
+    backends.map(([l, b]) => [l, b.hedges]),
+  );
+  family(
     "sluice_backend_tokens_total",
     "counter",
     "Completion tokens relayed from the backend.",
@@ -203,9 +215,7 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     "sluice_backend_wasted_tokens_total",
     "counter",
     "Tokens the backend generated that no client got: regenerated (a prefix generated again to resume reasoning or tool calls), restarted (a non-streaming answer dropped to start over).",
-    backends.flatMap(([l, b]) =>
-      (["regenerated", "restarted"] as const).map((cause): [Labels, number] => [{ ...l, cause }, b.wastedTokens[cause]]),
-    ),
+    backends.flatMap(([l, b]) => WASTE_CAUSES.map((cause): [Labels, number] => [{ ...l, cause }, b.wastedTokens[cause]])),
   );
   family(
     "sluice_backend_ttft_seconds",

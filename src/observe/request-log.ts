@@ -3,6 +3,7 @@
 // readable line. It never holds prompt or completion text. A request whose answer streams on after
 // the handler returned (chat) is deferred: the relay writes the line when the stream ends.
 import type { AttemptLogEntry } from "../dispatch/dispatch-input";
+import type { RouteReason } from "../gate/core/route-reason";
 
 /**
  * complete: answered in full; partial: the stream ended with an error event after some tokens;
@@ -16,6 +17,8 @@ export interface AttemptLine {
   attempt: number;
   backend: string;
   region?: string;
+  /** Why it went to that backend (gate/core/route-reason.ts). */
+  route?: RouteReason;
   continuation: boolean;
   outcome: AttemptLogEntry["outcome"];
   code?: string;
@@ -93,6 +96,7 @@ export class RequestLog {
         attempt: e.attempt,
         backend: e.backendId,
         region: regionOf(e.backendId),
+        route: e.route,
         continuation: e.continuation,
         outcome: e.outcome,
         code: e.errorCode,

@@ -39,6 +39,8 @@ function backend(id: string, breaker: BreakerState, n: number, ttft: number[] = 
     cancelled: n,
     abandoned: 1,
     authFailures: n,
+    hedged: n,
+    hedges: 2 * n,
     tokens: n * 10,
     wastedTokens: { regenerated: n, restarted: 2 * n },
     ttftMs: h.summary(),
@@ -126,6 +128,8 @@ describe("mergeShardStats", () => {
       abandoned: 2,
       tokens: 50,
       authFailures: 5,
+      hedged: 5,
+      hedges: 10,
       maxConcurrency: 10,
       // Each gate's own limit (learned or its share of maxConcurrency), added up.
       limit: 7,

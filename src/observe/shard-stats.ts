@@ -61,6 +61,8 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
         cancelled: add((x) => x.cancelled),
         abandoned: add((x) => x.abandoned),
         authFailures: add((x) => x.authFailures),
+        hedged: add((x) => x.hedged),
+        hedges: add((x) => x.hedges),
         tokens: add((x) => x.tokens),
         wastedTokens: {
           regenerated: add((x) => x.wastedTokens.regenerated),

@@ -12,7 +12,7 @@ import { gateName } from "../admission/gate-naming";
 import { LeaseState, claimingCalls } from "../dispatch/lease-claim";
 import { jsonAttempt } from "../dispatch/json-attempt";
 import { attemptLogEntry } from "../dispatch/dispatch-input";
-import { sleep } from "../dispatch/dispatch";
+import { sleep } from "../dispatch/sleep";
 import { LEASE_RENEW_MS } from "../gate/core/lease-timing";
 import { errorResponse } from "../stream/errors";
 import type { RequestLog } from "../observe/request-log";

@@ -134,8 +134,11 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     const use1 = (await stats()).backends.find((b: { id: string }) => b.id === "use1");
     // Beside it, what the sim's /metrics said when last read (every 2 s, so it may lag): at most the two held there.
     expect(await page.getByTestId("load-use1").textContent()).toMatch(
-      new RegExp(`^2 / ${use1.limit}(; server: [0-2] running, 0 waiting)?$`),
+      new RegExp(`^2 / ${use1.limit}(; server: [0-2] running, 0 waiting(, KV cache \\d+%)?(, prefix hits \\d+%)?)?$`),
     );
+    // Hedging is off for this tenant: none hedged, none taken.
+    expect(await page.getByTestId("hedges-use1").textContent()).toBe(`${use1.hedged} / ${use1.hedges}`);
+    expect([use1.hedged, use1.hedges]).toEqual([0, 0]);
     expect(use1.limit).toBe(use1.maxConcurrency);
     expect(await page.getByTestId("queue-depth").textContent()).toBe("3 / 10");
     // Each queued request is held too when it reaches the sim: release until all five are done.

@@ -2,7 +2,7 @@
 // served it before (where its prefix is in cache) while that backend has room, to the next in its
 // ranking when it is full, and back once it has room again; conversations spread over backends.
 import { beforeEach, describe, expect, it } from "vitest";
-import { chat, createTenant, eventually, release, resetSims, simConfig, simStats } from "./helpers";
+import { captureRequestLines, chat, createTenant, eventually, release, resetSims, simConfig, simStats } from "./helpers";
 
 beforeEach(resetSims);
 
@@ -42,7 +42,11 @@ describe("affinity", () => {
     timeout: 3 * WAIT_MS,
   }, async () => {
     const { key } = await tenant();
+    const lines = captureRequestLines();
     const home = await ask(key, turn("Lisbon", 0));
+    // The log line says why it went there.
+    await eventually(async () => lines.length === 1, WAIT_MS);
+    expect(lines[0]!.attempts.map((a) => [a.backend, a.route])).toEqual([[home, "affinity"]]);
     for (let n = 1; n <= 3; n++) expect(await ask(key, turn("Lisbon", n))).toBe(home);
     const hold = (n: number) => chat(key, { model: "chat", messages: turn("Lisbon", n), max_tokens: 4, sim_fault: { hold: "aff" } });
     // One turn held there: the next still goes home, though the other backends are idle (not fewest in flight).

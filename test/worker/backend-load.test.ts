@@ -2,7 +2,20 @@
 // whose own queue grows loses new requests to another of the same model; one without /metrics
 // still serves; a shared pool reads its backends' metrics and hands them to the gates that use them.
 import { beforeEach, describe, expect, it } from "vitest";
-import { chat, createTenant, eventually, gateStats, MESSAGES, release, resetSims, simConfig, simControl, simStats } from "./helpers";
+import {
+  captureRequestLines,
+  chat,
+  createTenant,
+  eventually,
+  gateStats,
+  lineOf,
+  MESSAGES,
+  release,
+  resetSims,
+  simConfig,
+  simControl,
+  simStats,
+} from "./helpers";
 
 beforeEach(resetSims);
 
@@ -26,10 +39,13 @@ describe("backend load from /metrics", () => {
     // The gate reads a's metrics (every 2 s while requests come): a reports 2 waiting.
     await eventually(async () => (await backendOf(tenant, "a"))?.reported?.waiting === 2, WAIT_MS);
     expect(await backendOf(tenant, "a")).toMatchObject({ inFlight: 3, reported: { running: 1, waiting: 2, kvCacheUsage: 1 } });
+    const lines = captureRequestLines();
     const res = await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 4 });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-sluice-backend")).toBe("b");
     await res.arrayBuffer();
+    // Its log line says why: passed over a server with a longer queue.
+    expect((await lineOf(lines, res)).attempts.map((a) => [a.backend, a.route])).toEqual([["b", "least_loaded"]]);
     let ended = false;
     const all = Promise.all(held).finally(() => (ended = true));
     await eventually(async () => {

@@ -1,6 +1,7 @@
 // Helpers for tests that drive the Worker through SELF.fetch, with real sims behind it.
 import { SELF, abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
-import { expect } from "vitest";
+import { expect, onTestFinished, vi } from "vitest";
+import type { RequestLine } from "../../src/observe/request-log";
 import type { TenantConfigInput } from "../../src/config/schema";
 
 /** A config with its own backends listed (tests read and change them). */
@@ -38,6 +39,7 @@ export async function resetSims(): Promise<void> {
       failRate: 0,
       disconnectRate: 0,
       hangRate: 0,
+      slowStartRate: 0,
       tokensPerSecond: 500,
       firstTokenMs: 5,
       maxConcurrency: 256,
@@ -48,8 +50,13 @@ export async function resetSims(): Promise<void> {
       metrics: true,
     });
     await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/release`, { method: "POST", body: "{}" })).arrayBuffer();
-    await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/stats/reset`, { method: "POST" })).arrayBuffer();
+    await resetSimStats(name);
   }
+}
+
+/** Zeroes a sim's counters. */
+export async function resetSimStats(name: SimName): Promise<void> {
+  await (await fetch(`http://127.0.0.1:${env.SIM_PORTS[name]}/stats/reset`, { method: "POST" })).arrayBuffer();
 }
 
 let tenantCounter = 0;
@@ -201,4 +208,30 @@ export async function untilStatus(read: () => Promise<Response>, status: string,
     return body.status === status;
   }, timeoutMs);
   return body;
+}
+
+/**
+ * The request log lines the Worker writes (it runs in this isolate, so its console is the test's),
+ * collected from now until the test ends.
+ */
+export function captureRequestLines(): RequestLine[] {
+  const lines: RequestLine[] = [];
+  vi.spyOn(console, "log").mockImplementation((text: unknown) => {
+    const line = JSON.parse(String(text)) as RequestLine;
+    if (line.msg === "request") lines.push(line);
+  });
+  onTestFinished(() => {
+    vi.restoreAllMocks();
+  });
+  return lines;
+}
+
+/** The one log line of the request `res` answered, once written (a streamed answer's comes when it ends). */
+export async function lineOf(lines: RequestLine[], res: Response): Promise<RequestLine> {
+  const id = res.headers.get("x-request-id");
+  expect(id).toBeTruthy();
+  await eventually(async () => lines.some((l) => l.requestId === id));
+  const matching = lines.filter((l) => l.requestId === id);
+  expect(matching).toHaveLength(1);
+  return matching[0]!;
 }

@@ -1,7 +1,7 @@
 // The request log: one JSON line per request, written when it ends, with each attempt's story and
 // no prompt or completion text. The Worker runs in this isolate, so its console is the test's.
 import { env, SELF } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { RequestLine } from "../../src/observe/request-log";
 import { requestDataPoint } from "../../src/observe/analytics";
 import {
@@ -20,31 +20,19 @@ import {
   simConfig,
   simStats,
   ADMIN,
+  captureRequestLines,
+  lineOf as lineIn,
 } from "./helpers";
 
 let lines: RequestLine[] = [];
 
 beforeEach(async () => {
   await resetSims();
-  lines = [];
-  vi.spyOn(console, "log").mockImplementation((text: unknown) => {
-    const line = JSON.parse(String(text)) as RequestLine;
-    if (line.msg === "request") lines.push(line);
-  });
-});
-afterEach(() => {
-  vi.restoreAllMocks();
+  lines = captureRequestLines();
 });
 
 /** The log line of the request with this id, once written (a streamed answer's comes when it ends). */
-async function lineOf(res: Response): Promise<RequestLine> {
-  const id = res.headers.get("x-request-id");
-  expect(id).toBeTruthy();
-  await eventually(async () => lines.some((l) => l.requestId === id));
-  const matching = lines.filter((l) => l.requestId === id);
-  expect(matching).toHaveLength(1);
-  return matching[0]!;
-}
+const lineOf = (res: Response) => lineIn(lines, res);
 
 describe("request log line", () => {
   it("tells a streamed request's attempts: a failed one on a backend, then the one that answered", async () => {
@@ -79,12 +67,14 @@ describe("request log line", () => {
         attempt: 1,
         backend: "a",
         region: "us-east",
+        // simConfig's routes list their backends in a fixed order.
+        route: "pinned",
         continuation: false,
         outcome: "failure",
         httpStatus: 503,
         chunks: 0,
       }),
-      expect.objectContaining({ attempt: 2, backend: "b", region: "eu-west", continuation: false, outcome: "success" }),
+      expect.objectContaining({ attempt: 2, backend: "b", region: "eu-west", route: "retry", continuation: false, outcome: "success" }),
     ]);
     expect(line.attempts[0]!.code).toMatch(/^upstream_/);
     expect(line.attempts[1]!.chunks).toBeGreaterThan(0);

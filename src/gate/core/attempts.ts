@@ -1,6 +1,6 @@
 // A request's attempts on its lease: starting one on a backend (its slot, a breaker probe), recording
 // how one ended (breaker, Retry-After, counters), and deciding whether there is a next one.
-import type { AttemptGrant, AttemptReport, RetryNeeds, RetryResult } from "./protocol";
+import type { AttemptGrant, AttemptReport, HedgeKept, HedgeResult, RetryNeeds, RetryResult } from "./protocol";
 import { backoffDelayMs } from "./backoff";
 import { pickBackend } from "./backend-picker";
 import type { LeaseTable, Lease } from "./leases";
@@ -8,6 +8,8 @@ import type { GateMetrics } from "./metrics";
 import { exhausted, leaseEnded } from "./rejections";
 import { backendTarget } from "./lease-recovery";
 import type { TenantPolicies } from "./tenant-policies";
+import { pickHedge } from "./hedging";
+import { type RouteReason, routeReason } from "./route-reason";
 
 /** How long a retry waits before asking again when every eligible backend is full. */
 export const CAPACITY_POLL_MS = 50;
@@ -27,6 +29,8 @@ export class Attempts {
   next(lease: Lease, report: AttemptReport | null, needs: RetryNeeds, now: number): RetryResult {
     const config = this.policies.config;
     if (!config) return exhausted.leaseGone(leaseEnded(false));
+    // A race whose end the gate never heard of (the call was lost) ends here: the hedge lost.
+    this.dropHedge(lease);
     // A slow backend's timeout (adaptive-limit.ts) is retried elsewhere without spending the budget.
     const slow = report ? this.record(lease, report, now) === "slow" : false;
     if (report?.outcome === "failure" && report.chunks > 0) lease.progressed = (lease.progressed ?? 0) + 1;
@@ -57,12 +61,13 @@ export class Attempts {
     // A backend's Retry-After (pick.delayMs, when only held-off backends are left) is capped like
     // any backoff: a request never sleeps longer than maxDelayMs while it holds a slot.
     const delayMs = Math.min(Math.max(backoff, pick.delayMs), config.retry.maxDelayMs);
-    const grant = this.start(lease, pick.cursor, delayMs, needs.deliveredChunks > 0, now);
+    const route = routeReason(config, lease.plan, pick.cursor, null);
+    const grant = this.start(lease, pick.cursor, delayMs, needs.deliveredChunks > 0, route, now);
     return { kind: "attempt", grant };
   }
 
   /** Starts the lease's next attempt on the plan entry at `cursor`: a slot of its backend, maybe a probe. */
-  start(lease: Lease, cursor: number, delayMs: number, continuation: boolean, now: number): AttemptGrant {
+  start(lease: Lease, cursor: number, delayMs: number, continuation: boolean, route: RouteReason, now: number): AttemptGrant {
     const entry = lease.plan[cursor]!;
     const backend = this.policies.backend(entry.backendId)!;
     const { probe } = this.policies.breaker(backend.id)!.onAttempt(now);
@@ -72,14 +77,69 @@ export class Attempts {
     this.metrics.attemptStarted(backend.id, continuation && backend.resume);
     this.leases.save(lease);
     // Only a resumable backend continues delivered output; any other starts the answer over (a
-    // non-streaming one, whose client has seen nothing).
+    // non-streaming one, whose client has seen nothing). Only an answer's first attempts are hedged.
+    const hedgeAfterMs = continuation || probe ? undefined : this.policies.hedging?.delayFor(lease.plan, cursor, now);
     return {
       attempt: lease.attempts,
       backend: backendTarget(backend, entry.alias),
       delayMs,
       probe,
       continuation: continuation && backend.resume,
+      route,
+      ...(hedgeAfterMs !== undefined ? { hedgeAfterMs } : {}),
     };
+  }
+
+  /**
+   * A hedge of the lease's attempt, whose first token is late (core/hedging.ts): on another backend
+   * of its model with a free slot, within the hedge budget, and never while requests wait for slots
+   * (`saturated`): a hedge must not take a slot a waiting request would get.
+   */
+  hedge(lease: Lease, saturated: boolean, now: number): HedgeResult {
+    const hedging = this.policies.hedging;
+    if (!hedging?.enabled || lease.backendId === null || lease.answered || lease.hedge) return { kind: "none", reason: "not_waiting" };
+    if (saturated) return { kind: "none", reason: "saturated" };
+    const cursor = pickHedge(this.policies, lease.plan, lease.cursor, now);
+    if (cursor === undefined) return { kind: "none", reason: "no_backend" };
+    if (!hedging.trySpend(now)) {
+      this.metrics.count("hedgesDenied");
+      return { kind: "none", reason: "budget" };
+    }
+    const entry = lease.plan[cursor]!;
+    const backend = this.policies.backend(entry.backendId)!;
+    this.policies.breaker(backend.id)!.onAttempt(now);
+    this.metrics.hedgeStarted(lease.backendId, backend.id);
+    this.leases.occupyHedge(lease, backend.id, cursor, now);
+    this.leases.save(lease);
+    const grant = {
+      attempt: lease.attempts + 1,
+      backend: backendTarget(backend, entry.alias),
+      delayMs: 0,
+      probe: false,
+      continuation: false,
+      route: "hedge" as const,
+    };
+    return { kind: "hedge", grant };
+  }
+
+  /**
+   * The race between the lease's attempt and its hedge ended: `kept` goes on as the attempt in
+   * progress, and `dropped` tells how the other ended (cancelled when it lost, or its failure).
+   * `promptTokens` of a cancelled loser count as wasted prefill. A second call is ignored.
+   */
+  hedgeEnded(lease: Lease, kept: HedgeKept, dropped: AttemptReport, now: number): void {
+    const hedge = lease.hedge;
+    if (!hedge) return;
+    if (dropped.outcome === "cancelled") this.metrics.count("hedgeWastedPromptTokens", lease.promptTokens ?? 0);
+    if (kept === "hedge") {
+      this.judge(lease, dropped, lease.probe, now);
+      this.leases.endHedge(lease, true);
+      this.metrics.count("hedgesWon");
+    } else {
+      this.judge(lease, dropped, false, now);
+      this.leases.endHedge(lease, false);
+    }
+    this.leases.save(lease);
   }
 
   /**
@@ -88,6 +148,13 @@ export class Attempts {
    * breaker left alone.
    */
   record(lease: Lease, report: AttemptReport, now: number): "slow" | undefined {
+    const slow = this.judge(lease, report, lease.probe, now);
+    this.leases.vacate(lease);
+    return slow;
+  }
+
+  /** What `report` means for its backend's breaker, Retry-After and counters (see record); `probe`: the attempt was its breaker's probe. */
+  private judge(lease: Lease, report: AttemptReport, probe: boolean, now: number): "slow" | undefined {
     const breaker = this.policies.breaker(report.backendId);
     const before = breaker?.stateAt(now);
     const timedOut = report.errorCode === "connect_timeout" || report.errorCode === "first_token_timeout";
@@ -96,21 +163,20 @@ export class Attempts {
       if (!lease.failed?.includes(report.backendId)) (lease.failed ??= []).push(report.backendId);
       // A slow backend's breaker does not count the timeout (adaptive-limit.ts): it answers, late.
       if (slow) {
-        breaker?.onAbandon(lease.probe);
+        breaker?.onAbandon(probe);
         this.metrics.count("slowTimeouts");
-      } else breaker?.onFailure(now, lease.probe);
+      } else breaker?.onFailure(now, probe);
       if (report.retryAfterMs !== undefined) this.policies.holdOff(report.backendId, report.retryAfterMs, now);
     } else if (report.outcome === "cancelled") {
-      breaker?.onAbandon(lease.probe);
+      breaker?.onAbandon(probe);
     } else if (!lease.answered) {
       // A 4xx for a bad request still shows the backend is up. A stream that answered was
       // counted at its first token.
-      breaker?.onSuccess(now, lease.probe);
+      breaker?.onSuccess(now, probe);
     }
     lease.tokens = (lease.tokens ?? 0) + report.chunks;
     this.metrics.attemptEnded(report, report.chunks, now);
     if (breaker) this.policies.saveBreaker(report.backendId, before, now);
-    this.leases.vacate(lease);
     return slow ? "slow" : undefined;
   }
 
@@ -120,10 +186,12 @@ export class Attempts {
    * let a burst of early failures open a healthy backend's circuit. A half-open probe closes it here
    * too. Returns whether the breaker was not closed before (waiters may now get that backend).
    */
-  firstToken(lease: Lease, now: number): boolean {
+  firstToken(lease: Lease, now: number, ttftMs?: number): boolean {
     const backendId = lease.backendId;
     const breaker = backendId ? this.policies.breaker(backendId) : undefined;
     if (!backendId || !breaker || lease.answered) return false;
+    const alias = lease.plan[lease.cursor]?.alias;
+    if (alias !== undefined) this.policies.hedging?.firstToken(alias, ttftMs ?? now - (lease.attemptAt ?? lease.grantedAt), now);
     // The learned limit hears how long it took: a limit that grew has a slot for a waiter.
     const learned = this.policies.learned(backendId);
     const limitBefore = learned?.limit;
@@ -134,6 +202,14 @@ export class Attempts {
     lease.answered = true;
     this.policies.saveBreaker(backendId, before, now);
     return before !== "closed" || (learned !== undefined && learned.limit > limitBefore!);
+  }
+
+  /** Ends a hedge still racing without a report (the lease ended, or its race's end was never told): abandoned. */
+  dropHedge(lease: Lease): void {
+    if (!lease.hedge) return;
+    this.policies.breaker(lease.hedge.backendId)?.onAbandon(false);
+    this.metrics.attemptAbandoned(lease.hedge.backendId);
+    this.leases.endHedge(lease, false);
   }
 
   /** Ends the current attempt without a report (settled without one, or reclaimed): a probe is abandoned. */

@@ -1,29 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { BackendConfig } from "../../config/schema";
-import { type BackendView, breakersOpenFor, pickBackend } from "./backend-picker";
-import { CircuitBreaker } from "./breaker";
-import { testConfig } from "./test-host";
+import { breakersOpenFor, pickBackend } from "./backend-picker";
+import { testBackendView, testConfig } from "./test-host";
 
 const config = testConfig({ breaker: { consecutiveFailures: 1, minRequests: 100, cooldownMs: 1_000 } });
 const plan = ["a", "b", "c"].map((backendId) => ({ backendId, alias: "chat" }));
 
-function view(
-  inFlight: Record<string, number> = {},
-  notBefore: Record<string, number> = {},
-  capacity: Record<string, number> = {},
-  waiting: Record<string, number> = {},
-) {
-  const breakers = new Map(config.backends.map((b) => [b.id, new CircuitBreaker(config.breaker)]));
-  const backends = new Map<string, BackendConfig>(config.backends.map((b) => [b.id, b]));
-  const v: BackendView = {
-    backend: (id) => backends.get(id),
-    breaker: (id) => breakers.get(id),
-    inFlight: (id) => inFlight[id] ?? 0,
-    capacity: (id) => capacity[id] ?? backends.get(id)!.maxConcurrency,
-    notBefore: (id) => notBefore[id],
-    waiting: (id) => (Object.hasOwn(waiting, id) ? waiting[id]! : 0),
-  };
-  return { v, breakers };
+function view(...args: Parameters<typeof testBackendView> extends [unknown, ...infer R] ? R : never) {
+  return testBackendView(config, ...args);
 }
 
 describe("pickBackend", () => {
@@ -43,10 +26,15 @@ describe("pickBackend", () => {
 
   it("passes over a server that queues requests of its own for one of the same model that queues fewer", () => {
     // a reports 5 waiting inside it, b 2, c none: the first attempt goes to c.
-    expect(pickBackend(view({}, {}, {}, { a: 5, b: 2, c: 0 }).v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 2, delayMs: 0 });
+    expect(pickBackend(view({}, {}, {}, { a: 5, b: 2, c: 0 }).v, plan, 0, false, 0)).toEqual({
+      ok: true,
+      cursor: 2,
+      delayMs: 0,
+      byLoad: true,
+    });
     // A server without a report counts as queueing nothing; one that queues nothing keeps its place first.
     expect(pickBackend(view({}, {}, {}, { a: 5 }).v, plan, 0, false, 0)).toMatchObject({ cursor: 1 });
-    expect(pickBackend(view({}, {}, {}, { a: 0, b: 0 }).v, plan, 0, false, 0)).toMatchObject({ cursor: 0 });
+    expect(pickBackend(view({}, {}, {}, { a: 0, b: 0 }).v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 0, delayMs: 0 });
     // Never for a fallback model's backend: a fallback stays a fallback.
     const withFallback = [...plan.slice(0, 1), { backendId: "b", alias: "chat-small" }];
     expect(pickBackend(view({}, {}, {}, { a: 5 }).v, withFallback, 0, false, 0)).toMatchObject({ cursor: 0 });

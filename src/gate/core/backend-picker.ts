@@ -28,7 +28,8 @@ export interface RetryAvoid {
 }
 
 export type Pick =
-  | { ok: true; cursor: number; delayMs: number }
+  /** `byLoad`: a first attempt's pick passed over a backend whose server reports a longer queue. */
+  | { ok: true; cursor: number; delayMs: number; byLoad?: true }
   | { ok: false; reason: "breaker"; retryAfterMs: number }
   | { ok: false; reason: "capacity" | "none" };
 
@@ -62,6 +63,7 @@ export function pickBackend(
   let first: number | undefined;
   /** Requests queued inside the server of `first`, as it reported them. */
   let firstWaiting = 0;
+  let byLoad = false;
   const waitingAt = (id: string) => view.waiting(id, now);
   let sameRegion: number | undefined;
   let lastResort: number | undefined;
@@ -96,13 +98,14 @@ export function pickBackend(
       } else if (firstWaiting > 0 && plan[cursor]!.alias === plan[first]!.alias && waitingAt(backend.id) < firstWaiting) {
         first = cursor;
         firstWaiting = waitingAt(backend.id);
+        byLoad = true;
       }
     } else if (retry.failed.includes(backend.id) || breaker.stateAt(now) === "half-open" || failingMostly(breaker, now))
       lastResort ??= cursor;
     else if (backend.region === retry.region) sameRegion ??= cursor;
     else return { ok: true, cursor, delayMs: 0 };
   }
-  if (first !== undefined) return { ok: true, cursor: first, delayMs: 0 };
+  if (first !== undefined) return { ok: true, cursor: first, delayMs: 0, ...(byLoad ? { byLoad: true as const } : {}) };
   const fallback = sameRegion ?? lastResort;
   if (fallback !== undefined) return { ok: true, cursor: fallback, delayMs: 0 };
   if (deferred) return { ok: true, ...deferred };

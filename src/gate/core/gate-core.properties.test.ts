@@ -1,5 +1,5 @@
 // Properties of the gate core over random sequences of admissions, polls, first tokens, retries,
-// settles, cancels, expiries and config changes, played the way Workers and the shell would play them.
+// hedges, settles, cancels, expiries and config changes, played the way Workers and the shell would play them.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LEASE_TTL_MS } from "./lease-timing";
@@ -16,6 +16,7 @@ const configWith = (maxConcurrency: number) =>
     limits: { maxConcurrency, maxQueue: 4, maxQueueWaitMs: 5_000 },
     retry: { maxAttempts: MAX_ATTEMPTS, budgetMinRetries: 5 },
     breaker: { consecutiveFailures: 3 },
+    hedging: { enabled: true, minSamples: 1, minDelayMs: 0, budgetRatio: 1 },
   });
 
 const op = fc.oneof(
@@ -29,6 +30,13 @@ const op = fc.oneof(
   fc.record({ kind: fc.constant("poll" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("firstToken" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("retry" as const), pick: fc.nat(), chunks: fc.constantFrom(0, 0, 3) }),
+  fc.record({ kind: fc.constant("hedge" as const), pick: fc.nat() }),
+  fc.record({
+    kind: fc.constant("hedgeEnded" as const),
+    pick: fc.nat(),
+    kept: fc.constantFrom("primary" as const, "hedge" as const),
+    dropped: fc.constantFrom("cancelled" as const, "failure" as const),
+  }),
   fc.record({
     kind: fc.constant("settle" as const),
     pick: fc.nat(),
@@ -74,7 +82,12 @@ describe("gate core properties", () => {
         };
         const check = () => {
           collect();
-          for (const id of ["a", "b", "c"]) expect(core.leases.inFlight(id)).toBeLessThanOrEqual(BACKEND_SLOTS);
+          for (const id of ["a", "b", "c"]) {
+            expect(core.leases.inFlight(id)).toBeLessThanOrEqual(BACKEND_SLOTS);
+            // Every slot counted is an attempt's or a hedge's in progress.
+            const held = [...core.leases.all()].reduce((n, l) => n + Number(l.backendId === id) + Number(l.hedge?.backendId === id), 0);
+            expect(core.leases.inFlight(id), `slots of ${id}`).toBe(held);
+          }
           for (const [ticket, got] of verdicts) expect(got.length, `ticket ${ticket}`).toBe(1);
           for (const l of leases.values()) expect(l.attempts).toBeLessThanOrEqual(2 * MAX_ATTEMPTS);
           // Each backend's attempts add up: every one has ended one way, or is in flight.
@@ -136,6 +149,22 @@ describe("gate core properties", () => {
               );
               if (next.kind === "attempt") leases.get(id)!.attempts = next.grant.attempt;
               else if (next.kind === "exhausted") settle(id, "failed");
+            }
+          } else if (o.kind === "hedge") {
+            const id = pick(active(), o.pick);
+            const result = id === undefined ? undefined : core.hedge(id, now);
+            if (result?.kind === "hedge") expect(result.grant.backend.id).not.toBe(core.leases.get(id!)!.backendId);
+          } else if (o.kind === "hedgeEnded") {
+            const id = pick(
+              active().filter((l) => core.leases.get(l)?.hedge),
+              o.pick,
+            );
+            const lease = id === undefined ? undefined : core.leases.get(id);
+            if (id && lease?.hedge && lease.backendId) {
+              const droppedId = o.kept === "hedge" ? lease.backendId : lease.hedge.backendId;
+              const keptId = o.kept === "hedge" ? lease.hedge.backendId : lease.backendId;
+              core.hedgeEnded(id, o.kept, { backendId: droppedId, outcome: o.dropped, durationMs: 1, chunks: 0 }, now);
+              expect(core.leases.get(id)).toMatchObject({ backendId: keptId, hedge: undefined });
             }
           } else if (o.kind === "settle") {
             const id = pick(active(), o.pick);

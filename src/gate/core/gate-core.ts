@@ -21,6 +21,8 @@ import {
   type AttemptReport,
   type Checkpoint,
   type CheckpointAck,
+  type HedgeKept,
+  type HedgeResult,
   type LeaseCheck,
   type LeaseClaim,
   type LeaseEnded,
@@ -155,6 +157,7 @@ export class GateCore {
       return rejections.rateLimited(rate);
     }
     this.policies.budget!.recordRequest(now);
+    this.policies.hedging!.requestAdmitted(now);
     const waiter: Waiter = {
       request,
       plan: plan.entries,
@@ -198,24 +201,9 @@ export class GateCore {
     if (next !== undefined) this.host.wakeAt(next);
   }
 
-  /**
-   * A pool answered this gate's report (see pool-credits.ts), or could not be reached (`reply` null):
-   * its backends' loads are noted, and waiters may start. Says whether the gate is still short of
-   * its share with no more credits than before (its next report may wait longer).
-   */
+  /** A pool answered this gate's report, or could not be reached (see SlotDesk.poolAnswered). */
   poolAnswered(pool: string, report: SyncReport, reply: SyncReply | null, sentAt: number, now: number): boolean {
-    const { credits, pools } = this.policies;
-    const stalled = reply ? credits.granted(pool, report, reply, sentAt) : false;
-    if (!reply)
-      credits.unreachable(
-        pool,
-        report,
-        (pools.get(pool) ?? []).map((b) => b.id),
-        now,
-      );
-    for (const [id, load] of Object.entries(reply?.loads ?? {})) this.policies.reportLoad(id, load, now - load.ageMs);
-    this.slots.handOut(now);
-    return stalled;
+    return this.slots.poolAnswered(pool, report, reply, sentAt, now);
   }
 
   // ---- attempts --------------------------------------------------------------------------------
@@ -270,12 +258,26 @@ export class GateCore {
     return { held: true };
   }
 
-  /** The current attempt produced its first token (see Attempts.firstToken); says whether the lease is still held. */
-  firstToken(leaseId: string, now: number): LeaseCheck {
+  /** The current attempt produced its first token `ttftMs` after it started (see Attempts.firstToken); says whether the lease is still held. */
+  firstToken(leaseId: string, now: number, ttftMs?: number): LeaseCheck {
     const lease = this.leases.get(leaseId);
     if (!lease) return this.gone(leaseId, now);
-    if (this.attempts.firstToken(lease, now)) this.slots.handOut(now);
+    if (this.attempts.firstToken(lease, now, ttftMs)) this.slots.handOut(now);
     return { held: true };
+  }
+
+  /** The attempt's first token is late: a hedge on another backend, or why not (see Attempts.hedge). */
+  hedge(leaseId: string, now: number): HedgeResult {
+    const lease = this.leases.get(leaseId);
+    return lease ? this.attempts.hedge(lease, this.tickets.queue.size > 0, now) : { kind: "none", reason: "not_waiting" };
+  }
+
+  /** A hedge race ended (see Attempts.hedgeEnded): the loser's slot goes to the next waiter. */
+  hedgeEnded(leaseId: string, kept: HedgeKept, dropped: AttemptReport, now: number): void {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return;
+    this.attempts.hedgeEnded(lease, kept, dropped, now);
+    this.slots.handOut(now);
   }
 
   /** Commits relayed chunks to the request's journal entry and renews its lease. */
@@ -371,6 +373,7 @@ export class GateCore {
   }
 
   private release(lease: Lease, now: number): void {
+    this.attempts.dropHedge(lease);
     this.leases.remove(lease);
     this.drain.record(now);
     this.slots.handOut(now);

@@ -44,11 +44,17 @@ export class LatencyHistogram {
 
   /** Upper bound of the bucket holding the q-quantile (0 < q <= 1), in ms; undefined when empty. */
   quantile(q: number): number | undefined {
-    if (this.total === 0) return undefined;
-    const rank = Math.ceil(q * this.total);
+    return LatencyHistogram.quantileOf([this], q);
+  }
+
+  /** The q-quantile of the samples of several histograms together, without merging them. */
+  static quantileOf(histograms: readonly LatencyHistogram[], q: number): number | undefined {
+    const total = histograms.reduce((n, h) => n + h.total, 0);
+    if (total === 0) return undefined;
+    const rank = Math.ceil(q * total);
     let seen = 0;
     for (let i = 0; i <= MAX_BUCKET; i++) {
-      seen += this.counts[i]!;
+      for (const h of histograms) seen += h.counts[i]!;
       if (seen >= rank) return Math.round(2 ** ((i + 1) / BUCKETS_PER_DOUBLING));
     }
     return undefined;

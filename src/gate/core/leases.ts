@@ -44,6 +44,8 @@ export interface Lease {
   degradations?: string[];
   /** The API its client spoke, when not chat (its end is counted for it). */
   surface?: SurfaceName;
+  /** A hedge of the attempt in progress (core/hedging.ts), holding a slot of its own backend until the race ends. */
+  hedge?: { backendId: string; cursor: number; startedAt: number };
 }
 
 /** A new lease for `waiter`, its first attempt at plan index `cursor`. */
@@ -119,6 +121,7 @@ export class LeaseTable {
     for (const lease of leases) {
       this.add(lease);
       if (lease.backendId) this.addInFlight(lease.backendId, 1);
+      if (lease.hedge) this.addInFlight(lease.hedge.backendId, 1);
     }
     this.rescheduleAlarm();
   }
@@ -146,6 +149,25 @@ export class LeaseTable {
     lease.probe = false;
     lease.answered = false;
     return id;
+  }
+
+  /** A hedge of the lease's attempt goes to the plan entry at `cursor`, taking a slot of its backend. */
+  occupyHedge(lease: Lease, backendId: string, cursor: number, now: number): void {
+    lease.hedge = { backendId, cursor, startedAt: now };
+    this.addInFlight(backendId, 1);
+  }
+
+  /** The hedge race ended: the hedge's slot is free (it lost), or it becomes the attempt in progress (it won). */
+  endHedge(lease: Lease, won: boolean): void {
+    const hedge = lease.hedge;
+    if (!hedge) return;
+    lease.hedge = undefined;
+    if (!won) return void this.addInFlight(hedge.backendId, -1);
+    this.vacate(lease);
+    lease.attempts++;
+    lease.backendId = hedge.backendId;
+    lease.cursor = hedge.cursor;
+    lease.attemptAt = hedge.startedAt;
   }
 
   /** Stores the lease (granted, or its deadline moved) and keeps the alarm at the earliest deadline. */

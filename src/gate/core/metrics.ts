@@ -6,7 +6,7 @@ import { LatencyHistogram, type SavedHistogram } from "./histogram";
 import { RecentActivity } from "./recent";
 import type { AttemptReport, WasteCause } from "./protocol";
 
-const WASTE_CAUSES: readonly WasteCause[] = ["regenerated", "restarted"];
+export const WASTE_CAUSES: readonly WasteCause[] = ["regenerated", "restarted"];
 
 /** How long after a change the gate stores its metrics: a restart forgets at most this much. */
 export const METRICS_SAVE_MS = 1_000;
@@ -38,6 +38,11 @@ function newCounters() {
     abandonedInQueue: 0,
     /** Requests that waited behind a queued request with the same key (one generation for both). */
     queuedTwins: 0,
+    /** Hedged first tokens (core/hedging.ts). */
+    hedgesStarted: 0,
+    hedgesWon: 0,
+    hedgesDenied: 0,
+    hedgeWastedPromptTokens: 0,
     promptTokens: 0,
     completionTokens: 0,
     wastedTokens: 0,
@@ -85,6 +90,10 @@ export const COUNTER_HELP: Record<CounterName, string> = {
   servedStale: "Requests answered from a stored answer after every backend failed (stale-if-error).",
   abandonedInQueue: "Queued requests dropped because nobody polled their ticket.",
   queuedTwins: "Requests that waited behind a queued request with the same key.",
+  hedgesStarted: "Hedges started: a second attempt on another backend of the model, for an attempt whose first token was late.",
+  hedgesWon: "Hedges that went on in place of the attempt they hedged (its first token came first, or the hedged attempt failed).",
+  hedgesDenied: "Hedges the hedge budget refused (hedging.budgetRatio).",
+  hedgeWastedPromptTokens: "Prompt tokens (estimated) sent to attempts that lost a hedge race: prefill spent on an answer nobody got.",
   promptTokens: "Prompt tokens of the requests given a slot (estimated: characters / 4).",
   completionTokens: "Completion tokens relayed from backends, every attempt's included.",
   wastedTokens:
@@ -102,6 +111,9 @@ export interface BackendCounters {
   abandoned: number;
   /** Of the failures: the backend refused sluice's credentials (401/403): its apiKey is wrong or revoked. */
   authFailures: number;
+  /** Attempts on it whose first token was late enough to be hedged, and hedges it took (core/hedging.ts). */
+  hedged: number;
+  hedges: number;
   /** Completion tokens relayed from the backend. */
   tokens: number;
   /** Tokens the backend generated that no client got, by cause. */
@@ -123,6 +135,8 @@ export interface SavedMetrics {
       cancelled?: number;
       abandoned?: number;
       authFailures?: number;
+      hedged?: number;
+      hedges?: number;
       tokens?: number;
       wasted?: Partial<Record<WasteCause, number>>;
       ttft: SavedHistogram;
@@ -158,6 +172,8 @@ export class GateMetrics {
       c.cancelled = b.cancelled ?? 0;
       c.abandoned = b.abandoned ?? 0;
       c.authFailures = b.authFailures ?? 0;
+      c.hedged = b.hedged ?? 0;
+      c.hedges = b.hedges ?? 0;
       c.tokens = b.tokens ?? 0;
       for (const cause of WASTE_CAUSES) c.wasted[cause] = b.wasted?.[cause] ?? 0;
       c.ttft.restore(b.ttft);
@@ -222,6 +238,14 @@ export class GateMetrics {
     this.changed();
   }
 
+  /** A hedge of an attempt on `hedgedId` started on `hedgeId`. */
+  hedgeStarted(hedgedId: string, hedgeId: string): void {
+    this.counters.hedgesStarted++;
+    this.backend(hedgedId).hedged++;
+    this.backend(hedgeId).hedges++;
+    this.attemptStarted(hedgeId, false);
+  }
+
   /** An attempt ended without a report (see BackendCounters.abandoned). */
   attemptAbandoned(backendId: string): void {
     this.backend(backendId).abandoned++;
@@ -248,6 +272,8 @@ export class GateMetrics {
             cancelled: c.cancelled,
             abandoned: c.abandoned,
             authFailures: c.authFailures,
+            hedged: c.hedged,
+            hedges: c.hedges,
             tokens: c.tokens,
             wasted: { ...c.wasted },
             ttft: c.ttft.toJSON(),
@@ -269,6 +295,8 @@ export class GateMetrics {
           cancelled: 0,
           abandoned: 0,
           authFailures: 0,
+          hedged: 0,
+          hedges: 0,
           tokens: 0,
           wasted: { regenerated: 0, restarted: 0 },
           ttft: new LatencyHistogram(),

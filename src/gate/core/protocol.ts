@@ -4,6 +4,8 @@ import type { Priority } from "./queue";
 import type { Coordinates } from "./regions";
 import type { EntryKind, EntrySnapshot, EntryState } from "./journal-entry";
 import type { SurfaceName } from "./metrics";
+import type { NoHedge } from "./hedging";
+import type { RouteReason } from "./route-reason";
 
 export type { EntrySnapshot };
 
@@ -57,7 +59,20 @@ export interface AttemptGrant {
   probe: boolean;
   /** Continue a broken stream on this backend instead of starting over. */
   continuation: boolean;
+  /**
+   * Ask for a hedge (GateCalls.hedge) when the attempt has no first token after this long: its
+   * model's recent TTFT p95 (core/hedging.ts). Absent: the attempt is never hedged.
+   */
+  hedgeAfterMs?: number;
+  /** Why the attempt went to this backend, for the request's log line (absent on a grant resent after its reply was lost). */
+  route?: RouteReason;
 }
+
+/** A hedge of a late attempt, on another backend of its model; or why there is none. */
+export type HedgeResult = { kind: "hedge"; grant: AttemptGrant } | { kind: "none"; reason: NoHedge };
+
+/** Which of a hedged attempt and its hedge goes on: the first to produce a token, or the one left when the other failed. */
+export type HedgeKept = "primary" | "hedge";
 
 export interface Timeouts {
   connectMs: number;

@@ -9,9 +9,11 @@ import type { GateMetrics } from "./metrics";
 import type { GateHost } from "./ports";
 import type { AdmitRequest, AdmitResult } from "./protocol";
 import { rejections } from "./rejections";
+import { routeReason } from "./route-reason";
 import { type TenantPolicies, backgroundLimit } from "./tenant-policies";
 import type { TicketBook, Waiter } from "./tickets";
 import type { WaitingRoom } from "./waiting-room";
+import type { SyncReply, SyncReport } from "../../pool/core/credit-ledger";
 
 /** The parts of the gate core the desk works with. */
 export interface DeskParts {
@@ -46,7 +48,8 @@ export class SlotDesk {
     leases.add(lease);
     const record = request.record;
     if (record) host.journal.begin(record.key, record.kind, record.bodyHash, request.requestId, lease.id, config.idempotency, now);
-    const grant = attempts.start(lease, pick.cursor, 0, continuing, now);
+    const route = routeReason(config, waiter.plan, pick.cursor, { affinity: request.affinity !== undefined, byLoad: pick.byLoad === true });
+    const grant = attempts.start(lease, pick.cursor, 0, continuing, route, now);
     metrics.countFor(request.surface, "admitted");
     metrics.count("promptTokens", request.promptTokens);
     const queueMs = now - waiter.enqueuedAt;
@@ -83,6 +86,26 @@ export class SlotDesk {
       waiting.answer(entry.value, this.grant(entry.value, now)!, now);
     }
     if (tickets.queue.size > 0 && policies.pools.size > 0) host.poolsWanted();
+  }
+
+  /**
+   * A pool answered this gate's report (see pool-credits.ts), or could not be reached (`reply` null):
+   * its backends' loads are noted, and waiters may start. Says whether the gate is still short of
+   * its share with no more credits than before (its next report may wait longer).
+   */
+  poolAnswered(pool: string, report: SyncReport, reply: SyncReply | null, sentAt: number, now: number): boolean {
+    const { credits, pools } = this.core.policies;
+    const stalled = reply ? credits.granted(pool, report, reply, sentAt) : false;
+    if (!reply)
+      credits.unreachable(
+        pool,
+        report,
+        (pools.get(pool) ?? []).map((b) => b.id),
+        now,
+      );
+    for (const [id, load] of Object.entries(reply?.loads ?? {})) this.core.policies.reportLoad(id, load, now - load.ageMs);
+    this.handOut(now);
+    return stalled;
   }
 
   /** Every backend of a request's plan is shut (its breaker open) for `retryAfterMs`. */

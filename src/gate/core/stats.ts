@@ -36,6 +36,9 @@ export interface BackendStats {
   abandoned: number;
   /** Failures where the backend refused sluice's credentials: a misconfigured apiKey while this grows. */
   authFailures: number;
+  /** Attempts on it whose first token was late enough to be hedged, and hedges it took. */
+  hedged: number;
+  hedges: number;
   tokens: number;
   /** Tokens the backend generated that no client got, by cause (see WasteCause). */
   wastedTokens: Record<WasteCause, number>;
@@ -128,6 +131,8 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
         cancelled: c?.cancelled ?? 0,
         abandoned: c?.abandoned ?? 0,
         authFailures: c?.authFailures ?? 0,
+        hedged: c?.hedged ?? 0,
+        hedges: c?.hedges ?? 0,
         tokens: c?.tokens ?? 0,
         wastedTokens: { regenerated: c?.wasted.regenerated ?? 0, restarted: c?.wasted.restarted ?? 0 },
         ttftMs: c?.ttft.summary() ?? { count: 0 },

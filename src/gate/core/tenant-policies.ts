@@ -1,10 +1,11 @@
 // What a gate derives from its tenant's config: this shard's share of the limits, the backends by
-// id, one circuit breaker per backend (kept across config changes and restarts), the retry budget,
+// id, one circuit breaker per backend (kept across config changes and restarts), the retry and hedge budgets,
 // the rate limits, and each backend's Retry-After. Installing a config keeps what still applies.
 import type { BackendConfig, TenantConfig } from "../../config/schema";
 import type { BackendView } from "./backend-picker";
 import { CircuitBreaker, type BreakerSnapshot, type BreakerState } from "./breaker";
 import { RetryBudget } from "./budget";
+import { Hedging } from "./hedging";
 import type { GateHost } from "./ports";
 import { TenantRateLimit } from "./rate-limit";
 import { shardConfig } from "./shard-share";
@@ -26,6 +27,8 @@ const BREAKER_SAVE_MS = 1_000;
 export class TenantPolicies implements BackendView {
   config: TenantConfig | null = null;
   budget: RetryBudget | null = null;
+  /** Hedged first tokens: their delays and budget (null before a config is installed). */
+  hedging: Hedging | null = null;
   /** Null when the tenant sets no rate limit. In memory only: a restarted gate starts with full buckets. */
   rateLimit: TenantRateLimit | null = null;
   private backends = new Map<string, BackendConfig>();
@@ -64,6 +67,12 @@ export class TenantPolicies implements BackendView {
       const { budgetRatio: ratio, budgetMinRetries: minRetries, budgetWindowMs: windowMs } = config.retry;
       this.budget = new RetryBudget({ ratio, minRetries, windowMs });
     }
+    if (
+      !this.hedging ||
+      JSON.stringify(previous?.hedging) !== JSON.stringify(config.hedging) ||
+      previous?.retry.budgetWindowMs !== config.retry.budgetWindowMs
+    )
+      this.hedging = new Hedging(config.hedging, config.retry.budgetWindowMs);
     const { requestsPerMinute, tokensPerMinute } = config.limits;
     if (requestsPerMinute !== previous?.limits.requestsPerMinute || tokensPerMinute !== previous?.limits.tokensPerMinute) {
       this.rateLimit = requestsPerMinute || tokensPerMinute ? new TenantRateLimit({ requestsPerMinute, tokensPerMinute }, now) : null;

@@ -1,7 +1,8 @@
 // A GateHost for the core's unit tests: records what the core asks of it, keeps the journal in
 // memory, and plays the shell's part in the ticket protocol (which tickets have an open call).
-import { TenantConfigSchema, type TenantConfig, type TenantConfigInput } from "../../config/schema";
-import type { BreakerSnapshot } from "./breaker";
+import { type BackendConfig, TenantConfigSchema, type TenantConfig, type TenantConfigInput } from "../../config/schema";
+import type { BackendView } from "./backend-picker";
+import { CircuitBreaker, type BreakerSnapshot } from "./breaker";
 import { GateCore } from "./gate-core";
 import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./journal-entry";
 import type { Lease } from "./leases";
@@ -149,3 +150,24 @@ export const failure = (backendId: string, extra: Partial<AttemptReport> = {}): 
 
 /** An attempt that answered (3 chunks). */
 export const success = (backendId: string): AttemptReport => ({ backendId, outcome: "success", durationMs: 5, chunks: 3 });
+
+/** A BackendView of `config`'s backends, each with a fresh breaker, and the loads given (per backend id). */
+export function testBackendView(
+  config: TenantConfig,
+  inFlight: Record<string, number> = {},
+  notBefore: Record<string, number> = {},
+  capacity: Record<string, number> = {},
+  waiting: Record<string, number> = {},
+): { v: BackendView; breakers: Map<string, CircuitBreaker> } {
+  const breakers = new Map(config.backends.map((b) => [b.id, new CircuitBreaker(config.breaker)]));
+  const backends = new Map<string, BackendConfig>(config.backends.map((b) => [b.id, b]));
+  const v: BackendView = {
+    backend: (id) => backends.get(id),
+    breaker: (id) => breakers.get(id),
+    inFlight: (id) => (Object.hasOwn(inFlight, id) ? inFlight[id]! : 0),
+    capacity: (id) => (Object.hasOwn(capacity, id) ? capacity[id]! : backends.get(id)!.maxConcurrency),
+    notBefore: (id) => (Object.hasOwn(notBefore, id) ? notBefore[id] : undefined),
+    waiting: (id) => (Object.hasOwn(waiting, id) ? waiting[id]! : 0),
+  };
+  return { v, breakers };
+}
