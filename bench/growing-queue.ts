@@ -1,4 +1,4 @@
-// Scenario: a growing queue. Four backends, each a GPU server running 16 generations at once and
+// Scenario: a growing queue. Four equally near backends, each a GPU server running 16 generations at once and
 // queueing the rest inside it; sluice is told each takes 32 (operators rarely know a server's batch
 // size, and it changes). Closed-loop clients keep the fleet three-quarters busy. Halfway, backend 0's
 // capacity halves (8 at once), so its share of the traffic starts queueing inside it. Run twice:
@@ -41,13 +41,14 @@ export async function growingQueueScenario(
       firstTokenMs: 50,
       metrics: mode === "serverState",
     });
-    const tenant = `growing-queue-${mode}`;
+    const tenant = `growing-queue-${mode === "ownCount" ? "own-count" : "server-state"}`;
     const key = await createTenant(
       sluiceUrl,
       tenant,
       fleet,
       { limits: { maxConcurrency: 5_000, maxQueue: 5_000, maxQueueWaitMs: 60_000 } },
-      { maxConcurrency: TOLD_CAPACITY },
+      // One region: the four are equally near, so the load spreads over all of them.
+      { maxConcurrency: TOLD_CAPACITY, region: "us-east" },
     );
     const target: Target = { name: "sluice", baseUrl: `${sluiceUrl}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
     let count = 0;

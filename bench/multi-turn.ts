@@ -1,11 +1,12 @@
 // Scenario: multi-turn sessions. Conversations of several turns each (every turn resends the
-// conversation so far, answers of a typical length included, after a long system prompt all share) over four backends whose sims model a
-// prefix cache: a prompt's cached leading share cuts its prefill (a 200 ms first-token delay when
+// conversation so far, the answers it got included, after a long system prompt all share) over four
+// equally near backends whose sims model a prefix cache: a prompt's cached leading share cuts its prefill (a 200 ms first-token delay when
 // nothing is cached). Run with affinity (a conversation's turns go to the backend that served it)
 // and with least-loaded routing (`affinity: false`). Reported: prefix-cache hit rate (cached prompt
 // tokens over all, from the sims), TTFT p50/p99, and each sim's peak of open generations against
 // sluice's maxConcurrency for it.
-import { callOnce, type Target } from "./load";
+import { callOnce, MODEL, type Target } from "./load";
+import { expectedText } from "../sim/text";
 import { percentiles, type Percentiles } from "./summary";
 import { createTenant, type Fleet } from "./stack";
 import { configureFleet, progress, settle } from "./measure";
@@ -20,13 +21,8 @@ export interface MultiTurnRun {
 }
 
 const CAPACITY = 32;
-/**
- * What the client resends of each answer it got: a reply of a typical length (about 200 tokens),
- * though the sim is asked for 20 tokens a turn to keep the run short. The conversation then
- * outgrows the shared system prompt within a few turns, as real ones do.
- */
-const reply = (c: number, t: number) =>
-  `Day ${t + 1} of trip ${c}: ${"Morning walk through the old town, lunch at the market hall, a museum in the afternoon, dinner by the river. ".repeat(7)}`;
+/** Tokens of each answer: a conversation outgrows the shared system prompt within a few turns, as real ones do. */
+const ANSWER_TOKENS = 150;
 const SYSTEM = `You are a meticulous travel planner. ${"Answer with a day-by-day plan, costs in euros, and one restaurant a day. ".repeat(30)}`;
 
 export async function multiTurnScenario(
@@ -39,7 +35,7 @@ export async function multiTurnScenario(
     disconnectRate: 0,
     hangRate: 0,
     maxConcurrency: CAPACITY,
-    tokensPerSecond: 100,
+    tokensPerSecond: 500,
     firstTokenMs: 200,
     prefixCacheBlocks: 5_000,
   });
@@ -54,7 +50,8 @@ export async function multiTurnScenario(
         limits: { maxConcurrency: 5_000, maxQueue: 5_000, maxQueueWaitMs: 60_000 },
         models: { chat: { route, affinity: mode === "affinity" } },
       },
-      { maxConcurrency: CAPACITY },
+      // One region: the four are equally near, so routing, not distance, decides among them.
+      { maxConcurrency: CAPACITY, region: "us-east" },
     );
     const target: Target = { name: "sluice", baseUrl: `${sluiceUrl}/v1`, headers: { authorization: `Bearer ${key}` }, model: "chat" };
     for (let i = 0; i < fleet.specs.length; i++) await fleet.resetStats(i);
@@ -67,10 +64,11 @@ export async function multiTurnScenario(
           const done = [];
           for (let t = 0; t < options.turns; t++) {
             messages.push({ role: "user", content: `Trip ${c} (${mode}): and day ${t + 1}?` });
-            const r = await callOnce(target, { messages: [...messages], maxTokens: 20 });
+            const r = await callOnce(target, { messages: [...messages], maxTokens: ANSWER_TOKENS });
             count++;
             done.push(r);
-            messages.push({ role: "assistant", content: reply(c, t) });
+            // The client resends the answer it got (the sim's answers are deterministic: this is it).
+            messages.push({ role: "assistant", content: expectedText({ model: MODEL, messages, maxTokens: ANSWER_TOKENS }) });
           }
           return done;
         }),

@@ -16,6 +16,17 @@ describe("PrefixCache", () => {
     expect(cache.hitTokens).toBe(Math.ceil((len("system", 400) + len("user", 100)) / 4));
   });
 
+  it("caches the answer it generated after the prompt: the next turn that resends it finds it", () => {
+    const cache = new PrefixCache(() => 100);
+    cache.serve([system, user("A")], "the answer");
+    const total = "system:".length + 400 + "user:A".length + "assistant:the answer".length + "user:B".length;
+    // All but the new question.
+    expect(cache.serve([system, user("A"), { role: "assistant", content: "the answer" }, user("B")])).toBeCloseTo((total - 6) / total);
+    // Another answer than the one generated is not in the cache: only what came before it is.
+    const edited = total - "the answer".length + "edited".length;
+    expect(cache.serve([system, user("A"), { role: "assistant", content: "edited" }, user("B")])).toBeCloseTo((407 + 6) / edited);
+  });
+
   it("counts only leading blocks: the same message after a different one is not a hit", () => {
     const cache = new PrefixCache(() => 100);
     cache.serve([system, user("A")]);

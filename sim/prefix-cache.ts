@@ -1,5 +1,7 @@
 // A GPU server's prefix cache, modelled: a prompt is a chain of blocks (one per message, each hashed
-// with the ones before it, as vLLM hashes its KV blocks), kept in an LRU of `capacity` blocks. A
+// with the ones before it, as vLLM hashes its KV blocks), kept in an LRU of `capacity` blocks. The
+// answer generated is cached after its prompt, as vLLM keeps a generation's blocks: a next turn that
+// resends it finds it. A
 // prompt's leading blocks found in the cache are a hit: its prefill (the sim's first-token delay) is
 // cut by the cached share of its characters. Hits and queries are counted in tokens (characters / 4)
 // and reported at /metrics as vLLM does.
@@ -12,8 +14,8 @@ export class PrefixCache {
 
   constructor(private readonly capacity: () => number) {}
 
-  /** Looks the prompt up (counting it) and caches its blocks; returns the share of it that was cached (0-1). */
-  serve(messages: ReadonlyArray<{ role?: string; content?: unknown }>): number {
+  /** Looks the prompt up (counting it) and caches its blocks, then `answer`'s; returns the share of the prompt that was cached (0-1). */
+  serve(messages: ReadonlyArray<{ role?: string; content?: unknown }>, answer?: string): number {
     let chain = "";
     let total = 0;
     let cached = 0;
@@ -28,6 +30,7 @@ export class PrefixCache {
       } else leading = false;
       this.blocks.set(chain, true);
     }
+    if (answer) this.blocks.set(createHash("sha256").update(chain).update(`assistant:${answer}`).digest("hex"), true);
     while (this.blocks.size > this.capacity()) this.blocks.delete(this.blocks.keys().next().value!);
     this.queryTokens += Math.ceil(total / 4);
     this.hitTokens += Math.ceil(cached / 4);

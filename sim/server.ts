@@ -288,7 +288,10 @@ export class SimServer {
       // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
       promptTokens: Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0),
       firstTokenMs:
-        fault.ttft_ms ?? Math.round(o.firstTokenMs * (1 - (o.prefixCacheBlocks ? this.prefixCache.serve(original) : 0)) * this.slowStart()),
+        fault.ttft_ms ??
+        Math.round(
+          o.firstTokenMs * (1 - (o.prefixCacheBlocks ? this.prefixCache.serve(original, answer.content.join("")) : 0)) * this.slowStart(),
+        ),
       hold: typeof fault.hold === "string" ? fault.hold : o.holdNew || undefined,
       done: false,
     };

@@ -186,4 +186,22 @@ describe("a backend's reported load", () => {
     core.policies.reportLoad("a", null, 3_000);
     expect(core.policies.load("a", 3_000)).toBeUndefined();
   });
+
+  it("caps a server of the tenant's that reports a queue at what it runs: new requests go elsewhere, and the room comes back reading by reading", () => {
+    const { core, host } = testCore(testConfig({ limits: { maxConcurrency: 64, maxQueue: 8 } }));
+    for (let i = 0; i < 6; i++) expect(leaseOf(admit(core, host, request(`r${i}`), 0)).grant.backend.id).toBe("a");
+    // a runs 4 of the 6 and queues 2: it is capped at 4, and the next request goes to b.
+    core.policies.reportLoad("a", { running: 4, waiting: 2 }, 0);
+    expect(core.policies.capacity("a")).toBe(4);
+    expect(leaseOf(admit(core, host, request("next"), 0)).grant.backend.id).toBe("b");
+    // Readings without a queue give the room back by a quarter each, up to its maxConcurrency.
+    core.policies.reportLoad("a", { running: 4, waiting: 0 }, 2_000);
+    expect(core.policies.capacity("a")).toBe(5);
+    for (let t = 4_000; core.policies.capacity("a") < 32; t += 2_000) core.policies.reportLoad("a", { running: 4, waiting: 0 }, t);
+    expect(core.policies.capacity("a")).toBe(32);
+    // A server that stops reporting is not held to its last cap.
+    core.policies.reportLoad("a", { running: 4, waiting: 2 }, 20_000);
+    core.policies.reportLoad("a", null, 22_000);
+    expect(core.policies.capacity("a")).toBe(32);
+  });
 });

@@ -10,6 +10,7 @@ import type { GateHost } from "./ports";
 import { TenantRateLimit } from "./rate-limit";
 import { shardConfig } from "./shard-share";
 import { AdaptiveLimit } from "./adaptive-limit";
+import { reportedCapacity } from "./reported-capacity";
 import { PoolCredits } from "./pool-credits";
 import { type BackendLoad, LOAD_FRESH_MS } from "../../pool/core/backend-load";
 import type { PoolShare } from "../../pool/core/credit-ledger";
@@ -41,8 +42,8 @@ export class TenantPolicies implements BackendView {
   readonly credits = new PoolCredits();
   /** The config's fleet backends, by pool. */
   pools = new Map<string, BackendConfig[]>();
-  /** What each backend last said of its own load (its /metrics), when, and its prefix-cache hit rate lately. In memory. */
-  private readonly loads = new Map<string, { load: BackendLoad; at: number; prefixHitRate?: number }>();
+  /** What each backend last said of its own load (its /metrics), when, its prefix-cache hit rate lately, and the cap its queue set. In memory. */
+  private readonly loads = new Map<string, { load: BackendLoad; at: number; prefixHitRate?: number; cap?: number }>();
 
   constructor(
     private readonly host: Pick<GateHost, "saveBreaker" | "dropBreaker">,
@@ -110,7 +111,8 @@ export class TenantPolicies implements BackendView {
 
   capacity(id: string): number {
     const own = this.limits.get(id)?.limit ?? this.backends.get(id)?.maxConcurrency ?? 0;
-    return this.backends.get(id)?.pool === undefined ? own : Math.min(own, this.credits.usable(id));
+    if (this.backends.get(id)?.pool !== undefined) return Math.min(own, this.credits.usable(id));
+    return Math.min(own, this.loads.get(id)?.cap ?? own);
   }
 
   /** The tenant's share of a pool (weight 1 when its config says nothing). */
@@ -133,7 +135,12 @@ export class TenantPolicies implements BackendView {
     const hit = (load.prefixCache?.hits ?? 0) - (before?.load.prefixCache?.hits ?? 0);
     const prefixHitRate =
       before?.load.prefixCache && load.prefixCache && queried > 0 ? Math.min(1, Math.max(0, hit / queried)) : before?.prefixHitRate;
-    this.loads.set(id, { load, at, ...(prefixHitRate === undefined ? {} : { prefixHitRate }) });
+    // A server of the tenant's own that queues is capped at what it runs (reported-capacity.ts); a
+    // shared pool's backends are the pool's to share out.
+    const own = this.backends.get(id)!.pool === undefined;
+    const limit = this.limits.get(id)?.limit ?? this.backends.get(id)!.maxConcurrency;
+    const cap = own ? reportedCapacity(load, this.inFlightOf(id), before?.cap, limit) : undefined;
+    this.loads.set(id, { load, at, ...(prefixHitRate === undefined ? {} : { prefixHitRate }), ...(cap === undefined ? {} : { cap }) });
   }
 
   waiting(id: string, now: number): number {
