@@ -6,13 +6,14 @@ import { PrefixCache } from "./prefix-cache";
 import { json, readBody } from "./http-body";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { agentAnswer, agentContinuation, agentDeltas, type AgentAnswer, type Delta } from "./agent";
+import { agentAnswer, agentContinuation, agentDeltas } from "./agent";
 import { mulberry32 } from "./text";
 import { answerMessage, chunkOf, usageOf } from "./wire";
 import { embeddingsAnswer } from "./embeddings";
 import type { SimFault, SimOptions, SimStats } from "./types";
+import { faultOf, type Generation } from "./generation";
 
-export type { SimFault, SimOptions, SimStats };
+export type { Generation, SimFault, SimOptions, SimStats };
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
   id: "sim",
@@ -27,31 +28,6 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   hangRate: 0,
   seed: 1,
 };
-
-export interface Generation {
-  res: http.ServerResponse;
-  answer: AgentAnswer;
-  /** The answer's stream, one delta per output token. */
-  deltas: Delta[];
-  logprobs: boolean;
-  model: string;
-  id: string;
-  created: number;
-  next: number;
-  nextAt: number;
-  intervalMs: number;
-  disconnectAfter?: number;
-  hangAfter?: number;
-  slowAfter?: number;
-  slowMs: number;
-  includeUsage: boolean;
-  compact: boolean;
-  promptTokens: number;
-  firstTokenMs: number;
-  /** Held before its first token until `POST /release` names this hold (see SimFault.hold). */
-  hold?: string;
-  done: boolean;
-}
 
 const TICK_MS = 5;
 
@@ -200,7 +176,7 @@ export class SimServer {
     } catch {
       return json(res, 400, { error: { message: "body is not JSON", type: "invalid_request_error" } });
     }
-    const fault = this.faultFor(req, body);
+    const fault = faultOf(req.headers["x-sim-fault"], body, this.options.id);
     const failStatus = fault.status ?? (this.dice() < (fault.fail_rate ?? this.options.failRate) ? this.options.failStatus : undefined);
     if (failStatus !== undefined) {
       this.counters.failedInjected++;
@@ -228,7 +204,7 @@ export class SimServer {
     if (!Array.isArray(body.messages) || typeof body.model !== "string") {
       return json(res, 400, { error: { message: "model and messages are required", type: "invalid_request_error" } });
     }
-    const fault = this.faultFor(req, body);
+    const fault = faultOf(req.headers["x-sim-fault"], body, this.options.id);
     const o = this.options;
 
     const matched = o.failMatching ? JSON.stringify(body.messages).includes(o.failMatching) : false;
@@ -313,20 +289,6 @@ export class SimServer {
   private slowStart(): number {
     const rate = this.options.slowStartRate ?? 0;
     return rate > 0 && this.dice() < rate ? (this.options.slowStartFactor ?? 10) : 1;
-  }
-
-  private faultFor(req: http.IncomingMessage, body: Record<string, unknown>): SimFault {
-    const header = req.headers["x-sim-fault"];
-    let fault: SimFault = {};
-    try {
-      if (typeof header === "string" && header) fault = JSON.parse(header) as SimFault;
-    } catch {
-      /* an unparsable header injects nothing */
-    }
-    if (body.sim_fault && typeof body.sim_fault === "object") fault = { ...fault, ...(body.sim_fault as SimFault) };
-    if (fault.backend !== undefined && fault.backend !== this.options.id) return {};
-    if (fault.model !== undefined && fault.model !== body.model) return {};
-    return fault;
   }
 
   /** Starts waiting generations while there is capacity, and keeps the ticker running while needed. */

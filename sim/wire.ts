@@ -1,6 +1,6 @@
 // The sim's chunks and answers in OpenAI's wire shapes.
 import type { Delta } from "./agent";
-import type { Generation } from "./server";
+import type { Generation } from "./generation";
 
 type Wire = Pick<Generation, "id" | "created" | "model" | "compact" | "logprobs" | "answer" | "deltas" | "promptTokens">;
 

@@ -96,6 +96,11 @@ describe("README examples", () => {
     for (const b of shell) outputs.push(await run("bash", ["-euo", "pipefail", "-c", rewrite(b.code).replaceAll("curl ", "curl -sS ")]));
     // The fallback recipe: llama-sim fails in both regions, chat-small's own backend answers.
     expect(outputs.find((o) => /^x-sluice-backend:/im.test(o))).toMatch(/^x-sluice-backend: use1-small\r?$/im);
+    // A named session's turns all go to one backend.
+    const session = outputs.find((o) => o.includes("session trip-42"));
+    const homes = [...session!.matchAll(/^session trip-42 turn \d: x-sluice-backend: (\S+)\r?$/gim)].map((m) => m[1]);
+    expect(homes).toHaveLength(3);
+    expect(new Set(homes).size).toBe(1);
     // The same Idempotency-Key twice: the second is answered from the first.
     expect(outputs.find((o) => o.includes("(generated)"))).toMatch(/\(generated\)\nx-sluice-replay: (stored|joined)/i);
     const chat = outputs.find((o) => o.includes("chat.completion.chunk"));
