@@ -9,7 +9,7 @@ import { closedLoop, type CallResult, type Target } from "./load";
 import { uniformCalls } from "./traffic";
 import { percentiles, round, type Percentiles } from "./summary";
 import { createTenant, type Fleet } from "./stack";
-import { configureFleet, progress, settle } from "./measure";
+import { configureFleet, NO_FAULTS, progress, settle } from "./measure";
 
 export interface GrowingQueueRun {
   /** Of the requests the sims saw after the change, the share backend 0 got (a quarter before it). */
@@ -33,9 +33,7 @@ export async function growingQueueScenario(
   const clients = Math.round(GPU_SLOTS * fleet.specs.length * 0.75);
   for (const mode of ["ownCount", "serverState"] as const) {
     await configureFleet(fleet, {
-      failRate: 0,
-      disconnectRate: 0,
-      hangRate: 0,
+      ...NO_FAULTS,
       maxConcurrency: GPU_SLOTS,
       tokensPerSecond: 100,
       firstTokenMs: 50,

@@ -78,6 +78,9 @@ export async function fleetRequests(fleet: Fleet): Promise<number> {
   return n;
 }
 
+/** The sims with no injected faults (a scenario's starting point, before its own). */
+export const NO_FAULTS = { failRate: 0, disconnectRate: 0, hangRate: 0 } as const;
+
 export async function configureFleet(fleet: Fleet, patch: Parameters<Fleet["control"]>[1]): Promise<void> {
   for (let i = 0; i < fleet.specs.length; i++) await fleet.control(i, patch);
 }

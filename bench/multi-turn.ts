@@ -9,7 +9,7 @@ import { callOnce, MODEL, type Target } from "./load";
 import { expectedText } from "../sim/text";
 import { percentiles, type Percentiles } from "./summary";
 import { createTenant, type Fleet } from "./stack";
-import { configureFleet, progress, settle } from "./measure";
+import { configureFleet, NO_FAULTS, progress, settle } from "./measure";
 
 export interface MultiTurnRun {
   turns: number;
@@ -31,9 +31,7 @@ export async function multiTurnScenario(
   options: { conversations: number; turns: number },
 ): Promise<Record<"affinity" | "leastLoaded", MultiTurnRun>> {
   await configureFleet(fleet, {
-    failRate: 0,
-    disconnectRate: 0,
-    hangRate: 0,
+    ...NO_FAULTS,
     maxConcurrency: CAPACITY,
     tokensPerSecond: 500,
     firstTokenMs: 200,

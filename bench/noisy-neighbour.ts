@@ -8,7 +8,7 @@ import { closedLoop, type CallResult, type Target } from "./load";
 import { uniformCalls } from "./traffic";
 import { percentiles, round, type Percentiles } from "./summary";
 import { ADMIN_TOKEN, createPool, createPoolTenant, type Fleet } from "./stack";
-import { configureFleet, gateStats, progress, settle } from "./measure";
+import { configureFleet, NO_FAULTS, gateStats, progress, settle } from "./measure";
 
 export interface NoisyNeighbourRun {
   /** A's TTFT (ms), alone and beside B. */
@@ -37,7 +37,7 @@ const GPU_SLOTS = 16;
 const POOL = "bench-nn";
 
 export async function noisyNeighbourScenario(fleet: Fleet, sluiceUrl: string, options: { phaseMs: number }): Promise<NoisyNeighbourRun> {
-  await configureFleet(fleet, { failRate: 0, disconnectRate: 0, hangRate: 0, maxConcurrency: GPU_SLOTS, tokensPerSecond: 100 });
+  await configureFleet(fleet, { ...NO_FAULTS, maxConcurrency: GPU_SLOTS, tokensPerSecond: 100 });
   // The pool grants each backend's GPU slots and no more: a request waits in sluice's queue, in its
   // tenant's share, rather than inside a GPU server behind another tenant's.
   const ids = await createPool(sluiceUrl, POOL, fleet, GPU_SLOTS);

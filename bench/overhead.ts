@@ -5,7 +5,7 @@ import { callOnce, pick, type CallResult, type Target } from "./load";
 import { uniformCalls } from "./traffic";
 import { round, summarize, type SystemRun } from "./summary";
 import { cpuPerCall, createTenant, type Fleet, type System } from "./stack";
-import { configureFleet, measure, progress, type TargetList } from "./measure";
+import { configureFleet, NO_FAULTS, measure, progress, type TargetList } from "./measure";
 
 export interface OverheadParams {
   levels: number[];
@@ -21,7 +21,7 @@ export async function overhead(
   targets: (key: string, withFloor?: boolean) => TargetList,
   P: OverheadParams,
 ) {
-  await configureFleet(fleet, { failRate: 0, disconnectRate: 0, hangRate: 0, maxConcurrency: 5_000 });
+  await configureFleet(fleet, { ...NO_FAULTS, maxConcurrency: 5_000 });
   const key = await createTenant(sluiceUrl, "overhead", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
   const out: Record<string, Record<string, SystemRun>> = {};
   for (const level of P.levels) {

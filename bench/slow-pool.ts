@@ -9,7 +9,7 @@ import { closedLoop, type CallResult, type Target } from "./load";
 import { uniformCalls, type Session } from "./traffic";
 import { percentiles, round, summarize, type Percentiles, type Summary } from "./summary";
 import { createTenant, type Fleet, type System } from "./stack";
-import { configureFleet, gateStats, measure, progress, settle } from "./measure";
+import { configureFleet, NO_FAULTS, gateStats, measure, progress, settle } from "./measure";
 
 export interface SlowPoolParams {
   slowPoolMs: number;
@@ -40,9 +40,7 @@ export async function slowPoolScenario(
   const out: Partial<Record<"fixed" | "adaptive", SlowPoolRun>> = {};
   for (const mode of ["fixed", "adaptive"] as const) {
     await configureFleet(fleet, {
-      failRate: 0,
-      disconnectRate: 0,
-      hangRate: 0,
+      ...NO_FAULTS,
       maxConcurrency: GPU_SLOTS,
       tokensPerSecond: TOKENS_PER_SECOND,
     });

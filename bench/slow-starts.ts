@@ -7,7 +7,7 @@ import { closedLoop, type Target } from "./load";
 import { uniformCalls } from "./traffic";
 import { percentiles, round, type Percentiles } from "./summary";
 import { createTenant, type Fleet } from "./stack";
-import { configureFleet, fleetRequests, gateStats, progress, settle } from "./measure";
+import { configureFleet, NO_FAULTS, fleetRequests, gateStats, progress, settle } from "./measure";
 
 export interface SlowStartsRun {
   calls: number;
@@ -29,9 +29,7 @@ export async function slowStartsScenario(
   options: { calls: number; concurrency: number },
 ): Promise<Record<"plain" | "hedged", SlowStartsRun>> {
   await configureFleet(fleet, {
-    failRate: 0,
-    disconnectRate: 0,
-    hangRate: 0,
+    ...NO_FAULTS,
     maxConcurrency: 5_000,
     tokensPerSecond: 100,
     firstTokenMs: FIRST_TOKEN_MS,
