@@ -56,15 +56,14 @@ async function toFirstToken(attempt: UpstreamAttempt): Promise<UpstreamEvent[]> 
 }
 
 /**
- * Runs `race.current` to its first token, hedged once it is late (see the file's comment): the
- * events read up to it. `race.current` is then the attempt that goes on, and throws that attempt's
- * error when it failed (the other failed before it, or there was none).
+ * Runs `race.current` to its first token, hedged if it has none after `hedgeAfterMs` (see the file's
+ * comment): the events read up to it. `race.current` is then the attempt that goes on, and throws
+ * that attempt's error when it failed (the other failed before it, or there was none).
  */
-export async function firstTokenRace(input: DispatchInput, race: Race): Promise<UpstreamEvent[]> {
+export async function firstTokenRace(input: DispatchInput, race: Race, hedgeAfterMs: number): Promise<UpstreamEvent[]> {
   const primary = race.current;
   const first = settled(primary, toFirstToken(primary.attempt));
-  const hedgeAfterMs = primary.grant.hedgeAfterMs;
-  const late = hedgeAfterMs !== undefined && !(await settlesWithin(first, hedgeAfterMs, input.signal));
+  const late = !(await settlesWithin(first, hedgeAfterMs, input.signal));
   let early: Settled | undefined;
   void first.then((r) => (early = r));
   const hedge = late ? await input.gate.hedge(input.leaseId).catch(() => null) : null;

@@ -36,12 +36,8 @@ export async function runAttempt(
 ): Promise<AttemptRun> {
   const { progress, signal } = input;
   // Only an answer's start is hedged: output the client has is never raced.
-  const hedgeable = !regeneration && progress.tokens === 0;
-  const race: Race = {
-    current: contender(input, hedgeable ? grant : { ...grant, hedgeAfterMs: undefined }, spanId),
-    dropped: [],
-    told: Promise.resolve(),
-  };
+  const hedged = grant.hedgeAfterMs !== undefined && !regeneration && progress.tokens === 0;
+  const race: Race = { current: contender(input, grant, spanId), dropped: [], told: Promise.resolve() };
   const run = (report: AttemptReport, error?: AttemptError): AttemptRun => ({
     report,
     error,
@@ -62,7 +58,7 @@ export async function runAttempt(
       : {};
   try {
     let pending: UpstreamEvent[] | undefined;
-    if (hedgeable) pending = await firstTokenRace(input, race);
+    if (hedged) pending = await firstTokenRace(input, race, grant.hedgeAfterMs!);
     else await race.current.attempt.open();
     const { attempt, grant: served } = race.current;
     const ended = () => ({ ...base(), ...waste(), durationMs: Date.now() - attempt.startedAt, ttftMs: attempt.ttftMs, chunks });

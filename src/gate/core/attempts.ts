@@ -107,7 +107,7 @@ export class Attempts {
     }
     const entry = lease.plan[cursor]!;
     const backend = this.policies.backend(entry.backendId)!;
-    this.policies.breaker(backend.id)!.onAttempt(now);
+    // Its breaker is closed (pickHedge): the hedge is no probe.
     this.metrics.hedgeStarted(lease.backendId, backend.id);
     this.leases.occupyHedge(lease, backend.id, cursor, now);
     this.leases.save(lease);
