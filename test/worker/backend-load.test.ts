@@ -38,7 +38,8 @@ describe("backend load from /metrics", () => {
     await eventually(async () => (await simStats("a")).waiting === 2, WAIT_MS);
     // The gate reads a's metrics (every 2 s while requests come): a reports 2 waiting.
     await eventually(async () => (await backendOf(tenant, "a"))?.reported?.waiting === 2, WAIT_MS);
-    expect(await backendOf(tenant, "a")).toMatchObject({ inFlight: 3, reported: { running: 1, waiting: 2, kvCacheUsage: 1 } });
+    // It runs 1 of the 3 this gate sent it: it is held to 1 (its limit in the stats) until its queue is gone.
+    expect(await backendOf(tenant, "a")).toMatchObject({ inFlight: 3, limit: 1, reported: { running: 1, waiting: 2, kvCacheUsage: 1 } });
     const lines = captureRequestLines();
     const res = await chat(key, { model: "chat", messages: MESSAGES, max_tokens: 4 });
     expect(res.status).toBe(200);

@@ -35,6 +35,9 @@ describe("pickBackend", () => {
     // A server without a report counts as queueing nothing; one that queues nothing keeps its place first.
     expect(pickBackend(view({}, {}, {}, { a: 5 }).v, plan, 0, false, 0)).toMatchObject({ cursor: 1 });
     expect(pickBackend(view({}, {}, {}, { a: 0, b: 0 }).v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 0, delayMs: 0 });
+    // A backend full while its server queues is passed over by load too (its cap: reported-capacity.ts).
+    expect(pickBackend(view({ a: 32 }, {}, {}, { a: 2 }).v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 1, delayMs: 0, byLoad: true });
+    expect(pickBackend(view({ a: 32 }).v, plan, 0, false, 0)).toEqual({ ok: true, cursor: 1, delayMs: 0 });
     // Never for a fallback model's backend: a fallback stays a fallback.
     const withFallback = [...plan.slice(0, 1), { backendId: "b", alias: "chat-small" }];
     expect(pickBackend(view({}, {}, {}, { a: 5 }).v, withFallback, 0, false, 0)).toMatchObject({ cursor: 0 });

@@ -28,7 +28,7 @@ export interface RetryAvoid {
 }
 
 export type Pick =
-  /** `byLoad`: a first attempt's pick passed over a backend whose server reports a longer queue. */
+  /** `byLoad`: a first attempt's pick passed over a backend of its model whose server reports a longer queue (or is full because it queues). */
   | { ok: true; cursor: number; delayMs: number; byLoad?: true }
   | { ok: false; reason: "breaker"; retryAfterMs: number }
   | { ok: false; reason: "capacity" | "none" };
@@ -81,6 +81,8 @@ export function pickBackend(
     }
     if (view.inFlight(backend.id) >= view.capacity(backend.id)) {
       capacityBlocked = true;
+      // Full because its server queues (reported-capacity.ts): a first attempt passes it over by load.
+      if (!retry && first === undefined && waitingAt(backend.id) > 0) byLoad = true;
       continue;
     }
     const waitMs = (view.notBefore(backend.id) ?? 0) - now;
@@ -105,7 +107,10 @@ export function pickBackend(
     else if (backend.region === retry.region) sameRegion ??= cursor;
     else return { ok: true, cursor, delayMs: 0 };
   }
-  if (first !== undefined) return { ok: true, cursor: first, delayMs: 0, ...(byLoad ? { byLoad: true as const } : {}) };
+  if (first !== undefined) {
+    const passed = byLoad && plan[first]!.alias === plan[from % plan.length]!.alias;
+    return { ok: true, cursor: first, delayMs: 0, ...(passed ? { byLoad: true as const } : {}) };
+  }
   const fallback = sameRegion ?? lastResort;
   if (fallback !== undefined) return { ok: true, cursor: fallback, delayMs: 0 };
   if (deferred) return { ok: true, ...deferred };
