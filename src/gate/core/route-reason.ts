@@ -5,8 +5,8 @@ import type { PlanEntry } from "./plan";
 /**
  * affinity: the backend the request's session or prompt prefix ranks first among the nearest with
  * room (affinity.ts); nearest: the nearest with room, fewest in flight among equals; pinned: the
- * first with room in the route's own order; least_loaded: passed over a backend whose server
- * reports a queue for one that reports a shorter one; fallback: a fallback model's backend (the
+ * first with room in the route's own order; least_loaded: passed over a backend of the model whose
+ * server reports a queue (for one that reports a shorter one, or because the queue holds it full); fallback: a fallback model's backend (the
  * requested model's could not take it); retry: a later attempt of the requested model; hedge: a
  * second attempt raced against a late first token (hedging.ts).
  */
