@@ -72,8 +72,9 @@ export class Hedging {
     this.budget.recordRequest(now);
   }
 
-  /** An attempt of `alias` produced its first token `ms` after it started. */
+  /** An attempt of `alias` produced its first token `ms` after it started (kept while hedging is on). */
   firstToken(alias: string, ms: number, now: number): void {
+    if (!this.config.enabled) return;
     let recent = this.ttft.get(alias);
     if (!recent) this.ttft.set(alias, (recent = new RecentTtft()));
     recent.record(ms, now);
