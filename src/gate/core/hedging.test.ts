@@ -14,24 +14,28 @@ function seen(h: Hedging, n: number, ms: (i: number) => number, at = 0, alias = 
 }
 
 describe("Hedging.delayFor", () => {
-  it("is the model's recent TTFT p95 across its backends, once enough first tokens were seen", () => {
+  it("is the later of the model's recent TTFT p95 and twice its median, once enough first tokens were seen", () => {
     const h = hedging();
     seen(h, 19, () => 100);
     expect(h.delayFor(plan, 0, 0)).toBeUndefined();
+    // All alike: twice the median (the histogram's bucket for 100 ms ends at 108).
     seen(h, 1, () => 100);
-    expect(h.delayFor(plan, 0, 0)).toBeGreaterThanOrEqual(100);
-    expect(h.delayFor(plan, 0, 0)).toBeLessThan(110);
+    expect(h.delayFor(plan, 0, 0)).toBe(216);
+    // A tail past twice the median: its p95 (400 ms: the bucket ends at 431).
+    const tail = hedging();
+    seen(tail, 100, (i) => (i < 90 ? 100 : 400));
+    expect(tail.delayFor(plan, 0, 0)).toBe(431);
     // Worked out again after a second, not at every grant.
     seen(h, 100, () => 1_000);
-    expect(h.delayFor(plan, 0, 999)).toBeLessThan(110);
-    expect(h.delayFor(plan, 0, 1_000)).toBeGreaterThanOrEqual(1_000);
+    expect(h.delayFor(plan, 0, 999)).toBe(216);
+    expect(h.delayFor(plan, 0, 1_000)).toBeGreaterThanOrEqual(2_000);
   });
 
   it("stays in the fast mode when one backend in twenty is slow, where that backend's own p95 would not", () => {
     const h = hedging();
-    // 97 fast, 3 ten times slower: p95 is still a fast one.
+    // 97 fast, 3 ten times slower: the delay is still twice a fast first token.
     seen(h, 100, (i) => (i % 33 === 0 ? 1_000 : 100));
-    expect(h.delayFor(plan, 0, 0)).toBeLessThan(200);
+    expect(h.delayFor(plan, 0, 0)).toBe(216);
   });
 
   it("never goes under minDelayMs", () => {

@@ -5,7 +5,9 @@
 //
 // The delay is the p95 of the model's first tokens over the last minute, across its backends, not
 // the slow backend's own: a backend slow on more than 1 attempt in 20 would put its own p95 in its
-// slow mode and never be hedged.
+// slow mode and never be hedged. And it is at least twice their median: past the p95 alone lies 1
+// first token in 20 by definition, most of them a healthy server's ordinary tail, which would spend
+// a 5% budget before the slow starts (ten times the median, not a fifth more) came.
 import type { HedgingConfig } from "../../config/schema";
 import type { BackendView } from "./backend-picker";
 import { RetryBudget } from "./budget";
@@ -29,12 +31,13 @@ class RecentTtft {
     this.current.record(ms);
   }
 
-  /** The p95 of the samples, once there are `minSamples`; worked out at most once per DELAY_TTL_MS. */
-  p95(minSamples: number, now: number): number | undefined {
+  /** The later of the samples' p95 and twice their median, once there are `minSamples`; worked out at most once per DELAY_TTL_MS. */
+  late(minSamples: number, now: number): number | undefined {
     if (this.cached && now - this.cached.at < DELAY_TTL_MS) return this.cached.ms;
     this.rotate(now);
     if (this.current.count + this.previous.count < minSamples) return undefined;
-    const ms = LatencyHistogram.quantileOf([this.current, this.previous], 0.95)!;
+    const both = [this.current, this.previous];
+    const ms = Math.max(LatencyHistogram.quantileOf(both, 0.95)!, 2 * LatencyHistogram.quantileOf(both, 0.5)!);
     this.cached = { ms, at: now };
     return ms;
   }
@@ -88,8 +91,8 @@ export class Hedging {
   delayFor(plan: readonly PlanEntry[], cursor: number, now: number): number | undefined {
     const entry = plan[cursor];
     if (!this.config.enabled || !entry || !plan.some((e) => e.alias === entry.alias && e.backendId !== entry.backendId)) return undefined;
-    const p95 = this.ttft.get(entry.alias)?.p95(this.config.minSamples, now);
-    return p95 === undefined ? undefined : Math.max(this.config.minDelayMs, p95);
+    const late = this.ttft.get(entry.alias)?.late(this.config.minSamples, now);
+    return late === undefined ? undefined : Math.max(this.config.minDelayMs, late);
   }
 
   /** Spends one hedge of the budget if it has room. */
