@@ -99,11 +99,6 @@ export class Hedging {
   trySpend(now: number): boolean {
     return this.budget.tryRetry(now);
   }
-
-  usage(now: number): { requests: number; hedges: number; allowed: number } {
-    const { requests, retries, allowed } = this.budget.usage(now);
-    return { requests, hedges: retries, allowed };
-  }
 }
 
 /**
