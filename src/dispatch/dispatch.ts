@@ -126,6 +126,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
     sink.setPhase(progress.tokens > 0 ? "streaming" : "waiting");
 
     const run = await runAttempt(input, grant, checkpointer, regeneration, randomHex(8));
+    // The gate hears how a hedge race ended before it hears of the attempt that went on.
+    await run.told;
     const { report, error } = run;
     // A hedge that won is the attempt in progress now.
     grant = run.grant;

@@ -22,6 +22,8 @@ export interface AttemptRun {
   spanId: string;
   /** Attempts that lost or failed in a hedge race before it. */
   dropped: AttemptLogEntry[];
+  /** Settles once the gate heard how a hedge race ended (at once without one). */
+  told: Promise<void>;
 }
 
 /** Runs one attempt to its end and says how it went. Never throws. */
@@ -44,6 +46,7 @@ export async function runAttempt(
     grant: race.current.grant,
     spanId: race.current.spanId,
     dropped: race.dropped,
+    told: race.told,
   });
   // Chunks before the first token (e.g. the role delta) wait here until a token proves the attempt good.
   const held: UpstreamChunk[] = [];
