@@ -6,7 +6,7 @@ import { PrefixCache } from "./prefix-cache";
 import { json, readBody } from "./http-body";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { agentAnswer, agentContinuation, agentDeltas } from "./agent";
+import { agentAnswer, agentContinuation, agentDeltas, type AgentAnswer } from "./agent";
 import { mulberry32 } from "./text";
 import { answerMessage, chunkOf, usageOf } from "./wire";
 import { embeddingsAnswer } from "./embeddings";
@@ -244,6 +244,8 @@ export class SimServer {
       fault.disconnect_after ??
       (stream && this.dice() < o.disconnectRate ? Math.floor(this.dice() * Math.max(1, deltas.length - 1)) + 1 : undefined);
     const tps = fault.tps ?? o.tokensPerSecond;
+    // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
+    const promptTokens = Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0);
     const gen: Generation = {
       res,
       answer,
@@ -261,13 +263,8 @@ export class SimServer {
       slowMs: fault.slow_ms ?? 0,
       includeUsage: (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
       compact: fault.compact === true,
-      // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
-      promptTokens: Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0),
-      firstTokenMs:
-        fault.ttft_ms ??
-        Math.round(
-          o.firstTokenMs * (1 - (o.prefixCacheBlocks ? this.prefixCache.serve(original, answer.content.join("")) : 0)) * this.slowStart(),
-        ),
+      promptTokens,
+      firstTokenMs: fault.ttft_ms ?? this.firstTokenDelay(original, answer, promptTokens),
       hold: typeof fault.hold === "string" ? fault.hold : o.holdNew || undefined,
       done: false,
     };
@@ -285,10 +282,23 @@ export class SimServer {
     this.schedule();
   }
 
-  /** The first-token delay's factor: slowStartFactor for a slow start (slowStartRate of them), else 1. */
-  private slowStart(): number {
-    const rate = this.options.slowStartRate ?? 0;
-    return rate > 0 && this.dice() < rate ? (this.options.slowStartFactor ?? 10) : 1;
+  /**
+   * Time to the first token: firstTokenMs cut by the share of the prompt the prefix cache holds, or,
+   * with prefillTokensPerSecond, firstTokenMs plus the prefill of the prompt tokens it does not hold;
+   * times slowStartFactor for a slow start (slowStartRate of them).
+   */
+  private firstTokenDelay(
+    original: ReadonlyArray<{ role?: string; content?: unknown }>,
+    answer: AgentAnswer,
+    promptTokens: number,
+  ): number {
+    const o = this.options;
+    const cached = o.prefixCacheBlocks ? this.prefixCache.serve(original, answer.content.join("")) : 0;
+    const ms = o.prefillTokensPerSecond
+      ? o.firstTokenMs + (promptTokens * (1 - cached) * 1000) / o.prefillTokensPerSecond
+      : o.firstTokenMs * (1 - cached);
+    const slow = (o.slowStartRate ?? 0) > 0 && this.dice() < o.slowStartRate! ? (o.slowStartFactor ?? 10) : 1;
+    return Math.round(ms * slow);
   }
 
   /** Starts waiting generations while there is capacity, and keeps the ticker running while needed. */

@@ -38,6 +38,12 @@ export interface SimOptions {
    * first-token delay in proportion (prefix-cache.ts). 0 (the default) models none.
    */
   prefixCacheBlocks?: number;
+  /**
+   * Prefill at this many prompt tokens a second: the first-token delay is then firstTokenMs plus the
+   * prefill of the prompt tokens the prefix cache does not hold (0, the default: firstTokenMs alone,
+   * cut by the cached share).
+   */
+  prefillTokensPerSecond?: number;
 }
 
 /** Per-request faults, from the `sim_fault` body field or the `x-sim-fault` header (JSON). */

@@ -99,6 +99,25 @@ describe("sim", () => {
     expect(sim.stats().peakActive).toBe(2);
   });
 
+  it("takes a prefill's time for the prompt tokens its prefix cache does not hold, and ten times as long on a slow start", async () => {
+    // 1,000 prompt tokens at 2,000 a second: at least 500 ms to the first token (a slow machine takes longer, never less).
+    sim.configure({ prefixCacheBlocks: 100, prefillTokensPerSecond: 2_000, firstTokenMs: 5 });
+    const long = [{ role: "user", content: "x".repeat(4_000) }];
+    const started = Date.now();
+    expect((await stream({ messages: long, max_tokens: 1 })).done).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    expect(sim.stats()).toMatchObject({ prefixQueryTokens: 1_002, prefixHitTokens: 0 });
+    // The same prompt again: all of it found in the cache.
+    await stream({ messages: long, max_tokens: 1 });
+    expect(sim.stats()).toMatchObject({ prefixQueryTokens: 2_004, prefixHitTokens: 1_002 });
+    // Every start slow, ten times firstTokenMs: at least 300 ms.
+    sim.configure({ prefixCacheBlocks: 0, prefillTokensPerSecond: 0, firstTokenMs: 30, slowStartRate: 1 });
+    const slow = Date.now();
+    await stream({ max_tokens: 1 });
+    expect(Date.now() - slow).toBeGreaterThanOrEqual(300);
+    sim.configure({ firstTokenMs: 5, slowStartRate: 0 });
+  });
+
   it("holds 1,000 concurrent streams", async () => {
     sim.configure({ maxConcurrency: 2000, tokensPerSecond: 100 });
     // Each generation is held before its first token until all 1,000 are in: a peak that does not
