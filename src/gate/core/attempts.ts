@@ -77,8 +77,10 @@ export class Attempts {
     this.metrics.attemptStarted(backend.id, continuation && backend.resume);
     this.leases.save(lease);
     // Only a resumable backend continues delivered output; any other starts the answer over (a
-    // non-streaming one, whose client has seen nothing). Only an answer's first attempts are hedged.
-    const hedgeAfterMs = continuation || probe ? undefined : this.policies.hedging?.delayFor(lease.plan, cursor, now);
+    // non-streaming one, whose client has seen nothing). Only an answer's first attempts are hedged,
+    // and never background work's: nobody waits on its first token.
+    const hedged = !continuation && !probe && !lease.background;
+    const hedgeAfterMs = hedged ? this.policies.hedging?.delayFor(lease.plan, cursor, now) : undefined;
     return {
       attempt: lease.attempts,
       backend: backendTarget(backend, entry.alias),
@@ -97,7 +99,8 @@ export class Attempts {
    */
   hedge(lease: Lease, saturated: boolean, now: number): HedgeResult {
     const hedging = this.policies.hedging;
-    if (!hedging?.enabled || lease.backendId === null || lease.answered || lease.hedge) return { kind: "none", reason: "not_waiting" };
+    if (!hedging?.enabled || lease.backendId === null || lease.answered || lease.hedge || lease.background)
+      return { kind: "none", reason: "not_waiting" };
     if (saturated) return { kind: "none", reason: "saturated" };
     const cursor = pickHedge(this.policies, lease.plan, lease.cursor, now);
     if (cursor === undefined) return { kind: "none", reason: "no_backend" };

@@ -25,6 +25,10 @@ describe("the gate core's hedged first tokens", () => {
     const { core, host } = hedgingCore();
     // Twenty first tokens of 100 ms: twice their median (hedging.ts; the 100 ms bucket ends at 108).
     expect(leaseOf(admit(core, host, request("r"), 2_000)).grant.hedgeAfterMs).toBe(216);
+    // Never for background work (a batch line): nobody waits on its first token.
+    const background = leaseOf(admit(core, host, request("batch-line", { priority: "background" }), 2_000));
+    expect(background.grant.hedgeAfterMs).toBeUndefined();
+    expect(core.hedge(background.leaseId, 2_500)).toEqual({ kind: "none", reason: "not_waiting" });
     // Off by default.
     const off = testCore();
     expect(leaseOf(admit(off.core, off.host, request("r"), 0)).grant.hedgeAfterMs).toBeUndefined();
