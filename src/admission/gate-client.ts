@@ -24,6 +24,7 @@ export type GateApi = Pick<
   | "applyConfig"
   | "erase"
   | "stats"
+  | "spend"
 >;
 
 /** The handle on one of a tenant's gates: `gateName(tenant, shard)` (shards.ts). */
@@ -59,6 +60,7 @@ export function gateClient(namespace: DurableObjectNamespace<TenantGate>, name: 
     applyConfig: call("applyConfig"),
     erase: call("erase"),
     stats: call("stats"),
+    spend: call("spend"),
   };
 }
 

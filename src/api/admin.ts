@@ -15,6 +15,7 @@ import { operatorOnly, tenantNotFound, tenantScope } from "./admin-scope";
 import { tenantConfigRoute } from "./admin-config";
 import { adminKeysRoute, apiKeysRoute } from "./admin-keys";
 import { alertsRoute } from "./admin-alerts";
+import { spendRoute } from "./admin-spend";
 import { adminGenerationsRoute, deadLettersRoute } from "./admin-dead-letters";
 import { adminWorkflowsRoute } from "./admin-workflows";
 import { workflowFamilies, workflowSummary } from "../workflows/summary";
@@ -48,6 +49,7 @@ export const adminRoute = new Hono<AppEnv>()
   .route("/tenants/:tenant/keys", apiKeysRoute)
   .route("/tenants/:tenant/admin-keys", adminKeysRoute)
   .route("/tenants/:tenant/alerts", alertsRoute)
+  .route("/tenants/:tenant/spend", spendRoute)
   .route("/tenants/:tenant/dead-letters", deadLettersRoute)
   .route("/tenants/:tenant/generations", adminGenerationsRoute)
   .route("/tenants/:tenant/workflows", adminWorkflowsRoute)

@@ -115,7 +115,7 @@ export async function answer(c: Context<AppEnv>, body: ChatRequest, priority: Pr
   const session = c.req.header("x-session-id")?.slice(0, 256);
   const admit = admitRequestFor(
     body,
-    { tenant, record, requestId, priority, origin: originOf(c.req.raw), shard, surface: how.surface },
+    { tenant, record, requestId, priority, origin: originOf(c.req.raw), shard, surface: how.surface, key: c.get("apiKey")?.ref },
     session,
   );
   const stale = staleKey === undefined ? undefined : { key: staleKey, gate: gateName(tenant, shardFor(staleKey, shards)) };

@@ -4,6 +4,7 @@ import type { AppEnv } from "./context";
 import { errorResponse } from "../stream/errors";
 import { readTenantConfig } from "../config/store";
 import { adminKeys, apiKeys } from "../config/keyring";
+import { expired } from "../config/key-rules";
 
 function bearer(header: string | undefined): string | null {
   const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
@@ -18,11 +19,16 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearer(c.req.header("authorization")) ?? c.req.header("x-api-key")?.trim();
   if (!key)
     return errorResponse(401, "missing_api_key", "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.");
-  const tenant = await apiKeys.owner(c.env, key);
-  const config = tenant ? await readTenantConfig(c.env, tenant) : null;
-  if (!tenant || !config) return errorResponse(401, "invalid_api_key", "Invalid API key.");
-  c.set("tenant", tenant);
+  const found = await apiKeys.lookup(c.env, key);
+  const config = found ? await readTenantConfig(c.env, found.tenant) : null;
+  if (!found || !config) return errorResponse(401, "invalid_api_key", "Invalid API key.");
+  const { record } = found;
+  if (expired(record, Date.now()))
+    return errorResponse(401, "expired_api_key", `This API key expired at ${record.expiresAt}; ask for a new one.`);
+  c.set("tenant", found.tenant);
   c.set("config", config);
+  c.set("apiKey", { ref: { id: found.id, ...record.limits }, name: record.name });
+  c.get("requestLog")?.set({ apiKey: record.name ?? found.id });
   await next();
 });
 

@@ -27,7 +27,7 @@ export const embeddingsRoute = new Hono<AppEnv>().post(
     const requestId = c.get("requestId");
     const log = c.get("requestLog");
     log.set({ tenant, model: body.model, priority, surface: "embeddings" });
-    const admit = { tenant, requestId, priority, shard: shardFor(undefined, config.limits.shards) };
+    const admit = { tenant, requestId, priority, shard: shardFor(undefined, config.limits.shards), key: c.get("apiKey")?.ref };
     try {
       return await serveEmbeddings(c.env, config, { admit, body, signal: c.req.raw.signal, log, trace: c.get("trace") });
     } catch (err) {

@@ -160,7 +160,8 @@ export async function reattach(
   // The Responses API tells usage: its backend is asked for it.
   const body = { ...request, stream: true, ...(surface?.usage ? { stream_options: { include_usage: true } } : {}) };
   const shard = shardFor(record.key, config.limits.shards);
-  const admit = admitRequestFor(body, { tenant, record, requestId, priority: "normal", shard, surface: surface?.name });
+  const key = c.get("apiKey")?.ref;
+  const admit = admitRequestFor(body, { tenant, record, requestId, priority: "normal", shard, surface: surface?.name, key });
   const meta = freshMeta();
   const headers = () => responseHeaders(requestId, trace.traceId, meta);
   const sink = new SseSink(headers, { clientStallMs: config.timeouts.clientStallMs }, surface?.speaks);

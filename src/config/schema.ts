@@ -7,6 +7,32 @@ import { AlertsSchema, alertsIssues } from "./alerts-schema";
 const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
 const id = z.string().regex(idPattern, "must be 1-64 characters of letters, digits, '.', '_' or '-'");
 
+const usdPerMillion = z.number().min(0).max(1_000_000);
+
+/**
+ * A backend's price in US dollars per million tokens; or, for a self-hosted GPU, its hourly price
+ * and the throughput it was measured at, turned into a price per token (core/pricing.ts).
+ */
+export const PriceSchema = z
+  .object({
+    inputPerMTok: usdPerMillion.optional(),
+    outputPerMTok: usdPerMillion.optional(),
+    /** Prompt tokens the backend served from its prefix cache (input price when absent). */
+    cachedInputPerMTok: usdPerMillion.optional(),
+    gpuHour: z
+      .object({
+        usd: z.number().positive().max(100_000),
+        /** Output tokens a second the backend generates at full load, summed over its concurrent streams. */
+        outputTokensPerSecond: z.number().positive().max(10_000_000),
+        /** Prompt tokens a second it prefills at full load; prompts cost 0 when absent. */
+        inputTokensPerSecond: z.number().positive().max(100_000_000).optional(),
+      })
+      .optional(),
+  })
+  .refine((p) => (p.gpuHour === undefined) !== (p.inputPerMTok === undefined && p.outputPerMTok === undefined), {
+    message: "set inputPerMTok and outputPerMTok, or gpuHour, not both",
+  });
+
 export const BackendSchema = z.object({
   id,
   region: z.string().min(1).max(64),
@@ -48,6 +74,8 @@ export const BackendSchema = z.object({
    * tenants. Set by the fleet only: a tenant config's own backends have none.
    */
   pool: id.optional(),
+  /** What the backend's tokens cost (core/pricing.ts); a backend without a price costs 0 and reports say so. */
+  price: PriceSchema.optional(),
 });
 
 /** Model aliases per tenant, and how many fallback hops a request may take from the alias it named. */
@@ -199,6 +227,29 @@ export const PoolShareSchema = z
   })
   .refine((s) => s.max === undefined || s.max >= s.min, { message: "max must be at least min", path: ["max"] });
 
+/**
+ * A spend budget (core/spend-budget.ts): at most `limit` US dollars or tokens a UTC day or month.
+ * Past `softAt` of it an alert goes out and, with `softRoute`, requests go to that cheaper alias.
+ */
+export const BudgetSchema = z
+  .object({
+    name: id,
+    period: z.enum(["day", "month"]),
+    unit: z.enum(["usd", "tokens"]).default("usd"),
+    limit: z.number().positive().max(1e12),
+    /** The share of the limit that raises the soft alert (and routes to softRoute). */
+    softAt: z.number().gt(0).max(1).optional(),
+    softRoute: id.optional(),
+  })
+  .refine((b) => b.softRoute === undefined || b.softAt !== undefined, { message: "softRoute needs softAt", path: ["softRoute"] });
+
+/** Budgets a tenant, or an API key, may hold at once. */
+export const MAX_BUDGETS = 8;
+export const BudgetsSchema = z
+  .array(BudgetSchema)
+  .max(MAX_BUDGETS)
+  .refine((list) => new Set(list.map((b) => b.name)).size === list.length, { message: "budget names must be unique" });
+
 export const DeadLettersSchema = z.object({
   /** Keep each dead letter's request body (up to 256 KiB), so it can be run again; false for privacy (redrive is then refused). */
   keepRequests: z.boolean().default(true),
@@ -220,6 +271,8 @@ export const TenantConfigSchema = z
     deadLetters: DeadLettersSchema.default(DeadLettersSchema.parse({})),
     workflows: WorkflowsSchema.default(WorkflowsSchema.parse({})),
     outbound: OutboundSchema.default(OutboundSchema.parse({})),
+    /** The tenant's spend budgets (README, "Spend and budgets"); each API key may have its own too. */
+    budgets: BudgetsSchema.default([]),
     /** Operator-only: the tenant's weight, minimum and maximum on each shared pool it uses (weight 1 when absent). */
     pools: z.record(id, PoolShareSchema).default({}),
   })
@@ -264,6 +317,10 @@ export const TenantConfigSchema = z
           message: `unknown model alias "${m.tokenBudget.to}"`,
         });
     }
+    cfg.budgets.forEach((b, i) => {
+      if (b.softRoute !== undefined && !Object.hasOwn(cfg.models, b.softRoute))
+        ctx.addIssue({ code: "custom", path: ["budgets", i, "softRoute"], message: `unknown model alias "${b.softRoute}"` });
+    });
     const shards = cfg.limits.shards;
     if (shards > 1) {
       // Every shard needs a slot of each backend and of the tenant, or it could never serve.
@@ -346,6 +403,8 @@ export type TenantConfigInput = z.input<typeof TenantConfigSchema>;
 export type BackendConfig = TenantConfig["backends"][number];
 export type ModelRoute = TenantConfig["models"][string];
 export type HedgingConfig = TenantConfig["hedging"];
+export type BackendPrice = z.output<typeof PriceSchema>;
+export type BudgetRule = z.output<typeof BudgetSchema>;
 
 /** Turns zod issues into one readable sentence: "backends.0.url: must be an http(s) URL; ...". */
 export function describeIssues(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }, limit = 5): string {

@@ -3,7 +3,7 @@
 // request's total deadline). Any timeout aborts the upstream fetch, which cancels the generation.
 import { traceHeaders, type TraceContext } from "../trace-context";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import type { AttemptGrant, Timeouts } from "../gate/core/protocol";
+import type { AttemptGrant, AttemptUsage, Timeouts } from "../gate/core/protocol";
 import { AttemptError, upstreamHttpError } from "./upstream-error";
 import { describeChunk, type UpstreamChunk } from "../stream/chunk";
 import { StreamPace, type ReadSizePolicy } from "./read-size";
@@ -67,6 +67,10 @@ export class UpstreamAttempt {
   });
   private sawToken = false;
   private sawFinish = false;
+  /** The backend took the request (answered 200 with a body): it is doing work that costs. */
+  accepted = false;
+  /** This attempt's own usage, as the backend reported it (before a continuation's is made the whole answer's). */
+  usage: { input: number; output: number; cachedInput: number } | undefined;
   private readonly onClientAbort = () => this.abort.abort(new AttemptError("client_disconnected", "The client went away.", false));
   readonly startedAt = Date.now();
   ttftMs: number | undefined;
@@ -114,6 +118,7 @@ export class UpstreamAttempt {
     if (!response.body)
       throw new AttemptError("upstream_empty_body", `${grant.backend.id} answered without a body.`, true, { httpStatus: response.status });
     this.reader = response.body.getReader({ mode: "byob" });
+    this.accepted = true;
     this.setDeadline(
       this.startedAt + timeouts.firstTokenMs,
       () => new AttemptError("first_token_timeout", `${grant.backend.id}: no first token within ${timeouts.firstTokenMs} ms.`, true),
@@ -183,6 +188,18 @@ export class UpstreamAttempt {
     return events;
   }
 
+  /**
+   * What this attempt used, for the spend ledger: the backend's own usage; else, once the backend
+   * took the request, an estimate (the prompt as admission estimated it, a continuation's delivered
+   * tokens with it, and `output` counted); none when it never took it (refused, unreachable).
+   */
+  usageOr(promptTokens: number, output: number): AttemptUsage | undefined {
+    if (this.usage) return { ...this.usage, estimated: false };
+    if (!this.accepted) return undefined;
+    const continued = this.req.grant.continuation ? this.req.deliveredTokens : 0;
+    return { input: promptTokens + continued, output, cachedInput: 0, estimated: true };
+  }
+
   /** Stops the upstream call (cancelling the generation) unless it already ended. */
   cancel(reason?: AttemptError): void {
     this.release();
@@ -214,6 +231,7 @@ export class UpstreamAttempt {
       throw new AttemptError("upstream_stream_error", `${id} reported an error mid-stream.`, true, {
         detail: JSON.stringify(raw.error).slice(0, 300),
       });
+    if (raw.usage != null) this.usage = attemptUsage(raw.usage) ?? this.usage;
     const chunk = describeChunk(raw);
     if (chunk.finishReason !== null) this.sawFinish = true;
     if (chunk.isToken && !this.sawToken) {
@@ -256,8 +274,10 @@ export class UpstreamAttempt {
   private upstreamBody(): Record<string, unknown> {
     const { grant, body, partialText, deliveredTokens } = this.req;
     const out: Record<string, unknown> = { ...body, model: grant.backend.model, stream: true };
-    // The relay needs usage for JSON answers; a streaming client gets usage only if it asked.
-    if (body.stream !== true) out.stream_options = { include_usage: true };
+    // Always asked for: the spend ledger prices each attempt by its own usage (a client that did
+    // not ask never sees it: StreamProgress.relayUsage).
+    const asked = body.stream_options;
+    out.stream_options = { ...(asked && typeof asked === "object" ? asked : {}), include_usage: true };
     if (grant.continuation) {
       const messages = body.messages as unknown[];
       out.messages = [...messages, { role: "assistant", content: partialText }];
@@ -269,4 +289,12 @@ export class UpstreamAttempt {
     }
     return out;
   }
+}
+
+/** The counts of a backend's usage object (OpenAI's shape; cached tokens in prompt_tokens_details), or undefined when it has none. */
+function attemptUsage(usage: unknown): UpstreamAttempt["usage"] {
+  const u = usage as { prompt_tokens?: unknown; completion_tokens?: unknown; prompt_tokens_details?: { cached_tokens?: unknown } | null };
+  if (typeof u.prompt_tokens !== "number" || typeof u.completion_tokens !== "number") return undefined;
+  const cached = u.prompt_tokens_details?.cached_tokens;
+  return { input: u.prompt_tokens, output: u.completion_tokens, cachedInput: typeof cached === "number" ? cached : 0 };
 }

@@ -11,6 +11,7 @@ import type {
   HedgeResult,
   LeaseCheck,
   LeaseClaim,
+  RequestCost,
   RetryNeeds,
   RetryResult,
   SettleOutcome,
@@ -39,7 +40,7 @@ export interface GateCalls {
     outcome: SettleOutcome,
     progress?: Checkpoint,
     failureStatus?: number,
-  ): Promise<void>;
+  ): Promise<RequestCost | null>;
   /** Claims a lease the gate does not know (see lease-claim.ts). */
   adopt(claim: LeaseClaim): Promise<LeaseCheck>;
 }
@@ -124,4 +125,6 @@ export interface DispatchResult {
   outcome: SettleOutcome;
   attempts: AttemptLogEntry[];
   failure?: Failure;
+  /** What its attempts cost, as the gate priced them (null: the settle never reached the gate). */
+  cost?: RequestCost | null;
 }

@@ -9,6 +9,7 @@ import type {
   AttemptReport,
   Checkpoint,
   LeaseCheck,
+  RequestCost,
   LeaseEnded,
   RetryResult,
   SettleOutcome,
@@ -57,9 +58,9 @@ export async function dispatch(input: DispatchInput): Promise<DispatchResult> {
   const gate: GateCalls = {
     ...claiming,
     ...watched,
-    settle: async (leaseId, report, outcome, _progress, failureStatus) => {
+    settle: (leaseId, report, outcome, _progress, failureStatus) => {
       settled = true;
-      await claiming.settle(leaseId, report, outcome, checkpointer.final(), failureStatus);
+      return claiming.settle(leaseId, report, outcome, checkpointer.final(), failureStatus);
     },
   };
   // Checkpoints go out as chunks are relayed; this timer renews the lease while nothing flows
@@ -84,8 +85,8 @@ async function dispatchLoop(input: DispatchInput, checkpointer: Checkpointer): P
   /** Tokens gathered for a non-streaming answer and dropped when it started over, and the backend they came from: told with the next report. */
   let discarded: WastedTokens | undefined;
   const end = async (outcome: SettleOutcome, failure?: Failure): Promise<DispatchResult> => {
-    await settleWithRetry(gate, leaseId, lastReport, outcome, failure?.status);
-    return { outcome, attempts: log, failure };
+    const cost = await settleWithRetry(gate, leaseId, lastReport, outcome, failure?.status);
+    return { outcome, attempts: log, failure, cost };
   };
   const fail = async (failure: Failure): Promise<DispatchResult> => {
     // A partial answer says where it was cut: in its text, its reasoning, a tool call.
@@ -237,7 +238,7 @@ async function settleWithRetry(
   report: AttemptReport | null,
   outcome: SettleOutcome,
   failureStatus?: number,
-): Promise<void> {
+): Promise<RequestCost | null> {
   for (let i = 0; i < 2; i++) {
     try {
       return await gate.settle(leaseId, report, outcome, undefined, failureStatus);
@@ -245,6 +246,7 @@ async function settleWithRetry(
       /* try once more; the lease deadline reclaims the slot if both fail */
     }
   }
+  return null;
 }
 
 function abandonedReport(grant: AttemptGrant): AttemptReport {

@@ -73,7 +73,7 @@ export async function firstTokenRace(input: DispatchInput, race: Race, hedgeAfte
   if (early?.events) {
     // The attempt answered while the gate was asked: the hedge is never started.
     twin.attempt.release();
-    drop(input, race, "primary", twin, lostReport(twin));
+    drop(input, race, "primary", twin, lostReport(input, twin));
     return outcome(await first);
   }
   const second = settled(twin, toFirstToken(twin.attempt));
@@ -82,7 +82,7 @@ export async function firstTokenRace(input: DispatchInput, race: Race, hedgeAfte
   const kept: HedgeKept = (winner.events ? winner.who : other.who) === primary ? "primary" : "hedge";
   if (winner.events) {
     other.who.attempt.cancel(new AttemptError("hedge_lost", "Another attempt produced the first token.", false));
-    drop(input, race, kept, other.who, lostReport(other.who));
+    drop(input, race, kept, other.who, lostReport(input, other.who));
     follow(input, race, winner.who);
     return winner.events;
   }
@@ -128,14 +128,21 @@ function drop(input: DispatchInput, race: Race, kept: HedgeKept, who: Contender,
 }
 
 /** The report of an attempt cancelled because the other one in its race produced the first token. */
-function lostReport(who: Contender): AttemptReport {
+function lostReport(input: DispatchInput, who: Contender): AttemptReport {
   const durationMs = Date.now() - who.attempt.startedAt;
-  return { backendId: who.grant.backend.id, outcome: "cancelled", errorCode: "hedge_lost", durationMs, chunks: 0 };
+  const usage = who.attempt.usageOr(input.admit.promptTokens, 0);
+  return { backendId: who.grant.backend.id, outcome: "cancelled", errorCode: "hedge_lost", durationMs, chunks: 0, usage };
 }
 
 /** The report of an attempt that failed before its first token, in a hedge race. */
 function failureReport(input: DispatchInput, who: Contender, err: unknown): AttemptReport {
-  const base = { backendId: who.grant.backend.id, durationMs: Date.now() - who.attempt.startedAt, ttftMs: who.attempt.ttftMs, chunks: 0 };
+  const base = {
+    backendId: who.grant.backend.id,
+    durationMs: Date.now() - who.attempt.startedAt,
+    ttftMs: who.attempt.ttftMs,
+    chunks: 0,
+    usage: who.attempt.usageOr(input.admit.promptTokens, 0),
+  };
   if (input.signal.aborted) return { ...base, outcome: "cancelled", errorCode: "client_disconnected" };
   if (!(err instanceof AttemptError)) logError(input.requestId, "hedged attempt failed", err);
   return { ...base, ...failureOf(err).fields };

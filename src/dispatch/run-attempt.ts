@@ -54,7 +54,11 @@ export async function runAttempt(
   let chunks = 0;
   let tokenSeen = false;
   let finished = false;
-  const base = () => ({ backendId: race.current.grant.backend.id });
+  // The attempt's tokens: a regeneration's skipped prefix was generated too.
+  const base = () => ({
+    backendId: race.current.grant.backend.id,
+    usage: race.current.attempt.usageOr(input.admit.promptTokens, chunks + (regeneration?.skipped ?? 0)),
+  });
   const waste = () =>
     regeneration && regeneration.skipped > 0
       ? { waste: [{ backendId: race.current.grant.backend.id, cause: "regenerated" as const, tokens: regeneration.skipped }] }

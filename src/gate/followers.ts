@@ -1,6 +1,22 @@
 // Followers of journal keys: calls waiting (up to a time) for a key's entry to change, as a joined
 // twin waits for its live generation's next chunks. The journal wakes a key's followers when it
 // writes the key's chunks or ends its run; a deleted tenant's gate wakes them all.
+import type { EntrySnapshot } from "./core/journal-entry";
+import type { FollowResult } from "./core/protocol";
+
+/** The entry's chunks from index `from`, or undefined while it is live and has nothing new. */
+export type EntryRead = (entry: EntrySnapshot | undefined) => FollowResult | undefined;
+
+/** Reads an entry for a follower: `live` says whether its generation still holds a lease. */
+export function followRead(from: number, live: (entry: EntrySnapshot) => boolean): EntryRead {
+  return (entry) => {
+    if (!entry) return { chunks: [], state: "gone", tokens: 0 };
+    const running = live(entry);
+    if (entry.chunks.length <= from && running) return undefined;
+    const state = running ? "running" : entry.state === "running" ? "abandoned" : entry.state;
+    return { chunks: entry.chunks.slice(from), state, tokens: entry.tokens };
+  };
+}
 
 export class Followers {
   private readonly waiting = new Map<string, Set<() => void>>();

@@ -21,10 +21,12 @@ import type {
   FollowResult,
   HedgeKept,
   HedgeResult,
+  KeyRef,
   LeaseCheck,
   LeaseClaim,
   RecordSpec,
   RetryNeeds,
+  RequestCost,
   RetryResult,
   SettleOutcome,
 } from "./core/protocol";
@@ -41,9 +43,11 @@ import { MAX_TOTAL_MS } from "../config/schema";
 import { resolveTenantConfig } from "../config/fleet";
 import type { PoolGate } from "../pool/pool-gate";
 import { PoolSync } from "./pool-sync";
-import { Followers } from "./followers";
+import { Followers, followRead } from "./followers";
 import { LoadPoller } from "../pool/load-poller";
 import { FlushTimer } from "./flush-timer";
+import { type SpendRow, SpendRows } from "./spend-rows";
+import type { BudgetStatus } from "./core/spend-budget";
 
 /** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
 const TOMBSTONE_MS = MAX_TOTAL_MS + LEASE_TTL_MS;
@@ -79,6 +83,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     () => false,
   );
   private outbox!: AlertOutbox;
+  private spendRows!: SpendRows;
   /** The one durable alarm: lease deadlines, alert evaluations, a deleted tenant's mark. */
   private readonly clocks = new AlarmClocks(this.ctx.storage);
   /** Reads the tenant's own backends' load from their /metrics while requests come (a pool reads its own). */
@@ -123,10 +128,12 @@ export class TenantGate extends DurableObject<GateEnv> {
     const saved = meta.get("metrics");
     const alerts = meta.get("alerts");
     this.outbox = new AlertOutbox(sql);
+    this.spendRows = new SpendRows(sql);
     this.core = new GateCore(
       this.host(),
       saved === undefined ? undefined : (JSON.parse(saved) as SavedMetrics),
       alerts === undefined ? undefined : (JSON.parse(alerts) as SavedAlerts),
+      this.spendRows.budgets(),
     );
     // A pending or firing alert (or an unsent message) is looked at again soon after a restart.
     if (this.core.alerts.active().length > 0 || this.outbox.size > 0) {
@@ -194,12 +201,20 @@ export class TenantGate extends DurableObject<GateEnv> {
     outcome: SettleOutcome,
     progress?: Checkpoint,
     failureStatus?: number,
-  ): Promise<void> {
+  ): Promise<RequestCost | null> {
     const stored = this.leaseRows.holds(leaseId);
-    this.core.settle(leaseId, report, outcome, progress, Date.now(), failureStatus);
+    const cost = this.core.settle(leaseId, report, outcome, progress, Date.now(), failureStatus);
     // The row's delete is written before the reply: a restart must not bring a settled lease back.
     // Settles that arrive together share the write (a failed one fails the call, which is resent).
     if (stored) await this.leaseRows.flushed();
+    return cost;
+  }
+
+  /** The spend ledger's rows of days `from` to `to` (YYYY-MM-DD), and where each budget stands. */
+  async spend(from: string, to: string, keys: KeyRef[] = []): Promise<{ rows: SpendRow[]; budgets: BudgetStatus[] }> {
+    const now = Date.now();
+    const budgets = [undefined, ...keys].flatMap((key) => this.core.spend.status(key, now));
+    return { rows: this.spendRows.rows(from, to), budgets: budgets.filter((b, i) => budgets.findIndex((o) => o.id === b.id) === i) };
   }
 
   /** Stops the request queued or running under the record's journal key (see GateCore.cancel); says whether there was one. */
@@ -215,14 +230,8 @@ export class TenantGate extends DurableObject<GateEnv> {
    * the entry is running and has nothing new.
    */
   async follow(key: string, from: number, waitMs: number): Promise<FollowResult> {
-    const read = (): FollowResult | undefined => {
-      const entry = this.journal.get(key, Date.now());
-      if (!entry) return { chunks: [], state: "gone", tokens: 0 };
-      const live = this.core.isLive(entry);
-      if (entry.chunks.length <= from && live) return undefined;
-      const state = live ? "running" : entry.state === "running" ? "abandoned" : entry.state;
-      return { chunks: entry.chunks.slice(from), state, tokens: entry.tokens };
-    };
+    const entryRead = followRead(from, (entry) => this.core.isLive(entry));
+    const read = () => entryRead(this.journal.get(key, Date.now()));
     const now = read();
     if (now) return now;
     await this.followers.wait(key, waitMs);
@@ -341,6 +350,8 @@ export class TenantGate extends DurableObject<GateEnv> {
       wakeAt: (at) => this.scheduleWake(at),
       alertsWanted: (now) => this.alertsWanted(now),
       poolsWanted: () => this.poolSync.wanted(),
+      recordSpend: (entries) => this.spendRows.record(entries),
+      saveBudget: (id, spent) => this.spendRows.saveBudget(id, spent),
     };
   }
 

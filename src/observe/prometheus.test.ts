@@ -19,6 +19,7 @@ function sampleStats(): GateStats {
     limits: null,
     counters: { ...metrics.counters },
     surfaces: metrics.surfaces,
+    spend: { chat: { served: 1.5, wasted: 0.25 } },
     retryBudget: { requests: 10, retries: 1, allowed: 5 },
     rateLimit: { requests: { perMinute: 600, available: 598 }, tokens: null },
     journal: { entries: 7, bytes: 2048 },
@@ -66,6 +67,8 @@ describe("prometheusText", () => {
 
   it("counts requests per surface: given a slot, and how they ended", () => {
     expect(lines).toContain("# TYPE sluice_surface_requests_total counter");
+    expect(lines).toContain('sluice_spend_usd_total{tenant="acme",model="chat",kind="served"} 1.5');
+    expect(lines).toContain('sluice_spend_usd_total{tenant="acme",model="chat",kind="wasted"} 0.25');
     expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="messages",outcome="admitted"} 1');
     expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="messages",outcome="partial"} 1');
     expect(lines).toContain('sluice_surface_requests_total{tenant="acme",surface="chat",outcome="served_stale"} 0');

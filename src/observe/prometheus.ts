@@ -58,6 +58,14 @@ function addTenant(stats: GateStats, family: AddFamily): void {
     ),
   );
   family(
+    "sluice_spend_usd_total",
+    "counter",
+    'US dollars spent, by model alias and kind: served (attempts whose output reached a client) or wasted (README, "Spend and budgets").',
+    Object.entries(stats.spend ?? {}).flatMap(([model, s]) =>
+      (["served", "wasted"] as const).map((kind) => [{ ...tenant, model, kind }, s[kind]] as [Labels, number]),
+    ),
+  );
+  family(
     "sluice_queue_depth",
     "gauge",
     "Requests waiting in the queue, by priority.",

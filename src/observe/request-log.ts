@@ -52,6 +52,12 @@ export interface RequestLine {
   totalMs: number;
   promptTokens?: number;
   completionTokens?: number;
+  /** The API key's name (its id when it has none). */
+  apiKey?: string;
+  /** What the request's attempts cost in US dollars, served and wasted (README, "Spend and budgets"). */
+  costUsd?: number;
+  /** Some attempt's usage was sluice's estimate: the backend reported none. */
+  costEstimated?: true;
   /** The backend whose answer the client got (the last attempt's). */
   backend?: string;
   attempts: AttemptLine[];
@@ -61,7 +67,20 @@ export interface RequestLine {
 export const CLIENT_CLOSED = 499;
 
 type Details = Partial<
-  Pick<RequestLine, "surface" | "tenant" | "model" | "priority" | "queueMs" | "promptTokens" | "completionTokens" | "backend">
+  Pick<
+    RequestLine,
+    | "surface"
+    | "tenant"
+    | "model"
+    | "priority"
+    | "queueMs"
+    | "promptTokens"
+    | "completionTokens"
+    | "backend"
+    | "apiKey"
+    | "costUsd"
+    | "costEstimated"
+  >
 >;
 
 export class RequestLog {

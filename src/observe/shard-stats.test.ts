@@ -68,6 +68,7 @@ function shard(n: number, options: { queueMs?: number[]; backends?: BackendStats
     limits: { ...config.limits, maxConcurrency: 20 },
     counters: { ...metrics.counters },
     surfaces: metrics.surfaces,
+    spend: { chat: { served: n, wasted: 1 } },
     retryBudget: { requests: n * 10, retries: n, allowed: n * 2 },
     rateLimit: { requests: { perMinute: 300, available: 300 - n }, tokens: null },
     journal: { entries: n, bytes: n * 100 },
@@ -94,6 +95,7 @@ describe("mergeShardStats", () => {
     expect(merged.counters.rejectedQueueFull).toBe(2);
     expect(merged.surfaces.responses.completed).toBe(2);
     expect(merged.surfaces.chat).toMatchObject({ admitted: 0, completed: 0 });
+    expect(merged.spend).toEqual({ chat: { served: 5, wasted: 2 } });
     expect(merged.retryBudget).toEqual({ requests: 50, retries: 5, allowed: 10 });
     expect(merged.rateLimit).toEqual({ requests: { perMinute: 600, available: 595 }, tokens: null });
     expect(merged.journal).toEqual({ entries: 5, bytes: 500 });

@@ -30,6 +30,7 @@ export function mergeShardStats(parts: GateStats[], config: TenantConfig): Shard
     limits: config.limits,
     counters: sumRecords(parts.map((s) => s.counters)) as GateStats["counters"],
     surfaces: Object.fromEntries(SURFACES.map((name) => [name, sumRecords(parts.map((s) => s.surfaces[name]))])) as GateStats["surfaces"],
+    spend: mergedSpend(parts.map((s) => s.spend)),
     retryBudget: sumPresent(parts.map((s) => s.retryBudget)),
     rateLimit: mergedRateLimit(parts.map((s) => s.rateLimit)),
     journal: { entries: sum((s) => s.journal.entries), bytes: sum((s) => s.journal.bytes) },
@@ -96,6 +97,17 @@ function mergedRateLimit(parts: Array<RateUsage | null>): RateUsage | null {
 function sumPresent<T extends Record<string, number>>(records: Array<T | null>): T | null {
   const present = records.filter((r) => r !== null);
   return present.length ? (sumRecords(present) as T) : null;
+}
+
+function mergedSpend(parts: Array<GateStats["spend"]>): GateStats["spend"] {
+  const out: GateStats["spend"] = {};
+  for (const part of parts)
+    for (const [alias, s] of Object.entries(part ?? {})) {
+      const sum = Object.hasOwn(out, alias) ? out[alias]! : (out[alias] = { served: 0, wasted: 0 });
+      sum.served += s.served;
+      sum.wasted += s.wasted;
+    }
+  return out;
 }
 
 function sumRecords(records: Array<Record<string, number>>): Record<string, number> {

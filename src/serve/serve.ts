@@ -12,7 +12,7 @@ import type { AttemptLogEntry } from "../dispatch/dispatch-input";
 import { dispatch } from "../dispatch/dispatch";
 import { endAsJournaled, replayEntry } from "../dispatch/replay";
 import { isolateReadSizes } from "../dispatch/read-size";
-import { StreamProgress } from "../stream/relay";
+import { StreamProgress, clientWantsUsage } from "../stream/relay";
 import { toFramed, type ClientSink } from "../stream/sink";
 import { recordDeadLetter } from "../observe/dead-letters";
 import { logError } from "../log";
@@ -155,9 +155,10 @@ async function serve(env: Env, call: ServeCall): Promise<Ending> {
   const startedAt = Date.now();
   const resumed = admitted.resumeFrom;
   const fallbackId = `chatcmpl-${admit.requestId}`;
+  const relayUsage = clientWantsUsage(body);
   const progress = resumed
-    ? StreamProgress.resuming(fallbackId, Math.floor(startedAt / 1000), resumed.chunks, resumed.text, resumed.tokens)
-    : new StreamProgress(fallbackId, Math.floor(startedAt / 1000));
+    ? StreamProgress.resuming(fallbackId, Math.floor(startedAt / 1000), resumed.chunks, resumed.text, resumed.tokens, relayUsage)
+    : new StreamProgress(fallbackId, Math.floor(startedAt / 1000), relayUsage);
   if (resumed && resumed.chunks.length > options.lastEventId) {
     // A retry carrying on a stopped generation: first what the client has not seen of it.
     sink.skipTo(options.lastEventId);
@@ -196,6 +197,7 @@ async function serve(env: Env, call: ServeCall): Promise<Ending> {
   options.log.set({
     promptTokens: progress.usage?.prompt_tokens ?? admit.promptTokens,
     completionTokens: progress.usage?.completion_tokens ?? progress.tokens,
+    ...(result.cost ? { costUsd: result.cost.usd, ...(result.cost.estimated ? { costEstimated: true as const } : {}) } : {}),
   });
   if (options.deadLetter !== false && result.failure && writesDeadLetter(result.outcome, result.failure.status)) {
     await recordDeadLetter(env.DB, {

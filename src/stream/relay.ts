@@ -21,6 +21,11 @@ export class StreamProgress {
   constructor(
     readonly completionId: string,
     readonly created: number,
+    /**
+     * The client asked for usage (a non-streaming answer, or stream_options.include_usage). Backends
+     * are always asked for it, for the spend ledger; a client that did not ask never sees it.
+     */
+    readonly relayUsage = true,
   ) {}
 
   /**
@@ -37,6 +42,11 @@ export class StreamProgress {
         this.roleSent = true;
       }
     }
+    if (raw.usage != null) {
+      if (this.continuedFrom > 0) raw.usage = wholeUsage(raw.usage, this.continuedFrom);
+      this.usage = usageCounts(raw.usage);
+      if (!this.relayUsage) delete raw.usage;
+    }
     const meaningful =
       chunk.isToken ||
       raw.usage != null ||
@@ -45,8 +55,6 @@ export class StreamProgress {
     this.text += chunk.content;
     if (chunk.isToken) this.tokens++;
     this.shape.note(chunk);
-    if (raw.usage != null && this.continuedFrom > 0) raw.usage = wholeUsage(raw.usage, this.continuedFrom);
-    if (raw.usage != null) this.usage = usageCounts(raw.usage);
     raw.id = this.completionId;
     raw.created = this.created;
     return raw;
@@ -58,9 +66,9 @@ export class StreamProgress {
   }
 
   /** Progress of a stored, unfinished answer that this request carries on (same completion id). */
-  static resuming(fallbackId: string, created: number, chunks: string[], text: string, tokens: number): StreamProgress {
+  static resuming(fallbackId: string, created: number, chunks: string[], text: string, tokens: number, relayUsage = true): StreamProgress {
     const first = chunks[0] ? (JSON.parse(chunks[0]) as { id?: string; created?: number }) : {};
-    const p = new StreamProgress(first.id ?? fallbackId, first.created ?? created);
+    const p = new StreamProgress(first.id ?? fallbackId, first.created ?? created, relayUsage);
     p.text = text;
     p.tokens = tokens;
     p.roleSent = chunks.length > 0;
@@ -76,6 +84,13 @@ export class StreamProgress {
     this.shape = new OutputShape();
     this.usage = undefined;
   }
+}
+
+/** Whether a chat request's client gets usage: every non-streaming answer has it; a stream only on request. */
+export function clientWantsUsage(body: Record<string, unknown>): boolean {
+  if (body.stream !== true) return true;
+  const options = body.stream_options as { include_usage?: unknown } | null | undefined;
+  return options?.include_usage === true;
 }
 
 /** The token counts of a backend's usage object, those that are numbers. */

@@ -20,6 +20,8 @@ export class Attempts {
     private readonly leases: LeaseTable,
     private readonly metrics: GateMetrics,
     private readonly random: () => number,
+    /** Every attempt's report, once: the spend ledger prices it (spend-desk.ts). */
+    private readonly spent: (lease: Lease, report: AttemptReport, now: number) => void,
   ) {}
 
   /**
@@ -179,6 +181,7 @@ export class Attempts {
     }
     lease.tokens = (lease.tokens ?? 0) + report.chunks;
     this.metrics.attemptEnded(report, report.chunks, now);
+    this.spent(lease, report, now);
     if (breaker) this.policies.saveBreaker(report.backendId, before, now);
     return slow ? "slow" : undefined;
   }

@@ -28,6 +28,7 @@ import {
   type LeaseEnded,
   type RetryNeeds,
   type RecordSpec,
+  type RequestCost,
   type RetryResult,
   type SettleOutcome,
   writesDeadLetter,
@@ -42,6 +43,8 @@ import { TicketBook, type Waiter } from "./tickets";
 import { WaitingRoom } from "./waiting-room";
 import { SlotDesk } from "./slot-desk";
 import type { SyncReply, SyncReport } from "../../pool/core/credit-ledger";
+import { SpendDesk } from "./spend-desk";
+import type { BudgetScope, BudgetSpent } from "./spend-budget";
 
 export class GateCore {
   readonly policies: TenantPolicies;
@@ -49,6 +52,7 @@ export class GateCore {
   readonly tickets: TicketBook;
   readonly metrics: GateMetrics;
   readonly alerts: GateAlerts;
+  readonly spend: SpendDesk;
   private readonly attempts: Attempts;
   private readonly drain = new DrainRate();
   private readonly waiting: WaitingRoom;
@@ -62,6 +66,7 @@ export class GateCore {
     private readonly host: GateHost,
     saved?: SavedMetrics,
     savedAlerts?: SavedAlerts,
+    savedBudgets?: Iterable<readonly [string, BudgetSpent]>,
   ) {
     this.leases = new LeaseTable(host);
     this.policies = new TenantPolicies(
@@ -77,8 +82,15 @@ export class GateCore {
     this.metrics = saved ? GateMetrics.restore(saved, changed) : new GateMetrics(changed);
     const sources = { policies: this.policies, metrics: this.metrics, queue: this.tickets.queue };
     this.alerts = new GateAlerts(sources, (now) => host.alertsWanted(now), savedAlerts);
-    this.attempts = new Attempts(this.policies, this.leases, this.metrics, () => host.random());
-    this.waiting = new WaitingRoom(this.tickets, this.metrics, this.drain, this.policies, host.journal);
+    this.spend = new SpendDesk(this.policies, this.metrics, host, savedBudgets);
+    this.attempts = new Attempts(
+      this.policies,
+      this.leases,
+      this.metrics,
+      () => host.random(),
+      (lease, report, now) => this.spend.attempt(lease, report, now),
+    );
+    this.waiting = new WaitingRoom(this.tickets, this.metrics, this.drain, this.policies, host.journal, this.spend);
     const { policies, leases, tickets, metrics, attempts, waiting } = this;
     this.slots = new SlotDesk({ host, policies, leases, tickets, metrics, attempts, waiting });
   }
@@ -125,8 +137,12 @@ export class GateCore {
     }
     const config = this.policies.config;
     if (!config) return this.deleted ? rejections.tenantDeleted() : rejections.tenantNotFound();
+    // A budget past its soft threshold may send the request to a cheaper alias.
+    const soft = this.spend.softRoute(request, now);
+    if (soft) request = { ...request, alias: soft.alias };
     const plan = buildRoutePlan(config, { ...request, inFlight: (id) => this.leases.inFlight(id) });
     if (!plan.ok) return { kind: "reject", status: plan.status, code: plan.code, message: plan.message };
+    if (soft) plan.degradations.unshift(`budget:${soft.budget}`);
 
     // A stored answer, a key reused with another body and a live twin are decided before any
     // backend's availability: a replay calls no backend.
@@ -155,6 +171,11 @@ export class GateCore {
     if (rate && !rate.ok) {
       this.metrics.count("rejectedRateLimited");
       return rejections.rateLimited(rate);
+    }
+    const refused = this.spend.admit(request, plan.entries, now);
+    if (refused) {
+      if (rate) this.policies.rateLimit?.refund(rateTokens, now);
+      return refused;
     }
     this.policies.budget!.recordRequest(now);
     this.policies.hedging!.requestAdmitted(now);
@@ -301,10 +322,10 @@ export class GateCore {
     progress: Checkpoint | undefined,
     now: number,
     failureStatus?: number,
-  ): void {
+  ): RequestCost | null {
     this.ended.note(leaseId, now);
     const lease = this.leases.get(leaseId);
-    if (!lease) return; // already settled or reclaimed: settle is idempotent
+    if (!lease) return null; // already settled or reclaimed: settle is idempotent
     const config = this.policies.config;
     if (lease.recordKey && config)
       closeEntry(this.host.journal, { key: lease.recordKey, leaseId: lease.id }, outcome, progress, config.idempotency, now);
@@ -312,12 +333,14 @@ export class GateCore {
     else this.attempts.end(lease);
     const counted = outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome;
     this.close(lease, counted, now, !lease.background && writesDeadLetter(outcome, failureStatus));
+    return lease.spent ?? { usd: 0, tokens: 0, estimated: false };
   }
 
   /** Reclaims leases whose Worker went silent past their deadline. Idempotent, as alarms repeat. */
   reclaimExpired(now: number): void {
     for (const lease of this.leases.expired(now)) {
       this.attempts.end(lease);
+      this.budgetSettled(this.spend.settle(lease, now, true));
       this.metrics.countFor(lease.surface, "abandoned");
       if (lease.recordKey) this.host.journal.finish(lease.recordKey, lease.id, "abandoned", now);
       this.release(lease, now);
@@ -364,12 +387,18 @@ export class GateCore {
   /** A lease ends, counted as `outcome`: the rate limit's estimate becomes what it generated, its slot goes to the next waiter. */
   private close(lease: Lease, outcome: SurfaceCounter, now: number, deadLettered = false): void {
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
+    this.budgetSettled(this.spend.settle(lease, now));
     const served = lease.plan[lease.cursor]?.backendId;
     if (served !== undefined && this.policies.backend(served)?.pool !== undefined)
       this.policies.credits.served(served, (lease.promptTokens ?? 0) + (lease.tokens ?? 0));
     this.metrics.countFor(lease.surface, outcome);
     this.metrics.finished(now - lease.grantedAt, lease.attempts, now, deadLettered);
     this.release(lease, now);
+  }
+
+  /** Budgets a request's end moved past their soft threshold: the alert rules look at once. */
+  private budgetSettled(crossed: BudgetScope[]): void {
+    if (crossed.length > 0) this.host.alertsWanted(true);
   }
 
   private release(lease: Lease, now: number): void {

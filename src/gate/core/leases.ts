@@ -44,6 +44,10 @@ export interface Lease {
   degradations?: string[];
   /** The API its client spoke, when not chat (its end is counted for it). */
   surface?: SurfaceName;
+  /** The API key the request came with (the ledger's rows are per key). */
+  keyId?: string;
+  /** What its attempts cost so far (spend-desk.ts); `estimated`: some attempt's usage was sluice's estimate. */
+  spent?: { usd: number; tokens: number; estimated: boolean };
   /** A hedge of the attempt in progress (core/hedging.ts), holding a slot of its own backend until the race ends. */
   hedge?: { backendId: string; cursor: number; startedAt: number };
 }
@@ -63,6 +67,7 @@ export function newLease(id: string, waiter: Waiter, cursor: number, now: number
     deadline: now + LEASE_TTL_MS,
     recordKey: request.record?.key,
     promptTokens: request.promptTokens,
+    ...(request.key ? { keyId: request.key.id } : {}),
     ...(waiter.rateTokens !== undefined ? { rateTokens: waiter.rateTokens } : {}),
     ...(request.priority === "background" ? { background: true as const } : {}),
     ...(waiter.degradations.length > 0 ? { degradations: waiter.degradations } : {}),

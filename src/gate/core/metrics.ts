@@ -5,11 +5,15 @@
 import { LatencyHistogram, type SavedHistogram } from "./histogram";
 import { RecentActivity } from "./recent";
 import type { AttemptReport, WasteCause } from "./protocol";
+import type { SpendKind } from "./spend-ledger";
 
 export const WASTE_CAUSES: readonly WasteCause[] = ["regenerated", "restarted"];
 
 /** How long after a change the gate stores its metrics: a restart forgets at most this much. */
 export const METRICS_SAVE_MS = 1_000;
+
+/** Model aliases whose spend is counted apart (a config holds at most 256 at once). */
+export const MAX_SPEND_ALIASES = 512;
 
 function newCounters() {
   return {
@@ -21,6 +25,7 @@ function newCounters() {
     rejectedQueueTimeout: 0,
     rejectedNoBackend: 0,
     rejectedRateLimited: 0,
+    rejectedBudget: 0,
     completed: 0,
     partial: 0,
     failed: 0,
@@ -74,7 +79,8 @@ export const COUNTER_HELP: Record<CounterName, string> = {
   shedByWorker: "Of the queue_full answers: given by a Worker from a shed hint, without asking the gate.",
   rejectedQueueTimeout: "Requests answered 504 queue_timeout.",
   rejectedNoBackend: "Requests answered 503 no_backend_available (every circuit open).",
-  rejectedRateLimited: "Requests answered 429 rate_limited (limits.requestsPerMinute or tokensPerMinute).",
+  rejectedRateLimited: "Requests answered 429 rate_limited (limits.requestsPerMinute or tokensPerMinute, or their API key's).",
+  rejectedBudget: "Requests answered 429 budget_exceeded: a budget of the tenant or of its API key was spent.",
   completed: "Requests that ended complete.",
   partial: "Requests that ended with the partial-completion error event.",
   failed: "Requests that failed before their first token.",
@@ -124,6 +130,8 @@ export interface BackendCounters {
 export interface SavedMetrics {
   counters: Partial<Counters>;
   surfaces?: Partial<Record<SurfaceName, Partial<SurfaceCounters>>>;
+  /** US dollars spent per model alias, served and wasted (spend-ledger.ts). */
+  spend?: Record<string, Record<SpendKind, number>>;
   queueMs: SavedHistogram;
   totalMs: SavedHistogram;
   backends: Record<
@@ -152,6 +160,8 @@ export class GateMetrics {
   /** Time from a slot to the request's end. */
   readonly totalMs = new LatencyHistogram();
   private readonly backends = new Map<string, BackendCounters>();
+  /** US dollars per model alias and kind, since the gate began (Prometheus' sluice_spend_usd_total). */
+  readonly spend = new Map<string, Record<SpendKind, number>>();
   /** The last minute and five: not stored (see RecentActivity). */
   readonly recent = new RecentActivity();
 
@@ -162,6 +172,7 @@ export class GateMetrics {
     const m = new GateMetrics(changed);
     for (const name of Object.keys(m.counters) as CounterName[]) m.counters[name] = saved.counters[name] ?? 0;
     for (const surface of SURFACES) for (const c of SURFACE_COUNTERS) m.surfaces[surface][c] = saved.surfaces?.[surface]?.[c] ?? 0;
+    for (const [alias, s] of Object.entries(saved.spend ?? {})) m.spend.set(alias, { served: s.served ?? 0, wasted: s.wasted ?? 0 });
     m.queueMs.restore(saved.queueMs);
     m.totalMs.restore(saved.totalMs);
     for (const [id, b] of Object.entries(saved.backends)) {
@@ -238,6 +249,16 @@ export class GateMetrics {
     this.changed();
   }
 
+  /** `usd` spent on model `alias` (the aliases a tenant ever had, at most MAX_SPEND_ALIASES; the rest under "other"). */
+  spent(alias: string, kind: SpendKind, usd: number): void {
+    if (usd === 0) return;
+    const name = this.spend.has(alias) || this.spend.size < MAX_SPEND_ALIASES ? alias : "other";
+    let s = this.spend.get(name);
+    if (!s) this.spend.set(name, (s = { served: 0, wasted: 0 }));
+    s[kind] += usd;
+    this.changed();
+  }
+
   /** A hedge of an attempt on `hedgedId` started on `hedgeId`. */
   hedgeStarted(hedgedId: string, hedgeId: string): void {
     this.counters.hedgesStarted++;
@@ -260,6 +281,7 @@ export class GateMetrics {
     return {
       counters: this.counters,
       surfaces: this.surfaces,
+      spend: Object.fromEntries(this.spend),
       queueMs: this.queueMs.toJSON(),
       totalMs: this.totalMs.toJSON(),
       backends: Object.fromEntries(

@@ -6,6 +6,7 @@ import type { BreakerSnapshot } from "./breaker";
 import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./journal-entry";
 import type { Lease } from "./leases";
 import type { AdmitResult, Checkpoint } from "./protocol";
+import type { SpendHost } from "./spend-desk";
 
 /** The replay journal, as the policy uses it (gate/journal.ts stores it in SQLite). */
 export interface JournalPort {
@@ -25,7 +26,7 @@ export interface JournalPort {
   finish(key: string, leaseId: string, state: EntryState, now: number): void;
 }
 
-export interface GateHost {
+export interface GateHost extends SpendHost {
   /** A fresh unique id (lease ids). */
   newId(): string;
   /** A number in [0, 1) (backoff jitter). */

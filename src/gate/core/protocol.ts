@@ -6,6 +6,10 @@ import type { EntryKind, EntrySnapshot, EntryState } from "./journal-entry";
 import type { SurfaceName } from "./metrics";
 import type { NoHedge } from "./hedging";
 import type { RouteReason } from "./route-reason";
+import type { AttemptUsage } from "./pricing";
+import type { BudgetRule } from "../../config/schema";
+
+export type { AttemptUsage };
 
 export type { EntrySnapshot };
 
@@ -18,8 +22,20 @@ export interface RecordSpec {
   shared: boolean;
 }
 
+/** The API key a request came with, and its own rules (config/keyring.ts): its id names it in the ledger. */
+export interface KeyRef {
+  id: string;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+  /** Its requests admitted and not yet ended (queued or running), at most. */
+  maxConcurrency?: number;
+  budgets?: BudgetRule[];
+}
+
 export interface AdmitRequest {
   tenant: string;
+  /** The API key it came with (none for work sluice starts itself: batch lines, workflow steps). */
+  key?: KeyRef;
   /** Embeddings go to backends that serve them (config `serves`); chat when absent. */
   kind?: "chat" | "embeddings";
   record?: RecordSpec;
@@ -180,6 +196,8 @@ export interface AttemptReport {
   ttftMs?: number;
   /** Content chunks this attempt produced. */
   chunks: number;
+  /** The tokens it used (the spend ledger prices them); absent when the backend never took the request. */
+  usage?: AttemptUsage;
 }
 
 export interface RetryNeeds {
@@ -215,6 +233,14 @@ export type RetryResult =
   /** Every eligible backend is at its concurrency limit: ask again after the delay. */
   | { kind: "wait"; delayMs: number }
   | { kind: "exhausted"; status: 409 | 410 | 502 | 503; code: string; message: string; retryAfterSec?: number };
+
+/** What a request cost, told back at its settle for its log line (spend-desk.ts). */
+export interface RequestCost {
+  usd: number;
+  tokens: number;
+  /** Some attempt's usage was sluice's estimate: the backend reported none. */
+  estimated: boolean;
+}
 
 /** "stale": every backend failed and a stored answer was served instead. */
 export type SettleOutcome = "complete" | "partial" | "failed" | "cancelled" | "stale";

@@ -1,5 +1,6 @@
 // Every answer the gate turns a request away with, in one place: status, code and message.
 import type { RateVerdict } from "./rate-limit";
+import type { BudgetScope } from "./spend-budget";
 import type { LeaseEnded, Rejection, RetryResult } from "./protocol";
 
 export type Exhausted = Extract<RetryResult, { kind: "exhausted" }>;
@@ -90,14 +91,34 @@ export const rejections = {
     retryAfterSec: seconds(retryAfterMs),
   }),
 
-  rateLimited: (verdict: Exclude<RateVerdict, { ok: true }>): Rejection => {
+  rateLimited: (verdict: Exclude<RateVerdict, { ok: true }>, whose: "tenant" | "API key" = "tenant"): Rejection => {
     const what = verdict.limit === "requests" ? "requests" : "tokens (prompt plus max_tokens, estimated)";
     return {
       kind: "reject",
       status: 429,
       code: "rate_limited",
-      message: `This tenant's limit of ${what} per minute is reached. Retry later.`,
+      message: `This ${whose}'s limit of ${what} per minute is reached. Retry later.`,
       retryAfterSec: seconds(verdict.retryAfterMs),
+    };
+  },
+
+  keyConcurrency: (limit: number): Rejection => ({
+    kind: "reject",
+    status: 429,
+    code: "concurrency_limited",
+    message: `This API key has ${limit} requests queued or running, its limit. Retry when one ends.`,
+    retryAfterSec: 1,
+  }),
+
+  budgetExceeded: (scope: BudgetScope, resetsAt: number, now: number): Rejection => {
+    const whose = scope.id.startsWith("key/") ? "this API key" : "this tenant";
+    const limit = scope.rule.unit === "usd" ? `$${scope.rule.limit}` : `${scope.rule.limit} tokens`;
+    return {
+      kind: "reject",
+      status: 429,
+      code: "budget_exceeded",
+      message: `Budget "${scope.rule.name}" of ${whose} (${limit} a ${scope.rule.period}) is spent; it resets at ${new Date(resetsAt).toISOString()}.`,
+      retryAfterSec: seconds(resetsAt - now),
     };
   },
 };

@@ -1,4 +1,5 @@
 // The gate's stats, as the admin API, the Prometheus export and the shard merge read them.
+import type { SpendKind } from "./spend-ledger";
 import type { TenantConfig } from "../../config/schema";
 import type { BreakerState } from "./breaker";
 import type { LatencySummary, SavedHistogram } from "./histogram";
@@ -62,6 +63,8 @@ export interface GateStats {
   counters: Counters;
   /** Requests per client API (chat, messages, responses, embeddings): given a slot, and how they ended. */
   surfaces: Record<SurfaceName, SurfaceCounters>;
+  /** US dollars spent per model alias, served and wasted, since the gate began (README, "Spend and budgets"). */
+  spend: Record<string, Record<SpendKind, number>>;
   retryBudget: { requests: number; retries: number; allowed: number } | null;
   rateLimit: RateUsage | null;
   journal: { entries: number; bytes: number };
@@ -103,6 +106,7 @@ export function buildStats(s: StatsSources, now: number, options: { histograms?:
     limits: policies.config?.limits ?? null,
     counters: { ...metrics.counters },
     surfaces: Object.fromEntries(SURFACES.map((name) => [name, { ...metrics.surfaces[name] }])) as GateStats["surfaces"],
+    spend: Object.fromEntries([...metrics.spend].map(([alias, s]) => [alias, { ...s }])),
     retryBudget: policies.budget?.usage(now) ?? null,
     rateLimit: policies.rateLimit?.usage(now) ?? null,
     journal: s.journal,

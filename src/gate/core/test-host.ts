@@ -7,6 +7,8 @@ import { GateCore } from "./gate-core";
 import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./journal-entry";
 import type { Lease } from "./leases";
 import type { GateHost, JournalPort } from "./ports";
+import type { SpendEntry } from "./spend-ledger";
+import type { BudgetSpent } from "./spend-budget";
 import type { AdmitRequest, AdmitResult, AttemptReport, Checkpoint } from "./protocol";
 
 export class MemoryJournal implements JournalPort {
@@ -82,6 +84,11 @@ export class TestHost implements GateHost {
   wakeAt = (at: number) => void this.wakes.push(at);
   alertsWanted = (now?: boolean) => void (now ? this.urgentAlertRequests++ : this.alertRequests++);
   poolsWanted = () => void this.poolRequests++;
+  /** Every ledger entry recorded, in order, and each budget's spend as last saved. */
+  readonly spendEntries: SpendEntry[] = [];
+  readonly budgets = new Map<string, BudgetSpent>();
+  recordSpend = (entries: SpendEntry[]) => void this.spendEntries.push(...entries);
+  saveBudget = (id: string, spent: BudgetSpent) => void this.budgets.set(id, { ...spent });
 
   deliver(ticket: string, result: AdmitResult): boolean {
     if (!this.listening.delete(ticket)) return false;

@@ -1,6 +1,6 @@
 // The gate's waiting room: requests queued for a slot and the twins waiting behind them (same key,
 // one generation for both), and how each gets its verdict. A verdict other than a slot gives the
-// request's rate-limit charge back; a queued request's twins share its fate.
+// request's rate-limit, key and budget charges back; a queued request's twins share its fate.
 import type { TenantConfig } from "../../config/schema";
 import type { DrainRate } from "./drain-rate";
 import type { GateMetrics } from "./metrics";
@@ -9,6 +9,7 @@ import type { AdmitRequest, AdmitResult } from "./protocol";
 import { rejections } from "./rejections";
 import type { TenantPolicies } from "./tenant-policies";
 import type { Ticket, TicketBook, TwinGroup, Waiter } from "./tickets";
+import type { SpendDesk } from "./spend-desk";
 
 export class WaitingRoom {
   constructor(
@@ -17,13 +18,14 @@ export class WaitingRoom {
     private readonly drain: DrainRate,
     private readonly policies: TenantPolicies,
     private readonly journal: JournalPort,
+    private readonly spend: SpendDesk,
   ) {}
 
   /** Puts the request in the queue, or turns it away (full; a lower priority may be displaced). */
   enqueue(waiter: Waiter, config: TenantConfig, now: number): AdmitResult {
     const full = (shedForMs?: number) => {
       this.metrics.count("rejectedQueueFull");
-      this.refundRate(waiter, now);
+      this.refund(waiter, now);
       return rejections.queueFull(config.limits.maxQueue, this.drain.retryAfterSeconds(now, this.tickets.queue.size), shedForMs);
     };
     // A full queue stays full for a moment: Workers may repeat this verdict themselves meanwhile.
@@ -51,7 +53,7 @@ export class WaitingRoom {
 
   /** Gives a queued request its verdict, and its twins theirs (see releaseTwins). */
   answer(ticket: Ticket, result: AdmitResult, now: number): void {
-    if (result.kind !== "lease") this.refundRate(ticket, now);
+    if (result.kind !== "lease") this.refund(ticket, now);
     this.releaseTwins(ticket, result, now);
     this.tickets.give(ticket, result);
   }
@@ -69,15 +71,16 @@ export class WaitingRoom {
   dropStale(now: number): void {
     for (const ticket of this.tickets.takeStale(now)) {
       this.metrics.count("abandonedInQueue");
-      this.refundRate(ticket, now);
+      this.refund(ticket, now);
       this.releaseTwins(ticket, undefined, now);
     }
   }
 
-  /** A request charged to the rate limit got no slot after all: it gives its charge back. */
-  refundRate(waiter: Waiter, now: number): void {
+  /** A request charged to the rate limit (and its key's limits and budgets) got no slot after all: it gives its charges back. */
+  refund(waiter: Waiter, now: number): void {
     if (waiter.rateTokens !== undefined) this.policies.rateLimit?.refund(waiter.rateTokens, now);
     waiter.rateTokens = undefined;
+    this.spend.refund(waiter.request.requestId, now);
   }
 
   /**

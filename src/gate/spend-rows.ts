@@ -1,0 +1,111 @@
+// The spend ledger's rows and the budgets' spend, in the gate's SQLite. A row adds up one day's spend
+// of one API key on one model alias and backend, of one kind and cause (core/spend-ledger.ts): the
+// ledger grows with the combinations in use, not with requests. Days older than
+// LEDGER_RETENTION_DAYS are dropped, and past MAX_LEDGER_ROWS the oldest days go first.
+import type { SpendEntry } from "./core/spend-ledger";
+import type { BudgetSpent } from "./core/spend-budget";
+
+export const LEDGER_RETENTION_DAYS = 400;
+export const MAX_LEDGER_ROWS = 200_000;
+
+/** A ledger row as the spend API reads it. */
+export type SpendRow = Omit<SpendEntry, "attempts" | "estimated"> & { attempts: number; estimated: number };
+
+export class SpendRows {
+  private prunedOn = "";
+
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS spend (
+      day TEXT NOT NULL, key_id TEXT NOT NULL, alias TEXT NOT NULL, backend TEXT NOT NULL, kind TEXT NOT NULL, cause TEXT NOT NULL,
+      usd REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
+      attempts INTEGER NOT NULL, estimated INTEGER NOT NULL,
+      PRIMARY KEY (day, key_id, alias, backend, kind, cause))`);
+    sql.exec(
+      `CREATE TABLE IF NOT EXISTS budgets (id TEXT PRIMARY KEY, period_start INTEGER NOT NULL, usd REAL NOT NULL, tokens INTEGER NOT NULL)`,
+    );
+  }
+
+  record(entries: SpendEntry[]): void {
+    for (const e of entries) {
+      this.sql.exec(
+        `INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (day, key_id, alias, backend, kind, cause) DO UPDATE SET
+           usd = usd + excluded.usd, input_tokens = input_tokens + excluded.input_tokens,
+           output_tokens = output_tokens + excluded.output_tokens, cached_tokens = cached_tokens + excluded.cached_tokens,
+           attempts = attempts + excluded.attempts, estimated = estimated + excluded.estimated`,
+        e.day,
+        e.keyId,
+        e.alias,
+        e.backendId,
+        e.kind,
+        e.cause,
+        e.usd,
+        e.inputTokens,
+        e.outputTokens,
+        e.cachedTokens,
+        e.attempts,
+        e.estimated,
+      );
+    }
+    const day = entries[0]?.day;
+    if (day !== undefined && day !== this.prunedOn) this.prune(day);
+  }
+
+  /** The rows of days `from` to `to` (YYYY-MM-DD, both included). */
+  rows(from: string, to: string): SpendRow[] {
+    return this.sql
+      .exec<{
+        day: string;
+        key_id: string;
+        alias: string;
+        backend: string;
+        kind: SpendRow["kind"];
+        cause: SpendRow["cause"];
+        usd: number;
+        input_tokens: number;
+        output_tokens: number;
+        cached_tokens: number;
+        attempts: number;
+        estimated: number;
+      }>(`SELECT * FROM spend WHERE day >= ? AND day <= ?`, from, to)
+      .toArray()
+      .map((r) => ({
+        day: r.day,
+        keyId: r.key_id,
+        alias: r.alias,
+        backendId: r.backend,
+        kind: r.kind,
+        cause: r.cause,
+        usd: r.usd,
+        inputTokens: r.input_tokens,
+        outputTokens: r.output_tokens,
+        cachedTokens: r.cached_tokens,
+        attempts: r.attempts,
+        estimated: r.estimated,
+      }));
+  }
+
+  budgets(): Array<[string, BudgetSpent]> {
+    return this.sql
+      .exec<{ id: string; period_start: number; usd: number; tokens: number }>(`SELECT * FROM budgets`)
+      .toArray()
+      .map((r) => [r.id, { periodStart: r.period_start, usd: r.usd, tokens: r.tokens }]);
+  }
+
+  saveBudget(id: string, spent: BudgetSpent): void {
+    this.sql.exec(`INSERT OR REPLACE INTO budgets VALUES (?, ?, ?, ?)`, id, spent.periodStart, spent.usd, spent.tokens);
+  }
+
+  /** Drops days past retention, then the oldest days while the ledger holds more than MAX_LEDGER_ROWS rows. */
+  private prune(today: string): void {
+    this.prunedOn = today;
+    const oldest = new Date(Date.parse(today) - LEDGER_RETENTION_DAYS * 86_400_000).toISOString().slice(0, 10);
+    this.sql.exec(`DELETE FROM spend WHERE day < ?`, oldest);
+    for (;;) {
+      const count = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM spend`).one().n;
+      const first = this.sql.exec<{ day: string }>(`SELECT MIN(day) AS day FROM spend`).one().day;
+      if (count <= MAX_LEDGER_ROWS || first === today) return;
+      this.sql.exec(`DELETE FROM spend WHERE day = ?`, first);
+    }
+  }
+}
