@@ -35,7 +35,7 @@ import { ReplayJournal } from "./journal";
 import { LeaseRows } from "./lease-rows";
 import { ALERT_EVALUATE_MS, type AlertMessage } from "./core/gate-alerts";
 import type { SavedAlerts } from "./core/alert-tracker";
-import { AlertOutbox } from "./alert-outbox";
+import { AlertOutbox, AlertRuns } from "./alert-outbox";
 import { AlarmClocks } from "./alarm-clocks";
 import { OpenCalls } from "./open-calls";
 import { LEASE_TTL_MS } from "./core/lease-timing";
@@ -47,7 +47,9 @@ import { Followers, followRead } from "./followers";
 import { LoadPoller } from "../pool/load-poller";
 import { FlushTimer } from "./flush-timer";
 import { type SpendRow, SpendRows } from "./spend-rows";
-import type { BudgetStatus } from "./core/spend-budget";
+import type { Amount, BudgetStatus } from "./core/spend-budget";
+import type { HeldCharge } from "./core/spend-desk";
+import { BudgetLink } from "./budget-link";
 
 /** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
 const TOMBSTONE_MS = MAX_TOTAL_MS + LEASE_TTL_MS;
@@ -60,6 +62,8 @@ export interface GateEnv {
   ALERTS: Queue<AlertMessage>;
   /** Shared pools: the gate holds credits on their backends (pool-sync.ts). */
   POOL_GATE: DurableObjectNamespace<PoolGate>;
+  /** A sharded tenant's other gates: shard 0 holds its budgets (budget-link.ts). */
+  TENANT_GATE: DurableObjectNamespace<TenantGate>;
 }
 
 export class TenantGate extends DurableObject<GateEnv> {
@@ -82,7 +86,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     "gate metrics",
     () => false,
   );
-  private outbox!: AlertOutbox;
+  private alertRuns!: AlertRuns;
   private spendRows!: SpendRows;
   /** The one durable alarm: lease deadlines, alert evaluations, a deleted tenant's mark. */
   private readonly clocks = new AlarmClocks(this.ctx.storage);
@@ -90,6 +94,9 @@ export class TenantGate extends DurableObject<GateEnv> {
   private readonly loadPoller = new LoadPoller(
     () => this.core.policies.backendList().filter((b) => b.pool === undefined),
     (id, load, at) => this.core.policies.reportLoad(id, load, at),
+  );
+  private readonly budgets = new BudgetLink(this.env.TENANT_GATE, () =>
+    this.tenant === null ? null : { tenant: this.tenant, shard: this.shard },
   );
   private readonly poolSync = new PoolSync(
     this.env.POOL_GATE,
@@ -127,7 +134,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.identityStored = this.tenant !== null;
     const saved = meta.get("metrics");
     const alerts = meta.get("alerts");
-    this.outbox = new AlertOutbox(sql);
+    this.alertRuns = new AlertRuns(new AlertOutbox(sql), this.clocks, this.env.ALERTS);
     this.spendRows = new SpendRows(sql);
     this.core = new GateCore(
       this.host(),
@@ -136,7 +143,7 @@ export class TenantGate extends DurableObject<GateEnv> {
       this.spendRows.budgets(),
     );
     // A pending or firing alert (or an unsent message) is looked at again soon after a restart.
-    if (this.core.alerts.active().length > 0 || this.outbox.size > 0) {
+    if (this.core.alerts.active().length > 0 || this.alertRuns.unsent > 0) {
       this.clocks.set("alerts", Date.now() + ALERT_EVALUATE_MS);
     }
     this.leaseRows = new LeaseRows<Lease>(this.ctx.storage);
@@ -154,7 +161,19 @@ export class TenantGate extends DurableObject<GateEnv> {
   async admit(request: AdmitRequest): Promise<AdmitResult> {
     await this.ensureConfig(request.tenant, request.shard ?? 0);
     this.loadPoller.active();
-    return this.openCalls.hold(this.core.admit(request, Date.now()));
+    const charged = await this.budgets.charge(this.core, request);
+    if ("refused" in charged) return charged.refused;
+    return this.openCalls.hold(this.core.admit(charged.request, Date.now()));
+  }
+
+  /** Shard 0 of a sharded tenant: another shard charges a request to the budgets held here (budget-link.ts). */
+  async chargeBudget(request: Pick<AdmitRequest, "requestId" | "key" | "alias">, estimate: Amount): Promise<HeldCharge> {
+    return this.core.spend.chargeHeld(request, estimate, Date.now());
+  }
+
+  /** ... and tells its end: what it cost, "charged" (unknown), or "release" (it never ran). */
+  async settleBudget(holdId: string, actual: Amount | "charged" | "release"): Promise<void> {
+    this.core.settleHeld(holdId, actual, Date.now());
   }
 
   /** A queued request asks again. "unknown": the gate restarted or dropped it; the Worker admits it anew. */
@@ -306,28 +325,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     }
     this.core.reclaimExpired(now);
     const alerts = this.clocks.get("alerts");
-    if (alerts !== undefined && now >= alerts) await this.evaluateAlerts(now);
-  }
-
-  /** Runs the rules; what changed goes to the outbox (stored), then to the alert queue. */
-  private async evaluateAlerts(now: number): Promise<void> {
-    let next: number | undefined;
-    if (this.tenant !== null && this.core.config) {
-      const evaluated = this.core.alerts.evaluate(this.tenant, this.shard, () => crypto.randomUUID(), now);
-      this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('alerts', ?)`, JSON.stringify(evaluated.saved));
-      this.outbox.add(evaluated.messages, this.tenant);
-      next = evaluated.next;
-    }
-    // Messages a failed send left behind are tried again at the next evaluation.
-    if (!(await this.outbox.send(this.env.ALERTS, this.tenant))) next = Math.min(next ?? Infinity, now + ALERT_EVALUATE_MS);
-    this.clocks.set("alerts", next);
-  }
-
-  /** The figures changed and the tenant has alert rules: an evaluation within ALERT_EVALUATE_MS, or at once. */
-  private alertsWanted(now = false): void {
-    const at = Date.now() + (now ? 0 : ALERT_EVALUATE_MS);
-    const set = this.clocks.get("alerts");
-    if (set === undefined || set > at) this.clocks.set("alerts", at);
+    if (alerts !== undefined && now >= alerts) await this.alertRuns.evaluate(this.core, this.tenant, this.shard, now);
   }
 
   // ---- wiring ------------------------------------------------------------------------------------
@@ -348,10 +346,11 @@ export class TenantGate extends DurableObject<GateEnv> {
       metricsChanged: () => this.metricsSave.schedule(),
       deliver: (ticketId, result) => this.openCalls.deliver(ticketId, result),
       wakeAt: (at) => this.scheduleWake(at),
-      alertsWanted: (now) => this.alertsWanted(now),
+      alertsWanted: (now) => this.alertRuns.wanted(now),
       poolsWanted: () => this.poolSync.wanted(),
       recordSpend: (entries) => this.spendRows.record(entries),
       saveBudget: (id, spent) => this.spendRows.saveBudget(id, spent),
+      settleHeldBudget: (holdId, actual) => this.budgets.settle(holdId, actual),
     };
   }
 

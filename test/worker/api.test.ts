@@ -135,7 +135,10 @@ describe("authentication and tenant isolation", () => {
       .slice(0, 16);
     expect(await (await SELF.fetch(keys, { headers: ADMIN })).json()).toEqual({
       object: "list",
-      data: [{ id: firstId }, { id: secondId }],
+      data: [
+        { id: firstId, createdAt: expect.any(String) },
+        { id: secondId, createdAt: expect.any(String) },
+      ],
     });
 
     const revoked = await SELF.fetch(`${keys}/${firstId}`, { method: "DELETE", headers: ADMIN });

@@ -194,7 +194,10 @@ describe("tenant admin keys", () => {
     const first = await issueAdminKey(tenant);
     const second = await issueAdminKey(tenant);
     const listed: any = await (await admin(ADMIN, `/${tenant}/admin-keys`)).json();
-    expect(listed.data).toEqual([{ id: first.id }, { id: second.id }]);
+    expect(listed.data).toEqual([
+      { id: first.id, createdAt: expect.any(String) },
+      { id: second.id, createdAt: expect.any(String) },
+    ]);
     expect((await admin(ADMIN, `/${tenant}/admin-keys/${first.id}`, { method: "DELETE" })).status).toBe(200);
     await expectError(await admin(first.key, `/${tenant}`), 401, "invalid_admin_token");
     expect((await admin(second.key, `/${tenant}`)).status).toBe(200);

@@ -44,7 +44,7 @@ import { WaitingRoom } from "./waiting-room";
 import { SlotDesk } from "./slot-desk";
 import type { SyncReply, SyncReport } from "../../pool/core/credit-ledger";
 import { SpendDesk } from "./spend-desk";
-import type { BudgetScope, BudgetSpent } from "./spend-budget";
+import type { Amount, BudgetScope, BudgetSpent } from "./spend-budget";
 
 export class GateCore {
   readonly policies: TenantPolicies;
@@ -394,6 +394,12 @@ export class GateCore {
     this.metrics.countFor(lease.surface, outcome);
     this.metrics.finished(now - lease.grantedAt, lease.attempts, now, deadLettered);
     this.release(lease, now);
+  }
+
+  /** Shard 0: a request another shard charged here ended (see SpendDesk.chargeHeld). */
+  settleHeld(holdId: string, actual: Amount | "charged" | "release", now: number): void {
+    if (actual === "release") this.spend.budgets.release(holdId);
+    else this.budgetSettled(this.spend.budgets.settle(holdId, actual, now));
   }
 
   /** Budgets a request's end moved past their soft threshold: the alert rules look at once. */

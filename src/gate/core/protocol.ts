@@ -53,6 +53,11 @@ export interface AdmitRequest {
   surface?: SurfaceName;
   /** Its session or conversation (admission/affinity-key.ts): equally near backends are tried in an order it fixes. */
   affinity?: string;
+  /**
+   * Set by a sharded tenant's gate, never by a Worker: shard 0 holds the tenant's budgets and
+   * charged this request there (gate/budget-link.ts), and said where a soft threshold sends it.
+   */
+  budgetHeld?: { softRoute?: { alias: string; budget: string } };
 }
 
 export interface BackendTarget {

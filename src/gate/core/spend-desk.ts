@@ -27,6 +27,11 @@ const MAX_KEY_LIMITERS = 1_000;
 export interface SpendHost {
   recordSpend(entries: SpendEntry[]): void;
   saveBudget(id: string, spent: BudgetSpent): void;
+  /**
+   * A sharded tenant's budgets are held by its shard 0 (the shell charged the request there before
+   * admitting it): the request's end goes there ("release": it never ran).
+   */
+  settleHeldBudget(holdId: string, actual: Amount | "charged" | "release"): void;
 }
 
 /** What the desk holds for an admitted request until it ends. */
@@ -34,6 +39,17 @@ interface Hold {
   keyId?: string;
   /** Tokens charged to its key's rate limit. */
   keyTokens?: number;
+  /** Its budgets were charged at shard 0 (see SpendHost.settleHeldBudget). */
+  remote?: true;
+}
+
+/** A charge shard 0 made for another shard's request: refused, or made (with a cheaper alias to go to, past a soft threshold). */
+export type HeldCharge = { ok: true; softRoute?: SoftRoute } | Rejection;
+
+/** A budget past its soft threshold sends requests to `alias`. */
+export interface SoftRoute {
+  alias: string;
+  budget: string;
 }
 
 export class SpendDesk {
@@ -60,7 +76,8 @@ export class SpendDesk {
   }
 
   /** The budget past its soft threshold that sends requests to a cheaper alias, if one is. */
-  softRoute(request: AdmitRequest, now: number): { alias: string; budget: string } | undefined {
+  softRoute(request: Pick<AdmitRequest, "key" | "alias" | "budgetHeld">, now: number): SoftRoute | undefined {
+    if (request.budgetHeld) return request.budgetHeld.softRoute;
     for (const scope of this.scopes(request.key)) {
       const to = scope.rule.softRoute;
       // A key's softRoute may name an alias the tenant no longer has: it is passed over.
@@ -80,7 +97,6 @@ export class SpendDesk {
     const shards = Math.max(1, this.policies.config?.limits.shards ?? 1);
     const share = (n: number | undefined) => (n === undefined ? undefined : Math.max(1, Math.ceil(n / shards)));
     const hold: Hold = {};
-    const maxOutput = request.maxTokens ?? DEFAULT_OUTPUT_CHARGE;
     if (key) {
       const concurrency = share(key.maxConcurrency);
       if (concurrency !== undefined && (this.keyHolds.get(key.id) ?? 0) >= concurrency) {
@@ -89,7 +105,7 @@ export class SpendDesk {
       }
       const limiter = this.keyRate(key.id, share(key.requestsPerMinute), share(key.tokensPerMinute), now);
       if (limiter) {
-        const tokens = request.promptTokens + maxOutput;
+        const tokens = request.promptTokens + (request.maxTokens ?? DEFAULT_OUTPUT_CHARGE);
         const verdict = limiter.admit(tokens, now);
         if (!verdict.ok) {
           this.metrics.count("rejectedRateLimited");
@@ -100,10 +116,9 @@ export class SpendDesk {
       hold.keyId = key.id;
     }
     const scopes = this.scopes(key);
-    if (scopes.length > 0) {
-      const prices = plan.map((e) => this.priceOf(e.backendId));
-      const estimate = { usd: worstCost(prices, request.promptTokens, maxOutput), tokens: request.promptTokens + maxOutput };
-      const charged = this.budgets.charge(request.requestId, scopes, estimate, now);
+    if (request.budgetHeld) hold.remote = true;
+    else if (scopes.length > 0) {
+      const charged = this.budgets.charge(request.requestId, scopes, this.estimate(request, plan), now);
       if (!charged.ok) {
         this.undo(hold, now);
         this.metrics.count("rejectedBudget");
@@ -115,13 +130,32 @@ export class SpendDesk {
     return null;
   }
 
+  /** What a request may cost at most: its prompt and max output (DEFAULT_OUTPUT_CHARGE without one) at the dearest backend of its plan. */
+  estimate(request: Pick<AdmitRequest, "promptTokens" | "maxTokens">, plan: readonly PlanEntry[]): Amount {
+    const maxOutput = request.maxTokens ?? DEFAULT_OUTPUT_CHARGE;
+    const prices = plan.map((e) => this.priceOf(e.backendId));
+    return { usd: worstCost(prices, request.promptTokens, maxOutput), tokens: request.promptTokens + maxOutput };
+  }
+
+  /** Shard 0 of a sharded tenant: charges another shard's request to the budgets (see SpendHost.settleHeldBudget). */
+  chargeHeld(request: Pick<AdmitRequest, "requestId" | "key" | "alias">, estimate: Amount, now: number): HeldCharge {
+    const scopes = this.scopes(request.key);
+    const charged = this.budgets.charge(request.requestId, scopes, estimate, now);
+    if (!charged.ok) {
+      this.metrics.count("rejectedBudget");
+      return rejections.budgetExceeded(charged.scope, charged.resetsAt, now);
+    }
+    return { ok: true, softRoute: this.softRoute(request, now) };
+  }
+
   /** An admitted request never ran (refused from the queue, dropped): its charges go back. */
   refund(requestId: string, now: number): void {
     const hold = this.holds.get(requestId);
     if (!hold) return;
     this.end(requestId, hold);
     this.undo(hold, now);
-    this.budgets.release(requestId);
+    if (hold.remote) this.host.settleHeldBudget(requestId, "release");
+    else this.budgets.release(requestId);
   }
 
   /** One attempt's report: its ledger entries are stored and its cost added to the request's. */
@@ -157,6 +191,10 @@ export class SpendDesk {
     if (hold?.keyTokens !== undefined && hold.keyId !== undefined)
       this.keyRates.get(hold.keyId)?.limit.settle(hold.keyTokens, (lease.promptTokens ?? 0) + (lease.tokens ?? 0), now);
     const spent: Amount = lease.spent ?? { usd: 0, tokens: 0 };
+    if (hold?.remote) {
+      this.host.settleHeldBudget(lease.requestId, reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens });
+      return [];
+    }
     return this.budgets.settle(lease.requestId, reclaimed ? "charged" : spent, now);
   }
 

@@ -8,7 +8,7 @@ import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./jour
 import type { Lease } from "./leases";
 import type { GateHost, JournalPort } from "./ports";
 import type { SpendEntry } from "./spend-ledger";
-import type { BudgetSpent } from "./spend-budget";
+import type { Amount, BudgetSpent } from "./spend-budget";
 import type { AdmitRequest, AdmitResult, AttemptReport, Checkpoint } from "./protocol";
 
 export class MemoryJournal implements JournalPort {
@@ -89,6 +89,9 @@ export class TestHost implements GateHost {
   readonly budgets = new Map<string, BudgetSpent>();
   recordSpend = (entries: SpendEntry[]) => void this.spendEntries.push(...entries);
   saveBudget = (id: string, spent: BudgetSpent) => void this.budgets.set(id, { ...spent });
+  /** Ends of requests whose budgets shard 0 holds, in order. */
+  readonly heldSettles: Array<{ holdId: string; actual: Amount | "charged" | "release" }> = [];
+  settleHeldBudget = (holdId: string, actual: Amount | "charged" | "release") => void this.heldSettles.push({ holdId, actual });
 
   deliver(ticket: string, result: AdmitResult): boolean {
     if (!this.listening.delete(ticket)) return false;
