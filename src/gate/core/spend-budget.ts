@@ -46,6 +46,9 @@ export function periodOf(period: BudgetRule["period"], now: number): { start: nu
   return { start: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
 }
 
+/** The share of a limit that float rounding may be off by (a billionth). */
+const FLOAT_SLACK = 1e-9;
+
 const inUnit = (rule: BudgetRule, a: Amount): number => (rule.unit === "usd" ? a.usd : a.tokens);
 
 interface Hold {
@@ -77,7 +80,9 @@ export class BudgetBook {
     for (const scope of scopes) {
       const used = this.used(scope, now);
       const amount = inUnit(scope.rule, estimate);
-      if (used >= scope.rule.limit || used + amount > scope.rule.limit)
+      // Sums of prices are floats: a charge that fits exactly must not be refused by a rounding.
+      const slack = FLOAT_SLACK * scope.rule.limit;
+      if (used >= scope.rule.limit - slack || used + amount > scope.rule.limit + slack)
         return { ok: false, scope, resetsAt: periodOf(scope.rule.period, now).end };
     }
     for (const scope of scopes) this.addHeld(scope.id, estimate, 1);
