@@ -39,6 +39,12 @@ export const AlertRuleSchema = z.discriminatedUnion("kind", [
   z.object({ ...ruleFields, kind: z.literal("retry_budget_exhausted") }),
   /** At least `perMinute` requests ended as dead letters in the last minute. */
   z.object({ ...ruleFields, kind: z.literal("dead_letters"), perMinute: z.number().int().positive().max(1_000_000) }),
+  /**
+   * A spend budget of the tenant or of one of its API keys (README, "Spend and budgets") is past its
+   * soft threshold (`softAt`; spent, for a budget without one). One alert per budget; `budgets`
+   * limits the rule to budgets of those names.
+   */
+  z.object({ ...ruleFields, kind: z.literal("budget"), budgets: z.array(id).min(1).max(16).optional() }),
   /** TTFT p99 over the last minute is at least `thresholdMs`, over at least `minSamples` first tokens. */
   z.object({
     ...ruleFields,

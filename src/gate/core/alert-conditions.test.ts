@@ -5,6 +5,7 @@ import { type AlertFigures, observe } from "./alert-conditions";
 const quiet: AlertFigures = {
   queue: { depth: 0, maxQueue: 100, oldestWaitMs: 0 },
   lastMinute: { budgetDenied: 0, deadLetters: 0, ttftSamples: 0 },
+  budgets: [],
   backends: [
     { id: "a", breaker: "closed", openedAt: 0, failures: 0, successes: 5 },
     { id: "b", breaker: "closed", openedAt: 0, failures: 0, successes: 5 },
@@ -33,6 +34,23 @@ describe("alert conditions", () => {
     expect(blip).toMatchObject({ active: true, figures: { breaker: "open" }, cleared: { figures: { breaker: "closed" } } });
     expect(blip!.summary).toBe("The circuit breaker of backend a opened: 0 of 1 recent attempts failed.");
     expect(blip!.cleared!.summary).toBe("The circuit breaker of backend a is closed.");
+  });
+
+  it("budget: one alert per budget, active past its soft threshold (or spent, without one)", () => {
+    const rule: AlertRule = { id: "spend", kind: "budget", forSeconds: 0 };
+    const budgets = [
+      { id: "tenant/daily", name: "daily", unit: "usd" as const, spent: 16.5, limit: 20, threshold: 16 },
+      { id: "key/0123456789abcdef/tok", name: "tok", unit: "tokens" as const, spent: 10, limit: 100, threshold: 100 },
+    ];
+    expect(active(rule, { budgets })).toEqual([
+      ["spend/tenant/daily", true],
+      ["spend/key/0123456789abcdef/tok", false],
+    ]);
+    expect(active({ ...rule, budgets: ["tok"] }, { budgets })).toEqual([["spend/key/0123456789abcdef/tok", false]]);
+    const [o, k] = observe([rule], { ...quiet, budgets }, 0);
+    expect(o).toMatchObject({ subject: "tenant/daily", figures: { spent: 16.5, limit: 20, threshold: 16, unit: "usd" } });
+    expect(o!.summary).toBe('Budget "daily" of the tenant has spent $16.5 of $20 (alert at $16).');
+    expect(k!.summary).toBe('Budget "tok" of API key 0123456789abcdef has spent 10 tokens of 100 tokens (alert at 100 tokens).');
   });
 
   it("queue_saturated: by depth share, by the oldest wait, or either", () => {

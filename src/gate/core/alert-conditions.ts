@@ -9,6 +9,8 @@ export interface AlertFigures {
   queue: { depth: number; maxQueue: number; oldestWaitMs: number };
   /** The last minute (see RecentActivity). */
   lastMinute: { budgetDenied: number; deadLetters: number; ttftP99Ms?: number; ttftSamples: number };
+  /** The tenant's budgets and its keys' budgets charged this period, in each one's unit. */
+  budgets: ReadonlyArray<{ id: string; name: string; unit: "usd" | "tokens"; spent: number; limit: number; threshold: number }>;
   backends: ReadonlyArray<{
     id: string;
     breaker: BreakerState;
@@ -100,6 +102,21 @@ function observeRule(rule: AlertRule, f: AlertFigures, since: number): Observati
         `${n} requests ended as dead letters in the last minute.`,
       );
     }
+    case "budget": {
+      const watched = rule.budgets ? f.budgets.filter((b) => rule.budgets!.includes(b.name)) : f.budgets;
+      return watched.map((b) => {
+        const amount = (n: number) => (b.unit === "usd" ? `$${round(n)}` : `${Math.round(n)} tokens`);
+        const whose = b.id.startsWith("key/") ? `API key ${b.id.split("/")[1]}` : "the tenant";
+        return {
+          key: `${rule.id}/${b.id}`,
+          rule,
+          subject: b.id,
+          active: b.spent >= b.threshold,
+          figures: { spent: round(b.spent), limit: b.limit, threshold: round(b.threshold), unit: b.unit },
+          summary: `Budget "${b.name}" of ${whose} has spent ${amount(b.spent)} of ${amount(b.limit)} (alert at ${amount(b.threshold)}).`,
+        };
+      });
+    }
     case "ttft_p99": {
       const { ttftP99Ms: p99, ttftSamples: samples } = f.lastMinute;
       const active = p99 !== undefined && samples >= rule.minSamples && p99 >= rule.thresholdMs;
@@ -112,3 +129,6 @@ function observeRule(rule: AlertRule, f: AlertFigures, since: number): Observati
     }
   }
 }
+
+/** Dollars to the cent's hundredth, tokens whole: what a page needs. */
+const round = (n: number): number => Math.round(n * 10_000) / 10_000;

@@ -10,6 +10,7 @@ import { type ActiveAlert, type AlertTransition, AlertTracker, type SavedAlerts 
 import type { GateMetrics } from "./metrics";
 import type { BoundedPriorityQueue } from "./queue";
 import type { TenantPolicies } from "./tenant-policies";
+import type { SpendDesk } from "./spend-desk";
 
 export const ALERT_EVALUATE_MS = 5_000;
 export const ALERT_IDLE_EVALUATE_MS = 60_000;
@@ -26,6 +27,8 @@ export interface AlertEvent {
   kind: AlertKind;
   /** The backend, for breaker alerts. */
   backend?: string;
+  /** The budget ("tenant/<name>" or "key/<key id>/<name>"), for budget alerts. */
+  budget?: string;
   state: AlertTransition["state"];
   /** ISO 8601: when the condition began to hold. */
   since: string;
@@ -45,6 +48,7 @@ export interface AlertSources {
   policies: TenantPolicies;
   metrics: GateMetrics;
   queue: BoundedPriorityQueue<unknown>;
+  spend: SpendDesk;
 }
 
 export class GateAlerts {
@@ -115,7 +119,7 @@ export class GateAlerts {
   }
 
   private figures(now: number): AlertFigures {
-    const { policies, metrics, queue } = this.sources;
+    const { policies, metrics, queue, spend } = this.sources;
     const oldest = queue.oldestEnqueuedAt();
     const minute = metrics.recent.lastMinute(now);
     return {
@@ -126,6 +130,14 @@ export class GateAlerts {
         ttftSamples: minute.ttftMs.count,
         ...(minute.ttftMs.p99 === undefined ? {} : { ttftP99Ms: minute.ttftMs.p99 }),
       },
+      budgets: spend.alertable(now).map((s) => ({
+        id: s.id,
+        name: s.rule.name,
+        unit: s.rule.unit,
+        spent: s.spent,
+        limit: s.rule.limit,
+        threshold: (s.rule.softAt ?? 1) * s.rule.limit,
+      })),
       backends: policies.backendList().map((b) => {
         const breaker = policies.breaker(b.id);
         const counts = breaker?.counts(now) ?? { successes: 0, failures: 0 };
@@ -143,7 +155,7 @@ function toEvent(t: AlertTransition, tenant: string, shard: number, id: string):
     shard,
     rule: t.rule,
     kind: t.kind,
-    ...(t.subject === undefined ? {} : { backend: t.subject }),
+    ...(t.subject === undefined ? {} : t.kind === "budget" ? { budget: t.subject } : { backend: t.subject }),
     state: t.state,
     since: new Date(t.since).toISOString(),
     at: new Date(t.at).toISOString(),

@@ -117,6 +117,21 @@ describe("the gate core's spend", () => {
     expect(next.degradations).toContain("budget:daily");
   });
 
+  it("fires a budget alert through the alert path once a budget passes its soft threshold", () => {
+    const { core, host } = spendCore({
+      budgets: [{ name: "daily", period: "day", limit: 1, softAt: 0.5 }],
+      alerts: { webhooks: [{ id: "ops", url: "https://ops.example/hook" }], rules: [{ id: "spend", kind: "budget" }] },
+    });
+    const { leaseId } = leaseOf(admit(core, host, request("r0", { promptTokens: 1000, maxTokens: 900 }), T0));
+    expect(core.alerts.evaluate("t", 0, () => "m1", T0).messages).toEqual([]);
+    core.settle(leaseId, served("a", 600), "complete", undefined, T0);
+    const { messages } = core.alerts.evaluate("t", 0, () => "m2", T0 + 1);
+    expect(messages).toMatchObject([
+      { webhook: { id: "ops" }, event: { type: "alert.firing", kind: "budget", budget: "tenant/daily", rule: "spend" } },
+    ]);
+    expect(messages[0]!.event.summary).toBe('Budget "daily" of the tenant has spent $0.601 of $1 (alert at $0.5).');
+  });
+
   it("charges a request whose Worker went silent what it was charged at admission", () => {
     const { core, host } = spendCore({ budgets: [{ name: "daily", period: "day", limit: 1 }] });
     leaseOf(admit(core, host, request("r0", { promptTokens: 1000, maxTokens: 100 }), T0));

@@ -80,9 +80,9 @@ export class GateCore {
       this.alerts.noteActivity();
     };
     this.metrics = saved ? GateMetrics.restore(saved, changed) : new GateMetrics(changed);
-    const sources = { policies: this.policies, metrics: this.metrics, queue: this.tickets.queue };
-    this.alerts = new GateAlerts(sources, (now) => host.alertsWanted(now), savedAlerts);
     this.spend = new SpendDesk(this.policies, this.metrics, host, savedBudgets);
+    const sources = { policies: this.policies, metrics: this.metrics, queue: this.tickets.queue, spend: this.spend };
+    this.alerts = new GateAlerts(sources, (now) => host.alertsWanted(now), savedAlerts);
     this.attempts = new Attempts(
       this.policies,
       this.leases,

@@ -46,6 +46,9 @@ export function periodOf(period: BudgetRule["period"], now: number): { start: nu
   return { start: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
 }
 
+/** Budgets remembered for alerts: a tenant's 8 and 8 for each of its keys, with room to spare. */
+const MAX_SEEN = 2_000;
+
 /** The share of a limit that float rounding may be off by (a billionth). */
 const FLOAT_SLACK = 1e-9;
 
@@ -62,6 +65,8 @@ export class BudgetBook {
   private readonly held = new Map<string, Amount & { count: number }>();
   /** Charges of requests in flight, by hold id (the request id). */
   private readonly holds = new Map<string, Hold>();
+  /** The budgets charged lately (an API key's come with its requests): what alerts look at. */
+  private readonly seen = new Map<string, BudgetScope>();
 
   constructor(
     saved: Iterable<readonly [string, BudgetSpent]>,
@@ -85,7 +90,12 @@ export class BudgetBook {
       if (used >= scope.rule.limit - slack || used + amount > scope.rule.limit + slack)
         return { ok: false, scope, resetsAt: periodOf(scope.rule.period, now).end };
     }
-    for (const scope of scopes) this.addHeld(scope.id, estimate, 1);
+    for (const scope of scopes) {
+      this.addHeld(scope.id, estimate, 1);
+      this.seen.delete(scope.id);
+      this.seen.set(scope.id, scope);
+      if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.keys().next().value!);
+    }
     this.holds.set(holdId, { scopes, charged: estimate });
     return { ok: true };
   }
@@ -139,9 +149,9 @@ export class BudgetBook {
     };
   }
 
-  /** Forgets the budgets whose ids start with `prefix` (a revoked key's), charges in flight aside. */
-  forget(prefix: string): void {
-    for (const id of this.spent.keys()) if (id.startsWith(prefix)) this.spent.delete(id);
+  /** The budgets charged lately, most recent last (at most MAX_SEEN). */
+  charged(): BudgetScope[] {
+    return [...this.seen.values()];
   }
 
   /** Settled spend plus charges in flight, in the budget's unit. */

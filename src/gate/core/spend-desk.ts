@@ -198,6 +198,13 @@ export class SpendDesk {
     return this.budgets.settle(lease.requestId, reclaimed ? "charged" : spent, now);
   }
 
+  /** The tenant's budgets, and its keys' that requests were charged to lately: what the budget alert rules watch. */
+  alertable(now: number): BudgetStatus[] {
+    const scopes = this.scopes(undefined);
+    for (const s of this.budgets.charged()) if (s.id.startsWith("key/")) scopes.push(s);
+    return scopes.map((s) => this.budgets.status(s, now));
+  }
+
   status(key: AdmitRequest["key"], now: number): BudgetStatus[] {
     return this.scopes(key).map((s) => this.budgets.status(s, now));
   }
