@@ -2,6 +2,7 @@
 import type { GateStats } from "../src/observe/prometheus";
 import type { WorkflowSummary } from "../src/workflows/core/summary";
 import type { PoolStats } from "../src/pool/core/pool-stats";
+import type { SpendFigures } from "../src/observe/spend-report";
 
 export type { PoolStats, WorkflowSummary };
 
@@ -27,6 +28,25 @@ export interface DeadLetter {
     durationMs: number;
     chunks: number;
   }>;
+}
+
+/** What GET /admin/tenants/{t}/spend?group_by=day answers (src/api/admin-spend.ts). */
+export interface SpendAnswer {
+  from: string;
+  to: string;
+  total: SpendFigures;
+  data: Array<SpendFigures & { day: string }>;
+  budgets: Array<{
+    scope: string;
+    key_name?: string | null;
+    name: string;
+    period: string;
+    unit: string;
+    limit: number;
+    spent: number;
+    held: number;
+  }>;
+  unpriced_backends: string[];
 }
 
 export class Unauthorized extends Error {}
@@ -60,6 +80,12 @@ export class AdminApi {
     return Promise.all(
       page.data.map(async (p) => (await this.get<{ stats: PoolStats }>(`/admin/pools/${encodeURIComponent(p.id)}`)).stats),
     );
+  }
+
+  /** The last `days` days' spend, per day. */
+  spend(tenant: string, days: number): Promise<SpendAnswer> {
+    const day = (ago: number) => new Date(Date.now() - ago * 86_400_000).toISOString().slice(0, 10);
+    return this.get<SpendAnswer>(`/admin/tenants/${encodeURIComponent(tenant)}/spend?group_by=day&from=${day(days - 1)}&to=${day(0)}`);
   }
 
   async deadLetters(tenant: string): Promise<DeadLetter[]> {

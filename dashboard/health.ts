@@ -21,8 +21,22 @@ export function breakerHealth(state: string): Health {
   return state === "open" ? "bad" : state === "half-open" ? "warn" : "ok";
 }
 
-/** Refusals by status: 429 (queue full, rate limited), 503 (every breaker open), 504 (queue wait). */
+/** Refusals by status: 429 (queue full, rate limited, a budget spent), 503 (every breaker open), 504 (queue wait). */
 export function refusals(stats: Stats): { "429": number; "503": number; "504": number } {
   const c = stats.counters;
-  return { "429": c.rejectedQueueFull + c.rejectedRateLimited, "503": c.rejectedNoBackend, "504": c.rejectedQueueTimeout };
+  return {
+    "429": c.rejectedQueueFull + c.rejectedRateLimited + c.rejectedBudget,
+    "503": c.rejectedNoBackend,
+    "504": c.rejectedQueueTimeout,
+  };
+}
+
+/** US dollars as the spend panel shows them: cents from a dollar up, six decimals below (a request costs fractions of a cent). */
+export function usd(n: number): string {
+  return Math.abs(n) >= 1 ? `$${n.toFixed(2)}` : `$${n.toFixed(6)}`;
+}
+
+/** The share of spend that no client got anything from ("–" before anything was spent). */
+export function wastedShare(total: { usd: number; wasted_usd: number }): string {
+  return total.usd > 0 ? `${((100 * total.wasted_usd) / total.usd).toFixed(1)}%` : "–";
 }

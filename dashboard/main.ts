@@ -4,6 +4,7 @@
 import uPlot from "uplot";
 import { AdminApi, type DeadLetter, type PoolStats, type Stats, Unauthorized, type WorkflowSummary } from "./api";
 import { breakerHealth, refusals, tenantHealth } from "./health";
+import { renderSpend, SPEND_DAYS } from "./spend";
 
 const TOKEN_KEY = "sluice-admin-token";
 /** Points kept per chart: 10 minutes at the default refresh. */
@@ -272,12 +273,14 @@ async function refresh(): Promise<void> {
     selected ??= tenants[0] ?? null;
     const current = rows.find((r) => r.tenant === selected);
     if (selected && current?.stats) {
-      const [letters, workflows] = await Promise.all([
+      const [letters, workflows, spend] = await Promise.all([
         api.deadLetters(selected).catch(() => []),
         api.workflows(selected).catch(() => null),
+        api.spend(selected, SPEND_DAYS).catch(() => null),
       ]);
       renderTenant(selected, current.stats, letters);
       renderWorkflows(workflows);
+      renderSpend(selected, spend);
     }
     text($("refreshes"), ++refreshes);
     text($("updated"), new Date().toLocaleTimeString());

@@ -8,9 +8,6 @@ import type { BudgetSpent } from "./core/spend-budget";
 export const LEDGER_RETENTION_DAYS = 400;
 export const MAX_LEDGER_ROWS = 200_000;
 
-/** A ledger row as the spend API reads it. */
-export type SpendRow = Omit<SpendEntry, "attempts" | "estimated"> & { attempts: number; estimated: number };
-
 export class SpendRows {
   private prunedOn = "";
 
@@ -52,15 +49,15 @@ export class SpendRows {
   }
 
   /** The rows of days `from` to `to` (YYYY-MM-DD, both included). */
-  rows(from: string, to: string): SpendRow[] {
+  rows(from: string, to: string): SpendEntry[] {
     return this.sql
       .exec<{
         day: string;
         key_id: string;
         alias: string;
         backend: string;
-        kind: SpendRow["kind"];
-        cause: SpendRow["cause"];
+        kind: SpendEntry["kind"];
+        cause: SpendEntry["cause"];
         usd: number;
         input_tokens: number;
         output_tokens: number;

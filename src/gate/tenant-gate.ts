@@ -46,7 +46,8 @@ import { PoolSync } from "./pool-sync";
 import { Followers, followRead } from "./followers";
 import { LoadPoller } from "../pool/load-poller";
 import { FlushTimer } from "./flush-timer";
-import { type SpendRow, SpendRows } from "./spend-rows";
+import { SpendRows } from "./spend-rows";
+import type { SpendEntry } from "./core/spend-ledger";
 import type { Amount, BudgetStatus } from "./core/spend-budget";
 import type { HeldCharge } from "./core/spend-desk";
 import { BudgetLink } from "./budget-link";
@@ -230,7 +231,7 @@ export class TenantGate extends DurableObject<GateEnv> {
   }
 
   /** The spend ledger's rows of days `from` to `to` (YYYY-MM-DD), and where each budget stands. */
-  async spend(from: string, to: string, keys: KeyRef[] = []): Promise<{ rows: SpendRow[]; budgets: BudgetStatus[] }> {
+  async spend(from: string, to: string, keys: KeyRef[] = []): Promise<{ rows: SpendEntry[]; budgets: BudgetStatus[] }> {
     const now = Date.now();
     const budgets = [undefined, ...keys].flatMap((key) => this.core.spend.status(key, now));
     return { rows: this.spendRows.rows(from, to), budgets: budgets.filter((b, i) => budgets.findIndex((o) => o.id === b.id) === i) };

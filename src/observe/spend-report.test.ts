@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { spendReport, validDay } from "./spend-report";
-import type { SpendRow } from "../gate/spend-rows";
+import type { SpendEntry } from "../gate/core/spend-ledger";
 
-const row = (extra: Partial<SpendRow>): SpendRow => ({
+const row = (extra: Partial<SpendEntry>): SpendEntry => ({
   day: "2026-12-07",
   keyId: "k1",
   alias: "chat",

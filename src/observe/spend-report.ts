@@ -1,7 +1,6 @@
 // The spend API's answer (GET /admin/tenants/{t}/spend): the ledger rows of a tenant's gates added
 // up by the dimensions asked for, served and wasted apart, wasted by cause.
-import type { SpendRow } from "../gate/spend-rows";
-import type { SpendCause } from "../gate/core/spend-ledger";
+import type { SpendCause, SpendEntry } from "../gate/core/spend-ledger";
 
 export const SPEND_DIMENSIONS = ["day", "key", "model", "backend"] as const;
 export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
@@ -37,7 +36,7 @@ const empty = (): SpendFigures => ({
   estimated_attempts: 0,
 });
 
-function add(f: SpendFigures, r: SpendRow): void {
+function add(f: SpendFigures, r: SpendEntry): void {
   f.usd += r.usd;
   if (r.kind === "served") f.served_usd += r.usd;
   else {
@@ -51,11 +50,11 @@ function add(f: SpendFigures, r: SpendRow): void {
   f.estimated_attempts += r.estimated;
 }
 
-const dimensionOf = (r: SpendRow, d: SpendDimension): string =>
+const dimensionOf = (r: SpendEntry, d: SpendDimension): string =>
   d === "day" ? r.day : d === "key" ? r.keyId : d === "model" ? r.alias : r.backendId;
 
 /** The rows added up per combination of `groupBy`'s values (sorted by them), and over all. */
-export function spendReport(rows: readonly SpendRow[], groupBy: readonly SpendDimension[]): { total: SpendFigures; data: SpendGroup[] } {
+export function spendReport(rows: readonly SpendEntry[], groupBy: readonly SpendDimension[]): { total: SpendFigures; data: SpendGroup[] } {
   const total = empty();
   const groups = new Map<string, SpendGroup>();
   for (const r of rows) {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../support/eventually";
 import { ADMIN_TOKEN, startStack, type Stack } from "./harness";
 import { WebhookReceiver } from "../../sim/webhook-receiver";
+import { usd, wastedShare } from "../../dashboard/health";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -68,7 +69,7 @@ beforeAll(async () => {
     "dash",
     {
       backends: [
-        { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim" },
+        { id: "use1", region: "us-east", url: url("use1"), model: "llama-sim", price: { inputPerMTok: 1, outputPerMTok: 100 } },
         { id: "euw1", region: "eu-west", url: url("euw1"), model: "llama-sim" },
       ],
       models: { chat: { route: ["use1", "euw1"], order: "pinned" } },
@@ -119,8 +120,19 @@ describe.skipIf(!hasChromium)("dashboard in a browser", () => {
     expect(await page.getByTestId("in-flight").textContent()).toBe(`${api.inFlight} / ${api.limits.maxConcurrency}`);
     expect(await page.getByTestId("queue-depth").textContent()).toBe(`${api.queue.depth} / ${api.limits.maxQueue}`);
     expect(await page.getByTestId("rejected-429").textContent()).toBe(
-      String(api.counters.rejectedQueueFull + api.counters.rejectedRateLimited),
+      String(api.counters.rejectedQueueFull + api.counters.rejectedRateLimited + api.counters.rejectedBudget),
     );
+    // The spend panel: the spend API's figures for the last 30 days, and the backend without a price named.
+    // (A request's spend is settled just after its client has the answer's end: wait for all five.)
+    const spend = async (): Promise<any> => (await stack.admin("/tenants/dash/spend?group_by=day")).json();
+    await eventually(async () => (await spend()).total.attempts === 5);
+    await nextRefresh();
+    const spent = await spend();
+    expect(spent.total.usd).toBeGreaterThan(0);
+    expect(await page.getByTestId("spend-total").textContent()).toBe(usd(spent.total.usd));
+    expect(await page.getByTestId("spend-wasted-share").textContent()).toBe(wastedShare(spent.total));
+    expect(await page.getByTestId("unpriced").textContent()).toBe("No price set (counted as $0): euw1");
+    expect(await page.getByTestId("spend-chart").locator("canvas").count()).toBe(1);
     expect(await page.getByTestId("breaker-use1").textContent()).toBe("closed");
     // Under load: both slots held in the sim, three requests queued behind them.
     const load = Array.from({ length: 5 }, (_, i) => ask(100 + i, { sim_fault: { hold: "dash-load" } }));
