@@ -12,19 +12,26 @@ export const DEMO_KEY = "sk-demo-local";
  */
 export function demoTenantConfig(sims: Array<{ id: string; region: string; url: string }>) {
   const [first, second] = [sims[0]!, sims[1]!];
-  const backend = (id: string, sim: { region: string; url: string }, model: string) => ({
+  // Prices in US dollars per million tokens, as a hosted provider would charge (README, "Spend and budgets").
+  const backend = (
+    id: string,
+    sim: { region: string; url: string },
+    model: string,
+    price: { inputPerMTok: number; outputPerMTok: number },
+  ) => ({
     id,
     region: sim.region,
     url: sim.url,
     model,
     maxConcurrency: 256,
     resume: true,
+    price,
   });
   return {
     backends: [
-      ...sims.map((s) => backend(s.id, s, "llama-sim")),
-      backend(`${first.id.split("-")[0]}-small`, first, "llama-sim-small"),
-      backend(`${second.id.split("-")[0]}-large`, second, "llama-sim-large"),
+      ...sims.map((s) => backend(s.id, s, "llama-sim", { inputPerMTok: 0.2, outputPerMTok: 0.8 })),
+      backend(`${first.id.split("-")[0]}-small`, first, "llama-sim-small", { inputPerMTok: 0.05, outputPerMTok: 0.2 }),
+      backend(`${second.id.split("-")[0]}-large`, second, "llama-sim-large", { inputPerMTok: 1, outputPerMTok: 3 }),
     ],
     models: {
       chat: { route: sims.map((s) => s.id), fallbacks: ["chat-small", "chat-large"] },

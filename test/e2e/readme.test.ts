@@ -101,6 +101,12 @@ describe("README examples", () => {
     const homes = [...session!.matchAll(/^session trip-42 turn \d: x-sluice-backend: (\S+)\r?$/gim)].map((m) => m[1]);
     expect(homes).toHaveLength(3);
     expect(new Set(homes).size).toBe(1);
+    // Spend and budgets: four requests fit the key's 300 tokens, the fifth is refused; the spend names the key.
+    const budget = outputs.find((o) => o.includes("key issued: 201"));
+    expect(budget).toMatch(/request 1: 200\nrequest 2: 200\nrequest 3: 200\nrequest 4: 200\nrequest 5: 429\n/);
+    const ledger = JSON.parse(budget!.split("\n").at(-1) || budget!.split("\n").at(-2)!);
+    expect(ledger.data).toContainEqual(expect.objectContaining({ key_name: "ci-bot", model: "chat", attempts: 4 }));
+    expect(ledger.total.usd).toBeGreaterThan(0);
     // The same Idempotency-Key twice: the second is answered from the first.
     expect(outputs.find((o) => o.includes("(generated)"))).toMatch(/\(generated\)\nx-sluice-replay: (stored|joined)/i);
     const chat = outputs.find((o) => o.includes("chat.completion.chunk"));
