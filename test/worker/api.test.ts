@@ -145,7 +145,10 @@ describe("authentication and tenant isolation", () => {
     expect(await revoked.json()).toEqual({ revoked: firstId });
     await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 401, "invalid_api_key");
     expect((await chat(second, { model: "chat", messages: MESSAGES })).status).toBe(200);
-    expect(await (await SELF.fetch(keys, { headers: ADMIN })).json()).toEqual({ object: "list", data: [{ id: secondId }] });
+    expect(await (await SELF.fetch(keys, { headers: ADMIN })).json()).toEqual({
+      object: "list",
+      data: [{ id: secondId, createdAt: expect.any(String) }],
+    });
 
     await expectError(await SELF.fetch(`${keys}/${firstId}`, { method: "DELETE", headers: ADMIN }), 404, "key_not_found");
     await expectError(await SELF.fetch(`${keys}/not-an-id`, { method: "DELETE", headers: ADMIN }), 400, "invalid_key_id");
