@@ -4,7 +4,8 @@ import http from "node:http";
 import { SseTranscript } from "../test/support/sse-transcript";
 import { MessagesTranscript, ResponsesTranscript, type StreamTranscript } from "../test/support/surface-transcripts";
 import { expectedText } from "../sim/text";
-import { agentAnswer, type ToolCall } from "../sim/agent";
+import { agentAnswer, agentDeltas, type ToolCall } from "../sim/agent";
+import { promptTokensOf } from "../sim/wire";
 import type { Call } from "./traffic";
 
 export const MODEL = "llama-sim";
@@ -29,6 +30,8 @@ export interface CallResult {
   tokens: number;
   errorCode?: string;
   attempts?: number;
+  /** A whole answer's tokens by the sims' meter (prompt and output), on an exact answer of a chat call: what it should cost. */
+  billed?: { prompt: number; completion: number };
 }
 
 export interface Target {
@@ -118,7 +121,7 @@ export function callOnce(target: Target, call: Call, extraHeaders: Record<string
       if (errorEvent) return resolve({ ...base, outcome: "partial_with_error", errorCode: errorEvent.error?.code });
       // Reasoning is checked like text: whole and in order, or the answer is wrong.
       if (transcript.reasoning !== expectedReasoning && done) return resolve({ ...base, outcome: "mismatch" });
-      if (text === expected && done) return resolve({ ...base, outcome: "exact" });
+      if (text === expected && done) return resolve({ ...base, outcome: "exact", billed: billedTokens(target, call) });
       if (transportError && !done)
         return resolve({
           ...base,
@@ -223,4 +226,17 @@ function toolCallOutcome(t: StreamTranscript, truth: ToolCall[], transportError:
   const whole = got.length === truth.length && got.every((c, i) => c.name === truth[i]!.name && c.arguments === truth[i]!.arguments);
   if (whole && t.done) return "exact";
   return transportError && got.length === 0 ? "transport_error" : "truncated";
+}
+
+/** What one whole answer of `call` costs by the sims' meter (chat calls only: other APIs reach the sim translated). */
+function billedTokens(target: Target, call: Call): CallResult["billed"] {
+  if (target.surface !== undefined && target.surface !== "chat") return undefined;
+  const answer = agentAnswer({
+    model: MODEL,
+    messages: call.messages,
+    maxTokens: call.maxTokens,
+    tools: call.tools,
+    reasoning: call.reasoning,
+  });
+  return { prompt: promptTokensOf(call.messages), completion: agentDeltas(answer).length };
 }

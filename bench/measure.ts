@@ -38,10 +38,13 @@ export interface GateStats {
   }>;
 }
 
+/** GET `path` of the router's admin API, as the operator. */
+export function adminGet(routerUrl: string, path: string): Promise<Response> {
+  return fetch(`${routerUrl}/admin${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+}
+
 export async function gateStats(routerUrl: string, tenant: string): Promise<GateStats> {
-  return (
-    await fetch(`${routerUrl}/admin/tenants/${tenant}/stats`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
-  ).json() as never;
+  return (await adminGet(routerUrl, `/tenants/${tenant}/stats`)).json() as never;
 }
 
 /**

@@ -115,6 +115,34 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
           .join(", ") || "none"
       }`,
     );
+  const priced = Object.values(chaos).filter((r) => r.spend);
+  if (priced.length > 0) {
+    lines.push(
+      "",
+      "What the chaos cost, by the sims' meter (every prompt a sim took and every token it generated, at $3 / $15 per million prompt / output tokens): against what the whole answers the clients got would cost, the rest bought nothing whole (failed attempts, cut streams, calls that ended without an answer):",
+      "",
+      "| system | spent | on whole answers | the rest | share of the spend |",
+      "|---|---|---|---|---|",
+    );
+    for (const r of priced) {
+      const s = r.spend!;
+      const label = r.system === "passthrough" ? "naive pass-through" : r.system;
+      lines.push(
+        `| ${label} | $${s.usd.toFixed(2)} | $${s.answersUsd.toFixed(2)} | $${s.restUsd.toFixed(2)} | ${s.usd > 0 ? pct(s.restUsd / s.usd) : "–"} |`,
+      );
+    }
+    const ledger = chaos.sluice?.spend?.ledger;
+    if (ledger) {
+      const causes = Object.entries(ledger.wastedByCause)
+        .filter(([, v]) => v > 0)
+        .map(([k, v]) => `${k} $${v.toFixed(2)}`)
+        .join(", ");
+      lines.push(
+        "",
+        `sluice's own ledger for the same run (GET /admin/tenants/chaos/spend): served $${ledger.servedUsd.toFixed(2)}, wasted $${ledger.wastedUsd.toFixed(2)}${causes ? ` (${causes})` : ""}; ${ledger.estimatedAttempts} attempts estimated (no usage: cut or timed out).`,
+      );
+    }
+  }
   const sluiceChaos = chaos.sluice?.extra as
     | { leakedSlots?: number; journal?: { entries: number; bytes: number }; gate?: Record<string, number>; deadLetters?: string[] }
     | undefined;

@@ -33,6 +33,8 @@ export interface Fleet {
     peakOpen: number;
     prefixQueryTokens: number;
     prefixHitTokens: number;
+    tokens: number;
+    promptTokens: number;
   }>;
   /** Zeroes a sim's counters (its peaks among them). */
   resetStats(i: number): Promise<void>;

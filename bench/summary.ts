@@ -32,7 +32,22 @@ export interface SystemRun {
   utilisationWhileQueued?: number;
   rejected429Ms?: Percentiles;
   maxQueueDepth?: number;
+  /** Chaos runs: what the sims' tokens cost (bench/chaos.ts). */
+  spend?: ChaosSpend;
   extra?: Record<string, unknown>;
+}
+
+/**
+ * A run's spend by the sims' meter (every prompt a sim took and every token it generated, whoever
+ * sent them), against what the whole answers the clients got would cost: the rest bought nothing
+ * whole (failed attempts, cut streams, calls that ended without an answer). For sluice, its own
+ * ledger's served and wasted too (GET /admin/tenants/{t}/spend).
+ */
+export interface ChaosSpend {
+  usd: number;
+  answersUsd: number;
+  restUsd: number;
+  ledger?: { servedUsd: number; wastedUsd: number; wastedByCause: Record<string, number>; estimatedAttempts: number };
 }
 
 export function percentiles(values: number[]): Percentiles {

@@ -8,7 +8,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { agentAnswer, agentContinuation, agentDeltas, type AgentAnswer } from "./agent";
 import { mulberry32 } from "./text";
-import { answerMessage, chunkOf, usageOf } from "./wire";
+import { answerMessage, chunkOf, promptTokensOf, usageOf } from "./wire";
 import { embeddingsAnswer } from "./embeddings";
 import type { SimFault, SimOptions, SimStats } from "./types";
 import { faultOf, type Generation } from "./generation";
@@ -65,6 +65,7 @@ export class SimServer {
       hung: 0,
       cancelled: 0,
       tokens: 0,
+      promptTokens: 0,
     };
   }
 
@@ -245,7 +246,8 @@ export class SimServer {
       (stream && this.dice() < o.disconnectRate ? Math.floor(this.dice() * Math.max(1, deltas.length - 1)) + 1 : undefined);
     const tps = fault.tps ?? o.tokensPerSecond;
     // Like a tokenizer: the original messages, plus the prefix's tokens when continuing (one per word).
-    const promptTokens = Math.ceil(JSON.stringify(original).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0);
+    const promptTokens = promptTokensOf(original, prefix);
+    this.counters.promptTokens += promptTokens;
     const gen: Generation = {
       res,
       answer,

@@ -94,7 +94,9 @@ export interface SimStats {
   disconnectedInjected: number;
   hung: number;
   cancelled: number;
+  /** Output tokens generated (every delta written), and prompt tokens of the generations it took (failed-injected ones aside): what a provider would bill. */
   tokens: number;
+  promptTokens: number;
   /** The W3C `traceparent` headers of the last 64 chat requests, oldest first. */
   traceparents: string[];
 }

@@ -35,6 +35,11 @@ export function answerMessage(gen: Wire, usage: unknown): unknown {
   };
 }
 
+/** A request's prompt tokens, like a tokenizer: its messages, plus a continued answer's prefix (one per word). */
+export function promptTokensOf(messages: unknown[], prefix = ""): number {
+  return Math.ceil(JSON.stringify(messages).length / 4) + (prefix.trim() ? prefix.trim().split(/\s+/).length : 0);
+}
+
 export function usageOf(gen: Wire): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
   return { prompt_tokens: gen.promptTokens, completion_tokens: gen.deltas.length, total_tokens: gen.promptTokens + gen.deltas.length };
 }

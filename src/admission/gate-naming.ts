@@ -4,10 +4,7 @@
 // to, where its twins, replays and stored answer are; any other request goes to a random shard.
 import { fnv1a } from "../hash";
 
-/** The Durable Object name of a tenant's shard. Shard 0 keeps the tenant's own name. */
-export function gateName(tenant: string, shard: number): string {
-  return shard === 0 ? tenant : `${tenant}:shard-${shard}`;
-}
+export { gateName } from "../gate/gate-name";
 
 /** The shard of a journal key (stable), or a random one for a request without a key. */
 export function shardFor(key: string | undefined, shards: number, random: () => number = Math.random): number {

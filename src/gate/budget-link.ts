@@ -8,7 +8,7 @@ import type { GateCore } from "./core/gate-core";
 import type { AdmitRequest, Rejection } from "./core/protocol";
 import type { Amount } from "./core/spend-budget";
 import { buildRoutePlan } from "./core/plan";
-import { gateName } from "../admission/gate-naming";
+import { gateName } from "./gate-name";
 import { logError } from "../log";
 
 export class BudgetLink {
