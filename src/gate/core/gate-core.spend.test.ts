@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { TenantConfigInput } from "../../config/schema";
 import { admit, failure, leaseOf, request, testBackend, testConfig, testCore } from "./test-host";
 import type { AttemptReport } from "./protocol";
+import { GateCore } from "./gate-core";
 
 const T0 = Date.UTC(2026, 11, 7, 12);
 // $1 per million prompt tokens and $1,000 per million output tokens: one output token costs $0.001.
@@ -130,6 +131,22 @@ describe("the gate core's spend", () => {
       { webhook: { id: "ops" }, event: { type: "alert.firing", kind: "budget", budget: "tenant/daily", rule: "spend" } },
     ]);
     expect(messages[0]!.event.summary).toBe('Budget "daily" of the tenant has spent $0.601 of $1 (alert at $0.5).');
+  });
+
+  it("still counts the spend of a request whose charge a restart of the gate forgot", () => {
+    const config = testConfig({
+      backends: [testBackend("a", "us-east", priced)],
+      models: { chat: { route: ["a"] } },
+      budgets: [{ name: "daily", period: "day", limit: 1 }],
+    });
+    const { core, host } = testCore(config, T0);
+    const { leaseId } = leaseOf(admit(core, host, request("r0", { promptTokens: 1000, maxTokens: 100 }), T0));
+    // The gate restarts: its leases come back from storage, its charges in memory do not.
+    const restarted = new GateCore(host, undefined, undefined, host.budgets);
+    restarted.loadConfig(config, 0, new Map(), T0);
+    restarted.leases.restore([...host.stored.values()]);
+    restarted.settle(leaseId, served("a", 10), "complete", undefined, T0);
+    expect(restarted.spend.status(undefined, T0)[0]).toMatchObject({ spent: expect.closeTo(0.011, 9), held: 0 });
   });
 
   it("charges a request whose Worker went silent what it was charged at admission", () => {

@@ -123,6 +123,19 @@ export class BudgetBook {
     return crossed;
   }
 
+  /**
+   * Spend of a request that holds no charge here (its charge was lost with a restart of the gate):
+   * added to `scopes` as it is.
+   */
+  record(scopes: BudgetScope[], actual: Amount, now: number): void {
+    for (const scope of scopes) {
+      const spent = this.current(scope, now);
+      spent.usd += actual.usd;
+      spent.tokens += actual.tokens;
+      this.save(scope.id, spent);
+    }
+  }
+
   /** The request under `holdId` never ran (refused or cancelled after its charge): the charge is dropped. */
   release(holdId: string): void {
     const hold = this.holds.get(holdId);

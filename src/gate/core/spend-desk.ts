@@ -191,7 +191,13 @@ export class SpendDesk {
     if (hold?.keyTokens !== undefined && hold.keyId !== undefined)
       this.keyRates.get(hold.keyId)?.limit.settle(hold.keyTokens, (lease.promptTokens ?? 0) + (lease.tokens ?? 0), now);
     const spent: Amount = lease.spent ?? { usd: 0, tokens: 0 };
-    if (hold?.remote) {
+    if (!hold) {
+      // A lease from before a restart of this gate: its charge is gone, its spend still counts (on
+      // the budgets held here: the tenant's, and its key's as last seen).
+      if (this.policies.shard === 0) this.budgets.record(this.restoredScopes(lease.keyId), spent, now);
+      return [];
+    }
+    if (hold.remote) {
       this.host.settleHeldBudget(lease.requestId, reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens });
       return [];
     }
@@ -207,6 +213,13 @@ export class SpendDesk {
 
   status(key: AdmitRequest["key"], now: number): BudgetStatus[] {
     return this.scopes(key).map((s) => this.budgets.status(s, now));
+  }
+
+  /** The budgets a request of key `keyId` counted against, as far as this gate still knows them. */
+  private restoredScopes(keyId: string | undefined): BudgetScope[] {
+    const scopes = this.scopes(undefined);
+    if (keyId !== undefined) scopes.push(...this.budgets.charged().filter((s) => s.id.startsWith(`key/${keyId}/`)));
+    return scopes;
   }
 
   private priceOf(backendId: string): TokenPrice | null {

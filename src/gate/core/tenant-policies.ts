@@ -32,6 +32,8 @@ export class TenantPolicies implements BackendView {
   hedging: Hedging | null = null;
   /** Null when the tenant sets no rate limit. In memory only: a restarted gate starts with full buckets. */
   rateLimit: TenantRateLimit | null = null;
+  /** Which of the tenant's gates this is (shard 0 holds a sharded tenant's budgets). */
+  shard = 0;
   private backends = new Map<string, BackendConfig>();
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly breakerSavedAt = new Map<string, number>();
@@ -57,6 +59,7 @@ export class TenantPolicies implements BackendView {
    * storage, for backends this gate has no breaker for yet (after a restart).
    */
   install(tenantConfig: TenantConfig | null, shard: number, stored: ReadonlyMap<string, BreakerSnapshot>, now: number): void {
+    this.shard = shard;
     const config = tenantConfig && shardConfig(tenantConfig, shard);
     const previous = this.config;
     this.config = config;
