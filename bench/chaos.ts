@@ -182,7 +182,10 @@ async function chaosRun(
       router: m.router,
       utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]),
       outageWindow: window,
-      spend: { usd: round(usd, 4), answersUsd: round(answersUsd, 4), restUsd: round(usd - answersUsd, 4) },
+      // Whole answers are metered for chat calls only: the other APIs reach the sims translated.
+      ...(pick(o.target, 0).surface === undefined || pick(o.target, 0).surface === "chat"
+        ? { spend: { usd: round(usd, 4), answersUsd: round(answersUsd, 4), restUsd: round(usd - answersUsd, 4) } }
+        : {}),
     },
   };
 }

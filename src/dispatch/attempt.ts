@@ -194,10 +194,12 @@ export class UpstreamAttempt {
    * tokens with it, and `output` counted); none when it never took it (refused, unreachable).
    */
   usageOr(promptTokens: number, output: number): AttemptUsage | undefined {
-    if (this.usage) return { ...this.usage, estimated: false };
-    if (!this.accepted) return undefined;
     const continued = this.req.grant.continuation ? this.req.deliveredTokens : 0;
-    return { input: promptTokens + continued, output, cachedInput: 0, estimated: true };
+    const resumed = continued > 0 ? { resumed: continued } : {};
+    if (this.usage)
+      return { ...this.usage, estimated: false, ...(continued > 0 ? { resumed: Math.min(continued, this.usage.input) } : {}) };
+    if (!this.accepted) return undefined;
+    return { input: promptTokens + continued, output, cachedInput: 0, estimated: true, ...resumed };
   }
 
   /** Stops the upstream call (cancelling the generation) unless it already ended. */

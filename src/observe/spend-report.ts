@@ -6,7 +6,7 @@ export const SPEND_DIMENSIONS = ["day", "key", "model", "backend"] as const;
 export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
 
 type WastedCause = Exclude<SpendCause, "">;
-const WASTED_CAUSES: readonly WastedCause[] = ["failed", "hedge", "cancelled", "regenerated", "restarted"];
+const WASTED_CAUSES: readonly WastedCause[] = ["failed", "hedge", "cancelled", "regenerated", "restarted", "resumed"];
 
 export interface SpendFigures {
   usd: number;

@@ -21,6 +21,8 @@ export interface AttemptUsage {
   cachedInput: number;
   /** The backend reported no usage: the prompt is sluice's estimate and the output the chunks counted. */
   estimated: boolean;
+  /** Of the prompt tokens, the answer so far a continuation read again (the client had it): spend a broken stream cost. */
+  resumed?: number;
 }
 
 export function tokenPrice(price: BackendPrice | undefined): TokenPrice | null {

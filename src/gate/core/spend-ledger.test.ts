@@ -49,6 +49,15 @@ describe("attemptSpend", () => {
     expect(entries[1]!.usd).toBeCloseTo(200e-6, 12);
   });
 
+  it("counts the answer so far a continuation read again as wasted, the rest of its prompt as served", () => {
+    const entries = attemptSpend(ctx, report({ chunks: 5, usage: { ...usage(1000, 5), resumed: 300 } }));
+    expect(entries).toMatchObject([
+      { kind: "served", inputTokens: 700, outputTokens: 5 },
+      { kind: "wasted", cause: "resumed", inputTokens: 300, outputTokens: 0, attempts: 0 },
+    ]);
+    expect(entries[1]!.usd).toBeCloseTo(300e-6, 12);
+  });
+
   it("moves a restarted answer's output from served to wasted on the backend that generated it", () => {
     const entries = attemptSpend(
       ctx,
@@ -63,8 +72,12 @@ describe("attemptSpend", () => {
 
   it("always adds up to the attempt's whole cost, served plus wasted (property)", () => {
     fc.assert(
-      fc.property(fc.nat(10_000), fc.nat(10_000), fc.nat(10_000), fc.nat(50), (input, output, skipped, chunks) => {
-        const r = report({ chunks, usage: usage(input, output), waste: [{ backendId: "a", cause: "regenerated", tokens: skipped }] });
+      fc.property(fc.nat(10_000), fc.nat(10_000), fc.nat(10_000), fc.nat(50), fc.nat(20_000), (input, output, skipped, chunks, resumed) => {
+        const r = report({
+          chunks,
+          usage: { ...usage(input, output), resumed },
+          waste: [{ backendId: "a", cause: "regenerated", tokens: skipped }],
+        });
         const sum = attemptSpend(ctx, r).reduce((n, e) => n + e.usd, 0);
         expect(sum).toBeCloseTo(input * 1e-6 + output * 10e-6, 9);
       }),

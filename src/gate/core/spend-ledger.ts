@@ -11,9 +11,10 @@ export type SpendKind = "served" | "wasted";
  * Why spend was wasted: "failed", an attempt whose output never reached a client (what a retry
  * replaced); "hedge", the loser of a hedge race; "cancelled", an attempt the client left before its
  * first token; "regenerated", a prefix generated again to resume reasoning or tool calls;
- * "restarted", a non-streaming answer dropped when it started over. Served spend has cause "".
+ * "restarted", a non-streaming answer dropped when it started over; "resumed", the answer so far
+ * read again as the prompt of a continuation after a stream broke. Served spend has cause "".
  */
-export type SpendCause = "" | "failed" | "hedge" | "cancelled" | "regenerated" | "restarted";
+export type SpendCause = "" | "failed" | "hedge" | "cancelled" | "regenerated" | "restarted" | "resumed";
 
 /** An addition to one row of the ledger. */
 export interface SpendEntry {
@@ -71,8 +72,13 @@ export function attemptSpend(ctx: AttemptContext, report: AttemptReport): SpendE
       usage.output,
       regenerated.reduce((n, w) => n + w.tokens, 0),
     );
-    entries.push(entry(report.backendId, "served", "", { ...usage, output: usage.output - again }, 1));
+    const reread = Math.min(usage.resumed ?? 0, usage.input - usage.cachedInput);
+    entries.push(entry(report.backendId, "served", "", { ...usage, input: usage.input - reread, output: usage.output - again }, 1));
     if (again > 0) entries.push(entry(report.backendId, "wasted", "regenerated", outputOnly(again, usage.estimated), 0));
+    if (reread > 0)
+      entries.push(
+        entry(report.backendId, "wasted", "resumed", { input: reread, output: 0, cachedInput: 0, estimated: usage.estimated }, 0),
+      );
   }
   // Output an earlier attempt delivered into a non-streaming answer that then started over: counted
   // as served when it came, it was wasted after all.
