@@ -2,11 +2,10 @@
 // names a condition on the gate's figures; it fires once its condition has held `forSeconds`, and
 // resolves when the condition clears. Checked beside the rest of the tenant config (schema.ts).
 import * as z from "zod";
+import { id } from "./id";
 
 export const MAX_WEBHOOKS = 5;
 export const MAX_ALERT_RULES = 20;
-
-const id = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/, "must be 1-64 characters of letters, digits, '.', '_' or '-'");
 
 export const WebhookSchema = z.object({
   id,

@@ -1,7 +1,7 @@
 // An API key's own rules (README, "Spend and budgets"): a name that appears in logs and spend,
 // metadata for its owner's bookkeeping, an expiry, and limits of its own within the tenant's.
 import * as z from "zod";
-import { BudgetsSchema } from "./schema";
+import { BudgetsSchema } from "./spend-schema";
 
 export const MAX_KEY_METADATA = 16;
 

@@ -174,7 +174,7 @@ export class TenantGate extends DurableObject<GateEnv> {
 
   /** ... and tells its end: what it cost, "charged" (unknown), or "release" (it never ran). */
   async settleBudget(holdId: string, actual: Amount | "charged" | "release"): Promise<void> {
-    this.core.settleHeld(holdId, actual, Date.now());
+    this.core.spend.settleHeld(holdId, actual, Date.now());
   }
 
   /** A queued request asks again. "unknown": the gate restarted or dropped it; the Worker admits it anew. */

@@ -44,7 +44,7 @@ import { WaitingRoom } from "./waiting-room";
 import { SlotDesk } from "./slot-desk";
 import type { SyncReply, SyncReport } from "../../pool/core/credit-ledger";
 import { SpendDesk } from "./spend-desk";
-import type { Amount, BudgetScope, BudgetSpent } from "./spend-budget";
+import type { BudgetSpent } from "./spend-budget";
 
 export class GateCore {
   readonly policies: TenantPolicies;
@@ -340,7 +340,7 @@ export class GateCore {
   reclaimExpired(now: number): void {
     for (const lease of this.leases.expired(now)) {
       this.attempts.end(lease);
-      this.budgetSettled(this.spend.settle(lease, now, true));
+      this.spend.settle(lease, now, true);
       this.metrics.countFor(lease.surface, "abandoned");
       if (lease.recordKey) this.host.journal.finish(lease.recordKey, lease.id, "abandoned", now);
       this.release(lease, now);
@@ -387,24 +387,13 @@ export class GateCore {
   /** A lease ends, counted as `outcome`: the rate limit's estimate becomes what it generated, its slot goes to the next waiter. */
   private close(lease: Lease, outcome: SurfaceCounter, now: number, deadLettered = false): void {
     if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
-    this.budgetSettled(this.spend.settle(lease, now));
+    this.spend.settle(lease, now);
     const served = lease.plan[lease.cursor]?.backendId;
     if (served !== undefined && this.policies.backend(served)?.pool !== undefined)
       this.policies.credits.served(served, (lease.promptTokens ?? 0) + (lease.tokens ?? 0));
     this.metrics.countFor(lease.surface, outcome);
     this.metrics.finished(now - lease.grantedAt, lease.attempts, now, deadLettered);
     this.release(lease, now);
-  }
-
-  /** Shard 0: a request another shard charged here ended (see SpendDesk.chargeHeld). */
-  settleHeld(holdId: string, actual: Amount | "charged" | "release", now: number): void {
-    if (actual === "release") this.spend.budgets.release(holdId);
-    else this.budgetSettled(this.spend.budgets.settle(holdId, actual, now));
-  }
-
-  /** Budgets a request's end moved past their soft threshold: the alert rules look at once. */
-  private budgetSettled(crossed: BudgetScope[]): void {
-    if (crossed.length > 0) this.host.alertsWanted(true);
   }
 
   private release(lease: Lease, now: number): void {

@@ -32,6 +32,8 @@ export interface SpendHost {
    * admitting it): the request's end goes there ("release": it never ran).
    */
   settleHeldBudget(holdId: string, actual: Amount | "charged" | "release"): void;
+  /** A budget passed its soft threshold: the alert rules look at once (`now`). */
+  alertsWanted(now?: boolean): void;
 }
 
 /** What the desk holds for an admitted request until it ends. */
@@ -183,9 +185,9 @@ export class SpendDesk {
   /**
    * The request ended: its budgets are charged what it cost. One whose Worker went silent
    * (`reclaimed`) is charged what it was charged at admission: its last attempt's cost is unknown.
-   * Returns the budgets it moved past their soft threshold.
+   * A budget it moved past its soft threshold has the alert rules look at once.
    */
-  settle(lease: Lease, now: number, reclaimed = false): BudgetScope[] {
+  settle(lease: Lease, now: number, reclaimed = false): void {
     const hold = this.holds.get(lease.requestId);
     if (hold) this.end(lease.requestId, hold);
     if (hold?.keyTokens !== undefined && hold.keyId !== undefined)
@@ -195,13 +197,14 @@ export class SpendDesk {
       // A lease from before a restart of this gate: its charge is gone, its spend still counts (on
       // the budgets held here: the tenant's, and its key's as last seen).
       if (this.policies.shard === 0) this.budgets.record(this.restoredScopes(lease.keyId), spent, now);
-      return [];
-    }
-    if (hold.remote) {
-      this.host.settleHeldBudget(lease.requestId, reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens });
-      return [];
-    }
-    return this.budgets.settle(lease.requestId, reclaimed ? "charged" : spent, now);
+    } else if (hold.remote) this.host.settleHeldBudget(lease.requestId, reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens });
+    else this.settleHeld(lease.requestId, reclaimed ? "charged" : spent, now);
+  }
+
+  /** A charge held here ended: settled to what it cost ("charged": unknown), or "release" (it never ran). */
+  settleHeld(holdId: string, actual: Amount | "charged" | "release", now: number): void {
+    if (actual === "release") return this.budgets.release(holdId);
+    if (this.budgets.settle(holdId, actual, now).length > 0) this.host.alertsWanted(true);
   }
 
   /** The tenant's budgets, and its keys' that requests were charged to lately: what the budget alert rules watch. */
