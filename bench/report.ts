@@ -132,14 +132,20 @@ export async function writeReport(run: BenchRun, outDir: string): Promise<string
       );
     }
     const ledger = chaos.sluice?.spend?.ledger;
+    const metered = chaos.sluice?.spend?.usd ?? 0;
     if (ledger) {
+      const counted = ledger.servedUsd + ledger.wastedUsd;
+      const off =
+        metered > 0
+          ? ` Its total is ${pct(Math.abs(counted - metered) / metered)} off the sims' meter: a stream cut mid-way reports no usage, and what its sim generated that never reached sluice is in no ledger.`
+          : "";
       const causes = Object.entries(ledger.wastedByCause)
         .filter(([, v]) => v > 0)
-        .map(([k, v]) => `${k} $${v.toFixed(2)}`)
+        .map(([k, v]) => `${k} $${v.toFixed(4)}`)
         .join(", ");
       lines.push(
         "",
-        `sluice's own ledger for the same run (GET /admin/tenants/chaos/spend): served $${ledger.servedUsd.toFixed(2)}, wasted $${ledger.wastedUsd.toFixed(2)}${causes ? ` (${causes})` : ""}; ${ledger.estimatedAttempts} attempts estimated (no usage: cut or timed out).`,
+        `sluice's own ledger for the same run (GET /admin/tenants/chaos/spend): served $${ledger.servedUsd.toFixed(4)}, wasted $${ledger.wastedUsd.toFixed(4)}${causes ? ` (${causes})` : ""}; ${ledger.estimatedAttempts} attempts estimated (no usage: cut or timed out).${off}`,
       );
     }
   }
