@@ -2,16 +2,35 @@
 // of one API key on one model alias and backend, of one kind and cause (core/spend-ledger.ts): the
 // ledger grows with the combinations in use, not with requests. Days older than
 // LEDGER_RETENTION_DAYS are dropped, and past MAX_LEDGER_ROWS the oldest days go first.
+// Written behind: entries add up in memory and are written once a SPEND_FLUSH_MS, in one
+// transaction (a write per attempt cost more CPU than the rest of the request's bookkeeping), so a
+// gate that crashes loses at most that long of spend.
 import type { SpendEntry } from "./core/spend-ledger";
 import type { BudgetSpent } from "./core/spend-budget";
+import { FlushTimer } from "./flush-timer";
 
 export const LEDGER_RETENTION_DAYS = 400;
 export const MAX_LEDGER_ROWS = 200_000;
+export const SPEND_FLUSH_MS = 1_000;
+
+const rowKey = (e: SpendEntry) => JSON.stringify([e.day, e.keyId, e.alias, e.backendId, e.kind, e.cause]);
 
 export class SpendRows {
   private prunedOn = "";
+  /** Ledger rows' additions not yet written, by row (at most one per combination in use). */
+  private readonly pending = new Map<string, SpendEntry>();
+  /** Budgets' spend not yet written, by budget id. */
+  private readonly budgetsPending = new Map<string, BudgetSpent>();
+  private readonly timer = new FlushTimer(
+    () => this.flush(),
+    SPEND_FLUSH_MS,
+    "spend ledger",
+    () => this.dirty,
+  );
+  private readonly sql: SqlStorage;
 
-  constructor(private readonly sql: SqlStorage) {
+  constructor(private readonly storage: DurableObjectStorage) {
+    const sql = (this.sql = storage.sql);
     sql.exec(`CREATE TABLE IF NOT EXISTS spend (
       day TEXT NOT NULL, key_id TEXT NOT NULL, alias TEXT NOT NULL, backend TEXT NOT NULL, kind TEXT NOT NULL, cause TEXT NOT NULL,
       usd REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
@@ -24,32 +43,78 @@ export class SpendRows {
 
   record(entries: SpendEntry[]): void {
     for (const e of entries) {
-      this.sql.exec(
-        `INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      const key = rowKey(e);
+      const sum = this.pending.get(key);
+      if (!sum) this.pending.set(key, { ...e });
+      else {
+        sum.usd += e.usd;
+        sum.inputTokens += e.inputTokens;
+        sum.outputTokens += e.outputTokens;
+        sum.cachedTokens += e.cachedTokens;
+        sum.attempts += e.attempts;
+        sum.estimated += e.estimated;
+      }
+    }
+    if (entries.length > 0) this.timer.schedule();
+  }
+
+  saveBudget(id: string, spent: BudgetSpent): void {
+    this.budgetsPending.set(id, { ...spent });
+    this.timer.schedule();
+  }
+
+  /** Writes what is pending, in one transaction. */
+  flush(): void {
+    if (!this.dirty) return;
+    this.timer.cancel();
+    const entries = [...this.pending.values()];
+    this.storage.transactionSync(() => {
+      for (const e of entries) this.write(e);
+      for (const [id, spent] of this.budgetsPending)
+        this.sql.exec(`INSERT OR REPLACE INTO budgets VALUES (?, ?, ?, ?)`, id, spent.periodStart, spent.usd, spent.tokens);
+    });
+    this.pending.clear();
+    this.budgetsPending.clear();
+    const day = entries.at(-1)?.day;
+    if (day !== undefined && day !== this.prunedOn) this.prune(day);
+  }
+
+  /** Drops what is pending (the tenant is being deleted). */
+  discard(): void {
+    this.timer.cancel();
+    this.pending.clear();
+    this.budgetsPending.clear();
+  }
+
+  private get dirty(): boolean {
+    return this.pending.size > 0 || this.budgetsPending.size > 0;
+  }
+
+  private write(e: SpendEntry): void {
+    this.sql.exec(
+      `INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (day, key_id, alias, backend, kind, cause) DO UPDATE SET
            usd = usd + excluded.usd, input_tokens = input_tokens + excluded.input_tokens,
            output_tokens = output_tokens + excluded.output_tokens, cached_tokens = cached_tokens + excluded.cached_tokens,
            attempts = attempts + excluded.attempts, estimated = estimated + excluded.estimated`,
-        e.day,
-        e.keyId,
-        e.alias,
-        e.backendId,
-        e.kind,
-        e.cause,
-        e.usd,
-        e.inputTokens,
-        e.outputTokens,
-        e.cachedTokens,
-        e.attempts,
-        e.estimated,
-      );
-    }
-    const day = entries[0]?.day;
-    if (day !== undefined && day !== this.prunedOn) this.prune(day);
+      e.day,
+      e.keyId,
+      e.alias,
+      e.backendId,
+      e.kind,
+      e.cause,
+      e.usd,
+      e.inputTokens,
+      e.outputTokens,
+      e.cachedTokens,
+      e.attempts,
+      e.estimated,
+    );
   }
 
   /** The rows of days `from` to `to` (YYYY-MM-DD, both included). */
   rows(from: string, to: string): SpendEntry[] {
+    this.flush();
     return this.sql
       .exec<{
         day: string;
@@ -87,10 +152,6 @@ export class SpendRows {
       .exec<{ id: string; period_start: number; usd: number; tokens: number }>(`SELECT * FROM budgets`)
       .toArray()
       .map((r) => [r.id, { periodStart: r.period_start, usd: r.usd, tokens: r.tokens }]);
-  }
-
-  saveBudget(id: string, spent: BudgetSpent): void {
-    this.sql.exec(`INSERT OR REPLACE INTO budgets VALUES (?, ?, ?, ?)`, id, spent.periodStart, spent.usd, spent.tokens);
   }
 
   /** Drops days past retention, then the oldest days while the ledger holds more than MAX_LEDGER_ROWS rows. */

@@ -136,7 +136,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     const saved = meta.get("metrics");
     const alerts = meta.get("alerts");
     this.alertRuns = new AlertRuns(new AlertOutbox(sql), this.clocks, this.env.ALERTS);
-    this.spendRows = new SpendRows(sql);
+    this.spendRows = new SpendRows(this.ctx.storage);
     this.core = new GateCore(
       this.host(),
       saved === undefined ? undefined : (JSON.parse(saved) as SavedMetrics),
@@ -286,6 +286,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.core.endForDeletion();
     this.journal.discard();
     this.leaseRows.discard();
+    this.spendRows.discard();
     if (this.wakeTimer) clearTimeout(this.wakeTimer.handle);
     this.metricsSave.cancel();
     this.poolSync.stop();
