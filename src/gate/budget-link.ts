@@ -51,10 +51,10 @@ export class BudgetLink {
   }
 
   /** The end of a request charged at shard 0 (see SpendHost.settleHeldBudget). */
-  settle(holdId: string, actual: Amount | "charged" | "release"): void {
+  settle(holdId: string, actual: Amount | "charged" | "release", keyId?: string): void {
     const who = this.identity();
     if (!who) return;
-    const send = () => this.holder(who.tenant).settleBudget(holdId, actual);
+    const send = () => this.holder(who.tenant).settleBudget(holdId, actual, keyId);
     void send()
       .catch(send)
       .catch((err: unknown) => logError(holdId, "a budget settle did not reach shard 0; its charge stands until it expires", err));

@@ -173,8 +173,8 @@ export class TenantGate extends DurableObject<GateEnv> {
   }
 
   /** ... and tells its end: what it cost, "charged" (unknown), or "release" (it never ran). */
-  async settleBudget(holdId: string, actual: Amount | "charged" | "release"): Promise<void> {
-    this.core.spend.settleHeld(holdId, actual, Date.now());
+  async settleBudget(holdId: string, actual: Amount | "charged" | "release", keyId?: string): Promise<void> {
+    this.core.spend.settleHeld(holdId, actual, Date.now(), keyId);
   }
 
   /** A queued request asks again. "unknown": the gate restarted or dropped it; the Worker admits it anew. */
@@ -352,7 +352,7 @@ export class TenantGate extends DurableObject<GateEnv> {
       poolsWanted: () => this.poolSync.wanted(),
       recordSpend: (entries) => this.spendRows.record(entries),
       saveBudget: (id, spent) => this.spendRows.saveBudget(id, spent),
-      settleHeldBudget: (holdId, actual) => this.budgets.settle(holdId, actual),
+      settleHeldBudget: (holdId, actual, keyId) => this.budgets.settle(holdId, actual, keyId),
     };
   }
 

@@ -149,6 +149,30 @@ describe("the gate core's spend", () => {
     expect(restarted.spend.status(undefined, T0)[0]).toMatchObject({ spent: expect.closeTo(0.011, 9), held: 0 });
   });
 
+  it("holds a sharded tenant's budgets at shard 0: another shard's requests are charged there, their ends told there", () => {
+    const config = testConfig({
+      backends: [testBackend("a", "us-east", { ...priced, maxConcurrency: 4 })],
+      models: { chat: { route: ["a"] } },
+      limits: { shards: 2, maxConcurrency: 4 },
+      budgets: [{ name: "daily", period: "day", limit: 1 }],
+    });
+    const holder = testCore(config, T0);
+    const other = testCore();
+    other.core.loadConfig(config, 1, new Map(), T0);
+    // The shell charged it at shard 0 first (budget-link.ts): shard 1 admits it without a charge of its own.
+    const charged = holder.core.spend.chargeHeld({ requestId: "r0", alias: "chat" }, { usd: 0.5, tokens: 0 }, T0);
+    expect(charged).toEqual({ ok: true, softRoute: undefined });
+    const { leaseId } = leaseOf(admit(other.core, other.host, request("r0", { budgetHeld: {}, key: { id: "k1" } }), T0));
+    expect(other.core.spend.status(undefined, T0)[0]).toMatchObject({ held: 0 });
+    other.core.settle(leaseId, served("a", 10), "complete", undefined, T0);
+    expect(other.host.heldSettles).toEqual([{ holdId: "r0", actual: { usd: expect.closeTo(0.011, 9), tokens: 1010 }, keyId: "k1" }]);
+    holder.core.spend.settleHeld("r0", { usd: 0.011, tokens: 1010 }, T0, "k1");
+    expect(holder.core.spend.status(undefined, T0)[0]).toMatchObject({ spent: expect.closeTo(0.011, 9), held: 0 });
+    // Told of a request whose charge a restart of shard 0 forgot: its spend still counts.
+    holder.core.spend.settleHeld("r-before-restart", { usd: 0.2, tokens: 0 }, T0, "k1");
+    expect(holder.core.spend.status(undefined, T0)[0]!.spent).toBeCloseTo(0.211, 9);
+  });
+
   it("charges a request whose Worker went silent what it was charged at admission", () => {
     const { core, host } = spendCore({ budgets: [{ name: "daily", period: "day", limit: 1 }] });
     leaseOf(admit(core, host, request("r0", { promptTokens: 1000, maxTokens: 100 }), T0));

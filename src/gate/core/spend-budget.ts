@@ -144,6 +144,11 @@ export class BudgetBook {
     for (const scope of hold.scopes) this.addHeld(scope.id, hold.charged, -1);
   }
 
+  /** Whether a charge is held under `holdId`. */
+  holding(holdId: string): boolean {
+    return this.holds.has(holdId);
+  }
+
   /** Whether `scope` is at or past its soft threshold (spend and charges in flight). */
   pastSoft(scope: BudgetScope, now: number): boolean {
     return scope.rule.softAt !== undefined && this.used(scope, now) >= scope.rule.softAt * scope.rule.limit;

@@ -31,7 +31,7 @@ export interface SpendHost {
    * A sharded tenant's budgets are held by its shard 0 (the shell charged the request there before
    * admitting it): the request's end goes there ("release": it never ran).
    */
-  settleHeldBudget(holdId: string, actual: Amount | "charged" | "release"): void;
+  settleHeldBudget(holdId: string, actual: Amount | "charged" | "release", keyId?: string): void;
   /** A budget passed its soft threshold: the alert rules look at once (`now`). */
   alertsWanted(now?: boolean): void;
 }
@@ -156,7 +156,7 @@ export class SpendDesk {
     if (!hold) return;
     this.end(requestId, hold);
     this.undo(hold, now);
-    if (hold.remote) this.host.settleHeldBudget(requestId, "release");
+    if (hold.remote) this.host.settleHeldBudget(requestId, "release", hold.keyId);
     else this.budgets.release(requestId);
   }
 
@@ -196,14 +196,23 @@ export class SpendDesk {
     if (!hold) {
       // A lease from before a restart of this gate: its charge is gone, its spend still counts (on
       // the budgets held here: the tenant's, and its key's as last seen).
-      if (this.policies.shard === 0) this.budgets.record(this.restoredScopes(lease.keyId), spent, now);
-    } else if (hold.remote) this.host.settleHeldBudget(lease.requestId, reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens });
+      this.settleHeld(lease.requestId, spent, now, lease.keyId);
+    } else if (hold.remote)
+      this.host.settleHeldBudget(lease.requestId, reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens }, lease.keyId);
     else this.settleHeld(lease.requestId, reclaimed ? "charged" : spent, now);
   }
 
-  /** A charge held here ended: settled to what it cost ("charged": unknown), or "release" (it never ran). */
-  settleHeld(holdId: string, actual: Amount | "charged" | "release", now: number): void {
+  /**
+   * A charge held here ended: settled to what it cost ("charged": unknown), or "release" (it never
+   * ran). A charge this gate no longer holds (it restarted meanwhile) still adds its cost to the
+   * budgets of the tenant and of key `keyId`, as far as they are known here.
+   */
+  settleHeld(holdId: string, actual: Amount | "charged" | "release", now: number, keyId?: string): void {
     if (actual === "release") return this.budgets.release(holdId);
+    if (!this.budgets.holding(holdId)) {
+      if (actual !== "charged" && this.policies.shard === 0) this.budgets.record(this.restoredScopes(keyId), actual, now);
+      return;
+    }
     if (this.budgets.settle(holdId, actual, now).length > 0) this.host.alertsWanted(true);
   }
 

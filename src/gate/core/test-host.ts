@@ -90,8 +90,9 @@ export class TestHost implements GateHost {
   recordSpend = (entries: SpendEntry[]) => void this.spendEntries.push(...entries);
   saveBudget = (id: string, spent: BudgetSpent) => void this.budgets.set(id, { ...spent });
   /** Ends of requests whose budgets shard 0 holds, in order. */
-  readonly heldSettles: Array<{ holdId: string; actual: Amount | "charged" | "release" }> = [];
-  settleHeldBudget = (holdId: string, actual: Amount | "charged" | "release") => void this.heldSettles.push({ holdId, actual });
+  readonly heldSettles: Array<{ holdId: string; actual: Amount | "charged" | "release"; keyId?: string }> = [];
+  settleHeldBudget = (holdId: string, actual: Amount | "charged" | "release", keyId?: string) =>
+    void this.heldSettles.push({ holdId, actual, keyId });
 
   deliver(ticket: string, result: AdmitResult): boolean {
     if (!this.listening.delete(ticket)) return false;
