@@ -97,6 +97,22 @@ describe("CircuitBreaker", () => {
     expect(b.allows(2_000)).toBe(true);
   });
 
+  it("counts a probe still hung from an earlier half-open spell against the next one", () => {
+    const b = new CircuitBreaker({ ...opts, halfOpenProbes: 2 });
+    for (let t = 0; t < 5; t++) b.onFailure(t);
+    // Half-open at 1,004: one probe hangs, the other fails and opens the breaker again (2 s).
+    const hung = b.onAttempt(1_004);
+    const failed = b.onAttempt(1_004);
+    b.onFailure(1_004, failed.probe);
+    expect(b.stateAt(2_000)).toBe("open");
+    // Half-open again at 3,004: the hung probe still holds one of the two places.
+    expect(b.allows(3_004)).toBe(true);
+    b.onAttempt(3_004);
+    expect(b.allows(3_004)).toBe(false);
+    b.onAbandon(hung.probe);
+    expect(b.allows(3_004)).toBe(true);
+  });
+
   it("survives a snapshot round trip", () => {
     const b = new CircuitBreaker(opts);
     for (let t = 0; t < 5; t++) b.onFailure(t);
@@ -137,6 +153,8 @@ describe("CircuitBreaker", () => {
           }
         }
       }),
+      // A probe still hung from an earlier half-open spell is found only by long runs.
+      { numRuns: 2_000 },
     );
   });
 });

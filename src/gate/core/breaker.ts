@@ -45,10 +45,9 @@ export class CircuitBreaker {
 
   /** The state at `now`: an open breaker whose cooldown has passed reads as half-open. */
   stateAt(now: number): BreakerState {
-    if (this.state === "open" && now >= this.openedAt + this.cooldownMs()) {
-      this.state = "half-open";
-      this.probesInFlight = 0;
-    }
+    // Probes still in flight from an earlier half-open spell keep their places: a hung one ends
+    // (its timeout, or its lease's reclaim) before another may take it.
+    if (this.state === "open" && now >= this.openedAt + this.cooldownMs()) this.state = "half-open";
     return this.state;
   }
 
@@ -157,6 +156,5 @@ export class CircuitBreaker {
     this.openedAt = now;
     this.reopenCount++;
     this.consecutive = 0;
-    this.probesInFlight = 0;
   }
 }
