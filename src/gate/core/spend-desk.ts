@@ -94,8 +94,9 @@ export class SpendDesk {
    * says which refuses it. A request already charged (a resent admission) is not charged again.
    */
   admit(request: AdmitRequest, plan: readonly PlanEntry[], now: number): Rejection | null {
-    if (this.holds.has(request.requestId)) return null;
     const key = request.key;
+    // Nothing to hold for a request without a key in a tenant without budgets (the common case).
+    if (this.holds.has(request.requestId) || (!key && !request.budgetHeld && !this.policies.config?.budgets.length)) return null;
     const shards = Math.max(1, this.policies.config?.limits.shards ?? 1);
     const share = (n: number | undefined) => (n === undefined ? undefined : Math.max(1, Math.ceil(n / shards)));
     const hold: Hold = {};
