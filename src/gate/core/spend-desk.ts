@@ -121,11 +121,10 @@ export class SpendDesk {
     const scopes = this.scopes(key);
     if (request.budgetHeld) hold.remote = true;
     else if (scopes.length > 0) {
-      const charged = this.budgets.charge(request.requestId, scopes, this.estimate(request, plan), now);
-      if (!charged.ok) {
+      const refused = this.chargeBudgets(request.requestId, scopes, this.estimate(request, plan), now);
+      if (refused) {
         this.undo(hold, now);
-        this.metrics.count("rejectedBudget");
-        return rejections.budgetExceeded(charged.scope, charged.resetsAt, now);
+        return refused;
       }
     }
     if (hold.keyId !== undefined) this.keyHolds.set(hold.keyId, (this.keyHolds.get(hold.keyId) ?? 0) + 1);
@@ -142,13 +141,17 @@ export class SpendDesk {
 
   /** Shard 0 of a sharded tenant: charges another shard's request to the budgets (see SpendHost.settleHeldBudget). */
   chargeHeld(request: Pick<AdmitRequest, "requestId" | "key" | "alias">, estimate: Amount, now: number): HeldCharge {
-    const scopes = this.scopes(request.key);
-    const charged = this.budgets.charge(request.requestId, scopes, estimate, now);
-    if (!charged.ok) {
-      this.metrics.count("rejectedBudget");
-      return rejections.budgetExceeded(charged.scope, charged.resetsAt, now);
-    }
-    return { ok: true, softRoute: this.softRoute(request, now) };
+    // Read before the charge, as an unsharded gate reads it before admitting.
+    const softRoute = this.softRoute(request, now);
+    return this.chargeBudgets(request.requestId, this.scopes(request.key), estimate, now) ?? { ok: true, softRoute };
+  }
+
+  /** Charges `estimate` to `scopes` under `holdId`; the refusal when one of them cannot hold it. */
+  private chargeBudgets(holdId: string, scopes: BudgetScope[], estimate: Amount, now: number): Rejection | null {
+    const charged = this.budgets.charge(holdId, scopes, estimate, now);
+    if (charged.ok) return null;
+    this.metrics.count("rejectedBudget");
+    return rejections.budgetExceeded(charged.scope, charged.resetsAt, now);
   }
 
   /** An admitted request never ran (refused from the queue, dropped): its charges go back. */
