@@ -195,11 +195,12 @@ export class UpstreamAttempt {
    */
   usageOr(promptTokens: number, output: number): AttemptUsage | undefined {
     const continued = this.req.grant.continuation ? this.req.deliveredTokens : 0;
-    const resumed = continued > 0 ? { resumed: continued } : {};
-    if (this.usage)
-      return { ...this.usage, estimated: false, ...(continued > 0 ? { resumed: Math.min(continued, this.usage.input) } : {}) };
-    if (!this.accepted) return undefined;
-    return { input: promptTokens + continued, output, cachedInput: 0, estimated: true, ...resumed };
+    const usage: AttemptUsage | undefined = this.usage
+      ? { ...this.usage, estimated: false }
+      : this.accepted
+        ? { input: promptTokens + continued, output, cachedInput: 0, estimated: true }
+        : undefined;
+    return usage && continued > 0 ? { ...usage, resumed: Math.min(continued, usage.input) } : usage;
   }
 
   /** Stops the upstream call (cancelling the generation) unless it already ended. */
