@@ -70,10 +70,10 @@ export class Keyring {
     return { ok: true, id: keyId(hash) };
   }
 
-  /** The records of the tenant's keys, in the order added (one KV read each: at most maxPerTenant). */
+  /** The records of the tenant's keys, in the order added (a KV read each not in the isolate's cache: at most maxPerTenant). */
   async records(env: StoreEnv, tenant: string): Promise<Array<{ id: string; record: KeyRecord }>> {
     const hashes = await this.tenantHashes(env, tenant);
-    const records = await Promise.all(hashes.map(async (h) => parseRecord(await env.CONFIG.get(`${this.ownerPrefix}${h}`))));
+    const records = await Promise.all(hashes.map((h) => this.record(env, h)));
     return hashes.flatMap((h, i) => (records[i] ? [{ id: keyId(h), record: records[i]! }] : []));
   }
 
@@ -120,12 +120,18 @@ export class Keyring {
   async lookup(env: StoreEnv, key: string): Promise<FoundKey | null> {
     let hash = this.hashes.get(key);
     if (hash === undefined) this.hashes.set(key, (hash = await sha256Hex(key)), cacheTtlMs(env));
+    const record = await this.record(env, hash);
+    return record === null ? null : { tenant: record.tenant, id: keyId(hash), record };
+  }
+
+  /** The record under a key's hash, from the isolate's cache or KV. */
+  private async record(env: StoreEnv, hash: string): Promise<KeyRecord | null> {
     let record = this.owners.get(hash);
     if (record === undefined) {
       record = parseRecord(await env.CONFIG.get(`${this.ownerPrefix}${hash}`));
       this.owners.set(hash, record, cacheTtlMs(env));
     }
-    return record === null ? null : { tenant: record.tenant, id: keyId(hash), record };
+    return record;
   }
 }
 
