@@ -47,6 +47,11 @@ async function hedgingTenant(hedging: Record<string, unknown> = {}) {
   return { ...tenant, before: (await gateStats(tenant.tenant)).counters };
 }
 
+/** Waits until `n` of the test's requests ended complete at the gate: a settle reaches it just after the client read the stream's end. */
+async function completed(tenant: string, before: Record<string, number>, n: number): Promise<void> {
+  await eventually(async () => ((await counted(tenant, before, ["completed"])).completed ?? 0) >= n, WAIT_MS);
+}
+
 /** The tenant's counters now, less those before the test's own requests. */
 async function counted(tenant: string, before: Record<string, number>, names: string[]): Promise<Record<string, number>> {
   const now = (await gateStats(tenant)).counters;
@@ -72,6 +77,7 @@ describe("hedged first tokens", () => {
     await eventually(async () => (await simStats("a")).cancelled === 1, WAIT_MS);
     expect(await simStats("a")).toMatchObject({ held: 0, completed: 0 });
     expect(await simStats("b")).toMatchObject({ completed: 1, cancelled: 0 });
+    await completed(tenant, before, 1);
     expect(await counted(tenant, before, ["hedgesStarted", "hedgesWon", "hedgesDenied", "completed"])).toEqual({
       hedgesStarted: 1,
       hedgesWon: 1,
@@ -107,6 +113,7 @@ describe("hedged first tokens", () => {
     expect([text, done]).toEqual([expectedText(), true]);
     await eventually(async () => (await simStats("b")).cancelled === 1, WAIT_MS);
     expect(await simStats("b")).toMatchObject({ held: 0, completed: 0 });
+    await completed(tenant, before, 1);
     expect(await counted(tenant, before, ["hedgesStarted", "hedgesWon", "completed"])).toEqual({
       hedgesStarted: 1,
       hedgesWon: 0,
@@ -126,6 +133,7 @@ describe("hedged first tokens", () => {
     const res = await pending;
     expect(res.headers.get("x-sluice-backend")).toBe("a");
     expect(await readSse(res)).toMatchObject({ text: expectedText(), done: true });
+    await completed(tenant, before, 1);
     expect(await counted(tenant, before, ["hedgesStarted", "hedgesWon", "completed", "retries"])).toEqual({
       hedgesStarted: 1,
       hedgesWon: 0,
@@ -149,6 +157,7 @@ describe("hedged first tokens", () => {
     await release("slow", "a");
     await release("slow", "b");
     for (const res of await Promise.all(pending)) expect(await readSse(res)).toMatchObject({ text: expectedText(), done: true });
+    await completed(tenant, before, 4);
     expect(await counted(tenant, before, ["hedgesStarted", "hedgesDenied", "completed"])).toEqual({
       hedgesStarted: 1,
       hedgesDenied: 3,
