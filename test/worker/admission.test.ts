@@ -317,6 +317,8 @@ describe("gate stats", () => {
   it("keep their counters and histograms across a restart", async () => {
     const { tenant, key } = await createTenant(oneSlot());
     expect((await readSse(await chat(key, { model: "chat", messages: MESSAGES, stream: true }))).text).toBe(expectedText());
+    // The settle reaches the gate just after the client read the stream's end.
+    await eventually(async () => (await gateStats(tenant)).counters.completed === 1);
     const before = await gateStats(tenant);
     expect(before.counters).toMatchObject({ admitted: 1, completed: 1, attempts: 1 });
     // Metrics are stored a moment after a change (METRICS_SAVE_MS): wait for that, then restart.

@@ -1,7 +1,7 @@
 // The HTTP surface: validation, auth and tenant isolation, models, admin API.
 import { SELF } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ADMIN, chat, createTenant, expectError, MESSAGES, resetSims, simConfig } from "./helpers";
+import { ADMIN, chat, createTenant, eventually, expectError, MESSAGES, resetSims, simConfig } from "./helpers";
 
 beforeEach(resetSims);
 
@@ -232,6 +232,8 @@ describe("admin API", () => {
   it("reports stats and lists dead letters", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"]));
     await (await chat(key, { model: "chat", messages: MESSAGES })).arrayBuffer();
+    // The settle reaches the gate just after the client has the answer.
+    await eventually(async () => ((await (await admin(`/tenants/${tenant}/stats`)).json()) as any).counters.completed === 1);
     const stats: any = await (await admin(`/tenants/${tenant}/stats`)).json();
     expect(stats).toMatchObject({ tenant, inFlight: 0, queue: { depth: 0 }, counters: { completed: 1, attempts: 1 } });
     expect(stats.backends[0]).toMatchObject({ id: "a", breaker: "closed", inFlight: 0, attempts: 1, successes: 1 });
