@@ -116,6 +116,8 @@ describe("the gate core's spend", () => {
     const next = leaseOf(admit(core, host, request("r1", { promptTokens: 10, maxTokens: 10 }), T0));
     expect(next.grant.backend).toMatchObject({ id: "c", alias: "cheap" });
     expect(next.degradations).toContain("budget:daily");
+    // A model the tenant does not have is still one it does not have.
+    expect(admit(core, host, request("r2", { alias: "nope" }), T0)).toMatchObject({ status: 404, code: "model_not_found" });
   });
 
   it("fires a budget alert through the alert path once a budget passes its soft threshold", () => {

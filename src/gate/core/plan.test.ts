@@ -66,6 +66,17 @@ describe("buildRoutePlan", () => {
     expect(ids(buildRoutePlan(budget, { ...input, maxTokens: 500 }))).toEqual(["chat:use1", "chat:euw1", "chat:apne1", "mini:small"]);
   });
 
+  it("sends requests to the cheaper model a spend budget past its soft threshold names, saying so", () => {
+    const plan = buildRoutePlan(config(base), { ...input, budgetRoute: { alias: "mini", budget: "daily" } });
+    expect(ids(plan)).toEqual(["mini:small"]);
+    expect(plan.ok && plan.degradations).toEqual(["budget:daily"]);
+    // The requested model must exist all the same.
+    expect(buildRoutePlan(config(base), { ...input, alias: "nope", budgetRoute: { alias: "mini", budget: "daily" } })).toMatchObject({
+      ok: false,
+      status: 404,
+    });
+  });
+
   it("skips backends whose context is too small, degrading to a larger fallback or answering 400", () => {
     const ctx = config({
       backends: [backend("short", "us-east", { contextTokens: 4096 }), backend("long", "us-east", { contextTokens: 131072 })],

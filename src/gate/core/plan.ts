@@ -22,6 +22,8 @@ export interface PlanInput {
   inFlight: (backendId: string) => number;
   /** The request's affinity key: equally near backends in the order it fixes, not by load (affinity.ts). */
   affinity?: string;
+  /** A budget past its soft threshold sends the request to this alias of the tenant's (SpendDesk.softRoute). */
+  budgetRoute?: { alias: string; budget: string };
 }
 
 export type RoutePlan =
@@ -35,7 +37,12 @@ export function buildRoutePlan(config: TenantConfig, input: PlanInput): RoutePla
 
   const degradations: string[] = [];
   let alias = input.alias;
-  const budget = requested.tokenBudget;
+  // A spend budget past its soft threshold sends the request to a cheaper alias (core/spend-desk.ts).
+  if (input.budgetRoute) {
+    degradations.push(`budget:${input.budgetRoute.budget}`);
+    alias = input.budgetRoute.alias;
+  }
+  const budget = modelRoute(config, alias)?.tokenBudget;
   if (budget && input.maxTokens !== undefined && input.maxTokens > budget.maxTokens) {
     degradations.push(`token-budget;from=${alias};to=${budget.to}`);
     alias = budget.to;
