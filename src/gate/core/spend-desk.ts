@@ -41,8 +41,8 @@ interface Hold {
   keyId?: string;
   /** Tokens charged to its key's rate limit. */
   keyTokens?: number;
-  /** Its budgets were charged at shard 0 (see SpendHost.settleHeldBudget). */
-  remote?: true;
+  /** Its budgets were charged here, or at shard 0 (see SpendHost.settleHeldBudget). */
+  budgets?: "here" | "remote";
 }
 
 /** A charge shard 0 made for another shard's request: refused, or made (with a cheaper alias to go to, past a soft threshold). */
@@ -119,13 +119,14 @@ export class SpendDesk {
       hold.keyId = key.id;
     }
     const scopes = this.scopes(key);
-    if (request.budgetHeld) hold.remote = true;
+    if (request.budgetHeld) hold.budgets = "remote";
     else if (scopes.length > 0) {
       const refused = this.chargeBudgets(request.requestId, scopes, this.estimate(request, plan), now);
       if (refused) {
         this.undo(hold, now);
         return refused;
       }
+      hold.budgets = "here";
     }
     if (hold.keyId !== undefined) this.keyHolds.set(hold.keyId, (this.keyHolds.get(hold.keyId) ?? 0) + 1);
     this.holds.set(request.requestId, hold);
@@ -160,8 +161,8 @@ export class SpendDesk {
     if (!hold) return;
     this.end(requestId, hold);
     this.undo(hold, now);
-    if (hold.remote) this.host.settleHeldBudget(requestId, "release", hold.keyId);
-    else this.budgets.release(requestId);
+    if (hold.budgets === "remote") this.host.settleHeldBudget(requestId, "release", hold.keyId);
+    else if (hold.budgets === "here") this.budgets.release(requestId);
   }
 
   /** One attempt's report: its ledger entries are stored and its cost added to the request's. */
@@ -193,17 +194,16 @@ export class SpendDesk {
    */
   settle(lease: Lease, now: number, reclaimed = false): void {
     const hold = this.holds.get(lease.requestId);
-    if (hold) this.end(lease.requestId, hold);
-    if (hold?.keyTokens !== undefined && hold.keyId !== undefined)
-      this.keyRates.get(hold.keyId)?.limit.settle(hold.keyTokens, (lease.promptTokens ?? 0) + (lease.tokens ?? 0), now);
     const spent: Amount = lease.spent ?? { usd: 0, tokens: 0 };
-    if (!hold) {
-      // A lease from before a restart of this gate: its charge is gone, its spend still counts (on
-      // the budgets held here: the tenant's, and its key's as last seen).
-      this.settleHeld(lease.requestId, spent, now, lease.keyId);
-    } else if (hold.remote)
-      this.host.settleHeldBudget(lease.requestId, reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens }, lease.keyId);
-    else this.settleHeld(lease.requestId, reclaimed ? "charged" : spent, now);
+    // No hold: nothing was charged (no key, no budgets), or a restart of this gate forgot the
+    // charge; its spend still counts on the budgets held here (the tenant's, its key's as last seen).
+    if (!hold) return this.settleHeld(lease.requestId, spent, now, lease.keyId);
+    this.end(lease.requestId, hold);
+    if (hold.keyTokens !== undefined && hold.keyId !== undefined)
+      this.keyRates.get(hold.keyId)?.limit.settle(hold.keyTokens, (lease.promptTokens ?? 0) + (lease.tokens ?? 0), now);
+    const actual = reclaimed ? "charged" : { usd: spent.usd, tokens: spent.tokens };
+    if (hold.budgets === "remote") this.host.settleHeldBudget(lease.requestId, actual, lease.keyId);
+    else if (hold.budgets === "here") this.settleHeld(lease.requestId, actual, now);
   }
 
   /**
