@@ -128,7 +128,7 @@ async function chaosRun(
   sluiceUrl: string,
   o: { target: TargetChoice; system: System | undefined; label: string; sessions: Session[]; ms: number; workers: number },
 ): Promise<{ summary: ReturnType<typeof summarize>; outcome: SystemRun & { outageWindow?: { outageAt: number; recoveryAt: number } } }> {
-  const name = pick(o.target, 0).name;
+  const { name, surface } = pick(o.target, 0);
   await configureFleet(fleet, { failRate: 0.2, failStatus: 503, disconnectRate: 0.05, hangRate: 0, maxConcurrency: 64 });
   let count = 0;
   const stop = progress(`chaos (20% fail before first token, 5% cut mid-stream, us-east down 30-60%), ${o.label}`, () => count);
@@ -183,7 +183,7 @@ async function chaosRun(
       utilisation: m.samples.map((s) => [s.t, round(s.util, 3)]),
       outageWindow: window,
       // Whole answers are metered for chat calls only: the other APIs reach the sims translated.
-      ...(pick(o.target, 0).surface === undefined || pick(o.target, 0).surface === "chat"
+      ...(surface === undefined || surface === "chat"
         ? { spend: { usd: round(usd, 4), answersUsd: round(answersUsd, 4), restUsd: round(usd - answersUsd, 4) } }
         : {}),
     },

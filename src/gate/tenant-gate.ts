@@ -46,6 +46,7 @@ import { PoolSync } from "./pool-sync";
 import { Followers, followRead } from "./followers";
 import { LoadPoller } from "../pool/load-poller";
 import { FlushTimer } from "./flush-timer";
+import { WakeTimer } from "./wake-timer";
 import { SpendRows } from "./spend-rows";
 import type { SpendEntry } from "./core/spend-ledger";
 import type { Amount, BudgetStatus } from "./core/spend-budget";
@@ -79,7 +80,7 @@ export class TenantGate extends DurableObject<GateEnv> {
   private readonly openCalls = new OpenCalls((ticket) => this.core.pollEnded(ticket, Date.now()));
   /** Followers (joined twins) waiting for a journal entry to change, by key. */
   private readonly followers = new Followers();
-  private wakeTimer: { at: number; handle: ReturnType<typeof setTimeout> } | undefined;
+  private readonly wakeTimer = new WakeTimer((now) => this.core.wake(now));
   /** Stores the metrics a moment after a change, once for a burst of changes (see METRICS_SAVE_MS); a failed write waits for the next change. */
   private readonly metricsSave = new FlushTimer(
     () => this.ctx.storage.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('metrics', ?)`, JSON.stringify(this.core.metrics)),
@@ -287,11 +288,10 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.journal.discard();
     this.leaseRows.discard();
     this.spendRows.discard();
-    if (this.wakeTimer) clearTimeout(this.wakeTimer.handle);
+    this.wakeTimer.cancel();
     this.metricsSave.cancel();
     this.poolSync.stop();
     this.loadPoller.stop();
-    this.wakeTimer = undefined;
     if (this.tenant) forgetTenantConfig(this.tenant);
     await this.clocks.clear();
     await this.ctx.storage.deleteAll();
@@ -347,7 +347,7 @@ export class TenantGate extends DurableObject<GateEnv> {
       dropBreaker: (id) => storage.sql.exec(`DELETE FROM breakers WHERE backend_id = ?`, id),
       metricsChanged: () => this.metricsSave.schedule(),
       deliver: (ticketId, result) => this.openCalls.deliver(ticketId, result),
-      wakeAt: (at) => this.scheduleWake(at),
+      wakeAt: (at) => this.wakeTimer.at(at),
       alertsWanted: (now) => this.alertRuns.wanted(now),
       poolsWanted: () => this.poolSync.wanted(),
       recordSpend: (entries) => this.spendRows.record(entries),
@@ -397,16 +397,5 @@ export class TenantGate extends DurableObject<GateEnv> {
       String(this.shard),
     );
     this.identityStored = true;
-  }
-
-  /** One timer, at the earliest time the core asked to be woken. */
-  private scheduleWake(at: number): void {
-    if (this.wakeTimer && this.wakeTimer.at <= at) return;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer.handle);
-    const handle = setTimeout(() => {
-      this.wakeTimer = undefined;
-      this.core.wake(Math.max(Date.now(), at));
-    }, at - Date.now());
-    this.wakeTimer = { at, handle };
   }
 }

@@ -10,6 +10,7 @@ import { backendTarget } from "./lease-recovery";
 import type { TenantPolicies } from "./tenant-policies";
 import { pickHedge } from "./hedging";
 import { type RouteReason, routeReason } from "./route-reason";
+import type { SpendDesk } from "./spend-desk";
 
 /** How long a retry waits before asking again when every eligible backend is full. */
 export const CAPACITY_POLL_MS = 50;
@@ -20,8 +21,8 @@ export class Attempts {
     private readonly leases: LeaseTable,
     private readonly metrics: GateMetrics,
     private readonly random: () => number,
-    /** Every attempt's report, once: the spend ledger prices it (spend-desk.ts). */
-    private readonly spent: (lease: Lease, report: AttemptReport, now: number) => void,
+    /** Hears every attempt's report, once: the spend ledger prices it. */
+    private readonly spend: Pick<SpendDesk, "attempt">,
   ) {}
 
   /**
@@ -181,7 +182,7 @@ export class Attempts {
     }
     lease.tokens = (lease.tokens ?? 0) + report.chunks;
     this.metrics.attemptEnded(report, report.chunks, now);
-    this.spent(lease, report, now);
+    this.spend.attempt(lease, report, now);
     if (breaker) this.policies.saveBreaker(report.backendId, before, now);
     return slow ? "slow" : undefined;
   }

@@ -83,13 +83,7 @@ export class GateCore {
     this.spend = new SpendDesk(this.policies, this.metrics, host, savedBudgets);
     const sources = { policies: this.policies, metrics: this.metrics, queue: this.tickets.queue, spend: this.spend };
     this.alerts = new GateAlerts(sources, (now) => host.alertsWanted(now), savedAlerts);
-    this.attempts = new Attempts(
-      this.policies,
-      this.leases,
-      this.metrics,
-      () => host.random(),
-      (lease, report, now) => this.spend.attempt(lease, report, now),
-    );
+    this.attempts = new Attempts(this.policies, this.leases, this.metrics, () => host.random(), this.spend);
     this.waiting = new WaitingRoom(this.tickets, this.metrics, this.drain, this.policies, host.journal, this.spend);
     const { policies, leases, tickets, metrics, attempts, waiting } = this;
     this.slots = new SlotDesk({ host, policies, leases, tickets, metrics, attempts, waiting });
@@ -137,12 +131,9 @@ export class GateCore {
     }
     const config = this.policies.config;
     if (!config) return this.deleted ? rejections.tenantDeleted() : rejections.tenantNotFound();
-    // A budget past its soft threshold may send the request to a cheaper alias.
-    const soft = this.spend.softRoute(request, now);
-    if (soft) request = { ...request, alias: soft.alias };
-    const plan = buildRoutePlan(config, { ...request, inFlight: (id) => this.leases.inFlight(id) });
+    const budgetRoute = this.spend.softRoute(request, now);
+    const plan = buildRoutePlan(config, { ...request, budgetRoute, inFlight: (id) => this.leases.inFlight(id) });
     if (!plan.ok) return { kind: "reject", status: plan.status, code: plan.code, message: plan.message };
-    if (soft) plan.degradations.unshift(`budget:${soft.budget}`);
 
     // A stored answer, a key reused with another body and a live twin are decided before any
     // backend's availability: a replay calls no backend.
