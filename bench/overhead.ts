@@ -108,6 +108,48 @@ export async function surfaceCpu(
     }
   }
   stop();
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return Object.fromEntries(surfaces.map((s) => [s, round(median(samples[s]!), 3)])) as Record<(typeof surfaces)[number], number>;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** A system's CPU per request split into what every request costs and what each token adds. */
+export interface CpuSplit {
+  fixedMs: number;
+  perTokenMs: number;
+}
+
+/**
+ * The fixed part of each system's CPU per request: the same streams with 1 token and with 21, at
+ * `concurrency`; per token is the difference over 20, fixed is the 1-token cost less one token. A
+ * warm-up round, then `rounds` in which the systems take turns; each figure a median.
+ */
+export async function fixedCpu(
+  systems: Array<{ system: System; target: Target }>,
+  opts: { calls: number; concurrency: number; rounds: number },
+  violations: string[],
+): Promise<Record<string, CpuSplit>> {
+  const samples = new Map<string, { one: number[]; many: number[] }>();
+  const stop = progress(`overhead, fixed CPU per request (${opts.concurrency} concurrent streams of 1 and 21 tokens)`, () =>
+    [...samples.values()].reduce((n, s) => n + (s.one.length + s.many.length) * opts.calls, 0),
+  );
+  for (let round_ = 0; round_ <= opts.rounds; round_++) {
+    for (const { system, target } of systems) {
+      const s = samples.get(target.name) ?? { one: [], many: [] };
+      samples.set(target.name, s);
+      for (const tokens of [1, 21]) {
+        const m = await cpuPerCall(system, target, { ...opts, tokens, tag: `fixed-${target.name}-${tokens}-${round_}` });
+        if (m.exact < opts.calls) violations.push(`fixed CPU of ${target.name}: ${opts.calls - m.exact} of ${opts.calls} calls not exact`);
+        if (round_ > 0) (tokens === 1 ? s.one : s.many).push(m.msPerCall);
+      }
+    }
+  }
+  stop();
+  return Object.fromEntries(
+    [...samples].map(([name, s]) => {
+      const one = median(s.one);
+      const perToken = (median(s.many) - one) / 20;
+      return [name, { fixedMs: round(one - perToken, 3), perTokenMs: round(perToken, 4) }];
+    }),
+  );
 }

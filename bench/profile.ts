@@ -1,10 +1,11 @@
 // `npm run bench:profile [-- --streams N] [-- --tokens N] [-- --out FILE]`: a CPU profile of the
 // router (workerd's inspector) while N concurrent streams run through it, for finding where the
 // relay's time goes. Writes a .cpuprofile (open it in Chrome DevTools) and prints the top
-// functions by self time.
+// functions by self time, then the busy time split by part of the request path.
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { startRouter } from "../scripts/router-on-miniflare";
+import { bundleWorker, startRouter } from "../scripts/router-on-miniflare";
+import { splitProfile } from "./profile-split";
 import { callOnce } from "./load";
 import { ADMIN_TOKEN, createTenant, getFreePort, startMeasuringFleet } from "./stack";
 import { uniformCalls } from "./traffic";
@@ -102,6 +103,9 @@ for (const id of profile.samples as number[]) {
 const total = (profile.samples as number[]).length;
 for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40))
   console.log(`${((100 * n) / total).toFixed(1).padStart(5)}%  ${name}`);
+// The same samples by part of the request path (busy samples only; see profile-split.ts).
+console.log("[profile] busy CPU by part of the request path (native work counted for its JavaScript caller):");
+for (const { area, share } of splitProfile(profile, await bundleWorker())) console.log(`${(100 * share).toFixed(1).padStart(5)}%  ${area}`);
 ws.close();
 await router.dispose();
 await fleet.stop();

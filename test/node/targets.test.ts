@@ -35,15 +35,44 @@ describe("judgeTargets", () => {
         c100: {
           direct: run("direct", { ttft: [30, 40] }),
           passthrough: run("passthrough", { ttft: [50, 80] }),
-          sluice: run("sluice", { ttft: [61, 119], tokensPerSec: 899 }),
+          sluice: run("sluice", { ttft: [76, 160], tokensPerSec: 899 }),
         },
       },
     };
     expect(verdict(results, "1 stream: TTFT p50")?.met).toBe(true);
-    expect(verdict(results, "100 streams: TTFT p50")).toMatchObject({ met: false, measured: "61 ms vs 50 ms (1.22x)" });
-    expect(verdict(results, "100 streams: TTFT p99")?.met).toBe(true);
+    expect(verdict(results, "100 streams: TTFT p50")).toMatchObject({ met: false, measured: "76 ms vs 50 ms (1.52x)" });
+    expect(verdict(results, "100 streams: TTFT p99")).toMatchObject({ met: true, measured: "160 ms vs 80 ms (2.00x)" });
     expect(verdict(results, "100 streams: tokens/s")).toMatchObject({ met: false, measured: "899 vs 1000 (89.90%)" });
     expect(verdict(results, "100 streams: zero transport errors")?.met).toBe(true);
+  });
+
+  it("weighs sluice's added TTFT against Portkey's at the median and at p99", () => {
+    const results: RunResults = {
+      overhead: {
+        c100: {
+          passthrough: run("passthrough", { ttft: [50, 80] }),
+          sluice: run("sluice", { ttft: [90, 200] }),
+          portkey: run("portkey", { ttft: [100, 190] }),
+        },
+      },
+    };
+    expect(verdict(results, "100 streams: less added TTFT p50 than Portkey")).toMatchObject({ met: true, measured: "+40.0 vs +50.0 ms" });
+    expect(verdict(results, "100 streams: less added TTFT p99 than Portkey")).toMatchObject({
+      met: false,
+      measured: "+120.0 vs +110.0 ms",
+    });
+  });
+
+  it("holds sluice's fixed CPU per request to the JS relay's plus a quarter of a millisecond", () => {
+    const split = (fixedMs: number, perTokenMs = 0.04) => ({ fixedMs, perTokenMs });
+    const judged = (sluice: number) =>
+      verdict({ fixedCpu: { sluice: split(sluice), "js-relay": split(0.7), passthrough: split(0.5, 0.01) } }, "overhead: fixed CPU");
+    expect(judged(0.95)).toMatchObject({
+      met: true,
+      measured: "0.95 ms vs 0.7 ms (+0.250 ms; per token 40 vs 40 µs; pass-through 0.5 ms)",
+    });
+    expect(judged(0.951)?.met).toBe(false);
+    expect(verdict({ fixedCpu: { sluice: split(0.9) } }, "overhead: fixed CPU")).toBeUndefined();
   });
 
   it("counts transport errors only at the highest concurrency", () => {
