@@ -11,6 +11,8 @@ export interface ProfileNode {
 export interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
+  /** Microseconds before each sample (the inspector's); without them every sample weighs the same. */
+  timeDeltas?: number[];
 }
 
 /** Areas of the request path, first match wins; a file under none is "other". */
@@ -52,8 +54,15 @@ export function bundleFiles(bundle: string): (line: number) => string {
 
 export const areaOf = (file: string): string => AREAS.find(([, test]) => test.test(file))?.[0] ?? "other";
 
-/** Busy samples per area, largest first, with each area's share of all busy samples. */
-export function splitProfile(profile: CpuProfile, bundle: string, bundleUrl = "index.mjs"): Array<{ area: string; share: number }> {
+/**
+ * Busy time per area, largest first: each area's share of all busy time, and its milliseconds. A
+ * sample weighs the time until the next one (the last, the one before it).
+ */
+export function splitProfile(
+  profile: CpuProfile,
+  bundle: string,
+  bundleUrl = "index.mjs",
+): Array<{ area: string; share: number; ms: number }> {
   const fileAt = bundleFiles(bundle);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -73,13 +82,18 @@ export function splitProfile(profile: CpuProfile, bundle: string, bundleUrl = "i
     areaOfNode.set(id, area);
     return area;
   };
-  const counts = new Map<string, number>();
+  const deltas = profile.timeDeltas;
+  const weightOf = (i: number) => (deltas ? (deltas[i + 1] ?? deltas[i] ?? 0) : 1);
+  const micros = new Map<string, number>();
   let busy = 0;
-  for (const id of profile.samples) {
+  profile.samples.forEach((id, i) => {
     const area = resolve(id);
-    if (area === undefined) continue;
-    busy++;
-    counts.set(area, (counts.get(area) ?? 0) + 1);
-  }
-  return [...counts].map(([area, n]) => ({ area, share: n / Math.max(1, busy) })).sort((a, b) => b.share - a.share);
+    if (area === undefined) return;
+    const w = weightOf(i);
+    busy += w;
+    micros.set(area, (micros.get(area) ?? 0) + w);
+  });
+  return [...micros]
+    .map(([area, us]) => ({ area, share: us / Math.max(1, busy), ms: deltas ? us / 1000 : 0 }))
+    .sort((a, b) => b.share - a.share);
 }

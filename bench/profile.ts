@@ -103,9 +103,13 @@ for (const id of profile.samples as number[]) {
 const total = (profile.samples as number[]).length;
 for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40))
   console.log(`${((100 * n) / total).toFixed(1).padStart(5)}%  ${name}`);
-// The same samples by part of the request path (busy samples only; see profile-split.ts).
-console.log("[profile] busy CPU by part of the request path (native work counted for its JavaScript caller):");
-for (const { area, share } of splitProfile(profile, await bundleWorker())) console.log(`${(100 * share).toFixed(1).padStart(5)}%  ${area}`);
+// The same samples by part of the request path (busy time only; see profile-split.ts).
+const requests = streams * Number(args.rounds);
+console.log(
+  `[profile] busy time of the router's JavaScript thread by part of the request path, per request of ${requests} (native work counted for its JavaScript caller):`,
+);
+for (const { area, share, ms } of splitProfile(profile, await bundleWorker()))
+  console.log(`${(100 * share).toFixed(1).padStart(5)}%  ${((1000 * ms) / requests).toFixed(0).padStart(5)} µs  ${area}`);
 ws.close();
 await router.dispose();
 await fleet.stop();

@@ -12,6 +12,7 @@
 // a reply never promises, nor shows, what a restart could lose.
 
 import { FlushTimer } from "./flush-timer";
+import { keyedTable } from "./keyed-table";
 import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./core/journal-entry";
 import type { JournalPort } from "./core/ports";
 import type { Checkpoint } from "./core/protocol";
@@ -55,8 +56,10 @@ export class ReplayJournal implements JournalPort {
   private readonly flushTimer: FlushTimer;
   private flushWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
 
+  private readonly sql: SqlStorage;
+
   constructor(
-    private readonly sql: SqlStorage,
+    storage: DurableObjectStorage,
     /** Told of the keys whose appends were just written or whose run ended (their followers may read them). */
     private readonly onChanged: (keys: string[]) => void = () => {},
     flushMs = APPEND_FLUSH_MS,
@@ -67,15 +70,17 @@ export class ReplayJournal implements JournalPort {
       "journal appends",
       () => this.pending.size > 0,
     );
-    sql.exec(`CREATE TABLE IF NOT EXISTS journal (
-      key TEXT PRIMARY KEY, kind TEXT NOT NULL, body_hash TEXT NOT NULL, state TEXT NOT NULL,
+    const sql = (this.sql = storage.sql);
+    keyedTable(
+      storage,
+      "journal",
+      `key TEXT PRIMARY KEY, kind TEXT NOT NULL, body_hash TEXT NOT NULL, state TEXT NOT NULL,
       request_id TEXT NOT NULL, lease_id TEXT, chunk_count INTEGER NOT NULL, text TEXT NOT NULL,
       tokens INTEGER NOT NULL, bytes INTEGER NOT NULL, overflow INTEGER NOT NULL,
-      updated_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
-    sql.exec(`CREATE INDEX IF NOT EXISTS journal_expiry ON journal (expires_at)`);
-    sql.exec(
-      `CREATE TABLE IF NOT EXISTS journal_chunks (key TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (key, seq))`,
+      updated_at INTEGER NOT NULL, expires_at INTEGER NOT NULL`,
     );
+    sql.exec(`CREATE INDEX IF NOT EXISTS journal_expiry ON journal (expires_at)`);
+    keyedTable(storage, "journal_chunks", `key TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (key, seq)`);
     const [row] = [...sql.exec<{ n: number; b: number | null }>(`SELECT COUNT(*) AS n, SUM(bytes) AS b FROM journal`)];
     this.entries = row?.n ?? 0;
     this.bytes = row?.b ?? 0;

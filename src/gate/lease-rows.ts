@@ -6,6 +6,7 @@
 // not lose a lease (one a journal entry points to) save it with `now` the first time.
 
 import { FlushTimer } from "./flush-timer";
+import { keyedTable } from "./keyed-table";
 
 export const LEASE_FLUSH_MS = 50;
 
@@ -34,7 +35,7 @@ export class LeaseRows<L extends LeaseRow> {
       "lease rows",
       () => this.pending.size > 0,
     );
-    storage.sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL)`);
+    keyedTable(storage, "leases", "id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, data TEXT NOT NULL");
   }
 
   /** Every stored lease (at start-up). */

@@ -8,6 +8,7 @@
 import type { SpendEntry } from "./core/spend-ledger";
 import type { BudgetSpent } from "./core/spend-budget";
 import { FlushTimer } from "./flush-timer";
+import { keyedTable } from "./keyed-table";
 
 export const LEDGER_RETENTION_DAYS = 400;
 export const MAX_LEDGER_ROWS = 200_000;
@@ -30,15 +31,16 @@ export class SpendRows {
   private readonly sql: SqlStorage;
 
   constructor(private readonly storage: DurableObjectStorage) {
-    const sql = (this.sql = storage.sql);
-    sql.exec(`CREATE TABLE IF NOT EXISTS spend (
-      day TEXT NOT NULL, key_id TEXT NOT NULL, alias TEXT NOT NULL, backend TEXT NOT NULL, kind TEXT NOT NULL, cause TEXT NOT NULL,
+    this.sql = storage.sql;
+    keyedTable(
+      storage,
+      "spend",
+      `day TEXT NOT NULL, key_id TEXT NOT NULL, alias TEXT NOT NULL, backend TEXT NOT NULL, kind TEXT NOT NULL, cause TEXT NOT NULL,
       usd REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
       attempts INTEGER NOT NULL, estimated INTEGER NOT NULL,
-      PRIMARY KEY (day, key_id, alias, backend, kind, cause))`);
-    sql.exec(
-      `CREATE TABLE IF NOT EXISTS budgets (id TEXT PRIMARY KEY, period_start INTEGER NOT NULL, usd REAL NOT NULL, tokens INTEGER NOT NULL)`,
+      PRIMARY KEY (day, key_id, alias, backend, kind, cause)`,
     );
+    keyedTable(storage, "budgets", "id TEXT PRIMARY KEY, period_start INTEGER NOT NULL, usd REAL NOT NULL, tokens INTEGER NOT NULL");
   }
 
   record(entries: SpendEntry[]): void {

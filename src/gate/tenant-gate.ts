@@ -47,6 +47,7 @@ import { Followers, followRead } from "./followers";
 import { LoadPoller } from "../pool/load-poller";
 import { FlushTimer } from "./flush-timer";
 import { WakeTimer } from "./wake-timer";
+import { keyedTable } from "./keyed-table";
 import { SpendRows } from "./spend-rows";
 import type { SpendEntry } from "./core/spend-ledger";
 import type { Amount, BudgetStatus } from "./core/spend-budget";
@@ -119,10 +120,10 @@ export class TenantGate extends DurableObject<GateEnv> {
   /** Creates the tables if need be and restores the core from them. */
   private open(): void {
     const sql = this.ctx.storage.sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS breakers (backend_id TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+    keyedTable(this.ctx.storage, "meta", "key TEXT PRIMARY KEY, value TEXT NOT NULL");
+    keyedTable(this.ctx.storage, "breakers", "backend_id TEXT PRIMARY KEY, data TEXT NOT NULL");
     // Followers hear of appended chunks once they are written, and of a run's end.
-    this.journal = new ReplayJournal(sql, (keys) => {
+    this.journal = new ReplayJournal(this.ctx.storage, (keys) => {
       for (const key of keys) this.followers.wake(key);
     });
     const meta = new Map(

@@ -8,6 +8,7 @@ import { CreditLedger, type SavedHolder, type SavedTenant, type SyncReply, type 
 import { type PoolStats, poolStats } from "./core/pool-stats";
 import { type BackendLoad, LOAD_FRESH_MS } from "./core/backend-load";
 import { LoadPoller, type LoadSource } from "./load-poller";
+import { keyedTable } from "../gate/keyed-table";
 
 /** A pool's gate by the pool's id; `locationHint` places it, on its first call only. */
 export function poolGateOf(
@@ -36,9 +37,9 @@ export class PoolGate extends DurableObject<Record<string, never>> {
 
   private open(): void {
     const sql = this.ctx.storage.sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS backends (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, source TEXT)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS holders (holder TEXT PRIMARY KEY, data TEXT NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, data TEXT NOT NULL)`);
+    keyedTable(this.ctx.storage, "backends", "id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, source TEXT");
+    keyedTable(this.ctx.storage, "holders", "holder TEXT PRIMARY KEY, data TEXT NOT NULL");
+    keyedTable(this.ctx.storage, "tenants", "tenant TEXT PRIMARY KEY, data TEXT NOT NULL");
     for (const r of sql.exec<{ id: string; capacity: number; source: string | null }>(`SELECT id, capacity, source FROM backends`)) {
       this.ledger.setBackend(r.id, r.capacity);
       // Where its metrics are read comes back too, so a restarted pool goes on reading them.

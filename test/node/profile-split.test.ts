@@ -62,4 +62,21 @@ describe("splitProfile", () => {
       "gate: the Durable Object's own work": 2 / 6,
     });
   });
+
+  it("weighs each sample by the time until the next one", () => {
+    const profile: CpuProfile = {
+      nodes: [
+        frame(1, "(root)", "", -1, [2, 3, 4]),
+        frame(2, "dispatch", "index.mjs", 2),
+        frame(3, "admit", "index.mjs", 6),
+        frame(4, "(idle)", "", -1),
+      ],
+      samples: [2, 3, 4, 3],
+      timeDeltas: [0, 1000, 3000, 500],
+    };
+    expect(splitProfile(profile, bundle)).toEqual([
+      { area: "gate: the Durable Object's own work", share: 3.5 / 4.5, ms: 3.5 },
+      { area: "Hono (routing, middleware, context)", share: 1 / 4.5, ms: 1 },
+    ]);
+  });
 });
