@@ -8,7 +8,6 @@ import { breakersOpenFor } from "./backend-picker";
 import type { BreakerSnapshot } from "./breaker";
 import { DrainRate } from "./drain-rate";
 import type { EntrySnapshot } from "./journal-entry";
-import { LEASE_TTL_MS } from "./lease-timing";
 import { LeaseTable, type Lease } from "./leases";
 import { GateMetrics, type SavedMetrics, type SurfaceCounter } from "./metrics";
 import { GateAlerts } from "./gate-alerts";
@@ -265,8 +264,7 @@ export class GateCore {
   renew(leaseId: string, now: number): LeaseCheck {
     const lease = this.leases.get(leaseId);
     if (!lease) return this.gone(leaseId, now);
-    lease.deadline = now + LEASE_TTL_MS;
-    this.leases.save(lease);
+    this.leases.extend(lease, now);
     return { held: true };
   }
 
