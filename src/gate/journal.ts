@@ -10,9 +10,14 @@
 // waiting; one flush per window does not. Reads see what waits. A checkpoint's caller waits for
 // `flushed()` before it hears "recorded", and a read writes the entry's waiting appends first:
 // a reply never promises, nor shows, what a restart could lose.
+//
+// A running entry's totals (chunks, text, tokens, bytes) are its row's plus what each chunk row
+// written since adds (entry-totals.ts): a write of appends is one row, not two. The entry's end
+// folds them into its row, and so does a write that has no chunks (its entry is over its size).
 
 import { FlushTimer } from "./flush-timer";
 import { keyedTable } from "./keyed-table";
+import { addChange, type EntryTotals, NO_TOTALS, type TotalsChange, totalsChange } from "./entry-totals";
 import type { EntryKind, EntrySnapshot, EntryState, JournalLimits } from "./core/journal-entry";
 import type { JournalPort } from "./core/ports";
 import type { Checkpoint } from "./core/protocol";
@@ -36,6 +41,17 @@ interface EntryRow {
   [column: string]: SqlStorageValue;
 }
 
+type ChunkRow = TotalsChange & { seq: number; data: string; [column: string]: SqlStorageValue };
+
+/** The totals an entry's row holds (as of its last fold). */
+const folded = (row: EntryRow): EntryTotals => ({
+  count: row.chunk_count,
+  text: row.text,
+  tokens: row.tokens,
+  bytes: row.bytes,
+  overflow: row.overflow === 1,
+});
+
 /** Appends to one entry that wait for the next flush. */
 interface PendingAppends {
   leaseId: string;
@@ -55,6 +71,8 @@ export class ReplayJournal implements JournalPort {
   private readonly pending = new Map<string, PendingAppends>();
   private readonly flushTimer: FlushTimer;
   private flushWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  /** Running entries' totals as stored, read from storage once (entries with a lease: at most the gate's leases). */
+  private readonly totalsOf = new Map<string, EntryTotals>();
 
   private readonly sql: SqlStorage;
 
@@ -80,10 +98,23 @@ export class ReplayJournal implements JournalPort {
       updated_at INTEGER NOT NULL, expires_at INTEGER NOT NULL`,
     );
     sql.exec(`CREATE INDEX IF NOT EXISTS journal_expiry ON journal (expires_at)`);
-    keyedTable(storage, "journal_chunks", `key TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (key, seq)`);
+    // seq: the index of the row's first chunk. The totals columns count only in rows at or past
+    // their entry's chunk_count (rows an earlier version wrote are all before it).
+    keyedTable(
+      storage,
+      "journal_chunks",
+      `key TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0,
+      text_from INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL DEFAULT '', tokens INTEGER NOT NULL DEFAULT 0,
+      bytes INTEGER NOT NULL DEFAULT 0, overflow INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (key, seq)`,
+    );
     const [row] = [...sql.exec<{ n: number; b: number | null }>(`SELECT COUNT(*) AS n, SUM(bytes) AS b FROM journal`)];
+    const [unfolded] = [
+      ...sql.exec<{ b: number | null }>(
+        `SELECT SUM(c.bytes) AS b FROM journal_chunks c JOIN journal j ON j.key = c.key WHERE c.seq >= j.chunk_count`,
+      ),
+    ];
     this.entries = row?.n ?? 0;
-    this.bytes = row?.b ?? 0;
+    this.bytes = (row?.b ?? 0) + (unfolded?.b ?? 0);
   }
 
   /**
@@ -96,8 +127,11 @@ export class ReplayJournal implements JournalPort {
     const row = this.row(key);
     if (!row || row.expires_at <= now) return undefined;
     const chunks: string[] = [];
-    for (const c of this.sql.exec<{ data: string }>(`SELECT data FROM journal_chunks WHERE key = ? ORDER BY seq`, key))
+    let totals = folded(row);
+    for (const c of this.sql.exec<ChunkRow>(`SELECT * FROM journal_chunks WHERE key = ? ORDER BY seq`, key)) {
       chunks.push(...(JSON.parse(c.data) as string[]));
+      if (c.seq >= row.chunk_count) totals = addChange(totals, c);
+    }
     return {
       key,
       kind: row.kind,
@@ -105,9 +139,9 @@ export class ReplayJournal implements JournalPort {
       requestId: row.request_id,
       leaseId: row.lease_id,
       chunks,
-      text: row.text,
-      tokens: row.tokens,
-      overflow: row.overflow === 1,
+      text: totals.text,
+      tokens: totals.tokens,
+      overflow: totals.overflow,
       bodyHash: row.body_hash,
     };
   }
@@ -127,8 +161,9 @@ export class ReplayJournal implements JournalPort {
       );
       return;
     }
-    if (existing) this.delete(key, existing.bytes);
+    if (existing) this.delete(key);
     this.entries++;
+    this.totalsOf.set(key, NO_TOTALS);
     this.sql.exec(
       `INSERT INTO journal (key, kind, body_hash, state, request_id, lease_id, chunk_count, text, tokens, bytes, overflow, updated_at, expires_at)
        VALUES (?, ?, ?, 'running', ?, ?, 0, '', 0, 0, 0, ?, ?)`,
@@ -150,20 +185,21 @@ export class ReplayJournal implements JournalPort {
   append(key: string, leaseId: string, progress: Checkpoint, limits: JournalLimits, now: number): number | null {
     const row = this.row(key);
     if (!row || row.lease_id !== leaseId) return null;
+    const stored = this.totals(row);
     const waiting = this.pending.get(key) ?? {
       leaseId,
       chunks: [],
       bytes: 0,
-      text: row.text,
-      tokens: row.tokens,
-      overflow: row.overflow === 1,
+      text: stored.text,
+      tokens: stored.tokens,
+      overflow: stored.overflow,
       updatedAt: now,
     };
-    const count = row.chunk_count + waiting.chunks.length;
+    const count = stored.count + waiting.chunks.length;
     const fresh = progress.chunks.slice(count - progress.from);
     if (progress.from > count || fresh.length === 0) return count;
     const size = fresh.reduce((n, c) => n + c.length, 0);
-    if (waiting.overflow || row.bytes + waiting.bytes + size > limits.maxEntryBytes) waiting.overflow = true;
+    if (waiting.overflow || stored.bytes + waiting.bytes + size > limits.maxEntryBytes) waiting.overflow = true;
     else {
       waiting.chunks.push(...fresh);
       waiting.bytes += size;
@@ -174,13 +210,15 @@ export class ReplayJournal implements JournalPort {
     waiting.updatedAt = now;
     this.pending.set(key, waiting);
     this.flushTimer.schedule();
-    return row.chunk_count + waiting.chunks.length;
+    return stored.count + waiting.chunks.length;
   }
 
   /** Chunks of the lease's run were lost or refused: the entry can no longer be replayed whole. */
   markIncomplete(key: string, leaseId: string): void {
     this.flushKey(key);
     this.sql.exec(`UPDATE journal SET overflow = 1 WHERE key = ? AND lease_id = ?`, key, leaseId);
+    const totals = this.totalsOf.get(key);
+    if (totals) this.totalsOf.set(key, { ...totals, overflow: true });
   }
 
   /**
@@ -196,6 +234,7 @@ export class ReplayJournal implements JournalPort {
   discard(): void {
     this.flushTimer.cancel();
     this.pending.clear();
+    this.totalsOf.clear();
     for (const w of this.flushWaiters.splice(0)) w.reject(new Error("the tenant was deleted"));
   }
 
@@ -218,7 +257,11 @@ export class ReplayJournal implements JournalPort {
   /** Ends the lease's run of the entry; its followers are told. */
   finish(key: string, leaseId: string, state: EntryState, now: number): void {
     this.flushKey(key);
-    this.sql.exec(`UPDATE journal SET state = ?, lease_id = NULL, updated_at = ? WHERE key = ? AND lease_id = ?`, state, now, key, leaseId);
+    const row = this.row(key);
+    if (row?.lease_id === leaseId) {
+      this.fold(row, this.totals(row), `state = ?, lease_id = NULL, updated_at = ?`, state, now);
+      this.totalsOf.delete(key);
+    }
     this.onChanged([key]);
   }
 
@@ -233,17 +276,14 @@ export class ReplayJournal implements JournalPort {
   evict(limits: JournalLimits, now: number): void {
     if (now - this.expiredSweepAt >= 1_000) {
       this.expiredSweepAt = now;
-      for (const r of [...this.sql.exec<{ key: string; bytes: number }>(`SELECT key, bytes FROM journal WHERE expires_at <= ?`, now)])
-        this.delete(r.key, r.bytes);
+      for (const r of [...this.sql.exec<{ key: string }>(`SELECT key FROM journal WHERE expires_at <= ?`, now)]) this.delete(r.key);
     }
     if (this.entries < limits.maxEntries && this.bytes < limits.maxBytes) return;
     for (const r of [
-      ...this.sql.exec<{ key: string; bytes: number }>(
-        `SELECT key, bytes FROM journal WHERE state != 'running' ORDER BY updated_at LIMIT 1000`,
-      ),
+      ...this.sql.exec<{ key: string }>(`SELECT key FROM journal WHERE state != 'running' ORDER BY updated_at LIMIT 1000`),
     ]) {
       if (this.entries < limits.maxEntries && this.bytes < limits.maxBytes) break;
-      this.delete(r.key, r.bytes);
+      this.delete(r.key);
     }
   }
 
@@ -261,24 +301,62 @@ export class ReplayJournal implements JournalPort {
       this.bytes -= waiting.bytes;
       return;
     }
+    const stored = this.totals(row);
+    const change = totalsChange(stored, waiting, waiting.chunks.length, waiting.bytes);
+    const after = addChange(stored, change);
     if (waiting.chunks.length > 0)
-      this.sql.exec(`INSERT INTO journal_chunks (key, seq, data) VALUES (?, ?, ?)`, key, row.chunk_count, JSON.stringify(waiting.chunks));
-    this.sql.exec(
-      `UPDATE journal SET chunk_count = ?, text = ?, tokens = ?, bytes = ?, overflow = ?, updated_at = ? WHERE key = ?`,
-      row.chunk_count + waiting.chunks.length,
-      waiting.text,
-      waiting.tokens,
-      row.bytes + waiting.bytes,
-      waiting.overflow ? 1 : 0,
-      waiting.updatedAt,
-      key,
-    );
+      this.sql.exec(
+        `INSERT INTO journal_chunks (key, seq, data, n, text_from, text, tokens, bytes, overflow) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        key,
+        stored.count,
+        JSON.stringify(waiting.chunks),
+        change.n,
+        change.text_from,
+        change.text,
+        change.tokens,
+        change.bytes,
+        change.overflow,
+      );
+    else this.fold(row, after, `updated_at = ?`, waiting.updatedAt);
+    this.totalsOf.set(key, after);
     this.pending.delete(key);
   }
 
-  private delete(key: string, bytes: number): void {
+  /** A running entry's totals as stored: its row's, and what its chunk rows since add. */
+  private totals(row: EntryRow): EntryTotals {
+    const known = this.totalsOf.get(row.key);
+    if (known) return known;
+    let totals = folded(row);
+    for (const c of this.sql.exec<ChunkRow>(
+      `SELECT * FROM journal_chunks WHERE key = ? AND seq >= ? ORDER BY seq`,
+      row.key,
+      row.chunk_count,
+    ))
+      totals = addChange(totals, c);
+    this.totalsOf.set(row.key, totals);
+    return totals;
+  }
+
+  /** Writes the totals into the entry's row (its chunk rows so far then add nothing), with more of its columns. */
+  private fold(row: EntryRow, totals: EntryTotals, set: string, ...values: SqlStorageValue[]): void {
+    this.sql.exec(
+      `UPDATE journal SET chunk_count = ?, text = ?, tokens = ?, bytes = ?, overflow = ?, ${set} WHERE key = ?`,
+      totals.count,
+      totals.text,
+      totals.tokens,
+      totals.bytes,
+      totals.overflow ? 1 : 0,
+      ...values,
+      row.key,
+    );
+  }
+
+  private delete(key: string): void {
+    const row = this.row(key);
+    const bytes = row ? this.totals(row).bytes : 0;
     const waiting = this.pending.get(key);
     this.pending.delete(key);
+    this.totalsOf.delete(key);
     this.sql.exec(`DELETE FROM journal_chunks WHERE key = ?`, key);
     this.sql.exec(`DELETE FROM journal WHERE key = ?`, key);
     this.entries--;

@@ -3,7 +3,7 @@
 import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { keyedTable } from "../../src/gate/keyed-table";
+import { columnDefinitions, keyedTable } from "../../src/gate/keyed-table";
 import { createTenant, eventually, gateOf, gateStats, simConfig, storedLeases } from "./helpers";
 
 type Sql = SqlStorage;
@@ -60,6 +60,30 @@ describe("keyedTable", () => {
       keyedTable(state.storage, "old", "id TEXT PRIMARY KEY, n INTEGER NOT NULL, added INTEGER NOT NULL DEFAULT 7");
       expect(sql.exec(`SELECT COUNT(*) AS n FROM old`).one()).toEqual({ n: 4 });
     });
+  });
+});
+
+describe("keyedTable, a column added", () => {
+  it("adds a column a keyed table lacks, with its default on the rows it has", async () => {
+    await runInDurableObject(gateOf("keyed-add"), (_gate, state) => {
+      const sql = state.storage.sql;
+      keyedTable(state.storage, "grows", "key TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (key, seq)");
+      sql.exec(`INSERT INTO grows (key, seq) VALUES ('a', 1)`);
+      keyedTable(
+        state.storage,
+        "grows",
+        "key TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL DEFAULT '', PRIMARY KEY (key, seq)",
+      );
+      expect(sql.exec(`SELECT * FROM grows`).toArray()).toEqual([{ key: "a", seq: 1, n: 0, text: "" }]);
+      expect(isKeyed(tableSql(sql, "grows"))).toBe(true);
+    });
+  });
+
+  it("reads a definition's columns, not its table constraints", () => {
+    expect(columnDefinitions("a TEXT NOT NULL, b INTEGER DEFAULT (1 + 2), PRIMARY KEY (a, b)")).toEqual([
+      { name: "a", definition: "a TEXT NOT NULL" },
+      { name: "b", definition: "b INTEGER DEFAULT (1 + 2)" },
+    ]);
   });
 });
 
