@@ -43,14 +43,11 @@ interface EntryRow {
 
 type ChunkRow = TotalsChange & { seq: number; data: string; [column: string]: SqlStorageValue };
 
-/** The totals an entry's row holds (as of its last fold). */
-const folded = (row: EntryRow): EntryTotals => ({
-  count: row.chunk_count,
-  text: row.text,
-  tokens: row.tokens,
-  bytes: row.bytes,
-  overflow: row.overflow === 1,
-});
+/** An entry's totals: its row's (as of its last fold), and what its chunk rows from there add. */
+function totalsFrom(row: EntryRow, chunkRows: ChunkRow[]): EntryTotals {
+  const folded = { count: row.chunk_count, text: row.text, tokens: row.tokens, bytes: row.bytes, overflow: row.overflow === 1 };
+  return chunkRows.filter((c) => c.seq >= row.chunk_count).reduce(addChange, folded);
+}
 
 /** Appends to one entry that wait for the next flush. */
 interface PendingAppends {
@@ -126,12 +123,9 @@ export class ReplayJournal implements JournalPort {
     this.flushKey(key);
     const row = this.row(key);
     if (!row || row.expires_at <= now) return undefined;
-    const chunks: string[] = [];
-    let totals = folded(row);
-    for (const c of this.sql.exec<ChunkRow>(`SELECT * FROM journal_chunks WHERE key = ? ORDER BY seq`, key)) {
-      chunks.push(...(JSON.parse(c.data) as string[]));
-      if (c.seq >= row.chunk_count) totals = addChange(totals, c);
-    }
+    const chunkRows = this.sql.exec<ChunkRow>(`SELECT * FROM journal_chunks WHERE key = ? ORDER BY seq`, key).toArray();
+    const chunks = chunkRows.flatMap((c) => JSON.parse(c.data) as string[]);
+    const totals = totalsFrom(row, chunkRows);
     return {
       key,
       kind: row.kind,
@@ -326,13 +320,10 @@ export class ReplayJournal implements JournalPort {
   private totals(row: EntryRow): EntryTotals {
     const known = this.totalsOf.get(row.key);
     if (known) return known;
-    let totals = folded(row);
-    for (const c of this.sql.exec<ChunkRow>(
-      `SELECT * FROM journal_chunks WHERE key = ? AND seq >= ? ORDER BY seq`,
-      row.key,
-      row.chunk_count,
-    ))
-      totals = addChange(totals, c);
+    const totals = totalsFrom(
+      row,
+      this.sql.exec<ChunkRow>(`SELECT * FROM journal_chunks WHERE key = ? AND seq >= ? ORDER BY seq`, row.key, row.chunk_count).toArray(),
+    );
     this.totalsOf.set(row.key, totals);
     return totals;
   }
