@@ -1,7 +1,9 @@
-// `npm run bench:cpu [-- --concurrency 50] [-- --calls 400] [-- --tokens 20]`: workerd CPU per
-// request (from /proc) for the bare pass-through, js-relay and sluice, each serving the
-// same streams at a fixed concurrency. A round to warm up, then a measured round per system.
-// Last, the price of one Durable Object RPC on this machine (sluice makes three per request).
+// `npm run bench:cpu [-- --concurrency 50] [-- --calls 400] [-- --tokens 20] [-- --gate-process]`:
+// workerd CPU per request (from /proc) for the bare pass-through, js-relay and sluice, each serving
+// the same streams at a fixed concurrency. A round to warm up, then a measured round per system.
+// `--gate-process` adds sluice with its gates in a workerd of their own (Cloudflare's topology),
+// its router's CPU and its gates' apart. Last, the price of one Durable Object RPC on this machine
+// (sluice makes three per request).
 import http from "node:http";
 import { parseArgs } from "node:util";
 import { MODEL, type Target } from "./load";
@@ -21,6 +23,7 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "50" },
     calls: { type: "string", default: "400" },
     tokens: { type: "string", default: "20" },
+    "gate-process": { type: "boolean", default: false },
   },
 });
 const concurrency = Number(args.concurrency);
@@ -35,6 +38,12 @@ const systems: Array<{ system: System; target: Target }> = [
 ];
 const key = await createTenant(sluice.url, "cpu", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
 systems.push({ system: sluice, target: { name: "sluice", baseUrl: "", headers: { authorization: `Bearer ${key}` }, model: "chat" } });
+if (args["gate-process"]) {
+  const apart = await startSluice(undefined, "sluice, gates apart", true);
+  const apartKey = await createTenant(apart.url, "cpu", fleet, { limits: { maxConcurrency: 5_000, maxQueue: 5_000 } });
+  const headers = { authorization: `Bearer ${apartKey}` };
+  systems.push({ system: apart, target: { name: "gates apart", baseUrl: "", headers, model: "chat" } });
+}
 for (const s of systems) s.target.baseUrl = `${s.system.url}/v1`;
 
 try {
@@ -42,8 +51,9 @@ try {
     for (const { system, target } of systems) {
       const m = await cpuPerCall(system, target, { calls, tokens: Number(args.tokens), concurrency, tag: `cpu-${round}` });
       if (round === "measured") {
+        const gates = m.gateMsPerCall === undefined ? "" : ` (router) + ${m.gateMsPerCall.toFixed(2)} ms (gates' process)`;
         console.log(
-          `${target.name.padEnd(12)} ${m.msPerCall.toFixed(2)} ms CPU per request, ${m.cores.toFixed(2)} cores, ${m.tokensPerSec.toFixed(0)} tokens/s`,
+          `${target.name.padEnd(12)} ${m.msPerCall.toFixed(2)} ms CPU per request${gates}, ${m.cores.toFixed(2)} cores, ${m.tokensPerSec.toFixed(0)} tokens/s, ${m.exact} of ${calls} exact`,
         );
       }
     }

@@ -89,16 +89,16 @@ export async function startFleet(specs: SimSpec[]): Promise<Fleet> {
   };
 }
 
-/** workerd processes this Node process started: for CPU and memory readings. */
-function workerdChildren(): Set<number> {
-  const pids = new Set<number>();
+/** workerd processes this Node process started, by pid, with when each started: for CPU and memory readings. */
+function workerdChildren(): Map<number, number> {
+  const pids = new Map<number, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (comm === "workerd" && ppid === process.pid) pids.add(Number(entry));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (comm === "workerd" && Number(fields[1]) === process.pid) pids.set(Number(entry), Number(fields[19]));
     } catch {
       /* the process ended meanwhile */
     }
@@ -106,11 +106,12 @@ function workerdChildren(): Set<number> {
   return pids;
 }
 
-async function withNewWorkerd<T>(start: () => Promise<T>): Promise<{ value: T; pid?: number }> {
+/** Runs `start` and tells the workerd processes it started, the first started first. */
+async function withNewWorkerd<T>(start: () => Promise<T>): Promise<{ value: T; pids: number[] }> {
   const before = workerdChildren();
   const value = await start();
-  const pid = [...workerdChildren()].find((p) => !before.has(p));
-  return { value, pid };
+  const started = [...workerdChildren()].filter(([pid]) => !before.has(pid));
+  return { value, pids: started.sort((a, b) => a[1] - b[1]).map(([pid]) => pid) };
 }
 
 export interface System {
@@ -118,15 +119,22 @@ export interface System {
   url: string;
   /** Process to read CPU and memory of, if we run it. */
   pid?: number;
+  /** The gates' own process, when sluice runs them apart (`startSluice`'s `gateProcess`). */
+  gatePid?: number;
   stop(): Promise<void>;
 }
 
-/** sluice on its own workerd; `entry` bundles another source tree (an A/B run against a commit). */
-export async function startSluice(entry?: string, name = "sluice"): Promise<System & { router: RunningRouter }> {
-  const { value: router, pid } = await withNewWorkerd(() =>
-    startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, entry }),
+/**
+ * sluice on its own workerd; `entry` bundles another source tree (an A/B run against a commit).
+ * `gateProcess`: its gates in a workerd of their own (scripts/router-on-miniflare.ts).
+ */
+export async function startSluice(entry?: string, name = "sluice", gateProcess = false): Promise<System & { router: RunningRouter }> {
+  const { value: router, pids } = await withNewWorkerd(() =>
+    startRouter({ adminToken: ADMIN_TOKEN, vars: { CONFIG_CACHE_TTL_SECONDS: "60" }, entry, gateProcess }),
   );
-  return { name, url: router.url, pid, router, stop: () => router.dispose() };
+  // The gates' process starts first.
+  const [pid, gatePid] = gateProcess ? [pids[1], pids[0]] : [pids[0], undefined];
+  return { name, url: router.url, pid, gatePid, router, stop: () => router.dispose() };
 }
 
 /**
@@ -149,7 +157,10 @@ export function startRpcFloor(): Promise<System> {
 /** A bench-only Worker in a workerd of its own, through Miniflare's API. */
 async function startBenchWorker(name: string, file: string, options: Record<string, unknown>): Promise<System> {
   const script = await bundleWorker(path.join(ROOT, file));
-  const { value: mf, pid } = await withNewWorkerd(async () => {
+  const {
+    value: mf,
+    pids: [pid],
+  } = await withNewWorkerd(async () => {
     const mf = new Miniflare({
       modules: [{ type: "ESModule", path: "index.mjs", contents: script }],
       compatibilityDate: "2026-04-20",
@@ -225,15 +236,17 @@ export function processUsage(pid: number | undefined): { cpuSec: number; rssMb: 
 
 /**
  * Sends `calls` streams of `tokens` tokens to `target`, `concurrency` at a time, and measures what
- * the system's process spent: CPU per call, cores busy, and tokens delivered per second.
+ * the system's process spent: CPU per call, cores busy, and tokens delivered per second; with the
+ * gates in a process of their own, that process's CPU per call apart (`gateMsPerCall`).
  */
 export async function cpuPerCall(
   system: System,
   target: Target,
   opts: { calls: number; tokens: number; concurrency: number; tag: string },
-): Promise<{ msPerCall: number; cores: number; tokensPerSec: number; exact: number }> {
+): Promise<{ msPerCall: number; gateMsPerCall?: number; cores: number; tokensPerSec: number; exact: number }> {
   const batch = uniformCalls(opts.calls, opts.tokens, opts.tag);
   const before = processUsage(system.pid)!.cpuSec;
+  const gateBefore = processUsage(system.gatePid)?.cpuSec;
   const started = Date.now();
   let next = 0;
   let tokens = 0;
@@ -248,8 +261,10 @@ export async function cpuPerCall(
     }),
   );
   const cpuSec = processUsage(system.pid)!.cpuSec - before;
+  const gateSec = gateBefore === undefined ? undefined : processUsage(system.gatePid)!.cpuSec - gateBefore;
   const wallSec = (Date.now() - started) / 1000;
-  return { msPerCall: (1000 * cpuSec) / opts.calls, cores: cpuSec / wallSec, tokensPerSec: tokens / wallSec, exact };
+  const gate = gateSec === undefined ? {} : { gateMsPerCall: (1000 * gateSec) / opts.calls };
+  return { msPerCall: (1000 * cpuSec) / opts.calls, ...gate, cores: cpuSec / wallSec, tokensPerSec: tokens / wallSec, exact };
 }
 
 export async function getFreePort(): Promise<number> {
@@ -263,7 +278,6 @@ export async function getFreePort(): Promise<number> {
   });
 }
 
-/** A tenant on sluice routing alias "chat" over every sim of the fleet, with an API key (returned). */
 /**
  * A shared pool of the fleet's sims (README, "Shared pools"): the pool, and one fleet backend per
  * sim taking `maxConcurrency` at once. Returns the backends' ids, for tenants' routes.
@@ -299,6 +313,7 @@ export async function createPoolTenant(
   return key;
 }
 
+/** A tenant on sluice routing alias "chat" over every sim of the fleet, with an API key (returned). */
 export async function createTenant(
   routerUrl: string,
   name: string,
