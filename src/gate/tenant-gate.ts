@@ -5,8 +5,7 @@
 // and of followers of a live generation. It never touches token bytes; the Worker streams those.
 import { DurableObject } from "cloudflare:workers";
 import type { TenantConfig } from "../config/schema";
-import { forgetTenantConfig, readTenantConfig } from "../config/store";
-import type { BreakerSnapshot } from "./core/breaker";
+import { forgetTenantConfig } from "../config/store";
 import { GateCore } from "./core/gate-core";
 import type { EntrySnapshot } from "./core/journal-entry";
 import type { Lease } from "./core/leases";
@@ -40,7 +39,6 @@ import { AlarmClocks } from "./alarm-clocks";
 import { OpenCalls } from "./open-calls";
 import { LEASE_TTL_MS } from "./core/lease-timing";
 import { MAX_TOTAL_MS } from "../config/schema";
-import { resolveTenantConfig } from "../config/fleet";
 import type { PoolGate } from "../pool/pool-gate";
 import { PoolSync } from "./pool-sync";
 import { Followers, followRead } from "./followers";
@@ -53,6 +51,7 @@ import type { SpendEntry } from "./core/spend-ledger";
 import type { Amount, BudgetStatus } from "./core/spend-budget";
 import type { HeldCharge } from "./core/spend-desk";
 import { BudgetLink } from "./budget-link";
+import { GateTenancy } from "./gate-tenancy";
 
 /** How long a deleted tenant's mark is kept: past the longest a request of it may still run. */
 const TOMBSTONE_MS = MAX_TOTAL_MS + LEASE_TTL_MS;
@@ -70,11 +69,6 @@ export interface GateEnv {
 }
 
 export class TenantGate extends DurableObject<GateEnv> {
-  private tenant: string | null = null;
-  /** Which of the tenant's gates this is (admission/gate-naming.ts): it enforces that share of the limits. */
-  private shard = 0;
-  private identityStored = false;
-  private configLoadedAt = 0;
   private core!: GateCore;
   private journal!: ReplayJournal;
   private leaseRows!: LeaseRows<Lease>;
@@ -93,25 +87,31 @@ export class TenantGate extends DurableObject<GateEnv> {
   private spendRows!: SpendRows;
   /** The one durable alarm: lease deadlines, alert evaluations, a deleted tenant's mark. */
   private readonly clocks = new AlarmClocks(this.ctx.storage);
+  /** Whose gate this is, and the tenant's config in the core. */
+  private readonly tenancy = new GateTenancy(this.ctx.storage, this.env, this.clocks, () => this.core);
   /** Reads the tenant's own backends' load from their /metrics while requests come (a pool reads its own). */
   private readonly loadPoller = new LoadPoller(
     () => this.core.policies.backendList().filter((b) => b.pool === undefined),
     (id, load, at) => this.core.policies.reportLoad(id, load, at),
   );
-  private readonly budgets = new BudgetLink(this.env.TENANT_GATE, () =>
-    this.tenant === null ? null : { tenant: this.tenant, shard: this.shard },
-  );
+  private readonly budgets = new BudgetLink(this.env.TENANT_GATE, () => {
+    const { tenant, shard } = this.tenancy;
+    return tenant === null ? null : { tenant, shard };
+  });
   private readonly poolSync = new PoolSync(
     this.env.POOL_GATE,
     () => this.core,
-    () => (this.tenant === null ? null : { holder: `${this.tenant}/${this.shard}`, tenant: this.tenant }),
+    () => {
+      const { tenant, shard } = this.tenancy;
+      return tenant === null ? null : { holder: `${tenant}/${shard}`, tenant };
+    },
   );
 
   constructor(ctx: DurableObjectState, env: GateEnv) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       this.open();
-      if (this.tenant) await this.loadConfig(this.tenant);
+      if (this.tenancy.tenant) await this.tenancy.load(this.tenancy.tenant);
       // Attempts in flight on shared backends (restored leases) are reported to their pools.
       if (this.core.policies.pools.size > 0) this.poolSync.wanted();
     });
@@ -132,9 +132,7 @@ export class TenantGate extends DurableObject<GateEnv> {
         .toArray()
         .map((r) => [r.key, r.value]),
     );
-    this.tenant = meta.get("tenant") ?? null;
-    this.shard = Number(meta.get("shard") ?? 0);
-    this.identityStored = this.tenant !== null;
+    this.tenancy.restore(meta);
     const saved = meta.get("metrics");
     const alerts = meta.get("alerts");
     this.alertRuns = new AlertRuns(new AlertOutbox(sql), this.clocks, this.env.ALERTS);
@@ -162,7 +160,7 @@ export class TenantGate extends DurableObject<GateEnv> {
 
   /** Admits a request: a lease, a replay, a join, a rejection, or (after POLL_MS in the queue) a ticket to poll. */
   async admit(request: AdmitRequest): Promise<AdmitResult> {
-    await this.ensureConfig(request.tenant, request.shard ?? 0);
+    await this.tenancy.ensure(request.tenant, request.shard ?? 0);
     this.loadPoller.active();
     const charged = await this.budgets.charge(this.core, request);
     if ("refused" in charged) return charged.refused;
@@ -190,7 +188,7 @@ export class TenantGate extends DurableObject<GateEnv> {
 
   /** A live request claims a lease this gate does not know (see GateCore.adopt). */
   async adopt(claim: LeaseClaim): Promise<LeaseCheck> {
-    await this.ensureConfig(claim.admit.tenant, claim.admit.shard ?? 0);
+    await this.tenancy.ensure(claim.admit.tenant, claim.admit.shard ?? 0);
     return this.core.adopt(claim, Date.now());
   }
 
@@ -268,11 +266,7 @@ export class TenantGate extends DurableObject<GateEnv> {
 
   /** Adopts a config just written by the admin API, without waiting for the KV cache. */
   async applyConfig(tenant: string, config: TenantConfig | null, shard = 0): Promise<void> {
-    this.rememberTenant(tenant, shard);
-    const resolved = config && (await resolveTenantConfig(this.env, config));
-    this.core.applyConfig(resolved, shard, this.storedBreakers(), Date.now());
-    this.configLoadedAt = Date.now();
-    this.storeIdentity();
+    await this.tenancy.apply(tenant, config, shard);
   }
 
   /**
@@ -293,7 +287,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     this.metricsSave.cancel();
     this.poolSync.stop();
     this.loadPoller.stop();
-    if (this.tenant) forgetTenantConfig(this.tenant);
+    if (this.tenancy.tenant) forgetTenantConfig(this.tenancy.tenant);
     await this.clocks.clear();
     await this.ctx.storage.deleteAll();
     this.open();
@@ -304,14 +298,14 @@ export class TenantGate extends DurableObject<GateEnv> {
       this.ctx.storage.sql.exec(`INSERT INTO meta (key, value) VALUES ('deleted', ?)`, String(until));
       this.clocks.set("tombstone", until);
     }
-    this.configLoadedAt = Date.now();
+    this.tenancy.loaded(Date.now());
     // Followers read their entry again: it is gone.
     this.followers.wakeAll();
   }
 
   /** A sharded tenant's gates send their histograms too (`histograms: true`): percentiles do not add up. */
   async stats(options: { histograms?: boolean } = {}): Promise<GateStats> {
-    return this.core.stats(this.tenant, this.journal.stats(), Date.now(), options);
+    return this.core.stats(this.tenancy.tenant, this.journal.stats(), Date.now(), options);
   }
 
   /** Reclaims leases whose Worker went silent; evaluates the alert rules and sends what changed. */
@@ -328,7 +322,7 @@ export class TenantGate extends DurableObject<GateEnv> {
     }
     this.core.reclaimExpired(now);
     const alerts = this.clocks.get("alerts");
-    if (alerts !== undefined && now >= alerts) await this.alertRuns.evaluate(this.core, this.tenant, this.shard, now);
+    if (alerts !== undefined && now >= alerts) await this.alertRuns.evaluate(this.core, this.tenancy.tenant, this.tenancy.shard, now);
   }
 
   // ---- wiring ------------------------------------------------------------------------------------
@@ -355,48 +349,5 @@ export class TenantGate extends DurableObject<GateEnv> {
       saveBudget: (id, spent) => this.spendRows.saveBudget(id, spent),
       settleHeldBudget: (holdId, actual, keyId) => this.budgets.settle(holdId, actual, keyId),
     };
-  }
-
-  private async ensureConfig(tenant: string, shard: number): Promise<void> {
-    this.rememberTenant(tenant, shard);
-    const ttlMs = Number(this.env.CONFIG_CACHE_TTL_SECONDS ?? "5") * 1000;
-    if (!this.core.config || Date.now() - this.configLoadedAt > ttlMs) await this.loadConfig(tenant);
-  }
-
-  private async loadConfig(tenant: string): Promise<void> {
-    const config = await readTenantConfig(this.env, tenant);
-    this.core.loadConfig(config, this.shard, this.storedBreakers(), Date.now());
-    this.configLoadedAt = Date.now();
-    this.storeIdentity();
-  }
-
-  private storedBreakers(): Map<string, BreakerSnapshot> {
-    const rows = this.ctx.storage.sql.exec<{ backend_id: string; data: string }>(`SELECT backend_id, data FROM breakers`).toArray();
-    return new Map(rows.map((r) => [r.backend_id, JSON.parse(r.data) as BreakerSnapshot]));
-  }
-
-  private rememberTenant(tenant: string, shard: number): void {
-    if (this.tenant === tenant && this.shard === shard) return;
-    this.tenant = tenant;
-    this.shard = shard;
-    this.identityStored = false;
-  }
-
-  /**
-   * Stores which tenant and shard this gate serves once it has a config (a deleted tenant's requests
-   * write nothing); a re-created tenant's config lifts the deletion mark.
-   */
-  private storeIdentity(): void {
-    if (this.core.config && this.clocks.get("tombstone") !== undefined) {
-      this.ctx.storage.sql.exec(`DELETE FROM meta WHERE key = 'deleted'`);
-      this.clocks.set("tombstone", undefined);
-    }
-    if (this.identityStored || !this.core.config || this.tenant === null) return;
-    this.ctx.storage.sql.exec(
-      `INSERT OR REPLACE INTO meta (key, value) VALUES ('tenant', ?), ('shard', ?)`,
-      this.tenant,
-      String(this.shard),
-    );
-    this.identityStored = true;
   }
 }
