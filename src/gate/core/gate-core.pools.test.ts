@@ -8,11 +8,11 @@ import { poolReports, RENEW_MS } from "./pool-credits";
 import { admit, leaseOf, request, success, testBackend, testConfig, testCore } from "./test-host";
 
 /** A tenant whose alias routes to fleet backend "gpu" (pool "p"), as the config store resolves it. */
-function fleetCore() {
+function fleetCore(background?: number) {
   const config = testConfig({
     backends: [testBackend("gpu", "us-east", { maxConcurrency: 16 })],
     models: { chat: { route: ["gpu"] } },
-    limits: { maxConcurrency: 32, maxQueue: 32, maxQueueWaitMs: 60_000 },
+    limits: { maxConcurrency: 32, maxQueue: 32, maxQueueWaitMs: 60_000, ...(background === undefined ? {} : { background }) },
     pools: { p: { weight: 3 } },
   });
   return testCore({ ...config, backends: config.backends.map((b) => ({ ...b, pool: "p" })) });
@@ -41,6 +41,29 @@ describe("the gate core on a shared pool", () => {
     // The second credit is used at once, with no call to the pool.
     expect(admit(core, host, request("r2"), 3).kind).toBe("lease");
     expect(admit(core, host, request("r3"), 4).kind).toBe("queued");
+  });
+
+  it("asks its pool only while credits could start a waiter, not while a batch waits for limits.background", () => {
+    const { core, host } = fleetCore(1);
+    const background = (id: string) => request(id, { priority: "background" });
+    admit(core, host, request("r0"), 0);
+    core.poolAnswered("p", poolReports(core, who, 0)[0]!.report, reply(3), 0, 1);
+    const first = leaseOf(host.delivered[0]!.result);
+    const asked = host.poolRequests;
+    // Credits in hand: a line starts, the next waits for the background limit; the pool is not asked.
+    const line = leaseOf(admit(core, host, background("b1"), 2));
+    expect(admit(core, host, background("b2"), 3).kind).toBe("queued");
+    core.settle(first.leaseId, success("gpu"), "complete", undefined, 4);
+    expect(host.poolRequests).toBe(asked);
+    // The line ends: the waiting one takes its slot, still without asking.
+    core.settle(line.leaseId, success("gpu"), "complete", undefined, 5);
+    expect(host.delivered.at(-1)!.result).toMatchObject({ kind: "lease" });
+    expect(host.poolRequests).toBe(asked);
+    // An interactive request short of credits (3 held, 3 in flight) asks at once.
+    leaseOf(admit(core, host, request("r1"), 6));
+    leaseOf(admit(core, host, request("r2"), 7));
+    expect(admit(core, host, request("r3"), 8).kind).toBe("queued");
+    expect(host.poolRequests).toBe(asked + 1);
   });
 
   it("starts no more than its target while it holds more, and reports tokens served on the pool's backends", () => {

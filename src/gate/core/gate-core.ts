@@ -183,7 +183,7 @@ export class GateCore {
       if (granted) return granted;
     }
     const queued = this.waiting.enqueue(waiter, config, now);
-    if (this.policies.pools.size > 0) this.host.poolsWanted();
+    if (this.policies.pools.size > 0 && this.slots.creditsWanted(config)) this.host.poolsWanted();
     return queued;
   }
 

@@ -36,6 +36,19 @@ export class SlotDesk {
     return request.priority !== "background" || leases.background < backgroundLimit(config);
   }
 
+  /**
+   * Whether more credits on shared backends could start a waiter: one has a slot of its tenant's
+   * (see hasSlotFor). A waiter held back by limits.background or maxConcurrency waits as long with
+   * more, and asking the pools at every hand-out then synced 40 times a second for nothing while a
+   * batch waited for its limit (the pools still hear its demand at each renewal).
+   */
+  creditsWanted(config: TenantConfig): boolean {
+    const { leases, tickets } = this.core;
+    if (leases.size >= config.limits.maxConcurrency) return false;
+    const interactive = tickets.queue.sizeAtOrAbove("low");
+    return interactive > 0 || (tickets.queue.sizeOf("background") > 0 && leases.background < backgroundLimit(config));
+  }
+
   /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
   grant(waiter: Waiter, now: number): AdmitResult | undefined {
     const { host, policies, leases, attempts, metrics } = this.core;
@@ -67,7 +80,7 @@ export class SlotDesk {
 
   /**
    * Hands free slots to waiters, highest priority first; fails waiters no backend can serve. While
-   * some still wait and the tenant uses shared pools, the pools are asked for credits.
+   * some still wait that credits could start (see creditsWanted), the pools are asked for them.
    */
   handOut(now: number): void {
     const { host, policies, leases, tickets, waiting } = this.core;
@@ -85,7 +98,7 @@ export class SlotDesk {
       if (!entry) break;
       waiting.answer(entry.value, this.grant(entry.value, now)!, now);
     }
-    if (tickets.queue.size > 0 && policies.pools.size > 0) host.poolsWanted();
+    if (policies.pools.size > 0 && this.creditsWanted(config)) host.poolsWanted();
   }
 
   /**
