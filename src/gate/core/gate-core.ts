@@ -8,32 +8,30 @@ import { breakersOpenFor } from "./backend-picker";
 import type { BreakerSnapshot } from "./breaker";
 import { DrainRate } from "./drain-rate";
 import type { EntrySnapshot } from "./journal-entry";
-import { LeaseTable, type Lease } from "./leases";
-import { GateMetrics, type SavedMetrics, type SurfaceCounter } from "./metrics";
+import { LeaseTable } from "./leases";
+import { GateMetrics, type SavedMetrics } from "./metrics";
 import { GateAlerts } from "./gate-alerts";
 import type { SavedAlerts } from "./alert-tracker";
 import { buildRoutePlan } from "./plan";
 import type { GateHost } from "./ports";
-import {
-  type AdmitRequest,
-  type AdmitResult,
-  type AttemptReport,
-  type Checkpoint,
-  type CheckpointAck,
-  type HedgeKept,
-  type HedgeResult,
-  type LeaseCheck,
-  type LeaseClaim,
-  type LeaseEnded,
-  type RetryNeeds,
-  type RecordSpec,
-  type RequestCost,
-  type RetryResult,
-  type SettleOutcome,
-  writesDeadLetter,
+import type {
+  AdmitRequest,
+  AdmitResult,
+  AttemptReport,
+  Checkpoint,
+  CheckpointAck,
+  HedgeKept,
+  HedgeResult,
+  LeaseCheck,
+  LeaseClaim,
+  LeaseEnded,
+  RetryNeeds,
+  RecordSpec,
+  RequestCost,
+  RetryResult,
+  SettleOutcome,
 } from "./protocol";
-import { closeEntry, markCancelled } from "./entry-close";
-import { CANCELLED, exhausted, leaseEnded, leaseLost, rejections } from "./rejections";
+import { exhausted, leaseEnded, leaseLost, rejections } from "./rejections";
 import { adoptedLease, EndedLeases, regrant } from "./lease-recovery";
 import { replayDecision } from "./replay-decision";
 import { buildStats, type GateStats } from "./stats";
@@ -41,6 +39,7 @@ import { TenantPolicies } from "./tenant-policies";
 import { TicketBook, type Waiter } from "./tickets";
 import { WaitingRoom } from "./waiting-room";
 import { SlotDesk } from "./slot-desk";
+import { LeaseEnds } from "./lease-ends";
 import type { SyncReply, SyncReport } from "../../pool/core/credit-ledger";
 import { SpendDesk } from "./spend-desk";
 import type { BudgetSpent } from "./spend-budget";
@@ -56,6 +55,7 @@ export class GateCore {
   private readonly drain = new DrainRate();
   private readonly waiting: WaitingRoom;
   private readonly slots: SlotDesk;
+  private readonly ends: LeaseEnds;
   /** Leases settled lately: never claimed back (see EndedLeases). */
   private readonly ended = new EndedLeases();
   /** The tenant was deleted (see endForDeletion) and no config has been installed since. */
@@ -86,6 +86,8 @@ export class GateCore {
     this.waiting = new WaitingRoom(this.tickets, this.metrics, this.drain, this.policies, host.journal, this.spend);
     const { policies, leases, tickets, metrics, attempts, waiting } = this;
     this.slots = new SlotDesk({ host, policies, leases, tickets, metrics, attempts, waiting });
+    const { spend, slots, drain, ended } = this;
+    this.ends = new LeaseEnds({ host, policies, leases, metrics, attempts, waiting, spend, slots, drain, ended });
   }
 
   get config(): TenantConfig | null {
@@ -183,7 +185,7 @@ export class GateCore {
       if (granted) return granted;
     }
     const queued = this.waiting.enqueue(waiter, config, now);
-    if (this.policies.pools.size > 0 && this.slots.creditsWanted(config)) this.host.poolsWanted();
+    this.slots.askPoolsIfShort(config);
     return queued;
   }
 
@@ -300,10 +302,7 @@ export class GateCore {
     return { held: true, recorded: this.host.journal.append(key, leaseId, progress, config.idempotency, now) };
   }
 
-  /**
-   * Ends a request: its last attempt, its journal entry and its slot, which goes to the next waiter.
-   * `failureStatus`: what the client was told of a failure (see writesDeadLetter).
-   */
+  /** Ends a request (see LeaseEnds.settle); null when it already ended. */
   settle(
     leaseId: string,
     report: AttemptReport | null,
@@ -312,52 +311,17 @@ export class GateCore {
     now: number,
     failureStatus?: number,
   ): RequestCost | null {
-    this.ended.note(leaseId, now);
-    const lease = this.leases.get(leaseId);
-    if (!lease) return null; // already settled or reclaimed: settle is idempotent
-    const config = this.policies.config;
-    if (lease.recordKey && config)
-      closeEntry(this.host.journal, { key: lease.recordKey, leaseId: lease.id }, outcome, progress, config.idempotency, now);
-    if (report) this.attempts.record(lease, report, now);
-    else this.attempts.end(lease);
-    const counted = outcome === "complete" ? "completed" : outcome === "stale" ? "servedStale" : outcome;
-    this.close(lease, counted, now, !lease.background && writesDeadLetter(outcome, failureStatus));
-    return lease.spent ?? { usd: 0, tokens: 0, estimated: false };
+    return this.ends.settle(leaseId, report, outcome, progress, now, failureStatus);
   }
 
-  /** Reclaims leases whose Worker went silent past their deadline. Idempotent, as alarms repeat. */
+  /** Reclaims leases whose Worker went silent past their deadline (see LeaseEnds.reclaimExpired). */
   reclaimExpired(now: number): void {
-    for (const lease of this.leases.expired(now)) {
-      this.attempts.end(lease);
-      this.spend.settle(lease, now, true);
-      this.metrics.countFor(lease.surface, "abandoned");
-      if (lease.recordKey) this.host.journal.finish(lease.recordKey, lease.id, "abandoned", now);
-      this.release(lease, now);
-    }
-    this.leases.rescheduleAlarm();
+    this.ends.reclaimExpired(now);
   }
 
-  /**
-   * Stops the request queued or running under `record`'s journal key (a background generation's
-   * cancel). A queued one is refused, and its twins with it; a running one loses its lease (its
-   * Worker hears why at its next renewal or checkpoint, and stops the backend call) and its entry
-   * ends cancelled. With neither (its job not yet admitted), the key gets a cancelled entry. Later
-   * requests with the key replay it as cancelled, so nothing runs it again. Says whether a request
-   * was stopped.
-   */
+  /** Stops the request queued or running under `record`'s journal key (see LeaseEnds.cancel). */
   cancel(record: Pick<RecordSpec, "key" | "kind" | "bodyHash">, now: number): boolean {
-    const queued = this.waiting.cancel(record.key, now);
-    const lease = this.leases.withRecordKey(record.key);
-    if (lease) {
-      this.ended.note(lease.id, now, CANCELLED);
-      this.attempts.end(lease);
-      this.host.journal.finish(record.key, lease.id, "cancelled", now);
-      this.close(lease, "cancelled", now);
-      return true;
-    }
-    const config = this.policies.config;
-    if (config) markCancelled(this.host.journal, record, this.host.newId(), config.idempotency, now);
-    return queued;
+    return this.ends.cancel(record, now);
   }
 
   /** A running entry whose lease is still held: its generation is going on right now. */
@@ -372,25 +336,6 @@ export class GateCore {
   }
 
   // ---- internals -------------------------------------------------------------------------------
-
-  /** A lease ends, counted as `outcome`: the rate limit's estimate becomes what it generated, its slot goes to the next waiter. */
-  private close(lease: Lease, outcome: SurfaceCounter, now: number, deadLettered = false): void {
-    if (lease.rateTokens !== undefined) this.policies.rateLimit?.settle(lease.rateTokens, lease.promptTokens! + (lease.tokens ?? 0), now);
-    this.spend.settle(lease, now);
-    const served = lease.plan[lease.cursor]?.backendId;
-    if (served !== undefined && this.policies.backend(served)?.pool !== undefined)
-      this.policies.credits.served(served, (lease.promptTokens ?? 0) + (lease.tokens ?? 0));
-    this.metrics.countFor(lease.surface, outcome);
-    this.metrics.finished(now - lease.grantedAt, lease.attempts, now, deadLettered);
-    this.release(lease, now);
-  }
-
-  private release(lease: Lease, now: number): void {
-    this.attempts.dropHedge(lease);
-    this.leases.remove(lease);
-    this.drain.record(now);
-    this.slots.handOut(now);
-  }
 
   private gone(leaseId: string, now: number): LeaseCheck {
     return { held: false, ended: this.endedWhy(leaseId, now) };

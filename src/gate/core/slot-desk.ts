@@ -37,16 +37,16 @@ export class SlotDesk {
   }
 
   /**
-   * Whether more credits on shared backends could start a waiter: one has a slot of its tenant's
-   * (see hasSlotFor). A waiter held back by limits.background or maxConcurrency waits as long with
-   * more, and asking the pools at every hand-out then synced 40 times a second for nothing while a
-   * batch waited for its limit (the pools still hear its demand at each renewal).
+   * Asks the pools for credits when more could start a waiter: one has a slot of its tenant's (see
+   * hasSlotFor). A waiter held back by limits.background or maxConcurrency waits as long with more,
+   * and asking at every hand-out then synced 40 times a second for nothing while a batch waited for
+   * its limit (the pools still hear its demand at each renewal).
    */
-  creditsWanted(config: TenantConfig): boolean {
-    const { leases, tickets } = this.core;
-    if (leases.size >= config.limits.maxConcurrency) return false;
+  askPoolsIfShort(config: TenantConfig): void {
+    const { host, policies, leases, tickets } = this.core;
+    if (policies.pools.size === 0 || leases.size >= config.limits.maxConcurrency) return;
     const interactive = tickets.queue.sizeAtOrAbove("low");
-    return interactive > 0 || (tickets.queue.sizeOf("background") > 0 && leases.background < backgroundLimit(config));
+    if (interactive > 0 || (tickets.queue.sizeOf("background") > 0 && leases.background < backgroundLimit(config))) host.poolsWanted();
   }
 
   /** Grants a lease if a backend of the plan can take an attempt now; undefined otherwise. */
@@ -80,10 +80,10 @@ export class SlotDesk {
 
   /**
    * Hands free slots to waiters, highest priority first; fails waiters no backend can serve. While
-   * some still wait that credits could start (see creditsWanted), the pools are asked for them.
+   * some still wait that credits could start (see askPoolsIfShort), the pools are asked for them.
    */
   handOut(now: number): void {
-    const { host, policies, leases, tickets, waiting } = this.core;
+    const { policies, leases, tickets, waiting } = this.core;
     const config = policies.config;
     if (!config || tickets.queue.size === 0) return;
     waiting.dropStale(now);
@@ -98,7 +98,7 @@ export class SlotDesk {
       if (!entry) break;
       waiting.answer(entry.value, this.grant(entry.value, now)!, now);
     }
-    if (policies.pools.size > 0 && this.creditsWanted(config)) host.poolsWanted();
+    this.askPoolsIfShort(config);
   }
 
   /**
