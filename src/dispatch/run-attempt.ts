@@ -12,6 +12,7 @@ import type { AttemptLogEntry, DispatchInput } from "./dispatch-input";
 import { completionChunkCap } from "./token-cap";
 import type { Regeneration } from "../stream/regeneration";
 import { contender, firstTokenRace, type Race } from "./hedge-race";
+import { SILENT_FIRST_TOKEN_MS } from "../gate/core/lease-timing";
 
 /** How an attempt went; with a hedge, of the attempt that went on. */
 export interface AttemptRun {
@@ -88,11 +89,14 @@ export async function runAttempt(
       }
       if (tokenSeen || done) {
         const relayed = relay(held.splice(0), input, checkpointer);
-        // The breaker hears of the success now, as it hears of failures: when they happen. The
-        // call goes out after the first token's write, which it would otherwise delay, and after
-        // the gate heard which attempt won a hedge race.
+        // Where the gate asks for it (a probe, a hedged model, a learned limit), or when it came
+        // late, the gate hears of the first token now; otherwise the attempt's report tells it
+        // (AttemptGrant.notifyFirstToken, SILENT_FIRST_TOKEN_MS). The call goes out after the first
+        // token's write, which it would otherwise delay, and after the gate heard which attempt
+        // won a hedge race.
         if (firstToken) {
-          void race.told.then(() => input.gate.firstToken(input.leaseId, attempt.ttftMs)).catch(() => {});
+          if (hedged || served.notifyFirstToken || (attempt.ttftMs ?? 0) > SILENT_FIRST_TOKEN_MS)
+            void race.told.then(() => input.gate.firstToken(input.leaseId, attempt.ttftMs)).catch(() => {});
           input.onFirstToken?.();
         }
         chunks += await relayed;

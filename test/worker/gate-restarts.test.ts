@@ -35,15 +35,17 @@ async function restartBeforeLeaseWrite(tenant: string): Promise<void> {
 }
 
 describe("a gate restart just after admission, before the lease is written", () => {
-  it("adopts the live request: its answer arrives whole, JSON and SSE, and its slot is counted again", async () => {
-    const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 2 } }));
-    const json = holder(key, "adopt");
-    const sse = holder(key, "adopt", { stream: true });
+  /** Two requests held at the sim across a restart that forgot their leases; `whileHeld` runs before their release. */
+  async function heldAcrossRestart(config: Parameters<typeof simConfig>[1], hold: string, whileHeld: (tenant: string) => Promise<void>) {
+    const { tenant, key } = await createTenant(simConfig(["a"], { limits: { maxConcurrency: 2 }, ...config }));
+    const json = holder(key, hold);
+    const sse = holder(key, hold, { stream: true });
     // Both reached the sim, which holds them until released (a release before that would be lost).
     await eventually(async () => (await gateStats(tenant)).inFlight === 2 && (await simStats("a")).held === 2);
     await restartBeforeLeaseWrite(tenant);
     expect((await gateStats(tenant)).inFlight).toBe(0);
-    await release("adopt");
+    await whileHeld(tenant);
+    await release(hold);
     const answered = await json;
     expect(answered.status).toBe(200);
     expect(((await answered.json()) as any).choices[0].message.content).toBe(expectedText());
@@ -54,7 +56,19 @@ describe("a gate restart just after admission, before the lease is written", () 
     const stats = await gateStats(tenant);
     expect(stats.counters.adopted).toBe(2);
     await eventually(async () => (await gateStats(tenant)).inFlight === 0);
+  }
+
+  it("adopts the live request at its first token, where it tells it: its answer arrives whole, JSON and SSE, and its slot is counted again", async () => {
+    // A hedged model's attempts tell their first tokens.
+    await heldAcrossRestart({ hedging: { enabled: true } }, "adopt", async () => {});
   });
+
+  it("adopts the live request at its lease renewal, where it does not tell its first token", async () => {
+    // Still held at the sim: the renewal (every 10 s) is its first call to the restarted gate.
+    await heldAcrossRestart({}, "adopt-renewal", async (tenant) => {
+      await eventually(async () => (await gateStats(tenant)).inFlight === 2, 30_000);
+    });
+  }, 45_000);
 });
 
 describe("a gate restart just after settle", () => {
@@ -90,7 +104,8 @@ describe("a gate restart just after settle", () => {
 
 describe("a tenant deleted, then its gate restarted, while a request is in flight", () => {
   it("ends the request 410 tenant_deleted (JSON), or with that error event (SSE), not lease_lost", async () => {
-    const { tenant, key } = await createTenant(simConfig(["a"]));
+    // A hedged model's attempts tell their first tokens: that call is the one the deletion answers.
+    const { tenant, key } = await createTenant(simConfig(["a"], { hedging: { enabled: true } }));
     const json = holder(key, "deleted");
     const sse = holder(key, "deleted", { stream: true });
     // Both reached the sim, which holds them until released (a release before that would be lost).

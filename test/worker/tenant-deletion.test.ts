@@ -137,26 +137,32 @@ describe("DELETE /admin/tenants/{tenant}", () => {
     await expectError(await chat(key, { model: "chat", messages: MESSAGES }), 401, "invalid_api_key");
   });
 
-  it("ends a request in flight with tenant_deleted at its next call to the gate", async () => {
-    const { tenant, key } = await createTenant(simConfig(["a"]));
-    // After two tokens the backend goes quiet (until the idle timeout, 10 s): the stream can only
-    // end through the gate's answer to the first token, however slow the machine.
-    const running = chat(key, {
-      model: "chat",
-      messages: MESSAGES,
-      stream: true,
-      sim_fault: { hold: "del-inflight", hang: true, hang_after: 2 },
-    });
+  /** A stream whose backend goes quiet after two tokens, of a tenant deleted before its first token. */
+  async function deletedMidStream(config: Parameters<typeof simConfig>[1], hold: string) {
+    const { tenant, key } = await createTenant(simConfig(["a"], config));
+    const running = chat(key, { model: "chat", messages: MESSAGES, stream: true, sim_fault: { hold, hang: true, hang_after: 2 } });
     await eventually(async () => (await simStats("a")).held === 1);
     expect((await deleteTenant(tenant)).status).toBe(200);
-    await release("del-inflight");
-    const res = await running;
-    const sse = await readSse(res);
+    await release(hold);
+    const sse = await readSse(await running);
     expect(sse.done).toBe(false);
     expect(sse.error?.error.code).toBe("tenant_deleted");
     await expireDeletionMark(tenant);
     expect(await leftovers(tenant)).toEqual([]);
+  }
+
+  it("ends a request in flight with tenant_deleted at its next call to the gate: the first token, where it is told", async () => {
+    // A hedged model's attempts tell their first tokens. The backend is quiet after two tokens
+    // until the idle timeout (10 s): the stream can only end through the gate's answer to the first
+    // token, however slow the machine.
+    await deletedMidStream({ hedging: { enabled: true } }, "del-inflight");
   });
+
+  it("ends a request in flight with tenant_deleted at its lease renewal, where the first token is not told", async () => {
+    // No idle timeout for a minute: the renewal (every 10 s) is the request's next call (or its
+    // first token, told if it came over 250 ms after the attempt started, on a slow machine).
+    await deletedMidStream({ timeouts: { idleMs: 60_000 } }, "del-renewal");
+  }, 40_000);
 
   it("ends a journaled stream mid-way at its next checkpoint, and the upstream generation is cancelled", async () => {
     const { tenant, key } = await createTenant(simConfig(["a"]));

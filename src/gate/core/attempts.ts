@@ -11,9 +11,13 @@ import type { TenantPolicies } from "./tenant-policies";
 import { pickHedge } from "./hedging";
 import { type RouteReason, routeReason } from "./route-reason";
 import type { SpendDesk } from "./spend-desk";
+import { SILENT_FIRST_TOKEN_MS } from "./lease-timing";
 
 /** How long a retry waits before asking again when every eligible backend is full. */
 export const CAPACITY_POLL_MS = 50;
+
+/** How long before a moment a silent attempt may have started and still answer after it (see record). */
+const UNHEARD_WINDOW_MS = SILENT_FIRST_TOKEN_MS * 1.5;
 
 export class Attempts {
   constructor(
@@ -84,6 +88,8 @@ export class Attempts {
     // and never background work's: nobody waits on its first token.
     const hedged = !continuation && !probe && !lease.background;
     const hedgeAfterMs = hedged ? this.policies.hedging?.delayFor(lease.plan, cursor, now) : undefined;
+    const notify = notifiesFirstToken(this.policies, backend.id, probe);
+    if (!notify) lease.silent = true;
     return {
       attempt: lease.attempts,
       backend: backendTarget(backend, entry.alias),
@@ -92,6 +98,7 @@ export class Attempts {
       continuation: continuation && backend.resume,
       route,
       ...(hedgeAfterMs !== undefined ? { hedgeAfterMs } : {}),
+      ...(notify ? { notifyFirstToken: true as const } : {}),
     };
   }
 
@@ -124,6 +131,7 @@ export class Attempts {
       probe: false,
       continuation: false,
       route: "hedge" as const,
+      notifyFirstToken: true as const,
     };
     return { kind: "hedge", grant };
   }
@@ -154,6 +162,9 @@ export class Attempts {
    * breaker left alone.
    */
   record(lease: Lease, report: AttemptReport, now: number): "slow" | undefined {
+    // An attempt that answered without telling (AttemptGrant.notifyFirstToken) is heard of now,
+    // before its end: its breaker sees the success, then a failure after it, as if it had told.
+    if (report.ttftMs !== undefined && report.backendId === lease.backendId && !lease.answered) this.firstToken(lease, now, report.ttftMs);
     const slow = this.judge(lease, report, lease.probe, now);
     this.leases.vacate(lease);
     return slow;
@@ -171,7 +182,14 @@ export class Attempts {
       if (slow) {
         breaker?.onAbandon(probe);
         this.metrics.count("slowTimeouts");
-      } else breaker?.onFailure(now, probe);
+      } else {
+        // A silent attempt answers within SILENT_FIRST_TOKEN_MS of its start or tells: one that
+        // may have answered at `from` started at most that long before (and a margin for the
+        // Worker's clock and the calls' latency).
+        const startedAt = now - report.durationMs;
+        const since = (from: number) => this.leases.unheard(report.backendId, from - UNHEARD_WINDOW_MS, startedAt, lease);
+        breaker?.onFailure(now, probe, { startedAt, since });
+      }
       if (report.retryAfterMs !== undefined) this.policies.holdOff(report.backendId, report.retryAfterMs, now);
     } else if (report.outcome === "cancelled") {
       breaker?.onAbandon(probe);
@@ -227,4 +245,12 @@ export class Attempts {
     }
     this.leases.vacate(lease);
   }
+}
+
+/**
+ * Whether an attempt on the backend tells its first token when it comes (AttemptGrant.notifyFirstToken):
+ * only where something must hear it at once. The rest save the call; their reports tell it.
+ */
+export function notifiesFirstToken(policies: TenantPolicies, backendId: string, probe: boolean): boolean {
+  return probe || policies.hedging?.enabled === true || policies.backend(backendId)?.adaptiveConcurrency === true;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { CircuitBreaker, type BreakerOptions } from "./breaker";
+import { CircuitBreaker, type BreakerOptions, type Unheard } from "./breaker";
 
 const opts: BreakerOptions = {
   failureRate: 0.5,
@@ -44,6 +44,76 @@ describe("CircuitBreaker", () => {
     expect(b.stateAt(5)).toBe("closed");
     b.onFailure(5);
     expect(b.stateAt(6)).toBe("open");
+  });
+
+  /** `count` unheard attempts started at `at`, beside a failed attempt that started at `startedAt`. */
+  const unheard = (startedAt: number, ...runs: Array<{ at: number; count: number }>): Unheard => ({
+    startedAt,
+    since: (from) => runs.filter((r) => r.at >= from && r.at <= startedAt).reduce((n, r) => n + r.count, 0),
+  });
+
+  it("counts attempts that run without having told their first token as successes: fast failures beside them do not trip", () => {
+    const b = new CircuitBreaker(opts);
+    // Five failures in a row of attempts started at 0, beside eight started with them, unheard.
+    for (let t = 10; t < 15; t++) b.onFailure(t, false, unheard(0, { at: 0, count: 8 }));
+    expect(b.stateAt(15)).toBe("closed"); // 5 / (5 + 8) < 0.5, and the run waits for them
+    b.onFailure(16, false, unheard(0, { at: 0, count: 4 }));
+    expect(b.stateAt(16)).toBe("open"); // 6 / (6 + 4) >= 0.5
+  });
+
+  it("a run of failures that began after the unheard attempts started trips (an outage beside long streams)", () => {
+    const b = new CircuitBreaker({ ...opts, minRequests: 1000 });
+    // Forty streams from before the outage run on; every attempt since fails fast.
+    for (let t = 100; t < 104; t++) b.onFailure(t + 5, false, unheard(t, { at: 0, count: 40 }, { at: t + 1, count: 1 }));
+    expect(b.stateAt(110)).toBe("closed");
+    b.onFailure(110, false, unheard(105, { at: 0, count: 40 }));
+    expect(b.stateAt(110)).toBe("open");
+  });
+
+  it("a run of failures does not trip while an unheard attempt that may have answered during it runs", () => {
+    const b = new CircuitBreaker({ ...opts, minRequests: 1000 });
+    for (let t = 0; t < 6; t++) b.onFailure(t + 5, false, unheard(t, { at: 0, count: 1 }));
+    expect(b.stateAt(11)).toBe("closed");
+    b.onFailure(12, false, unheard(7)); // it ended (its report told the gate how)
+    expect(b.stateAt(12)).toBe("open");
+  });
+
+  it("unheard attempts only ever hold a trip back, never cause one (property)", () => {
+    const event = fc.record({
+      dt: fc.integer({ min: 0, max: 2_000 }),
+      ok: fc.boolean(),
+      took: fc.integer({ min: 0, max: 3_000 }),
+      runs: fc.array(fc.record({ ago: fc.integer({ min: 0, max: 5_000 }), count: fc.integer({ min: 1, max: 4 }) }), { maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 80 }), (events) => {
+        // Two breakers hear the same outcomes; only one is told of unheard attempts. Until their
+        // states first differ they are in step, and then the told one is the one still closed.
+        const told = new CircuitBreaker(opts);
+        const deaf = new CircuitBreaker(opts);
+        let now = 0;
+        for (const e of events) {
+          now += e.dt;
+          if (!told.allows(now) || !deaf.allows(now)) continue;
+          const probe = told.onAttempt(now).probe;
+          deaf.onAttempt(now);
+          if (e.ok) {
+            told.onSuccess(now, probe);
+            deaf.onSuccess(now, probe);
+          } else {
+            told.onFailure(now, probe, unheard(now - e.took, ...e.runs.map((r) => ({ at: now - e.took - r.ago, count: r.count }))));
+            deaf.onFailure(now, probe);
+          }
+          const [a, b] = [told.stateAt(now), deaf.stateAt(now)];
+          if (a !== b) {
+            expect(a).toBe("closed");
+            expect(b).toBe("open");
+            return;
+          }
+        }
+      }),
+      { numRuns: 1_000 },
+    );
   });
 
   it("forgets failures older than the window", () => {

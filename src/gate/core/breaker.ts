@@ -4,6 +4,9 @@
 //   open      -> half-open  when the cooldown has passed (cooldown doubles per re-open, capped)
 //   half-open -> closed     when a probe succeeds;  half-open -> open when a probe fails
 //   (failures of attempts started before the trip are stragglers and change nothing)
+// Attempts still running that have not told how they went (`Unheard`: their first token is not
+// reported; see Attempts.judge) count as successes when a failure weighs the trip: a backend that
+// fails a few requests fast while it streams to many others is not down.
 // Time is passed in (`now`), never read, so the machine is deterministic under test.
 import { SlidingWindowCounter, type WindowSnapshot } from "./window";
 
@@ -25,7 +28,21 @@ export interface BreakerSnapshot {
   /** Opens since the breaker last closed; sets the cooldown. */
   reopenCount: number;
   consecutiveFailures: number;
+  /** When the first failed attempt of the current run of failures started (absent in older rows). */
+  streakSince?: number;
   window: WindowSnapshot;
+}
+
+/**
+ * What a failure's breaker has not heard: attempts on the backend that do not tell their first
+ * token and have run at least as long as the failed one (started by `startedAt`). Had they told,
+ * they would count as successes by now.
+ */
+export interface Unheard {
+  /** When the failed attempt started. */
+  startedAt: number;
+  /** Of those attempts, the ones that may have answered at `since` or later (all of them for -Infinity). */
+  since(since: number): number;
 }
 
 const SUCCESS = 0;
@@ -36,6 +53,7 @@ export class CircuitBreaker {
   private openedAt = 0;
   private reopenCount = 0;
   private consecutive = 0;
+  private streakSince = Number.NEGATIVE_INFINITY;
   private probesInFlight = 0;
   private readonly window: SlidingWindowCounter;
 
@@ -80,9 +98,15 @@ export class CircuitBreaker {
     this.window.add(now, SUCCESS);
   }
 
-  onFailure(now: number, probe = false): void {
+  /**
+   * An attempt failed. The attempts its breaker has not heard from (`unheard`) count as successes:
+   * all of them in the failure rate; and a run of failures does not trip while one runs that may
+   * have answered since the run began, as its first token would have broken the run (a long
+   * stream from before the run, which answered before it began, does not hold it).
+   */
+  onFailure(now: number, probe = false, unheard?: Unheard): void {
     if (probe) this.probesInFlight = Math.max(0, this.probesInFlight - 1);
-    this.consecutive++;
+    if (this.consecutive++ === 0) this.streakSince = unheard?.startedAt ?? now;
     const s = this.stateAt(now);
     // Only a probe speaks for a half-open backend. A failure of an attempt started before the
     // trip is a straggler with no new information: reopening on it would double the cooldown
@@ -95,7 +119,9 @@ export class CircuitBreaker {
     this.window.add(now, FAILURE);
     const [ok = 0, failed = 0] = this.window.totals(now);
     const total = ok + failed;
-    if (this.consecutive >= this.opts.consecutiveFailures || (total >= this.opts.minRequests && failed / total >= this.opts.failureRate)) {
+    const streak = this.consecutive >= this.opts.consecutiveFailures && (unheard?.since(this.streakSince) ?? 0) === 0;
+    const unheardTotal = unheard?.since(Number.NEGATIVE_INFINITY) ?? 0;
+    if (streak || (total >= this.opts.minRequests && failed / (total + unheardTotal) >= this.opts.failureRate)) {
       this.open(now);
     }
   }
@@ -136,6 +162,7 @@ export class CircuitBreaker {
       openedAt: this.openedAt,
       reopenCount: this.reopenCount,
       consecutiveFailures: this.consecutive,
+      ...(this.consecutive > 0 ? { streakSince: this.streakSince } : {}),
       window: this.window.snapshot(),
     };
   }
@@ -147,6 +174,7 @@ export class CircuitBreaker {
     b.openedAt = snap.openedAt;
     b.reopenCount = snap.reopenCount;
     b.consecutive = snap.consecutiveFailures;
+    b.streakSince = snap.streakSince ?? Number.NEGATIVE_INFINITY;
     b.window.restore(snap.window);
     return b;
   }

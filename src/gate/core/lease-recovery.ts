@@ -33,6 +33,7 @@ export function regrant(lease: Lease, policies: TenantPolicies, journal: Journal
     delayMs: 0,
     probe: lease.probe,
     continuation: false,
+    ...(lease.silent ? {} : { notifyFirstToken: true as const }),
   };
   const held = lease.recordKey === undefined ? undefined : journal.get(lease.recordKey, now);
   const resumeFrom = held && held.leaseId === lease.id && held.chunks.length > 0 ? held : undefined;

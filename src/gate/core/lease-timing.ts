@@ -7,3 +7,10 @@
  */
 export const LEASE_TTL_MS = 30_000;
 export const LEASE_RENEW_MS = 10_000;
+
+/**
+ * An attempt that does not tell its first token (AttemptGrant.notifyFirstToken absent) tells it
+ * anyway when it comes later than this after the attempt started: a silent attempt then answered,
+ * if at all, within this of its start, which is what lets a breaker place its success (breaker.ts).
+ */
+export const SILENT_FIRST_TOKEN_MS = 250;

@@ -33,6 +33,8 @@ export interface Lease {
   recordKey?: string;
   /** The current attempt produced a first token (its breaker already counted the success). */
   answered?: boolean;
+  /** The current attempt does not tell its first token (AttemptGrant.notifyFirstToken): its report will. */
+  silent?: true;
   /** Backends that failed an attempt of this request: its retries try them last. */
   failed?: string[];
   /** Completion tokens the attempts reported so far. */
@@ -126,6 +128,20 @@ export class LeaseTable {
     return this.perBackend.get(backendId) ?? 0;
   }
 
+  /**
+   * Attempts on the backend, `except`'s aside, that started from `from` to `to` and do not tell
+   * their first token (`silent`): what a breaker weighing a failure has not heard (breaker.ts,
+   * Unheard). Scans every lease; only a failure asks.
+   */
+  unheard(backendId: string, from: number, to: number, except: Lease): number {
+    let count = 0;
+    for (const lease of this.leases.values()) {
+      const at = lease.attemptAt ?? lease.grantedAt;
+      if (lease !== except && lease.backendId === backendId && lease.silent && at >= from && at <= to) count++;
+    }
+    return count;
+  }
+
   /** Leases found in storage at start-up: their attempts hold their slots again. */
   restore(leases: Iterable<Lease>): void {
     for (const lease of leases) {
@@ -158,6 +174,7 @@ export class LeaseTable {
     lease.backendId = null;
     lease.probe = false;
     lease.answered = false;
+    lease.silent = undefined;
     return id;
   }
 

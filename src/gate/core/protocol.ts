@@ -87,6 +87,13 @@ export interface AttemptGrant {
   hedgeAfterMs?: number;
   /** Why the attempt went to this backend, for the request's log line (absent on a grant resent after its reply was lost). */
   route?: RouteReason;
+  /**
+   * Tell the gate of the attempt's first token when it comes (GateCalls.firstToken): a probe (it
+   * closes the breaker), a hedged model (its TTFTs set the hedge delay) or a backend with
+   * adaptiveConcurrency (its TTFTs move the limit). Absent: the attempt's report carries its first
+   * token, and a breaker weighing a failure counts it as a success meanwhile (breaker.ts).
+   */
+  notifyFirstToken?: true;
 }
 
 /** A hedge of a late attempt, on another backend of its model; or why there is none. */
