@@ -63,7 +63,8 @@ describe("CircuitBreaker", () => {
 
   it("a run of failures that began after the unheard attempts started trips (an outage beside long streams)", () => {
     const b = new CircuitBreaker({ ...opts, minRequests: 1000 });
-    // Forty streams from before the outage run on; every attempt since fails fast.
+    // Forty streams from before the outage run on; every attempt since fails fast (one started
+    // after each failed one has not run as long yet, and says nothing).
     for (let t = 100; t < 104; t++) b.onFailure(t + 5, false, unheard(t, { at: 0, count: 40 }, { at: t + 1, count: 1 }));
     expect(b.stateAt(110)).toBe("closed");
     b.onFailure(110, false, unheard(105, { at: 0, count: 40 }));

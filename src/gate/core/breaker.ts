@@ -119,9 +119,10 @@ export class CircuitBreaker {
     this.window.add(now, FAILURE);
     const [ok = 0, failed = 0] = this.window.totals(now);
     const total = ok + failed;
-    const streak = this.consecutive >= this.opts.consecutiveFailures && (unheard?.since(this.streakSince) ?? 0) === 0;
-    const unheardTotal = unheard?.since(Number.NEGATIVE_INFINITY) ?? 0;
-    if (streak || (total >= this.opts.minRequests && failed / (total + unheardTotal) >= this.opts.failureRate)) {
+    // Asked only when it decides (it scans the gate's leases).
+    const unheardSince = (since: number) => unheard?.since(since) ?? 0;
+    const streak = this.consecutive >= this.opts.consecutiveFailures && unheardSince(this.streakSince) === 0;
+    if (streak || (total >= this.opts.minRequests && failed / (total + unheardSince(Number.NEGATIVE_INFINITY)) >= this.opts.failureRate)) {
       this.open(now);
     }
   }
