@@ -251,6 +251,6 @@ export class Attempts {
  * Whether an attempt on the backend tells its first token when it comes (AttemptGrant.notifyFirstToken):
  * only where something must hear it at once. The rest save the call; their reports tell it.
  */
-export function notifiesFirstToken(policies: TenantPolicies, backendId: string, probe: boolean): boolean {
+function notifiesFirstToken(policies: TenantPolicies, backendId: string, probe: boolean): boolean {
   return probe || policies.hedging?.enabled === true || policies.backend(backendId)?.adaptiveConcurrency === true;
 }

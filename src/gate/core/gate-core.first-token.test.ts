@@ -105,6 +105,20 @@ describe("first-token notices", () => {
     expect(breakerOf(core, "a", 500).breaker).toBe("closed"); // failure, (its answer), two failures
   });
 
+  it("a silent attempt that told a late first token is heard: it no longer holds a run back", () => {
+    const { core, host } = testCore(
+      testConfig({ limits: { maxConcurrency: 100 }, breaker: { consecutiveFailures: 3, minRequests: 1000 } }),
+    );
+    // Granted silent at 100, its first token came 300 ms later, so it told it (SILENT_FIRST_TOKEN_MS).
+    const slow = leaseOf(admit(core, host, request("slow"), 100));
+    core.firstToken(slow.leaseId, 400, 300);
+    for (let i = 0; i < 3; i++) {
+      const { leaseId } = leaseOf(admit(core, host, request(`failing${i}`), 400 + 100 * i));
+      core.retry(leaseId, failure("a", { durationMs: 10 }), fresh, 410 + 100 * i);
+    }
+    expect(breakerOf(core, "a", 700).breaker).toBe("open"); // its success came before the run
+  });
+
   it("a report tells the first token its attempt did not: the breaker hears a success, then the failure after it", () => {
     const { core, host } = testCore(breakerConfig());
     const { leaseId } = leaseOf(admit(core, host, request("r"), 0));

@@ -129,15 +129,15 @@ export class LeaseTable {
   }
 
   /**
-   * Attempts on the backend, `except`'s aside, that started from `from` to `to` and do not tell
-   * their first token (`silent`): what a breaker weighing a failure has not heard (breaker.ts,
-   * Unheard). Scans every lease; only a failure asks.
+   * Attempts on the backend, `except`'s aside, that started from `from` to `to`, do not tell their
+   * first token (`silent`) and have not told a late one (`answered`): what a breaker weighing a
+   * failure has not heard (breaker.ts, Unheard). Scans every lease; only a failure asks.
    */
   unheard(backendId: string, from: number, to: number, except: Lease): number {
     let count = 0;
     for (const lease of this.leases.values()) {
       const at = lease.attemptAt ?? lease.grantedAt;
-      if (lease !== except && lease.backendId === backendId && lease.silent && at >= from && at <= to) count++;
+      if (lease !== except && lease.backendId === backendId && lease.silent && !lease.answered && at >= from && at <= to) count++;
     }
     return count;
   }
