@@ -40,7 +40,10 @@ export interface GateStats {
 
 /** GET `path` of the router's admin API, as the operator. */
 export function adminGet(routerUrl: string, path: string): Promise<Response> {
-  return fetch(`${routerUrl}/admin${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const get = () => fetch(`${routerUrl}/admin${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  // A GET, so safe to send again: a kept-alive socket the server closed as it was reused fails
+  // with "other side closed" (seen once under load, in noisy neighbour's 250 ms stats sampler).
+  return get().catch(get);
 }
 
 export async function gateStats(routerUrl: string, tenant: string): Promise<GateStats> {
